@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* The node configuration file (INI, parsed with inih). See
+ * docs/configuration.md and dist/gatewayd.conf.example. */
+
+#include <stdbool.h>
+
+#include "workloads/workloads.h"
+
+enum gw_public_config_source {
+        GW_PUBLIC_CONFIG_FILE, /* the four public_* / gateway_* keys */
+        GW_PUBLIC_CONFIG_BUS,  /* network.network@0.0.1 GetPublicConfig */
+};
+
+enum gw_name_validation {
+        GW_NAME_VALIDATION_BUS, /* api-gateway.api-gateway@0.0.1, as zos does */
+        GW_NAME_VALIDATION_OFF, /* trust the caller */
+};
+
+struct gw_config {
+        char *path; /* file it was read from */
+
+        /* [gateway] */
+        bool enabled;
+        enum gw_public_config_source public_config;
+        struct wl_public_config pc; /* domain + addresses (domain also used in bus mode) */
+
+        /* [names] */
+        enum gw_name_validation name_validation;
+        unsigned revalidate_interval_sec; /* hourly contract check; default 3600 */
+
+        /* [dns] */
+        char *resolver; /* normalised "IPv4:port" or "[IPv6]:port"; default "8.8.8.8:53" */
+        unsigned resolver_timeout_ms; /* default 10000 */
+
+        /* [bus] */
+        unsigned call_timeout_ms; /* outgoing zbus calls (api-gateway, network); default 60000 */
+        unsigned max_payload;     /* bytes per request popped from Redis; default 1 MiB */
+
+        /* [namespace] */
+        char *netns_dir; /* where named network namespaces live; default /run/netns */
+
+        /* [log] */
+        int log_level; /* syslog level; default LOG_INFO */
+};
+
+/* "file"/"bus" and "bus"/"off", as written in the file; NULL for other values. */
+const char *gw_public_config_source_to_string(enum gw_public_config_source s);
+const char *gw_name_validation_to_string(enum gw_name_validation v);
+
+/* Fill @c with defaults (enabled = no, no domain, validation = bus,
+ * resolver 8.8.8.8:53, ...). Returns 0 or -ENOMEM. */
+int gw_config_init(struct gw_config *c);
+void gw_config_done(struct gw_config *c);
+
+/* Parse @path into @ret (which must be unset; it is initialised here). Unknown
+ * sections/keys and bad values are errors. On failure returns -EINVAL (or
+ * -errno for I/O, -ENOMEM) and sets *reterr to "<file>:<line>: [<section>]
+ * <key>: <reason>" (or "<file>: <strerror>"); @ret is left unset (no need to
+ * call gw_config_done). A missing file is -ENOENT, a file that is not a
+ * regular file -EBADF, one over 1 MiB -EFBIG. Only the first error is
+ * reported; checks across keys have no line ("<file>: [gateway] ..."). The
+ * caller owns *reterr (free()); it is NULL on -ENOMEM. @reterr may be NULL. */
+int gw_config_load(const char *path, struct gw_config *ret, char **reterr);
+
+/* Parse from a memory buffer (for tests and fuzzing); @name is used in errors. */
+int gw_config_load_string(const char *name, const char *text, struct gw_config *ret, char **reterr);

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* The daemon's shared state: wiring of bus -> workloads -> state (and,
+ * with later issues, netns/proxy/acme). Everything here runs on the main
+ * libuv loop; no locks. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "daemon/config.h"
+#include "daemon/state.h"
+#include "proto/bus.h"
+#include "workloads/workloads.h"
+
+struct gw_dns;
+struct gw_op;
+struct hashmap;
+struct gw_revalidator;
+
+#define GW_MODULE         "gateway"
+#define GW_OBJECT         "manager"
+#define GW_OBJECT_VERSION "0.0.1"
+
+struct gw_daemon {
+        uv_loop_t *loop;
+        char *config_path;
+        char *root;
+        char *broker;
+        unsigned workers;
+
+        struct gw_config cfg;
+        struct proto_bus *bus;
+        struct gw_state *state;
+        struct wl_registry *reg;
+        struct hashmap *counters; /* workload ID -> struct gw_wl_counters */
+        struct gw_dns *dns;
+        struct gw_op *ops; /* Set* calls in progress */
+        struct gw_revalidator *reval;
+
+        uv_signal_t sig_term, sig_int, sig_hup;
+        uv_timer_t watchdog;
+        uv_timer_t counters_timer;
+        uint64_t watchdog_usec;
+        bool ready;
+        bool stopping;
+        int exit_code;
+        uint64_t started_usec;
+};
+
+struct gw_wl_counters {
+        char *id; /* key */
+        uint64_t request_bytes;
+        uint64_t response_bytes;
+};
+
+/* gateway.c: the manager@0.0.1 object. */
+void gw_manager_on_request(struct proto_bus *bus, struct proto_bus_call *call, void *userdata);
+/* Abandon all in-flight calls (they are handled again after a restart). */
+void gw_manager_cancel_all(struct gw_daemon *d);
+/* Restore workloads from the state dir into the registry. */
+int gw_manager_restore(struct gw_daemon *d);
+/* (Re)create the resolver from the config. */
+int gw_manager_apply_dns(struct gw_daemon *d);
+int gw_manager_save_counters(struct gw_daemon *d);
+void gw_counters_drop(struct gw_daemon *d, const char *id);
+
+/* pubconf.c: the node's public configuration (from the file or the bus). */
+typedef void gw_pubconf_cb(int r, const char *error, const struct wl_public_config *pc,
+                           void *userdata);
+/* Fetch: @cb may run before this returns (file mode). Returns 0 or -errno
+ * (then @cb never runs). @ret receives a cancellable handle in bus mode. */
+int gw_pubconf_get(struct gw_daemon *d, gw_pubconf_cb *cb, void *userdata,
+                   struct proto_bus_pending **ret);
+/* Convert the networker's PublicConfig. */
+int gw_pubconf_from_proto(const struct proto_public_config *in, struct wl_public_config *out);
+
+/* names.c: name-contract validation through api-gateway (§4.8). */
+enum gw_name_verdict {
+        GW_NAME_OK,
+        GW_NAME_INVALID, /* a user error: reserve first / wrong state / twin mismatch */
+        GW_NAME_ERROR,   /* anything else (transport, chain errors) */
+};
+struct gw_name_check;
+typedef void gw_name_check_cb(enum gw_name_verdict v, const char *reason, void *userdata);
+/* Start a check of @name for @twin; @cb runs exactly once, later. */
+int gw_name_check_start(struct gw_daemon *d, const char *name, uint32_t twin,
+                        gw_name_check_cb *cb, void *userdata, struct gw_name_check **ret);
+void gw_name_check_cancel(struct gw_name_check *c);
+
+int gw_revalidator_start(struct gw_daemon *d);
+void gw_revalidator_stop(struct gw_daemon *d);
+/* Apply a new interval (SIGHUP). */
+void gw_revalidator_reconfigure(struct gw_daemon *d);
+
+/* utf8 checks for bus strings */
+bool gw_utf8_valid(const char *s, size_t n);

@@ -1,0 +1,854 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The gateway.manager@0.0.1 object: zos's four methods plus read-only
+ * operator methods. Each Set* call is a small asynchronous state machine
+ * (public config -> name contract or DNS -> plan -> persist -> commit) so
+ * that the loop, and with it the status object, never waits on I/O. The
+ * checks run in the order protocol-zbus-gateway.md §4.1/§4.2 gives. */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "common/hashmap.h"
+#include "common/log.h"
+#include "common/macros.h"
+#include "common/strbuf.h"
+#include "gw-version.h"
+#include "daemon/daemon.h"
+#include "daemon/dns.h"
+
+enum op_step {
+        OP_STEP_PUBCONF, /* waiting for the public config */
+        OP_STEP_NAME,    /* waiting for api-gateway */
+        OP_STEP_DNS,     /* waiting for the FQDN lookup */
+        OP_STEP_DONE,
+};
+
+struct gw_op {
+        struct gw_daemon *d;
+        struct gw_op *prev, *next;
+        struct proto_bus_call *call;
+        bool fqdn; /* SetFQDNProxy, else SetNamedProxy */
+        enum op_step step;
+        struct wl_proxy *p;
+        struct wl_public_config pc;
+        struct wl_id wid;
+        struct proto_bus_pending *pending;
+        struct gw_name_check *check;
+        struct gw_dns_query *query;
+};
+
+static uint64_t now_usec(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+bool gw_utf8_valid(const char *s, size_t n)
+{
+        const unsigned char *p = (const unsigned char *)s, *end = p + n;
+
+        while (p < end) {
+                unsigned c = *p, len;
+                uint32_t cp;
+
+                if (c == 0)
+                        return false;
+                if (c < 0x80) {
+                        p++;
+                        continue;
+                }
+                if ((c & 0xe0) == 0xc0) {
+                        len = 2;
+                        cp = c & 0x1f;
+                } else if ((c & 0xf0) == 0xe0) {
+                        len = 3;
+                        cp = c & 0x0f;
+                } else if ((c & 0xf8) == 0xf0) {
+                        len = 4;
+                        cp = c & 0x07;
+                } else {
+                        return false;
+                }
+                if ((size_t)(end - p) < len)
+                        return false;
+                for (unsigned i = 1; i < len; i++) {
+                        if ((p[i] & 0xc0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (p[i] & 0x3f);
+                }
+                if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+                    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+                    (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+                p += len;
+        }
+        return true;
+}
+
+/* ======================================================================
+ * Replies
+ * ====================================================================== */
+
+enum result_kind {
+        RESULT_NONE,    /* error-only method: Data nil */
+        RESULT_STRING,  /* SetNamedProxy: "" on error */
+        RESULT_METRICS, /* zero GatewayMetrics on error */
+        RESULT_OTHER,   /* our extensions: a bin holding c0 (decodes as zero in Go) */
+};
+
+static void reply_error(struct proto_bus_call *call, enum result_kind kind, const char *error)
+{
+        _cleanup_strbuf_ struct strbuf data = STRBUF_INIT;
+        int r = 0;
+
+        switch (kind) {
+        case RESULT_NONE:
+                proto_bus_call_reply(call, NULL, 0, error);
+                return;
+        case RESULT_STRING:
+                r = proto_encode_str(&data, "");
+                break;
+        case RESULT_METRICS:
+                r = proto_metrics_encode(&data, NULL, 0, NULL, 0);
+                break;
+        case RESULT_OTHER:
+                r = proto_encode_nil(&data);
+                break;
+        }
+        if (r < 0) {
+                proto_bus_call_reply(call, NULL, 0, error);
+                return;
+        }
+        proto_bus_call_reply(call, data.data, data.len, error);
+}
+
+_printf_(3, 4) static void reply_errorf(struct proto_bus_call *call, enum result_kind kind,
+                                        const char *fmt, ...)
+{
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        reply_error(call, kind, msg ? msg : "out of memory");
+}
+
+/* Check the argument count and decode argument @i as a string. Replies
+ * with zbus's texts on failure and returns false. */
+static bool args_count(struct proto_bus_call *call, enum result_kind kind, size_t want)
+{
+        const struct proto_request *req = proto_bus_call_request(call);
+
+        if (req->n_inputs == want)
+                return true;
+        reply_errorf(call, kind, "invalid number of arguments expecting %zu got %zu", want,
+                     req->n_inputs);
+        return false;
+}
+
+static bool arg_string(struct proto_bus_call *call, enum result_kind kind, size_t i,
+                       struct proto_str *ret)
+{
+        const struct proto_request *req = proto_bus_call_request(call);
+
+        if (proto_decode_str(req->inputs[i].s, req->inputs[i].n, ret) < 0) {
+                reply_errorf(call, kind, "invalid argument type [%zu] expecting string got", i);
+                return false;
+        }
+        if (!gw_utf8_valid(ret->s, ret->n)) {
+                proto_str_done(ret);
+                reply_errorf(call, kind, "invalid argument [%zu]: not valid UTF-8 text", i);
+                return false;
+        }
+        return true;
+}
+
+/* ======================================================================
+ * Set*Proxy
+ * ====================================================================== */
+
+static void op_free(struct gw_op *op)
+{
+        struct gw_daemon *d = op->d;
+
+        if (op->prev)
+                op->prev->next = op->next;
+        else if (d->ops == op)
+                d->ops = op->next;
+        if (op->next)
+                op->next->prev = op->prev;
+        wl_proxy_free(op->p);
+        wl_public_config_done(&op->pc);
+        free(op);
+}
+
+static void op_fail(struct gw_op *op, const char *error)
+{
+        op->step = OP_STEP_DONE;
+        log_wl(LOG_INFO, op->p ? op->p->id : NULL, op->p ? op->p->fqdn : NULL, "%s %s refused: %s",
+               op->fqdn ? "SetFQDNProxy" : "SetNamedProxy", op->p ? op->p->id : "", error);
+        reply_error(op->call, op->fqdn ? RESULT_NONE : RESULT_STRING, error);
+        op_free(op);
+}
+
+_printf_(2, 3) static void op_failf(struct gw_op *op, const char *fmt, ...)
+{
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        op_fail(op, msg ? msg : "out of memory");
+}
+
+static void op_fail_take(struct gw_op *op, char *error)
+{
+        op_fail(op, error ? error : "out of memory");
+        free(error);
+}
+
+/* §4.6: the private network must exist on this node. */
+static int check_network(struct gw_daemon *d, const struct wl_proxy *p, char **reterr)
+{
+        _cleanup_free_ char *path = NULL;
+        struct stat st;
+
+        if (!p->network)
+                return 0;
+        if (asprintf(&path, "%s/n-%s", d->cfg.netns_dir, p->net_id) < 0)
+                return -ENOMEM;
+        if (stat(path, &st) < 0) {
+                int r = -errno;
+                if (asprintf(reterr,
+                             "failed to get user network: couldn't load network with id (%s): %s",
+                             p->net_id,
+                             r == -ENOENT ? "network namespace does not exist" : strerror(-r)) <
+                    0)
+                        *reterr = NULL;
+                return r;
+        }
+        return 0;
+}
+
+static void op_finish(struct gw_op *op)
+{
+        _cleanup_strbuf_ struct strbuf data = STRBUF_INIT;
+        struct gw_daemon *d = op->d;
+        struct wl_plan plan = {};
+        char *err = NULL;
+        int r;
+
+        op->step = OP_STEP_DONE;
+        /* setupRouting §4.3: backends, domain conflict, then the network. */
+        r = wl_plan_set(d->reg, op->p, &op->pc, &plan, &err);
+        if (r < 0) {
+                op_fail_take(op, err);
+                return;
+        }
+        op->p = NULL; /* owned by the plan now */
+        r = check_network(d, plan.new ? plan.new : plan.old, &err);
+        if (r < 0) {
+                wl_plan_done(&plan);
+                op_fail_take(op, err);
+                return;
+        }
+
+        if (plan.type == WL_PLAN_ADD || plan.type == WL_PLAN_REPLACE) {
+                uint64_t now = now_usec();
+
+                plan.new->created_usec = plan.old ? plan.old->created_usec : now;
+                plan.new->updated_usec = now;
+                /* Persist before the reply: nothing confirmed is lost. */
+                r = gw_state_save(d->state, plan.new);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to persist workload %s: %m", plan.new->id);
+                        wl_plan_done(&plan);
+                        op_failf(op, "couldn't open config file for writing: %s", strerror(-r));
+                        return;
+                }
+                if (plan.type == WL_PLAN_REPLACE && plan.old &&
+                    strcasecmp(plan.old->fqdn, plan.new->fqdn) != 0)
+                        log_wl(LOG_INFO, plan.new->id, plan.old->fqdn,
+                               "Workload %s releases %s", plan.new->id, plan.old->fqdn);
+        }
+        {
+                const struct wl_proxy *p = plan.new ? plan.new : plan.old;
+                log_wl(LOG_INFO, p->id, p->fqdn, "%s %s: %s %s -> %zu backend(s)%s",
+                       op->fqdn ? "SetFQDNProxy" : "SetNamedProxy", p->id,
+                       wl_plan_type_to_string(plan.type), p->fqdn, p->n_backends,
+                       p->tls_passthrough ? " (passthrough)" : "");
+                if (!op->fqdn)
+                        r = proto_encode_str(&data, p->fqdn);
+        }
+        r = wl_registry_commit(d->reg, &plan);
+        if (r < 0) {
+                /* The file is written; the registry could not grow. Undo the
+                 * file so disk and memory agree. */
+                wl_plan_done(&plan);
+                op_fail(op, "out of memory");
+                return;
+        }
+        wl_plan_done(&plan);
+        proto_bus_call_reply(op->call, op->fqdn ? NULL : data.data, op->fqdn ? 0 : data.len,
+                             NULL);
+        op_free(op);
+}
+
+static void on_name_checked(enum gw_name_verdict v, const char *reason, void *userdata)
+{
+        struct gw_op *op = userdata;
+
+        op->check = NULL;
+        if (v != GW_NAME_OK) {
+                op_failf(op, "failed to verify name contract: %s", reason);
+                return;
+        }
+        op_finish(op);
+}
+
+static bool addr_matches(const char *addr, const struct wl_public_config *pc)
+{
+        char buf[INET6_ADDRSTRLEN];
+
+        /* Go compares IP.String() forms. */
+        if (pc->has_ipv4 && inet_ntop(AF_INET, &pc->ipv4, buf, sizeof(buf)) && streq(addr, buf))
+                return true;
+        if (pc->has_ipv6 && inet_ntop(AF_INET6, &pc->ipv6, buf, sizeof(buf)) && streq(addr, buf))
+                return true;
+        return false;
+}
+
+static void on_dns(const char *error, char **addrs, size_t n, void *userdata)
+{
+        struct gw_op *op = userdata;
+
+        op->query = NULL;
+        if (error) {
+                op_failf(op, "failed to verify domain dns record: %s", error);
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (addr_matches(addrs[i], &op->pc)) {
+                        op_finish(op);
+                        return;
+                }
+        op_fail(op, "failed to verify domain dns record: host doesn't point to the gateway ip");
+}
+
+static void on_pubconf(int r, const char *error, const struct wl_public_config *pc,
+                       void *userdata)
+{
+        struct gw_op *op = userdata;
+        char *err = NULL;
+        int k;
+
+        if (r == -ECANCELED)
+                return; /* the op was abandoned at shutdown */
+        op->pending = NULL;
+        if (r < 0) {
+                op_failf(op, "gateway is not supported on this node: %s", error);
+                return;
+        }
+        if (wl_public_config_copy(pc, &op->pc) < 0) {
+                op_fail(op, "out of memory");
+                return;
+        }
+        if (!op->fqdn) {
+                /* §4.1 step 4, then the name contract (step 5). */
+                k = wl_check_name_node(op->p, &op->pc, &err);
+                if (k < 0) {
+                        op_fail_take(op, err);
+                        return;
+                }
+                if (op->d->cfg.name_validation == GW_NAME_VALIDATION_OFF) {
+                        op_finish(op);
+                        return;
+                }
+                op->step = OP_STEP_NAME;
+                k = gw_name_check_start(op->d, op->p->name, op->wid.twin, on_name_checked, op,
+                                        &op->check);
+                if (k < 0)
+                        op_failf(op, "failed to verify name contract: %s", strerror(-k));
+                return;
+        }
+        /* §4.2 step 3, then DNS (step 4). */
+        k = wl_check_fqdn_node(op->p, &op->pc, &err);
+        if (k < 0) {
+                op_fail_take(op, err);
+                return;
+        }
+        if (!op->d->dns) {
+                op_fail(op, "failed to verify domain dns record: no resolver configured");
+                return;
+        }
+        op->step = OP_STEP_DNS;
+        k = gw_dns_lookup(op->d->dns, op->p->fqdn, on_dns, op, &op->query);
+        if (k < 0)
+                op_failf(op, "failed to verify domain dns record: %s", strerror(-k));
+}
+
+static int proxy_from_args(const struct proto_gw_proxy *gp, const struct proto_str *id, bool fqdn,
+                           struct wl_proxy **ret, char **reterr)
+{
+        _cleanup_(wl_proxy_freep) struct wl_proxy *p = wl_proxy_new();
+
+        if (!p)
+                return -ENOMEM;
+        if (!gw_utf8_valid(gp->name.s, gp->name.n) ||
+            (gp->has_network && !gw_utf8_valid(gp->network.s, gp->network.n))) {
+                *reterr = strdup("invalid argument [1]: not valid UTF-8 text");
+                return -EINVAL;
+        }
+        p->kind = fqdn ? WL_KIND_FQDN : WL_KIND_NAME;
+        p->id = strdup(id->s);
+        if (!p->id)
+                return -ENOMEM;
+        if (fqdn)
+                p->fqdn = strdup(gp->name.s);
+        else
+                p->name = strdup(gp->name.s);
+        if (!(fqdn ? p->fqdn : p->name))
+                return -ENOMEM;
+        p->tls_passthrough = gp->tls_passthrough;
+        if (gp->has_network && !(p->network = strdup(gp->network.s)))
+                return -ENOMEM;
+        p->backends = calloc(gp->n_backends + 1, sizeof(char *));
+        if (!p->backends)
+                return -ENOMEM;
+        for (size_t i = 0; i < gp->n_backends; i++) {
+                if (!gw_utf8_valid(gp->backends[i].s, gp->backends[i].n)) {
+                        *reterr = strdup("invalid argument [1]: not valid UTF-8 text");
+                        return -EINVAL;
+                }
+                p->backends[i] = strdup(gp->backends[i].s);
+                if (!p->backends[i])
+                        return -ENOMEM;
+                p->n_backends++;
+        }
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+static void handle_set(struct gw_daemon *d, struct proto_bus_call *call, bool fqdn)
+{
+        const struct proto_request *req = proto_bus_call_request(call);
+        enum result_kind kind = fqdn ? RESULT_NONE : RESULT_STRING;
+        struct proto_str id = {};
+        struct proto_gw_proxy gp = {};
+        struct gw_op *op;
+        char *err = NULL;
+        int r;
+
+        if (!args_count(call, kind, 2) || !arg_string(call, kind, 0, &id))
+                return;
+        if (proto_gw_proxy_decode(req->inputs[1].s, req->inputs[1].n, fqdn, &gp) < 0) {
+                proto_str_done(&id);
+                reply_errorf(call, kind, "invalid argument type [1] expecting %s got",
+                             fqdn ? "zos.GatewayFQDNProxy" : "zos.GatewayNameProxy");
+                return;
+        }
+        op = calloc(1, sizeof(*op));
+        if (!op) {
+                proto_str_done(&id);
+                proto_gw_proxy_done(&gp);
+                reply_error(call, kind, "out of memory");
+                return;
+        }
+        op->d = d;
+        op->call = call;
+        op->fqdn = fqdn;
+        op->next = d->ops;
+        if (op->next)
+                op->next->prev = op;
+        d->ops = op;
+        r = proxy_from_args(&gp, &id, fqdn, &op->p, &err);
+        proto_str_done(&id);
+        proto_gw_proxy_done(&gp);
+        if (r < 0) {
+                op_fail_take(op, r == -ENOMEM ? NULL : err);
+                return;
+        }
+
+        /* §4.1 steps 1-2 / §4.2 step 1. */
+        r = fqdn ? wl_check_fqdn_request(op->p, &err) : wl_check_name_request(op->p, &err);
+        if (r < 0) {
+                op_fail_take(op, err);
+                return;
+        }
+        if (!fqdn) {
+                r = wl_id_parse(op->p->id, &op->wid, &err);
+                assert(r >= 0); /* checked above */
+                free(err);
+                err = NULL;
+        }
+        /* Step 3 (ensureGateway): the capability and the public config. */
+        if (!d->cfg.enabled) {
+                op_fail(op, "gateway is not supported on this node: the gateway capability is "
+                            "disabled in the node configuration");
+                return;
+        }
+        op->step = OP_STEP_PUBCONF;
+        r = gw_pubconf_get(d, on_pubconf, op, &op->pending);
+        if (r < 0)
+                op_failf(op, "gateway is not supported on this node: %s", strerror(-r));
+}
+
+void gw_manager_cancel_all(struct gw_daemon *d)
+{
+        while (d->ops) {
+                struct gw_op *op = d->ops;
+
+                /* Cancelling makes the pending callbacks no-ops; the request
+                 * stays in the inflight list and is handled after restart. */
+                if (op->check)
+                        gw_name_check_cancel(op->check);
+                if (op->query)
+                        gw_dns_query_cancel(op->query);
+                if (op->pending)
+                        proto_bus_request_cancel(op->pending);
+                proto_bus_call_reply(op->call, NULL, 0, "gatewayd is shutting down");
+                op_free(op);
+        }
+}
+
+/* ======================================================================
+ * DeleteNamedProxy, Metrics, operator methods
+ * ====================================================================== */
+
+static void handle_delete(struct gw_daemon *d, struct proto_bus_call *call)
+{
+        struct proto_str id = {};
+        struct wl_plan plan = {};
+        int r;
+
+        if (!args_count(call, RESULT_NONE, 1) || !arg_string(call, RESULT_NONE, 0, &id))
+                return;
+        r = wl_plan_delete(d->reg, id.s, &plan);
+        if (r >= 0 && plan.type == WL_PLAN_REMOVE) {
+                _cleanup_free_ char *fqdn = strdup(plan.old->fqdn);
+
+                r = gw_state_remove(d->state, id.s);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to remove state of workload %s: %m", id.s);
+                        wl_plan_done(&plan);
+                        reply_errorf(call, RESULT_NONE, "couldn't remove config file: %s",
+                                     strerror(-r));
+                        proto_str_done(&id);
+                        return;
+                }
+                r = wl_registry_commit(d->reg, &plan);
+                gw_counters_drop(d, id.s);
+                log_wl(LOG_INFO, id.s, fqdn, "DeleteNamedProxy %s: removed %s", id.s,
+                       strempty(fqdn));
+        }
+        wl_plan_done(&plan);
+        proto_str_done(&id);
+        /* zos: always success, also for unknown IDs. */
+        proto_bus_call_reply(call, NULL, 0, r < 0 ? "out of memory" : NULL);
+}
+
+struct metrics_ctx {
+        struct gw_daemon *d;
+        struct proto_metric *req, *resp;
+        size_t n;
+};
+
+static int collect_metric(const struct wl_proxy *p, void *userdata)
+{
+        struct metrics_ctx *ctx = userdata;
+        struct gw_wl_counters *c = hashmap_get(ctx->d->counters, p->id);
+
+        ctx->req[ctx->n] = (struct proto_metric){p->id, c ? (double)c->request_bytes : 0};
+        ctx->resp[ctx->n] = (struct proto_metric){p->id, c ? (double)c->response_bytes : 0};
+        ctx->n++;
+        return 0;
+}
+
+static void handle_metrics(struct gw_daemon *d, struct proto_bus_call *call)
+{
+        _cleanup_strbuf_ struct strbuf data = STRBUF_INIT;
+        size_t n = wl_registry_size(d->reg);
+        _cleanup_free_ struct proto_metric *rq = calloc(n + 1, sizeof(*rq));
+        _cleanup_free_ struct proto_metric *rs = calloc(n + 1, sizeof(*rs));
+        struct metrics_ctx ctx = {d, rq, rs, 0};
+
+        if (!args_count(call, RESULT_METRICS, 0))
+                return;
+        if (!rq || !rs) {
+                reply_error(call, RESULT_METRICS, "out of memory");
+                return;
+        }
+        wl_registry_foreach(d->reg, collect_metric, &ctx);
+        if (proto_metrics_encode(&data, rq, ctx.n, rs, ctx.n) < 0) {
+                reply_error(call, RESULT_METRICS, "out of memory");
+                return;
+        }
+        proto_bus_call_reply(call, data.data, data.len, NULL);
+}
+
+static int encode_proxy_info(struct gw_daemon *d, struct strbuf *out, const struct wl_proxy *p)
+{
+        struct gw_wl_counters *c = hashmap_get(d->counters, p->id);
+        struct proto_proxy_info pi = {
+                .id = p->id,
+                .kind = wl_kind_to_string(p->kind),
+                .fqdn = p->fqdn,
+                .name = p->name,
+                .backends = (const char *const *)p->backends,
+                .n_backends = p->n_backends,
+                .tls_passthrough = p->tls_passthrough,
+                .network = p->network,
+                .created_sec = (int64_t)(p->created_usec / 1000000),
+                .updated_sec = (int64_t)(p->updated_usec / 1000000),
+                .request_bytes = c ? (double)c->request_bytes : 0,
+                .response_bytes = c ? (double)c->response_bytes : 0,
+        };
+        return proto_proxy_info_encode(out, &pi);
+}
+
+struct list_ctx {
+        struct gw_daemon *d;
+        struct strbuf *out;
+};
+
+static int list_one(const struct wl_proxy *p, void *userdata)
+{
+        struct list_ctx *ctx = userdata;
+
+        return encode_proxy_info(ctx->d, ctx->out, p);
+}
+
+static void handle_list(struct gw_daemon *d, struct proto_bus_call *call)
+{
+        _cleanup_strbuf_ struct strbuf data = STRBUF_INIT;
+        struct list_ctx ctx = {d, &data};
+        int r;
+
+        if (!args_count(call, RESULT_OTHER, 0))
+                return;
+        r = proto_encode_array_header(&data, (uint32_t)wl_registry_size(d->reg));
+        if (r >= 0)
+                r = wl_registry_foreach(d->reg, list_one, &ctx);
+        if (r < 0) {
+                reply_error(call, RESULT_OTHER, "out of memory");
+                return;
+        }
+        proto_bus_call_reply(call, data.data, data.len, NULL);
+}
+
+static void handle_get(struct gw_daemon *d, struct proto_bus_call *call)
+{
+        _cleanup_strbuf_ struct strbuf data = STRBUF_INIT;
+        struct proto_str id = {};
+        const struct wl_proxy *p;
+
+        if (!args_count(call, RESULT_OTHER, 1) || !arg_string(call, RESULT_OTHER, 0, &id))
+                return;
+        p = wl_registry_get(d->reg, id.s);
+        if (!p) {
+                reply_errorf(call, RESULT_OTHER, "proxy with workload id '%s' not found", id.s);
+                proto_str_done(&id);
+                return;
+        }
+        proto_str_done(&id);
+        if (encode_proxy_info(d, &data, p) < 0) {
+                reply_error(call, RESULT_OTHER, "out of memory");
+                return;
+        }
+        proto_bus_call_reply(call, data.data, data.len, NULL);
+}
+
+static void handle_info(struct gw_daemon *d, struct proto_bus_call *call)
+{
+        _cleanup_strbuf_ struct strbuf data = STRBUF_INIT;
+        char v4[INET_ADDRSTRLEN + 4] = "", v6[INET6_ADDRSTRLEN + 4] = "";
+        const struct wl_public_config *pc = &d->cfg.pc;
+        int r;
+
+        if (!args_count(call, RESULT_OTHER, 0))
+                return;
+        if (pc->has_ipv4 && inet_ntop(AF_INET, &pc->ipv4, v4, sizeof(v4)))
+                snprintf(v4 + strlen(v4), sizeof(v4) - strlen(v4), "/%u", pc->ipv4_prefix);
+        if (pc->has_ipv6 && inet_ntop(AF_INET6, &pc->ipv6, v6, sizeof(v6)))
+                snprintf(v6 + strlen(v6), sizeof(v6) - strlen(v6), "/%u", pc->ipv6_prefix);
+        r = proto_encode_map_header(&data, 9);
+        if (r >= 0)
+                r = proto_encode_key_str(&data, "Version", GATEWAYD_VERSION);
+        if (r >= 0)
+                r = proto_encode_key_bool(&data, "Enabled", d->cfg.enabled);
+        if (r >= 0)
+                r = proto_encode_key_str(&data, "Domain", strempty(pc->domain));
+        if (r >= 0)
+                r = proto_encode_key_uint(&data, "Workloads", wl_registry_size(d->reg));
+        if (r >= 0)
+                r = proto_encode_key_str(&data, "PublicConfig",
+                                         d->cfg.public_config == GW_PUBLIC_CONFIG_BUS ? "bus"
+                                                                                      : "file");
+        if (r >= 0)
+                r = proto_encode_key_str(&data, "PublicIPv4", v4);
+        if (r >= 0)
+                r = proto_encode_key_str(&data, "PublicIPv6", v6);
+        if (r >= 0)
+                r = proto_encode_key_str(&data, "NameValidation",
+                                         d->cfg.name_validation == GW_NAME_VALIDATION_BUS ? "bus"
+                                                                                          : "off");
+        if (r >= 0)
+                r = proto_encode_key_str(&data, "Bus", proto_bus_queue(d->bus));
+        if (r < 0) {
+                reply_error(call, RESULT_OTHER, "out of memory");
+                return;
+        }
+        proto_bus_call_reply(call, data.data, data.len, NULL);
+}
+
+void gw_manager_on_request(struct proto_bus *bus, struct proto_bus_call *call, void *userdata)
+{
+        struct gw_daemon *d = userdata;
+        const struct proto_request *req = proto_bus_call_request(call);
+        const struct proto_str *m = &req->method;
+
+        if (proto_str_eq(m, "SetNamedProxy"))
+                handle_set(d, call, false);
+        else if (proto_str_eq(m, "SetFQDNProxy"))
+                handle_set(d, call, true);
+        else if (proto_str_eq(m, "DeleteNamedProxy"))
+                handle_delete(d, call);
+        else if (proto_str_eq(m, "Metrics"))
+                handle_metrics(d, call);
+        else if (proto_str_eq(m, "ListProxies"))
+                handle_list(d, call);
+        else if (proto_str_eq(m, "GetProxy"))
+                handle_get(d, call);
+        else if (proto_str_eq(m, "Info"))
+                handle_info(d, call);
+        else
+                /* zbus's text; in Output.Error so Go callers do not crash. */
+                proto_bus_call_reply(call, NULL, 0, "not a function");
+}
+
+/* ======================================================================
+ * Restore, counters, DNS
+ * ====================================================================== */
+
+static void on_restored(struct wl_proxy *p, const char *error, void *userdata)
+{
+        struct gw_daemon *d = userdata;
+        int r;
+
+        if (!p) {
+                log_warning("Skipping corrupt workload state %s", error);
+                return;
+        }
+        if (p->network && p->kind == WL_KIND_NAME) {
+                struct wl_id wid;
+                _cleanup_free_ char *err = NULL;
+                if (wl_id_parse(p->id, &wid, &err) >= 0)
+                        wl_net_id(wid.twin, p->network, p->net_id);
+        } else if (p->network) {
+                struct wl_id wid;
+                _cleanup_free_ char *err = NULL;
+                if (wl_id_parse(p->id, &wid, &err) >= 0)
+                        wl_net_id(wid.twin, p->network, p->net_id);
+        }
+        r = wl_registry_restore(d->reg, p);
+        if (r < 0) {
+                log_wl(LOG_WARNING, p->id, p->fqdn, "Skipping workload %s from state: %s", p->id,
+                       r == -EEXIST ? "its domain or ID is already restored" : strerror(-r));
+                wl_proxy_free(p);
+                return;
+        }
+        log_wl(LOG_DEBUG, p->id, p->fqdn, "Restored workload %s (%s)", p->id, p->fqdn);
+}
+
+static void on_counter_loaded(const char *id, const struct gw_counters *c, void *userdata)
+{
+        struct gw_daemon *d = userdata;
+        struct gw_wl_counters *wc;
+
+        if (!wl_registry_get(d->reg, id) || hashmap_get(d->counters, id))
+                return;
+        wc = calloc(1, sizeof(*wc));
+        if (!wc)
+                return;
+        wc->id = strdup(id);
+        if (!wc->id || hashmap_put(d->counters, wc->id, wc) < 0) {
+                free(wc->id);
+                free(wc);
+                return;
+        }
+        wc->request_bytes = c->request_bytes;
+        wc->response_bytes = c->response_bytes;
+}
+
+int gw_manager_restore(struct gw_daemon *d)
+{
+        int r;
+
+        r = gw_state_load(d->state, on_restored, d);
+        if (r < 0)
+                return log_error_errno(r, "Failed to read state directory %s: %m", d->root);
+        r = gw_state_load_counters(d->state, on_counter_loaded, d);
+        if (r < 0 && r != -ENOENT)
+                log_warning_errno(r, "Failed to read counters (starting from zero): %m");
+        log_info("Restored %zu workload(s) from %s", wl_registry_size(d->reg), d->root);
+        return 0;
+}
+
+void gw_counters_drop(struct gw_daemon *d, const char *id)
+{
+        struct gw_wl_counters *wc = hashmap_remove(d->counters, id);
+
+        if (wc) {
+                free(wc->id);
+                free(wc);
+        }
+}
+
+static int get_counter(const char *id, struct gw_counters *ret, void *userdata)
+{
+        struct gw_daemon *d = userdata;
+        struct gw_wl_counters *wc = hashmap_get(d->counters, id);
+
+        ret->request_bytes = wc ? wc->request_bytes : 0;
+        ret->response_bytes = wc ? wc->response_bytes : 0;
+        return 0;
+}
+
+int gw_manager_save_counters(struct gw_daemon *d)
+{
+        return gw_state_save_counters(d->state, d->reg, get_counter, d);
+}
+
+int gw_manager_apply_dns(struct gw_daemon *d)
+{
+        struct gw_dns *dns = NULL;
+        int r;
+
+        r = gw_dns_new(d->loop, d->cfg.resolver, d->cfg.resolver_timeout_ms, &dns);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up resolver %s: %m", d->cfg.resolver);
+        /* Running lookups are failed (their calls get an error reply). */
+        for (struct gw_op *op = d->ops, *next; op; op = next) {
+                next = op->next;
+                if (op->query) {
+                        gw_dns_query_cancel(op->query);
+                        op->query = NULL;
+                        op_fail(op, "failed to verify domain dns record: resolver reconfigured");
+                }
+        }
+        gw_dns_free(d->dns);
+        d->dns = dns;
+        return 0;
+}

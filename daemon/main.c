@@ -1,0 +1,382 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* gatewayd: the Zero-OS web gateway daemon. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
+
+#include "common/hashmap.h"
+#include "common/log.h"
+#include "common/macros.h"
+#include "daemon/daemon.h"
+#include "daemon/dns.h"
+#include "gw-version.h"
+
+#define DEFAULT_BROKER "unix:///var/run/redis.sock"
+#define DEFAULT_ROOT   "/var/cache/modules/gateway"
+#define DEFAULT_CONFIG "/etc/gatewayd/gatewayd.conf"
+#define COUNTERS_SAVE_MS (60 * 1000)
+
+static void sink_journal(int level, const struct log_fields *f, const char *msg)
+{
+        sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%i", level, "SYSLOG_IDENTIFIER=gatewayd",
+                        "WORKLOAD_ID=%s", f && f->workload_id ? f->workload_id : "",
+                        "DOMAIN=%s", f && f->domain ? f->domain : "", NULL);
+}
+
+static void help(void)
+{
+        printf("Usage: gatewayd [OPTIONS]\n"
+               "\n"
+               "The Zero-OS web gateway: serves gateway.manager@0.0.1 on the node's zbus.\n"
+               "\n"
+               "  --broker URL       Redis broker: unix:///path or tcp://[pass@]host:port\n"
+               "                     (default %s)\n"
+               "  --root DIR         state directory (default %s)\n"
+               "  --workers N        bus workers: calls handled at once (default 1)\n"
+               "  --config FILE      node configuration (default %s)\n"
+               "  --log-level LEVEL  debug|info|notice|warning|error (overrides [log] level)\n"
+               "  --log-target T     auto|journal|stderr (default auto: journal under systemd)\n"
+               "  -h, --help         show this help\n"
+               "  --version          show the version\n",
+               DEFAULT_BROKER, DEFAULT_ROOT, DEFAULT_CONFIG);
+}
+
+static void notify_status(struct gw_daemon *d, const char *fmt, ...) _printf_(2, 3);
+static void notify_status(struct gw_daemon *d, const char *fmt, ...)
+{
+        char buf[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        sd_notifyf(0, "STATUS=%s", buf);
+}
+
+static void on_bus_state(struct proto_bus *bus, bool connected, const char *reason, void *ud)
+{
+        struct gw_daemon *d = ud;
+
+        if (connected) {
+                log_info("Serving %s on %s (%u worker%s, %zu workload%s)", proto_bus_queue(bus),
+                         d->broker, d->workers, d->workers == 1 ? "" : "s",
+                         wl_registry_size(d->reg), wl_registry_size(d->reg) == 1 ? "" : "s");
+                if (!d->ready) {
+                        d->ready = true;
+                        sd_notify(0, "READY=1");
+                }
+                notify_status(d, "Serving %s, %zu workload(s)", proto_bus_queue(bus),
+                              wl_registry_size(d->reg));
+        } else {
+                log_warning("Lost the bus (%s); reconnecting", reason ? reason : "unknown");
+                notify_status(d, "Waiting for Redis at %s: %s", d->broker,
+                              reason ? reason : "disconnected");
+        }
+}
+
+static void on_bus_garbage(struct proto_bus *bus, size_t len, int error, void *ud)
+{
+        log_warning_errno(error, "Ignoring an undecodable request of %zu bytes on %s: %m", len,
+                          proto_bus_queue(bus));
+}
+
+static void on_bus_stopped(struct proto_bus *bus, void *ud)
+{
+        log_debug("Bus stopped");
+}
+
+static void close_handle(uv_handle_t *h)
+{
+        if (!uv_is_closing(h))
+                uv_close(h, NULL);
+}
+
+static void daemon_stop(struct gw_daemon *d, const char *why)
+{
+        int r;
+
+        if (d->stopping)
+                return;
+        d->stopping = true;
+        log_info("Stopping (%s)", why);
+        sd_notify(0, "STOPPING=1");
+        /* Stop the bus first: calls still in flight then reply nothing and
+         * stay in the inflight list for the next start. */
+        proto_bus_stop(d->bus, on_bus_stopped, d);
+        gw_manager_cancel_all(d);
+        gw_revalidator_stop(d);
+        gw_dns_free(d->dns);
+        d->dns = NULL;
+        r = gw_manager_save_counters(d);
+        if (r < 0)
+                log_warning_errno(r, "Failed to save counters: %m");
+        close_handle((uv_handle_t *)&d->sig_term);
+        close_handle((uv_handle_t *)&d->sig_int);
+        close_handle((uv_handle_t *)&d->sig_hup);
+        close_handle((uv_handle_t *)&d->watchdog);
+        close_handle((uv_handle_t *)&d->counters_timer);
+}
+
+static void on_sigterm(uv_signal_t *s, int signum)
+{
+        daemon_stop(s->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static void apply_log_level(const struct gw_config *c, int cli_level)
+{
+        log_set_max_level(cli_level >= 0 ? cli_level : c->log_level);
+}
+
+static int cli_log_level = -1;
+
+static void reload(struct gw_daemon *d)
+{
+        _cleanup_free_ char *err = NULL;
+        struct gw_config nc = {}, old;
+        bool dns_changed, pc_changed;
+        int r;
+
+        sd_notify(0, "RELOADING=1");
+        r = gw_config_load(d->config_path, &nc, &err);
+        if (r < 0) {
+                log_error("Refusing the new configuration, keeping the old one: %s",
+                          err ? err : strerror(-r));
+                sd_notify(0, "READY=1");
+                return;
+        }
+        dns_changed = !streq_ptr(nc.resolver, d->cfg.resolver) ||
+                      nc.resolver_timeout_ms != d->cfg.resolver_timeout_ms;
+        pc_changed = !streq_ptr(nc.pc.domain, d->cfg.pc.domain) ||
+                     nc.pc.has_ipv4 != d->cfg.pc.has_ipv4 || nc.pc.has_ipv6 != d->cfg.pc.has_ipv6 ||
+                     memcmp(&nc.pc.ipv4, &d->cfg.pc.ipv4, sizeof(nc.pc.ipv4)) != 0 ||
+                     memcmp(&nc.pc.ipv6, &d->cfg.pc.ipv6, sizeof(nc.pc.ipv6)) != 0;
+        if (nc.enabled != d->cfg.enabled)
+                log_notice("Gateway capability turned %s", nc.enabled ? "on" : "off");
+        if (pc_changed)
+                log_notice("Public configuration changed: domain '%s'", strempty(nc.pc.domain));
+        old = d->cfg;
+        d->cfg = nc;
+        gw_config_done(&old);
+        apply_log_level(&d->cfg, cli_log_level);
+        if (dns_changed)
+                (void)gw_manager_apply_dns(d);
+        gw_revalidator_reconfigure(d);
+        log_info("Configuration reloaded from %s", d->config_path);
+        sd_notify(0, "READY=1");
+}
+
+static void on_sighup(uv_signal_t *s, int signum)
+{
+        reload(s->data);
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+        sd_notify(0, "WATCHDOG=1");
+}
+
+static void on_counters_timer(uv_timer_t *t)
+{
+        struct gw_daemon *d = t->data;
+        int r = gw_manager_save_counters(d);
+
+        if (r < 0)
+                log_warning_errno(r, "Failed to save counters: %m");
+}
+
+static void free_counter(void *v)
+{
+        struct gw_wl_counters *c = v;
+
+        free(c->id);
+        free(c);
+}
+
+int main(int argc, char *argv[])
+{
+        enum { ARG_BROKER = 0x100, ARG_ROOT, ARG_WORKERS, ARG_CONFIG, ARG_LOG_LEVEL,
+               ARG_LOG_TARGET, ARG_VERSION };
+        static const struct option options[] = {
+                {"broker", required_argument, NULL, ARG_BROKER},
+                {"root", required_argument, NULL, ARG_ROOT},
+                {"workers", required_argument, NULL, ARG_WORKERS},
+                {"config", required_argument, NULL, ARG_CONFIG},
+                {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
+                {"log-target", required_argument, NULL, ARG_LOG_TARGET},
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, ARG_VERSION},
+                {}};
+        const char *broker = DEFAULT_BROKER, *root = DEFAULT_ROOT, *config = DEFAULT_CONFIG;
+        const char *log_target = "auto";
+        bool config_given = false;
+        long workers = 1;
+        struct gw_daemon d = {};
+        _cleanup_free_ char *err = NULL;
+        uv_loop_t loop;
+        char *end;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (c) {
+                case ARG_BROKER:
+                        broker = optarg;
+                        break;
+                case ARG_ROOT:
+                        root = optarg;
+                        break;
+                case ARG_WORKERS:
+                        errno = 0;
+                        workers = strtol(optarg, &end, 10);
+                        if (errno || *end || workers < 0 || workers > 64) {
+                                fprintf(stderr, "gatewayd: --workers: expected 1..64, got '%s'\n",
+                                        optarg);
+                                return 2;
+                        }
+                        break;
+                case ARG_CONFIG:
+                        config = optarg;
+                        config_given = true;
+                        break;
+                case ARG_LOG_LEVEL:
+                        cli_log_level = log_level_from_string(optarg);
+                        if (cli_log_level < 0) {
+                                fprintf(stderr, "gatewayd: --log-level: unknown level '%s'\n",
+                                        optarg);
+                                return 2;
+                        }
+                        break;
+                case ARG_LOG_TARGET:
+                        log_target = optarg;
+                        if (!streq(optarg, "auto") && !streq(optarg, "journal") &&
+                            !streq(optarg, "stderr")) {
+                                fprintf(stderr, "gatewayd: --log-target: expected auto, journal "
+                                                "or stderr\n");
+                                return 2;
+                        }
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("gatewayd %s\n", GATEWAYD_VERSION);
+                        return 0;
+                default:
+                        return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "gatewayd: unexpected argument '%s'\n", argv[optind]);
+                return 2;
+        }
+        if (workers == 0) {
+                fprintf(stderr, "gatewayd: invalid number of workers\n");
+                return 2;
+        }
+        /* Under systemd, stderr is connected to the journal (JOURNAL_STREAM). */
+        if (streq(log_target, "journal") || (streq(log_target, "auto") && getenv("JOURNAL_STREAM")))
+                log_set_sink(sink_journal);
+
+        r = gw_config_load(config, &d.cfg, &err);
+        if (r == -ENOENT && !config_given) {
+                log_warning("No configuration file at %s: the gateway capability stays off",
+                            config);
+                free(err);
+                err = NULL;
+                r = gw_config_init(&d.cfg);
+        }
+        if (r < 0) {
+                log_error("%s", err ? err : strerror(-r));
+                fprintf(stderr, "gatewayd: %s\n", err ? err : strerror(-r));
+                return 1;
+        }
+        apply_log_level(&d.cfg, cli_log_level);
+
+        d.config_path = (char *)config;
+        d.root = (char *)root;
+        d.broker = (char *)broker;
+        d.workers = (unsigned)workers;
+        d.loop = &loop;
+        signal(SIGPIPE, SIG_IGN);
+        r = uv_loop_init(&loop);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create the event loop: %m"), 1;
+
+        r = gw_state_open(root, &d.state);
+        if (r < 0) {
+                log_error_errno(r, "Failed to open state directory %s: %m", root);
+                return 1;
+        }
+        d.reg = wl_registry_new();
+        d.counters = hashmap_new(0);
+        if (!d.reg || !d.counters) {
+                log_error("Out of memory");
+                return 1;
+        }
+        r = gw_manager_restore(&d);
+        if (r < 0)
+                return 1;
+        if (gw_manager_apply_dns(&d) < 0)
+                return 1;
+
+        struct proto_bus_options bo = {
+                .broker = broker,
+                .module = GW_MODULE,
+                .object_name = GW_OBJECT,
+                .object_version = GW_OBJECT_VERSION,
+                .workers = d.workers,
+                .max_payload = d.cfg.max_payload,
+                .serve = true,
+                .on_request = gw_manager_on_request,
+                .on_state = on_bus_state,
+                .on_garbage = on_bus_garbage,
+                .userdata = &d,
+        };
+        r = proto_bus_new(&loop, &bo, &d.bus, &err);
+        if (r < 0) {
+                log_error("Invalid --broker: %s", err ? err : strerror(-r));
+                fprintf(stderr, "gatewayd: --broker: %s\n", err ? err : strerror(-r));
+                return 1;
+        }
+        notify_status(&d, "Connecting to %s", broker);
+        proto_bus_start(d.bus);
+        if (gw_revalidator_start(&d) < 0)
+                return 1;
+
+        uv_signal_init(&loop, &d.sig_term);
+        uv_signal_init(&loop, &d.sig_int);
+        uv_signal_init(&loop, &d.sig_hup);
+        d.sig_term.data = d.sig_int.data = d.sig_hup.data = &d;
+        uv_signal_start(&d.sig_term, on_sigterm, SIGTERM);
+        uv_signal_start(&d.sig_int, on_sigterm, SIGINT);
+        uv_signal_start(&d.sig_hup, on_sighup, SIGHUP);
+        uv_timer_init(&loop, &d.watchdog);
+        uv_timer_init(&loop, &d.counters_timer);
+        d.counters_timer.data = &d;
+        uv_timer_start(&d.counters_timer, on_counters_timer, COUNTERS_SAVE_MS, COUNTERS_SAVE_MS);
+        if (sd_watchdog_enabled(0, &d.watchdog_usec) > 0 && d.watchdog_usec > 0)
+                uv_timer_start(&d.watchdog, on_watchdog, d.watchdog_usec / 2000,
+                               d.watchdog_usec / 2000);
+        log_info("gatewayd %s starting: broker %s, state %s, config %s", GATEWAYD_VERSION, broker,
+                 root, config);
+
+        uv_run(&loop, UV_RUN_DEFAULT);
+
+        d.bus = proto_bus_free(d.bus);
+        r = uv_loop_close(&loop);
+        if (r < 0)
+                log_debug_errno(r, "Event loop not clean at exit: %m");
+        hashmap_free_with(d.counters, free_counter);
+        wl_registry_free(d.reg);
+        gw_state_free(d.state);
+        gw_config_done(&d.cfg);
+        log_info("Stopped");
+        return d.exit_code;
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* The state directory: one JSON file per accepted workload under
+ * <root>/workloads/, written atomically and durably (temporary file, fsync,
+ * rename, fsync of the directory) before the bus reply, plus
+ * <root>/counters.json with the per-workload byte counters so Metrics stays
+ * monotonic across restarts. */
+
+#include <stdint.h>
+
+#include "workloads/workloads.h"
+
+struct gw_state;
+
+struct gw_counters {
+        uint64_t request_bytes;  /* client -> backend */
+        uint64_t response_bytes; /* backend -> client */
+};
+
+/* Create <root> and <root>/workloads (0700) when missing. */
+int gw_state_open(const char *root, struct gw_state **ret);
+struct gw_state *gw_state_free(struct gw_state *s);
+
+/* Persist @p (replacing its previous file). Returns 0 or -errno. */
+int gw_state_save(struct gw_state *s, const struct wl_proxy *p);
+/* Remove a workload's file; a missing file is not an error. */
+int gw_state_remove(struct gw_state *s, const char *id);
+
+/* Load every workload file. @cb gets each parsed workload (ownership passes
+ * to it) or, for a file that cannot be read or parsed, NULL and an error
+ * text naming the file. */
+typedef void gw_state_load_cb(struct wl_proxy *p, const char *error, void *userdata);
+int gw_state_load(struct gw_state *s, gw_state_load_cb *cb, void *userdata);
+
+/* Counters file: map of workload ID -> counters. */
+typedef int gw_counters_get_cb(const char *id, struct gw_counters *ret, void *userdata);
+typedef void gw_counters_set_cb(const char *id, const struct gw_counters *c, void *userdata);
+int gw_state_save_counters(struct gw_state *s, const struct wl_registry *reg,
+                           gw_counters_get_cb *get, void *userdata);
+int gw_state_load_counters(struct gw_state *s, gw_counters_set_cb *set, void *userdata);
+
+/* Serialise/parse one workload (exposed for tests and fuzzing). */
+char *gw_state_dump_proxy(const struct wl_proxy *p);
+int gw_state_parse_proxy(const char *text, size_t len, struct wl_proxy **ret, char **reterr);
+/* The file name used for workload @id ("wl-<percent-encoded id>.json"). */
+char *gw_state_file_name(const char *id);
