@@ -1,0 +1,42 @@
+#!/bin/bash
+# Shared helpers for scripts/demo.sh and scripts/test.sh (sourced).
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PY=/usr/bin/python3
+
+PACKAGES=(
+        meson ninja-build pkg-config gcc clang libclang-rt-14-dev
+        libuv1-dev android-libboringssl-dev libnl-3-dev libnl-route-3-dev libmsgpack-dev
+        libsystemd-dev libhiredis-dev libinih-dev libjansson-dev libc-ares-dev libcmocka-dev
+        redis-server python3 python3-pytest python3-redis python3-msgpack python3-dnslib
+        clang-format-16 iproute2 curl procps
+)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+# Install what is missing (idempotent; no apt-get update when all present).
+install_deps() {
+        local missing=()
+        for p in "${PACKAGES[@]}"; do
+                dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+                        missing+=("$p")
+        done
+        if [ ${#missing[@]} -gt 0 ]; then
+                log "Installing: ${missing[*]}"
+                export DEBIAN_FRONTEND=noninteractive
+                apt-get update -qq
+                apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        fi
+}
+
+# build DIR [meson options...]
+build() {
+        local dir=$1
+        shift
+        if [ ! -f "$ROOT/$dir/build.ninja" ]; then
+                meson setup "$ROOT/$dir" "$ROOT" "$@" >/dev/null
+        else
+                meson configure "$ROOT/$dir" "$@" >/dev/null
+        fi
+        ninja -C "$ROOT/$dir" >/dev/null
+}
