@@ -113,12 +113,26 @@ static inline void proto_sync_client_freep(struct proto_sync_client **c)
         proto_sync_client_free(*c);
 }
 
+static inline void proto_broker_donep(struct proto_broker *b)
+{
+        proto_broker_done(b);
+}
+
+/* -EINVAL is reserved for a malformed URL (callers report it as a usage
+ * error); a failure to connect to a well-formed address is never that. */
+static int conn_errno(const redisContext *ctx)
+{
+        int r = ctx_errno(ctx);
+
+        return r == -EINVAL ? -EIO : r;
+}
+
 int proto_sync_client_new(const char *broker_url, struct proto_sync_client **ret, char **reterr)
 {
         _cleanup_(proto_sync_client_freep) struct proto_sync_client *c = NULL;
+        _cleanup_(proto_broker_donep) struct proto_broker b = {};
         _cleanup_reply_ redisReply *reply = NULL;
         _cleanup_free_ char *perr = NULL;
-        struct proto_broker b = {};
         int r;
 
         assert(broker_url && ret);
@@ -129,64 +143,50 @@ int proto_sync_client_new(const char *broker_url, struct proto_sync_client **ret
                         return r;
                 /* zbus returns the URL error as is, without the connection prefix. */
                 set_err(reterr, "%s", perr ? perr : "invalid broker URL");
-                return r;
+                return -EINVAL;
         }
 
         c = calloc(1, sizeof(*c));
-        if (!c) {
-                proto_broker_done(&b);
+        if (!c)
                 return -ENOMEM;
-        }
         if (b.is_unix)
                 c->ctx = redisConnectUnixWithTimeout(b.path, ms_to_tv(CONNECT_TIMEOUT_MS));
         else
                 c->ctx = redisConnectWithTimeout(b.host, b.port, ms_to_tv(CONNECT_TIMEOUT_MS));
-        if (!c->ctx) {
-                proto_broker_done(&b);
+        if (!c->ctx)
                 return -ENOMEM;
-        }
         if (c->ctx->err) {
-                r = ctx_errno(c->ctx);
-                /* -EINVAL is reserved for a malformed URL (callers report it as
-                 * a usage error); connect(2) does not return it for a
-                 * well-formed address anyway. */
-                if (r == -EINVAL)
-                        r = -EIO;
+                bool v6 = !b.is_unix && strchr(b.host, ':');
+
+                /* Worded like Go's net.Dial errors, which zbus passes on. */
                 if (b.is_unix)
                         set_err(reterr, "could not establish connection: dial unix %s: %s", b.path,
                                 c->ctx->errstr);
                 else
                         set_err(reterr, "could not establish connection: dial tcp %s%s%s:%d: %s",
-                                strchr(b.host, ':') ? "[" : "", b.host,
-                                strchr(b.host, ':') ? "]" : "", b.port, c->ctx->errstr);
-                proto_broker_done(&b);
-                return r;
+                                v6 ? "[" : "", b.host, v6 ? "]" : "", b.port, c->ctx->errstr);
+                return conn_errno(c->ctx);
         }
         /* Without this a broker that accepts but never answers would hang us. */
         if (redisSetTimeout(c->ctx, ms_to_tv(COMMAND_TIMEOUT_MS)) != REDIS_OK) {
-                r = ctx_errno(c->ctx);
                 set_err(reterr, "could not establish connection: %s", c->ctx->errstr);
-                proto_broker_done(&b);
-                return r;
+                return conn_errno(c->ctx);
         }
 
         /* zbus sends the URL's user name as the password (§1.1). */
         if (b.password) {
                 r = command_checked(c->ctx, &reply, reterr, "could not establish connection",
                                     "AUTH %s", b.password);
-                if (r < 0) {
-                        proto_broker_done(&b);
-                        return r;
-                }
+                if (r < 0)
+                        return r == -EINVAL ? -EIO : r;
                 freeReplyObject(TAKE_PTR(reply));
         }
-        proto_broker_done(&b);
 
         /* The Go server PINGs at start with the same error text; doing it
          * here turns "wrong socket" into a clear message before any RPUSH. */
         r = command_checked(c->ctx, &reply, reterr, "could not establish connection", "PING");
         if (r < 0)
-                return r;
+                return r == -EINVAL ? -EIO : r;
 
         *ret = TAKE_PTR(c);
         return 0;

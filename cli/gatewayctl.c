@@ -1,0 +1,1344 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+
+/* gatewayctl: the operator's tool for gatewayd. It talks zbus exactly as
+ * the node OS does (proto/bus-sync.h), so anything it can do, provisiond
+ * can do too, and vice versa. See docs/gatewayctl.md. */
+
+#include <assert.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/mp-json.h"
+#include "cli/table.h"
+#include "common/macros.h"
+#include "common/strbuf.h"
+#include "gw-version.h"
+#include "proto/bus-sync.h"
+#include "proto/codec.h"
+#include "proto/mp-read.h"
+
+#define DEFAULT_BROKER     "unix:///var/run/redis.sock"
+#define DEFAULT_TIMEOUT_MS 10000u
+/* Info() while every worker is busy: wait no longer than zbusdebug does
+ * for the status object (§1.3), the call would only queue behind them. */
+#define BUSY_INFO_TIMEOUT_MS 3000u
+#define MAX_TIMEOUT_S        86400.0
+
+#define GW_MODULE         "gateway"
+#define GW_OBJECT         "manager"
+#define GW_VERSION        "0.0.1"
+#define GW_QUEUE          GW_MODULE "." GW_OBJECT "@" GW_VERSION
+#define GW_STATUS_OBJECT  "zbus"
+#define GW_STATUS_VERSION "1.0"
+#define GW_STATUS_QUEUE   GW_MODULE "." GW_STATUS_OBJECT "@" GW_STATUS_VERSION
+
+enum {
+        CTL_EXIT_OK = 0,
+        CTL_EXIT_DAEMON = 1,    /* the daemon answered with an error */
+        CTL_EXIT_USAGE = 2,     /* bad command line */
+        CTL_EXIT_TRANSPORT = 3, /* broker unreachable, no reply in time, invalid reply */
+};
+
+enum {
+        ARG_BROKER = 0x100,
+        ARG_JSON,
+        ARG_TIMEOUT,
+        ARG_VERSION,
+        ARG_PASSTHROUGH,
+        ARG_NETWORK,
+};
+
+struct ctl {
+        const char *broker;
+        bool json;
+        unsigned timeout_ms;
+        struct proto_sync_client *client; /* connected on first use */
+};
+
+/* A string inside a reply buffer (not NUL-terminated). */
+struct slice {
+        const char *p;
+        size_t n;
+        bool set; /* present and not nil */
+};
+
+static inline void proto_response_donep(struct proto_response *r)
+{
+        proto_response_done(r);
+}
+
+static inline void proto_str_donep(struct proto_str *s)
+{
+        proto_str_done(s);
+}
+
+/* ======================================================================
+ * Help texts
+ * ====================================================================== */
+
+#define COMMON_HELP                                                                                \
+        "\nCommon options (accepted before or after the command):\n"                               \
+        "      --broker URL   Redis broker: unix:///PATH or tcp://[PASSWORD@]HOST:PORT\n"          \
+        "                     (default: $GATEWAYCTL_BROKER, else " DEFAULT_BROKER ")\n"            \
+        "      --json         Print the reply as JSON on stdout, errors as {\"error\": ...}\n"     \
+        "      --timeout SEC  Seconds to wait for a reply (default: 10)\n"                         \
+        "  -h, --help         Show help\n"                                                         \
+        "      --version      Show the version\n"
+
+static const char main_help[] =
+        "Usage: gatewayctl [OPTIONS] COMMAND [ARGS...]\n"
+        "\n"
+        "Operate gatewayd, the node's web gateway, over zbus (Redis). Requests go to\n"
+        "the queue " GW_QUEUE ", the way the node OS sends them.\n"
+        "\n"
+        "Commands:\n"
+        "  deploy name WLID NAME BACKEND...  Expose NAME.<node domain>; prints the FQDN\n"
+        "  deploy fqdn WLID FQDN BACKEND...  Expose a domain the user owns\n"
+        "  delete WLID                       Remove a proxy (name or FQDN)\n"
+        "  list                              List the proxies\n"
+        "  show WLID                         Show one proxy\n"
+        "  metrics                           Show traffic counters per workload\n"
+        "  status                            Show the bus workers and the daemon state\n"
+        "  help [COMMAND]                    Show help for a command\n" COMMON_HELP "\n"
+        "Exit status: 0 success, 1 the daemon returned an error, 2 usage error,\n"
+        "3 broker unreachable, no reply in time or an invalid reply.\n";
+
+static const char deploy_help[] =
+        "Usage: gatewayctl deploy name WLID NAME BACKEND... [--passthrough] [--network NAME]\n"
+        "       gatewayctl deploy fqdn WLID FQDN BACKEND... [--passthrough] [--network NAME]\n"
+        "\n"
+        "Create the proxy of workload WLID (<twin>-<deployment>-<name>, e.g.\n"
+        "37-1976-myapp): SetNamedProxy or SetFQDNProxy.\n"
+        "\n"
+        "  name  serves NAME.<node domain>; prints the FQDN the daemon assigned.\n"
+        "        The name contract must be reserved by the workload's twin.\n"
+        "  fqdn  serves FQDN, whose DNS must point at the node's public IP.\n"
+        "\n"
+        "BACKEND is http://IP[:PORT] (TLS is terminated on the gateway) or, with\n"
+        "--passthrough, IP:PORT (TLS goes to the backend untouched, routed by SNI).\n"
+        "\n"
+        "Options:\n"
+        "      --passthrough  Forward TLS to the backends instead of terminating it\n"
+        "      --network NAME Reach the backends over the user's private network NAME\n" COMMON_HELP;
+
+static const char delete_help[] = "Usage: gatewayctl delete WLID\n"
+                                  "\n"
+                                  "Remove the proxy of workload WLID, name or FQDN\n"
+                                  "(DeleteNamedProxy). Unknown IDs succeed.\n" COMMON_HELP;
+
+static const char list_help[] =
+        "Usage: gatewayctl list\n"
+        "\n"
+        "List every proxy (ListProxies) as a table: ID, KIND, FQDN, MODE (terminate or\n"
+        "passthrough), BACKENDS, REQ BYTES, RESP BYTES.\n" COMMON_HELP;
+
+static const char show_help[] = "Usage: gatewayctl show WLID\n"
+                                "\n"
+                                "Show the proxy of workload WLID (GetProxy), one \"key: value\"\n"
+                                "per line.\n" COMMON_HELP;
+
+static const char metrics_help[] =
+        "Usage: gatewayctl metrics\n"
+        "\n"
+        "Show the bytes of HTTP requests and responses per workload (Metrics), as the\n"
+        "node OS collects them for billing. TLS passthrough proxies have no counters.\n"
+        "\"-\" means the workload is absent from that map.\n" COMMON_HELP;
+
+static const char status_help[] =
+        "Usage: gatewayctl status\n"
+        "\n"
+        "Ask the zbus status object (" GW_STATUS_QUEUE ") for the registered objects and\n"
+        "what each worker is doing, then ask the manager for its state (Info). If the\n"
+        "manager does not answer in time because its worker is busy, the status part is\n"
+        "still printed and the manager is reported busy (exit status 0).\n" COMMON_HELP;
+
+/* ======================================================================
+ * Output
+ * ====================================================================== */
+
+static int usage_error(const char *fmt, ...) _printf_(1, 2);
+static int usage_error(const char *fmt, ...)
+{
+        va_list ap;
+
+        fputs("gatewayctl: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputs("\nTry 'gatewayctl --help' for more information.\n", stderr);
+        return CTL_EXIT_USAGE;
+}
+
+static void print_json_error(const char *msg, size_t n)
+{
+        _cleanup_strbuf_ struct strbuf b = STRBUF_INIT;
+
+        if (strbuf_puts(&b, "{\"error\": ") < 0 || cli_json_put_string(&b, msg, n) < 0 ||
+            strbuf_puts(&b, "}\n") < 0) {
+                fputs("{\"error\": \"out of memory\"}\n", stdout);
+                return;
+        }
+        fwrite(b.data, 1, b.len, stdout);
+}
+
+/* A failure of the tool itself: "gatewayctl: <msg>" on stderr, or
+ * {"error": "<msg>"} on stdout with --json. Returns @code. */
+static int fail(const struct ctl *ctl, int code, const char *fmt, ...) _printf_(3, 4);
+static int fail(const struct ctl *ctl, int code, const char *fmt, ...)
+{
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+                msg = NULL;
+                fputs("gatewayctl: out of memory\n", stderr);
+                return code;
+        }
+        if (ctl->json)
+                print_json_error(msg, strlen(msg));
+        else
+                fprintf(stderr, "gatewayctl: %s\n", msg);
+        return code;
+}
+
+/* An error text from the daemon, printed verbatim (it can span lines:
+ * multierror texts do). Returns CTL_EXIT_DAEMON. */
+static int daemon_error(const struct ctl *ctl, const struct proto_str *msg)
+{
+        static const char empty[] = "the daemon returned an empty protocol error";
+        const char *s = msg->n > 0 ? msg->s : empty;
+        size_t n = msg->n > 0 ? msg->n : strlen(empty);
+
+        if (ctl->json) {
+                print_json_error(s, n);
+        } else {
+                fwrite(s, 1, n, stderr);
+                if (s[n - 1] != '\n')
+                        fputc('\n', stderr);
+        }
+        return CTL_EXIT_DAEMON;
+}
+
+static int emit(const struct ctl *ctl, const struct strbuf *b)
+{
+        if (b->len > 0)
+                fwrite(b->data, 1, b->len, stdout);
+        if (fflush(stdout) != 0 || ferror(stdout))
+                return fail(ctl, CTL_EXIT_TRANSPORT, "could not write output: %m");
+        return CTL_EXIT_OK;
+}
+
+static int oom(const struct ctl *ctl)
+{
+        return fail(ctl, CTL_EXIT_TRANSPORT, "out of memory");
+}
+
+/* Append remote text for a terminal: control characters become '?'. */
+static int put_sanitized(struct strbuf *b, const char *s, size_t n)
+{
+        _cleanup_free_ char *c = cli_sanitize(s, n);
+
+        if (!c)
+                return -ENOMEM;
+        return strbuf_append(b, c, n);
+}
+
+static int put_slice(struct strbuf *b, const struct slice *s)
+{
+        if (!s->set || s->n == 0)
+                return strbuf_putc(b, '-');
+        return put_sanitized(b, s->p, s->n);
+}
+
+/* Byte counters are float64 on the wire (Prometheus sums): print whole
+ * numbers without a fraction. */
+static int put_bytes(struct strbuf *b, double v)
+{
+        if (isfinite(v) && v == floor(v) && fabs(v) < 9007199254740992.0)
+                return strbuf_printf(b, "%.0f", v);
+        return cli_put_double(b, v);
+}
+
+/* ======================================================================
+ * Calls
+ * ====================================================================== */
+
+/* Call @method; returns 0 with @ret filled, or a -errno with *reterr. */
+static int call_raw(struct ctl *ctl, const char *object, const char *version, const char *method,
+                    const struct proto_str *inputs, size_t n_inputs, unsigned timeout_ms,
+                    struct proto_response *ret, char **reterr)
+{
+        int r;
+
+        if (!ctl->client) {
+                r = proto_sync_client_new(ctl->broker, &ctl->client, reterr);
+                if (r == -EINVAL) /* only a malformed broker URL */
+                        return r;
+                if (r < 0)
+                        return r;
+        }
+        return proto_sync_call(ctl->client, GW_MODULE, object, version, method, inputs, n_inputs,
+                               timeout_ms, ret, reterr);
+}
+
+static int report_call_error(const struct ctl *ctl, const char *queue, unsigned timeout_ms, int r,
+                             const char *err)
+{
+        if (r == -EINVAL)
+                return usage_error("%s", err ? err : "invalid broker URL");
+        if (r == -ETIMEDOUT)
+                return fail(ctl, CTL_EXIT_TRANSPORT,
+                            "no reply from %s within %gs: is gatewayd running?%s%s%s", queue,
+                            timeout_ms / 1000.0, err ? " (" : "", strempty(err), err ? ")" : "");
+        if (err)
+                return fail(ctl, CTL_EXIT_TRANSPORT, "%s", err);
+        return fail(ctl, CTL_EXIT_TRANSPORT, "call to %s failed: %s", queue, strerror(-r));
+}
+
+/* Call a manager method. Returns CTL_EXIT_OK with @ret filled and free of
+ * errors, or an exit code after printing why. */
+static int call_manager(struct ctl *ctl, const char *method, const struct proto_str *inputs,
+                        size_t n_inputs, struct proto_response *ret)
+{
+        _cleanup_free_ char *err = NULL;
+        int r;
+
+        r = call_raw(ctl, GW_OBJECT, GW_VERSION, method, inputs, n_inputs, ctl->timeout_ms, ret,
+                     &err);
+        if (r < 0)
+                return report_call_error(ctl, GW_QUEUE, ctl->timeout_ms, r, err);
+        /* A top-level Error is a protocol failure (unknown method, bad
+         * arguments); Output.Error the method's own. The Go stubs ignore
+         * an empty Message, and so do we (§2.4). */
+        if (ret->has_protocol_error)
+                return daemon_error(ctl, &ret->protocol_error);
+        if (ret->has_error && ret->error.n > 0)
+                return daemon_error(ctl, &ret->error);
+        return CTL_EXIT_OK;
+}
+
+static int invalid_reply(const struct ctl *ctl, const char *method, int r)
+{
+        if (r == -ENOMEM)
+                return oom(ctl);
+        return fail(ctl, CTL_EXIT_TRANSPORT, "invalid reply to %s(): %s", method,
+                    r == -EDOM ? "unexpected value type" : "malformed msgpack");
+}
+
+/* Print Data as JSON (null when absent), pretty, with a final newline. */
+static int emit_data_json(const struct ctl *ctl, const char *method,
+                          const struct proto_response *resp, const char *if_nil)
+{
+        _cleanup_strbuf_ struct strbuf b = STRBUF_INIT;
+        enum mp_type t = MP_NIL;
+        int r;
+
+        if (resp->has_data) {
+                struct mp_reader rd;
+
+                mp_reader_init(&rd, resp->data.s, resp->data.n);
+                if (mp_peek_type(&rd, &t) < 0)
+                        return invalid_reply(ctl, method, -EBADMSG);
+        }
+        r = resp->has_data ? cli_mp_to_json(&b, resp->data.s, resp->data.n, true) : 0;
+        if (r >= 0 && t == MP_NIL) {
+                strbuf_reset(&b);
+                r = strbuf_puts(&b, if_nil);
+        }
+        if (r < 0)
+                return invalid_reply(ctl, method, r);
+        if (strbuf_putc(&b, '\n') < 0)
+                return oom(ctl);
+        return emit(ctl, &b);
+}
+
+/* Encode one argument document into @ret (owned). */
+static int arg_str(struct proto_str *ret, const char *s)
+{
+        _cleanup_strbuf_ struct strbuf b = STRBUF_INIT;
+        int r;
+
+        r = proto_encode_str(&b, s);
+        if (r < 0)
+                return r;
+        ret->n = b.len;
+        ret->s = strbuf_steal(&b);
+        return ret->s ? 0 : -ENOMEM;
+}
+
+/* ======================================================================
+ * Reply decoding helpers (mp-read with Go's decoder rules, §2.2)
+ * ====================================================================== */
+
+static int read_slice(struct mp_reader *r, struct slice *ret)
+{
+        bool nil;
+        int k = mp_read_strlike(r, &ret->p, &ret->n, &nil);
+
+        if (k < 0)
+                return k;
+        ret->set = !nil;
+        return 0;
+}
+
+static bool key_is(const char *kp, size_t kn, const char *name)
+{
+        return kn == strlen(name) && memcmp(kp, name, kn) == 0;
+}
+
+/* A time field: ext -1 (what Go sends), an RFC3339 string (also accepted
+ * by Go's decoder) or nil. Renders into @buf ("-" when nil). */
+static int read_time(struct mp_reader *r, char *buf, size_t size)
+{
+        enum mp_type t;
+        int64_t sec;
+        uint32_t nsec;
+        int k;
+
+        k = mp_peek_type(r, &t);
+        if (k < 0)
+                return k;
+        if (t == MP_STR || t == MP_BIN || t == MP_NIL) {
+                struct slice s;
+                _cleanup_free_ char *c = NULL;
+
+                k = read_slice(r, &s);
+                if (k < 0)
+                        return k;
+                if (!s.set || s.n == 0) {
+                        snprintf(buf, size, "-");
+                        return 0;
+                }
+                c = cli_sanitize(s.p, s.n);
+                if (!c)
+                        return -ENOMEM;
+                snprintf(buf, size, "%s", c);
+                return 0;
+        }
+        k = mp_read_timestamp(r, &sec, &nsec);
+        if (k < 0)
+                return k;
+        if (cli_format_time(buf, size, sec, nsec, false) < 0)
+                snprintf(buf, size, "@%" PRId64, sec);
+        return 0;
+}
+
+/* Render one scalar for "key: value" output. */
+static int put_scalar(struct strbuf *b, struct mp_reader *r)
+{
+        struct mp_reader save = *r;
+        struct mp_value v;
+        char buf[64];
+        int64_t sec;
+        uint32_t nsec;
+        int k;
+
+        if (mp_read_timestamp(r, &sec, &nsec) >= 0 &&
+            cli_format_time(buf, sizeof(buf), sec, nsec, false) >= 0)
+                return strbuf_puts(b, buf);
+        *r = save;
+        k = mp_read(r, &v);
+        if (k < 0)
+                return k;
+        switch (v.type) {
+        case MP_NIL:
+                return strbuf_putc(b, '-');
+        case MP_BOOL:
+                return strbuf_puts(b, v.b ? "yes" : "no");
+        case MP_INT:
+                return strbuf_printf(b, "%" PRId64, v.i);
+        case MP_UINT:
+                return strbuf_printf(b, "%" PRIu64, v.u);
+        case MP_FLOAT:
+                return cli_put_double(b, v.f);
+        case MP_STR:
+        case MP_BIN:
+                if (v.s.n == 0)
+                        return strbuf_putc(b, '-');
+                return put_sanitized(b, v.s.p, v.s.n);
+        default:
+                /* Containers and other exts: compact JSON, it is readable. */
+                *r = save;
+                return cli_mp_item_to_json(b, r, -1);
+        }
+}
+
+/* ---- ProxyInfo ---- */
+
+struct proxy_info {
+        struct slice id, kind, fqdn, name, network;
+        bool passthrough;
+        struct strbuf backends; /* comma-joined, sanitised */
+        size_t n_backends;
+        char created[64], updated[64];
+        double request_bytes, response_bytes;
+};
+
+static void proxy_info_done(struct proxy_info *pi)
+{
+        strbuf_done(&pi->backends);
+}
+
+static int read_backends(struct mp_reader *r, struct proxy_info *pi)
+{
+        uint32_t count;
+        int k;
+
+        k = mp_read_array(r, &count, NULL);
+        if (k < 0)
+                return k;
+        for (uint32_t i = 0; i < count; i++) {
+                struct slice s;
+
+                k = read_slice(r, &s);
+                if (k < 0)
+                        return k;
+                if (i > 0 && (k = strbuf_putc(&pi->backends, ',')) < 0)
+                        return k;
+                if ((k = put_sanitized(&pi->backends, s.p ? s.p : "", s.n)) < 0)
+                        return k;
+                pi->n_backends++;
+        }
+        return 0;
+}
+
+static int proxy_info_read(struct mp_reader *r, struct proxy_info *ret)
+{
+        uint32_t count;
+        bool nil;
+        int k;
+
+        *ret = (struct proxy_info){};
+        snprintf(ret->created, sizeof(ret->created), "-");
+        snprintf(ret->updated, sizeof(ret->updated), "-");
+
+        k = mp_read_map(r, &count, &nil);
+        if (k < 0)
+                return k;
+        if (nil)
+                return -EDOM;
+        for (uint32_t i = 0; i < count; i++) {
+                const char *kp;
+                size_t kn;
+
+                k = mp_read_strlike(r, &kp, &kn, NULL);
+                if (k < 0)
+                        return k;
+                if (key_is(kp, kn, "ID"))
+                        k = read_slice(r, &ret->id);
+                else if (key_is(kp, kn, "Kind"))
+                        k = read_slice(r, &ret->kind);
+                else if (key_is(kp, kn, "FQDN"))
+                        k = read_slice(r, &ret->fqdn);
+                else if (key_is(kp, kn, "Name"))
+                        k = read_slice(r, &ret->name);
+                else if (key_is(kp, kn, "Network"))
+                        k = read_slice(r, &ret->network);
+                else if (key_is(kp, kn, "Backends"))
+                        k = read_backends(r, ret);
+                else if (key_is(kp, kn, "TLSPassthrough"))
+                        k = mp_read_bool(r, &ret->passthrough);
+                else if (key_is(kp, kn, "Created"))
+                        k = read_time(r, ret->created, sizeof(ret->created));
+                else if (key_is(kp, kn, "Updated"))
+                        k = read_time(r, ret->updated, sizeof(ret->updated));
+                else if (key_is(kp, kn, "RequestBytes"))
+                        k = mp_read_float(r, &ret->request_bytes);
+                else if (key_is(kp, kn, "ResponseBytes"))
+                        k = mp_read_float(r, &ret->response_bytes);
+                else
+                        k = mp_skip(r);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+static const char *proxy_mode(const struct proxy_info *pi)
+{
+        return pi->passthrough ? "passthrough" : "terminate";
+}
+
+/* ======================================================================
+ * Option parsing
+ * ====================================================================== */
+
+#define COMMON_OPTIONS                                                                             \
+        {"help", no_argument, NULL, 'h'}, {"broker", required_argument, NULL, ARG_BROKER},         \
+                {"json", no_argument, NULL, ARG_JSON},                                             \
+                {"timeout", required_argument, NULL, ARG_TIMEOUT},                                 \
+        {                                                                                          \
+                "version", no_argument, NULL, ARG_VERSION                                          \
+        }
+
+static int parse_timeout(const char *s, unsigned *ret)
+{
+        char *end;
+        double v;
+
+        errno = 0;
+        v = strtod(s, &end);
+        if (errno || end == s || *end || !isfinite(v) || v <= 0 || v > MAX_TIMEOUT_S)
+                return -EINVAL;
+        *ret = (unsigned)llround(v * 1000.0);
+        if (*ret == 0)
+                *ret = 1;
+        return 0;
+}
+
+typedef int opt_cb(int c, const char *arg, void *userdata);
+
+/* Parse @argv (argv[0] is the command name) with the common options plus
+ * @opts. Returns -1 to go on (optind is the first positional), or an exit
+ * code (help and version print and return 0). @stop_at_positional stops at
+ * the first non-option (for the global options before the command). */
+static int parse_options(struct ctl *ctl, int argc, char **argv, const struct option *opts,
+                         bool stop_at_positional, const char *help, opt_cb *cb, void *userdata)
+{
+        int c, k;
+
+        optind = 0; /* glibc: reinitialise, as each command parses its own argv */
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, stop_at_positional ? "+:h" : ":h", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        fputs(help, stdout);
+                        return CTL_EXIT_OK;
+                case ARG_VERSION:
+                        printf("gatewayctl %s\n", GATEWAYD_VERSION);
+                        return CTL_EXIT_OK;
+                case ARG_BROKER:
+                        ctl->broker = optarg;
+                        break;
+                case ARG_JSON:
+                        ctl->json = true;
+                        break;
+                case ARG_TIMEOUT:
+                        if (parse_timeout(optarg, &ctl->timeout_ms) < 0)
+                                return usage_error("invalid --timeout '%s': expected seconds "
+                                                   "(> 0, at most %g)",
+                                                   optarg, MAX_TIMEOUT_S);
+                        break;
+                case ':':
+                        return usage_error("option '%s' requires an argument", argv[optind - 1]);
+                case '?':
+                        if (optopt)
+                                return usage_error("invalid option -- '%c'", optopt);
+                        return usage_error("unrecognized option '%s'", argv[optind - 1]);
+                default:
+                        assert(cb);
+                        k = cb(c, optarg, userdata);
+                        if (k >= 0)
+                                return k;
+                        break;
+                }
+        }
+        return -1;
+}
+
+/* ======================================================================
+ * Commands
+ * ====================================================================== */
+
+static const struct option plain_options[] = {COMMON_OPTIONS, {}};
+
+struct deploy_opts {
+        bool passthrough;
+        const char *network;
+};
+
+static int on_deploy_opt(int c, const char *arg, void *userdata)
+{
+        struct deploy_opts *o = userdata;
+
+        switch (c) {
+        case ARG_PASSTHROUGH:
+                o->passthrough = true;
+                return -1;
+        case ARG_NETWORK:
+                o->network = arg;
+                return -1;
+        }
+        return usage_error("unexpected option");
+}
+
+static int cmd_deploy(struct ctl *ctl, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                COMMON_OPTIONS,
+                {"passthrough", no_argument, NULL, ARG_PASSTHROUGH},
+                {"network", required_argument, NULL, ARG_NETWORK},
+                {},
+        };
+        _cleanup_(proto_response_donep) struct proto_response resp = {};
+        _cleanup_(proto_str_donep) struct proto_str wlid = {};
+        _cleanup_strbuf_ struct strbuf cfg = STRBUF_INIT, out = STRBUF_INIT;
+        struct deploy_opts o = {};
+        const char *kind, *method;
+        bool fqdn;
+        int k;
+
+        k = parse_options(ctl, argc, argv, opts, false, deploy_help, on_deploy_opt, &o);
+        if (k >= 0)
+                return k;
+        if (argc - optind < 1)
+                return usage_error("deploy: expected 'name' or 'fqdn'");
+        kind = argv[optind];
+        if (streq(kind, "name"))
+                fqdn = false;
+        else if (streq(kind, "fqdn"))
+                fqdn = true;
+        else
+                return usage_error("deploy: unknown kind '%s': expected 'name' or 'fqdn'", kind);
+        if (argc - optind < 4)
+                return usage_error("deploy %s: expected WLID %s BACKEND...", kind,
+                                   fqdn ? "FQDN" : "NAME");
+        method = fqdn ? "SetFQDNProxy" : "SetNamedProxy";
+
+        if (arg_str(&wlid, argv[optind + 1]) < 0 ||
+            proto_gw_proxy_encode(&cfg, fqdn, o.passthrough, (const char *const *)argv + optind + 3,
+                                  (size_t)(argc - optind - 3), o.network, argv[optind + 2]) < 0)
+                return oom(ctl);
+
+        k = call_manager(ctl, method,
+                         (const struct proto_str[]){wlid, {.s = cfg.data, .n = cfg.len}}, 2, &resp);
+        if (k != CTL_EXIT_OK)
+                return k;
+
+        if (!fqdn && resp.has_data) {
+                _cleanup_(proto_str_donep) struct proto_str name = {};
+
+                k = proto_decode_str(resp.data.s, resp.data.n, &name);
+                if (k < 0)
+                        return invalid_reply(ctl, method, k);
+                if (ctl->json) {
+                        k = strbuf_puts(&out, "{\"fqdn\": ");
+                        if (k >= 0)
+                                k = cli_json_put_string(&out, name.s, name.n);
+                        if (k >= 0)
+                                k = strbuf_puts(&out, "}\n");
+                } else {
+                        k = put_sanitized(&out, name.s, name.n);
+                        if (k >= 0)
+                                k = strbuf_putc(&out, '\n');
+                }
+        } else {
+                k = ctl->json ? strbuf_puts(&out, "{}\n") : 0;
+        }
+        if (k < 0)
+                return oom(ctl);
+        return emit(ctl, &out);
+}
+
+static int cmd_delete(struct ctl *ctl, int argc, char **argv)
+{
+        _cleanup_(proto_response_donep) struct proto_response resp = {};
+        _cleanup_(proto_str_donep) struct proto_str wlid = {};
+        _cleanup_strbuf_ struct strbuf out = STRBUF_INIT;
+        int k;
+
+        k = parse_options(ctl, argc, argv, plain_options, false, delete_help, NULL, NULL);
+        if (k >= 0)
+                return k;
+        if (argc - optind != 1)
+                return usage_error("delete: expected exactly one WLID");
+        if (arg_str(&wlid, argv[optind]) < 0)
+                return oom(ctl);
+        k = call_manager(ctl, "DeleteNamedProxy", &wlid, 1, &resp);
+        if (k != CTL_EXIT_OK)
+                return k;
+        if (ctl->json && strbuf_puts(&out, "{}\n") < 0)
+                return oom(ctl);
+        return emit(ctl, &out);
+}
+
+static int cmd_list(struct ctl *ctl, int argc, char **argv)
+{
+        static const char *const headers[] = {"ID",       "KIND",      "FQDN",      "MODE",
+                                              "BACKENDS", "REQ BYTES", "RESP BYTES"};
+        _cleanup_(proto_response_donep) struct proto_response resp = {};
+        _cleanup_(cli_table_freep) struct cli_table *t = NULL;
+        _cleanup_strbuf_ struct strbuf out = STRBUF_INIT;
+        struct mp_reader r;
+        uint32_t count = 0;
+        int k;
+
+        k = parse_options(ctl, argc, argv, plain_options, false, list_help, NULL, NULL);
+        if (k >= 0)
+                return k;
+        if (argc - optind != 0)
+                return usage_error("list: unexpected argument '%s'", argv[optind]);
+        k = call_manager(ctl, "ListProxies", NULL, 0, &resp);
+        if (k != CTL_EXIT_OK)
+                return k;
+        /* A Go nil slice arrives as nil: scripts get [] either way. */
+        if (ctl->json)
+                return emit_data_json(ctl, "ListProxies", &resp, "[]");
+
+        t = cli_table_new(headers, ELEMENTSOF(headers), 1u << 5 | 1u << 6);
+        if (!t)
+                return oom(ctl);
+        if (resp.has_data) {
+                mp_reader_init(&r, resp.data.s, resp.data.n);
+                k = mp_read_array(&r, &count, NULL);
+                if (k < 0)
+                        return invalid_reply(ctl, "ListProxies", k);
+        }
+        for (uint32_t i = 0; i < count; i++) {
+                _cleanup_strbuf_ struct strbuf id = STRBUF_INIT, kind = STRBUF_INIT,
+                                               fqdn = STRBUF_INIT, req = STRBUF_INIT,
+                                               rsp = STRBUF_INIT;
+                struct proxy_info pi;
+
+                k = proxy_info_read(&r, &pi);
+                if (k < 0) {
+                        proxy_info_done(&pi);
+                        return invalid_reply(ctl, "ListProxies", k);
+                }
+                if (put_slice(&id, &pi.id) < 0 || put_slice(&kind, &pi.kind) < 0 ||
+                    put_slice(&fqdn, &pi.fqdn) < 0 || put_bytes(&req, pi.request_bytes) < 0 ||
+                    put_bytes(&rsp, pi.response_bytes) < 0 ||
+                    cli_table_add_row(t, (const char *const[]){id.data, kind.data, fqdn.data,
+                                                               proxy_mode(&pi), pi.backends.data,
+                                                               req.data, rsp.data}) < 0) {
+                        proxy_info_done(&pi);
+                        return oom(ctl);
+                }
+                proxy_info_done(&pi);
+        }
+        if (resp.has_data && mp_remaining(&r) != 0)
+                return invalid_reply(ctl, "ListProxies", -EBADMSG);
+        k = cli_table_print(t, stdout);
+        if (k == -ENOMEM)
+                return oom(ctl);
+        return emit(ctl, &out);
+}
+
+static int cmd_show(struct ctl *ctl, int argc, char **argv)
+{
+        _cleanup_(proto_response_donep) struct proto_response resp = {};
+        _cleanup_(proto_str_donep) struct proto_str wlid = {};
+        _cleanup_(proxy_info_done) struct proxy_info pi = {};
+        _cleanup_strbuf_ struct strbuf out = STRBUF_INIT;
+        struct mp_reader r;
+        int k;
+
+        k = parse_options(ctl, argc, argv, plain_options, false, show_help, NULL, NULL);
+        if (k >= 0)
+                return k;
+        if (argc - optind != 1)
+                return usage_error("show: expected exactly one WLID");
+        if (arg_str(&wlid, argv[optind]) < 0)
+                return oom(ctl);
+        k = call_manager(ctl, "GetProxy", &wlid, 1, &resp);
+        if (k != CTL_EXIT_OK)
+                return k;
+        if (ctl->json)
+                return emit_data_json(ctl, "GetProxy", &resp, "null");
+
+        if (!resp.has_data)
+                return invalid_reply(ctl, "GetProxy", -EDOM);
+        mp_reader_init(&r, resp.data.s, resp.data.n);
+        k = proxy_info_read(&r, &pi);
+        if (k >= 0 && mp_remaining(&r) != 0)
+                k = -EBADMSG;
+        if (k < 0)
+                return invalid_reply(ctl, "GetProxy", k);
+
+        if (strbuf_puts(&out, "id: ") < 0 || put_slice(&out, &pi.id) < 0 ||
+            strbuf_puts(&out, "\nkind: ") < 0 || put_slice(&out, &pi.kind) < 0 ||
+            strbuf_puts(&out, "\nfqdn: ") < 0 || put_slice(&out, &pi.fqdn) < 0 ||
+            strbuf_puts(&out, "\nname: ") < 0 || put_slice(&out, &pi.name) < 0 ||
+            strbuf_printf(&out, "\nmode: %s\nbackends: %s\nnetwork: ", proxy_mode(&pi),
+                          pi.n_backends > 0 ? pi.backends.data : "-") < 0 ||
+            put_slice(&out, &pi.network) < 0 ||
+            strbuf_printf(&out, "\ncreated: %s\nupdated: %s\nrequest bytes: ", pi.created,
+                          pi.updated) < 0 ||
+            put_bytes(&out, pi.request_bytes) < 0 || strbuf_puts(&out, "\nresponse bytes: ") < 0 ||
+            put_bytes(&out, pi.response_bytes) < 0 || strbuf_putc(&out, '\n') < 0)
+                return oom(ctl);
+        return emit(ctl, &out);
+}
+
+/* ---- metrics ---- */
+
+struct metric_row {
+        char *id;
+        bool has_req, has_resp;
+        double req, resp;
+};
+
+struct metric_rows {
+        struct metric_row *rows;
+        size_t n, cap;
+};
+
+static void metric_rows_done(struct metric_rows *m)
+{
+        for (size_t i = 0; i < m->n; i++)
+                free(m->rows[i].id);
+        free(m->rows);
+}
+
+static int on_metric(int which, const char *id, size_t id_len, double v, void *userdata)
+{
+        struct metric_rows *m = userdata;
+        struct metric_row *row = NULL;
+
+        /* Linear search: one row per workload on this node, a few hundred
+         * at most. */
+        for (size_t i = 0; i < m->n && !row; i++)
+                if (strlen(m->rows[i].id) == id_len && memcmp(m->rows[i].id, id, id_len) == 0)
+                        row = &m->rows[i];
+        if (!row) {
+                if (m->n == m->cap) {
+                        size_t cap = MAX(m->cap * 2, (size_t)16);
+                        struct metric_row *p = reallocarray(m->rows, cap, sizeof(*p));
+
+                        if (!p)
+                                return -ENOMEM;
+                        m->rows = p;
+                        m->cap = cap;
+                }
+                row = &m->rows[m->n];
+                *row = (struct metric_row){.id = cli_sanitize(id, id_len)};
+                if (!row->id)
+                        return -ENOMEM;
+                m->n++;
+        }
+        if (which == 0) {
+                row->has_req = true;
+                row->req += v;
+        } else {
+                row->has_resp = true;
+                row->resp += v;
+        }
+        return 0;
+}
+
+static int metric_row_cmp(const void *a, const void *b)
+{
+        return strcmp(((const struct metric_row *)a)->id, ((const struct metric_row *)b)->id);
+}
+
+static int cmd_metrics(struct ctl *ctl, int argc, char **argv)
+{
+        static const char *const headers[] = {"ID", "REQUEST BYTES", "RESPONSE BYTES"};
+        _cleanup_(proto_response_donep) struct proto_response resp = {};
+        _cleanup_(metric_rows_done) struct metric_rows m = {};
+        _cleanup_(cli_table_freep) struct cli_table *t = NULL;
+        int k;
+
+        k = parse_options(ctl, argc, argv, plain_options, false, metrics_help, NULL, NULL);
+        if (k >= 0)
+                return k;
+        if (argc - optind != 0)
+                return usage_error("metrics: unexpected argument '%s'", argv[optind]);
+        k = call_manager(ctl, "Metrics", NULL, 0, &resp);
+        if (k != CTL_EXIT_OK)
+                return k;
+        if (ctl->json)
+                return emit_data_json(ctl, "Metrics", &resp, "null");
+
+        if (resp.has_data) {
+                k = proto_metrics_decode(resp.data.s, resp.data.n, on_metric, &m);
+                if (k < 0)
+                        return invalid_reply(ctl, "Metrics", k);
+        }
+        if (m.n > 0)
+                qsort(m.rows, m.n, sizeof(*m.rows), metric_row_cmp);
+        t = cli_table_new(headers, ELEMENTSOF(headers), 1u << 1 | 1u << 2);
+        if (!t)
+                return oom(ctl);
+        for (size_t i = 0; i < m.n; i++) {
+                _cleanup_strbuf_ struct strbuf req = STRBUF_INIT, rsp = STRBUF_INIT;
+                const struct metric_row *row = &m.rows[i];
+
+                if ((row->has_req && put_bytes(&req, row->req) < 0) ||
+                    (row->has_resp && put_bytes(&rsp, row->resp) < 0) ||
+                    cli_table_add_row(t, (const char *const[]){row->id, req.data, rsp.data}) < 0)
+                        return oom(ctl);
+        }
+        k = cli_table_print(t, stdout);
+        if (k == -ENOMEM)
+                return oom(ctl);
+        return emit(ctl, &(struct strbuf){});
+}
+
+/* ---- status ---- */
+
+struct status_text {
+        struct strbuf objects; /* "manager@0.0.1, ..." */
+        struct strbuf workers; /* one line per worker */
+        unsigned n_workers, n_free;
+};
+
+static void status_text_done(struct status_text *s)
+{
+        strbuf_done(&s->objects);
+        strbuf_done(&s->workers);
+}
+
+static int read_object_id(struct mp_reader *r, struct strbuf *out)
+{
+        struct slice name = {}, version = {};
+        uint32_t count;
+        int k;
+
+        k = mp_read_map(r, &count, NULL);
+        if (k < 0)
+                return k;
+        for (uint32_t i = 0; i < count; i++) {
+                const char *kp;
+                size_t kn;
+
+                k = mp_read_strlike(r, &kp, &kn, NULL);
+                if (k < 0)
+                        return k;
+                if (key_is(kp, kn, "Name"))
+                        k = read_slice(r, &name);
+                else if (key_is(kp, kn, "Version"))
+                        k = read_slice(r, &version);
+                else
+                        k = mp_skip(r);
+                if (k < 0)
+                        return k;
+        }
+        if (out->len > 0 && (k = strbuf_puts(out, ", ")) < 0)
+                return k;
+        if ((k = put_sanitized(out, strempty(name.p), name.n)) < 0)
+                return k;
+        /* ObjectID.String(): no "@" for an empty version. */
+        if (version.n > 0 &&
+            ((k = strbuf_putc(out, '@')) < 0 || (k = put_sanitized(out, version.p, version.n)) < 0))
+                return k;
+        return 0;
+}
+
+static int read_worker(struct mp_reader *r, struct status_text *st)
+{
+        struct slice state = {}, action = {};
+        char since[64] = "-";
+        uint32_t count;
+        int k;
+
+        k = mp_read_map(r, &count, NULL);
+        if (k < 0)
+                return k;
+        for (uint32_t i = 0; i < count; i++) {
+                const char *kp;
+                size_t kn;
+
+                k = mp_read_strlike(r, &kp, &kn, NULL);
+                if (k < 0)
+                        return k;
+                if (key_is(kp, kn, "State"))
+                        k = read_slice(r, &state);
+                else if (key_is(kp, kn, "StartTime"))
+                        k = read_time(r, since, sizeof(since));
+                else if (key_is(kp, kn, "Action"))
+                        k = read_slice(r, &action);
+                else
+                        k = mp_skip(r);
+                if (k < 0)
+                        return k;
+        }
+        if (state.n == 4 && memcmp(state.p, "free", 4) == 0)
+                st->n_free++;
+        if ((k = strbuf_printf(&st->workers, "worker %u: ", st->n_workers++)) < 0 ||
+            (k = put_slice(&st->workers, &state)) < 0 ||
+            (k = strbuf_printf(&st->workers, " since %s", since)) < 0)
+                return k;
+        if (action.n > 0 && ((k = strbuf_putc(&st->workers, ' ')) < 0 ||
+                             (k = put_sanitized(&st->workers, action.p, action.n)) < 0))
+                return k;
+        return strbuf_putc(&st->workers, '\n');
+}
+
+static int status_read(const void *p, size_t n, struct status_text *st)
+{
+        struct mp_reader r;
+        uint32_t count, items;
+        int k;
+
+        mp_reader_init(&r, p, n);
+        k = mp_read_map(&r, &count, NULL);
+        if (k < 0)
+                return k;
+        for (uint32_t i = 0; i < count; i++) {
+                const char *kp;
+                size_t kn;
+                bool objects;
+
+                k = mp_read_strlike(&r, &kp, &kn, NULL);
+                if (k < 0)
+                        return k;
+                objects = key_is(kp, kn, "Objects");
+                if (!objects && !key_is(kp, kn, "Workers")) {
+                        k = mp_skip(&r);
+                        if (k < 0)
+                                return k;
+                        continue;
+                }
+                k = mp_read_array(&r, &items, NULL);
+                if (k < 0)
+                        return k;
+                for (uint32_t j = 0; j < items; j++) {
+                        k = objects ? read_object_id(&r, &st->objects) : read_worker(&r, st);
+                        if (k < 0)
+                                return k;
+                }
+        }
+        return mp_remaining(&r) == 0 ? 0 : -EBADMSG;
+}
+
+/* Info() labels for the human output; other keys print as sent. */
+static const struct {
+        const char *key, *label;
+} info_labels[] = {
+        {"Version", "version"},
+        {"Enabled", "enabled"},
+        {"Domain", "domain"},
+        {"Workloads", "workloads"},
+        {"PublicConfig", "public config"},
+        {"PublicIPv4", "public ipv4"},
+        {"PublicIPv6", "public ipv6"},
+        {"NameValidation", "name validation"},
+        {"Bus", "bus"},
+};
+
+static int info_render(const void *p, size_t n, struct strbuf *out)
+{
+        struct mp_reader r;
+        uint32_t count;
+        int k;
+
+        mp_reader_init(&r, p, n);
+        k = mp_read_map(&r, &count, NULL);
+        if (k < 0)
+                return k;
+        for (uint32_t i = 0; i < count; i++) {
+                const char *kp, *label = NULL;
+                size_t kn;
+
+                k = mp_read_strlike(&r, &kp, &kn, NULL);
+                if (k < 0)
+                        return k;
+                for (size_t j = 0; j < ELEMENTSOF(info_labels) && !label; j++)
+                        if (key_is(kp, kn, info_labels[j].key))
+                                label = info_labels[j].label;
+                k = label ? strbuf_puts(out, label) : put_sanitized(out, kp, kn);
+                if (k >= 0)
+                        k = strbuf_puts(out, ": ");
+                if (k >= 0)
+                        k = put_scalar(out, &r);
+                if (k >= 0)
+                        k = strbuf_putc(out, '\n');
+                if (k < 0)
+                        return k;
+        }
+        return mp_remaining(&r) == 0 ? 0 : -EBADMSG;
+}
+
+static int status_emit_json(const struct ctl *ctl, const struct proto_response *status,
+                            const struct proto_response *info, const char *info_error)
+{
+        _cleanup_strbuf_ struct strbuf b = STRBUF_INIT;
+        struct mp_reader r;
+        int k;
+
+        k = strbuf_puts(&b, "{\n  \"status\": ");
+        if (k >= 0 && status->has_data) {
+                mp_reader_init(&r, status->data.s, status->data.n);
+                k = cli_mp_item_to_json(&b, &r, 1);
+                if (k < 0)
+                        return invalid_reply(ctl, "status", k);
+        } else if (k >= 0) {
+                k = strbuf_puts(&b, "null");
+        }
+        if (k >= 0)
+                k = strbuf_puts(&b, ",\n  \"info\": ");
+        if (k >= 0 && info && info->has_data) {
+                mp_reader_init(&r, info->data.s, info->data.n);
+                k = cli_mp_item_to_json(&b, &r, 1);
+                if (k < 0)
+                        return invalid_reply(ctl, "Info", k);
+        } else if (k >= 0) {
+                k = strbuf_puts(&b, "null");
+        }
+        if (k >= 0 && info_error) {
+                k = strbuf_puts(&b, ",\n  \"info_error\": ");
+                if (k >= 0)
+                        k = cli_json_put_string(&b, info_error, strlen(info_error));
+        }
+        if (k >= 0)
+                k = strbuf_puts(&b, "\n}\n");
+        if (k < 0)
+                return oom(ctl);
+        return emit(ctl, &b);
+}
+
+static int cmd_status(struct ctl *ctl, int argc, char **argv)
+{
+        _cleanup_(proto_response_donep) struct proto_response status = {}, info = {};
+        _cleanup_(status_text_done) struct status_text st = {};
+        _cleanup_strbuf_ struct strbuf out = STRBUF_INIT;
+        _cleanup_free_ char *err = NULL, *info_error = NULL;
+        const struct proto_str *info_msg = NULL;
+        unsigned info_timeout;
+        bool have_info = false;
+        int k, ret = CTL_EXIT_OK;
+
+        k = parse_options(ctl, argc, argv, plain_options, false, status_help, NULL, NULL);
+        if (k >= 0)
+                return k;
+        if (argc - optind != 0)
+                return usage_error("status: unexpected argument '%s'", argv[optind]);
+
+        /* The status object ignores Method and Inputs; the Go client sends
+         * "" and [] (§1.3). */
+        k = call_raw(ctl, GW_STATUS_OBJECT, GW_STATUS_VERSION, "", NULL, 0, ctl->timeout_ms,
+                     &status, &err);
+        if (k < 0)
+                return report_call_error(ctl, GW_STATUS_QUEUE, ctl->timeout_ms, k, err);
+        if (status.has_protocol_error)
+                return daemon_error(ctl, &status.protocol_error);
+        if (status.has_error && status.error.n > 0)
+                return daemon_error(ctl, &status.error);
+        if (!status.has_data)
+                return invalid_reply(ctl, "status", -EDOM);
+        k = status_read(status.data.s, status.data.n, &st);
+        if (k < 0)
+                return invalid_reply(ctl, "status", k);
+
+        info_timeout = ctl->timeout_ms;
+        if (st.n_workers > 0 && st.n_free == 0)
+                info_timeout = MIN(info_timeout, BUSY_INFO_TIMEOUT_MS);
+        err = mfree(err);
+        k = call_raw(ctl, GW_OBJECT, GW_VERSION, "Info", NULL, 0, info_timeout, &info, &err);
+        if (k == -ETIMEDOUT) {
+                if (asprintf(&info_error, "busy (no reply to Info() within %gs)",
+                             info_timeout / 1000.0) < 0)
+                        return oom(ctl);
+        } else if (k < 0) {
+                return report_call_error(ctl, GW_QUEUE, info_timeout, k, err);
+        } else if (info.has_protocol_error) {
+                info_msg = &info.protocol_error;
+        } else if (info.has_error && info.error.n > 0) {
+                info_msg = &info.error;
+        } else {
+                have_info = true;
+        }
+        if (info_msg) {
+                info_error = strndup(info_msg->s, info_msg->n);
+                if (!info_error)
+                        return oom(ctl);
+                ret = CTL_EXIT_DAEMON;
+        }
+
+        if (ctl->json) {
+                k = status_emit_json(ctl, &status, have_info ? &info : NULL, info_error);
+                return k != CTL_EXIT_OK ? k : ret;
+        }
+
+        if (strbuf_puts(&out, "objects: ") < 0 ||
+            strbuf_puts(&out, st.objects.len > 0 ? st.objects.data : "-") < 0 ||
+            strbuf_putc(&out, '\n') < 0 ||
+            (st.workers.len > 0 && strbuf_puts(&out, st.workers.data) < 0))
+                return oom(ctl);
+        if (have_info && info.has_data) {
+                k = info_render(info.data.s, info.data.n, &out);
+                if (k == -ENOMEM)
+                        return oom(ctl);
+                if (k < 0) {
+                        emit(ctl, &(struct strbuf){});
+                        return invalid_reply(ctl, "Info", k);
+                }
+        } else if (!info_msg && info_error &&
+                   strbuf_printf(&out, "manager: %s\n", info_error) < 0) {
+                return oom(ctl);
+        }
+        k = emit(ctl, &out);
+        if (k != CTL_EXIT_OK)
+                return k;
+        if (info_msg)
+                return daemon_error(ctl, info_msg);
+        return ret;
+}
+
+/* ======================================================================
+ * main
+ * ====================================================================== */
+
+static const struct command {
+        const char *name;
+        int (*run)(struct ctl *ctl, int argc, char **argv);
+        const char *help;
+} commands[] = {
+        {"deploy", cmd_deploy, deploy_help},    {"delete", cmd_delete, delete_help},
+        {"list", cmd_list, list_help},          {"show", cmd_show, show_help},
+        {"metrics", cmd_metrics, metrics_help}, {"status", cmd_status, status_help},
+};
+
+static const struct command *find_command(const char *name)
+{
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (streq(commands[i].name, name))
+                        return &commands[i];
+        return NULL;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+        const struct command *c;
+
+        if (argc <= 1) {
+                fputs(main_help, stdout);
+                return CTL_EXIT_OK;
+        }
+        c = find_command(argv[1]);
+        if (!c)
+                return usage_error("help: unknown command '%s'", argv[1]);
+        fputs(c->help, stdout);
+        return CTL_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+        struct ctl ctl = {
+                .broker = getenv("GATEWAYCTL_BROKER"),
+                .timeout_ms = DEFAULT_TIMEOUT_MS,
+        };
+        const struct command *c;
+        int k;
+
+        if (!ctl.broker || !*ctl.broker)
+                ctl.broker = DEFAULT_BROKER;
+
+        k = parse_options(&ctl, argc, argv, plain_options, true, main_help, NULL, NULL);
+        if (k >= 0)
+                return k;
+        if (optind >= argc)
+                return usage_error("missing command");
+        argc -= optind;
+        argv += optind;
+        if (streq(argv[0], "help"))
+                return cmd_help(argc, argv);
+        c = find_command(argv[0]);
+        if (!c)
+                return usage_error("unknown command '%s'", argv[0]);
+        k = c->run(&ctl, argc, argv);
+        proto_sync_client_free(ctl.client);
+        return k;
+}
