@@ -1,0 +1,1184 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "daemon/config.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <syslog.h>
+
+#include <ini.h>
+
+#include "common/fileio.h"
+#include "common/macros.h"
+#include "common/strbuf.h"
+
+/* The node configuration file: a static key table drives inih.
+ *
+ * inih (Debian r55, built with INI_HANDLER_LINENO=0) does not tell the handler which line it
+ * is on, silently splits lines longer than its buffer, and treats an indented line after a key
+ * as a continuation of that key's value. We therefore feed it through our own reader, which
+ * counts lines, refuses over-long lines and NUL bytes, and classifies each line the same way
+ * inih will (see classify_line()), so that every error carries the right line number and a
+ * message that names what is wrong. Only the first error is reported. */
+
+#define CONFIG_FILE_MAX (1024 * 1024) /* bytes; a real file is a few hundred */
+
+#define MSEC_PER_SEC  UINT64_C(1000)
+#define MSEC_PER_MIN  (60 * MSEC_PER_SEC)
+#define MSEC_PER_HOUR (60 * MSEC_PER_MIN)
+#define MSEC_PER_DAY  (24 * MSEC_PER_HOUR)
+
+struct parse_ctx;
+struct config_key;
+
+/* Parse @value into @field (inside the struct gw_config being built). Returns 0, -EINVAL after
+ * writing the reason with set_reason(), or -ENOMEM. */
+typedef int config_parse_fn(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                            void *field);
+
+struct enum_name {
+        const char *name;
+        int value;
+};
+
+/* One row per key. Adding a key is adding a row (and a field in struct gw_config). */
+struct config_key {
+        const char *section;
+        const char *key;
+        config_parse_fn *parse;
+        size_t offset;                 /* of the field in struct gw_config */
+        uint64_t min, max;             /* parse_duration_*: milliseconds; parse_size: bytes */
+        const struct enum_name *names; /* parse_enum: NULL-terminated */
+};
+
+enum line_kind {
+        LINE_BLANK,        /* empty or comment */
+        LINE_SECTION,      /* "[name]" */
+        LINE_KEY,          /* "key = value" */
+        LINE_CONTINUATION, /* indented line after a key: inih appends it to that key */
+        LINE_BAD,          /* inih will report a syntax error */
+};
+
+struct parse_ctx {
+        const char *name; /* file name used in messages */
+        const char *text; /* the whole file */
+        size_t len;
+        size_t pos;          /* start of the next line in @text */
+        unsigned line;       /* number of the line inih is processing */
+        enum line_kind kind; /* of that line */
+        bool after_key;      /* mirrors inih's "prev_name is set" */
+
+        struct gw_config c; /* being built */
+        unsigned *set_line; /* per config_keys[] row: line that set it, or 0 */
+
+        char reason[1024]; /* written by parsers via set_reason() */
+        char *error;       /* first error, complete message */
+        unsigned error_line;
+        bool oom;
+};
+
+/* ---- value parsers ---------------------------------------------------------------------- */
+
+static int set_reason(struct parse_ctx *ctx, const char *fmt, ...) _printf_(2, 3);
+static int set_reason(struct parse_ctx *ctx, const char *fmt, ...)
+{
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(ctx->reason, sizeof(ctx->reason), fmt, ap);
+        va_end(ap);
+        return -EINVAL;
+}
+
+static int parse_bool(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                      void *field)
+{
+        static const char *const yes[] = {"yes", "true", "on", "1"};
+        static const char *const no[] = {"no", "false", "off", "0"};
+        bool *b = field;
+
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+                if (strcasecmp(value, yes[i]) == 0) {
+                        *b = true;
+                        return 0;
+                }
+                if (strcasecmp(value, no[i]) == 0) {
+                        *b = false;
+                        return 0;
+                }
+        }
+        return set_reason(ctx, "invalid boolean '%s' (expected yes/no, true/false, on/off or 1/0)",
+                          value);
+}
+
+static int parse_enum(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                      void *field)
+{
+        char expected[128] = "";
+        size_t n = 0;
+
+        assert(k->names);
+        for (const struct enum_name *e = k->names; e->name; e++)
+                if (strcasecmp(value, e->name) == 0) {
+                        *(int *)field = e->value;
+                        return 0;
+                }
+
+        for (const struct enum_name *e = k->names; e->name; e++, n++)
+                ;
+        for (size_t i = 0; i < n; i++) {
+                size_t l = strlen(expected);
+
+                snprintf(expected + l, sizeof(expected) - l, "%s%s",
+                         i == 0 ? "" : (i + 1 == n ? " or " : ", "), k->names[i].name);
+        }
+        return set_reason(ctx, "invalid value '%s' (expected %s)", value, expected);
+}
+
+/* Digits only (no sign, no blanks). Advances *p past them, also when returning -ERANGE, so
+ * that the caller can still tell a bad suffix from a big number. */
+static int parse_digits(const char **p, uint64_t *ret)
+{
+        const char *s = *p;
+        uint64_t v = 0;
+        bool overflow = false;
+
+        if (!isdigit((unsigned char)*s))
+                return -EINVAL;
+        for (; isdigit((unsigned char)*s); s++) {
+                unsigned d = (unsigned)(*s - '0');
+
+                if (v > (UINT64_MAX - d) / 10)
+                        overflow = true;
+                else
+                        v = v * 10 + d;
+        }
+        *p = s;
+        if (overflow)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+static const char *skip_blanks(const char *s)
+{
+        while (*s == ' ' || *s == '\t')
+                s++;
+        return s;
+}
+
+/* Parse "<n>[unit]" into milliseconds; @default_unit applies when there is no unit. */
+static int duration_from_string(const char *value, uint64_t default_unit, uint64_t *ret_ms)
+{
+        static const struct {
+                const char *suffix;
+                uint64_t ms;
+        } units[] = {
+                {"ms", 1},           {"s", MSEC_PER_SEC}, {"m", MSEC_PER_MIN}, {"h", MSEC_PER_HOUR},
+                {"d", MSEC_PER_DAY},
+        };
+        const char *p = value;
+        uint64_t n = 0, unit = default_unit;
+        int r;
+
+        r = parse_digits(&p, &n);
+        if (r == -EINVAL)
+                return r;
+        p = skip_blanks(p);
+        if (*p) {
+                size_t i;
+
+                for (i = 0; i < ELEMENTSOF(units); i++)
+                        if (streq(p, units[i].suffix))
+                                break;
+                if (i == ELEMENTSOF(units))
+                        return -EINVAL;
+                unit = units[i].ms;
+        }
+        if (r < 0 || n > UINT64_MAX / unit)
+                return -ERANGE;
+        *ret_ms = n * unit;
+        return 0;
+}
+
+/* The largest unit that divides @ms exactly, e.g. "100ms", "10s", "1h". */
+static void format_duration(uint64_t ms, char *buf, size_t n)
+{
+        if (ms && ms % MSEC_PER_DAY == 0)
+                snprintf(buf, n, "%" PRIu64 "d", ms / MSEC_PER_DAY);
+        else if (ms && ms % MSEC_PER_HOUR == 0)
+                snprintf(buf, n, "%" PRIu64 "h", ms / MSEC_PER_HOUR);
+        else if (ms && ms % MSEC_PER_MIN == 0)
+                snprintf(buf, n, "%" PRIu64 "m", ms / MSEC_PER_MIN);
+        else if (ms && ms % MSEC_PER_SEC == 0)
+                snprintf(buf, n, "%" PRIu64 "s", ms / MSEC_PER_SEC);
+        else
+                snprintf(buf, n, "%" PRIu64 "ms", ms);
+}
+
+static int parse_duration(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                          uint64_t default_unit, uint64_t *ret_ms)
+{
+        char lo[32], hi[32];
+        uint64_t ms;
+        int r;
+
+        format_duration(k->min, lo, sizeof(lo));
+        format_duration(k->max, hi, sizeof(hi));
+        r = duration_from_string(value, default_unit, &ms);
+        if (r == -EINVAL)
+                return set_reason(
+                        ctx,
+                        "invalid duration '%s' (expected a number with an optional unit ms, s, m, h or d)",
+                        value);
+        if (r < 0 || ms < k->min || ms > k->max)
+                return set_reason(ctx, "duration '%s' is out of range (%s to %s)", value, lo, hi);
+        *ret_ms = ms;
+        return 0;
+}
+
+/* A duration stored in seconds; a bare number is seconds. */
+static int parse_duration_sec(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                              void *field)
+{
+        uint64_t ms;
+        int r;
+
+        r = parse_duration(ctx, k, value, MSEC_PER_SEC, &ms);
+        if (r < 0)
+                return r;
+        if (ms % MSEC_PER_SEC != 0)
+                return set_reason(ctx, "duration '%s' is not a whole number of seconds", value);
+        *(unsigned *)field = (unsigned)(ms / MSEC_PER_SEC);
+        return 0;
+}
+
+/* A duration stored in milliseconds; a bare number is milliseconds. */
+static int parse_duration_ms(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                             void *field)
+{
+        uint64_t ms;
+        int r;
+
+        r = parse_duration(ctx, k, value, 1, &ms);
+        if (r < 0)
+                return r;
+        *(unsigned *)field = (unsigned)ms;
+        return 0;
+}
+
+static void format_size(uint64_t n, char *buf, size_t size)
+{
+        if (n && n % (1024 * 1024 * 1024) == 0)
+                snprintf(buf, size, "%" PRIu64 "G", n / (1024 * 1024 * 1024));
+        else if (n && n % (1024 * 1024) == 0)
+                snprintf(buf, size, "%" PRIu64 "M", n / (1024 * 1024));
+        else if (n && n % 1024 == 0)
+                snprintf(buf, size, "%" PRIu64 "K", n / 1024);
+        else
+                snprintf(buf, size, "%" PRIu64, n);
+}
+
+/* Bytes, with an optional binary suffix K, M or G. */
+static int parse_size(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                      void *field)
+{
+        const char *p = value;
+        uint64_t n = 0, mult = 1;
+        char lo[32], hi[32];
+        int r;
+
+        format_size(k->min, lo, sizeof(lo));
+        format_size(k->max, hi, sizeof(hi));
+        r = parse_digits(&p, &n);
+        if (r == -EINVAL)
+                goto invalid;
+        p = skip_blanks(p);
+        if (streq(p, "K"))
+                mult = 1024;
+        else if (streq(p, "M"))
+                mult = 1024 * 1024;
+        else if (streq(p, "G"))
+                mult = 1024 * 1024 * 1024;
+        else if (*p)
+                goto invalid;
+        if (r < 0 || n > UINT64_MAX / mult || n * mult < k->min || n * mult > k->max)
+                return set_reason(ctx, "size '%s' is out of range (%s to %s)", value, lo, hi);
+        *(unsigned *)field = (unsigned)(n * mult);
+        return 0;
+invalid:
+        return set_reason(
+                ctx,
+                "invalid size '%s' (expected a number of bytes with an optional suffix K, M or G)",
+                value);
+}
+
+/* A gateway domain: RFC 1123 host name syntax, at least two labels, lower case. We refuse
+ * upper case instead of folding it: workload FQDNs are built as name + "." + domain without
+ * normalisation (as zos does), and the same spelling must be used everywhere. */
+static int parse_domain(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                        void *field)
+{
+        char **s = field;
+        size_t len = strlen(value), labels = 0;
+        const char *label = value;
+        char *copy;
+
+        if (len == 0) {
+                *s = mfree(*s);
+                return 0;
+        }
+        if (len > WL_NAME_MAX)
+                return set_reason(ctx, "invalid domain '%s': longer than %d characters", value,
+                                  WL_NAME_MAX);
+        for (const char *p = value; *p; p++)
+                if (isupper((unsigned char)*p)) {
+                        char lower[WL_NAME_MAX + 1];
+
+                        for (size_t i = 0; i <= len; i++)
+                                lower[i] = (char)tolower((unsigned char)value[i]);
+                        return set_reason(
+                                ctx,
+                                "invalid domain '%s': upper-case letters are not allowed (write '%s')",
+                                value, lower);
+                }
+
+        for (;;) {
+                size_t n = strcspn(label, ".");
+                bool digits_only = true;
+
+                if (n == 0)
+                        return set_reason(ctx, "invalid domain '%s': empty label", value);
+                if (n > 63)
+                        return set_reason(
+                                ctx,
+                                "invalid domain '%s': label '%.*s' is longer than 63 characters",
+                                value, (int)n, label);
+                for (size_t i = 0; i < n; i++) {
+                        unsigned char c = (unsigned char)label[i];
+
+                        if (!isdigit(c))
+                                digits_only = false;
+                        if (!(c >= 'a' && c <= 'z') && !isdigit(c) && c != '-') {
+                                if (c < 0x20 || c > 0x7e)
+                                        return set_reason(
+                                                ctx,
+                                                "invalid domain '%s': byte 0x%02x is not allowed (use a-z, 0-9 and '-')",
+                                                value, c);
+                                return set_reason(
+                                        ctx,
+                                        "invalid domain '%s': character '%c' is not allowed (use a-z, 0-9 and '-')",
+                                        value, c);
+                        }
+                }
+                if (label[0] == '-' || label[n - 1] == '-')
+                        return set_reason(
+                                ctx, "invalid domain '%s': label '%.*s' starts or ends with '-'",
+                                value, (int)n, label);
+                labels++;
+                if (label[n] == '\0') {
+                        /* RFC 1123 §2.1: the top-level label is alphabetic, which also
+                         * keeps IPv4 addresses out. */
+                        if (digits_only)
+                                return set_reason(
+                                        ctx, "invalid domain '%s': the last label is all digits",
+                                        value);
+                        break;
+                }
+                label += n + 1;
+        }
+        if (labels < 2)
+                return set_reason(
+                        ctx,
+                        "invalid domain '%s': needs at least two labels (like gw1.example.net)",
+                        value);
+
+        copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        free(*s);
+        *s = copy;
+        return 0;
+}
+
+/* Decimal prefix length 0..@max, no sign or blanks. */
+static int prefix_from_string(const char *s, unsigned max, uint8_t *ret)
+{
+        uint64_t v;
+        int r;
+
+        if (strlen(s) > 3)
+                return -EINVAL;
+        r = parse_digits(&s, &v);
+        if (r < 0 || *s || v > max)
+                return -EINVAL;
+        *ret = (uint8_t)v;
+        return 0;
+}
+
+union in_any {
+        struct in_addr v4;
+        struct in6_addr v6;
+        uint8_t bytes[16];
+};
+
+static bool in4_is_usable(const struct in_addr *a)
+{
+        uint32_t h = ntohl(a->s_addr);
+
+        /* 0/8 "this network", 127/8 loopback, 224/4 multicast, 240/4 reserved + broadcast. */
+        return (h >> 24) != 0 && (h >> 24) != 127 && (h >> 28) < 14;
+}
+
+static bool in6_is_usable(const struct in6_addr *a, bool allow_link_local)
+{
+        if (IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_MULTICAST(a) ||
+            IN6_IS_ADDR_V4MAPPED(a))
+                return false;
+        return allow_link_local || !IN6_IS_ADDR_LINKLOCAL(a);
+}
+
+/* "address/prefix". Rejects a missing prefix, unusable addresses, and the subnet's own
+ * network (or IPv4 broadcast) address, a common slip for the node's address. */
+static int parse_cidr(struct parse_ctx *ctx, int family, const char *value, void *ret_addr,
+                      uint8_t *ret_prefix)
+{
+        const char *what = family == AF_INET ? "IPv4" : "IPv6";
+        unsigned bits = family == AF_INET ? 32 : 128;
+        char host[INET6_ADDRSTRLEN], net[INET6_ADDRSTRLEN];
+        const char *slash = strchr(value, '/');
+        union in_any addr, net_addr;
+        uint8_t prefix;
+        size_t alen = family == AF_INET ? 4 : 16;
+        bool all_zero = true, all_one = true;
+
+        if (!slash)
+                return set_reason(ctx, "invalid %s address/prefix '%s': missing '/<prefix length>'",
+                                  what, value);
+        if ((size_t)(slash - value) >= sizeof(host))
+                goto bad_address;
+        memcpy(host, value, (size_t)(slash - value));
+        host[slash - value] = '\0';
+        if (inet_pton(family, host, &addr) != 1)
+                goto bad_address;
+        if (prefix_from_string(slash + 1, bits, &prefix) < 0)
+                return set_reason(
+                        ctx,
+                        "invalid %s address/prefix '%s': prefix length must be a number from 0 to %u",
+                        what, value, bits);
+        if (family == AF_INET ? !in4_is_usable(&addr.v4) : !in6_is_usable(&addr.v6, false))
+                return set_reason(ctx, "invalid %s address/prefix '%s': %s is not a usable %s",
+                                  what, value, host,
+                                  family == AF_INET ? "unicast address" : "global unicast address");
+
+        /* Host part all zeros (or all ones for IPv4) when the subnet has room for hosts. */
+        for (unsigned i = 0; i < alen * 8; i++) {
+                bool bit = addr.bytes[i / 8] & (0x80 >> (i % 8));
+
+                if (i < prefix)
+                        continue;
+                if (bit)
+                        all_zero = false;
+                else
+                        all_one = false;
+        }
+        net_addr = addr;
+        for (unsigned i = prefix; i < alen * 8; i++)
+                net_addr.bytes[i / 8] &= (uint8_t) ~(0x80 >> (i % 8));
+        inet_ntop(family, &net_addr, net, sizeof(net));
+        if (prefix + 1u < bits && all_zero)
+                return set_reason(
+                        ctx,
+                        "invalid %s address/prefix '%s': that is the subnet address of %s/%u, not an address of this node",
+                        what, value, net, prefix);
+        if (family == AF_INET && prefix + 1u < bits && all_one)
+                return set_reason(
+                        ctx,
+                        "invalid %s address/prefix '%s': that is the broadcast address of %s/%u",
+                        what, value, net, prefix);
+
+        memcpy(ret_addr, &addr, alen);
+        *ret_prefix = prefix;
+        return 0;
+bad_address:
+        return set_reason(ctx, "invalid %s address/prefix '%s': '%.*s' is not an %s address", what,
+                          value, (int)(slash - value), value, what);
+}
+
+static int parse_pc_ipv4(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                         void *field)
+{
+        struct wl_public_config *pc = field;
+        int r;
+
+        r = parse_cidr(ctx, AF_INET, value, &pc->ipv4, &pc->ipv4_prefix);
+        if (r < 0)
+                return r;
+        pc->has_ipv4 = true;
+        return 0;
+}
+
+static int parse_pc_ipv6(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                         void *field)
+{
+        struct wl_public_config *pc = field;
+        int r;
+
+        r = parse_cidr(ctx, AF_INET6, value, &pc->ipv6, &pc->ipv6_prefix);
+        if (r < 0)
+                return r;
+        pc->has_ipv6 = true;
+        return 0;
+}
+
+static int parse_pc_gw4(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                        void *field)
+{
+        struct wl_public_config *pc = field;
+        struct in_addr a;
+
+        if (inet_pton(AF_INET, value, &a) != 1)
+                return set_reason(ctx, "invalid IPv4 address '%s'", value);
+        if (!in4_is_usable(&a))
+                return set_reason(ctx, "%s is not a usable unicast address", value);
+        pc->gw4 = a;
+        pc->has_gw4 = true;
+        return 0;
+}
+
+/* A link-local router address (fe80::1) is the usual IPv6 default gateway, so it is allowed. */
+static int parse_pc_gw6(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                        void *field)
+{
+        struct wl_public_config *pc = field;
+        struct in6_addr a;
+
+        if (inet_pton(AF_INET6, value, &a) != 1)
+                return set_reason(ctx, "invalid IPv6 address '%s'", value);
+        if (!in6_is_usable(&a, true))
+                return set_reason(ctx, "%s is not a usable unicast address", value);
+        pc->gw6 = a;
+        pc->has_gw6 = true;
+        return 0;
+}
+
+/* "IPv4", "IPv4:port", "IPv6", "[IPv6]" or "[IPv6]:port"; the port defaults to 53. Host names
+ * are refused: looking them up would need the resolver we are configuring. Stored normalised
+ * as "IPv4:port" or "[IPv6]:port". */
+static int parse_resolver(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                          void *field)
+{
+        char host[INET6_ADDRSTRLEN + 1], text[INET6_ADDRSTRLEN], buf[INET6_ADDRSTRLEN + 16];
+        const char *port = NULL, *rb;
+        union in_any addr;
+        uint64_t portnum = 53;
+        int family;
+        char **s = field, *copy;
+        size_t n;
+
+        if (value[0] == '[') {
+                rb = strchr(value, ']');
+                if (!rb)
+                        goto invalid;
+                n = (size_t)(rb - value - 1);
+                if (rb[1] == ':')
+                        port = rb + 2;
+                else if (rb[1] != '\0')
+                        goto invalid;
+                family = AF_INET6;
+                if (n >= sizeof(host))
+                        goto invalid;
+                memcpy(host, value + 1, n);
+        } else {
+                const char *colon = strchr(value, ':');
+
+                if (colon && strchr(colon + 1, ':')) {
+                        /* Two or more colons: a bare IPv6 address. */
+                        family = AF_INET6;
+                        n = strlen(value);
+                } else {
+                        family = AF_INET;
+                        n = colon ? (size_t)(colon - value) : strlen(value);
+                        if (colon)
+                                port = colon + 1;
+                }
+                if (n >= sizeof(host))
+                        goto invalid;
+                memcpy(host, value, n);
+        }
+        host[n] = '\0';
+        if (inet_pton(family, host, &addr) != 1)
+                goto invalid;
+        /* Loopback is fine here: a local caching resolver (127.0.0.53, ::1). */
+        if (family == AF_INET
+                    ? !in4_is_usable(&addr.v4) && addr.bytes[0] != 127
+                    : IN6_IS_ADDR_UNSPECIFIED(&addr.v6) || IN6_IS_ADDR_MULTICAST(&addr.v6))
+                return set_reason(ctx, "invalid resolver '%s': %s is not a usable unicast address",
+                                  value, host);
+        if (port) {
+                const char *p = port;
+
+                if (strlen(port) > 5 || parse_digits(&p, &portnum) < 0 || *p || portnum == 0 ||
+                    portnum > 65535)
+                        return set_reason(
+                                ctx, "invalid resolver '%s': port must be a number from 1 to 65535",
+                                value);
+        }
+
+        inet_ntop(family, &addr, text, sizeof(text));
+        snprintf(buf, sizeof(buf), family == AF_INET ? "%s:%" PRIu64 : "[%s]:%" PRIu64, text,
+                 portnum);
+        copy = strdup(buf);
+        if (!copy)
+                return -ENOMEM;
+        free(*s);
+        *s = copy;
+        return 0;
+invalid:
+        return set_reason(
+                ctx,
+                "invalid resolver '%s': expected IPv4, IPv4:port, IPv6 or [IPv6]:port (host names are not allowed)",
+                value);
+}
+
+/* An absolute path, stored without trailing slashes ("/" stays "/"). */
+static int parse_abs_path(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                          void *field)
+{
+        char **s = field, *copy;
+        size_t n = strlen(value);
+
+        if (value[0] != '/')
+                return set_reason(ctx, "'%s' is not an absolute path", value);
+        while (n > 1 && value[n - 1] == '/')
+                n--;
+        copy = strndup(value, n);
+        if (!copy)
+                return -ENOMEM;
+        free(*s);
+        *s = copy;
+        return 0;
+}
+
+/* ---- the key table ---------------------------------------------------------------------- */
+
+static const struct enum_name public_config_names[] = {
+        {"file", GW_PUBLIC_CONFIG_FILE},
+        {"bus", GW_PUBLIC_CONFIG_BUS},
+        {},
+};
+
+static const struct enum_name name_validation_names[] = {
+        {"bus", GW_NAME_VALIDATION_BUS},
+        {"off", GW_NAME_VALIDATION_OFF},
+        {},
+};
+
+static const struct enum_name log_level_names[] = {
+        {"debug", LOG_DEBUG},     {"info", LOG_INFO}, {"notice", LOG_NOTICE},
+        {"warning", LOG_WARNING}, {"error", LOG_ERR}, {},
+};
+
+/* parse_enum() stores an int. */
+_Static_assert(sizeof(enum gw_public_config_source) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum gw_name_validation) == sizeof(int), "enum size");
+
+#define OFF(field) offsetof(struct gw_config, field)
+
+static const struct config_key config_keys[] = {
+        {"gateway", "enabled", parse_bool, OFF(enabled)},
+        {"gateway", "domain", parse_domain, OFF(pc.domain)},
+        {"gateway", "public_config", parse_enum, OFF(public_config), .names = public_config_names},
+        {"gateway", "public_ipv4", parse_pc_ipv4, OFF(pc)},
+        {"gateway", "gateway_ipv4", parse_pc_gw4, OFF(pc)},
+        {"gateway", "public_ipv6", parse_pc_ipv6, OFF(pc)},
+        {"gateway", "gateway_ipv6", parse_pc_gw6, OFF(pc)},
+
+        {"names", "validation", parse_enum, OFF(name_validation), .names = name_validation_names},
+        {"names", "revalidate_interval", parse_duration_sec, OFF(revalidate_interval_sec),
+         .min = MSEC_PER_SEC, .max = 7 * MSEC_PER_DAY},
+
+        {"dns", "resolver", parse_resolver, OFF(resolver)},
+        {"dns", "timeout", parse_duration_ms, OFF(resolver_timeout_ms), .min = 100,
+         .max = 5 * MSEC_PER_MIN},
+
+        {"bus", "call_timeout", parse_duration_ms, OFF(call_timeout_ms), .min = 100,
+         .max = MSEC_PER_HOUR},
+        {"bus", "max_payload", parse_size, OFF(max_payload), .min = 4 * 1024,
+         .max = 64 * 1024 * 1024},
+
+        {"namespace", "netns_dir", parse_abs_path, OFF(netns_dir)},
+
+        {"log", "level", parse_enum, OFF(log_level), .names = log_level_names},
+};
+
+static const struct config_key *find_key(const char *section, const char *key, size_t *ret_idx)
+{
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++)
+                if (streq(config_keys[i].section, section) && streq(config_keys[i].key, key)) {
+                        if (ret_idx)
+                                *ret_idx = i;
+                        return &config_keys[i];
+                }
+        return NULL;
+}
+
+static bool section_known(const char *section)
+{
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++)
+                if (streq(config_keys[i].section, section))
+                        return true;
+        return false;
+}
+
+/* "gateway, names, dns, bus or log", in table order. */
+static void known_sections(char *buf, size_t n)
+{
+        const char *seen[ELEMENTSOF(config_keys)];
+        size_t k = 0;
+
+        buf[0] = 0;
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++) {
+                size_t j;
+
+                for (j = 0; j < k; j++)
+                        if (streq(seen[j], config_keys[i].section))
+                                break;
+                if (j == k)
+                        seen[k++] = config_keys[i].section;
+        }
+        for (size_t i = 0; i < k; i++) {
+                size_t l = strlen(buf);
+
+                snprintf(buf + l, n - l, "%s%s", i == 0 ? "" : (i + 1 == k ? " or " : ", "),
+                         seen[i]);
+        }
+}
+
+/* ---- errors ----------------------------------------------------------------------------- */
+
+/* Record "<file>[:<line>]: [[<section>]][ <key>]: <reason>" unless an error is already
+ * recorded for an earlier line. Returns -EINVAL. */
+static int fail(struct parse_ctx *ctx, unsigned line, const char *section, const char *key,
+                const char *fmt, ...) _printf_(5, 6);
+static int fail(struct parse_ctx *ctx, unsigned line, const char *section, const char *key,
+                const char *fmt, ...)
+{
+        _cleanup_strbuf_ struct strbuf b = STRBUF_INIT;
+        va_list ap;
+        int r;
+
+        if (ctx->error && (ctx->error_line <= line || line == 0))
+                return -EINVAL;
+
+        r = strbuf_puts(&b, ctx->name);
+        if (r >= 0 && line > 0)
+                r = strbuf_printf(&b, ":%u", line);
+        if (r >= 0)
+                r = strbuf_puts(&b, ":");
+        if (r >= 0 && section)
+                r = strbuf_printf(&b, " [%s]", section);
+        if (r >= 0 && key)
+                r = strbuf_printf(&b, " %s", key);
+        if (r >= 0 && (section || key))
+                r = strbuf_puts(&b, ":");
+        if (r >= 0)
+                r = strbuf_puts(&b, " ");
+        if (r >= 0) {
+                va_start(ap, fmt);
+                r = strbuf_vprintf(&b, fmt, ap);
+                va_end(ap);
+        }
+        if (r < 0) {
+                ctx->oom = true;
+                return -EINVAL;
+        }
+        free(ctx->error);
+        ctx->error = strbuf_steal(&b);
+        ctx->error_line = line;
+        return -EINVAL;
+}
+
+/* ---- the inih reader and handler -------------------------------------------------------- */
+
+/* Same as inih's find_chars_or_comment(): the first of @chars, or the start of an inline
+ * comment (a ';' after whitespace), or the terminating NUL. */
+static const char *find_chars_or_comment(const char *s, const char *chars)
+{
+        bool was_space = false;
+
+        while (*s && (!chars || !strchr(chars, *s)) &&
+               !(INI_ALLOW_INLINE_COMMENTS && was_space &&
+                 strchr(INI_INLINE_COMMENT_PREFIXES, *s))) {
+                was_space = isspace((unsigned char)*s);
+                s++;
+        }
+        return s;
+}
+
+/* Decide what inih will make of @line (its exact rules, see ini_parse_stream()), and report
+ * what it would only count as an error: a section header without ']', a line without '='. */
+static void classify_line(struct parse_ctx *ctx, const char *line)
+{
+        const char *start = line, *end, *rest;
+        size_t n;
+
+        if (ctx->line == 1 && (unsigned char)start[0] == 0xEF && (unsigned char)start[1] == 0xBB &&
+            (unsigned char)start[2] == 0xBF)
+                start += 3;
+        while (*start && isspace((unsigned char)*start))
+                start++;
+        n = strlen(start);
+        while (n > 0 && isspace((unsigned char)start[n - 1]))
+                n--;
+
+        if (n == 0 || strchr(INI_START_COMMENT_PREFIXES, *start)) {
+                ctx->kind = LINE_BLANK;
+                return;
+        }
+        if (INI_ALLOW_MULTILINE && ctx->after_key && start > line) {
+                ctx->kind = LINE_CONTINUATION;
+                return;
+        }
+        if (*start == '[') {
+                char section[INI_MAX_LINE];
+
+                end = find_chars_or_comment(start + 1, "]");
+                if (*end != ']') {
+                        ctx->kind = LINE_BAD;
+                        fail(ctx, ctx->line, NULL, NULL,
+                             "syntax error: section header without closing ']'");
+                        return;
+                }
+                ctx->kind = LINE_SECTION;
+                ctx->after_key = false;
+                /* inih ignores whatever follows the ']', so "[gateway] enabled = yes" would
+                 * lose the key silently. Allow only a comment there. */
+                for (rest = end + 1; isspace((unsigned char)*rest); rest++)
+                        ;
+                if (*rest && !strchr(";#", *rest)) {
+                        fail(ctx, ctx->line, NULL, NULL,
+                             "syntax error: text after the section header's ']'");
+                        return;
+                }
+                snprintf(section, sizeof(section), "%.*s", (int)(end - start - 1), start + 1);
+                if (!section_known(section)) {
+                        char known[128];
+
+                        known_sections(known, sizeof(known));
+                        fail(ctx, ctx->line, section, NULL, "unknown section (expected %s)", known);
+                }
+                return;
+        }
+        end = find_chars_or_comment(start, "=:");
+        if (*end != '=' && *end != ':') {
+                ctx->kind = LINE_BAD;
+                fail(ctx, ctx->line, NULL, NULL, "syntax error: expected 'key = value'");
+                return;
+        }
+        ctx->kind = LINE_KEY;
+        ctx->after_key = end > start;
+}
+
+/* fgets()-like: hands inih one line (with its '\n') per call and counts lines. Stops the
+ * parse (returns NULL) at the end of the text or on a line inih cannot take whole. */
+static char *on_read_line(char *str, int num, void *stream)
+{
+        struct parse_ctx *ctx = stream;
+        const char *p, *nl;
+        size_t n, max;
+
+        assert(num >= 3);
+        if (ctx->pos >= ctx->len || ctx->oom)
+                return NULL;
+
+        p = ctx->text + ctx->pos;
+        nl = memchr(p, '\n', ctx->len - ctx->pos);
+        n = nl ? (size_t)(nl - p) + 1 : ctx->len - ctx->pos;
+        ctx->pos += n;
+        ctx->line++;
+
+        /* Room for the line, its '\n' and the NUL. A longer line would be split by inih and
+         * its tail parsed as a line of its own. */
+        max = (size_t)num - 2;
+        if (n - (nl ? 1 : 0) > max) {
+                fail(ctx, ctx->line, NULL, NULL, "line is longer than %zu bytes", max);
+                return NULL;
+        }
+        if (memchr(p, '\0', n)) {
+                fail(ctx, ctx->line, NULL, NULL, "line contains a NUL byte");
+                return NULL;
+        }
+        memcpy(str, p, n);
+        str[n] = '\0';
+        classify_line(ctx, str);
+        return str;
+}
+
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+        struct parse_ctx *ctx = user;
+        const struct config_key *k;
+        size_t idx;
+        int r;
+
+        if (ctx->error || ctx->oom)
+                return 1; /* only the first error is reported; it is recorded already */
+
+        if (ctx->kind == LINE_CONTINUATION) {
+                fail(ctx, ctx->line, section[0] ? section : NULL, name,
+                     "indented line would continue this key's value; continuation lines are not supported (remove the indentation)");
+                return 0;
+        }
+        if (!name[0]) {
+                fail(ctx, ctx->line, section[0] ? section : NULL, NULL,
+                     "syntax error: missing key before '='");
+                return 0;
+        }
+        if (!section[0]) {
+                fail(ctx, ctx->line, NULL, name,
+                     "key outside of any section (add a section header such as [gateway] above it)");
+                return 0;
+        }
+        if (!section_known(section)) {
+                fail(ctx, ctx->line, section, NULL, "unknown section");
+                return 0;
+        }
+        k = find_key(section, name, &idx);
+        if (!k) {
+                fail(ctx, ctx->line, section, name, "unknown key");
+                return 0;
+        }
+        if (ctx->set_line[idx]) {
+                fail(ctx, ctx->line, section, name, "duplicate key (first set on line %u)",
+                     ctx->set_line[idx]);
+                return 0;
+        }
+        ctx->set_line[idx] = ctx->line;
+
+        if (!value[0] && k->parse != parse_domain) {
+                fail(ctx, ctx->line, section, name, "empty value");
+                return 0;
+        }
+        r = k->parse(ctx, k, value, (uint8_t *)&ctx->c + k->offset);
+        if (r == -ENOMEM) {
+                ctx->oom = true;
+                return 0;
+        }
+        if (r < 0) {
+                fail(ctx, ctx->line, section, name, "%s", ctx->reason);
+                return 0;
+        }
+        return 1;
+}
+
+/* ---- cross-key checks ------------------------------------------------------------------- */
+
+static unsigned line_of(const struct parse_ctx *ctx, const char *section, const char *key)
+{
+        size_t idx = 0;
+
+        if (!find_key(section, key, &idx))
+                assert(!"no such key");
+        return ctx->set_line[idx];
+}
+
+static int check_address_pair(struct parse_ctx *ctx, const char *pub, bool has_pub, const char *gw,
+                              bool has_gw, bool same)
+{
+        unsigned gw_line = line_of(ctx, "gateway", gw);
+
+        if (has_gw && !has_pub)
+                return fail(ctx, gw_line, "gateway", gw, "set without %s", pub);
+        if (has_pub && !has_gw)
+                return fail(ctx, 0, "gateway", gw,
+                            "required when %s is set (the gateway namespace needs a default route)",
+                            pub);
+        if (has_pub && has_gw && same)
+                return fail(ctx, gw_line, "gateway", gw, "is the node's own address (%s)", pub);
+        return 0;
+}
+
+static int check_consistency(struct parse_ctx *ctx)
+{
+        static const char *const address_keys[] = {"public_ipv4", "gateway_ipv4", "public_ipv6",
+                                                   "gateway_ipv6"};
+        const struct wl_public_config *pc = &ctx->c.pc;
+        int r;
+
+        if (ctx->c.public_config == GW_PUBLIC_CONFIG_BUS) {
+                /* The networker supplies the addresses: a file value would be ignored, which
+                 * is never what the farmer meant. */
+                for (size_t i = 0; i < ELEMENTSOF(address_keys); i++) {
+                        unsigned line = line_of(ctx, "gateway", address_keys[i]);
+
+                        if (line)
+                                return fail(ctx, line, "gateway", address_keys[i],
+                                            "only used when public_config = file (it is bus)");
+                }
+                return 0;
+        }
+
+        r = check_address_pair(ctx, "public_ipv4", pc->has_ipv4, "gateway_ipv4", pc->has_gw4,
+                               pc->ipv4.s_addr == pc->gw4.s_addr);
+        if (r < 0)
+                return r;
+        r = check_address_pair(ctx, "public_ipv6", pc->has_ipv6, "gateway_ipv6", pc->has_gw6,
+                               memcmp(&pc->ipv6, &pc->gw6, sizeof(pc->ipv6)) == 0);
+        if (r < 0)
+                return r;
+        if (ctx->c.enabled && !pc->has_ipv4 && !pc->has_ipv6)
+                return fail(
+                        ctx, 0, "gateway", "public_ipv4",
+                        "required when public_config = file and enabled = yes (set public_ipv4, public_ipv6 or both)");
+        return 0;
+}
+
+/* ---- public API ------------------------------------------------------------------------- */
+
+const char *gw_public_config_source_to_string(enum gw_public_config_source s)
+{
+        for (const struct enum_name *e = public_config_names; e->name; e++)
+                if (e->value == (int)s)
+                        return e->name;
+        return NULL;
+}
+
+const char *gw_name_validation_to_string(enum gw_name_validation v)
+{
+        for (const struct enum_name *e = name_validation_names; e->name; e++)
+                if (e->value == (int)v)
+                        return e->name;
+        return NULL;
+}
+
+int gw_config_init(struct gw_config *c)
+{
+        assert(c);
+
+        *c = (struct gw_config){
+                .enabled = false,
+                .public_config = GW_PUBLIC_CONFIG_BUS,
+                .name_validation = GW_NAME_VALIDATION_BUS,
+                .revalidate_interval_sec = 3600,
+                .resolver_timeout_ms = 10 * 1000,
+                .call_timeout_ms = 60 * 1000,
+                .max_payload = 1024 * 1024,
+                .log_level = LOG_INFO,
+        };
+        c->resolver = strdup("8.8.8.8:53");
+        c->netns_dir = strdup("/run/netns");
+        if (!c->resolver || !c->netns_dir) {
+                gw_config_done(c);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+void gw_config_done(struct gw_config *c)
+{
+        if (!c)
+                return;
+        free(c->path);
+        free(c->resolver);
+        free(c->netns_dir);
+        /* The only owned field of struct wl_public_config; see wl_public_config_done(). */
+        free(c->pc.domain);
+        *c = (struct gw_config){};
+}
+
+static void parse_ctx_done(struct parse_ctx *ctx)
+{
+        gw_config_done(&ctx->c);
+        free(ctx->set_line);
+        free(ctx->error);
+}
+
+static void set_reterr(char **reterr, char *msg)
+{
+        if (reterr)
+                *reterr = msg;
+        else
+                free(msg);
+}
+
+static int load_text(const char *name, const char *text, size_t len, struct gw_config *ret,
+                     char **reterr)
+{
+        _cleanup_(parse_ctx_done) struct parse_ctx ctx = {
+                .name = name,
+                .text = text,
+                .len = len,
+        };
+        int r;
+
+        assert(name && text && ret);
+
+        r = gw_config_init(&ctx.c);
+        if (r < 0)
+                goto oom;
+        ctx.c.path = strdup(name);
+        ctx.set_line = calloc(ELEMENTSOF(config_keys), sizeof(unsigned));
+        if (!ctx.c.path || !ctx.set_line)
+                goto oom;
+
+        r = ini_parse_stream(on_read_line, &ctx, on_key, &ctx);
+        if (ctx.oom || r == -2)
+                goto oom;
+        /* inih found an error our line classifier did not foresee: still name the line. */
+        if (r > 0 && (!ctx.error || (unsigned)r < ctx.error_line))
+                fail(&ctx, (unsigned)r, NULL, NULL, "syntax error");
+        if (!ctx.error)
+                (void)check_consistency(&ctx);
+        if (ctx.oom)
+                goto oom;
+        if (ctx.error) {
+                set_reterr(reterr, TAKE_PTR(ctx.error));
+                return -EINVAL;
+        }
+
+        *ret = ctx.c;
+        ctx.c = (struct gw_config){};
+        return 0;
+oom:
+        set_reterr(reterr, NULL);
+        return -ENOMEM;
+}
+
+int gw_config_load_string(const char *name, const char *text, struct gw_config *ret, char **reterr)
+{
+        return load_text(name, text, strlen(text), ret, reterr);
+}
+
+int gw_config_load(const char *path, struct gw_config *ret, char **reterr)
+{
+        _cleanup_strbuf_ struct strbuf b = STRBUF_INIT;
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        int r;
+
+        assert(path && ret);
+
+        r = read_file_full(path, CONFIG_FILE_MAX, &data, &len);
+        if (r >= 0)
+                return load_text(path, data, len, ret, reterr);
+
+        if (r == -EFBIG) {
+                (void)strbuf_printf(&b, "%s: file is larger than %d bytes", path, CONFIG_FILE_MAX);
+        } else if (r == -EBADF) {
+                (void)strbuf_printf(&b, "%s: not a regular file", path);
+        } else {
+                errno = -r;
+                (void)strbuf_printf(&b, "%s: %m", path);
+        }
+        set_reterr(reterr, b.data ? strbuf_steal(&b) : NULL);
+        return r;
+}
