@@ -10,8 +10,8 @@ static int max_level = LOG_INFO;
 
 static void sink_stderr(int level, const struct log_fields *f, const char *msg)
 {
-        static const char *const names[] = {"emerg", "alert", "crit",   "error",
-                                            "warn",  "note",  "info",   "debug"};
+        static const char *const names[] = {"emerg", "alert", "crit", "error",
+                                            "warn",  "note",  "info", "debug"};
         struct timespec ts;
         struct tm tm;
         char when[32];
@@ -24,8 +24,8 @@ static void sink_stderr(int level, const struct log_fields *f, const char *msg)
                         ts.tv_nsec / 1000000, names[level & 7], msg, strempty(f->workload_id),
                         strempty(f->domain));
         else
-                fprintf(stderr, "%s.%03ld %s: %s\n", when, ts.tv_nsec / 1000000,
-                        names[level & 7], msg);
+                fprintf(stderr, "%s.%03ld %s: %s\n", when, ts.tv_nsec / 1000000, names[level & 7],
+                        msg);
 }
 
 static log_sink_fn *sink = sink_stderr;
@@ -47,7 +47,7 @@ int log_get_max_level(void)
 
 int log_level_from_string(const char *s)
 {
-        static const char *const names[] = {"emerg", "alert",  "crit", "err",
+        static const char *const names[] = {"emerg",   "alert",  "crit", "err",
                                             "warning", "notice", "info", "debug"};
         for (int i = 0; i < 8; i++)
                 if (streq(s, names[i]))

@@ -86,8 +86,8 @@ enum gw_name_verdict {
 struct gw_name_check;
 typedef void gw_name_check_cb(enum gw_name_verdict v, const char *reason, void *userdata);
 /* Start a check of @name for @twin; @cb runs exactly once, later. */
-int gw_name_check_start(struct gw_daemon *d, const char *name, uint32_t twin,
-                        gw_name_check_cb *cb, void *userdata, struct gw_name_check **ret);
+int gw_name_check_start(struct gw_daemon *d, const char *name, uint32_t twin, gw_name_check_cb *cb,
+                        void *userdata, struct gw_name_check **ret);
 void gw_name_check_cancel(struct gw_name_check *c);
 
 int gw_revalidator_start(struct gw_daemon *d);

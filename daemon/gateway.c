@@ -4,13 +4,13 @@
  * (public config -> name contract or DNS -> plan -> persist -> commit) so
  * that the loop, and with it the status object, never waits on I/O. The
  * checks run in the order protocol-zbus-gateway.md §4.1/§4.2 gives. */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <stdarg.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -18,9 +18,9 @@
 #include "common/log.h"
 #include "common/macros.h"
 #include "common/strbuf.h"
-#include "gw-version.h"
 #include "daemon/daemon.h"
 #include "daemon/dns.h"
+#include "gw-version.h"
 
 enum op_step {
         OP_STEP_PUBCONF, /* waiting for the public config */
@@ -85,8 +85,7 @@ bool gw_utf8_valid(const char *s, size_t n)
                         cp = (cp << 6) | (p[i] & 0x3f);
                 }
                 if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-                    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-                    (cp >= 0xd800 && cp <= 0xdfff))
+                    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
                         return false;
                 p += len;
         }
@@ -234,8 +233,7 @@ static int check_network(struct gw_daemon *d, const struct wl_proxy *p, char **r
                 if (asprintf(reterr,
                              "failed to get user network: couldn't load network with id (%s): %s",
                              p->net_id,
-                             r == -ENOENT ? "network namespace does not exist" : strerror(-r)) <
-                    0)
+                             r == -ENOENT ? "network namespace does not exist" : strerror(-r)) < 0)
                         *reterr = NULL;
                 return r;
         }
@@ -280,8 +278,8 @@ static void op_finish(struct gw_op *op)
                 }
                 if (plan.type == WL_PLAN_REPLACE && plan.old &&
                     strcasecmp(plan.old->fqdn, plan.new->fqdn) != 0)
-                        log_wl(LOG_INFO, plan.new->id, plan.old->fqdn,
-                               "Workload %s releases %s", plan.new->id, plan.old->fqdn);
+                        log_wl(LOG_INFO, plan.new->id, plan.old->fqdn, "Workload %s releases %s",
+                               plan.new->id, plan.old->fqdn);
         }
         {
                 const struct wl_proxy *p = plan.new ? plan.new : plan.old;
@@ -301,8 +299,7 @@ static void op_finish(struct gw_op *op)
                 return;
         }
         wl_plan_done(&plan);
-        proto_bus_call_reply(op->call, op->fqdn ? NULL : data.data, op->fqdn ? 0 : data.len,
-                             NULL);
+        proto_bus_call_reply(op->call, op->fqdn ? NULL : data.data, op->fqdn ? 0 : data.len, NULL);
         op_free(op);
 }
 
@@ -347,8 +344,7 @@ static void on_dns(const char *error, char **addrs, size_t n, void *userdata)
         op_fail(op, "failed to verify domain dns record: host doesn't point to the gateway ip");
 }
 
-static void on_pubconf(int r, const char *error, const struct wl_public_config *pc,
-                       void *userdata)
+static void on_pubconf(int r, const char *error, const struct wl_public_config *pc, void *userdata)
 {
         struct gw_op *op = userdata;
         char *err = NULL;

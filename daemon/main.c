@@ -19,16 +19,16 @@
 #include "daemon/dns.h"
 #include "gw-version.h"
 
-#define DEFAULT_BROKER "unix:///var/run/redis.sock"
-#define DEFAULT_ROOT   "/var/cache/modules/gateway"
-#define DEFAULT_CONFIG "/etc/gatewayd/gatewayd.conf"
+#define DEFAULT_BROKER   "unix:///var/run/redis.sock"
+#define DEFAULT_ROOT     "/var/cache/modules/gateway"
+#define DEFAULT_CONFIG   "/etc/gatewayd/gatewayd.conf"
 #define COUNTERS_SAVE_MS (60 * 1000)
 
 static void sink_journal(int level, const struct log_fields *f, const char *msg)
 {
         sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%i", level, "SYSLOG_IDENTIFIER=gatewayd",
-                        "WORKLOAD_ID=%s", f && f->workload_id ? f->workload_id : "",
-                        "DOMAIN=%s", f && f->domain ? f->domain : "", NULL);
+                        "WORKLOAD_ID=%s", f && f->workload_id ? f->workload_id : "", "DOMAIN=%s",
+                        f && f->domain ? f->domain : "", NULL);
 }
 
 static void help(void)
@@ -202,8 +202,15 @@ static void free_counter(void *v)
 
 int main(int argc, char *argv[])
 {
-        enum { ARG_BROKER = 0x100, ARG_ROOT, ARG_WORKERS, ARG_CONFIG, ARG_LOG_LEVEL,
-               ARG_LOG_TARGET, ARG_VERSION };
+        enum {
+                ARG_BROKER = 0x100,
+                ARG_ROOT,
+                ARG_WORKERS,
+                ARG_CONFIG,
+                ARG_LOG_LEVEL,
+                ARG_LOG_TARGET,
+                ARG_VERSION
+        };
         static const struct option options[] = {
                 {"broker", required_argument, NULL, ARG_BROKER},
                 {"root", required_argument, NULL, ARG_ROOT},

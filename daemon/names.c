@@ -53,8 +53,8 @@ static bool reply_failed(struct gw_name_check *c, int r, const struct proto_resp
                 return true;
         }
         if (resp->has_protocol_error || (resp->has_error && resp->error.n > 0)) {
-                const struct proto_str *e = resp->has_protocol_error ? &resp->protocol_error
-                                                                     : &resp->error;
+                const struct proto_str *e =
+                        resp->has_protocol_error ? &resp->protocol_error : &resp->error;
                 msg = strndup(e->s, e->n);
                 check_done(c, GW_NAME_ERROR, msg ? msg : "out of memory");
                 return true;
@@ -138,9 +138,9 @@ static void on_contract_id(int r, const struct proto_response *resp, void *userd
         k = proto_encode_uint64(&arg, id);
         in = (struct proto_str){arg.data, arg.len};
         if (k >= 0)
-                k = proto_bus_request(c->d->bus, API_MODULE, API_OBJECT, API_VERSION,
-                                      "GetContract", &in, 1, c->d->cfg.call_timeout_ms,
-                                      on_contract, c, &c->pending);
+                k = proto_bus_request(c->d->bus, API_MODULE, API_OBJECT, API_VERSION, "GetContract",
+                                      &in, 1, c->d->cfg.call_timeout_ms, on_contract, c,
+                                      &c->pending);
         if (k < 0) {
                 if (asprintf(&msg, "api-gateway GetContract failed: %s", strerror(-k)) < 0)
                         msg = NULL;
@@ -148,8 +148,8 @@ static void on_contract_id(int r, const struct proto_response *resp, void *userd
         }
 }
 
-int gw_name_check_start(struct gw_daemon *d, const char *name, uint32_t twin,
-                        gw_name_check_cb *cb, void *userdata, struct gw_name_check **ret)
+int gw_name_check_start(struct gw_daemon *d, const char *name, uint32_t twin, gw_name_check_cb *cb,
+                        void *userdata, struct gw_name_check **ret)
 {
         _cleanup_strbuf_ struct strbuf arg = STRBUF_INIT;
         struct gw_name_check *c;

@@ -49,17 +49,16 @@ int gw_pubconf_from_proto(const struct proto_public_config *in, struct wl_public
                 pc.ipv4_prefix = 32;
                 if (in->ipv4.has_mask)
                         pc.ipv4_prefix = (uint8_t)mask_prefix(
-                                in->ipv4.mask_len == 16 ? in->ipv4.mask + 12 : in->ipv4.mask,
-                                4);
+                                in->ipv4.mask_len == 16 ? in->ipv4.mask + 12 : in->ipv4.mask, 4);
         }
         if (in->has_gw4 && v4_from_bytes(in->gw4, in->gw4_len, &pc.gw4))
                 pc.has_gw4 = true;
         if (in->ipv6.has_ip && in->ipv6.ip_len == 16) {
                 pc.has_ipv6 = true;
                 memcpy(&pc.ipv6, in->ipv6.ip, 16);
-                pc.ipv6_prefix = in->ipv6.has_mask ? (uint8_t)mask_prefix(in->ipv6.mask,
-                                                                          in->ipv6.mask_len)
-                                                   : 128;
+                pc.ipv6_prefix = in->ipv6.has_mask
+                                         ? (uint8_t)mask_prefix(in->ipv6.mask, in->ipv6.mask_len)
+                                         : 128;
         }
         if (in->has_gw6 && in->gw6_len == 16) {
                 pc.has_gw6 = true;
@@ -96,8 +95,8 @@ static void on_public_config(int r, const struct proto_response *resp, void *use
                 goto out;
         }
         if (resp->has_protocol_error || (resp->has_error && resp->error.n > 0)) {
-                const struct proto_str *e = resp->has_protocol_error ? &resp->protocol_error
-                                                                     : &resp->error;
+                const struct proto_str *e =
+                        resp->has_protocol_error ? &resp->protocol_error : &resp->error;
                 err = strndup(e->s, e->n);
                 req->cb(-EIO, err ? err : "out of memory", NULL, req->userdata);
                 goto out;

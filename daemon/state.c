@@ -4,13 +4,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <jansson.h>
 
 #include "common/fileio.h"
 #include "common/macros.h"
@@ -123,16 +122,15 @@ int gw_state_parse_proxy(const char *text, size_t len, struct wl_proxy **ret, ch
 
         o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
         if (!o) {
-                if (reterr && asprintf(reterr, "invalid JSON at line %d: %s", jerr.line,
-                                       jerr.text) < 0)
+                if (reterr &&
+                    asprintf(reterr, "invalid JSON at line %d: %s", jerr.line, jerr.text) < 0)
                         *reterr = NULL;
                 return -EBADMSG;
         }
         if (json_unpack_ex(o, &jerr, 0, "{s:I, s:s, s:s, s?s, s?s, s:o, s:b, s?s, s?I, s?I}",
                            "version", &version, "id", &id, "kind", &kind, "name", &name, "fqdn",
-                           &fqdn, "backends", &backends, "tls_passthrough", &passthrough,
-                           "network", &network, "created_usec", &created, "updated_usec",
-                           &updated) < 0) {
+                           &fqdn, "backends", &backends, "tls_passthrough", &passthrough, "network",
+                           &network, "created_usec", &created, "updated_usec", &updated) < 0) {
                 if (reterr && asprintf(reterr, "unexpected content: %s", jerr.text) < 0)
                         *reterr = NULL;
                 return -EBADMSG;
@@ -164,7 +162,8 @@ int gw_state_parse_proxy(const char *text, size_t len, struct wl_proxy **ret, ch
         p->backends = calloc(json_array_size(backends) + 1, sizeof(char *));
         if (!p->backends)
                 return -ENOMEM;
-        json_array_foreach(backends, i, v) {
+        json_array_foreach(backends, i, v)
+        {
                 if (!json_is_string(v))
                         return parse_fail(reterr, "backend must be a string");
                 p->backends[i] = strdup(json_string_value(v));
@@ -317,12 +316,12 @@ int gw_state_load_counters(struct gw_state *s, gw_counters_set_cb *set, void *us
         o = json_loadb(text, len, 0, NULL);
         if (!json_is_object(o))
                 return -EBADMSG;
-        json_object_foreach(o, key, v) {
+        json_object_foreach(o, key, v)
+        {
                 json_int_t rq = 0, rs = 0;
                 struct gw_counters c;
 
-                if (json_unpack(v, "{s:I, s:I}", "request_bytes", &rq, "response_bytes", &rs) <
-                            0 ||
+                if (json_unpack(v, "{s:I, s:I}", "request_bytes", &rq, "response_bytes", &rs) < 0 ||
                     rq < 0 || rs < 0)
                         continue;
                 c.request_bytes = (uint64_t)rq;

@@ -16,13 +16,13 @@
 #include "common/macros.h"
 #include "proto/bus-url.h"
 
-#define BACKOFF_MIN_MS     100
-#define BACKOFF_MAX_MS     5000
-#define POP_TIMEOUT_SEC    10   /* zbus server: BLPOP ... 10 */
-#define WAIT_TIMEOUT_SEC   1    /* zbus client: BLPOP <id> 1 */
-#define REPLY_TTL_SEC      300  /* zbus redisResponseTTL */
-#define MAX_PENDING_CALLS  32   /* outgoing calls in flight */
-#define STOP_FLUSH_MS      2000 /* how long stop waits to flush replies */
+#define BACKOFF_MIN_MS    100
+#define BACKOFF_MAX_MS    5000
+#define POP_TIMEOUT_SEC   10   /* zbus server: BLPOP ... 10 */
+#define WAIT_TIMEOUT_SEC  1    /* zbus client: BLPOP <id> 1 */
+#define REPLY_TTL_SEC     300  /* zbus redisResponseTTL */
+#define MAX_PENDING_CALLS 32   /* outgoing calls in flight */
+#define STOP_FLUSH_MS     2000 /* how long stop waits to flush replies */
 
 enum conn_role {
         CONN_CMD,    /* non-blocking commands: replies, RPUSH of outgoing calls, LRANGE */
@@ -96,9 +96,9 @@ struct proto_bus {
         uv_loop_t *loop;
         struct proto_broker broker;
         char *module, *object_name, *object_version;
-        char *queue;       /* <module>.<object>@<version> */
-        char *inflight;    /* <queue>:inflight */
-        char *status_queue; /* <module>.zbus@1.0 */
+        char *queue;         /* <module>.<object>@<version> */
+        char *inflight;      /* <queue>:inflight */
+        char *status_queue;  /* <module>.zbus@1.0 */
         char object_id[128]; /* "<object>@<version>" */
         unsigned n_workers;
         unsigned busy;
@@ -412,13 +412,13 @@ static void flush_replies(struct proto_bus *bus)
                 it->sent = true;
                 /* Pipelined like zbus: RPUSH then EXPIRE; then drop the
                  * request from the inflight list. Confirmation on the last. */
-                redisAsyncCommand(ac, NULL, NULL, "RPUSH %b %b", it->key, it->key_len,
-                                  it->payload, it->payload_len);
+                redisAsyncCommand(ac, NULL, NULL, "RPUSH %b %b", it->key, it->key_len, it->payload,
+                                  it->payload_len);
                 if (it->inflight) {
                         redisAsyncCommand(ac, NULL, NULL, "EXPIRE %b %d", it->key, it->key_len,
                                           REPLY_TTL_SEC);
-                        redisAsyncCommand(ac, on_reply_confirmed, it, "LREM %s 1 %b",
-                                          bus->inflight, it->inflight, it->inflight_len);
+                        redisAsyncCommand(ac, on_reply_confirmed, it, "LREM %s 1 %b", bus->inflight,
+                                          it->inflight, it->inflight_len);
                 } else {
                         redisAsyncCommand(ac, on_reply_confirmed, it, "EXPIRE %b %d", it->key,
                                           it->key_len, REPLY_TTL_SEC);
@@ -485,8 +485,8 @@ static int queue_reply(struct proto_bus *bus, const struct proto_str *reply_to, 
 static void inflight_remove(struct proto_bus *bus, const char *payload, size_t len)
 {
         if (bus->cmd.connected && bus->cmd.ac)
-                redisAsyncCommand(bus->cmd.ac, NULL, NULL, "LREM %s 1 %b", bus->inflight,
-                                  payload, len);
+                redisAsyncCommand(bus->cmd.ac, NULL, NULL, "LREM %s 1 %b", bus->inflight, payload,
+                                  len);
 }
 
 static int reply_direct(struct proto_bus *bus, const struct proto_request *req, const char *payload,
@@ -633,8 +633,7 @@ static void pop_next(struct proto_bus *bus)
                 redisAsyncCommand(c->ac, on_pop, NULL, "BLMOVE %s %s LEFT RIGHT %d", bus->queue,
                                   bus->inflight, POP_TIMEOUT_SEC);
         else
-                redisAsyncCommand(c->ac, on_pop, NULL, "BLPOP %s %d", bus->queue,
-                                  POP_TIMEOUT_SEC);
+                redisAsyncCommand(c->ac, on_pop, NULL, "BLPOP %s %d", bus->queue, POP_TIMEOUT_SEC);
 }
 
 static void on_recover(redisAsyncContext *ac, void *r, void *privdata)
@@ -709,8 +708,7 @@ static void on_status_request(redisAsyncContext *ac, void *r, void *privdata)
                                 .start_nsec = bus->workers[i].since_nsec,
                                 .action = bus->workers[i].busy ? bus->workers[i].action : "",
                         };
-                if (proto_status_encode(&data, bus->object_name, bus->object_version, ws, n) >=
-                            0 &&
+                if (proto_status_encode(&data, bus->object_name, bus->object_version, ws, n) >= 0 &&
                     proto_response_encode(&out, &req.id, data.data, data.len, NULL, NULL) >= 0)
                         queue_reply(bus, &req.reply_to, &out, NULL, 0);
                 bus->stats.status_requests++;

@@ -266,8 +266,8 @@ static int expect_end(const struct mp_reader *r)
  * consume exactly one value. */
 typedef int field_cb(int idx, struct mp_reader *r, void *ud);
 
-static int read_struct(struct mp_reader *r, const char *const *fields, size_t n_fields, field_cb *cb,
-                       void *ud, bool *ret_nil)
+static int read_struct(struct mp_reader *r, const char *const *fields, size_t n_fields,
+                       field_cb *cb, void *ud, bool *ret_nil)
 {
         struct mp_value v;
         int k;
@@ -920,15 +920,18 @@ int proto_public_config_encode(struct strbuf *out, const struct proto_public_con
         int r;
 
         PK(msgpack_pack_map(&pk, 6));
-        if ((r = pack_key(&pk, "Type")) < 0 || (r = pack_str(&pk, strempty(pc->type.s), pc->type.n)) < 0)
+        if ((r = pack_key(&pk, "Type")) < 0 ||
+            (r = pack_str(&pk, strempty(pc->type.s), pc->type.n)) < 0)
                 return r;
         if ((r = pack_key(&pk, "IPv4")) < 0 || (r = pack_ipnet(&pk, &pc->ipv4)) < 0)
                 return r;
         if ((r = pack_key(&pk, "IPv6")) < 0 || (r = pack_ipnet(&pk, &pc->ipv6)) < 0)
                 return r;
-        if ((r = pack_key(&pk, "GW4")) < 0 || (r = pack_ip(&pk, pc->has_gw4, pc->gw4, pc->gw4_len)) < 0)
+        if ((r = pack_key(&pk, "GW4")) < 0 ||
+            (r = pack_ip(&pk, pc->has_gw4, pc->gw4, pc->gw4_len)) < 0)
                 return r;
-        if ((r = pack_key(&pk, "GW6")) < 0 || (r = pack_ip(&pk, pc->has_gw6, pc->gw6, pc->gw6_len)) < 0)
+        if ((r = pack_key(&pk, "GW6")) < 0 ||
+            (r = pack_ip(&pk, pc->has_gw6, pc->gw6, pc->gw6_len)) < 0)
                 return r;
         if ((r = pack_key(&pk, "Domain")) < 0 ||
             (r = pack_str(&pk, strempty(pc->domain.s), pc->domain.n)) < 0)
@@ -1095,9 +1098,11 @@ int proto_proxy_info_encode(struct strbuf *out, const struct proto_proxy_info *p
         if ((r = proto_encode_key_bool(out, "TLSPassthrough", pi->tls_passthrough)) < 0 ||
             (r = proto_encode_key_str(out, "Network", pi->network)) < 0)
                 return r;
-        if ((r = pack_key(&pk, "Created")) < 0 || (r = proto_encode_time(out, pi->created_sec, 0)) < 0)
+        if ((r = pack_key(&pk, "Created")) < 0 ||
+            (r = proto_encode_time(out, pi->created_sec, 0)) < 0)
                 return r;
-        if ((r = pack_key(&pk, "Updated")) < 0 || (r = proto_encode_time(out, pi->updated_sec, 0)) < 0)
+        if ((r = pack_key(&pk, "Updated")) < 0 ||
+            (r = proto_encode_time(out, pi->updated_sec, 0)) < 0)
                 return r;
         if ((r = pack_key(&pk, "RequestBytes")) < 0)
                 return r;

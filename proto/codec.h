@@ -17,9 +17,9 @@
 
 #include "common/strbuf.h"
 
-#define PROTO_MAX_INPUTS   16     /* arguments accepted in one request */
-#define PROTO_STR_MAX      4096   /* bytes in any decoded string argument */
-#define PROTO_LIST_MAX     1024   /* elements in any decoded list argument */
+#define PROTO_MAX_INPUTS 16   /* arguments accepted in one request */
+#define PROTO_STR_MAX    4096 /* bytes in any decoded string argument */
+#define PROTO_LIST_MAX   1024 /* elements in any decoded list argument */
 
 /* An owned string that may hold NUL bytes; s is always NUL-terminated. */
 struct proto_str {
@@ -83,7 +83,7 @@ struct proto_gw_proxy {
         struct proto_str *backends; /* NULL when nil */
         bool has_network;           /* Network was a string (even ""), not nil */
         struct proto_str network;
-        struct proto_str name;      /* "Name" or "FQDN" */
+        struct proto_str name; /* "Name" or "FQDN" */
 };
 void proto_gw_proxy_done(struct proto_gw_proxy *p);
 /* @fqdn selects the FQDN key instead of Name. */
@@ -107,9 +107,9 @@ int proto_metrics_decode(const void *p, size_t n,
 /* zbus status object (§1.3). */
 struct proto_worker_status {
         bool busy;
-        int64_t start_sec;     /* StartTime, Unix seconds */
+        int64_t start_sec; /* StartTime, Unix seconds */
         uint32_t start_nsec;
-        const char *action;    /* "" when free */
+        const char *action; /* "" when free */
 };
 int proto_status_encode(struct strbuf *out, const char *object_name, const char *object_version,
                         const struct proto_worker_status *workers, size_t n_workers);
@@ -175,8 +175,9 @@ struct proto_proxy_info {
 int proto_proxy_info_encode(struct strbuf *out, const struct proto_proxy_info *pi);
 int proto_encode_array_header(struct strbuf *out, uint32_t n);
 int proto_encode_map_header(struct strbuf *out, uint32_t n);
-int proto_encode_key_str(struct strbuf *out, const char *key, const char *value); /* key + str|nil */
-int proto_encode_key_uint(struct strbuf *out, const char *key, uint64_t v);       /* key + cf */
+int proto_encode_key_str(struct strbuf *out, const char *key,
+                         const char *value);                                /* key + str|nil */
+int proto_encode_key_uint(struct strbuf *out, const char *key, uint64_t v); /* key + cf */
 int proto_encode_key_bool(struct strbuf *out, const char *key, bool v);
 int proto_encode_bool(struct strbuf *out, bool v);
 int proto_encode_uint64(struct strbuf *out, uint64_t v); /* cf + 8 bytes, as Go uint64 */

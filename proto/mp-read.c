@@ -22,10 +22,9 @@ static uint64_t be64(const uint8_t *p)
 const char *mp_type_to_string(enum mp_type t)
 {
         static const char *const names[_MP_TYPE_MAX] = {
-                [MP_NIL] = "nil",     [MP_BOOL] = "bool", [MP_INT] = "int",
-                [MP_UINT] = "uint",   [MP_FLOAT] = "float", [MP_STR] = "str",
-                [MP_BIN] = "bin",     [MP_ARRAY] = "array", [MP_MAP] = "map",
-                [MP_EXT] = "ext",
+                [MP_NIL] = "nil",     [MP_BOOL] = "bool", [MP_INT] = "int", [MP_UINT] = "uint",
+                [MP_FLOAT] = "float", [MP_STR] = "str",   [MP_BIN] = "bin", [MP_ARRAY] = "array",
+                [MP_MAP] = "map",     [MP_EXT] = "ext",
         };
         return t < _MP_TYPE_MAX ? names[t] : "?";
 }
@@ -185,7 +184,7 @@ static int decode(const uint8_t *p, size_t n, struct mp_value *v, size_t *ret_le
                         NEED(9);
                         v->i = (int64_t)be64(p + 1);
                         hdr = 9;
-                signed_int:
+signed_int:
                         /* Normalise: non-negative values are MP_UINT. */
                         if (v->i >= 0) {
                                 v->type = MP_UINT;

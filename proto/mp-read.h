@@ -81,7 +81,7 @@ int mp_skip(struct mp_reader *r);
 int mp_read_strlike(struct mp_reader *r, const char **ret_p, size_t *ret_n, bool *ret_nil);
 int mp_read_uint64(struct mp_reader *r, uint64_t *ret);
 int mp_read_int64(struct mp_reader *r, int64_t *ret);
-int mp_read_bool(struct mp_reader *r, bool *ret); /* c2/c3 only: nil is -EDOM, as in Go */
+int mp_read_bool(struct mp_reader *r, bool *ret);    /* c2/c3 only: nil is -EDOM, as in Go */
 int mp_read_float(struct mp_reader *r, double *ret); /* floats and integers */
 /* Array or map header; nil reads as count 0 with *ret_nil set. */
 int mp_read_array(struct mp_reader *r, uint32_t *ret_count, bool *ret_nil);

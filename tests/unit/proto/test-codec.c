@@ -96,9 +96,9 @@ static void test_v3_request(void **state)
         assert_int_equal(proto_gw_proxy_encode(&v2, false, false, backends, 1, NULL, "myapp"), 0);
         in[0] = (struct proto_str){v1.data, v1.len};
         in[1] = (struct proto_str){v2.data, v2.len};
-        assert_int_equal(proto_request_encode(&b, UUID, "manager", "0.0.1", UUID, "SetNamedProxy",
-                                              in, 2),
-                         0);
+        assert_int_equal(
+                proto_request_encode(&b, UUID, "manager", "0.0.1", UUID, "SetNamedProxy", in, 2),
+                0);
         assert_int_equal(b.len, 242);
         assert_bytes(&b, V3);
 
@@ -144,15 +144,15 @@ static void test_request_any_key_order_unknown_keys(void **state)
 static void test_request_garbage(void **state)
 {
         static const char *const bad[] = {
-                "",                /* empty */
-                "c1",              /* reserved byte */
-                "85 a2 49 44",     /* truncated */
-                "dd ff ff ff ff",  /* array claiming 4G elements */
-                "df 7f ff ff ff",  /* map claiming 2G pairs */
-                "a3 61 62",        /* short string */
-                "92 c0 c0",        /* not a map: positional but wrong types? nil ok -> extra */
+                "",                  /* empty */
+                "c1",                /* reserved byte */
+                "85 a2 49 44",       /* truncated */
+                "dd ff ff ff ff",    /* array claiming 4G elements */
+                "df 7f ff ff ff",    /* map claiming 2G pairs */
+                "a3 61 62",          /* short string */
+                "92 c0 c0",          /* not a map: positional but wrong types? nil ok -> extra */
                 "85 a2 49 44 d9 24", /* str8 longer than input */
-                "81 c3 c3",        /* bool key */
+                "81 c3 c3",          /* bool key */
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 uint8_t buf[64];
@@ -204,7 +204,12 @@ static void test_response_error(void **state)
         assert_int_equal(proto_response_encode(&b, &id, data.data, data.len, msg, NULL), 0);
         assert_int_equal(b.len, 137);
         /* Data = c4 01 a0; Output.Error = 81 a7"Message" d9 37 <55 bytes>; Error c0. */
-        assert_non_null(memmem(b.data, b.len, "\xa4" "Data\xc4\x01\xa0\xa5" "Error\x81\xa7" "Message\xd9\x37", 25));
+        assert_non_null(memmem(b.data, b.len,
+                               "\xa4"
+                               "Data\xc4\x01\xa0\xa5"
+                               "Error\x81\xa7"
+                               "Message\xd9\x37",
+                               25));
         assert_int_equal((uint8_t)b.data[b.len - 1], 0xc0);
         assert_int_equal(proto_response_decode(b.data, b.len, &resp), 0);
         assert_true(resp.has_error);

@@ -13,8 +13,13 @@
 static void test_ints_any_width(void **state)
 {
         static const uint8_t forms[][9] = {
-                {0x2a}, {0xcc, 0x2a}, {0xcd, 0, 0x2a}, {0xce, 0, 0, 0, 0x2a},
-                {0xcf, 0, 0, 0, 0, 0, 0, 0, 0x2a}, {0xd0, 0x2a}, {0xd3, 0, 0, 0, 0, 0, 0, 0, 0x2a},
+                {0x2a},
+                {0xcc, 0x2a},
+                {0xcd, 0, 0x2a},
+                {0xce, 0, 0, 0, 0x2a},
+                {0xcf, 0, 0, 0, 0, 0, 0, 0, 0x2a},
+                {0xd0, 0x2a},
+                {0xd3, 0, 0, 0, 0, 0, 0, 0, 0x2a},
         };
         static const size_t lens[] = {1, 2, 3, 5, 9, 2, 9};
 
@@ -79,8 +84,8 @@ static void test_hostile_lengths(void **state)
 
 static void test_skip_nested_and_depth_limit(void **state)
 {
-        uint8_t deep[64], ok[] = {0x82, 0xa1, 'a', 0x92, 0x01, 0x81, 0xa1, 'b', 0xc0, 0xa1, 'c',
-                                  0xd6, 0xff, 0, 0, 0, 1};
+        uint8_t deep[64], ok[] = {0x82, 0xa1, 'a',  0x92, 0x01, 0x81, 0xa1, 'b', 0xc0,
+                                  0xa1, 'c',  0xd6, 0xff, 0,    0,    0,    1};
         struct mp_reader r;
 
         mp_reader_init(&r, ok, sizeof(ok));
