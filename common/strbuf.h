@@ -17,10 +17,9 @@ struct strbuf {
         size_t limit; /* appends that would grow len past this fail with -E2BIG; 0: none */
 };
 
-#define STRBUF_INIT                                                                                \
-        {                                                                                          \
-                .data = NULL                                                                       \
-        }
+/* clang-format off */
+#define STRBUF_INIT {}
+/* clang-format on */
 
 /* Append @n bytes. Returns 0, -ENOMEM, or -E2BIG (buffer unchanged). */
 int strbuf_append(struct strbuf *b, const void *p, size_t n);
