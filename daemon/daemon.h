@@ -32,6 +32,7 @@ struct gw_daemon {
         unsigned workers;
 
         struct gw_config cfg;
+        struct wl_public_config pc_cache; /* last public config from the networker (bus mode) */
         struct proto_bus *bus;
         struct gw_state *state;
         struct wl_registry *reg;

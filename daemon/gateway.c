@@ -670,7 +670,8 @@ static void handle_info(struct gw_daemon *d, struct proto_bus_call *call)
 {
         _cleanup_strbuf_ struct strbuf data = STRBUF_INIT;
         char v4[INET_ADDRSTRLEN + 4] = "", v6[INET6_ADDRSTRLEN + 4] = "";
-        const struct wl_public_config *pc = &d->cfg.pc;
+        const struct wl_public_config *pc =
+                d->cfg.public_config == GW_PUBLIC_CONFIG_BUS ? &d->pc_cache : &d->cfg.pc;
         int r;
 
         if (!args_count(call, RESULT_OTHER, 0))
@@ -685,7 +686,8 @@ static void handle_info(struct gw_daemon *d, struct proto_bus_call *call)
         if (r >= 0)
                 r = proto_encode_key_bool(&data, "Enabled", d->cfg.enabled);
         if (r >= 0)
-                r = proto_encode_key_str(&data, "Domain", strempty(pc->domain));
+                r = proto_encode_key_str(&data, "Domain",
+                                         strempty(pc->domain ? pc->domain : d->cfg.pc.domain));
         if (r >= 0)
                 r = proto_encode_key_uint(&data, "Workloads", wl_registry_size(d->reg));
         if (r >= 0)

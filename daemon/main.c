@@ -384,6 +384,7 @@ int main(int argc, char *argv[])
         wl_registry_free(d.reg);
         gw_state_free(d.state);
         gw_config_done(&d.cfg);
+        wl_public_config_done(&d.pc_cache);
         log_info("Stopped");
         return d.exit_code;
 }

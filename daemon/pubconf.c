@@ -116,10 +116,18 @@ static void on_public_config(int r, const struct proto_response *resp, void *use
                 free(pc.domain);
                 pc.domain = strdup(req->d->cfg.pc.domain);
         }
-        if (!pc.has_ipv4 && !pc.has_ipv6)
+        if (!pc.has_ipv4 && !pc.has_ipv6) {
                 req->cb(-ENOENT, "no public configuration", NULL, req->userdata);
-        else
+        } else {
+                struct wl_public_config copy = {};
+
+                /* Remembered for Info(); best effort. */
+                if (wl_public_config_copy(&pc, &copy) >= 0) {
+                        wl_public_config_done(&req->d->pc_cache);
+                        req->d->pc_cache = copy;
+                }
                 req->cb(0, NULL, &pc, req->userdata);
+        }
         wl_public_config_done(&pc);
 out:
         free(req);

@@ -113,7 +113,7 @@ int gw_state_parse_proxy(const char *text, size_t len, struct wl_proxy **ret, ch
 {
         _cleanup_(wl_proxy_freep) struct wl_proxy *p = NULL;
         _cleanup_json_ json_t *o = NULL;
-        json_t *backends, *v;
+        json_t *backends, *v, *jname = NULL, *jfqdn = NULL, *jnetwork = NULL;
         json_error_t jerr;
         const char *id = NULL, *kind = NULL, *name = NULL, *fqdn = NULL, *network = NULL;
         json_int_t version = 0, created = 0, updated = 0;
@@ -127,14 +127,20 @@ int gw_state_parse_proxy(const char *text, size_t len, struct wl_proxy **ret, ch
                         *reterr = NULL;
                 return -EBADMSG;
         }
-        if (json_unpack_ex(o, &jerr, 0, "{s:I, s:s, s:s, s?s, s?s, s:o, s:b, s?s, s?I, s?I}",
-                           "version", &version, "id", &id, "kind", &kind, "name", &name, "fqdn",
-                           &fqdn, "backends", &backends, "tls_passthrough", &passthrough, "network",
-                           &network, "created_usec", &created, "updated_usec", &updated) < 0) {
+        if (json_unpack_ex(o, &jerr, 0, "{s:I, s:s, s:s, s?o, s?o, s:o, s:b, s?o, s?I, s?I}",
+                           "version", &version, "id", &id, "kind", &kind, "name", &jname, "fqdn",
+                           &jfqdn, "backends", &backends, "tls_passthrough", &passthrough,
+                           "network", &jnetwork, "created_usec", &created, "updated_usec",
+                           &updated) < 0) {
                 if (reterr && asprintf(reterr, "unexpected content: %s", jerr.text) < 0)
                         *reterr = NULL;
                 return -EBADMSG;
         }
+        /* name, fqdn and network may be null (JSON) or absent. */
+        if ((jname && !json_is_null(jname) && !(name = json_string_value(jname))) ||
+            (jfqdn && !json_is_null(jfqdn) && !(fqdn = json_string_value(jfqdn))) ||
+            (jnetwork && !json_is_null(jnetwork) && !(network = json_string_value(jnetwork))))
+                return parse_fail(reterr, "name, fqdn and network must be strings or null");
         if (version != STATE_VERSION)
                 return parse_fail(reterr, "unsupported state version");
         k = wl_kind_from_string(kind);

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* State files: round trips, nulls, corrupt files, file names, counters. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/fileio.h"
+#include "daemon/state.h"
+
+static struct wl_proxy *make(const char *id, enum wl_kind kind, const char *network)
+{
+        struct wl_proxy *p = wl_proxy_new();
+
+        p->id = strdup(id);
+        p->kind = kind;
+        p->name = kind == WL_KIND_NAME ? strdup("myapp") : NULL;
+        p->fqdn = strdup(kind == WL_KIND_NAME ? "myapp.gw.example" : "app.example.org");
+        p->backends = calloc(3, sizeof(char *));
+        p->backends[0] = strdup("http://[300::1]:80");
+        p->backends[1] = strdup("http://1.2.3.4");
+        p->n_backends = 2;
+        p->network = network ? strdup(network) : NULL;
+        p->created_usec = 1;
+        p->updated_usec = 2;
+        return p;
+}
+
+static void test_round_trip(void **state)
+{
+        const char *nets[] = {NULL, "", "mynet"};
+
+        for (size_t i = 0; i < 3; i++) {
+                struct wl_proxy *p = make("37-1-x", i == 1 ? WL_KIND_FQDN : WL_KIND_NAME, nets[i]);
+                struct wl_proxy *q = NULL;
+                char *text = gw_state_dump_proxy(p), *err = NULL;
+
+                assert_non_null(text);
+                assert_int_equal(gw_state_parse_proxy(text, strlen(text), &q, &err), 0);
+                assert_true(wl_proxy_same_spec(p, q));
+                assert_string_equal(q->id, p->id);
+                assert_int_equal(q->kind, p->kind);
+                assert_int_equal(q->created_usec, 1);
+                if (nets[i])
+                        assert_string_equal(q->network, nets[i]);
+                else
+                        assert_null(q->network);
+                free(text);
+                wl_proxy_free(p);
+                wl_proxy_free(q);
+        }
+}
+
+static void test_corrupt(void **state)
+{
+        static const char *const bad[] = {
+                "",
+                "{",
+                "[]",
+                "{\"version\":2,\"id\":\"a\",\"kind\":\"name\",\"name\":\"a\",\"fqdn\":\"a.b\","
+                "\"backends\":[],\"tls_passthrough\":false}",
+                "{\"version\":1,\"id\":\"a\",\"kind\":\"zzz\",\"fqdn\":\"a.b\",\"backends\":[],"
+                "\"tls_passthrough\":false}",
+                "{\"version\":1,\"id\":\"a\",\"kind\":\"name\",\"fqdn\":\"a.b\",\"backends\":[],"
+                "\"tls_passthrough\":false}",
+                "{\"version\":1,\"id\":\"a\",\"kind\":\"fqdn\",\"fqdn\":\"a.b\",\"backends\":[1],"
+                "\"tls_passthrough\":false}",
+                "{\"version\":1,\"id\":\"a\",\"kind\":\"fqdn\",\"fqdn\":7,\"backends\":[],"
+                "\"tls_passthrough\":false}",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                struct wl_proxy *q = NULL;
+                char *err = NULL;
+
+                assert_int_equal(gw_state_parse_proxy(bad[i], strlen(bad[i]), &q, &err), -EBADMSG);
+                assert_null(q);
+                free(err);
+        }
+}
+
+static void test_file_names(void **state)
+{
+        char *n;
+
+        n = gw_state_file_name("37-1976-myapp");
+        assert_string_equal(n, "wl-37-1976-myapp.json");
+        free(n);
+        n = gw_state_file_name("../x/.y z");
+        assert_string_equal(n, "wl-%2E%2E%2Fx%2F%2Ey%20z.json");
+        free(n);
+        n = gw_state_file_name("");
+        assert_string_equal(n, "wl-.json");
+        free(n);
+}
+
+static void on_loaded(struct wl_proxy *p, const char *error, void *userdata)
+{
+        int *counts = userdata;
+
+        if (p) {
+                counts[0]++;
+                wl_proxy_free(p);
+        } else {
+                counts[1]++;
+        }
+}
+
+static void test_save_load_remove(void **state)
+{
+        char dir[] = "/tmp/gw-test-state.XXXXXX", path[256];
+        struct gw_state *s = NULL;
+        struct wl_proxy *a = make("37-1-a", WL_KIND_NAME, NULL);
+        struct wl_proxy *b = make("37-2-b/..", WL_KIND_FQDN, "n");
+        int counts[2] = {0, 0};
+        FILE *f;
+
+        assert_non_null(mkdtemp(dir));
+        assert_int_equal(gw_state_open(dir, &s), 0);
+        assert_int_equal(gw_state_save(s, a), 0);
+        assert_int_equal(gw_state_save(s, b), 0);
+        /* A corrupt file and a foreign file are reported and skipped. */
+        snprintf(path, sizeof(path), "%s/workloads/wl-junk.json", dir);
+        f = fopen(path, "w");
+        fputs("{not json", f);
+        fclose(f);
+        snprintf(path, sizeof(path), "%s/workloads/README", dir);
+        f = fopen(path, "w");
+        fclose(f);
+        assert_int_equal(gw_state_load(s, on_loaded, counts), 0);
+        assert_int_equal(counts[0], 2);
+        assert_int_equal(counts[1], 1);
+
+        assert_int_equal(gw_state_remove(s, "37-2-b/.."), 0);
+        assert_int_equal(gw_state_remove(s, "unknown"), 0);
+        counts[0] = counts[1] = 0;
+        assert_int_equal(gw_state_load(s, on_loaded, counts), 0);
+        assert_int_equal(counts[0], 1);
+
+        wl_proxy_free(a);
+        wl_proxy_free(b);
+        gw_state_free(s);
+        snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+        assert_int_equal(system(path), 0);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_corrupt),
+                cmocka_unit_test(test_file_names),
+                cmocka_unit_test(test_save_load_remove),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
