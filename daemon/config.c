@@ -668,6 +668,107 @@ static int parse_abs_path(struct parse_ctx *ctx, const struct config_key *k, con
         return 0;
 }
 
+/* A namespace name: what iproute2 accepts as a file name under /run/netns, kept simple. */
+static int parse_ns_name(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                         void *field)
+{
+        char **s = field, *copy;
+        size_t n = strlen(value);
+
+        if (n == 0 || n > 63)
+                return set_reason(ctx, "namespace name must be 1 to 63 characters");
+        for (size_t i = 0; i < n; i++)
+                if (!isalnum((unsigned char)value[i]) && !strchr("_.-", value[i]))
+                        return set_reason(
+                                ctx,
+                                "invalid namespace name '%s': use letters, digits, '_', '.' and '-'",
+                                value);
+        if (value[0] == '.')
+                return set_reason(ctx, "invalid namespace name '%s': must not start with '.'",
+                                  value);
+        copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        free(*s);
+        *s = copy;
+        return 0;
+}
+
+/* "veth:<host-side name>", "macvlan:<parent>" or "move:<ifname>"; interface names as the
+ * kernel takes them (1-15 bytes, no '/', ':' or whitespace). */
+static int parse_link_spec(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                           void *field)
+{
+        static const char *const kinds[] = {"veth:", "macvlan:", "move:"};
+        char **s = field, *copy;
+        const char *name = NULL;
+        size_t n;
+
+        for (size_t i = 0; i < ELEMENTSOF(kinds); i++)
+                if (strncmp(value, kinds[i], strlen(kinds[i])) == 0)
+                        name = value + strlen(kinds[i]);
+        if (!name)
+                return set_reason(
+                        ctx,
+                        "invalid link '%s': expected veth:<name>, macvlan:<parent> or move:<ifname>",
+                        value);
+        n = strlen(name);
+        if (n == 0 || n > 15)
+                return set_reason(ctx, "invalid link '%s': interface names are 1 to 15 characters",
+                                  value);
+        for (size_t i = 0; i < n; i++)
+                if (name[i] == '/' || name[i] == ':' || isspace((unsigned char)name[i]))
+                        return set_reason(
+                                ctx, "invalid link '%s': '%c' is not allowed in an interface name",
+                                value, name[i]);
+        if (streq(name, ".") || streq(name, ".."))
+                return set_reason(ctx, "invalid link '%s'", value);
+        copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        free(*s);
+        *s = copy;
+        return 0;
+}
+
+/* Yggdrasil addresses live in 200::/7 (nodes 200::/8, their subnets 300::/8). */
+static bool in6_is_ygg(const struct in6_addr *a)
+{
+        return (a->s6_addr[0] & 0xfe) == 0x02;
+}
+
+static int parse_ygg_address(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                             void *field)
+{
+        struct gw_config *c = field;
+        int r;
+
+        r = parse_cidr(ctx, AF_INET6, value, &c->ygg_address, &c->ygg_prefix);
+        if (r < 0)
+                return r;
+        if (!in6_is_ygg(&c->ygg_address))
+                return set_reason(ctx, "'%s' is not a Yggdrasil address (200::/7)", value);
+        c->has_ygg_address = true;
+        return 0;
+}
+
+static int parse_ygg_router(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                            void *field)
+{
+        struct gw_config *c = field;
+        struct in6_addr a;
+
+        if (inet_pton(AF_INET6, value, &a) != 1)
+                return set_reason(ctx, "invalid IPv6 address '%s'", value);
+        if (!in6_is_ygg(&a) && !IN6_IS_ADDR_LINKLOCAL(&a))
+                return set_reason(ctx,
+                                  "'%s' is neither a Yggdrasil (200::/7) nor a link-local address",
+                                  value);
+        c->ygg_router = a;
+        c->has_ygg_router = true;
+        return 0;
+}
+
 /* ---- the key table ---------------------------------------------------------------------- */
 
 static const struct enum_name public_config_names[] = {
@@ -716,6 +817,11 @@ static const struct config_key config_keys[] = {
          .max = 64 * 1024 * 1024},
 
         {"namespace", "netns_dir", parse_abs_path, OFF(netns_dir)},
+        {"namespace", "name", parse_ns_name, OFF(ns_name)},
+        {"namespace", "public_link", parse_link_spec, OFF(ns_public_link)},
+        {"namespace", "ygg_link", parse_link_spec, OFF(ns_ygg_link)},
+        {"namespace", "ygg_address", parse_ygg_address, 0},
+        {"namespace", "ygg_router", parse_ygg_router, 0},
 
         {"log", "level", parse_enum, OFF(log_level), .names = log_level_names},
 };
@@ -1007,8 +1113,38 @@ static int check_address_pair(struct parse_ctx *ctx, const char *pub, bool has_p
         return 0;
 }
 
+/* The namespace is managed when public_link is set; then all its keys are needed. */
+static int check_namespace(struct parse_ctx *ctx)
+{
+        const struct gw_config *c = &ctx->c;
+        static const char *const keys[] = {"ygg_link", "ygg_address", "ygg_router"};
+        const bool have[] = {c->ns_ygg_link != NULL, c->has_ygg_address, c->has_ygg_router};
+        bool any = c->ns_public_link || have[0] || have[1] || have[2];
+
+        if (!any)
+                return 0;
+        if (!c->ns_public_link)
+                return fail(ctx, 0, "namespace", "public_link",
+                            "required when any of ygg_link, ygg_address, ygg_router is set");
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (!have[i])
+                        return fail(ctx, 0, "namespace", keys[i],
+                                    "required when public_link is set");
+        if (streq(strchr(c->ns_public_link, ':') + 1, strchr(c->ns_ygg_link, ':') + 1))
+                return fail(ctx, line_of(ctx, "namespace", "ygg_link"), "namespace", "ygg_link",
+                            "uses the same interface as public_link");
+        if (memcmp(&c->ygg_address, &c->ygg_router, sizeof(c->ygg_router)) == 0)
+                return fail(ctx, line_of(ctx, "namespace", "ygg_router"), "namespace", "ygg_router",
+                            "is the gateway's own ygg_address");
+        return 0;
+}
+
 static int check_consistency(struct parse_ctx *ctx)
 {
+        int rn = check_namespace(ctx);
+
+        if (rn < 0)
+                return rn;
         static const char *const address_keys[] = {"public_ipv4", "gateway_ipv4", "public_ipv6",
                                                    "gateway_ipv6"};
         const struct wl_public_config *pc = &ctx->c.pc;
@@ -1076,7 +1212,8 @@ int gw_config_init(struct gw_config *c)
         };
         c->resolver = strdup("8.8.8.8:53");
         c->netns_dir = strdup("/run/netns");
-        if (!c->resolver || !c->netns_dir) {
+        c->ns_name = strdup("gateway");
+        if (!c->resolver || !c->netns_dir || !c->ns_name) {
                 gw_config_done(c);
                 return -ENOMEM;
         }
@@ -1090,6 +1227,9 @@ void gw_config_done(struct gw_config *c)
         free(c->path);
         free(c->resolver);
         free(c->netns_dir);
+        free(c->ns_name);
+        free(c->ns_public_link);
+        free(c->ns_ygg_link);
         /* The only owned field of struct wl_public_config; see wl_public_config_done(). */
         free(c->pc.domain);
         *c = (struct gw_config){};

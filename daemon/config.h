@@ -39,7 +39,16 @@ struct gw_config {
         unsigned max_payload;     /* bytes per request popped from Redis; default 1 MiB */
 
         /* [namespace] */
-        char *netns_dir; /* where named network namespaces live; default /run/netns */
+        char *netns_dir;      /* where named network namespaces live; default /run/netns */
+        char *ns_name;        /* the gateway namespace; default "gateway" */
+        char *ns_public_link; /* "veth:<host>" | "macvlan:<parent>" | "move:<ifname>"; NULL:
+                               * the namespace is not managed (no [namespace] links set) */
+        char *ns_ygg_link;    /* same forms */
+        bool has_ygg_address;
+        struct in6_addr ygg_address; /* the gateway's overlay address */
+        uint8_t ygg_prefix;
+        bool has_ygg_router;
+        struct in6_addr ygg_router; /* next hop for 200::/7 */
 
         /* [log] */
         int log_level; /* syslog level; default LOG_INFO */

@@ -720,6 +720,56 @@ static void test_resolver(void **state)
 
 /* ---- structure: sections, keys, syntax -------------------------------------------------- */
 
+#define NS_OK                                                                                      \
+        "[namespace]\nname = gw0\npublic_link = veth:gw-pub\nygg_link = macvlan:eth1\n"            \
+        "ygg_address = 300:1:2:3::10/64\nygg_router = 300:1:2:3::1\n"
+
+static void test_namespace(void **state)
+{
+        char addr[INET6_ADDRSTRLEN];
+
+        {
+                _cleanup_config_ struct gw_config c;
+                load_ok(NS_OK, &c);
+                assert_string_equal(c.ns_name, "gw0");
+                assert_string_equal(c.ns_public_link, "veth:gw-pub");
+                assert_string_equal(c.ns_ygg_link, "macvlan:eth1");
+                assert_true(c.has_ygg_address);
+                assert_int_equal(c.ygg_prefix, 64);
+                inet_ntop(AF_INET6, &c.ygg_router, addr, sizeof(addr));
+                assert_string_equal(addr, "300:1:2:3::1");
+        }
+        {
+                /* Not managed unless configured; the name defaults to "gateway". */
+                _cleanup_config_ struct gw_config c;
+                load_ok("", &c);
+                assert_null(c.ns_public_link);
+                assert_string_equal(c.ns_name, "gateway");
+        }
+        load_fails(
+                "[namespace]\npublic_link = tun:x\n",
+                "t.conf:2: [namespace] public_link: invalid link 'tun:x': expected veth:<name>, macvlan:<parent> or move:<ifname>");
+        load_fails(
+                "[namespace]\npublic_link = veth:abcdefghijklmnop\n",
+                "t.conf:2: [namespace] public_link: invalid link 'veth:abcdefghijklmnop': interface names are 1 to 15 characters");
+        load_fails(
+                "[namespace]\nname = ../x\n",
+                "t.conf:2: [namespace] name: invalid namespace name '../x': use letters, digits, '_', '.' and '-'");
+        load_fails(
+                "[namespace]\nygg_address = 2001:db8::1/64\n",
+                "t.conf:2: [namespace] ygg_address: '2001:db8::1/64' is not a Yggdrasil address (200::/7)");
+        load_fails("[namespace]\nygg_router = 10.0.0.1\n",
+                   "t.conf:2: [namespace] ygg_router: invalid IPv6 address '10.0.0.1'");
+        load_fails("[namespace]\npublic_link = veth:gw-pub\n",
+                   "t.conf: [namespace] ygg_link: required when public_link is set");
+        load_fails(
+                "[namespace]\nygg_router = 300::1\n",
+                "t.conf: [namespace] public_link: required when any of ygg_link, ygg_address, ygg_router is set");
+        load_fails("[namespace]\npublic_link = veth:a\nygg_link = move:a\n"
+                   "ygg_address = 300::10/64\nygg_router = 300::1\n",
+                   "t.conf:3: [namespace] ygg_link: uses the same interface as public_link");
+}
+
 static void test_unknown_section(void **state)
 {
         load_fails(
@@ -1128,6 +1178,7 @@ int main(void)
                 cmocka_unit_test(test_public_ipv6),
                 cmocka_unit_test(test_gateway_ipv6),
                 cmocka_unit_test(test_resolver),
+                cmocka_unit_test(test_namespace),
                 cmocka_unit_test(test_unknown_section),
                 cmocka_unit_test(test_unknown_key),
                 cmocka_unit_test(test_duplicate_key),
