@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* The gateway's network namespace (libnl): create it the iproute2 way
+ * (a bind mount of the namespace on <run_dir>/<name>), give it a public
+ * link and a Yggdrasil link with addresses, routes and sysctls, keep it
+ * correct (idempotent reconcile that reports what it repaired), tear it
+ * down, and open sockets inside any named namespace.
+ *
+ * Namespace switching (setns/unshare) happens only here, and only on a
+ * thread this module owns: the worker thread, or a short-lived thread for
+ * the blocking calls (setns is per thread; never on a libuv loop or its
+ * thread pool). The module does not use libuv: completions are signalled
+ * on an eventfd that the owner polls, and delivered by
+ * netns_worker_dispatch() on the owner's thread.
+ *
+ * "The host namespace" below is the network namespace of the thread that
+ * called netns_worker_new() (or the blocking function): veth host ends and
+ * macvlan parents live there, and moved links come from and go back there.
+ *
+ * Errors are -errno with a specific text in *reterr naming the cause
+ * ("parent link eth9 of macvlan public not found in the host namespace:
+ * No such device", "bind 203.0.113.10:443 in /run/netns/gateway: Address
+ * already in use", "permission denied creating namespace gateway: ...").
+ * *reterr is set only on failure, is allocated, and belongs to the caller
+ * (free()); it may stay NULL on -ENOMEM. Every @reterr may be NULL. See
+ * docs/internals/netns.md. */
+
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct strbuf;
+
+enum netns_link_kind {
+        NETNS_LINK_VETH,    /* veth pair: host-side end <host>, inner end in the namespace */
+        NETNS_LINK_MACVLAN, /* macvlan (bridge mode) on parent <host>, created inside */
+        NETNS_LINK_MOVE,    /* an existing link <host> moved in and renamed */
+        _NETNS_LINK_KIND_MAX,
+};
+
+struct netns_link_spec {
+        enum netns_link_kind kind;
+        char host[IFNAMSIZ]; /* veth host end / macvlan parent / link to move */
+        char name[IFNAMSIZ]; /* name inside the namespace ("public", "ygg") */
+};
+
+/* Parse "veth:<name>", "macvlan:<parent>" or "move:<ifname>" into @ret, with
+ * @inner_name as the link's name inside the namespace. Both names must be
+ * valid interface names (1-15 characters, no '/', ':' or white space).
+ * Returns 0 or -EINVAL (with *reterr); @ret is untouched on failure. */
+int netns_link_spec_parse(const char *s, const char *inner_name, struct netns_link_spec *ret,
+                          char **reterr);
+/* "veth", "macvlan", "move"; NULL for other values. */
+const char *netns_link_kind_to_string(enum netns_link_kind k);
+
+struct netns_prefix {
+        int family; /* AF_INET or AF_INET6; 0 = unset */
+        union {
+                struct in_addr v4;
+                struct in6_addr v6;
+        };
+        unsigned char prefixlen;
+};
+
+struct netns_config {
+        char name[64];     /* namespace name (a file name under run_dir) */
+        char run_dir[256]; /* where named namespaces live; "" = "/run/netns" */
+        struct netns_link_spec public_link;
+        struct netns_link_spec ygg_link;
+        struct netns_prefix public_v4;   /* family 0 when absent */
+        struct in_addr gw4;              /* default route next hop; 0.0.0.0 = no route */
+        struct netns_prefix public_v6;   /* family 0 when absent */
+        struct in6_addr gw6;             /* default route next hop; :: = no route */
+        struct netns_prefix ygg_address; /* the gateway's overlay address (required) */
+        struct in6_addr ygg_router;      /* next hop for 200::/7 (required) */
+};
+
+/* ---- blocking operations ---- */
+
+/* These run on a short-lived thread of their own (the caller's thread never
+ * changes namespace) and block until done. The worker runs the same code. */
+
+/* Make everything match @c: namespace, loopback up, both links up with
+ * their addresses, default routes via the gateways, 200::/7 via the ygg
+ * router, forwarding and router advertisements off. Idempotent: a second
+ * call changes nothing and appends nothing to @report (may be NULL). Each
+ * change is appended to @report as one line ("created namespace gateway",
+ * "added address 203.0.113.10/24 on public"). Returns 0 or -errno with
+ * *reterr: -EINVAL for a bad @c, -ENODEV for a missing parent or moved
+ * link, -EPERM/-EACCES without privileges, -EEXIST for a name clash in the
+ * host namespace. Changes made before a failure stay (and are reported). */
+int netns_reconcile(const struct netns_config *c, struct strbuf *report, char **reterr);
+/* Remove the namespace, the veth pairs (by their host ends too) and the
+ * macvlans; moved links go back to the host namespace under their old name
+ * and admin state. Missing pieces are not errors. Each change is appended
+ * to @report (may be NULL). Returns 0 or -errno with *reterr. */
+int netns_teardown(const struct netns_config *c, struct strbuf *report, char **reterr);
+/* Does <run_dir>/<name> hold a live network namespace (an nsfs bind
+ * mount)? @run_dir NULL or "" means /run/netns. */
+bool netns_exists(const char *run_dir, const char *name);
+
+/* ---- the worker thread ---- */
+
+struct netns_worker;
+
+/* Start the worker thread (all signals blocked on it). Its host namespace
+ * is the calling thread's. Returns 0 or -errno. */
+int netns_worker_new(struct netns_worker **ret);
+/* Joins the thread after the running job; pending and undispatched jobs
+ * are dropped with -ECANCELED (callbacks are not run; their fds are
+ * closed). Accepts NULL. Returns NULL. */
+struct netns_worker *netns_worker_free(struct netns_worker *w);
+/* An eventfd (CLOEXEC, non-blocking) that is readable while completions
+ * wait for netns_worker_dispatch(). Owned by the worker. */
+int netns_worker_fd(const struct netns_worker *w);
+/* Run the callbacks of completed jobs on the calling thread, in submit
+ * order. Call it from the owner thread only. */
+void netns_worker_dispatch(struct netns_worker *w);
+
+/* Callbacks run from netns_worker_dispatch(), never from the submit call.
+ * A submit that returns < 0 never calls back. @report and @error are valid
+ * during the callback only (@report is "" when nothing changed, @error is
+ * NULL when r >= 0). */
+typedef void netns_reconcile_cb(int r, const char *report, const char *error, void *userdata);
+typedef void netns_fd_cb(int r, int fd, const char *error, void *userdata);
+
+/* Queue netns_reconcile() / netns_teardown() of a copy of @c. Returns 0 or
+ * -ENOMEM. */
+int netns_worker_reconcile(struct netns_worker *w, const struct netns_config *c,
+                           netns_reconcile_cb *cb, void *userdata);
+int netns_worker_teardown(struct netns_worker *w, const struct netns_config *c,
+                          netns_reconcile_cb *cb, void *userdata);
+
+struct netns_socket_req {
+        char netns_path[512]; /* e.g. /run/netns/gateway; "" = the worker's host namespace */
+        int family;           /* AF_INET / AF_INET6 */
+        int type;             /* SOCK_STREAM / SOCK_DGRAM (CLOEXEC|NONBLOCK added) */
+        int protocol;
+        bool bind; /* bind to @addr (listening sockets); else @addr is unused */
+        struct sockaddr_storage addr;
+        socklen_t addrlen;
+        int backlog;    /* >= 0: listen() with this backlog (only with @bind); < 0: no listen */
+        bool reuseport; /* SO_REUSEPORT (one listener per proxy worker) */
+        bool freebind;  /* IP_FREEBIND / IPV6_FREEBIND */
+        bool v6only;    /* IPV6_V6ONLY (AF_INET6 only) */
+};
+/* Open a socket inside a namespace (stream sockets that bind also get
+ * SO_REUSEADDR); @cb gets the fd (ownership passes to @cb; close it if
+ * unwanted). Errors: -ENOENT (no such namespace), -EINVAL (not a network
+ * namespace), -EPERM, -EADDRINUSE, -EADDRNOTAVAIL, ... Returns 0 or
+ * -ENOMEM. */
+int netns_worker_socket(struct netns_worker *w, const struct netns_socket_req *req, netns_fd_cb *cb,
+                        void *userdata);
+/* A NETLINK_ROUTE socket (CLOEXEC, non-blocking) inside @netns_path,
+ * subscribed to link, address and route changes (drift detection). Read
+ * and discard its messages; any readability means "something changed". It
+ * keeps the namespace alive, so also poll netns_exists(). */
+int netns_worker_monitor(struct netns_worker *w, const char *netns_path, netns_fd_cb *cb,
+                         void *userdata);
+
+/* Synchronous variant for tools and tests: runs on a short-lived thread.
+ * Returns 0 and *ret_fd (the caller owns it), or -errno with *reterr. */
+int netns_socket_sync(const struct netns_socket_req *req, int *ret_fd, char **reterr);
