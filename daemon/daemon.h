@@ -19,6 +19,8 @@ struct gw_dns;
 struct gw_op;
 struct hashmap;
 struct gw_revalidator;
+struct gw_ns;
+struct netns_worker;
 
 #define GW_MODULE         "gateway"
 #define GW_OBJECT         "manager"
@@ -40,6 +42,7 @@ struct gw_daemon {
         struct gw_dns *dns;
         struct gw_op *ops; /* Set* calls in progress */
         struct gw_revalidator *reval;
+        struct gw_ns *ns; /* the gateway namespace keeper (gwns.c) */
 
         uv_signal_t sig_term, sig_int, sig_hup;
         uv_timer_t watchdog;
@@ -95,6 +98,16 @@ int gw_revalidator_start(struct gw_daemon *d);
 void gw_revalidator_stop(struct gw_daemon *d);
 /* Apply a new interval (SIGHUP). */
 void gw_revalidator_reconfigure(struct gw_daemon *d);
+
+/* gwns.c: the gateway network namespace. */
+int gw_ns_start(struct gw_daemon *d);
+/* Re-evaluate after a configuration change (SIGHUP). */
+void gw_ns_apply(struct gw_daemon *d);
+/* True when the namespace is not managed or is ready; else *ret_error says why. */
+bool gw_ns_ready(struct gw_daemon *d, const char **ret_error);
+void gw_ns_stop(struct gw_daemon *d);
+/* The worker that opens sockets inside namespaces (for the proxy). */
+struct netns_worker *gw_ns_worker(struct gw_daemon *d);
 
 /* utf8 checks for bus strings */
 bool gw_utf8_valid(const char *s, size_t n);

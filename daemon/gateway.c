@@ -495,6 +495,17 @@ static void handle_set(struct gw_daemon *d, struct proto_bus_call *call, bool fq
                             "disabled in the node configuration");
                 return;
         }
+        {
+                const char *why = NULL;
+
+                if (!gw_ns_ready(d, &why)) {
+                        op_failf(op,
+                                 "gateway is not supported on this node: the gateway network "
+                                 "namespace is not ready: %s",
+                                 why);
+                        return;
+                }
+        }
         op->step = OP_STEP_PUBCONF;
         r = gw_pubconf_get(d, on_pubconf, op, &op->pending);
         if (r < 0)

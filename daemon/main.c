@@ -113,6 +113,7 @@ static void daemon_stop(struct gw_daemon *d, const char *why)
         proto_bus_stop(d->bus, on_bus_stopped, d);
         gw_manager_cancel_all(d);
         gw_revalidator_stop(d);
+        gw_ns_stop(d);
         gw_dns_free(d->dns);
         d->dns = NULL;
         r = gw_manager_save_counters(d);
@@ -168,6 +169,12 @@ static void reload(struct gw_daemon *d)
         apply_log_level(&d->cfg, cli_log_level);
         if (dns_changed)
                 (void)gw_manager_apply_dns(d);
+        if (pc_changed) {
+                /* A new public config from the networker is fetched on demand. */
+                wl_public_config_done(&d->pc_cache);
+                d->pc_cache = (struct wl_public_config){};
+        }
+        gw_ns_apply(d);
         gw_revalidator_reconfigure(d);
         log_info("Configuration reloaded from %s", d->config_path);
         sd_notify(0, "READY=1");
@@ -355,6 +362,8 @@ int main(int argc, char *argv[])
         notify_status(&d, "Connecting to %s", broker);
         proto_bus_start(d.bus);
         if (gw_revalidator_start(&d) < 0)
+                return 1;
+        if (gw_ns_start(&d) < 0)
                 return 1;
 
         uv_signal_init(&loop, &d.sig_term);

@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Keeps the gateway's network namespace matching the configuration: one
+ * reconcile at a time on the netns worker thread, triggered at start, on
+ * SIGHUP, on netlink events from inside the namespace (debounced) and by a
+ * periodic check that also notices a namespace deleted from outside. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/log.h"
+#include "common/macros.h"
+#include "daemon/daemon.h"
+#include "netns/netns.h"
+
+#define CHECK_INTERVAL_MS 3000
+#define DEBOUNCE_MS       200
+
+struct gw_ns {
+        struct gw_daemon *d;
+        struct netns_worker *w;
+        uv_poll_t worker_poll;
+        uv_timer_t check_timer;
+        uv_timer_t debounce;
+        uv_poll_t mon_poll;
+        int mon_fd;
+        bool mon_open;
+        bool mon_pending; /* a monitor socket was requested */
+        bool busy;        /* a reconcile or teardown is running */
+        bool again;       /* another run was requested meanwhile */
+        bool fetching;    /* public config requested from the networker */
+        bool managed;     /* the namespace exists because of us (for teardown) */
+        bool ready;
+        bool stopping;
+        unsigned open_handles;
+        char *error;              /* why the namespace is not ready, NULL when it is */
+        struct netns_config last; /* what the last teardown must remove */
+};
+
+static void ns_run(struct gw_ns *ns);
+
+static bool ns_wanted(const struct gw_daemon *d)
+{
+        return d->cfg.enabled && d->cfg.ns_public_link;
+}
+
+static void set_error(struct gw_ns *ns, const char *error)
+{
+        if (streq_ptr(ns->error, error))
+                return;
+        free(ns->error);
+        ns->error = error ? strdup(error) : NULL;
+        if (error)
+                log_error("Gateway namespace %s is not ready: %s", ns->d->cfg.ns_name, error);
+}
+
+static int build_config(struct gw_daemon *d, struct netns_config *c, char **reterr)
+{
+        const struct wl_public_config *pc =
+                d->cfg.public_config == GW_PUBLIC_CONFIG_BUS ? &d->pc_cache : &d->cfg.pc;
+        int r;
+
+        *c = (struct netns_config){};
+        snprintf(c->name, sizeof(c->name), "%s", d->cfg.ns_name);
+        snprintf(c->run_dir, sizeof(c->run_dir), "%s", d->cfg.netns_dir);
+        r = netns_link_spec_parse(d->cfg.ns_public_link, "public", &c->public_link, reterr);
+        if (r < 0)
+                return r;
+        r = netns_link_spec_parse(d->cfg.ns_ygg_link, "ygg", &c->ygg_link, reterr);
+        if (r < 0)
+                return r;
+        if (pc->has_ipv4) {
+                c->public_v4.family = AF_INET;
+                c->public_v4.v4 = pc->ipv4;
+                c->public_v4.prefixlen = pc->ipv4_prefix;
+                c->gw4 = pc->gw4;
+        }
+        if (pc->has_ipv6) {
+                c->public_v6.family = AF_INET6;
+                c->public_v6.v6 = pc->ipv6;
+                c->public_v6.prefixlen = pc->ipv6_prefix;
+                c->gw6 = pc->gw6;
+        }
+        c->ygg_address.family = AF_INET6;
+        c->ygg_address.v6 = d->cfg.ygg_address;
+        c->ygg_address.prefixlen = d->cfg.ygg_prefix;
+        c->ygg_router = d->cfg.ygg_router;
+        return 0;
+}
+
+/* ---- the monitor socket ---- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+        struct gw_ns *ns = h->data;
+
+        ns->open_handles--;
+        if (h == (uv_handle_t *)&ns->mon_poll) {
+                safe_close(ns->mon_fd);
+                ns->mon_fd = -1;
+                ns->mon_open = false;
+        }
+        if (ns->stopping && ns->open_handles == 0) {
+                free(ns->error);
+                free(ns);
+        }
+}
+
+static void mon_close(struct gw_ns *ns)
+{
+        if (!ns->mon_open || uv_is_closing((uv_handle_t *)&ns->mon_poll))
+                return;
+        uv_poll_stop(&ns->mon_poll);
+        uv_close((uv_handle_t *)&ns->mon_poll, on_handle_closed);
+}
+
+static void on_debounce(uv_timer_t *t)
+{
+        ns_run(t->data);
+}
+
+static void on_mon_readable(uv_poll_t *p, int status, int events)
+{
+        struct gw_ns *ns = p->data;
+        char buf[8192];
+
+        /* Drain: any change inside the namespace means "check again". */
+        while (recv(ns->mon_fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+                ;
+        if (status < 0) {
+                mon_close(ns);
+                return;
+        }
+        uv_timer_start(&ns->debounce, on_debounce, DEBOUNCE_MS, 0);
+}
+
+static void on_monitor(int r, int fd, const char *error, void *userdata)
+{
+        struct gw_ns *ns = userdata;
+
+        ns->mon_pending = false;
+        if (r < 0) {
+                log_debug("No netlink monitor in the gateway namespace: %s", strempty(error));
+                return;
+        }
+        if (ns->stopping || ns->mon_open) {
+                safe_close(fd);
+                return;
+        }
+        if (uv_poll_init(ns->d->loop, &ns->mon_poll, fd) < 0) {
+                safe_close(fd);
+                return;
+        }
+        ns->mon_poll.data = ns;
+        ns->mon_fd = fd;
+        ns->mon_open = true;
+        ns->open_handles++;
+        uv_poll_start(&ns->mon_poll, UV_READABLE, on_mon_readable);
+}
+
+static void mon_open(struct gw_ns *ns)
+{
+        char path[600];
+
+        if (ns->mon_open || ns->mon_pending)
+                return;
+        snprintf(path, sizeof(path), "%s/%s", ns->d->cfg.netns_dir, ns->d->cfg.ns_name);
+        if (netns_worker_monitor(ns->w, path, on_monitor, ns) >= 0)
+                ns->mon_pending = true;
+}
+
+/* ---- reconcile / teardown ---- */
+
+static void log_report(struct gw_ns *ns, const char *report, bool first)
+{
+        _cleanup_free_ char *copy = strdup(report);
+        char *save = NULL;
+
+        if (!copy)
+                return;
+        for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                if (first)
+                        log_info("Gateway namespace %s: %s", ns->d->cfg.ns_name, line);
+                else
+                        log_warning("Gateway namespace %s drifted, repaired: %s",
+                                    ns->d->cfg.ns_name, line);
+        }
+}
+
+static void job_done(struct gw_ns *ns)
+{
+        ns->busy = false;
+        if (ns->again && !ns->stopping) {
+                ns->again = false;
+                ns_run(ns);
+        }
+}
+
+static void on_reconciled(int r, const char *report, const char *error, void *userdata)
+{
+        struct gw_ns *ns = userdata;
+        bool first = !ns->ready;
+
+        if (r == -ECANCELED || ns->stopping)
+                return;
+        if (r < 0) {
+                ns->ready = false;
+                set_error(ns, error ? error : strerror(-r));
+        } else {
+                if (report && *report)
+                        log_report(ns, report, first && !ns->managed);
+                if (!ns->ready)
+                        log_info("Gateway namespace %s is ready", ns->d->cfg.ns_name);
+                ns->ready = true;
+                ns->managed = true;
+                set_error(ns, NULL);
+                /* A namespace created anew needs a new monitor socket. */
+                if (report && strstr(report, "created namespace"))
+                        mon_close(ns);
+                mon_open(ns);
+        }
+        job_done(ns);
+}
+
+static void on_teardown(int r, const char *report, const char *error, void *userdata)
+{
+        struct gw_ns *ns = userdata;
+
+        if (r == -ECANCELED || ns->stopping)
+                return;
+        if (r < 0)
+                log_error("Failed to remove gateway namespace %s: %s", ns->last.name,
+                          error ? error : strerror(-r));
+        else
+                log_info("Gateway namespace %s removed", ns->last.name);
+        ns->managed = false;
+        job_done(ns);
+}
+
+static void on_ns_pubconf(int r, const char *error, const struct wl_public_config *pc,
+                          void *userdata)
+{
+        struct gw_ns *ns = userdata;
+        _cleanup_free_ char *msg = NULL;
+
+        if (r == -ECANCELED)
+                return;
+        ns->fetching = false;
+        if (r < 0) {
+                if (asprintf(&msg, "no public configuration: %s", error) < 0)
+                        msg = NULL;
+                set_error(ns, msg ? msg : "no public configuration");
+                job_done(ns);
+                return;
+        }
+        /* pubconf.c stored it in pc_cache. */
+        ns->busy = false;
+        ns_run(ns);
+}
+
+static void ns_run(struct gw_ns *ns)
+{
+        struct gw_daemon *d = ns->d;
+        _cleanup_free_ char *err = NULL;
+        struct netns_config c;
+        int r;
+
+        if (ns->stopping)
+                return;
+        if (ns->busy) {
+                ns->again = true;
+                return;
+        }
+        if (!ns_wanted(d)) {
+                ns->ready = false;
+                set_error(ns, NULL);
+                if (!ns->managed)
+                        return;
+                mon_close(ns);
+                ns->busy = true;
+                if (netns_worker_teardown(ns->w, &ns->last, on_teardown, ns) < 0) {
+                        ns->busy = false;
+                        log_error("Failed to start tearing down the gateway namespace");
+                }
+                return;
+        }
+        if (d->cfg.public_config == GW_PUBLIC_CONFIG_BUS && !d->pc_cache.has_ipv4 &&
+            !d->pc_cache.has_ipv6) {
+                ns->busy = true;
+                ns->fetching = true;
+                r = gw_pubconf_get(d, on_ns_pubconf, ns, NULL);
+                if (r < 0) {
+                        ns->busy = ns->fetching = false;
+                        set_error(ns, "no public configuration: the bus is not available");
+                }
+                return;
+        }
+        r = build_config(d, &c, &err);
+        if (r < 0) {
+                set_error(ns, err ? err : strerror(-r));
+                return;
+        }
+        /* A renamed namespace or changed links: remove the old one first. */
+        if (ns->managed && (!streq(ns->last.name, c.name) ||
+                            memcmp(&ns->last.public_link, &c.public_link, sizeof(c.public_link)) ||
+                            memcmp(&ns->last.ygg_link, &c.ygg_link, sizeof(c.ygg_link)) ||
+                            !streq(ns->last.run_dir, c.run_dir))) {
+                mon_close(ns);
+                ns->busy = true;
+                ns->again = true;
+                if (netns_worker_teardown(ns->w, &ns->last, on_teardown, ns) < 0)
+                        ns->busy = ns->again = false;
+                return;
+        }
+        ns->last = c;
+        ns->busy = true;
+        if (netns_worker_reconcile(ns->w, &c, on_reconciled, ns) < 0) {
+                ns->busy = false;
+                set_error(ns, "out of memory");
+        }
+}
+
+static void on_worker_event(uv_poll_t *p, int status, int events)
+{
+        struct gw_ns *ns = p->data;
+
+        netns_worker_dispatch(ns->w);
+}
+
+static void on_check(uv_timer_t *t)
+{
+        struct gw_ns *ns = t->data;
+
+        if (ns_wanted(ns->d) || ns->managed)
+                ns_run(ns);
+}
+
+int gw_ns_start(struct gw_daemon *d)
+{
+        struct gw_ns *ns;
+        int r;
+
+        ns = calloc(1, sizeof(*ns));
+        if (!ns)
+                return -ENOMEM;
+        ns->d = d;
+        ns->mon_fd = -1;
+        r = netns_worker_new(&ns->w);
+        if (r < 0) {
+                free(ns);
+                return log_error_errno(r, "Failed to start the namespace worker: %m");
+        }
+        uv_poll_init(d->loop, &ns->worker_poll, netns_worker_fd(ns->w));
+        uv_timer_init(d->loop, &ns->check_timer);
+        uv_timer_init(d->loop, &ns->debounce);
+        ns->worker_poll.data = ns->check_timer.data = ns->debounce.data = ns;
+        ns->open_handles = 3;
+        uv_poll_start(&ns->worker_poll, UV_READABLE, on_worker_event);
+        uv_timer_start(&ns->check_timer, on_check, CHECK_INTERVAL_MS, CHECK_INTERVAL_MS);
+        d->ns = ns;
+        if (d->cfg.enabled && !d->cfg.ns_public_link)
+                log_notice("No [namespace] links configured: the gateway namespace is not managed");
+        ns_run(ns);
+        return 0;
+}
+
+void gw_ns_apply(struct gw_daemon *d)
+{
+        if (d->ns)
+                ns_run(d->ns);
+}
+
+bool gw_ns_ready(struct gw_daemon *d, const char **ret_error)
+{
+        struct gw_ns *ns = d->ns;
+
+        if (!d->cfg.ns_public_link || !ns)
+                return true;
+        if (ns->ready)
+                return true;
+        *ret_error = ns->error ? ns->error : "it is being set up";
+        return false;
+}
+
+void gw_ns_stop(struct gw_daemon *d)
+{
+        struct gw_ns *ns = d->ns;
+
+        if (!ns)
+                return;
+        d->ns = NULL;
+        ns->stopping = true;
+        /* The namespace itself stays: a restart finds it and reconciles. */
+        ns->w = netns_worker_free(ns->w);
+        mon_close(ns);
+        uv_close((uv_handle_t *)&ns->worker_poll, on_handle_closed);
+        uv_close((uv_handle_t *)&ns->check_timer, on_handle_closed);
+        uv_close((uv_handle_t *)&ns->debounce, on_handle_closed);
+}
+
+struct netns_worker *gw_ns_worker(struct gw_daemon *d)
+{
+        return d->ns ? d->ns->w : NULL;
+}
