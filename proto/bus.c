@@ -8,13 +8,13 @@
 #include <string.h>
 #include <time.h>
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include "common/log.h"
 #include "common/macros.h"
 #include "proto/bus-url.h"
+#include "proto/bus-uv.h"
 
 #define BACKOFF_MIN_MS    100
 #define BACKOFF_MAX_MS    5000
@@ -267,6 +267,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
                 return;
         }
         c->connected = true;
+        log_debug("bus: connection %d up", (int)c->role);
         on_connected(c);
 }
 
@@ -279,6 +280,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         c->ac = NULL;
         c->connected = false;
         c->blocked = false;
+        log_debug("bus: connection %d closed", (int)c->role);
         if (c->role == CONN_WAIT) {
                 pending_finish(c->pending, -ECONNRESET);
                 return;
@@ -337,7 +339,7 @@ static void conn_connect(struct bus_conn *c)
                 return;
         }
         ac->data = c;
-        if (redisLibuvAttach(ac, bus->loop) != REDIS_OK) {
+        if (proto_bus_uv_attach(ac, bus->loop) < 0) {
                 redisAsyncFree(ac);
                 if (c->role == CONN_WAIT) {
                         pending_fail_async(c->pending, -ENOMEM);
@@ -623,12 +625,15 @@ static void pop_next(struct proto_bus *bus)
 
         if (!bus->serve || bus->stopping || !c->connected || !c->ac || c->blocked)
                 return;
-        if (!bus->recovery_done)
+        if (!bus->recovery_done) {
+                log_debug("bus: pop waits for recovery");
                 return;
+        }
         run_backlog(bus);
         if (bus->busy >= bus->n_workers)
                 return;
         c->blocked = true;
+        log_debug("bus: waiting for a request on %s", bus->queue);
         if (bus->use_blmove)
                 redisAsyncCommand(c->ac, on_pop, NULL, "BLMOVE %s %s LEFT RIGHT %d", bus->queue,
                                   bus->inflight, POP_TIMEOUT_SEC);
@@ -643,6 +648,7 @@ static void on_recover(redisAsyncContext *ac, void *r, void *privdata)
         struct proto_bus *bus;
 
         if (!c || !reply) {
+                log_debug("bus: recovery interrupted (c=%p)", (void *)c);
                 if (c)
                         c->bus->recovery_started = false;
                 return;
@@ -670,6 +676,8 @@ static void on_recover(redisAsyncContext *ac, void *r, void *privdata)
                 }
         }
         bus->recovery_done = true;
+        log_debug("bus: recovered %zu request(s) from %s",
+                  reply->type == REDIS_REPLY_ARRAY ? reply->elements : 0, bus->inflight);
         pop_next(bus);
 }
 
