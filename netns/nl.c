@@ -21,7 +21,8 @@
 #define SOL_NETLINK 270
 #endif
 
-static int vfail(char **reterr, int r, const char *suffix, const char *fmt, va_list ap)
+_printf_(4, 0) static int vfail(char **reterr, int r, const char *suffix, const char *fmt,
+                                va_list ap)
 {
         _cleanup_free_ char *what = NULL;
         char *msg;

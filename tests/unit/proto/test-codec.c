@@ -324,6 +324,7 @@ static void test_contract_results(void **state)
         assert_int_equal(id, 42);
         assert_int_equal(e.code, 0);
         assert_false(e.has_err);
+        proto_substrate_error_done(&e);
         /* Not found: {Err: "contract not found: object not found", Code: 1}. */
         n = unhex("92 cf 00 00 00 00 00 00 00 00 82 a3 45 72 72 d9 24 63 6f 6e 74 72 61 63 74 20"
                   " 6e 6f 74 20 66 6f 75 6e 64 3a 20 6f 62 6a 65 63 74 20 6e 6f 74 20 66 6f 75 6e"
@@ -360,6 +361,7 @@ static void test_contract_results(void **state)
         assert_int_equal(c.twin_id, 37);
         assert_int_equal(c.contract_id, 42);
         assert_int_equal(e.code, 0);
+        proto_substrate_error_done(&e);
 }
 
 static void test_name_proxy_wrong_types(void **state)
