@@ -1,0 +1,191 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Durability: persisted before the reply, restored after kill -9, Redis
+restarts, lifecycle signals."""
+
+import signal
+
+import pytest
+
+import gobus
+from conftest import DOMAIN, Deadline, needs_gatewayd
+
+pytestmark = needs_gatewayd
+
+BACKENDS = ["http://[300:1:2::3]:9000"]
+
+
+def snapshot(bus):
+    lst = bus.list_proxies().data or []
+    return sorted(lst, key=lambda p: p["ID"])
+
+
+def deploy_mix(node):
+    node.deploy_name("37-1-alpha", "alpha")
+    node.deploy_name("38-2-beta", "beta", backends=["[300:1:2::9]:443", "10.0.0.2:443"], tls_passthrough=True)
+    node.deploy_fqdn("39-3-web", "web.example.org", backends=["http://10.0.0.3", "http://[300::3]:81"])
+    node.deploy_fqdn("39-4-web6", "web6.example.org", ips=["2001:db8:1::10"], backends=["[300::4]:8443"],
+                     tls_passthrough=True)
+
+
+def test_kill9_right_after_reply_loses_nothing(node):
+    deploy_mix(node)
+    before = snapshot(node.bus)
+    node.reserve("gamma", 37)
+    rep = node.bus.set_named_proxy("37-5-gamma", "gamma", BACKENDS, tls_passthrough=False)
+    assert rep.ok, rep
+    # The reply is out: the workload must already be on disk. No other call in between.
+    node.daemon.kill(signal.SIGKILL)
+    node.daemon.start()
+    after = snapshot(node.bus)
+    assert [p for p in after if p["ID"] != "37-5-gamma"] == before
+    gamma = [p for p in after if p["ID"] == "37-5-gamma"]
+    assert len(gamma) == 1 and gamma[0]["FQDN"] == "gamma." + DOMAIN and gamma[0]["Backends"] == BACKENDS
+    assert node.bus.info().data["Workloads"] == 5
+    # And a delete is durable the same way.
+    assert node.bus.delete_named_proxy("37-5-gamma").ok
+    node.daemon.kill(signal.SIGKILL)
+    node.daemon.start()
+    assert snapshot(node.bus) == before
+
+
+def test_restore_keeps_domains_reserved(node):
+    deploy_mix(node)
+    node.daemon.restart()
+    rep = node.bus.set_named_proxy("37-9-thief", "alpha", BACKENDS)
+    assert rep.error == "domain already registered: alpha." + DOMAIN
+    node.dns.add("web.example.org", "203.0.113.10")
+    rep = node.bus.set_fqdn_proxy("39-9-thief", "web.example.org", BACKENDS)
+    assert rep.error == "domain already registered: web.example.org"
+    # Same workload, same spec: still idempotent after the restart.
+    rep = node.bus.set_named_proxy("37-1-alpha", "alpha", BACKENDS)
+    assert rep.ok and rep.data == "alpha." + DOMAIN
+
+
+def test_delete_and_update_survive_restart(node):
+    deploy_mix(node)
+    assert node.bus.delete_named_proxy("38-2-beta").ok
+    assert node.bus.set_named_proxy("37-1-alpha", "alpha", ["http://10.9.9.9:9"]).ok
+    before = snapshot(node.bus)
+    node.daemon.restart()
+    after = snapshot(node.bus)
+    assert after == before
+    assert [p["ID"] for p in after] == ["37-1-alpha", "39-3-web", "39-4-web6"]
+    assert after[0]["Backends"] == ["http://10.9.9.9:9"]
+    # The deleted name is free.
+    assert node.bus.set_named_proxy("38-7-beta", "beta", BACKENDS).ok
+
+
+def test_graceful_stop_and_restart(node):
+    deploy_mix(node)
+    before = snapshot(node.bus)
+    mark = node.daemon.notify_mark()
+    node.daemon.signal(signal.SIGTERM)
+    assert node.daemon.wait_exit(10) == 0
+    assert any("STOPPING=1" in m.split("\n") for _, m in node.daemon.notify[mark:])
+    node.daemon.start()
+    assert snapshot(node.bus) == before
+
+
+def test_state_survives_several_restarts_and_workers(node):
+    deploy_mix(node)
+    before = snapshot(node.bus)
+    for workers in (3, 1):
+        node.daemon.restart(workers=workers)
+        assert snapshot(node.bus) == before
+        assert len(node.bus.status().data["Workers"]) == workers
+
+
+def test_redis_restart(node):
+    node.deploy_name("37-1-alpha", "alpha")
+    node.redis.restart()  # same socket path; the old data is gone
+    bus = gobus.GoBus(node.redis.sock)
+    try:
+        # The request waits in Redis until the daemon has reconnected.
+        rep = bus.info(timeout=20)
+        assert rep.ok, rep
+        assert bus.status().ok
+        node.reserve("delta", 37)
+        rep = bus.set_named_proxy("37-2-delta", "delta", BACKENDS, timeout=10)
+        assert rep.ok and rep.data == "delta." + DOMAIN, rep
+        assert sorted(p["ID"] for p in bus.list_proxies().data) == ["37-1-alpha", "37-2-delta"]
+    finally:
+        bus.close()
+    assert node.daemon.running
+
+
+@pytest.mark.timeout_s(60)
+def test_redis_restart_right_after_ready(node):
+    """Redis dies just after the daemon came up (reconnect while the first
+    BLPOPs are being issued); repeated to catch a racy reconnect."""
+    for i in range(6):
+        if i:
+            node.daemon.restart()
+        node.redis.restart()
+        bus = gobus.GoBus(node.redis.sock)
+        try:
+            rep = bus.info(timeout=10)
+            assert rep.ok, rep
+            assert bus.status(timeout=5).ok
+        finally:
+            bus.close()
+
+
+def test_redis_down_for_a_while(node):
+    assert node.bus.info().ok  # fully serving (the racy early case is tested above)
+    node.redis.kill()
+    mark = node.daemon.mark()
+    # The daemon notices (it logs, it must not exit) ...
+    node.daemon.wait_log(r"(?i)redis|bus|reconnect|connect", timeout=10, since=mark)
+    assert node.daemon.running
+    node.redis.start()
+    bus = gobus.GoBus(node.redis.sock)
+    try:
+        assert bus.info(timeout=20).ok
+    finally:
+        bus.close()
+
+
+def test_status_notifications(node):
+    msgs = [m for _, m in node.daemon.notify]
+    assert any(line.startswith("STATUS=") for m in msgs for line in m.split("\n")), msgs
+    assert any("READY=1" in m.split("\n") for m in msgs)
+
+
+def test_restart_waits_for_queued_requests(node):
+    """Requests queued while the daemon restarts are all served afterwards."""
+    node.daemon.kill(signal.SIGKILL)
+    keys = []
+    for i in range(5):
+        node.reserve("q%d" % i, 37)
+        keys.append(node.bus.send("gateway", "manager", "0.0.1", "SetNamedProxy",
+                                  [gobus.pack("37-%d-q" % i), gobus.pack(gobus.name_proxy("q%d" % i, BACKENDS))]))
+    node.daemon.start()
+    dl = Deadline(10)
+    for i, k in enumerate(keys):
+        rep = node.bus.wait_reply(k, dl.left())
+        assert rep.ok and rep.data == "q%d.%s" % (i, DOMAIN), rep
+    assert len(snapshot(node.bus)) == 5
+
+
+def test_sigterm_with_redis_down(node):
+    assert node.bus.info().ok
+    node.redis.kill()
+    node.daemon.signal(signal.SIGTERM)
+    assert node.daemon.wait_exit(10) == 0
+
+
+def test_sigterm_with_a_call_in_flight(node):
+    """SIGTERM does not wait for a bus call stuck on the chain."""
+    node.reserve("slow", 37)
+    hold = node.api.hold()
+    try:
+        node.bus.send("gateway", "manager", "0.0.1", "SetNamedProxy",
+                      [gobus.pack("37-1-slow"), gobus.pack(gobus.name_proxy("slow", BACKENDS))])
+        node.api.wait_for(lambda calls: calls, Deadline(5), "the lookup")
+        node.daemon.signal(signal.SIGTERM)
+        assert node.daemon.wait_exit(10) == 0
+    finally:
+        hold.set()
+    # Nothing half-done was persisted.
+    node.daemon.start()
+    assert node.bus.get_proxy("37-1-slow").error or node.bus.get_proxy("37-1-slow").data["FQDN"] == "slow." + DOMAIN
