@@ -318,28 +318,16 @@ int main(int argc, char *argv[])
         d.broker = (char *)broker;
         d.workers = (unsigned)workers;
         d.loop = &loop;
+        d.exit_code = 1; /* until the loop runs */
         signal(SIGPIPE, SIG_IGN);
         r = uv_loop_init(&loop);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create the event loop: %m"), 1;
-
-        r = gw_state_open(root, &d.state);
         if (r < 0) {
-                log_error_errno(r, "Failed to open state directory %s: %m", root);
+                log_error_errno(r, "Failed to create the event loop: %m");
+                gw_config_done(&d.cfg);
                 return 1;
         }
-        d.reg = wl_registry_new();
-        d.counters = hashmap_new(0);
-        if (!d.reg || !d.counters) {
-                log_error("Out of memory");
-                return 1;
-        }
-        r = gw_manager_restore(&d);
-        if (r < 0)
-                return 1;
-        if (gw_manager_apply_dns(&d) < 0)
-                return 1;
 
+        /* Steps that create no loop handles: failures just free. */
         struct proto_bus_options bo = {
                 .broker = broker,
                 .module = GW_MODULE,
@@ -357,15 +345,23 @@ int main(int argc, char *argv[])
         if (r < 0) {
                 log_error("Invalid --broker: %s", err ? err : strerror(-r));
                 fprintf(stderr, "gatewayd: --broker: %s\n", err ? err : strerror(-r));
-                return 1;
+                goto finish;
         }
-        notify_status(&d, "Connecting to %s", broker);
-        proto_bus_start(d.bus);
-        if (gw_revalidator_start(&d) < 0)
-                return 1;
-        if (gw_ns_start(&d) < 0)
-                return 1;
+        r = gw_state_open(root, &d.state);
+        if (r < 0) {
+                log_error_errno(r, "Failed to open state directory %s: %m", root);
+                goto finish;
+        }
+        d.reg = wl_registry_new();
+        d.counters = hashmap_new(0);
+        if (!d.reg || !d.counters) {
+                log_error("Out of memory");
+                goto finish;
+        }
+        if (gw_manager_restore(&d) < 0)
+                goto finish;
 
+        /* From here on handles exist: failures stop the daemon through the loop. */
         uv_signal_init(&loop, &d.sig_term);
         uv_signal_init(&loop, &d.sig_int);
         uv_signal_init(&loop, &d.sig_hup);
@@ -376,6 +372,14 @@ int main(int argc, char *argv[])
         uv_timer_init(&loop, &d.watchdog);
         uv_timer_init(&loop, &d.counters_timer);
         d.counters_timer.data = &d;
+        notify_status(&d, "Connecting to %s", broker);
+        proto_bus_start(d.bus);
+        if (gw_manager_apply_dns(&d) < 0 || gw_revalidator_start(&d) < 0 || gw_ns_start(&d) < 0) {
+                daemon_stop(&d, "start-up failed");
+                uv_run(&loop, UV_RUN_DEFAULT);
+                goto finish;
+        }
+        d.exit_code = 0;
         uv_timer_start(&d.counters_timer, on_counters_timer, COUNTERS_SAVE_MS, COUNTERS_SAVE_MS);
         if (sd_watchdog_enabled(0, &d.watchdog_usec) > 0 && d.watchdog_usec > 0)
                 uv_timer_start(&d.watchdog, on_watchdog, d.watchdog_usec / 2000,
@@ -385,11 +389,13 @@ int main(int argc, char *argv[])
 
         uv_run(&loop, UV_RUN_DEFAULT);
 
+finish:
         d.bus = proto_bus_free(d.bus);
         r = uv_loop_close(&loop);
         if (r < 0)
                 log_debug_errno(r, "Event loop not clean at exit: %m");
-        hashmap_free_with(d.counters, free_counter);
+        if (d.counters)
+                hashmap_free_with(d.counters, free_counter);
         wl_registry_free(d.reg);
         gw_state_free(d.state);
         gw_config_done(&d.cfg);
