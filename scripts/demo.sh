@@ -1,37 +1,194 @@
 #!/bin/bash
-# The self-contained demo: builds gatewayd, starts a private Redis and the
-# daemon with an example config, deploys a name proxy and an FQDN proxy with
-# gatewayctl over the bus, lists them, prints metrics, and stops everything.
+# The self-contained demo: builds gatewayd, starts a private Redis, builds a
+# grid node from network namespaces with two real Yggdrasil routers and an
+# HTTP workload on the overlay (scripts/demo_node.py, reusing
+# tests/e2e/node.py; see docs/topology.md), runs gatewayd in the node's
+# namespace where it makes the gateway namespace, deploys a name proxy and an
+# FQDN proxy with gatewayctl over the bus, lists them, prints metrics, shows
+# the workload answering from inside the gateway namespace, deletes a
+# workload, and stops everything. Needs root (namespaces, veth, tun).
+#
+# Everything it makes is named gwdemo-* (the tests use gwt-*), is removed by
+# name or killed by PID at exit, also on failure or Ctrl-C, and is removed at
+# start if a killed run left it behind: the demo can be run again and again.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+
+# Names (the host-side veth ends live in the node namespace; at most 15 chars).
+NODE_NS=gwdemo-node
+WL_NS=gwdemo-wl
+GW_NS=gwdemo-gw
+PUB_LINK=gwdemo-pub
+YGG_LINK=gwdemo-ygg
+NETNS_DIR=/run/netns
+LOCK=/run/gatewayd-demo.lock
+RUNPIDS=/run/gatewayd-demo.pids # "PID MARK" for each process of the current run
+
+WORK=
+PIDS=() # redis, DNS responder (killed last)
+GWD_PID=
+NODE_HELPER=
+NODE_OUT=
+YGG_A_PID='' YGG_B_PID='' HTTP_PID='' HTTP_TOKEN=''
+
+FAILED=
+die() {
+        printf '\033[1;31m==> demo failed: %s\033[0m\n' "$*" >&2
+        FAILED=1
+        exit 1
+}
+
+# stop_pid PID SECONDS: SIGTERM, then SIGKILL after SECONDS; reaps our children.
+stop_pid() {
+        local pid=$1 end=$((SECONDS + $2))
+        [ -n "$pid" ] || return 0
+        kill "$pid" 2>/dev/null || return 0
+        while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.05; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+}
+
+# remember PID MARK: note a process we started, with a string of its command
+# line, so that a run killed before its trap could run (SIGKILL) is cleaned
+# up by the next one.
+remember() { echo "$1 $2" >>"$RUNPIDS"; }
+
+# The processes a killed run left, newest first: by PID, and only while
+# their command line still carries the mark (a PID may have been reused).
+reap_leftovers() {
+        local pid mark
+        [ -s "$RUNPIDS" ] || return 0
+        while read -r pid mark; do
+                [ -r "/proc/$pid/cmdline" ] || continue
+                if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$mark"; then
+                        echo "Stopping PID $pid, left by a demo run that was killed"
+                        stop_pid "$pid" 5
+                fi
+        done < <(tac "$RUNPIDS")
+        while read -r pid mark; do
+                case $mark in /tmp/gatewayd-demo.*) rm -rf "$mark" ;; esac
+        done <"$RUNPIDS"
+        rm -f "$RUNPIDS"
+}
+
+cleanup() {
+        local rc=$?
+        trap '' INT TERM HUP
+        set +e
+        if [ "$rc" -ne 0 ] && [ -z "$FAILED" ]; then
+                case $rc in
+                129 | 130 | 143) printf '\033[1;31m==> demo interrupted\033[0m\n' >&2 ;;
+                *) printf '\033[1;31m==> demo failed (exit status %d)\033[0m\n' "$rc" >&2 ;;
+                esac
+        fi
+        [ -n "$WORK" ] || exit "$rc"
+        if [ "$rc" -ne 0 ] && [ -s "$WORK/gatewayd.log" ]; then
+                log "gatewayd log (last lines)"
+                tail -n 20 "$WORK/gatewayd.log"
+        fi
+        log "Stopping everything"
+        # gatewayd first: it would repair the gateway namespace removed below.
+        stop_pid "$GWD_PID" 5
+        # The node helper kills yggdrasil A/B and the HTTP server by PID and
+        # removes the gateway's links and the namespaces by name...
+        stop_pid "$NODE_HELPER" 15
+        # ...and should it have died first, the same by hand.
+        for pid in $HTTP_PID $YGG_B_PID $YGG_A_PID; do stop_pid "$pid" 5; done
+        for ns in "$GW_NS" "$WL_NS" "$NODE_NS"; do
+                [ -e "$NETNS_DIR/$ns" ] && ip netns del "$ns" 2>/dev/null
+        done
+        for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}" 5; done
+        local left
+        left=$(ip netns list | grep -E '^gwdemo-' || true)
+        if [ -n "$left" ]; then
+                printf 'warning: namespaces left behind: %s\n' "$left" >&2
+                rc=1
+        else
+                echo "Stopped every process the demo started; no gwdemo-* namespace or link is left."
+        fi
+        rm -rf "$WORK"
+        rm -f "$RUNPIDS"
+        exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+[ "$(id -u)" = 0 ] || die "needs root (network namespaces, veth, tun)"
+exec 9>"$LOCK"
+flock -n 9 || die "another demo is running (lock $LOCK)"
+reap_leftovers
 
 install_deps
 log "Building"
 build build
 
 WORK=$(mktemp -d /tmp/gatewayd-demo.XXXXXX)
-PIDS=()
-cleanup() {
-        for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-        for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-        rm -rf "$WORK"
+remember - "$WORK" # the directory alone
+
+# node_expect WORD: read the node helper's lines up to WORD (VAR lines set
+# shell variables); its own steps are bounded, this read is too. (No 2>
+# redirection on read: a trap that runs during it would inherit it.)
+node_expect() {
+        local word=$1 k v
+        while true; do
+                IFS=' ' read -r -t 40 -u "$NODE_OUT" k v ||
+                        die "the node helper exited or said nothing for 40 s before $word"
+                case $k in
+                "$word")
+                        REPLY=$v
+                        return 0
+                        ;;
+                VAR)
+                        [[ ${v%% *} =~ ^[A-Z_]+$ ]] || die "node helper: bad line: $k $v"
+                        printf -v "${v%% *}" '%s' "${v#* }"
+                        ;;
+                ERR) die "node helper: $v" ;;
+                *) die "node helper: unexpected line: $k $v" ;;
+                esac
+        done
 }
-trap cleanup EXIT
 
 log "Starting a private Redis on $WORK/redis.sock"
 redis-server --port 0 --unixsocket "$WORK/redis.sock" --unixsocketperm 700 --save '' \
-        --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+        --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 9>&- &
 PIDS+=($!)
-for _ in $(seq 100); do
-        redis-cli -s "$WORK/redis.sock" ping >/dev/null 2>&1 && break
+remember $! "$WORK"
+end=$((SECONDS + 10))
+until redis-cli -s "$WORK/redis.sock" ping >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$end" ] || die "Redis did not answer PING within 10 s"
         sleep 0.05
 done
 
-log "Starting a DNS responder for the FQDN check (app.example.org -> 203.0.113.10)"
-$PY "$ROOT/tests/e2e/tools/dns_server.py" --port-file "$WORK/dns.port" \
-        app.example.org=203.0.113.10 >"$WORK/dns.log" 2>&1 &
+log "Building the grid node: namespaces $NODE_NS (yggdrasil A) and $WL_NS (yggdrasil B + HTTP workload)"
+# A coprocess: it reports on its stdout (READY, UPLINKS, PATH) and holds the
+# node until SIGTERM. Its stderr (errors only) goes to the terminal.
+coproc NODE { exec "$PY" "$ROOT/scripts/demo_node.py" --workdir "$WORK/node" \
+        --node-ns "$NODE_NS" --wl-ns "$WL_NS" --gw-ns "$GW_NS" \
+        --pub-link "$PUB_LINK" --ygg-link "$YGG_LINK" 9>&-; }
+# (copies: bash drops NODE and NODE_PID when it reaps the coprocess)
+NODE_HELPER=$NODE_PID
+NODE_OUT=${NODE[0]}
+remember "$NODE_HELPER" "$WORK"
+node_expect READY
+remember "$YGG_A_PID" "$WORK"
+remember "$YGG_B_PID" "$WORK"
+remember "$HTTP_PID" "$HTTP_TOKEN"
+echo "yggdrasil A (node):      $NODE_YGG_ADDRESS, routes $NODE_YGG_SUBNET"
+echo "yggdrasil B (workload):  $WORKLOAD_ADDRESS, peered to A over veth wl0/node0"
+echo "workload HTTP server:    http://[$WORKLOAD_ADDRESS]:$WORKLOAD_PORT/ (bound to B's overlay address only)"
+
+log "Starting a DNS responder in $NODE_NS for the FQDN check (app.example.org -> 203.0.113.10)"
+nsenter --net="$NETNS_DIR/$NODE_NS" "$PY" "$ROOT/tests/e2e/tools/dns_server.py" \
+        --port-file "$WORK/dns.port" app.example.org=203.0.113.10 >"$WORK/dns.log" 2>&1 9>&- &
 PIDS+=($!)
-for _ in $(seq 100); do [ -s "$WORK/dns.port" ] && break; sleep 0.05; done
+remember $! "$WORK"
+end=$((SECONDS + 10))
+until [ -s "$WORK/dns.port" ]; do
+        [ "$SECONDS" -lt "$end" ] || die "the DNS responder did not start: $(cat "$WORK/dns.log")"
+        sleep 0.05
+done
 DNS_PORT=$(cat "$WORK/dns.port")
 
 cat >"$WORK/gatewayd.conf" <<CONF
@@ -50,26 +207,81 @@ validation = off
 
 [dns]
 resolver = 127.0.0.1:$DNS_PORT
+
+[namespace]
+; the gateway namespace gatewayd makes and keeps: a veth to the node for the
+; public side, a veth for the overlay, an address from yggdrasil A's /64
+name = $GW_NS
+netns_dir = $NETNS_DIR
+public_link = veth:$PUB_LINK
+ygg_link = veth:$YGG_LINK
+ygg_address = $GW_YGG_ADDRESS
+ygg_router = $GW_YGG_ROUTER
 CONF
+log "gatewayd configuration ($WORK/gatewayd.conf)"
+cat "$WORK/gatewayd.conf"
 
-log "Starting gatewayd"
-"$ROOT/build/daemon/gatewayd" --broker "unix://$WORK/redis.sock" --root "$WORK/state" \
-        --config "$WORK/gatewayd.conf" --log-target stderr 2>"$WORK/gatewayd.log" &
-PIDS+=($!)
+log "Starting gatewayd in $NODE_NS (nsenter --net=$NETNS_DIR/$NODE_NS)"
+nsenter --net="$NETNS_DIR/$NODE_NS" "$ROOT/build/daemon/gatewayd" --broker "unix://$WORK/redis.sock" \
+        --root "$WORK/state" --config "$WORK/gatewayd.conf" --log-target stderr \
+        2>"$WORK/gatewayd.log" 9>&- &
+GWD_PID=$! # nsenter execs: this is gatewayd's PID
+remember "$GWD_PID" "$WORK"
 CTL=("$ROOT/build/cli/gatewayctl" --broker "unix://$WORK/redis.sock")
-for _ in $(seq 100); do "${CTL[@]}" --timeout 1 status >/dev/null 2>&1 && break; sleep 0.1; done
+end=$((SECONDS + 15))
+until "${CTL[@]}" --timeout 1 status >/dev/null 2>&1; do
+        kill -0 "$GWD_PID" 2>/dev/null || die "gatewayd exited"
+        [ "$SECONDS" -lt "$end" ] || die "gatewayd did not answer on the bus within 15 s"
+        sleep 0.05
+done
+end=$((SECONDS + 15))
+until grep -q "Gateway namespace $GW_NS is ready" "$WORK/gatewayd.log"; do
+        kill -0 "$GWD_PID" 2>/dev/null || die "gatewayd exited"
+        [ "$SECONDS" -lt "$end" ] ||
+                die "gateway namespace $GW_NS not ready within 15 s: $(grep -h 'not ready' "$WORK/gatewayd.log" | tail -n 1)"
+        sleep 0.1
+done
+# The node's side of the veths gatewayd made: the "upstream router" and the
+# overlay router (GridNode.configure_uplinks()).
+node_expect UPLINKS
 
+log "The gateway namespace $GW_NS, made by gatewayd"
+show() { printf '\n$ %s\n' "$*"; "$@"; }
+show ip -n "$GW_NS" -br addr
+show ip -n "$GW_NS" route
+show ip -n "$GW_NS" -6 route
+
+BACKEND="http://[$WORKLOAD_ADDRESS]:$WORKLOAD_PORT"
+log "Deploying over the bus (gatewayctl); the backend is the workload on Yggdrasil"
 run() { printf '\n$ gatewayctl %s\n' "$*"; "${CTL[@]}" "$@"; }
 run status
-run deploy name 37-1976-myapp myapp 'http://[300:1:2::3]:9000'
-run deploy fqdn 37-1977-site app.example.org 'http://[300:1:2::4]:8080' 'http://[300:1:2::5]:8080'
+run deploy name 37-1976-myapp myapp "$BACKEND"
+run deploy fqdn 37-1977-site app.example.org "$BACKEND"
 run deploy name 38-2000-other myapp 'http://[300:1:2::6]:80' || true
 run list
 run show 37-1976-myapp
 run metrics
+
+log "The backend answers inside $GW_NS"
+node_expect PATH # a GET from $GW_NS over the overlay, retried with a deadline
+echo "(curl in $GW_NS: $REPLY)"
+req=$'GET / HTTP/1.0\r\nHost: myapp.gw1.example.net\r\n\r\n'
+printf '\n$ netns-connect --netns %s --connect %s --send %q\n' "$NETNS_DIR/$GW_NS" \
+        "[$WORKLOAD_ADDRESS]:$WORKLOAD_PORT" "$req"
+# Run from the host's namespace: only the socket API puts the socket in $GW_NS.
+reply=$("$ROOT/build/netns/netns-connect" --netns "$NETNS_DIR/$GW_NS" \
+        --connect "[$WORKLOAD_ADDRESS]:$WORKLOAD_PORT" --send "$req" --timeout 10) ||
+        die "netns-connect failed"
+printf '%s\n' "${reply//$'\r'/}"
+[[ $reply == *"gridnode-ok $HTTP_TOKEN client=${GW_YGG_ADDRESS%/*}"* ]] ||
+        die "the reply is not the workload's answer to the gateway's overlay address"
+echo "(a socket opened by gatewayd's netns API in $GW_NS reached the workload from ${GW_YGG_ADDRESS%/*})"
+echo "Note: the proxy engine that will serve myapp.gw1.example.net and app.example.org on the gateway's :80/:443 comes with a later issue."
+
+log "Deleting a workload"
 run delete 37-1977-site
 run list
 
 log "Daemon log"
 cat "$WORK/gatewayd.log"
-log "Demo finished; stopping everything"
+log "Demo finished"

@@ -1,0 +1,144 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""The grid node of scripts/demo.sh, built by tests/e2e/node.py (used as a
+library, unchanged; see docs/topology.md):
+
+    <node ns>      yggdrasil A (listens on 10.231.0.1:12345); gatewayd runs
+                   here, started by demo.sh
+    <wl ns>        yggdrasil B peered to A; an HTTP server bound only to B's
+                   200:… address
+    <gw ns>        made by gatewayd; its host-side veth ends <pub>/<ygg> get
+                   their addresses from here once gatewayd has made them
+
+It runs as a coprocess of demo.sh and reports on stdout, one line each:
+
+    VAR <NAME> <value>   facts about the node (addresses, port, PIDs), then
+    READY                the node is up and the workload answers over Yggdrasil
+    UPLINKS              the gateway's host-side veth ends are addressed
+    PATH <reply>         the workload answered a GET from inside <gw ns>
+    ERR <message>        something failed; the node is torn down, exit 1
+
+Then it waits for SIGTERM, SIGHUP or EOF on stdin and tears everything down:
+its processes by PID, then the gateway's links and all namespaces by name
+(gatewayd must be stopped first, or it would repair what is removed).
+SIGINT is ignored: on Ctrl-C demo.sh's trap stops gatewayd first and then
+this process."""
+
+import argparse
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+E2E = Path(__file__).resolve().parent.parent / "tests" / "e2e"
+sys.path.insert(0, str(E2E))
+
+import node as gridnode  # noqa: E402
+from node import GridNode, link_exists, netns_del  # noqa: E402
+
+
+class DemoNode(GridNode):
+    """GridNode with the demo's names instead of the tests' gwt-*-<pid>."""
+
+    def __init__(self, workdir, node_ns, wl_ns, gw_ns, pub_link, ygg_link):
+        super().__init__(workdir, tag="demo")
+        self.node_ns, self.wl_ns, self.gw_ns = node_ns, wl_ns, gw_ns
+        self.pub_host, self.ygg_host = pub_link, ygg_link
+        for link in (pub_link, ygg_link):
+            assert 0 < len(link) <= 15, "link name too long: %s" % link
+
+    def new_gateway_name(self):
+        return self.gw_ns
+
+    def remove_leftovers(self):
+        """What a run killed before its cleanup may have left, by name."""
+        for ns in (self.gw_ns, self.wl_ns, self.node_ns):
+            netns_del(ns)
+
+    def teardown(self):
+        try:
+            self.down()  # processes by PID; node and workload ns by name
+        finally:
+            if link_exists(self.pub_host, self.node_ns) or link_exists(self.ygg_host, self.node_ns):
+                self.remove_gateway(self.gw_ns)
+            netns_del(self.gw_ns)
+            for ns in (self.wl_ns, self.node_ns):
+                netns_del(ns)
+
+
+class Stop(Exception):
+    pass
+
+
+def say(*words):
+    print(*words, flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--node-ns", required=True)
+    ap.add_argument("--wl-ns", required=True)
+    ap.add_argument("--gw-ns", required=True)
+    ap.add_argument("--pub-link", required=True)
+    ap.add_argument("--ygg-link", required=True)
+    ap.add_argument("--timeout", type=float, default=20, help="seconds for each step")
+    a = ap.parse_args()
+
+    why_not = gridnode.have_prerequisites()
+    if why_not:
+        say("ERR", why_not)
+        return 1
+
+    def on_signal(signum, frame):
+        raise Stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    g = DemoNode(a.workdir, a.node_ns, a.wl_ns, a.gw_ns, a.pub_link, a.ygg_link)
+    rc = 0
+    try:
+        g.remove_leftovers()
+        g.up(a.timeout)
+        for k, v in (("NODE_YGG_ADDRESS", g.ygg_a.address), ("NODE_YGG_SUBNET", g.subnet),
+                     ("WORKLOAD_ADDRESS", g.workload_addr), ("WORKLOAD_PORT", g.http_port),
+                     ("GW_YGG_ADDRESS", g.ygg_address), ("GW_YGG_ROUTER", g.ygg_router),
+                     ("YGG_A_PID", g.ygg_a.proc.proc.pid), ("YGG_B_PID", g.ygg_b.proc.proc.pid),
+                     ("HTTP_PID", g.http.proc.pid), ("HTTP_TOKEN", g.token)):
+            say("VAR", k, v)
+        say("READY")
+        # gatewayd (started by demo.sh now) makes the veth pairs.
+        g.configure_uplinks(a.timeout)
+        say("UPLINKS")
+        # Retried until the deadline: the gateway's overlay address may still
+        # be in DAD, and the first packets over a fresh path may be lost.
+        say("PATH", g.fetch(g.gw_ns, timeout=a.timeout).strip())
+        sys.stdin.read()  # until EOF (demo.sh is gone) or a signal
+    except Stop:
+        pass
+    except BrokenPipeError:
+        pass  # demo.sh is gone
+    except Exception as e:  # noqa: BLE001 - report, then tear down
+        traceback.print_exc()
+        msg = " ".join(str(e).split())[:400]
+        try:
+            say("ERR", msg or type(e).__name__)
+        except BrokenPipeError:
+            pass
+        rc = 1
+    finally:
+        # A second SIGTERM must not cut the teardown short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        try:
+            g.teardown()
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
+            rc = 1
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
