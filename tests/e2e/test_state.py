@@ -189,3 +189,28 @@ def test_sigterm_with_a_call_in_flight(node):
     # Nothing half-done was persisted.
     node.daemon.start()
     assert node.bus.get_proxy("37-1-slow").error or node.bus.get_proxy("37-1-slow").data["FQDN"] == "slow." + DOMAIN
+
+
+def test_request_taken_but_unanswered_survives_kill9(node):
+    """A request the daemon took from Redis but had not answered when it was
+    killed (here: waiting on api-gateway) is handled after the restart: it
+    sits in the :inflight list, not lost."""
+    node.reserve("slow", 37)
+    hold = node.api.hold(lambda call: call.method == "GetContractIDByNameRegistration")
+    try:
+        key = node.bus.send("gateway", "manager", "0.0.1", "SetNamedProxy",
+                            [gobus.pack("37-9-slow"), gobus.pack(gobus.name_proxy("slow", BACKENDS))])
+        node.api.wait_for(lambda calls: any(c.method == "GetContractIDByNameRegistration" for c in calls),
+                          Deadline(10), "the daemon to ask api-gateway")
+        r = node.redis.client()
+        assert r.llen("gateway.manager@0.0.1") == 0
+        assert r.llen("gateway.manager@0.0.1:inflight") == 1
+        node.daemon.kill()  # SIGKILL with the call in flight
+        assert node.bus.no_reply(key)
+    finally:
+        hold.set()
+    node.daemon.start()
+    rep = node.bus.wait_reply(key, timeout=10)
+    assert rep.ok and rep.data == "slow." + DOMAIN, rep
+    assert node.redis.client().llen("gateway.manager@0.0.1:inflight") == 0
+    assert [p["ID"] for p in snapshot(node.bus)] == ["37-9-slow"]
