@@ -223,11 +223,12 @@ static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinf
                                 src = &((struct sockaddr_in6 *)a->ai_addr)->sin6_addr;
                         else
                                 continue;
-                        if (inet_ntop(a->ai_family, src, buf, sizeof(buf)))
-                                addrs[n++] = strdup(buf);
+                        if (inet_ntop(a->ai_family, src, buf, sizeof(buf)) &&
+                            (addrs[n] = strdup(buf)))
+                                n++;
                 }
-                if (!addrs)
-                        asprintf(&err, "lookup %s: out of memory", q->host);
+                if (!addrs && asprintf(&err, "lookup %s: out of memory", q->host) < 0)
+                        err = NULL;
         } else {
                 /* Go's texts: "no such host" for NXDOMAIN and empty answers,
                  * "i/o timeout", "server misbehaving". */

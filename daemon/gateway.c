@@ -249,6 +249,24 @@ static void op_finish(struct gw_op *op)
         int r;
 
         op->step = OP_STEP_DONE;
+        /* The switch may have been turned off (SIGHUP) or the namespace lost
+         * while this call waited on the bus or DNS. */
+        if (!d->cfg.enabled) {
+                op_fail(op, "gateway is not supported on this node: the gateway capability is "
+                            "disabled in the node configuration");
+                return;
+        }
+        {
+                const char *why = NULL;
+
+                if (!gw_ns_ready(d, &why)) {
+                        op_failf(op,
+                                 "gateway is not supported on this node: the gateway network "
+                                 "namespace is not ready: %s",
+                                 why);
+                        return;
+                }
+        }
         /* setupRouting §4.3: backends, domain conflict, then the network. */
         r = wl_plan_set(d->reg, op->p, &op->pc, &plan, &err);
         if (r < 0) {
@@ -287,13 +305,16 @@ static void op_finish(struct gw_op *op)
                        op->fqdn ? "SetFQDNProxy" : "SetNamedProxy", p->id,
                        wl_plan_type_to_string(plan.type), p->fqdn, p->n_backends,
                        p->tls_passthrough ? " (passthrough)" : "");
-                if (!op->fqdn)
-                        r = proto_encode_str(&data, p->fqdn);
+                if (!op->fqdn && proto_encode_str(&data, p->fqdn) < 0) {
+                        wl_plan_done(&plan);
+                        op_fail(op, "out of memory");
+                        return;
+                }
         }
         r = wl_registry_commit(d->reg, &plan);
         if (r < 0) {
-                /* The file is written; the registry could not grow. Undo the
-                 * file so disk and memory agree. */
+                /* The file is written but the registry could not take it: the
+                 * caller gets an error and a re-send (or a restart) settles it. */
                 wl_plan_done(&plan);
                 op_fail(op, "out of memory");
                 return;
@@ -848,16 +869,21 @@ int gw_manager_apply_dns(struct gw_daemon *d)
         r = gw_dns_new(d->loop, d->cfg.resolver, d->cfg.resolver_timeout_ms, &dns);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up resolver %s: %m", d->cfg.resolver);
-        /* Running lookups are failed (their calls get an error reply). */
-        for (struct gw_op *op = d->ops, *next; op; op = next) {
-                next = op->next;
-                if (op->query) {
+        /* Install the new resolver first: failing a call below replies, which
+         * may start the next queued call, and that one must use the new one. */
+        struct gw_dns *old = d->dns;
+        struct gw_op *stale[64];
+        size_t n_stale = 0;
+
+        d->dns = dns;
+        for (struct gw_op *op = d->ops; op; op = op->next)
+                if (op->query && n_stale < ELEMENTSOF(stale)) {
                         gw_dns_query_cancel(op->query);
                         op->query = NULL;
-                        op_fail(op, "failed to verify domain dns record: resolver reconfigured");
+                        stale[n_stale++] = op;
                 }
-        }
-        gw_dns_free(d->dns);
-        d->dns = dns;
+        for (size_t i = 0; i < n_stale; i++)
+                op_fail(stale[i], "failed to verify domain dns record: resolver reconfigured");
+        gw_dns_free(old);
         return 0;
 }

@@ -34,6 +34,8 @@ struct gw_ns {
         bool managed;     /* the namespace exists because of us (for teardown) */
         bool ready;
         bool stopping;
+        bool settled;    /* the first outcome is known: the bus serves requests */
+        bool mon_reopen; /* open a new monitor once the old handle is closed */
         unsigned open_handles;
         char *error;              /* why the namespace is not ready, NULL when it is */
         struct netns_config last; /* what the last teardown must remove */
@@ -46,8 +48,20 @@ static bool ns_wanted(const struct gw_daemon *d)
         return d->cfg.enabled && d->cfg.ns_public_link;
 }
 
+/* The first outcome (ready, failed, or not managed) lets the bus take
+ * requests: until then Set* calls would fail with "being set up". */
+static void settle(struct gw_ns *ns)
+{
+        if (ns->settled)
+                return;
+        ns->settled = true;
+        proto_bus_resume(ns->d->bus);
+}
+
 static void set_error(struct gw_ns *ns, const char *error)
 {
+        if (error)
+                settle(ns);
         if (streq_ptr(ns->error, error))
                 return;
         free(ns->error);
@@ -92,6 +106,8 @@ static int build_config(struct gw_daemon *d, struct netns_config *c, char **rete
 
 /* ---- the monitor socket ---- */
 
+static void mon_open(struct gw_ns *ns);
+
 static void on_handle_closed(uv_handle_t *h)
 {
         struct gw_ns *ns = h->data;
@@ -101,6 +117,10 @@ static void on_handle_closed(uv_handle_t *h)
                 safe_close(ns->mon_fd);
                 ns->mon_fd = -1;
                 ns->mon_open = false;
+                if (ns->mon_reopen && !ns->stopping) {
+                        ns->mon_reopen = false;
+                        mon_open(ns);
+                }
         }
         if (ns->stopping && ns->open_handles == 0) {
                 free(ns->error);
@@ -141,6 +161,11 @@ static void on_monitor(int r, int fd, const char *error, void *userdata)
         struct gw_ns *ns = userdata;
 
         ns->mon_pending = false;
+        if (r >= 0 && !ns_wanted(ns->d)) {
+                /* Disabled meanwhile: do not pin a torn-down namespace. */
+                safe_close(fd);
+                return;
+        }
         if (r < 0) {
                 log_debug("No netlink monitor in the gateway namespace: %s", strempty(error));
                 return;
@@ -164,8 +189,13 @@ static void mon_open(struct gw_ns *ns)
 {
         char path[600];
 
-        if (ns->mon_open || ns->mon_pending)
+        if (ns->mon_pending)
                 return;
+        if (ns->mon_open) {
+                if (uv_is_closing((uv_handle_t *)&ns->mon_poll))
+                        ns->mon_reopen = true;
+                return;
+        }
         snprintf(path, sizeof(path), "%s/%s", ns->d->cfg.netns_dir, ns->d->cfg.ns_name);
         if (netns_worker_monitor(ns->w, path, on_monitor, ns) >= 0)
                 ns->mon_pending = true;
@@ -216,6 +246,7 @@ static void on_reconciled(int r, const char *report, const char *error, void *us
                 ns->ready = true;
                 ns->managed = true;
                 set_error(ns, NULL);
+                settle(ns);
                 /* A namespace created anew needs a new monitor socket. */
                 if (report && strstr(report, "created namespace"))
                         mon_close(ns);
@@ -276,6 +307,7 @@ static void ns_run(struct gw_ns *ns)
         if (!ns_wanted(d)) {
                 ns->ready = false;
                 set_error(ns, NULL);
+                settle(ns);
                 if (!ns->managed)
                         return;
                 mon_close(ns);
@@ -362,6 +394,19 @@ int gw_ns_start(struct gw_daemon *d)
         d->ns = ns;
         if (d->cfg.enabled && !d->cfg.ns_public_link)
                 log_notice("No [namespace] links configured: the gateway namespace is not managed");
+        /* Disabled at start but our namespace is still there (an earlier run):
+         * tear it down, moved links included. */
+        if (!ns_wanted(d) && d->cfg.ns_public_link &&
+            netns_exists(d->cfg.netns_dir, d->cfg.ns_name)) {
+                _cleanup_free_ char *err = NULL;
+
+                if (build_config(d, &ns->last, &err) >= 0) {
+                        log_notice(
+                                "Gateway namespace %s exists but the capability is off: removing it",
+                                d->cfg.ns_name);
+                        ns->managed = true;
+                }
+        }
         ns_run(ns);
         return 0;
 }

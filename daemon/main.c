@@ -373,6 +373,9 @@ int main(int argc, char *argv[])
         uv_timer_init(&loop, &d.counters_timer);
         d.counters_timer.data = &d;
         notify_status(&d, "Connecting to %s", broker);
+        /* Like zos, which finishes New() before serving: requests wait in
+         * Redis until the gateway namespace has settled (gwns.c resumes). */
+        proto_bus_pause(d.bus);
         proto_bus_start(d.bus);
         if (gw_manager_apply_dns(&d) < 0 || gw_revalidator_start(&d) < 0 || gw_ns_start(&d) < 0) {
                 daemon_stop(&d, "start-up failed");

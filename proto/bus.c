@@ -87,7 +87,10 @@ struct proto_bus_pending {
         struct bus_conn conn;
         int result; /* set when finishing */
         bool finished;
-        bool pushed; /* the request was RPUSHed */
+        bool pushed;       /* the request was RPUSHed */
+        bool push_pending; /* the RPUSH's reply (hiredis privdata = @p) has not come */
+        bool timer_closed; /* the timer is closed: free @p once push_pending clears */
+        bool cancelled;    /* cancelled: the callback gets -ECANCELED whatever happens */
         struct proto_response resp;
         bool has_resp;
 };
@@ -116,6 +119,8 @@ struct proto_bus {
         bool recovery_done;
         bool recovery_started;
         bool was_connected;
+        bool in_backlog; /* run_backlog() is on the stack */
+        bool paused;     /* serving requests waits for proto_bus_resume() */
         struct backlog_item *backlog, **backlog_tail;
 
         struct reply_item *replies, **replies_tail;
@@ -199,6 +204,11 @@ static void conn_drop(struct bus_conn *c)
         c->connected = false;
         c->blocked = false;
         ac->data = NULL;
+        /* on_disconnect will not run for it: replies handed to this
+         * connection but not confirmed must be sent again. */
+        if (c->role == CONN_CMD)
+                for (struct reply_item *it = c->bus->replies; it; it = it->next)
+                        it->sent = false;
         redisAsyncFree(ac);
 }
 
@@ -267,6 +277,9 @@ static void on_connect(const redisAsyncContext *ac, int status)
                 return;
         }
         c->connected = true;
+        /* Half-open TCP connections would leave a BLPOP waiting forever. */
+        if (!c->bus->broker.is_unix)
+                (void)redisEnableKeepAlive((redisContext *)&ac->c);
         log_debug("bus: connection %d up", (int)c->role);
         on_connected(c);
 }
@@ -283,6 +296,10 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         log_debug("bus: connection %d closed", (int)c->role);
         if (c->role == CONN_WAIT) {
                 pending_finish(c->pending, -ECONNRESET);
+                return;
+        }
+        if (c->bus->stopping) {
+                maybe_stop_done(c->bus);
                 return;
         }
         report_state(c->bus, status == REDIS_OK ? "connection closed" : ac->errstr);
@@ -575,6 +592,10 @@ static void dispatch(struct proto_bus *bus, const char *payload, size_t len, boo
 
 static void run_backlog(struct proto_bus *bus)
 {
+        /* No recursion: replies from inside dispatch() call pop_next(). */
+        if (bus->in_backlog)
+                return;
+        bus->in_backlog = true;
         while (bus->backlog && bus->busy < bus->n_workers && !bus->stopping) {
                 struct backlog_item *it = bus->backlog;
 
@@ -585,6 +606,7 @@ static void run_backlog(struct proto_bus *bus)
                 free(it->payload);
                 free(it);
         }
+        bus->in_backlog = false;
 }
 
 static void on_pop(redisAsyncContext *ac, void *r, void *privdata)
@@ -623,13 +645,17 @@ static void pop_next(struct proto_bus *bus)
 {
         struct bus_conn *c = &bus->pop;
 
-        if (!bus->serve || bus->stopping || !c->connected || !c->ac || c->blocked)
+        if (!bus->serve || bus->stopping || bus->paused || !c->connected || !c->ac || c->blocked)
                 return;
         if (!bus->recovery_done) {
                 log_debug("bus: pop waits for recovery");
                 return;
         }
         run_backlog(bus);
+        /* A backlog call answered synchronously re-entered pop_next(): it may
+         * have issued the pop already, or the connection may be gone. */
+        if (bus->stopping || !c->connected || !c->ac || c->blocked)
+                return;
         if (bus->busy >= bus->n_workers)
                 return;
         c->blocked = true;
@@ -800,8 +826,12 @@ static void on_pending_timer_closed(uv_handle_t *h)
         struct proto_bus_pending *p = h->data;
         struct proto_bus *bus = p->bus;
 
-        proto_response_done(&p->resp);
-        free(p);
+        /* hiredis still holds @p as the RPUSH's privdata: free it there. */
+        p->timer_closed = true;
+        if (!p->push_pending) {
+                proto_response_done(&p->resp);
+                free(p);
+        }
         assert(bus->open_handles > 0);
         bus->open_handles--;
         maybe_stop_done(bus);
@@ -813,6 +843,8 @@ static void pending_finish(struct proto_bus_pending *p, int r)
 
         if (p->finished)
                 return;
+        if (p->cancelled)
+                r = -ECANCELED;
         p->finished = true;
         p->result = r;
         conn_drop(&p->conn);
@@ -881,6 +913,13 @@ static void on_pushed(redisAsyncContext *ac, void *r, void *privdata)
         struct proto_bus_pending *p = privdata;
         redisReply *reply = r;
 
+        p->push_pending = false;
+        if (p->timer_closed) {
+                /* The call ended (timeout, cancel) before this reply. */
+                proto_response_done(&p->resp);
+                free(p);
+                return;
+        }
         if (p->finished)
                 return;
         if (!reply) {
@@ -948,8 +987,9 @@ int proto_bus_request(struct proto_bus *bus, const char *module, const char *obj
                 p->result = -ECONNREFUSED;
                 uv_timer_start(&p->timer, on_pending_timeout, 0, 0);
         } else {
-                redisAsyncCommand(bus->cmd.ac, on_pushed, p, "RPUSH %s %b", queue, payload.data,
-                                  payload.len);
+                if (redisAsyncCommand(bus->cmd.ac, on_pushed, p, "RPUSH %s %b", queue, payload.data,
+                                      payload.len) == REDIS_OK)
+                        p->push_pending = true;
                 uv_timer_start(&p->timer, on_pending_timeout, timeout_ms, 0);
                 conn_connect(&p->conn);
         }
@@ -969,6 +1009,7 @@ void proto_bus_request_cancel(struct proto_bus_pending *p)
 {
         if (!p || p->finished)
                 return;
+        p->cancelled = true;
         conn_drop(&p->conn);
         uv_timer_start(&p->timer, on_cancel_timer, 0, 0);
 }
@@ -1039,6 +1080,19 @@ int proto_bus_start(struct proto_bus *bus)
                 conn_connect(&bus->status);
         }
         return 0;
+}
+
+void proto_bus_pause(struct proto_bus *bus)
+{
+        bus->paused = true;
+}
+
+void proto_bus_resume(struct proto_bus *bus)
+{
+        if (!bus->paused)
+                return;
+        bus->paused = false;
+        pop_next(bus);
 }
 
 bool proto_bus_connected(const struct proto_bus *bus)

@@ -70,6 +70,10 @@ void proto_bus_stop(struct proto_bus *bus, void (*done_cb)(struct proto_bus *bus
 /* Free after stop has completed. Accepts NULL. */
 struct proto_bus *proto_bus_free(struct proto_bus *bus);
 bool proto_bus_connected(const struct proto_bus *bus);
+/* Hold off taking requests from the object queue (the status object and
+ * outgoing calls keep working); resume takes them again. */
+void proto_bus_pause(struct proto_bus *bus);
+void proto_bus_resume(struct proto_bus *bus);
 const char *proto_bus_queue(const struct proto_bus *bus); /* "gateway.manager@0.0.1" */
 
 /* Counters for logs and metrics. */
