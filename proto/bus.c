@@ -23,6 +23,7 @@
 #define REPLY_TTL_SEC     300  /* zbus redisResponseTTL */
 #define MAX_PENDING_CALLS 32   /* outgoing calls in flight */
 #define STOP_FLUSH_MS     2000 /* how long stop waits to flush replies */
+#define RECOVER_MAX       4096 /* inflight requests re-handled at start */
 
 enum conn_role {
         CONN_CMD,    /* non-blocking commands: replies, RPUSH of outgoing calls, LRANGE */
@@ -712,7 +713,10 @@ static void start_recovery(struct proto_bus *bus)
         if (bus->recovery_done || bus->recovery_started || !bus->cmd.connected)
                 return;
         bus->recovery_started = true;
-        redisAsyncCommand(bus->cmd.ac, on_recover, NULL, "LRANGE %s 0 -1", bus->inflight);
+        /* Bounded: more than this many unanswered requests are picked up by
+         * later starts (each is removed from the list once answered). */
+        redisAsyncCommand(bus->cmd.ac, on_recover, NULL, "LRANGE %s 0 %d", bus->inflight,
+                          RECOVER_MAX - 1);
 }
 
 static void on_status_request(redisAsyncContext *ac, void *r, void *privdata)
