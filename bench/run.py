@@ -1,0 +1,945 @@
+#!/usr/bin/python3
+"""gatewayd benchmark harness: gatewayd vs nginx vs HAProxy on one machine.
+
+Method: see docs/performance.md (shared). In short:
+  * proxy under test pinned to core 0 (one worker/thread), origin nginx + load
+    generators pinned to core 1 (taskset); loopback only;
+  * several short interleaved rounds, every target once per round;
+  * PRIMARY figure: the proxy's own CPU time per request/connection
+    (utime+stime deltas of its processes from /proc/PID/stat, divided by the
+    completed requests); also req/s, p50/p99, RSS per idle connection.
+
+Usage (as root, after `bench/setup.sh`):
+  /usr/bin/python3 bench/run.py --targets nginx,haproxy [--cases h1_64,tls_64] [--rounds 3] [--secs 4]
+
+Only Debian packages and the standard library are used. Every process this
+script starts is tracked by PID and stopped on exit, on error and on Ctrl-C.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_DIR = os.path.dirname(BENCH_DIR)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PROXY_CPU = "0"      # proxy under test
+LOAD_CPU = "1"       # origin + load generators
+SNI = "localhost"    # resolves to 127.0.0.1 via /etc/hosts; also the cert's name
+
+# --------------------------------------------------------------------------
+# cases (docs/performance.md "Cases and peer baselines")
+# --------------------------------------------------------------------------
+CASES = [
+    # id, label, kind, options
+    ("h1_64", "HTTP/1.1 keep-alive, 64 B (µs/req)", "wrk",
+     dict(port="http", path="/64", conns=64)),
+    ("h1_16k", "HTTP/1.1 keep-alive, 16 KiB (µs/req)", "wrk",
+     dict(port="http", path="/16k", conns=64)),
+    ("h1_newconn", "new TCP connection per request (µs/conn)", "wrk",
+     dict(port="http", path="/64", conns=32, close=True)),
+    ("tls_64", "TLS keep-alive, 64 B (µs/req)", "wrk",
+     dict(port="https", path="/64", conns=64, tls=True)),
+    ("tls_handshake", "TLS full handshake, no resumption (µs/conn)", "hs",
+     dict(port="https", path="/64", conns=32)),
+    ("sni_handshake", "SNI passthrough, full handshake through (µs/conn)", "hs",
+     dict(port="passthrough", path="/64", conns=32)),
+    ("sni_keepalive", "SNI passthrough, keep-alive (µs/req)", "wrk",
+     dict(port="passthrough", path="/64", conns=64, tls=True)),
+    ("idle_plain", "idle keep-alive connection, plain (bytes RSS)", "idle",
+     dict(port="http", tls=False)),
+    ("idle_tls", "idle keep-alive connection, TLS (bytes RSS)", "idle",
+     dict(port="https", tls=True)),
+    ("route_update", "bus call → route live, 100k routes loaded", "route",
+     dict(what="update_latency")),
+    ("route_memory", "memory per configured route", "route",
+     dict(what="memory_per_route")),
+]
+CASE_IDS = [c[0] for c in CASES]
+CASE_BY_ID = {c[0]: c for c in CASES}
+
+# peer baselines and gatewayd targets from docs/performance.md, for the report
+DOC_BASELINE = {
+    "h1_64": ("15–16", "15.5", "≤ 11"),
+    "h1_16k": ("21–27", "24–27", "≤ 15"),
+    "h1_newconn": ("29–30", "31–32", "≤ 22"),
+    "tls_64": ("20", "19.5–24", "≤ 17"),
+    "tls_handshake": ("520–600", "560–620", "≤ 260"),
+    "sni_handshake": ("–", "192", "≤ 150"),
+    "sni_keepalive": ("–", "15", "≤ 12"),
+    "idle_plain": ("540–550", "~1000", "≤ 550"),
+    "idle_tls": ("14.7 k", "15.3 k", "≤ 7 k"),
+    "route_update": ("–", "–", "< 1 ms"),
+    "route_memory": ("–", "–", "< 2 KiB"),
+}
+
+# --------------------------------------------------------------------------
+# process bookkeeping: everything we start is tracked by PID and stopped
+# --------------------------------------------------------------------------
+_procs = []  # list of (name, Popen)
+
+
+def spawn(name, argv, **kw):
+    p = subprocess.Popen(argv, start_new_session=True, **kw)
+    _procs.append((name, p))
+    return p
+
+
+def stop(p, grace=3.0):
+    """Stop one process we started (and its process group, which it leads)."""
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait(5)
+    else:
+        # leader gone; make sure no child of its group (e.g. nginx worker) is left
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for i, (_, q) in enumerate(_procs):
+        if q is p:
+            del _procs[i]
+            break
+
+
+def cleanup():
+    while _procs:
+        _, p = _procs[-1]
+        try:
+            stop(p)
+        except Exception:  # never leave the rest running because of one
+            _procs.pop()
+
+
+def run_bounded(name, argv, timeout):
+    """Run a load generator to completion with a hard timeout; returns stdout."""
+    p = spawn(name, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop(p)
+        raise RuntimeError(f"{name}: timed out after {timeout}s")
+    stop(p)
+    if p.returncode != 0:
+        raise RuntimeError(f"{name} exited {p.returncode}: {err.strip()[-500:]}")
+    return out
+
+
+def _on_signal(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# --------------------------------------------------------------------------
+# /proc helpers
+# --------------------------------------------------------------------------
+def children(pid):
+    kids = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids += [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        pass
+    return kids
+
+
+def proc_tree(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children(p)
+    return out
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                s = f.read()
+        except FileNotFoundError:
+            continue
+        fields = s[s.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total
+
+
+def core_busy():
+    """{cpu: (busy, total)} jiffies from /proc/stat."""
+    res = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                parts = line.split()
+                vals = [int(x) for x in parts[1:]]
+                idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+                res[parts[0][3:]] = (sum(vals) - idle, sum(vals))
+    return res
+
+
+def wait_port(port, timeout=10.0, proc=None):
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def tool_version(argv):
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=5)
+        return (r.stdout + r.stderr).strip().splitlines()[0]
+    except Exception as e:
+        return f"? ({e})"
+
+
+# --------------------------------------------------------------------------
+# configs
+# --------------------------------------------------------------------------
+def make_cert(wd):
+    key, crt, pem = (os.path.join(wd, n) for n in ("key.pem", "cert.pem", "combined.pem"))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt,
+                    "-days", "30", "-subj", f"/CN={SNI}",
+                    "-addext", f"subjectAltName=DNS:{SNI},IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=30)
+    with open(pem, "w") as f:
+        f.write(open(crt).read() + open(key).read())
+    os.chmod(key, 0o644)
+    os.chmod(pem, 0o644)
+    return key, crt, pem
+
+
+NGINX_COMMON = """
+user root;
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile {nofile};
+pid {wd}/{name}.pid;
+error_log {wd}/{name}.error.log warn;
+events {{ worker_connections {wconn}; multi_accept on; }}
+http {{
+    access_log off;
+    client_body_temp_path {wd}/{name}.tmp/body;
+    proxy_temp_path {wd}/{name}.tmp/proxy;
+    fastcgi_temp_path {wd}/{name}.tmp/fastcgi;
+    uwsgi_temp_path {wd}/{name}.tmp/uwsgi;
+    scgi_temp_path {wd}/{name}.tmp/scgi;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    server_tokens off;
+    ssl_protocols TLSv1.3;
+    ssl_ecdh_curve X25519:prime256v1;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+    ssl_certificate {crt};
+    ssl_certificate_key {key};
+{body}
+}}
+"""
+
+
+def nginx_conf(wd, name, key, crt, body):
+    os.makedirs(f"{wd}/{name}.tmp", exist_ok=True)
+    path = f"{wd}/{name}.conf"
+    with open(path, "w") as f:
+        f.write(NGINX_COMMON.format(wd=wd, name=name, key=key, crt=crt, body=body,
+                                    nofile=nofile_limit(), wconn=max(1000, nofile_limit() - 200)))
+    return path
+
+
+def origin_conf(wd, ports, key, crt):
+    www = f"{wd}/www"
+    os.makedirs(www, exist_ok=True)
+    with open(f"{www}/64", "wb") as f:
+        f.write(b"x" * 63 + b"\n")
+    with open(f"{www}/16k", "wb") as f:
+        f.write((b"y" * 1023 + b"\n") * 16)
+    for n in ("64", "16k"):
+        os.chmod(f"{www}/{n}", 0o644)
+    body = f"""
+    server {{
+        listen 127.0.0.1:{ports['origin_http']} backlog=4096;
+        listen 127.0.0.1:{ports['origin_https']} ssl backlog=4096;
+        root {www};
+        default_type application/octet-stream;
+        location / {{ }}
+    }}"""
+    return nginx_conf(wd, "origin", key, crt, body)
+
+
+def nginx_proxy_conf(wd, ports, key, crt):
+    body = f"""
+    upstream origin {{
+        server 127.0.0.1:{ports['origin_http']};
+        keepalive 64;
+        keepalive_requests 10000000;
+        keepalive_timeout 300s;
+    }}
+    server {{
+        listen 127.0.0.1:{ports['nginx_http']} backlog=4096;
+        listen 127.0.0.1:{ports['nginx_https']} ssl backlog=4096;
+        location / {{
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}"""
+    return nginx_conf(wd, "nginx", key, crt, body)
+
+
+def nofile_limit():
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def haproxy_conf(wd, ports, pem):
+    path = f"{wd}/haproxy.cfg"
+    # haproxy needs ~2 fds per connection and refuses to start if it cannot get them
+    maxconn = max(1000, min(20000, (nofile_limit() - 200) // 2))
+    with open(path, "w") as f:
+        f.write(f"""
+global
+    nbthread 1
+    maxconn {maxconn}
+    tune.ssl.cachesize 0
+    ssl-default-bind-options ssl-min-ver TLSv1.3 no-tls-tickets
+    ssl-default-bind-curves X25519:P-256
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-keep-alive 300s
+    timeout http-request 300s
+    maxconn {maxconn}
+
+frontend fe_http
+    bind 127.0.0.1:{ports['haproxy_http']}
+    bind 127.0.0.1:{ports['haproxy_https']} ssl crt {pem} alpn http/1.1
+    default_backend be_origin
+
+backend be_origin
+    http-reuse always
+    server origin 127.0.0.1:{ports['origin_http']}
+
+frontend fe_passthrough
+    mode tcp
+    bind 127.0.0.1:{ports['haproxy_passthrough']}
+    tcp-request inspect-delay 5s
+    tcp-request content accept if {{ req.ssl_hello_type 1 }}
+    use_backend be_origin_tls if {{ req.ssl_sni -i {SNI} }}
+
+backend be_origin_tls
+    mode tcp
+    server origin_tls 127.0.0.1:{ports['origin_https']}
+""")
+    return path
+
+
+# --------------------------------------------------------------------------
+# targets
+# --------------------------------------------------------------------------
+class NotYet(Exception):
+    """The target cannot run yet (e.g. gatewayd's proxy engine is not written)."""
+
+
+class Target:
+    name = "?"
+    ports = {}       # "http" | "https" | "passthrough" -> port
+    proc = None
+
+    def start(self, env):
+        raise NotImplementedError
+
+    def pids(self):
+        return proc_tree(self.proc.pid)
+
+    def restart(self, env):
+        """Fresh process, so memory freed by earlier cases does not hide new allocations."""
+        stop(self.proc)
+        self.start(env)
+
+    def supports(self, case_id):
+        kind = CASE_BY_ID[case_id][2]
+        port = CASE_BY_ID[case_id][3].get("port")
+        if kind == "route":
+            return False
+        return port in self.ports
+
+    def version(self):
+        return "?"
+
+
+class Nginx(Target):
+    name = "nginx"
+
+    def start(self, env):
+        p = env["ports"]
+        conf = nginx_proxy_conf(env["wd"], p, env["key"], env["crt"])
+        self.ports = {"http": p["nginx_http"], "https": p["nginx_https"]}
+        # Debian's nginx (nginx-light/core) has no stream module: no passthrough peer.
+        self.proc = spawn("nginx", ["taskset", "-c", PROXY_CPU, "nginx", "-p", env["wd"], "-c", conf],
+                          stdout=env["log"], stderr=env["log"])
+        for port in self.ports.values():
+            wait_port(port, proc=self.proc)
+
+    def version(self):
+        return tool_version(["nginx", "-v"])
+
+
+class HAProxy(Target):
+    name = "haproxy"
+
+    def start(self, env):
+        p = env["ports"]
+        conf = haproxy_conf(env["wd"], p, env["pem"])
+        self.ports = {"http": p["haproxy_http"], "https": p["haproxy_https"],
+                      "passthrough": p["haproxy_passthrough"]}
+        self.proc = spawn("haproxy", ["taskset", "-c", PROXY_CPU, "haproxy", "-db", "-f", conf],
+                          stdout=env["log"], stderr=env["log"])
+        for port in self.ports.values():
+            wait_port(port, proc=self.proc)
+
+    def version(self):
+        return tool_version(["haproxy", "-v"])
+
+
+# ---- gatewayd slot --------------------------------------------------------
+GATEWAYD_NOT_READY = (
+    "gatewayd: the proxy engine is not ready yet, so the benchmark cannot start it. "
+    "When it is, fill in gatewayd_adapter() in bench/run.py: write the config that makes "
+    "the engine listen on the given ports (plain HTTP, TLS with the given cert/key, SNI "
+    "passthrough for '%s' to the origin's TLS port) and return the argv to start it "
+    "in the foreground." % SNI)
+
+
+def gatewayd_adapter(wd, ports, origin, key, crt, pem):
+    """How to start gatewayd for the benchmark.
+
+    Arguments:
+      wd      temp dir for configs/logs (removed after the run)
+      ports   {"http": int, "https": int, "passthrough": int}: where to listen (127.0.0.1)
+      origin  {"http": int, "https": int}: the origin nginx on 127.0.0.1
+      key,crt ECDSA P-256 key and self-signed cert (PEM) for '%s'; pem = both in one file
+    Must return dict(argv=[...], env={...} or None, ready_ports=[...]).
+    argv runs in the foreground with ONE worker thread; run.py adds the
+    `taskset -c 0` pinning, tracks the PID and stops it at the end.
+    Routes needed (equivalent to the peers):
+      * any Host on ports["http"] and ports["https"] -> http://127.0.0.1:origin["http"]
+        (HTTP/1.1, upstream keep-alive, no access log, TLS 1.3 + ALPN http/1.1,
+        no session cache/tickets);
+      * SNI '%s' on ports["passthrough"] -> TCP 127.0.0.1:origin["https"].
+
+    Sketch, once the engine exists (names are placeholders, adjust to the real config):
+        conf = os.path.join(wd, "gatewayd-bench.conf")
+        open(conf, "w").write(... listen ports, cert, routes ...)
+        binary = os.path.join(REPO_DIR, "build", "daemon", "gatewayd")
+        return dict(argv=[binary, "--config", conf, "--log-target", "stderr",
+                          "--log-level", "warning"], env=None,
+                    ready_ports=list(ports.values()))
+    """ % (SNI, SNI)
+    raise NotImplementedError(GATEWAYD_NOT_READY)
+
+
+def gatewayd_route_bench(wd, what, n_routes=100000):
+    """gatewayd-only cases: 'update_latency' (bus call -> route live with n_routes
+    loaded, return dict(value=ms, unit='ms')) and 'memory_per_route' (RSS delta / n_routes,
+    return dict(value=bytes, unit='bytes')). Stub until the engine and its bus API exist."""
+    raise NotImplementedError("gatewayd: route benchmarks need the proxy engine and its route "
+                              "API; fill in gatewayd_route_bench() in bench/run.py")
+
+
+class Gatewayd(Target):
+    name = "gatewayd"
+
+    def start(self, env):
+        p = env["ports"]
+        self.ports = {"http": p["gatewayd_http"], "https": p["gatewayd_https"],
+                      "passthrough": p["gatewayd_passthrough"]}
+        try:
+            spec = gatewayd_adapter(env["wd"], dict(self.ports),
+                                    {"http": p["origin_http"], "https": p["origin_https"]},
+                                    env["key"], env["crt"], env["pem"])
+        except NotImplementedError as e:
+            raise NotYet(str(e))
+        penv = dict(os.environ)
+        penv.update(spec.get("env") or {})
+        self.proc = spawn("gatewayd", ["taskset", "-c", PROXY_CPU] + list(spec["argv"]),
+                          stdout=env["log"], stderr=env["log"], env=penv)
+        for port in spec.get("ready_ports") or self.ports.values():
+            wait_port(port, proc=self.proc)
+
+    def supports(self, case_id):
+        return True
+
+    def version(self):
+        return tool_version(["git", "-C", REPO_DIR, "describe", "--always", "--dirty"])
+
+
+TARGETS = {"nginx": Nginx, "haproxy": HAProxy, "gatewayd": Gatewayd}
+TARGET_ORDER = ["gatewayd", "nginx", "haproxy"]
+
+# --------------------------------------------------------------------------
+# load generators
+# --------------------------------------------------------------------------
+_UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6}
+
+
+def _dur_us(s):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_wrk(out):
+    res = {}
+    m = re.search(r"(\d+) requests in ([\d.]+)(\w+),", out)
+    res["ops"] = int(m.group(1))
+    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    res["p50_us"] = _dur_us(pct["50"]) if "50" in pct else None
+    res["p99_us"] = _dur_us(pct["99"]) if "99" in pct else None
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    res["rate"] = float(m.group(1))
+    errs = 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        errs += sum(int(x) for x in m.groups())
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        errs += int(m.group(1))
+    res["errors"] = errs
+    return res
+
+
+def wrk_cmd(target, opts, secs):
+    scheme = "https" if opts.get("tls") else "http"
+    host = SNI if opts.get("tls") else "127.0.0.1"
+    url = f"{scheme}://{host}:{target.ports[opts['port']]}{opts['path']}"
+    argv = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c", str(opts["conns"]), "-d", f"{max(1, round(secs))}s",
+            "--timeout", "2s", "--latency"]
+    if opts.get("close"):
+        argv += ["-H", "Connection: close"]
+    return argv + [url]
+
+
+def parse_hs(out):
+    kv = dict(x.split("=", 1) for x in out.split())
+    return {"ops": int(kv["conns"]), "rate": float(kv["rate"]), "p50_us": float(kv["p50_us"]),
+            "p99_us": float(kv["p99_us"]), "errors": int(kv["errors"]),
+            "tls": " ".join(f"{k}={kv[k]}" for k in ("proto", "cipher", "group", "sig") if k in kv)}
+
+
+def hs_cmd(target, opts, secs, hsload):
+    return ["taskset", "-c", LOAD_CPU, hsload, "-p", str(target.ports[opts["port"]]),
+            "-c", str(opts["conns"]), "-d", str(secs), "-n", "2000000", "-s", SNI,
+            "-P", opts["path"]]
+
+
+def measure_load(target, case, secs, env):
+    cid, _, kind, opts = case
+    if kind == "wrk":
+        argv, parse = wrk_cmd(target, opts, secs), parse_wrk
+    else:
+        argv, parse = hs_cmd(target, opts, secs, env["hsload"]), parse_hs
+    pids = target.pids()
+    c0, b0, t0 = cpu_ticks(pids), core_busy(), time.monotonic()
+    out = run_bounded(argv[3], argv, timeout=secs + 20)
+    c1, b1, t1 = cpu_ticks(pids), core_busy(), time.monotonic()
+    res = parse(out)
+    cpu_s = (c1 - c0) / CLK_TCK
+    res["proxy_cpu_s"] = round(cpu_s, 3)
+    res["wall_s"] = round(t1 - t0, 3)
+    res["proxy_cpu_util"] = round(cpu_s / (t1 - t0), 3)
+    for core in (PROXY_CPU, LOAD_CPU):
+        db = b1[core][0] - b0[core][0]
+        dt = b1[core][1] - b0[core][1]
+        res[f"core{core}_busy"] = round(db / dt, 3) if dt else None
+    res["us_per_op"] = round(cpu_s * 1e6 / res["ops"], 2) if res["ops"] else None
+    return res
+
+
+def measure_idle(target, case, env, n, prime):
+    _, _, _, opts = case
+    argv = ["taskset", "-c", LOAD_CPU, sys.executable, os.path.join(BENCH_DIR, "idle.py"),
+            "--port", str(target.ports[opts["port"]]), "--pids",
+            ",".join(str(p) for p in target.pids()), "-n", str(n), "--prime", str(prime),
+            "--deadline", "150"]
+    if opts.get("tls"):
+        argv += ["--tls", "--sni", SNI]
+    out = run_bounded("idle.py", argv, timeout=180)
+    res = json.loads(out.strip().splitlines()[-1])
+    res["value"] = res["bytes_per_conn"]
+    return res
+
+
+# --------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------
+def fmt_num(v, unit=""):
+    if v is None:
+        return "–"
+    if abs(v) >= 10000:
+        return f"{v/1000:.1f} k{unit}"
+    if abs(v) >= 100:
+        return f"{v:.0f}{unit}"
+    return f"{v:.1f}{unit}"
+
+
+def fmt_lat(us):
+    if us is None:
+        return "–"
+    return f"{us/1000:.2f} ms" if us >= 1000 else f"{us:.0f} µs"
+
+
+def summarize(results, targets, case_ids):
+    """results[case][target] = {"status":..., "slices":[...]} -> adds "summary"."""
+    for cid in case_ids:
+        for t in targets:
+            r = results.get(cid, {}).get(t)
+            if not r or r.get("status") != "ok":
+                continue
+            sl = r["slices"]
+            if not sl:
+                r["status"] = "not run"
+                r["error"] = "no completed slice (interrupted?)"
+                continue
+            kind = CASE_BY_ID[cid][2]
+            if kind == "idle":
+                vals = [s["value"] for s in sl]
+                r["summary"] = {"value": statistics.median(vals), "min": min(vals),
+                                "max": max(vals), "unit": "bytes/conn"}
+            elif kind == "route":
+                vals = [s["value"] for s in sl]
+                r["summary"] = {"value": statistics.median(vals), "min": min(vals),
+                                "max": max(vals), "unit": sl[0].get("unit")}
+            else:
+                def med(k):
+                    v = [s[k] for s in sl if s.get(k) is not None]
+                    return statistics.median(v) if v else None
+                ups = [s["us_per_op"] for s in sl if s["us_per_op"] is not None]
+                r["summary"] = {"value": med("us_per_op"), "min": min(ups) if ups else None,
+                                "max": max(ups) if ups else None, "unit": "µs/op",
+                                "rate": med("rate"), "p50_us": med("p50_us"),
+                                "p99_us": med("p99_us"), "proxy_cpu_util": med("proxy_cpu_util"),
+                                "core1_busy": med(f"core{LOAD_CPU}_busy"),
+                                "errors": sum(s["errors"] for s in sl),
+                                "ops": sum(s["ops"] for s in sl)}
+
+
+def cell(results, cid, t):
+    r = results.get(cid, {}).get(t)
+    if r is None:
+        return "not yet" if t == "gatewayd" else "–"
+    if r["status"] == "ok":
+        s = r["summary"]
+        v = s["value"]
+        if CASE_BY_ID[cid][2] == "idle":
+            txt = fmt_num(v)
+        else:
+            txt = f"{v:.1f}" if v is not None else "–"
+        if s.get("min") is not None and s["max"] != s["min"] and CASE_BY_ID[cid][2] != "idle":
+            txt += f" ({s['min']:.1f}–{s['max']:.1f})"
+        return txt
+    if r["status"] == "not yet":
+        return "not yet"
+    if r["status"] == "n/a":
+        return "–"
+    return r["status"]
+
+
+def ratio(results, cid, a, b):
+    ra = results.get(cid, {}).get(a)
+    rb = results.get(cid, {}).get(b)
+    if not ra or not rb or ra.get("status") != "ok" or rb.get("status") != "ok":
+        if a == "gatewayd" and (not ra or ra.get("status") == "not yet"):
+            return "not yet"
+        return "–"
+    va, vb = ra["summary"]["value"], rb["summary"]["value"]
+    if not va or not vb:
+        return "–"
+    return f"{va / vb:.2f}×"
+
+
+def markdown(results, meta, case_ids):
+    cols = ["nginx", "haproxy", "gatewayd"]
+    lines = []
+    lines.append("Primary figure: the proxy's own CPU per request/connection (median of rounds, "
+                 "range in brackets); idle rows are RSS bytes per idle connection.")
+    lines.append("")
+    lines.append("| case | nginx | HAProxy | gatewayd | gatewayd/nginx | gatewayd/HAProxy "
+                 "| HAProxy/nginx | doc: nginx | doc: HAProxy | gatewayd target |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for cid in case_ids:
+        label = CASE_BY_ID[cid][1]
+        b = DOC_BASELINE.get(cid, ("", "", ""))
+        lines.append(f"| {label} | {cell(results, cid, 'nginx')} | {cell(results, cid, 'haproxy')} "
+                     f"| {cell(results, cid, 'gatewayd')} "
+                     f"| {ratio(results, cid, 'gatewayd', 'nginx')} "
+                     f"| {ratio(results, cid, 'gatewayd', 'haproxy')} "
+                     f"| {ratio(results, cid, 'haproxy', 'nginx')} | {b[0]} | {b[1]} | {b[2]} |")
+    lines.append("")
+    lines.append("Throughput and latency (median of rounds; load generator + origin share core 1, "
+                 "so req/s is a lower bound):")
+    lines.append("")
+    lines.append("| case | target | µs/op | req/s (conn/s) | p50 | p99 | proxy core use "
+                 "| core 1 busy | errors / ops |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for cid in case_ids:
+        if CASE_BY_ID[cid][2] not in ("wrk", "hs"):
+            continue
+        for t in cols:
+            r = results.get(cid, {}).get(t)
+            if not r or r["status"] != "ok":
+                continue
+            s = r["summary"]
+            lines.append(f"| {cid} | {t} | {s['value']:.1f} | {fmt_num(s['rate'])} "
+                         f"| {fmt_lat(s['p50_us'])} | {fmt_lat(s['p99_us'])} "
+                         f"| {s['proxy_cpu_util']*100:.0f} % "
+                         f"| {(s['core1_busy'] or 0)*100:.0f} % | {s['errors']} / {s['ops']} |")
+    idle_rows = [(cid, t) for cid in case_ids if CASE_BY_ID[cid][2] == "idle" for t in cols
+                 if results.get(cid, {}).get(t, {}).get("status") == "ok"]
+    if idle_rows:
+        lines.append("")
+        lines.append("| idle case | target | bytes/conn | RSS before → after (KiB) | conns | errors |")
+        lines.append("|---|---|---:|---:|---:|---:|")
+        for cid, t in idle_rows:
+            for s in results[cid][t]["slices"]:
+                lines.append(f"| {cid} | {t} | {s['bytes_per_conn']:.0f} | {s['rss_base_kib']} → "
+                             f"{s['rss_after_kib']} | {s['conns']} (+{s['prime']} priming) "
+                             f"| {s['errors']} |")
+    notes = []
+    for cid in case_ids:
+        for t, r in results.get(cid, {}).items():
+            if r.get("status") in ("ok", "n/a"):
+                continue
+            if r.get("status") == "not yet" and t == "gatewayd":
+                if "gatewayd" not in (n[:8] for n in notes):
+                    notes.append(f"gatewayd: not yet: {r.get('error', '')}")
+                continue
+            notes.append(f"{cid} / {t}: {r['status']}: {r.get('error', '')}")
+    if notes:
+        lines.append("")
+        lines.append("Notes:")
+        lines += ["- " + n for n in dict.fromkeys(notes)]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------
+def raise_nofile(n=65536):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for want in ((n, max(n, hard)), (hard, hard)):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, want)
+            return
+        except (ValueError, OSError):
+            continue
+
+
+def build_hsload():
+    src = os.path.join(BENCH_DIR, "hsload.c")
+    exe = os.path.join(BENCH_DIR, "hsload")
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+        subprocess.run(["gcc", "-O2", "-Wall", "-o", exe, src, "-lssl", "-lcrypto"],
+                       check=True, timeout=120)
+    return exe
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--targets", default="nginx,haproxy,gatewayd",
+                    help="comma list of: " + ",".join(TARGET_ORDER))
+    ap.add_argument("--cases", default=",".join(CASE_IDS), help="comma list of: " + ",".join(CASE_IDS))
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (1..10)")
+    ap.add_argument("--secs", type=float, default=4.0, help="seconds per slice (1..30)")
+    ap.add_argument("--warmup", type=float, default=1.0, help="unmeasured warm-up per target/case (0..5 s)")
+    ap.add_argument("--idle-conns", type=int, default=5000)
+    ap.add_argument("--idle-prime", type=int, default=64)
+    ap.add_argument("--idle-rounds", type=int, default=1)
+    ap.add_argument("--base-port", type=int, default=18000)
+    ap.add_argument("--out", default=os.path.join(BENCH_DIR, "results"))
+    ap.add_argument("--keep-tmp", action="store_true", help="keep the generated configs/logs")
+    a = ap.parse_args()
+
+    targets = [t for t in TARGET_ORDER if t in a.targets.split(",")]
+    bad = set(a.targets.split(",")) - set(TARGET_ORDER)
+    case_ids = [c for c in CASE_IDS if c in a.cases.split(",")]
+    badc = set(a.cases.split(",")) - set(CASE_IDS)
+    if bad or badc or not targets or not case_ids:
+        ap.error(f"unknown targets {sorted(bad)} / cases {sorted(badc)}")
+    if not (1 <= a.rounds <= 10 and 1 <= a.secs <= 30 and 0 <= a.warmup <= 5
+            and 1 <= a.idle_conns <= 15000 and 1 <= a.idle_rounds <= 5):
+        ap.error("rounds 1..10, secs 1..30, warmup 0..5, idle-conns 1..15000, idle-rounds 1..5")
+    if os.cpu_count() < 2:
+        sys.exit("need at least 2 CPUs (proxy on core 0, load on core 1)")
+    for tool in ("taskset", "nginx", "wrk", "openssl", "gcc") + (("haproxy",) if "haproxy" in targets else ()):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not found: run `sudo bench/setup.sh` first")
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+    raise_nofile()
+
+    wd = tempfile.mkdtemp(prefix="gw-bench-")
+    os.chmod(wd, 0o755)
+    bp = a.base_port
+    ports = {"origin_http": bp + 80, "origin_https": bp + 443,
+             "nginx_http": bp + 180, "nginx_https": bp + 543,
+             "haproxy_http": bp + 280, "haproxy_https": bp + 643, "haproxy_passthrough": bp + 644,
+             "gatewayd_http": bp + 380, "gatewayd_https": bp + 743, "gatewayd_passthrough": bp + 744}
+    results = {cid: {} for cid in case_ids}
+    started = datetime.datetime.now(datetime.timezone.utc)
+    meta = {"started": started.isoformat(), "host": platform.node(), "kernel": platform.release(),
+            "cpus": os.cpu_count(), "cpu_model": "", "rounds": a.rounds, "secs": a.secs,
+            "warmup": a.warmup, "idle_conns": a.idle_conns, "idle_prime": a.idle_prime,
+            "proxy_cpu": PROXY_CPU, "load_cpu": LOAD_CPU, "ports": ports, "targets": targets,
+            "cases": case_ids, "versions": {}}
+    try:
+        with open("/proc/cpuinfo") as f:
+            meta["cpu_model"] = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
+    except OSError:
+        pass
+    log = open(os.path.join(wd, "processes.log"), "w")
+    live = {}
+    try:
+        hsload = build_hsload()
+        key, crt, pem = make_cert(wd)
+        env = {"wd": wd, "ports": ports, "key": key, "crt": crt, "pem": pem, "log": log,
+               "hsload": hsload}
+        meta["versions"] = {"wrk": tool_version(["wrk", "-v"]), "openssl": tool_version(["openssl", "version"])}
+
+        # origin on the load core
+        oconf = origin_conf(wd, ports, key, crt)
+        origin = spawn("origin", ["taskset", "-c", LOAD_CPU, "nginx", "-p", wd, "-c", oconf],
+                       stdout=log, stderr=log)
+        wait_port(ports["origin_http"], proc=origin)
+        wait_port(ports["origin_https"], proc=origin)
+
+        for t in targets:
+            tgt = TARGETS[t]()
+            try:
+                tgt.start(env)
+            except NotYet as e:
+                print(f"[{t}] not yet: {e}", file=sys.stderr)
+                for cid in case_ids:
+                    results[cid][t] = {"status": "not yet", "error": str(e)}
+                continue
+            meta["versions"][t] = tgt.version()
+            live[t] = tgt
+            print(f"[{t}] started, pids {tgt.pids()}, ports {tgt.ports}", file=sys.stderr)
+
+        for cid in case_ids:
+            case = CASE_BY_ID[cid]
+            kind = case[2]
+            runnable = []
+            for t, tgt in live.items():
+                if not tgt.supports(cid):
+                    results[cid][t] = {"status": "n/a"}
+                else:
+                    results[cid][t] = {"status": "ok", "slices": []}
+                    runnable.append(t)
+            if kind == "route":
+                for t in runnable:
+                    try:
+                        sl = gatewayd_route_bench(wd, case[3]["what"])
+                        results[cid][t]["slices"].append(sl)
+                    except NotImplementedError as e:
+                        results[cid][t] = {"status": "not yet", "error": str(e)}
+                continue
+            n_rounds = a.idle_rounds if kind == "idle" else a.rounds
+            if kind != "idle" and a.warmup > 0:
+                for t in runnable:
+                    try:
+                        measure_load(live[t], case, a.warmup, env)
+                    except Exception as e:
+                        print(f"[{t}] {cid} warm-up failed: {e}", file=sys.stderr)
+            for rnd in range(n_rounds):
+                order = runnable[rnd % len(runnable):] + runnable[:rnd % len(runnable)] if runnable else []
+                for t in order:
+                    if results[cid][t]["status"] != "ok":
+                        continue
+                    try:
+                        if kind == "idle":
+                            live[t].restart(env)
+                            time.sleep(0.5)
+                            sl = measure_idle(live[t], case, env, a.idle_conns, a.idle_prime)
+                            msg = f"{sl['bytes_per_conn']:.0f} B/conn (errors {sl['errors']})"
+                        else:
+                            sl = measure_load(live[t], case, a.secs, env)
+                            msg = (f"{sl['us_per_op']} µs/op, {sl['rate']:.0f}/s, "
+                                   f"p50 {fmt_lat(sl['p50_us'])}, p99 {fmt_lat(sl['p99_us'])}, "
+                                   f"proxy {sl['proxy_cpu_util']*100:.0f}% core, errors {sl['errors']}")
+                        sl["round"] = rnd
+                        results[cid][t]["slices"].append(sl)
+                        print(f"[{cid}] round {rnd+1}/{n_rounds} {t}: {msg}", file=sys.stderr)
+                    except Exception as e:
+                        print(f"[{cid}] {t}: error: {e}", file=sys.stderr)
+                        results[cid][t] = {"status": "error", "error": str(e)}
+                    if kind == "idle":
+                        time.sleep(1.0)  # let the proxy reap the closed connections
+                    if live[t].proc.poll() is not None:
+                        raise RuntimeError(f"{t} died (exit {live[t].proc.returncode}); see logs in {wd}")
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping everything this run started", file=sys.stderr)
+        meta["interrupted"] = True
+    except Exception as e:
+        print(f"\nerror: {e!r}: stopping everything this run started", file=sys.stderr)
+        meta["error"] = repr(e)
+    finally:
+        cleanup()
+        log.close()
+        if a.keep_tmp:
+            print(f"configs and logs kept in {wd}", file=sys.stderr)
+        else:
+            shutil.rmtree(wd, ignore_errors=True)
+
+    summarize(results, targets, case_ids)
+    meta["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    md = markdown(results, meta, case_ids)
+    os.makedirs(a.out, exist_ok=True)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    jpath = os.path.join(a.out, f"{stamp}.json")
+    with open(jpath, "w") as f:
+        json.dump({"meta": meta, "results": results, "markdown": md}, f, indent=1, ensure_ascii=False)
+    with open(os.path.join(a.out, f"{stamp}.md"), "w") as f:
+        f.write(md + "\n")
+    print(md)
+    print(f"\nJSON: {jpath}", file=sys.stderr)
+    return 1 if meta.get("interrupted") or meta.get("error") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
