@@ -426,6 +426,7 @@ static int route_new(const struct proxy_route_spec *spec, const char *host, size
         r->id_len = id_len;
         r->host_len = host_len;
         r->n_backends = n;
+        atomic_init(&r->rr_next, 0);
 
         p = (char *)&r->backends[n];
         r->id = memcpy(p, spec->id, id_len + 1);

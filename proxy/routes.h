@@ -95,9 +95,10 @@ struct proxy_backend {
         const char *text;   /* the workload's original text, for logs and the bus */
 };
 
-/* Immutable after the builder created it; shared by every snapshot that
- * contains it. A connection that needs its route beyond the snapshot it
- * looked it up in takes proxy_route_ref(). */
+/* Immutable after the builder created it (except @rr_next, the engine's
+ * atomic round-robin cursor); shared by every snapshot that contains it.
+ * A connection that needs its route beyond the snapshot it looked it up
+ * in takes proxy_route_ref(). */
 struct proxy_route {
         atomic_uint n_ref;
         enum proxy_route_mode mode;
@@ -108,7 +109,8 @@ struct proxy_route {
         struct proxy_counters *counters; /* shared by all versions of @id; never NULL */
         size_t id_len;
         size_t host_len;
-        size_t n_backends; /* >= 1 */
+        size_t n_backends;   /* >= 1 */
+        atomic_uint rr_next; /* round-robin backend cursor: the one mutable field (engine) */
         struct proxy_backend backends[];
 };
 

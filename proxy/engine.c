@@ -1,0 +1,1125 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "common/log.h"
+#include "common/macros.h"
+#include "proxy/proxy.h"
+#include "proxy/routes.h"
+#include "proxy/tls-hello.h"
+
+#define DEFAULT_MAX_CONNS    16384u
+#define DEFAULT_HANDSHAKE_MS 10000u
+#define DEFAULT_CONNECT_MS   5000u
+#define DEFAULT_IDLE_MS      300000u
+#define DEFAULT_STOP_MS      5000u
+#define DEFAULT_RELAY_BUF    16384u
+#define MIN_RELAY_BUF        1024u
+#define MAX_RELAY_BUF        (1u << 20)
+#define MAX_WORKERS          1024u
+#define LISTEN_BACKLOG       511
+#define OOM_RETRY_MS         100u
+/* Raw bytes buffered while peeking, beyond the message bound: record
+ * headers (5 bytes per record) and early data after the hello. A hello cut
+ * into hundreds of tiny records is refused rather than buffered. */
+#define HELLO_RAW_SLACK 2048u
+/* Relayed bytes are added to the route's shared counters in batches, so a
+ * long stream shows up while it runs without an atomic add per read. */
+#define COUNTERS_FLUSH_BYTES (256u * 1024u)
+
+/* An int event field that holds no result yet. */
+#define EV_NONE 1
+
+enum {
+        DIR_REQ,  /* client -> backend, request_bytes */
+        DIR_RESP, /* backend -> client, response_bytes */
+        _DIR_MAX,
+};
+
+enum buf_kind {
+        BUF_NONE,   /* @buf is NULL */
+        BUF_SHARED, /* the worker's read buffer: written on or copied out before the next read */
+        BUF_OWNED,  /* malloc()ed remainder of a partial write */
+        BUF_HELLO,  /* conn->hello_mem: the raw bytes read while peeking */
+};
+
+/* One relay direction: bytes read from one socket waiting to be written to
+ * the other. Reads land in the worker's shared buffer and are written on at
+ * once with uv_try_write(); only what the destination did not take is
+ * copied into a buffer of this connection, and reading that side stops
+ * until it has been written (the backpressure). So an idle or flowing
+ * connection holds no buffer, a blocked one at most relay_buf_size per
+ * direction. */
+struct half {
+        uint8_t *buf;       /* pending bytes, see @kind */
+        size_t off;         /* pending bytes are buf[off, len) */
+        size_t len;         /* */
+        uint64_t unflushed; /* written but not yet added to the route's counters */
+        uv_write_t wreq;    /* the write in flight, if @writing */
+        uv_shutdown_t sreq; /* shutdown of the other side's write end, if @shut */
+        enum buf_kind kind; /* who owns @buf */
+        bool reading;       /* uv_read_start() active on the source */
+        bool writing;       /* uv_write() in flight */
+        bool eof;           /* the source sent EOF */
+        bool shut;          /* uv_shutdown() issued on the destination */
+        bool shut_done;     /* ... and completed */
+};
+
+struct worker;
+
+struct conn {
+        struct conn *prev, *next; /* in worker->conns */
+        struct worker *w;         /* owner */
+        enum proxy_conn_state state;
+        enum proxy_close_reason reason; /* set when entering CLOSING */
+        unsigned n_handles;             /* initialised handles not yet through close_cb */
+        bool upstream_init;             /* @upstream initialised and not yet closed */
+        bool connecting;                /* uv_tcp_connect() issued, result pending */
+        uv_tcp_t client;                /* */
+        uv_tcp_t upstream;              /* */
+        uv_timer_t timer;               /* handshake, connect or idle deadline */
+        uv_connect_t creq;              /* */
+
+        /* Events recorded by the callbacks, consumed by conn_step(). */
+        ssize_t ev_read;   /* READ_HELLO: new bytes at hello_mem + raw_len, or UV_E* */
+        int ev_connect;    /* connect result, EV_NONE while pending */
+        int ev_error;      /* relay: first socket error, 0 if none */
+        int ev_error_side; /* DIR_REQ: client side failed, DIR_RESP: backend side */
+        bool ev_timeout;   /* the timer fired */
+
+        /* READ_HELLO */
+        uint8_t *hello_mem; /* raw bytes [0, raw_cap), then the message buffer */
+        size_t raw_len;     /* raw bytes received so far */
+        size_t raw_cap;     /* */
+        struct proxy_tls_hello hello;
+
+        /* CONNECT_UPSTREAM */
+        struct proxy_route *route; /* pinned for the connection's life, NULL before lookup */
+        unsigned first_backend;    /* the route's round-robin cursor value */
+        unsigned attempt;          /* backends tried */
+
+        /* RELAY */
+        uint64_t last_active; /* uv_now() of the last read or write */
+        struct half dir[_DIR_MAX];
+};
+
+struct worker {
+        struct proxy_engine *e;
+        unsigned idx;
+        uv_thread_t thread;
+        uv_loop_t loop;
+        uv_async_t async;      /* routes changed / stop requested */
+        uv_tcp_t listener;     /* our dup of https_fd */
+        uv_timer_t stop_timer; /* graceful stop deadline */
+        uv_timer_t oom_timer;  /* retries an accept that failed to allocate */
+        uint8_t *rbuf;         /* shared relay read buffer, relay_buf_size bytes */
+        bool loop_init, async_init, listener_init, stop_timer_init, oom_timer_init;
+        bool thread_started;
+        bool accept_pending;       /* libuv holds a connection we did not take (limit, OOM) */
+        bool stopping;             /* stop began: listener closed */
+        bool finished;             /* worker handles closed: the loop will end */
+        int loop_close_r;          /* uv_loop_close() result, read after join */
+        struct conn *conns;        /* all live connections, CLOSING included */
+        unsigned n_conns;          /* */
+        struct proxy_routes *snap; /* cached snapshot (proxy_routes_refresh) */
+        atomic_bool stop_requested;
+
+        /* Statistics, written by this worker only, read by any thread. */
+        atomic_uint_least64_t st_accepted;
+        atomic_uint_least64_t st_active;
+        atomic_uint_least64_t st_connect_errors;
+        atomic_uint_least64_t st_closed[_PROXY_CLOSE_MAX];
+};
+
+struct proxy_engine {
+        struct proxy_config cfg; /* defaults resolved */
+        struct proxy_route_table *routes;
+        bool started;
+        bool stopped;
+        unsigned n_workers;
+        struct worker workers[];
+};
+
+static const char *const close_reason_names[_PROXY_CLOSE_MAX] = {
+        [PROXY_CLOSE_DONE] = "done",
+        [PROXY_CLOSE_CLIENT_EOF] = "client-eof",
+        [PROXY_CLOSE_CLIENT_ERROR] = "client-error",
+        [PROXY_CLOSE_UPSTREAM_ERROR] = "upstream-error",
+        [PROXY_CLOSE_BAD_HELLO] = "bad-hello",
+        [PROXY_CLOSE_HELLO_TIMEOUT] = "hello-timeout",
+        [PROXY_CLOSE_NO_SNI] = "no-sni",
+        [PROXY_CLOSE_UNKNOWN_SNI] = "unknown-sni",
+        [PROXY_CLOSE_TERMINATE_TODO] = "terminate-not-implemented",
+        [PROXY_CLOSE_CONNECT_FAILED] = "connect-failed",
+        [PROXY_CLOSE_IDLE_TIMEOUT] = "idle-timeout",
+        [PROXY_CLOSE_ROUTE_REMOVED] = "route-removed",
+        [PROXY_CLOSE_STOP] = "stop",
+        [PROXY_CLOSE_NOMEM] = "nomem",
+};
+
+const char *proxy_close_reason_str(enum proxy_close_reason r)
+{
+        if ((unsigned)r >= _PROXY_CLOSE_MAX)
+                return NULL;
+        return close_reason_names[r];
+}
+
+static const char *const conn_state_names[_PROXY_CONN_ST_MAX] = {
+        [PROXY_CONN_ST_ACCEPTED] = "accepted",
+        [PROXY_CONN_ST_READ_HELLO] = "read-hello",
+        [PROXY_CONN_ST_CONNECT_UPSTREAM] = "connect-upstream",
+        [PROXY_CONN_ST_UPSTREAM_RESET] = "upstream-reset",
+        [PROXY_CONN_ST_RELAY] = "relay",
+        [PROXY_CONN_ST_CLOSING] = "closing",
+};
+
+const char *proxy_conn_state_str(enum proxy_conn_state s)
+{
+        if ((unsigned)s >= _PROXY_CONN_ST_MAX)
+                return NULL;
+        return conn_state_names[s];
+}
+
+/* Legal transitions: allowed[from] has bit (1u << to). Every state may go
+ * to CLOSING. TODO(issue 4): READ_HELLO -> TLS_HANDSHAKE for terminated
+ * routes once the BoringSSL path lands; today they close with
+ * PROXY_CLOSE_TERMINATE_TODO. */
+static const unsigned allowed[_PROXY_CONN_ST_MAX] = {
+        [PROXY_CONN_ST_ACCEPTED] = 1u << PROXY_CONN_ST_READ_HELLO,
+        [PROXY_CONN_ST_READ_HELLO] = 1u << PROXY_CONN_ST_CONNECT_UPSTREAM,
+        [PROXY_CONN_ST_CONNECT_UPSTREAM] =
+                1u << PROXY_CONN_ST_UPSTREAM_RESET | 1u << PROXY_CONN_ST_RELAY,
+        [PROXY_CONN_ST_UPSTREAM_RESET] = 1u << PROXY_CONN_ST_CONNECT_UPSTREAM,
+        [PROXY_CONN_ST_RELAY] = 0,
+        [PROXY_CONN_ST_CLOSING] = 0,
+};
+
+static void conn_set_state(struct conn *c, enum proxy_conn_state next)
+{
+        assert(next == PROXY_CONN_ST_CLOSING ? c->state != PROXY_CONN_ST_CLOSING
+                                             : (allowed[c->state] & (1u << next)) != 0);
+        log_debug("proxy: conn %p: %s -> %s", (void *)c, proxy_conn_state_str(c->state),
+                  proxy_conn_state_str(next));
+        c->state = next;
+}
+
+/* ---- default socket factory ---- */
+
+int proxy_socket_factory_default(void *ud, const struct proxy_route *r, const struct sockaddr *addr,
+                                 socklen_t len, int *ret_fd)
+{
+        int fd;
+
+        assert(addr && ret_fd);
+        fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        *ret_fd = fd;
+        return 0;
+}
+
+/* ---- connection lifetime ---- */
+
+static void conn_step(struct conn *c);
+static void worker_accept(struct worker *w);
+static void worker_maybe_finish(struct worker *w);
+
+static const struct proxy_config *conn_cfg(const struct conn *c)
+{
+        return &c->w->e->cfg;
+}
+
+static void conn_flush_counters(struct conn *c)
+{
+        if (!c->route)
+                return;
+        if (c->dir[DIR_REQ].unflushed)
+                atomic_fetch_add_explicit(&c->route->counters->request_bytes,
+                                          c->dir[DIR_REQ].unflushed, memory_order_relaxed);
+        if (c->dir[DIR_RESP].unflushed)
+                atomic_fetch_add_explicit(&c->route->counters->response_bytes,
+                                          c->dir[DIR_RESP].unflushed, memory_order_relaxed);
+        c->dir[DIR_REQ].unflushed = c->dir[DIR_RESP].unflushed = 0;
+}
+
+static void conn_account(struct conn *c, unsigned d, size_t n)
+{
+        c->dir[d].unflushed += n;
+        if (c->dir[d].unflushed >= COUNTERS_FLUSH_BYTES)
+                conn_flush_counters(c);
+}
+
+/* Runs from the last close_cb only: every handle is closed and no request
+ * is pending, so nothing can reference @c any more. */
+static void conn_free(struct conn *c)
+{
+        struct worker *w = c->w;
+
+        assert(c->n_handles == 0);
+        conn_flush_counters(c);
+        proxy_route_unref(c->route);
+        for (unsigned d = 0; d < _DIR_MAX; d++)
+                if (c->dir[d].kind == BUF_OWNED)
+                        free(c->dir[d].buf);
+        free(c->hello_mem);
+
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                w->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        w->n_conns--;
+        atomic_fetch_sub_explicit(&w->st_active, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&w->st_closed[c->reason], 1, memory_order_relaxed);
+        free(c);
+
+        if (w->accept_pending && !w->stopping && w->n_conns < w->e->cfg.max_conns_per_worker) {
+                w->accept_pending = false;
+                worker_accept(w);
+        }
+        worker_maybe_finish(w);
+}
+
+static void on_handle_close(uv_handle_t *h)
+{
+        struct conn *c = h->data;
+
+        assert(c->n_handles > 0);
+        c->n_handles--;
+        if (h == (uv_handle_t *)&c->upstream)
+                c->upstream_init = false;
+        if (c->state == PROXY_CONN_ST_CLOSING) {
+                if (c->n_handles == 0)
+                        conn_free(c);
+                return;
+        }
+        if (c->state == PROXY_CONN_ST_UPSTREAM_RESET)
+                conn_step(c);
+}
+
+static void conn_close(struct conn *c, enum proxy_close_reason reason)
+{
+        if (c->state == PROXY_CONN_ST_CLOSING)
+                return;
+        log_debug("proxy: conn %p: closing: %s", (void *)c, proxy_close_reason_str(reason));
+        c->reason = reason;
+        conn_set_state(c, PROXY_CONN_ST_CLOSING);
+        /* Pending writes, shutdowns and connects complete with UV_ECANCELED
+         * before the close callbacks run; their callbacks ignore CLOSING. */
+        if (!uv_is_closing((uv_handle_t *)&c->client))
+                uv_close((uv_handle_t *)&c->client, on_handle_close);
+        if (c->upstream_init && !uv_is_closing((uv_handle_t *)&c->upstream))
+                uv_close((uv_handle_t *)&c->upstream, on_handle_close);
+        if (!uv_is_closing((uv_handle_t *)&c->timer))
+                uv_close((uv_handle_t *)&c->timer, on_handle_close);
+}
+
+/* ---- callbacks: record the event, then step ---- */
+
+static struct half *conn_half_of(struct conn *c, uv_handle_t *h, unsigned *ret_d)
+{
+        unsigned d = h == (uv_handle_t *)&c->client ? DIR_REQ : DIR_RESP;
+
+        if (ret_d)
+                *ret_d = d;
+        return &c->dir[d];
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+        struct conn *c = h->data;
+
+        *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS to on_read */
+        if (c->state == PROXY_CONN_ST_READ_HELLO) {
+                if (!c->hello_mem) {
+                        size_t hello_max = conn_cfg(c)->hello_max;
+
+                        c->raw_cap = hello_max + HELLO_RAW_SLACK;
+                        c->hello_mem = malloc(c->raw_cap + hello_max);
+                        if (!c->hello_mem)
+                                return;
+                        proxy_tls_hello_init(&c->hello, c->hello_mem + c->raw_cap, hello_max);
+                }
+                if (c->raw_len < c->raw_cap)
+                        *buf = uv_buf_init((char *)c->hello_mem + c->raw_len,
+                                           c->raw_cap - c->raw_len);
+        } else if (c->state == PROXY_CONN_ST_RELAY) {
+                struct half *d = conn_half_of(c, h, NULL);
+                assert(!d->writing && d->len == 0 && d->kind == BUF_NONE);
+                *buf = uv_buf_init((char *)c->w->rbuf, conn_cfg(c)->relay_buf_size);
+        }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+        struct conn *c = s->data;
+        unsigned di;
+        struct half *d;
+
+        if (nread == 0)
+                return; /* EAGAIN */
+        switch (c->state) {
+        case PROXY_CONN_ST_READ_HELLO:
+                c->ev_read = nread;
+                break;
+        case PROXY_CONN_ST_RELAY:
+                d = conn_half_of(c, (uv_handle_t *)s, &di);
+                c->last_active = uv_now(s->loop);
+                if (nread > 0) {
+                        d->buf = c->w->rbuf;
+                        d->kind = BUF_SHARED;
+                        d->off = 0;
+                        d->len = (size_t)nread;
+                } else if (nread == UV_EOF) {
+                        d->eof = true;
+                        d->reading = false; /* libuv stopped reading at EOF */
+                } else if (!c->ev_error) {
+                        c->ev_error = (int)nread;
+                        c->ev_error_side = di;
+                }
+                break;
+        default:
+                return;
+        }
+        conn_step(c);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+        struct conn *c = req->handle->data;
+        unsigned di = req == &c->dir[DIR_REQ].wreq ? DIR_REQ : DIR_RESP;
+        struct half *d = &c->dir[di];
+
+        d->writing = false;
+        if (c->state == PROXY_CONN_ST_CLOSING)
+                return;
+        if (status < 0) {
+                if (!c->ev_error) {
+                        c->ev_error = status;
+                        c->ev_error_side = di == DIR_REQ ? DIR_RESP : DIR_REQ;
+                }
+        } else {
+                conn_account(c, di, d->len - d->off);
+                d->off = d->len = 0;
+                c->last_active = uv_now(req->handle->loop);
+        }
+        conn_step(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+        struct conn *c = req->handle->data;
+        unsigned di = req == &c->dir[DIR_REQ].sreq ? DIR_REQ : DIR_RESP;
+
+        if (c->state == PROXY_CONN_ST_CLOSING)
+                return;
+        if (status < 0 && !c->ev_error) {
+                c->ev_error = status;
+                c->ev_error_side = di == DIR_REQ ? DIR_RESP : DIR_REQ;
+        }
+        c->dir[di].shut_done = true;
+        conn_step(c);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+        struct conn *c = req->handle->data;
+
+        if (status == UV_ECANCELED || c->state != PROXY_CONN_ST_CONNECT_UPSTREAM)
+                return; /* the handle is being closed */
+        c->ev_connect = status;
+        conn_step(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+        struct conn *c = t->data;
+
+        c->ev_timeout = true;
+        conn_step(c);
+}
+
+/* ---- the state machine ---- */
+
+static void step_accepted(struct conn *c)
+{
+        int r;
+
+        (void)uv_tcp_nodelay(&c->client, 1);
+        r = uv_read_start((uv_stream_t *)&c->client, on_alloc, on_read);
+        if (r < 0)
+                return conn_close(c, PROXY_CLOSE_CLIENT_ERROR);
+        r = uv_timer_start(&c->timer, on_timer, conn_cfg(c)->handshake_timeout_ms, 0);
+        if (r < 0)
+                return conn_close(c, PROXY_CLOSE_CLIENT_ERROR);
+        conn_set_state(c, PROXY_CONN_ST_READ_HELLO);
+}
+
+static void step_read_hello(struct conn *c)
+{
+        struct worker *w = c->w;
+        struct proxy_routes *snap;
+        struct proxy_route *route;
+        const char *sni;
+        int r;
+
+        if (c->ev_read != 0) {
+                ssize_t n = c->ev_read;
+
+                c->ev_read = 0;
+                if (n == UV_ENOBUFS)
+                        /* Either malloc failed or the raw bound is full. */
+                        return conn_close(c,
+                                          c->hello_mem ? PROXY_CLOSE_BAD_HELLO : PROXY_CLOSE_NOMEM);
+                if (n == UV_EOF)
+                        return conn_close(c, PROXY_CLOSE_CLIENT_EOF);
+                if (n < 0)
+                        return conn_close(c, PROXY_CLOSE_CLIENT_ERROR);
+                r = proxy_tls_hello_feed(&c->hello, c->hello_mem + c->raw_len, (size_t)n);
+                c->raw_len += (size_t)n;
+                if (r == -EAGAIN && c->raw_len == c->raw_cap)
+                        r = -E2BIG;
+                if (r < 0 && r != -EAGAIN) {
+                        log_debug("proxy: conn %p: ClientHello refused: %s", (void *)c,
+                                  strerror(-r));
+                        return conn_close(c, PROXY_CLOSE_BAD_HELLO);
+                }
+        }
+        if (!c->hello_mem || !proxy_tls_hello_done(&c->hello)) {
+                /* A timeout that raced with the completing read loses. */
+                if (c->ev_timeout)
+                        conn_close(c, PROXY_CLOSE_HELLO_TIMEOUT);
+                return;
+        }
+
+        /* The hello is complete. Stop reading until a backend is there:
+         * whatever else arrived with it is already in the raw buffer and
+         * is forwarded first. */
+        c->ev_timeout = false;
+        (void)uv_timer_stop(&c->timer);
+        (void)uv_read_stop((uv_stream_t *)&c->client);
+
+        sni = proxy_tls_hello_sni(&c->hello);
+        if (!sni)
+                return conn_close(c, PROXY_CLOSE_NO_SNI);
+        /* No atomic RMW unless the table published since the last call. */
+        snap = proxy_routes_refresh(w->e->routes, &w->snap);
+        /* Exact name, else the wildcard of its parent: no other fallback. */
+        route = proxy_routes_lookup_wildcard(snap, sni, strlen(sni));
+        if (!route)
+                return conn_close(c, PROXY_CLOSE_UNKNOWN_SNI);
+        if (route->mode != PROXY_ROUTE_PASSTHROUGH)
+                /* TODO(issue 4): TLS termination (BoringSSL, cert by SNI). */
+                return conn_close(c, PROXY_CLOSE_TERMINATE_TODO);
+
+        c->route = proxy_route_ref(route);
+        /* A passthrough connection is one request (proxy/routes.h). */
+        proxy_counters_add(route->counters, /* status= */ 0, 0, 0);
+        c->first_backend = atomic_fetch_add_explicit(&route->rr_next, 1, memory_order_relaxed);
+        c->attempt = 0;
+        c->ev_connect = EV_NONE;
+        conn_set_state(c, PROXY_CONN_ST_CONNECT_UPSTREAM);
+}
+
+/* Issue the connect to @be. On failure the caller resets @c->upstream if
+ * it was initialised. */
+static int conn_start_connect(struct conn *c, const struct proxy_backend *be)
+{
+        const struct proxy_config *cfg = conn_cfg(c);
+        uv_loop_t *loop = &c->w->loop;
+        int fd = -1, r;
+
+        r = cfg->socket_factory(cfg->socket_factory_ud, c->route,
+                                (const struct sockaddr *)&be->addr, be->addr_len, &fd);
+        if (r < 0)
+                return r;
+        r = uv_tcp_init(loop, &c->upstream);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
+        c->upstream.data = c;
+        c->upstream_init = true;
+        c->n_handles++;
+        r = uv_tcp_open(&c->upstream, fd);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
+        (void)uv_tcp_nodelay(&c->upstream, 1);
+        r = uv_tcp_connect(&c->creq, &c->upstream, (const struct sockaddr *)&be->addr, on_connect);
+        if (r < 0)
+                return r;
+        return uv_timer_start(&c->timer, on_timer, cfg->connect_timeout_ms, 0);
+}
+
+static void step_connect(struct conn *c)
+{
+        struct proxy_route *route = c->route;
+        int r;
+
+        if (!c->connecting) {
+                if (c->attempt >= route->n_backends)
+                        return conn_close(c, PROXY_CLOSE_CONNECT_FAILED);
+                const struct proxy_backend *be =
+                        &route->backends[(c->first_backend + c->attempt) % route->n_backends];
+                c->attempt++;
+                c->ev_connect = EV_NONE;
+                c->ev_timeout = false;
+                r = conn_start_connect(c, be);
+                if (r >= 0) {
+                        c->connecting = true;
+                        return;
+                }
+                log_debug("proxy: conn %p: backend %s: %s", (void *)c, be->text, strerror(-r));
+                atomic_fetch_add_explicit(&c->w->st_connect_errors, 1, memory_order_relaxed);
+                if (c->upstream_init) {
+                        uv_close((uv_handle_t *)&c->upstream, on_handle_close);
+                        return conn_set_state(c, PROXY_CONN_ST_UPSTREAM_RESET);
+                }
+                return step_connect(c); /* bounded by n_backends */
+        }
+
+        if (c->ev_connect == EV_NONE && !c->ev_timeout)
+                return;
+        c->connecting = false;
+        (void)uv_timer_stop(&c->timer);
+        if (c->ev_connect == 0) {
+                c->ev_timeout = false;
+                c->last_active = uv_now(&c->w->loop);
+                /* Everything the client sent so far (the hello, maybe early
+                 * data) is the first thing the backend gets. */
+                c->dir[DIR_REQ].buf = c->hello_mem;
+                c->dir[DIR_REQ].kind = BUF_HELLO;
+                c->dir[DIR_REQ].off = 0;
+                c->dir[DIR_REQ].len = c->raw_len;
+                r = uv_timer_start(&c->timer, on_timer, conn_cfg(c)->idle_timeout_ms, 0);
+                if (r < 0)
+                        return conn_close(c, PROXY_CLOSE_CLIENT_ERROR);
+                return conn_set_state(c, PROXY_CONN_ST_RELAY);
+        }
+        log_debug("proxy: conn %p: backend connect: %s", (void *)c,
+                  c->ev_timeout ? "timeout" : uv_strerror(c->ev_connect));
+        atomic_fetch_add_explicit(&c->w->st_connect_errors, 1, memory_order_relaxed);
+        /* Closing cancels a connect still in flight (timeout). */
+        uv_close((uv_handle_t *)&c->upstream, on_handle_close);
+        conn_set_state(c, PROXY_CONN_ST_UPSTREAM_RESET);
+}
+
+static void step_upstream_reset(struct conn *c)
+{
+        if (c->upstream_init)
+                return; /* wait for on_handle_close */
+        conn_set_state(c, PROXY_CONN_ST_CONNECT_UPSTREAM);
+}
+
+static uv_stream_t *conn_src(struct conn *c, unsigned d)
+{
+        return (uv_stream_t *)(d == DIR_REQ ? &c->client : &c->upstream);
+}
+
+static uv_stream_t *conn_dst(struct conn *c, unsigned d)
+{
+        return (uv_stream_t *)(d == DIR_REQ ? &c->upstream : &c->client);
+}
+
+/* Move direction @di forward as far as it goes without blocking. Returns
+ * 0, or a -errno with *ret_side set to the failed side's direction. */
+static int relay_half(struct conn *c, unsigned di, unsigned *ret_side)
+{
+        struct half *d = &c->dir[di];
+        int r;
+
+        if (d->len > d->off && !d->writing) {
+                uv_buf_t b = uv_buf_init((char *)d->buf + d->off, d->len - d->off);
+
+                r = uv_try_write(conn_dst(c, di), &b, 1);
+                if (r >= 0) {
+                        d->off += (size_t)r;
+                        conn_account(c, di, (size_t)r);
+                } else if (r != UV_EAGAIN) {
+                        *ret_side = di == DIR_REQ ? DIR_RESP : DIR_REQ;
+                        return r;
+                }
+                if (d->off < d->len && d->kind == BUF_SHARED) {
+                        /* The shared buffer is needed by the next read. */
+                        uint8_t *rest = malloc(d->len - d->off);
+
+                        if (!rest)
+                                return -ENOMEM;
+                        memcpy(rest, d->buf + d->off, d->len - d->off);
+                        d->buf = rest;
+                        d->kind = BUF_OWNED;
+                        d->len -= d->off;
+                        d->off = 0;
+                }
+                if (d->off < d->len) {
+                        b = uv_buf_init((char *)d->buf + d->off, d->len - d->off);
+                        r = uv_write(&d->wreq, conn_dst(c, di), &b, 1, on_write);
+                        if (r < 0) {
+                                *ret_side = di == DIR_REQ ? DIR_RESP : DIR_REQ;
+                                return r;
+                        }
+                        d->writing = true;
+                } else {
+                        d->off = d->len = 0;
+                }
+        }
+
+        if (d->len == 0 && d->kind != BUF_NONE) {
+                if (d->kind == BUF_OWNED)
+                        free(d->buf);
+                else if (d->kind == BUF_HELLO)
+                        c->hello_mem = mfree(c->hello_mem);
+                d->buf = NULL;
+                d->kind = BUF_NONE;
+        }
+
+        bool drained = d->len == 0 && !d->writing;
+
+        if (drained && !d->eof && !d->reading) {
+                r = uv_read_start(conn_src(c, di), on_alloc, on_read);
+                if (r < 0) {
+                        *ret_side = di;
+                        return r;
+                }
+                d->reading = true;
+        } else if (!drained && d->reading) {
+                (void)uv_read_stop(conn_src(c, di));
+                d->reading = false;
+        }
+        if (drained && d->eof && !d->shut) {
+                /* Half-close: pass the EOF on, keep the other way open. */
+                r = uv_shutdown(&d->sreq, conn_dst(c, di), on_shutdown);
+                if (r < 0) {
+                        *ret_side = di == DIR_REQ ? DIR_RESP : DIR_REQ;
+                        return r;
+                }
+                d->shut = true;
+        }
+        return 0;
+}
+
+static void step_relay(struct conn *c)
+{
+        unsigned side = DIR_REQ;
+        int r;
+
+        if (c->ev_error)
+                return conn_close(c, c->ev_error_side == DIR_REQ ? PROXY_CLOSE_CLIENT_ERROR
+                                                                 : PROXY_CLOSE_UPSTREAM_ERROR);
+        if (c->ev_timeout) {
+                uint64_t now = uv_now(&c->w->loop), idle = conn_cfg(c)->idle_timeout_ms;
+
+                c->ev_timeout = false;
+                if (now - c->last_active >= idle)
+                        return conn_close(c, PROXY_CLOSE_IDLE_TIMEOUT);
+                /* Re-armed lazily instead of on every read. */
+                (void)uv_timer_start(&c->timer, on_timer, c->last_active + idle - now, 0);
+        }
+        for (unsigned d = 0; d < _DIR_MAX; d++) {
+                r = relay_half(c, d, &side);
+                if (r == -ENOMEM)
+                        return conn_close(c, PROXY_CLOSE_NOMEM);
+                if (r < 0)
+                        return conn_close(c, side == DIR_REQ ? PROXY_CLOSE_CLIENT_ERROR
+                                                             : PROXY_CLOSE_UPSTREAM_ERROR);
+        }
+        if (c->dir[DIR_REQ].shut_done && c->dir[DIR_RESP].shut_done)
+                conn_close(c, PROXY_CLOSE_DONE);
+}
+
+/* Run the state machine until it has to wait for an event. @c is never
+ * freed synchronously (only from a close_cb), so it stays valid here. */
+static void conn_step(struct conn *c)
+{
+        for (;;) {
+                enum proxy_conn_state before = c->state;
+
+                switch (c->state) {
+                case PROXY_CONN_ST_ACCEPTED:
+                        step_accepted(c);
+                        break;
+                case PROXY_CONN_ST_READ_HELLO:
+                        step_read_hello(c);
+                        break;
+                case PROXY_CONN_ST_CONNECT_UPSTREAM:
+                        step_connect(c);
+                        break;
+                case PROXY_CONN_ST_UPSTREAM_RESET:
+                        step_upstream_reset(c);
+                        break;
+                case PROXY_CONN_ST_RELAY:
+                        step_relay(c);
+                        break;
+                case PROXY_CONN_ST_CLOSING:
+                case _PROXY_CONN_ST_MAX:
+                        return;
+                }
+                if (c->state == before)
+                        return;
+        }
+}
+
+/* ---- workers ---- */
+
+static void on_oom_timer(uv_timer_t *t);
+
+static void worker_accept(struct worker *w)
+{
+        struct conn *c;
+        int r;
+
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                /* Leave the connection in libuv's hands: the next free or
+                 * the OOM timer retries (there may be no conn to free). */
+                w->accept_pending = true;
+                (void)uv_timer_start(&w->oom_timer, on_oom_timer, OOM_RETRY_MS, 0);
+                return;
+        }
+        c->w = w;
+        c->state = PROXY_CONN_ST_ACCEPTED;
+        c->ev_connect = EV_NONE;
+        (void)uv_tcp_init(&w->loop, &c->client);
+        (void)uv_timer_init(&w->loop, &c->timer);
+        c->client.data = c;
+        c->timer.data = c;
+        c->n_handles = 2;
+        c->next = w->conns;
+        if (w->conns)
+                w->conns->prev = c;
+        w->conns = c;
+        w->n_conns++;
+        atomic_fetch_add_explicit(&w->st_active, 1, memory_order_relaxed);
+
+        r = uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->client);
+        if (r < 0)
+                return conn_close(c, PROXY_CLOSE_CLIENT_ERROR);
+        atomic_fetch_add_explicit(&w->st_accepted, 1, memory_order_relaxed);
+        conn_step(c);
+}
+
+static void on_oom_timer(uv_timer_t *t)
+{
+        struct worker *w = t->data;
+
+        if (w->accept_pending && !w->stopping && w->n_conns < w->e->cfg.max_conns_per_worker) {
+                w->accept_pending = false;
+                worker_accept(w);
+        }
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+        struct worker *w = container_of((uv_tcp_t *)server, struct worker, listener);
+
+        if (status < 0 || w->stopping)
+                return; /* EMFILE and friends: libuv retries on the next wakeup */
+        if (w->n_conns >= w->e->cfg.max_conns_per_worker) {
+                /* Not calling uv_accept() makes libuv stop polling the
+                 * listener until we do (conn_free). */
+                w->accept_pending = true;
+                return;
+        }
+        worker_accept(w);
+}
+
+static void on_worker_handle_close(uv_handle_t *h)
+{
+}
+
+static void worker_maybe_finish(struct worker *w)
+{
+        if (!w->stopping || w->finished || w->n_conns > 0)
+                return;
+        w->finished = true;
+        uv_close((uv_handle_t *)&w->async, on_worker_handle_close);
+        uv_close((uv_handle_t *)&w->stop_timer, on_worker_handle_close);
+        uv_close((uv_handle_t *)&w->oom_timer, on_worker_handle_close);
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+        struct worker *w = t->data;
+
+        for (struct conn *c = w->conns; c; c = c->next)
+                conn_close(c, PROXY_CLOSE_STOP);
+}
+
+static void worker_begin_stop(struct worker *w)
+{
+        w->stopping = true;
+        /* Closing the listener also drops a connection libuv held for us. */
+        uv_close((uv_handle_t *)&w->listener, on_worker_handle_close);
+        for (struct conn *c = w->conns; c; c = c->next)
+                if (c->state != PROXY_CONN_ST_RELAY)
+                        conn_close(c, PROXY_CLOSE_STOP);
+        (void)uv_timer_start(&w->stop_timer, on_stop_timer, w->e->cfg.stop_timeout_ms, 0);
+        worker_maybe_finish(w);
+}
+
+/* Whether @c's route is still served as it was when @c was routed. */
+static bool route_still_current(const struct proxy_routes *snap, const struct proxy_route *r)
+{
+        const struct proxy_route *now = proxy_routes_lookup_id(snap, r->id);
+
+        if (now == r)
+                return true;
+        return now && now->mode == r->mode && streq(now->host, r->host);
+}
+
+static void on_async(uv_async_t *a)
+{
+        struct worker *w = a->data;
+        struct proxy_routes *snap;
+
+        if (w->stopping)
+                return;
+        if (atomic_load_explicit(&w->stop_requested, memory_order_acquire))
+                return worker_begin_stop(w);
+
+        snap = proxy_routes_refresh(w->e->routes, &w->snap);
+        /* O(connections) lookups per change; conn_close() never frees
+         * synchronously, so walking on is safe. */
+        for (struct conn *c = w->conns; c; c = c->next)
+                if (c->route && c->state != PROXY_CONN_ST_CLOSING &&
+                    !route_still_current(snap, c->route))
+                        conn_close(c, PROXY_CLOSE_ROUTE_REMOVED);
+}
+
+static void worker_main(void *arg)
+{
+        struct worker *w = arg;
+
+        (void)uv_run(&w->loop, UV_RUN_DEFAULT);
+        w->loop_close_r = uv_loop_close(&w->loop);
+}
+
+/* For a worker whose thread never started: close what was opened and run
+ * the loop here until the close callbacks are through. */
+static void worker_teardown_unstarted(struct worker *w)
+{
+        if (!w->loop_init)
+                return;
+        if (w->async_init)
+                uv_close((uv_handle_t *)&w->async, on_worker_handle_close);
+        if (w->listener_init)
+                uv_close((uv_handle_t *)&w->listener, on_worker_handle_close);
+        if (w->stop_timer_init)
+                uv_close((uv_handle_t *)&w->stop_timer, on_worker_handle_close);
+        if (w->oom_timer_init)
+                uv_close((uv_handle_t *)&w->oom_timer, on_worker_handle_close);
+        (void)uv_run(&w->loop, UV_RUN_DEFAULT);
+        w->loop_close_r = uv_loop_close(&w->loop);
+        w->loop_init = false;
+}
+
+static int worker_init(struct worker *w, int listen_fd)
+{
+        int fd, r;
+
+        w->rbuf = malloc(w->e->cfg.relay_buf_size);
+        if (!w->rbuf)
+                return -ENOMEM;
+        r = uv_loop_init(&w->loop);
+        if (r < 0)
+                return r;
+        w->loop_init = true;
+        r = uv_async_init(&w->loop, &w->async, on_async);
+        if (r < 0)
+                return r;
+        w->async.data = w;
+        w->async_init = true;
+        r = uv_timer_init(&w->loop, &w->stop_timer);
+        if (r < 0)
+                return r;
+        w->stop_timer.data = w;
+        w->stop_timer_init = true;
+        r = uv_timer_init(&w->loop, &w->oom_timer);
+        if (r < 0)
+                return r;
+        w->oom_timer.data = w;
+        w->oom_timer_init = true;
+
+        r = uv_tcp_init(&w->loop, &w->listener);
+        if (r < 0)
+                return r;
+        w->listener.data = w;
+        w->listener_init = true;
+        fd = fcntl(listen_fd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return -errno;
+        r = uv_tcp_open(&w->listener, fd);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
+        return uv_listen((uv_stream_t *)&w->listener, LISTEN_BACKLOG, on_connection);
+}
+
+/* ---- engine ---- */
+
+int proxy_engine_new(const struct proxy_config *cfg, struct proxy_route_table *routes,
+                     struct proxy_engine **ret)
+{
+        struct proxy_engine *e;
+        struct proxy_config c;
+        unsigned n;
+
+        assert(cfg && routes && ret);
+        c = *cfg;
+        if (c.https_fd < 0 || c.http_fd >= 0)
+                return -EINVAL;
+        if (c.hello_max > PROXY_TLS_HELLO_MAX_LIMIT || c.workers > MAX_WORKERS)
+                return -EINVAL;
+        if (c.relay_buf_size &&
+            (c.relay_buf_size < MIN_RELAY_BUF || c.relay_buf_size > MAX_RELAY_BUF))
+                return -EINVAL;
+        if (!c.max_conns_per_worker)
+                c.max_conns_per_worker = DEFAULT_MAX_CONNS;
+        if (!c.hello_max)
+                c.hello_max = PROXY_TLS_HELLO_MAX_DEFAULT;
+        if (!c.handshake_timeout_ms)
+                c.handshake_timeout_ms = DEFAULT_HANDSHAKE_MS;
+        if (!c.connect_timeout_ms)
+                c.connect_timeout_ms = DEFAULT_CONNECT_MS;
+        if (!c.idle_timeout_ms)
+                c.idle_timeout_ms = DEFAULT_IDLE_MS;
+        if (!c.stop_timeout_ms)
+                c.stop_timeout_ms = DEFAULT_STOP_MS;
+        if (!c.relay_buf_size)
+                c.relay_buf_size = DEFAULT_RELAY_BUF;
+        if (!c.socket_factory)
+                c.socket_factory = proxy_socket_factory_default;
+
+        n = c.workers ? c.workers : MIN(uv_available_parallelism(), MAX_WORKERS);
+        if (n == 0)
+                n = 1;
+        c.workers = n;
+
+        e = calloc(1, sizeof(*e) + n * sizeof(struct worker));
+        if (!e)
+                return -ENOMEM;
+        e->cfg = c;
+        e->routes = routes;
+        e->n_workers = n;
+        for (unsigned i = 0; i < n; i++) {
+                e->workers[i].e = e;
+                e->workers[i].idx = i;
+        }
+        *ret = e;
+        return 0;
+}
+
+int proxy_engine_start(struct proxy_engine *e)
+{
+        int r = 0;
+
+        assert(e);
+        if (e->started)
+                return -EALREADY;
+        e->started = true;
+        for (unsigned i = 0; i < e->n_workers && r >= 0; i++)
+                r = worker_init(&e->workers[i], e->cfg.https_fd);
+        for (unsigned i = 0; i < e->n_workers && r >= 0; i++) {
+                struct worker *w = &e->workers[i];
+
+                /* Everything the thread uses was initialised above;
+                 * thread creation orders those writes before its reads. */
+                r = uv_thread_create(&w->thread, worker_main, w);
+                if (r >= 0)
+                        w->thread_started = true;
+        }
+        if (r < 0) {
+                (void)proxy_engine_stop(e);
+                return r;
+        }
+        return 0;
+}
+
+void proxy_engine_routes_changed(struct proxy_engine *e)
+{
+        assert(e);
+        if (!e->started || e->stopped)
+                return;
+        for (unsigned i = 0; i < e->n_workers; i++)
+                if (e->workers[i].thread_started)
+                        (void)uv_async_send(&e->workers[i].async);
+}
+
+int proxy_engine_stop(struct proxy_engine *e)
+{
+        int r = 0;
+
+        assert(e);
+        if (!e->started || e->stopped)
+                return 0;
+        e->stopped = true;
+        for (unsigned i = 0; i < e->n_workers; i++) {
+                struct worker *w = &e->workers[i];
+
+                if (!w->thread_started)
+                        continue;
+                atomic_store_explicit(&w->stop_requested, true, memory_order_release);
+                (void)uv_async_send(&w->async);
+        }
+        for (unsigned i = 0; i < e->n_workers; i++) {
+                struct worker *w = &e->workers[i];
+
+                if (w->thread_started) {
+                        (void)uv_thread_join(&w->thread);
+                        w->thread_started = false;
+                        w->loop_init = false;
+                } else {
+                        worker_teardown_unstarted(w);
+                }
+                if (w->loop_close_r < 0 && r == 0) {
+                        log_debug("proxy: worker %u: loop not empty at stop: %s", w->idx,
+                                  uv_strerror(w->loop_close_r));
+                        r = -EBUSY;
+                }
+                w->snap = proxy_routes_unref(w->snap);
+                w->rbuf = mfree(w->rbuf);
+        }
+        return r;
+}
+
+struct proxy_engine *proxy_engine_free(struct proxy_engine *e)
+{
+        if (!e)
+                return NULL;
+        (void)proxy_engine_stop(e);
+        free(e);
+        return NULL;
+}
+
+void proxy_engine_stats(const struct proxy_engine *e, struct proxy_engine_stats *ret)
+{
+        assert(e && ret);
+        memset(ret, 0, sizeof(*ret));
+        for (unsigned i = 0; i < e->n_workers; i++) {
+                const struct worker *w = &e->workers[i];
+
+                ret->accepted += atomic_load_explicit(&w->st_accepted, memory_order_relaxed);
+                ret->active += atomic_load_explicit(&w->st_active, memory_order_relaxed);
+                ret->connect_errors +=
+                        atomic_load_explicit(&w->st_connect_errors, memory_order_relaxed);
+                for (unsigned k = 0; k < _PROXY_CLOSE_MAX; k++)
+                        ret->closed[k] +=
+                                atomic_load_explicit(&w->st_closed[k], memory_order_relaxed);
+        }
+}
+
+unsigned proxy_engine_workers(const struct proxy_engine *e)
+{
+        assert(e);
+        return e->n_workers;
+}

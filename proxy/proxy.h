@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* The proxy engine: N worker threads, each with its own libuv loop, serving
+ * connections accepted on listening sockets the caller hands in, routed by
+ * the immutable snapshots of a struct proxy_route_table (proxy/routes.h).
+ *
+ * Listeners: the caller passes one bound socket per port (@https_fd). Every
+ * worker uv_tcp_open()s its own F_DUPFD_CLOEXEC copy of it, so all workers
+ * poll the same accept queue (one fd, no SO_REUSEPORT): the kernel hands
+ * each connection to whichever worker accepts first, and a worker at its
+ * connection limit simply stops polling (libuv keeps the one connection it
+ * already accepted until the worker has room). The caller keeps its own fd
+ * and may close it once proxy_engine_start() returned.
+ *
+ * Outgoing sockets come from a socket factory, which the daemon implements
+ * with its namespace worker; the proxy cannot tell which namespace a socket
+ * lives in.
+ *
+ * Threading: new/start/routes_changed/stop/free are called from one thread
+ * (the daemon's loop); proxy_engine_stats() from any thread. Everything else
+ * runs on the workers. The engine never logs above debug. */
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct proxy_route;
+struct proxy_route_table;
+struct proxy_engine;
+
+/* Create a non-blocking, CLOEXEC, unconnected stream socket for dialing
+ * @addr (@len bytes) on behalf of route @r (borrowed, for its netns and
+ * ID). Called on a worker thread, so it must be thread-safe and must not
+ * block for long. Returns 0 and the fd in @ret_fd (the engine owns it
+ * afterwards), or a -errno; the engine then tries the next backend. */
+typedef int proxy_socket_factory_cb(void *ud, const struct proxy_route *r,
+                                    const struct sockaddr *addr, socklen_t len, int *ret_fd);
+
+/* The default factory: socket(2) in the caller's own namespace. */
+int proxy_socket_factory_default(void *ud, const struct proxy_route *r, const struct sockaddr *addr,
+                                 socklen_t len, int *ret_fd);
+
+/* Zero means "the default" for every numeric field. */
+struct proxy_config {
+        unsigned workers;                        /* worker threads; 0: one per CPU */
+        int https_fd;                            /* bound TCP socket for :443; required */
+        int http_fd;                             /* :80 is not served yet: must be -1 */
+        unsigned max_conns_per_worker;           /* accepting pauses at this; 0: 16384 */
+        size_t hello_max;                        /* ClientHello bound; 0: 16384 */
+        uint64_t handshake_timeout_ms;           /* accept -> complete hello; 0: 10 s */
+        uint64_t connect_timeout_ms;             /* per backend attempt; 0: 5 s */
+        uint64_t idle_timeout_ms;                /* relay with no bytes either way; 0: 300 s */
+        uint64_t stop_timeout_ms;                /* graceful stop bound; 0: 5 s */
+        size_t relay_buf_size;                   /* per direction per connection; 0: 16 KiB */
+        proxy_socket_factory_cb *socket_factory; /* NULL: proxy_socket_factory_default */
+        void *socket_factory_ud;                 /* passed to @socket_factory */
+};
+
+/* Why a connection ended; counted per engine (proxy_engine_stats) and meant
+ * for the access log. */
+enum proxy_close_reason {
+        PROXY_CLOSE_DONE,           /* both sides finished (EOF relayed both ways) */
+        PROXY_CLOSE_CLIENT_EOF,     /* client closed before its ClientHello was complete */
+        PROXY_CLOSE_CLIENT_ERROR,   /* read/write error on the client socket */
+        PROXY_CLOSE_UPSTREAM_ERROR, /* read/write error on the backend socket */
+        PROXY_CLOSE_BAD_HELLO,      /* not TLS, malformed, or larger than hello_max */
+        PROXY_CLOSE_HELLO_TIMEOUT,  /* no complete ClientHello within handshake_timeout_ms */
+        PROXY_CLOSE_NO_SNI,         /* ClientHello without server_name */
+        PROXY_CLOSE_UNKNOWN_SNI,    /* no route for the name */
+        PROXY_CLOSE_TERMINATE_TODO, /* route terminates TLS: not implemented yet */
+        PROXY_CLOSE_CONNECT_FAILED, /* every backend refused, failed or timed out */
+        PROXY_CLOSE_IDLE_TIMEOUT,   /* no bytes either way within idle_timeout_ms */
+        PROXY_CLOSE_ROUTE_REMOVED,  /* the route was deleted (or renamed/changed mode) */
+        PROXY_CLOSE_STOP,           /* engine stopping */
+        PROXY_CLOSE_NOMEM,          /* allocation failed */
+        _PROXY_CLOSE_MAX,
+};
+
+const char *proxy_close_reason_str(enum proxy_close_reason r);
+
+/* The states of a :443 connection (engine.c has the transition table). */
+enum proxy_conn_state {
+        PROXY_CONN_ST_ACCEPTED,         /* accepted, not yet reading */
+        PROXY_CONN_ST_READ_HELLO,       /* buffering and peeking the ClientHello */
+        PROXY_CONN_ST_CONNECT_UPSTREAM, /* dialing a backend of a passthrough route */
+        PROXY_CONN_ST_UPSTREAM_RESET,   /* closing a failed backend socket before the next */
+        PROXY_CONN_ST_RELAY,            /* relaying bytes both ways */
+        PROXY_CONN_ST_CLOSING,          /* uv_close() issued; freed by the last close_cb */
+        _PROXY_CONN_ST_MAX,
+};
+
+const char *proxy_conn_state_str(enum proxy_conn_state s);
+
+struct proxy_engine_stats {
+        uint64_t accepted;                 /* connections accepted */
+        uint64_t active;                   /* connections not yet freed */
+        uint64_t connect_errors;           /* failed backend attempts (incl. timeouts) */
+        uint64_t closed[_PROXY_CLOSE_MAX]; /* freed connections by reason */
+};
+
+/* Validate @cfg (copied) and allocate the engine; @routes is borrowed and
+ * must outlive the engine. No thread or socket is touched yet. Returns 0,
+ * -EINVAL (no https_fd, http_fd set, absurd bounds) or -ENOMEM. */
+int proxy_engine_new(const struct proxy_config *cfg, struct proxy_route_table *routes,
+                     struct proxy_engine **ret);
+
+/* Open the listeners on every worker and start the threads. Returns 0, or
+ * the first -errno (dup, uv_tcp_open, listen, thread creation); on failure
+ * nothing keeps running and the engine may only be freed. */
+int proxy_engine_start(struct proxy_engine *e);
+
+/* Tell every worker that the route table published a new snapshot: each
+ * refreshes its cached snapshot and closes the connections whose route
+ * (looked up by workload ID) is gone, changed host or changed mode. Other
+ * connections are untouched. New connections see new snapshots without
+ * this call; it is about existing ones. Never blocks. */
+void proxy_engine_routes_changed(struct proxy_engine *e);
+
+/* Graceful stop: stop accepting, close connections still handshaking or
+ * connecting, let relayed connections finish for up to stop_timeout_ms and
+ * then close them, and join the workers. Returns 0, or -EBUSY if a worker's
+ * loop still had handles (a bug; it is reported, not hidden). Idempotent. */
+int proxy_engine_stop(struct proxy_engine *e);
+
+/* Stop if needed, then free. Accepts NULL; returns NULL. */
+struct proxy_engine *proxy_engine_free(struct proxy_engine *e);
+static inline void proxy_engine_freep(struct proxy_engine **e)
+{
+        proxy_engine_free(*e);
+}
+
+/* Sum of all workers' counters (relaxed reads: each field is exact, the set
+ * is not a snapshot). */
+void proxy_engine_stats(const struct proxy_engine *e, struct proxy_engine_stats *ret);
+
+/* The number of workers (after resolving workers = 0). */
+unsigned proxy_engine_workers(const struct proxy_engine *e);
