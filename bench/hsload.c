@@ -14,8 +14,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +21,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 enum st { ST_CONNECT, ST_HANDSHAKE, ST_WRITE, ST_READ };
 
@@ -55,7 +56,7 @@ static double now(void)
 
 static void arm(struct conn *c, uint32_t ev, int op)
 {
-        struct epoll_event e = { .events = ev, .data.ptr = c };
+        struct epoll_event e = {.events = ev, .data.ptr = c};
         if (epoll_ctl(epfd, op, c->fd, &e) < 0 && op == EPOLL_CTL_MOD)
                 epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &e);
 }
@@ -148,9 +149,12 @@ static void step(struct conn *c)
                                 if (!neg[0]) {
                                         int g = SSL_get_negotiated_group(c->ssl), sig = 0;
                                         SSL_get_peer_signature_type_nid(c->ssl, &sig);
-                                        snprintf(neg, sizeof neg, "proto=%s cipher=%s group=%s sig=%s",
-                                                 SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
-                                                 g ? OBJ_nid2sn(g) : "?", sig ? OBJ_nid2sn(sig) : "?");
+                                        snprintf(neg, sizeof neg,
+                                                 "proto=%s cipher=%s group=%s sig=%s",
+                                                 SSL_get_version(c->ssl),
+                                                 SSL_get_cipher_name(c->ssl),
+                                                 g ? OBJ_nid2sn(g) : "?",
+                                                 sig ? OBJ_nid2sn(sig) : "?");
                                 }
                                 if (!do_request) {
                                         finish(c, 1);
@@ -215,14 +219,30 @@ int main(int argc, char **argv)
         int o;
         while ((o = getopt(argc, argv, "h:p:c:d:n:s:P:H")) != -1) {
                 switch (o) {
-                case 'h': host = optarg; break;
-                case 'p': port = atoi(optarg); break;
-                case 'c': nconn = atoi(optarg); break;
-                case 'd': dur = atof(optarg); break;
-                case 'n': maxconns = atol(optarg); break;
-                case 's': sni = optarg; break;
-                case 'P': path = optarg; break;
-                case 'H': do_request = 0; break;
+                case 'h':
+                        host = optarg;
+                        break;
+                case 'p':
+                        port = atoi(optarg);
+                        break;
+                case 'c':
+                        nconn = atoi(optarg);
+                        break;
+                case 'd':
+                        dur = atof(optarg);
+                        break;
+                case 'n':
+                        maxconns = atol(optarg);
+                        break;
+                case 's':
+                        sni = optarg;
+                        break;
+                case 'P':
+                        path = optarg;
+                        break;
+                case 'H':
+                        do_request = 0;
+                        break;
                 default:
                         fprintf(stderr, "usage: hsload -p PORT [-h 127.0.0.1] [-c conns] [-d secs] "
                                         "[-n maxconns] [-s sni] [-P path] [-H handshake only]\n");
@@ -286,7 +306,7 @@ int main(int argc, char **argv)
                 p50 = lat[nlat / 2];
                 p99 = lat[(size_t)(nlat * 0.99)];
         }
-        printf("conns=%ld errors=%ld secs=%.3f rate=%.1f p50_us=%.1f p99_us=%.1f %s\n", done, errors,
-               secs, done / secs, p50, p99, neg[0] ? neg : "proto=none");
+        printf("conns=%ld errors=%ld secs=%.3f rate=%.1f p50_us=%.1f p99_us=%.1f %s\n", done,
+               errors, secs, done / secs, p50, p99, neg[0] ? neg : "proto=none");
         return 0;
 }
