@@ -76,7 +76,9 @@ class BusPeer:
                 if r is None:
                     r = redis.Redis(unix_socket_path=self.socket_path)
                 res = r.blpop([self.queue], 0.2)
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
+            except (redis.ConnectionError, redis.TimeoutError, OSError, AttributeError):
+                # AttributeError: python3-redis 4.3's error path for a reset
+                # unix socket connection raises it instead of ConnectionError.
                 r = None
                 # Redis is down (restart tests): retry soon.
                 self._stop.wait(0.05)
