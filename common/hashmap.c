@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/types.h>
+
+#include "common/siphash.h"
 
 #define MIN_CAPACITY 16
 
@@ -17,71 +17,16 @@ struct slot {
 };
 
 struct hashmap {
-        struct slot *slots; /* cap entries, NULL until the first put/reserve */
-        size_t cap;         /* 0 or a power of two */
-        size_t size;        /* occupied slots; always <= cap * 3 / 4 */
-        unsigned flags;     /* HASHMAP_* */
-        uint64_t k0, k1;    /* SipHash key, random per map */
+        struct slot *slots;     /* cap entries, NULL until the first put/reserve */
+        size_t cap;             /* 0 or a power of two */
+        size_t size;            /* occupied slots; always <= cap * 3 / 4 */
+        unsigned flags;         /* HASHMAP_* */
+        struct siphash_key key; /* random per map */
 };
-
-/* ---- SipHash-1-3 (Aumasson/Bernstein), fed byte by byte so ASCII case can
- * be folded on the fly without a temporary copy. ---- */
-
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                   \
-        do {                                                                                       \
-                v0 += v1;                                                                          \
-                v1 = ROTL(v1, 13);                                                                 \
-                v1 ^= v0;                                                                          \
-                v0 = ROTL(v0, 32);                                                                 \
-                v2 += v3;                                                                          \
-                v3 = ROTL(v3, 16);                                                                 \
-                v3 ^= v2;                                                                          \
-                v0 += v3;                                                                          \
-                v3 = ROTL(v3, 21);                                                                 \
-                v3 ^= v0;                                                                          \
-                v2 += v1;                                                                          \
-                v1 = ROTL(v1, 17);                                                                 \
-                v1 ^= v2;                                                                          \
-                v2 = ROTL(v2, 32);                                                                 \
-        } while (0)
-
-static inline unsigned char fold(unsigned char c)
-{
-        return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
-}
 
 static uint64_t hash_key(const struct hashmap *m, const char *key)
 {
-        uint64_t v0 = UINT64_C(0x736f6d6570736575) ^ m->k0;
-        uint64_t v1 = UINT64_C(0x646f72616e646f6d) ^ m->k1;
-        uint64_t v2 = UINT64_C(0x6c7967656e657261) ^ m->k0;
-        uint64_t v3 = UINT64_C(0x7465646279746573) ^ m->k1;
-        bool casefold = m->flags & HASHMAP_ASCII_CASEFOLD;
-        uint64_t word = 0, b;
-        size_t len = 0;
-
-        for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-                unsigned char c = casefold ? fold(*p) : *p;
-
-                word |= (uint64_t)c << (8 * (len & 7));
-                len++;
-                if ((len & 7) == 0) {
-                        v3 ^= word;
-                        SIPROUND;
-                        v0 ^= word;
-                        word = 0;
-                }
-        }
-        b = ((uint64_t)len << 56) | word;
-        v3 ^= b;
-        SIPROUND;
-        v0 ^= b;
-        v2 ^= 0xff;
-        SIPROUND;
-        SIPROUND;
-        SIPROUND;
-        return v0 ^ v1 ^ v2 ^ v3;
+        return siphash13(&m->key, key, strlen(key), m->flags & HASHMAP_ASCII_CASEFOLD);
 }
 
 static bool key_eq(const struct hashmap *m, const char *a, const char *b)
@@ -89,29 +34,11 @@ static bool key_eq(const struct hashmap *m, const char *a, const char *b)
         if (!(m->flags & HASHMAP_ASCII_CASEFOLD))
                 return strcmp(a, b) == 0;
         for (;; a++, b++) {
-                if (fold((unsigned char)*a) != fold((unsigned char)*b))
+                if (ascii_tolower((unsigned char)*a) != ascii_tolower((unsigned char)*b))
                         return false;
                 if (!*a)
                         return true;
         }
-}
-
-static void seed(struct hashmap *m)
-{
-        static uint64_t counter;
-        uint64_t k[2];
-
-        /* GRND_NONBLOCK: never stall daemon start-up on an uninitialised
-         * pool. The fallback is weaker (ASLR + a counter) but still differs
-         * per map, which is what keeps copies between maps linear. */
-        if (getrandom(k, sizeof(k), GRND_NONBLOCK) != (ssize_t)sizeof(k)) {
-                k[0] = (uint64_t)(uintptr_t)m ^ UINT64_C(0x9e3779b97f4a7c15);
-                k[1] = (uint64_t)(uintptr_t)&counter ^
-                       (__atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) *
-                        UINT64_C(0xbf58476d1ce4e5b9));
-        }
-        m->k0 = k[0];
-        m->k1 = k[1];
 }
 
 struct hashmap *hashmap_new(unsigned flags)
@@ -121,7 +48,7 @@ struct hashmap *hashmap_new(unsigned flags)
         if (!m)
                 return NULL;
         m->flags = flags;
-        seed(m);
+        siphash_key_random(&m->key);
         return m;
 }
 

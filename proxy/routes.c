@@ -10,10 +10,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/types.h>
 
 #include "common/macros.h"
+#include "common/siphash.h"
 
 /* ======================================================================
  * Design notes
@@ -121,83 +120,26 @@ static void (*test_acquire_window)(void);
 
 /* ---- hashing ---- */
 
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                   \
-        do {                                                                                       \
-                v0 += v1;                                                                          \
-                v1 = ROTL(v1, 13);                                                                 \
-                v1 ^= v0;                                                                          \
-                v0 = ROTL(v0, 32);                                                                 \
-                v2 += v3;                                                                          \
-                v3 = ROTL(v3, 16);                                                                 \
-                v3 ^= v2;                                                                          \
-                v0 += v3;                                                                          \
-                v3 = ROTL(v3, 21);                                                                 \
-                v3 ^= v0;                                                                          \
-                v2 += v1;                                                                          \
-                v1 = ROTL(v1, 17);                                                                 \
-                v1 ^= v2;                                                                          \
-                v2 = ROTL(v2, 32);                                                                 \
-        } while (0)
-
-static inline unsigned char fold(unsigned char c)
-{
-        return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
-}
-
-/* SipHash-1-3 over @len bytes, ASCII-folded if @casefold, so a Host header
- * can be hashed where it lies in the request buffer. */
+/* SipHash-1-3 (common/siphash) over @len bytes, ASCII-folded if @casefold,
+ * so a Host header can be hashed where it lies in the request buffer. */
 static uint64_t hash_bytes(uint64_t k0, uint64_t k1, const char *s, size_t len, bool casefold)
 {
-        uint64_t v0 = UINT64_C(0x736f6d6570736575) ^ k0;
-        uint64_t v1 = UINT64_C(0x646f72616e646f6d) ^ k1;
-        uint64_t v2 = UINT64_C(0x6c7967656e657261) ^ k0;
-        uint64_t v3 = UINT64_C(0x7465646279746573) ^ k1;
-        uint64_t word = 0, b;
+        const struct siphash_key key = {k0, k1};
+        uint64_t h = siphash13(&key, s, len, casefold);
 
-        for (size_t i = 0; i < len; i++) {
-                unsigned char c = (unsigned char)s[i];
-
-                if (casefold)
-                        c = fold(c);
-                word |= (uint64_t)c << (8 * (i & 7));
-                if ((i & 7) == 7) {
-                        v3 ^= word;
-                        SIPROUND;
-                        v0 ^= word;
-                        word = 0;
-                }
-        }
-        b = ((uint64_t)len << 56) | word;
-        v3 ^= b;
-        SIPROUND;
-        v0 ^= b;
-        v2 ^= 0xff;
-        SIPROUND;
-        SIPROUND;
-        SIPROUND;
 #ifdef PROXY_ROUTES_TEST_HOOKS
-        return (v0 ^ v1 ^ v2 ^ v3) & test_hash_mask;
-#else
-        return v0 ^ v1 ^ v2 ^ v3;
+        h &= test_hash_mask;
 #endif
+        return h;
 }
 
 static void random_key(uint64_t *k0, uint64_t *k1)
 {
-        static atomic_uint_least64_t counter;
-        uint64_t k[2];
+        struct siphash_key key;
 
-        /* GRND_NONBLOCK: never stall start-up on an uninitialised pool. The
-         * fallback is weaker but still differs per lineage. */
-        if (getrandom(k, sizeof(k), GRND_NONBLOCK) != (ssize_t)sizeof(k)) {
-                k[0] = (uint64_t)(uintptr_t)k ^ UINT64_C(0x9e3779b97f4a7c15);
-                k[1] = (uint64_t)(uintptr_t)&counter ^
-                       ((atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed) + 1) *
-                        UINT64_C(0xbf58476d1ce4e5b9));
-        }
-        *k0 = k[0];
-        *k1 = k[1];
+        siphash_key_random(&key);
+        *k0 = key.k0;
+        *k1 = key.k1;
 }
 
 static struct key make_key(uint64_t k0, uint64_t k1, enum key_kind kind, const char *s, size_t len)
@@ -217,7 +159,7 @@ static bool route_matches(const struct proxy_route *r, enum key_kind kind, const
                 return false;
         /* r->host is lower-case already; fold only the probe. */
         for (size_t i = 0; i < k->len; i++)
-                if ((unsigned char)r->host[i] != fold((unsigned char)k->s[i]))
+                if ((unsigned char)r->host[i] != ascii_tolower((unsigned char)k->s[i]))
                         return false;
         return true;
 }
@@ -327,7 +269,7 @@ static int normalize_host(const char *host, char *buf)
         if (len == 0 || len > PROXY_ROUTE_HOST_MAX)
                 return -EINVAL;
         for (size_t i = 0; i < len; i++) {
-                unsigned char c = fold((unsigned char)host[i]);
+                unsigned char c = ascii_tolower((unsigned char)host[i]);
 
                 if (c == '.') {
                         if (label == 0)
@@ -912,7 +854,7 @@ int proxy_host_wildcard(const char *host, size_t len, char *buf, size_t size)
         buf[0] = '*';
         buf[1] = '.';
         for (size_t i = 0; i < plen; i++)
-                buf[2 + i] = (char)fold((unsigned char)dot[1 + i]);
+                buf[2 + i] = (char)ascii_tolower((unsigned char)dot[1 + i]);
         buf[2 + plen] = 0;
         return (int)(plen + 2);
 }
