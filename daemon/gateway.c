@@ -218,6 +218,27 @@ static void op_fail_take(struct gw_op *op, char *error)
         free(error);
 }
 
+/* The capability switch and the gateway namespace (ensureGateway's part of
+ * §4.1 step 3). Fails @op and returns false when either is not there. */
+static bool op_gateway_available(struct gw_op *op)
+{
+        const char *why = NULL;
+
+        if (!op->d->cfg.enabled) {
+                op_fail(op, "gateway is not supported on this node: the gateway capability is "
+                            "disabled in the node configuration");
+                return false;
+        }
+        if (!gw_ns_ready(op->d, &why)) {
+                op_failf(op,
+                         "gateway is not supported on this node: the gateway network namespace "
+                         "is not ready: %s",
+                         why);
+                return false;
+        }
+        return true;
+}
+
 /* §4.6: the private network must exist on this node. */
 static int check_network(struct gw_daemon *d, const struct wl_proxy *p, char **reterr)
 {
@@ -251,22 +272,8 @@ static void op_finish(struct gw_op *op)
         op->step = OP_STEP_DONE;
         /* The switch may have been turned off (SIGHUP) or the namespace lost
          * while this call waited on the bus or DNS. */
-        if (!d->cfg.enabled) {
-                op_fail(op, "gateway is not supported on this node: the gateway capability is "
-                            "disabled in the node configuration");
+        if (!op_gateway_available(op))
                 return;
-        }
-        {
-                const char *why = NULL;
-
-                if (!gw_ns_ready(d, &why)) {
-                        op_failf(op,
-                                 "gateway is not supported on this node: the gateway network "
-                                 "namespace is not ready: %s",
-                                 why);
-                        return;
-                }
-        }
         /* setupRouting §4.3: backends, domain conflict, then the network. */
         r = wl_plan_set(d->reg, op->p, &op->pc, &plan, &err);
         if (r < 0) {
@@ -511,22 +518,8 @@ static void handle_set(struct gw_daemon *d, struct proto_bus_call *call, bool fq
                 err = NULL;
         }
         /* Step 3 (ensureGateway): the capability and the public config. */
-        if (!d->cfg.enabled) {
-                op_fail(op, "gateway is not supported on this node: the gateway capability is "
-                            "disabled in the node configuration");
+        if (!op_gateway_available(op))
                 return;
-        }
-        {
-                const char *why = NULL;
-
-                if (!gw_ns_ready(d, &why)) {
-                        op_failf(op,
-                                 "gateway is not supported on this node: the gateway network "
-                                 "namespace is not ready: %s",
-                                 why);
-                        return;
-                }
-        }
         op->step = OP_STEP_PUBCONF;
         r = gw_pubconf_get(d, on_pubconf, op, &op->pending);
         if (r < 0)
@@ -781,17 +774,7 @@ static void on_restored(struct wl_proxy *p, const char *error, void *userdata)
                 log_warning("Skipping corrupt workload state %s", error);
                 return;
         }
-        if (p->network && p->kind == WL_KIND_NAME) {
-                struct wl_id wid;
-                _cleanup_free_ char *err = NULL;
-                if (wl_id_parse(p->id, &wid, &err) >= 0)
-                        wl_net_id(wid.twin, p->network, p->net_id);
-        } else if (p->network) {
-                struct wl_id wid;
-                _cleanup_free_ char *err = NULL;
-                if (wl_id_parse(p->id, &wid, &err) >= 0)
-                        wl_net_id(wid.twin, p->network, p->net_id);
-        }
+        /* wl_registry_restore() derives the network ID itself. */
         r = wl_registry_restore(d->reg, p);
         if (r < 0) {
                 log_wl(LOG_WARNING, p->id, p->fqdn, "Skipping workload %s from state: %s", p->id,
