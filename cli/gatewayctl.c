@@ -392,11 +392,6 @@ static int read_slice(struct mp_reader *r, struct slice *ret)
         return 0;
 }
 
-static bool key_is(const char *kp, size_t kn, const char *name)
-{
-        return kn == strlen(name) && memcmp(kp, name, kn) == 0;
-}
-
 /* A time field: ext -1 (what Go sends), an RFC3339 string (also accepted
  * by Go's decoder) or nil. Renders into @buf ("-" when nil). */
 static int read_time(struct mp_reader *r, char *buf, size_t size)
@@ -513,9 +508,44 @@ static int read_backends(struct mp_reader *r, struct proxy_info *pi)
         return 0;
 }
 
+/* ProxyInfo, in the daemon's field order (also read positionally). */
+static const char *const proxy_info_fields[] = {
+        "ID",      "Kind",    "FQDN",    "Name",         "Backends",      "TLSPassthrough",
+        "Network", "Created", "Updated", "RequestBytes", "ResponseBytes",
+};
+
+static int on_proxy_info_field(int idx, struct mp_reader *r, void *ud)
+{
+        struct proxy_info *ret = ud;
+
+        switch (idx) {
+        case 0:
+                return read_slice(r, &ret->id);
+        case 1:
+                return read_slice(r, &ret->kind);
+        case 2:
+                return read_slice(r, &ret->fqdn);
+        case 3:
+                return read_slice(r, &ret->name);
+        case 4:
+                return read_backends(r, ret);
+        case 5:
+                return mp_read_bool(r, &ret->passthrough);
+        case 6:
+                return read_slice(r, &ret->network);
+        case 7:
+                return read_time(r, ret->created, sizeof(ret->created));
+        case 8:
+                return read_time(r, ret->updated, sizeof(ret->updated));
+        case 9:
+                return mp_read_float(r, &ret->request_bytes);
+        default:
+                return mp_read_float(r, &ret->response_bytes);
+        }
+}
+
 static int proxy_info_read(struct mp_reader *r, struct proxy_info *ret)
 {
-        uint32_t count;
         bool nil;
         int k;
 
@@ -523,45 +553,12 @@ static int proxy_info_read(struct mp_reader *r, struct proxy_info *ret)
         snprintf(ret->created, sizeof(ret->created), "-");
         snprintf(ret->updated, sizeof(ret->updated), "-");
 
-        k = mp_read_map(r, &count, &nil);
+        k = mp_read_struct(r, proxy_info_fields, ELEMENTSOF(proxy_info_fields), on_proxy_info_field,
+                           ret, &nil);
         if (k < 0)
                 return k;
         if (nil)
                 return -EDOM;
-        for (uint32_t i = 0; i < count; i++) {
-                const char *kp;
-                size_t kn;
-
-                k = mp_read_strlike(r, &kp, &kn, NULL);
-                if (k < 0)
-                        return k;
-                if (key_is(kp, kn, "ID"))
-                        k = read_slice(r, &ret->id);
-                else if (key_is(kp, kn, "Kind"))
-                        k = read_slice(r, &ret->kind);
-                else if (key_is(kp, kn, "FQDN"))
-                        k = read_slice(r, &ret->fqdn);
-                else if (key_is(kp, kn, "Name"))
-                        k = read_slice(r, &ret->name);
-                else if (key_is(kp, kn, "Network"))
-                        k = read_slice(r, &ret->network);
-                else if (key_is(kp, kn, "Backends"))
-                        k = read_backends(r, ret);
-                else if (key_is(kp, kn, "TLSPassthrough"))
-                        k = mp_read_bool(r, &ret->passthrough);
-                else if (key_is(kp, kn, "Created"))
-                        k = read_time(r, ret->created, sizeof(ret->created));
-                else if (key_is(kp, kn, "Updated"))
-                        k = read_time(r, ret->updated, sizeof(ret->updated));
-                else if (key_is(kp, kn, "RequestBytes"))
-                        k = mp_read_float(r, &ret->request_bytes);
-                else if (key_is(kp, kn, "ResponseBytes"))
-                        k = mp_read_float(r, &ret->response_bytes);
-                else
-                        k = mp_skip(r);
-                if (k < 0)
-                        return k;
-        }
         return 0;
 }
 
@@ -990,31 +987,25 @@ static void status_text_done(struct status_text *s)
         strbuf_done(&s->workers);
 }
 
+static const char *const object_id_fields[] = {"Name", "Version"};
+
+static int on_object_id_field(int idx, struct mp_reader *r, void *ud)
+{
+        struct slice *name_version = ud;
+
+        return read_slice(r, &name_version[idx]);
+}
+
 static int read_object_id(struct mp_reader *r, struct strbuf *out)
 {
-        struct slice name = {}, version = {};
-        uint32_t count;
+        struct slice nv[2] = {}, name, version;
         int k;
 
-        k = mp_read_map(r, &count, NULL);
+        k = mp_read_struct(r, object_id_fields, 2, on_object_id_field, nv, NULL);
         if (k < 0)
                 return k;
-        for (uint32_t i = 0; i < count; i++) {
-                const char *kp;
-                size_t kn;
-
-                k = mp_read_strlike(r, &kp, &kn, NULL);
-                if (k < 0)
-                        return k;
-                if (key_is(kp, kn, "Name"))
-                        k = read_slice(r, &name);
-                else if (key_is(kp, kn, "Version"))
-                        k = read_slice(r, &version);
-                else
-                        k = mp_skip(r);
-                if (k < 0)
-                        return k;
-        }
+        name = nv[0];
+        version = nv[1];
         if (out->len > 0 && (k = strbuf_puts(out, ", ")) < 0)
                 return k;
         if ((k = put_sanitized(out, strempty(name.p), name.n)) < 0)
@@ -1026,42 +1017,38 @@ static int read_object_id(struct mp_reader *r, struct strbuf *out)
         return 0;
 }
 
+static const char *const worker_fields[] = {"State", "StartTime", "Action"};
+
+struct worker_text {
+        struct slice state, action;
+        char since[64];
+};
+
+static int on_worker_field(int idx, struct mp_reader *r, void *ud)
+{
+        struct worker_text *w = ud;
+
+        if (idx == 1)
+                return read_time(r, w->since, sizeof(w->since));
+        return read_slice(r, idx == 0 ? &w->state : &w->action);
+}
+
 static int read_worker(struct mp_reader *r, struct status_text *st)
 {
-        struct slice state = {}, action = {};
-        char since[64] = "-";
-        uint32_t count;
+        struct worker_text w = {.since = "-"};
         int k;
 
-        k = mp_read_map(r, &count, NULL);
+        k = mp_read_struct(r, worker_fields, ELEMENTSOF(worker_fields), on_worker_field, &w, NULL);
         if (k < 0)
                 return k;
-        for (uint32_t i = 0; i < count; i++) {
-                const char *kp;
-                size_t kn;
-
-                k = mp_read_strlike(r, &kp, &kn, NULL);
-                if (k < 0)
-                        return k;
-                if (key_is(kp, kn, "State"))
-                        k = read_slice(r, &state);
-                else if (key_is(kp, kn, "StartTime"))
-                        k = read_time(r, since, sizeof(since));
-                else if (key_is(kp, kn, "Action"))
-                        k = read_slice(r, &action);
-                else
-                        k = mp_skip(r);
-                if (k < 0)
-                        return k;
-        }
-        if (state.n == 4 && memcmp(state.p, "free", 4) == 0)
+        if (w.state.n == 4 && memcmp(w.state.p, "free", 4) == 0)
                 st->n_free++;
         if ((k = strbuf_printf(&st->workers, "worker %u: ", st->n_workers++)) < 0 ||
-            (k = put_slice(&st->workers, &state)) < 0 ||
-            (k = strbuf_printf(&st->workers, " since %s", since)) < 0)
+            (k = put_slice(&st->workers, &w.state)) < 0 ||
+            (k = strbuf_printf(&st->workers, " since %s", w.since)) < 0)
                 return k;
-        if (action.n > 0 && ((k = strbuf_putc(&st->workers, ' ')) < 0 ||
-                             (k = put_sanitized(&st->workers, action.p, action.n)) < 0))
+        if (w.action.n > 0 && ((k = strbuf_putc(&st->workers, ' ')) < 0 ||
+                               (k = put_sanitized(&st->workers, w.action.p, w.action.n)) < 0))
                 return k;
         return strbuf_putc(&st->workers, '\n');
 }
@@ -1084,8 +1071,8 @@ static int status_read(const void *p, size_t n, struct status_text *st)
                 k = mp_read_strlike(&r, &kp, &kn, NULL);
                 if (k < 0)
                         return k;
-                objects = key_is(kp, kn, "Objects");
-                if (!objects && !key_is(kp, kn, "Workers")) {
+                objects = mp_str_is(kp, kn, "Objects");
+                if (!objects && !mp_str_is(kp, kn, "Workers")) {
                         k = mp_skip(&r);
                         if (k < 0)
                                 return k;
@@ -1136,7 +1123,7 @@ static int info_render(const void *p, size_t n, struct strbuf *out)
                 if (k < 0)
                         return k;
                 for (size_t j = 0; j < ELEMENTSOF(info_labels) && !label; j++)
-                        if (key_is(kp, kn, info_labels[j].key))
+                        if (mp_str_is(kp, kn, info_labels[j].key))
                                 label = info_labels[j].label;
                 k = label ? strbuf_puts(out, label) : put_sanitized(out, kp, kn);
                 if (k >= 0)

@@ -239,74 +239,10 @@ static int read_str(struct mp_reader *r, struct proto_str *dst, size_t max, bool
         return str_set(dst, p, n);
 }
 
-static bool key_is(const char *p, size_t n, const char *key)
-{
-        return strlen(key) == n && memcmp(p, key, n) == 0;
-}
-
-static int read_key(struct mp_reader *r, const char **ret_p, size_t *ret_n)
-{
-        bool nil;
-        int k = mp_read_strlike(r, ret_p, ret_n, &nil);
-
-        if (k < 0)
-                return k;
-        return nil ? -EDOM : 0;
-}
-
 /* A document must be exactly one item. */
 static int expect_end(const struct mp_reader *r)
 {
         return mp_remaining(r) == 0 ? 0 : -EBADMSG;
-}
-
-/* Map-or-array struct iteration (Go accepts a struct encoded as an array,
- * positionally). @fields lists the struct's field names in order. Calls
- * @cb(field index or -1 for unknown, reader) for each entry; @cb must
- * consume exactly one value. */
-typedef int field_cb(int idx, struct mp_reader *r, void *ud);
-
-static int read_struct(struct mp_reader *r, const char *const *fields, size_t n_fields,
-                       field_cb *cb, void *ud, bool *ret_nil)
-{
-        struct mp_value v;
-        int k;
-
-        k = mp_read(r, &v);
-        if (k < 0)
-                return k;
-        if (ret_nil)
-                *ret_nil = v.type == MP_NIL;
-        if (v.type == MP_NIL)
-                return 0;
-        if (v.type == MP_ARRAY) {
-                for (uint32_t i = 0; i < v.count; i++) {
-                        k = i < n_fields ? cb((int)i, r, ud) : mp_skip(r);
-                        if (k < 0)
-                                return k;
-                }
-                return 0;
-        }
-        if (v.type != MP_MAP)
-                return -EDOM;
-        for (uint32_t i = 0; i < v.count; i++) {
-                const char *kp;
-                size_t kn;
-                int idx = -1;
-
-                k = read_key(r, &kp, &kn);
-                if (k < 0)
-                        return k;
-                for (size_t f = 0; f < n_fields; f++)
-                        if (key_is(kp, kn, fields[f])) {
-                                idx = (int)f;
-                                break;
-                        }
-                k = idx >= 0 ? cb(idx, r, ud) : mp_skip(r);
-                if (k < 0)
-                        return k;
-        }
-        return 0;
 }
 
 /* ======================================================================
@@ -363,8 +299,8 @@ static int on_request_field(int idx, struct mp_reader *r, void *ud)
                 }
                 return 0;
         case 2:
-                return read_struct(r, object_fields, ELEMENTSOF(object_fields), on_object_field,
-                                   req, NULL);
+                return mp_read_struct(r, object_fields, ELEMENTSOF(object_fields), on_object_field,
+                                      req, NULL);
         case 3:
                 return read_str(r, &req->reply_to, PROTO_STR_MAX, NULL);
         case 4:
@@ -381,8 +317,8 @@ int proto_request_decode(const void *p, size_t n, struct proto_request *ret)
         int k;
 
         mp_reader_init(&r, p, n);
-        k = read_struct(&r, request_fields, ELEMENTSOF(request_fields), on_request_field, &req,
-                        &nil);
+        k = mp_read_struct(&r, request_fields, ELEMENTSOF(request_fields), on_request_field, &req,
+                           &nil);
         if (k >= 0 && nil)
                 k = -EDOM;
         if (k >= 0)
@@ -455,7 +391,7 @@ static int on_output_field(int idx, struct mp_reader *r, void *ud)
                 resp->has_data = k >= 0 && !nil;
                 return k;
         }
-        k = read_struct(r, message_fields, 1, on_message_field, &resp->error, &nil);
+        k = mp_read_struct(r, message_fields, 1, on_message_field, &resp->error, &nil);
         resp->has_error = k >= 0 && !nil;
         return k;
 }
@@ -470,8 +406,8 @@ static int on_response_field(int idx, struct mp_reader *r, void *ud)
         case 0:
                 return read_str(r, &resp->id, PROTO_STR_MAX, NULL);
         case 1:
-                return read_struct(r, output_fields, ELEMENTSOF(output_fields), on_output_field,
-                                   resp, NULL);
+                return mp_read_struct(r, output_fields, ELEMENTSOF(output_fields), on_output_field,
+                                      resp, NULL);
         case 2:
                 k = read_str(r, &resp->protocol_error, SIZE_MAX, &nil);
                 resp->has_protocol_error = k >= 0 && !nil;
@@ -488,8 +424,8 @@ int proto_response_decode(const void *p, size_t n, struct proto_response *ret)
         int k;
 
         mp_reader_init(&r, p, n);
-        k = read_struct(&r, response_fields, ELEMENTSOF(response_fields), on_response_field, &resp,
-                        &nil);
+        k = mp_read_struct(&r, response_fields, ELEMENTSOF(response_fields), on_response_field,
+                           &resp, &nil);
         if (k >= 0 && nil)
                 k = -EDOM;
         if (k >= 0)
@@ -640,8 +576,8 @@ int proto_gw_proxy_decode(const void *p, size_t n, bool fqdn, struct proto_gw_pr
         int k;
 
         mp_reader_init(&r, p, n);
-        k = read_struct(&r, fqdn ? fqdn_proxy_fields : name_proxy_fields, 4, on_proxy_field, &gp,
-                        NULL);
+        k = mp_read_struct(&r, fqdn ? fqdn_proxy_fields : name_proxy_fields, 4, on_proxy_field, &gp,
+                           NULL);
         if (k >= 0)
                 k = expect_end(&r);
         if (k >= 0 && !gp.name.s)
@@ -742,7 +678,7 @@ static int on_metrics_field(int idx, struct mp_reader *r, void *ud)
                 size_t kn;
                 double v;
 
-                k = read_key(r, &kp, &kn);
+                k = mp_read_key(r, &kp, &kn);
                 if (k < 0)
                         return k;
                 k = mp_read_float(r, &v);
@@ -764,7 +700,7 @@ int proto_metrics_decode(const void *p, size_t n,
         int k;
 
         mp_reader_init(&r, p, n);
-        k = read_struct(&r, metrics_fields, 2, on_metrics_field, &ctx, NULL);
+        k = mp_read_struct(&r, metrics_fields, 2, on_metrics_field, &ctx, NULL);
         if (k < 0)
                 return k;
         return expect_end(&r);
@@ -845,7 +781,7 @@ static int on_ipnet_field(int idx, struct mp_reader *r, void *ud)
         if (idx == 1)
                 return read_ip_bytes(r, &in->has_mask, in->mask, &in->mask_len);
         /* The decoder also accepts the embedded struct under its type name. */
-        return read_struct(r, ipnet_fields, 2, on_ipnet_field, in, NULL);
+        return mp_read_struct(r, ipnet_fields, 2, on_ipnet_field, in, NULL);
 }
 
 static const char *const public_config_fields[] = {"Type", "IPv4", "IPv6", "GW4", "GW6", "Domain"};
@@ -858,9 +794,9 @@ static int on_public_config_field(int idx, struct mp_reader *r, void *ud)
         case 0:
                 return read_str(r, &pc->type, PROTO_STR_MAX, NULL);
         case 1:
-                return read_struct(r, ipnet_fields, 3, on_ipnet_field, &pc->ipv4, NULL);
+                return mp_read_struct(r, ipnet_fields, 3, on_ipnet_field, &pc->ipv4, NULL);
         case 2:
-                return read_struct(r, ipnet_fields, 3, on_ipnet_field, &pc->ipv6, NULL);
+                return mp_read_struct(r, ipnet_fields, 3, on_ipnet_field, &pc->ipv6, NULL);
         case 3:
                 return read_ip_bytes(r, &pc->has_gw4, pc->gw4, &pc->gw4_len);
         case 4:
@@ -878,8 +814,8 @@ int proto_public_config_decode(const void *p, size_t n, struct proto_public_conf
         int k;
 
         mp_reader_init(&r, p, n);
-        k = read_struct(&r, public_config_fields, ELEMENTSOF(public_config_fields),
-                        on_public_config_field, &pc, NULL);
+        k = mp_read_struct(&r, public_config_fields, ELEMENTSOF(public_config_fields),
+                           on_public_config_field, &pc, NULL);
         if (k >= 0)
                 k = expect_end(&r);
         if (k < 0) {
@@ -964,7 +900,7 @@ static int on_substrate_error_field(int idx, struct mp_reader *r, void *ud)
 
 static int read_substrate_error(struct mp_reader *r, struct proto_substrate_error *e)
 {
-        return read_struct(r, substrate_error_fields, 2, on_substrate_error_field, e, NULL);
+        return mp_read_struct(r, substrate_error_fields, 2, on_substrate_error_field, e, NULL);
 }
 
 int proto_contract_id_result_decode(const void *p, size_t n, uint64_t *ret_id,
@@ -1022,7 +958,7 @@ static int on_contract_field(int idx, struct mp_reader *r, void *ud)
                         return k;
                 if (t != MP_MAP)
                         return mp_skip(r);
-                return read_struct(r, state_fields, 2, on_state_field, c, NULL);
+                return mp_read_struct(r, state_fields, 2, on_state_field, c, NULL);
         }
         case 1:
                 return mp_read_uint64(r, &c->contract_id);
@@ -1061,8 +997,8 @@ int proto_contract_result_decode(const void *p, size_t n, struct proto_contract 
         else if (k >= 0 && t != MP_MAP)
                 k = -EDOM;
         else if (k >= 0)
-                k = read_struct(&r, contract_fields, ELEMENTSOF(contract_fields), on_contract_field,
-                                &c, NULL);
+                k = mp_read_struct(&r, contract_fields, ELEMENTSOF(contract_fields),
+                                   on_contract_field, &c, NULL);
         if (k >= 0)
                 k = read_substrate_error(&r, &e);
         if (k >= 0)

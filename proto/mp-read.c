@@ -504,3 +504,61 @@ wrong:
         *r = save;
         return -EDOM;
 }
+
+bool mp_str_is(const char *p, size_t n, const char *s)
+{
+        return strlen(s) == n && memcmp(p, s, n) == 0;
+}
+
+int mp_read_key(struct mp_reader *r, const char **ret_p, size_t *ret_n)
+{
+        bool nil;
+        int k = mp_read_strlike(r, ret_p, ret_n, &nil);
+
+        if (k < 0)
+                return k;
+        return nil ? -EDOM : 0;
+}
+
+int mp_read_struct(struct mp_reader *r, const char *const *fields, size_t n_fields, mp_field_cb *cb,
+                   void *ud, bool *ret_nil)
+{
+        struct mp_value v;
+        int k;
+
+        k = mp_read(r, &v);
+        if (k < 0)
+                return k;
+        if (ret_nil)
+                *ret_nil = v.type == MP_NIL;
+        if (v.type == MP_NIL)
+                return 0;
+        if (v.type == MP_ARRAY) {
+                for (uint32_t i = 0; i < v.count; i++) {
+                        k = i < n_fields ? cb((int)i, r, ud) : mp_skip(r);
+                        if (k < 0)
+                                return k;
+                }
+                return 0;
+        }
+        if (v.type != MP_MAP)
+                return -EDOM;
+        for (uint32_t i = 0; i < v.count; i++) {
+                const char *kp;
+                size_t kn;
+                int idx = -1;
+
+                k = mp_read_key(r, &kp, &kn);
+                if (k < 0)
+                        return k;
+                for (size_t f = 0; f < n_fields; f++)
+                        if (mp_str_is(kp, kn, fields[f])) {
+                                idx = (int)f;
+                                break;
+                        }
+                k = idx >= 0 ? cb(idx, r, ud) : mp_skip(r);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}

@@ -88,3 +88,16 @@ int mp_read_array(struct mp_reader *r, uint32_t *ret_count, bool *ret_nil);
 int mp_read_map(struct mp_reader *r, uint32_t *ret_count, bool *ret_nil);
 /* Timestamp ext -1 (4, 8 or 12 byte body). */
 int mp_read_timestamp(struct mp_reader *r, int64_t *ret_sec, uint32_t *ret_nsec);
+
+/* Does the str/bin item @p/@n equal the C string @s? */
+bool mp_str_is(const char *p, size_t n, const char *s);
+/* A map key: str or bin, never nil (-EDOM). */
+int mp_read_key(struct mp_reader *r, const char **ret_p, size_t *ret_n);
+
+/* A Go struct: a map keyed by field name (keys in any order, unknown keys
+ * skipped), or an array read positionally, or nil (*ret_nil set). @fields
+ * lists the field names in declaration order; @cb(index, reader, ud) must
+ * consume exactly one value. -EDOM for any other type. */
+typedef int mp_field_cb(int idx, struct mp_reader *r, void *ud);
+int mp_read_struct(struct mp_reader *r, const char *const *fields, size_t n_fields, mp_field_cb *cb,
+                   void *ud, bool *ret_nil);
