@@ -43,20 +43,45 @@ typedef int proxy_socket_factory_cb(void *ud, const struct proxy_route *r,
 int proxy_socket_factory_default(void *ud, const struct proxy_route *r, const struct sockaddr *addr,
                                  socklen_t len, int *ret_fd);
 
+/* The ACME HTTP-01 token store (filled by the ACME issue): for a request
+ * "GET /.well-known/acme-challenge/<token>" on :80 for a known terminated
+ * @host, write the key authorization for @token into @out (@size bytes)
+ * and return its length, or -ENOENT (404) / another -errno (500). Called on
+ * a worker thread: must be thread-safe and must not block. */
+typedef int proxy_acme_token_cb(void *ud, const char *host, const char *token, char *out,
+                                size_t size);
+
+struct proxy_tls; /* proxy/tls.h */
+
 /* Zero means "the default" for every numeric field. */
 struct proxy_config {
         unsigned workers;                        /* worker threads; 0: one per CPU */
-        int https_fd;                            /* bound TCP socket for :443; required */
-        int http_fd;                             /* :80 is not served yet: must be -1 */
+        int https_fd;                            /* bound TCP socket for :443, or -1 */
+        int http_fd;                             /* bound TCP socket for :80, or -1 */
         unsigned max_conns_per_worker;           /* accepting pauses at this; 0: 16384 */
         size_t hello_max;                        /* ClientHello bound; 0: 16384 */
-        uint64_t handshake_timeout_ms;           /* accept -> complete hello; 0: 10 s */
+        uint64_t handshake_timeout_ms;           /* accept -> hello / TLS handshake done; 0: 10 s */
         uint64_t connect_timeout_ms;             /* per backend attempt; 0: 5 s */
         uint64_t idle_timeout_ms;                /* relay with no bytes either way; 0: 300 s */
         uint64_t stop_timeout_ms;                /* graceful stop bound; 0: 5 s */
         size_t relay_buf_size;                   /* per direction per connection; 0: 16 KiB */
         proxy_socket_factory_cb *socket_factory; /* NULL: proxy_socket_factory_default */
         void *socket_factory_ud;                 /* passed to @socket_factory */
+
+        /* HTTP (terminated routes on :443, everything on :80). */
+        struct proxy_tls *tls;                /* borrowed; NULL: terminated routes on :443 close */
+        bool http_plain;                      /* :80 proxies terminated routes instead of 308 */
+        proxy_acme_token_cb *acme_token;      /* NULL: every challenge of a terminated name 404s */
+        void *acme_token_ud;                  /* passed to @acme_token */
+        uint32_t max_head;                    /* request/response head bytes (431/502); 0: 16 KiB */
+        uint32_t max_headers;                 /* header fields per head; 0: 100 */
+        uint64_t request_timeout_ms;          /* first byte -> complete request head; 0: 30 s */
+        uint64_t keepalive_timeout_ms;        /* idle client between requests; 0: 60 s */
+        uint64_t upstream_timeout_ms;         /* request sent -> response head (504); 0: 60 s */
+        unsigned upstream_idle_max;           /* idle pooled connections per backend per worker;
+                                               * 0: 32 */
+        uint64_t upstream_idle_timeout_ms;    /* a pooled connection unused this long closes;
+                                               * 0: 30 s */
 };
 
 /* Why a connection ended; counted per engine (proxy_engine_stats) and meant
@@ -70,12 +95,18 @@ enum proxy_close_reason {
         PROXY_CLOSE_HELLO_TIMEOUT,  /* no complete ClientHello within handshake_timeout_ms */
         PROXY_CLOSE_NO_SNI,         /* ClientHello without server_name */
         PROXY_CLOSE_UNKNOWN_SNI,    /* no route for the name */
-        PROXY_CLOSE_TERMINATE_TODO, /* route terminates TLS: not implemented yet */
+        PROXY_CLOSE_NO_TLS,         /* terminated route but no TLS context or certificate */
         PROXY_CLOSE_CONNECT_FAILED, /* every backend refused, failed or timed out */
         PROXY_CLOSE_IDLE_TIMEOUT,   /* no bytes either way within idle_timeout_ms */
         PROXY_CLOSE_ROUTE_REMOVED,  /* the route was deleted (or renamed/changed mode) */
         PROXY_CLOSE_STOP,           /* engine stopping */
         PROXY_CLOSE_NOMEM,          /* allocation failed */
+        PROXY_CLOSE_TLS_HANDSHAKE,  /* TLS handshake failed (alert sent) */
+        PROXY_CLOSE_BAD_REQUEST,    /* HTTP: malformed request answered 4xx, then closed */
+        PROXY_CLOSE_KEEPALIVE_DONE, /* HTTP: the client closed between requests, or ours:
+                                     * keep-alive timeout, Connection: close, 421/308/404 */
+        PROXY_CLOSE_REQUEST_TIMEOUT, /* HTTP: request head or body stalled */
+        PROXY_CLOSE_BAD_RESPONSE,   /* HTTP: backend response malformed or cut short */
         _PROXY_CLOSE_MAX,
 };
 
@@ -95,7 +126,13 @@ enum proxy_conn_state {
 const char *proxy_conn_state_str(enum proxy_conn_state s);
 
 struct proxy_engine_stats {
-        uint64_t accepted;                 /* connections accepted */
+        uint64_t accepted;                 /* connections accepted (:443 and :80) */
+        uint64_t tls_handshakes;           /* completed TLS handshakes (terminated) */
+        uint64_t tls_resumed;              /* ... of which resumed a session */
+        uint64_t http_requests;            /* HTTP requests answered (any status, incl. ours) */
+        uint64_t http_status[5];           /* ... by class, [0] = 1xx .. [4] = 5xx */
+        uint64_t upstream_connects;        /* new backend connections for HTTP */
+        uint64_t upstream_reused;          /* HTTP requests sent on a pooled connection */
         uint64_t active;                   /* connections not yet freed */
         uint64_t connect_errors;           /* failed backend attempts (incl. timeouts) */
         uint64_t closed[_PROXY_CLOSE_MAX]; /* freed connections by reason */
@@ -103,7 +140,7 @@ struct proxy_engine_stats {
 
 /* Validate @cfg (copied) and allocate the engine; @routes is borrowed and
  * must outlive the engine. No thread or socket is touched yet. Returns 0,
- * -EINVAL (no https_fd, http_fd set, absurd bounds) or -ENOMEM. */
+ * -EINVAL (neither https_fd nor http_fd, absurd bounds) or -ENOMEM. */
 int proxy_engine_new(const struct proxy_config *cfg, struct proxy_route_table *routes,
                      struct proxy_engine **ret);
 
@@ -111,6 +148,13 @@ int proxy_engine_new(const struct proxy_config *cfg, struct proxy_route_table *r
  * the first -errno (dup, uv_tcp_open, listen, thread creation); on failure
  * nothing keeps running and the engine may only be freed. */
 int proxy_engine_start(struct proxy_engine *e);
+
+/* Swap the listening sockets of a started engine (the gateway namespace
+ * was recreated): every worker closes its copy of the old listeners and
+ * polls dups of the new ones (-1: that port is not served). Connections
+ * already accepted are untouched. Asynchronous: returns 0 once the workers
+ * were told (the caller may close its fds then), or -EBADF/-ENOMEM. */
+int proxy_engine_replace_listeners(struct proxy_engine *e, int https_fd, int http_fd);
 
 /* Tell every worker that the route table published a new snapshot: each
  * refreshes its cached snapshot and closes the connections whose route

@@ -13,6 +13,7 @@
 
 #include "common/macros.h"
 #include "common/siphash.h"
+#include "proxy/tls.h"
 
 /* ======================================================================
  * Design notes
@@ -249,6 +250,7 @@ struct proxy_route *proxy_route_unref(struct proxy_route *r)
 {
         if (r && atomic_fetch_sub_explicit(&r->n_ref, 1, memory_order_acq_rel) == 1) {
                 proxy_counters_unref(r->counters);
+                proxy_cert_unref(r->cert);
                 free(r);
         }
         return NULL;
@@ -297,6 +299,8 @@ static int validate_spec(const struct proxy_route_spec *spec, size_t *ret_id_len
 
         if (!spec->id || (unsigned)spec->mode >= _PROXY_ROUTE_MODE_MAX)
                 return -EINVAL;
+        if (spec->cert && spec->mode != PROXY_ROUTE_TERMINATE)
+                return -EINVAL;
         id_len = strnlen(spec->id, PROXY_ROUTE_ID_MAX + 1);
         if (id_len == 0 || id_len > PROXY_ROUTE_ID_MAX)
                 return -EINVAL;
@@ -334,7 +338,8 @@ static bool route_equals_spec(const struct proxy_route *r, const struct proxy_ro
                               const char *host)
 {
         if (r->mode != spec->mode || !streq(r->host, host) || !streq_ptr(r->netns, spec->netns) ||
-            r->n_backends != spec->n_backends || (spec->counters && spec->counters != r->counters))
+            r->n_backends != spec->n_backends || r->cert != spec->cert ||
+            (spec->counters && spec->counters != r->counters))
                 return false;
         for (size_t i = 0; i < r->n_backends; i++) {
                 const struct proxy_backend *a = &r->backends[i], *b = &spec->backends[i];
@@ -365,6 +370,7 @@ static int route_new(const struct proxy_route_spec *spec, const char *host, size
         r->mode = spec->mode;
         r->generation = generation;
         r->counters = proxy_counters_ref(counters);
+        r->cert = proxy_cert_ref(spec->cert);
         r->id_len = id_len;
         r->host_len = host_len;
         r->n_backends = n;

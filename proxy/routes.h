@@ -37,6 +37,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+struct proxy_cert; /* proxy/tls.h */
+
 #define PROXY_ROUTE_HOST_MAX         253 /* bytes in a host name, without a trailing dot */
 #define PROXY_ROUTE_LABEL_MAX        63  /* bytes in one label */
 #define PROXY_ROUTE_ID_MAX           255 /* bytes in a workload ID */
@@ -107,6 +109,7 @@ struct proxy_route {
         const char *host;                /* lower-case FQDN, no trailing dot; may be "*.parent" */
         const char *netns;               /* namespace path to dial backends in, or NULL */
         struct proxy_counters *counters; /* shared by all versions of @id; never NULL */
+        struct proxy_cert *cert;         /* TERMINATE: certificate for TLS (may be NULL) */
         size_t id_len;
         size_t host_len;
         size_t n_backends;   /* >= 1 */
@@ -173,6 +176,9 @@ struct proxy_route_spec {
         size_t n_backends;                    /* 1..PROXY_ROUTE_BACKENDS_MAX */
         const char *netns;                    /* absolute path or NULL; copied */
         struct proxy_counters *counters; /* NULL: the previous version's block, else a new one */
+        struct proxy_cert *cert; /* TERMINATE only (else must be NULL): the certificate served
+                                  * for this host (and the hosts its wildcard route covers);
+                                  * a reference is taken. NULL: no TLS for this route */
 };
 
 struct proxy_routes_builder;
