@@ -155,12 +155,17 @@ static const char *const close_reason_names[_PROXY_CLOSE_MAX] = {
         [PROXY_CLOSE_HELLO_TIMEOUT] = "hello-timeout",
         [PROXY_CLOSE_NO_SNI] = "no-sni",
         [PROXY_CLOSE_UNKNOWN_SNI] = "unknown-sni",
-        [PROXY_CLOSE_TERMINATE_TODO] = "terminate-not-implemented",
+        [PROXY_CLOSE_NO_TLS] = "no-tls",
         [PROXY_CLOSE_CONNECT_FAILED] = "connect-failed",
         [PROXY_CLOSE_IDLE_TIMEOUT] = "idle-timeout",
         [PROXY_CLOSE_ROUTE_REMOVED] = "route-removed",
         [PROXY_CLOSE_STOP] = "stop",
         [PROXY_CLOSE_NOMEM] = "nomem",
+        [PROXY_CLOSE_TLS_HANDSHAKE] = "tls-handshake",
+        [PROXY_CLOSE_BAD_REQUEST] = "bad-request",
+        [PROXY_CLOSE_KEEPALIVE_DONE] = "keepalive-done",
+        [PROXY_CLOSE_REQUEST_TIMEOUT] = "request-timeout",
+        [PROXY_CLOSE_BAD_RESPONSE] = "bad-response",
 };
 
 const char *proxy_close_reason_str(enum proxy_close_reason r)
@@ -517,7 +522,7 @@ static void step_read_hello(struct conn *c)
                 return conn_close(c, PROXY_CLOSE_UNKNOWN_SNI);
         if (route->mode != PROXY_ROUTE_PASSTHROUGH)
                 /* TODO(issue 4): TLS termination (BoringSSL, cert by SNI). */
-                return conn_close(c, PROXY_CLOSE_TERMINATE_TODO);
+                return conn_close(c, PROXY_CLOSE_NO_TLS);
 
         c->route = proxy_route_ref(route);
         /* A passthrough connection is one request (proxy/routes.h). */

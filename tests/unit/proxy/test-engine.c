@@ -563,7 +563,7 @@ static void test_unknown_sni_closed(void **state)
         assert_int_equal(closed(&f, PROXY_CLOSE_UNKNOWN_SNI), 1);
         assert_int_equal(closed(&f, PROXY_CLOSE_NO_SNI), 1);
         assert_int_equal(closed(&f, PROXY_CLOSE_BAD_HELLO), 1);
-        assert_int_equal(closed(&f, PROXY_CLOSE_TERMINATE_TODO), 1);
+        assert_int_equal(closed(&f, PROXY_CLOSE_NO_TLS), 1);
         /* Nothing reached the backend. */
         assert_int_equal(atomic_load(&f.backend->n_conns), 0);
         fx_stop(&f);
