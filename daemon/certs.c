@@ -372,9 +372,15 @@ static int load(struct gw_certs *c, const char *name, const char *crt_file, cons
         if (!proxy_cert_covers(cert, name, strlen(name)))
                 return fail(why, -EINVAL, "certificate does not cover %s", name);
         not_after = proxy_cert_not_after(cert);
-        if (not_after < (long long)time(NULL) + CERT_RENEW_AHEAD)
-                return fail(why, -EINVAL, "certificate expires within 30 days (notAfter %lld)",
-                            not_after);
+        if (not_after < (long long)time(NULL) + CERT_RENEW_AHEAD) {
+                time_t t = (time_t)not_after;
+                char date[64] = "?";
+                struct tm tm;
+
+                if (gmtime_r(&t, &tm))
+                        strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", &tm);
+                return fail(why, -EINVAL, "certificate expires within 30 days (notAfter %s)", date);
+        }
 
         /* A key readable by others was not written by us; tighten it. */
         if (stat(key_path, &st) >= 0 && (st.st_mode & 0077) && chmod(key_path, 0600) >= 0)
