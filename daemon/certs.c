@@ -528,7 +528,10 @@ int gw_certs_get(struct gw_certs *c, const char *name, struct proxy_cert **ret, 
                   file_name(norm, "key", key_file, sizeof(key_file));
         if (persist) {
                 r = load(c, norm, crt_file, key_file, &cert, &why);
-                if (r == 0)
+                if (r > 0)
+                        log_debug("Loaded the certificate for %s from %s/%s", norm, c->dir,
+                                  crt_file);
+                else if (r == 0)
                         log_info("Generating a self-signed certificate for %s", norm);
                 else if (r < 0)
                         log_warning("Replacing the certificate for %s: %s", norm, strempty(why));

@@ -693,7 +693,8 @@ static struct hs_result handshake(struct proxy_tls *t, const struct proxy_cert *
                 r.group = SSL_get_curve_id(c.client);
                 SSL_get0_alpn_selected(c.client, &alpn, &alpn_len);
                 assert_true(alpn_len < sizeof(r.alpn));
-                memcpy(r.alpn, alpn, alpn_len);
+                if (alpn_len > 0)
+                        memcpy(r.alpn, alpn, alpn_len);
                 r.reused = SSL_session_reused(c.client);
                 assert_int_equal(SSL_session_reused(c.server), r.reused);
         } else
@@ -882,7 +883,7 @@ static void test_resumption(void **state)
         for (size_t i = 0; i < ELEMENTSOF(ctxs); i++) {
                 SSL_SESSION *s;
 
-                saved_session = NULL;
+                SSL_SESSION_free(TAKE_PTR(saved_session));
                 r = handshake(t, c, ctxs[i], NULL, NULL);
                 assert_true(r.ok);
                 assert_false(r.reused);
@@ -911,7 +912,7 @@ static void test_resumption(void **state)
                 struct conn conn;
                 unsigned id_len = 1;
 
-                saved_session = NULL;
+                SSL_SESSION_free(TAKE_PTR(saved_session));
                 conn_open(&conn, t, c, c12, NULL);
                 no_ticket(conn.client);
                 assert_true(drive(conn.server, conn.client));
@@ -1000,6 +1001,12 @@ static void test_garbage_client(void **state)
         assert_null(proxy_tls_ctx(NULL));
 }
 
+static int free_saved_session(void **state)
+{
+        SSL_SESSION_free(TAKE_PTR(saved_session));
+        return 0;
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1016,5 +1023,5 @@ int main(void)
                 cmocka_unit_test(test_garbage_client),
         };
 
-        return cmocka_run_group_tests(tests, NULL, NULL);
+        return cmocka_run_group_tests(tests, NULL, free_saved_session);
 }
