@@ -186,13 +186,12 @@ struct netns_sockpool;
 
 /* 0 in any field = the default. Values above the maximum are clamped. */
 struct netns_sockpool_limits {
-        unsigned per_stack;  /* sockets kept per (namespace, family); 8, max 64 */
-        unsigned max_pooled; /* pre-created fds in total; 256, max 65536 */
-        unsigned
-                max_namespaces; /* namespaces tracked (least recently used dropped); 64, max 1024 */
-        unsigned idle_ms;       /* drop a namespace's stacks unused this long; 30000 */
-        unsigned wait_ms;       /* slow-path wait for the thread before -ETIMEDOUT; 1000 */
-        unsigned check_ms;      /* how often the thread re-checks paths and idleness; 1000 */
+        unsigned per_stack;      /* sockets kept per (namespace, family); 8, max 64 */
+        unsigned max_pooled;     /* pre-created fds in total; 256, max 65536 */
+        unsigned max_namespaces; /* tracked (least recently used dropped); 64, max 1024 */
+        unsigned idle_ms;        /* drop a namespace's stacks unused this long; 30000 */
+        unsigned wait_ms;        /* slow-path wait for the thread before -ETIMEDOUT; 1000 */
+        unsigned check_ms;       /* how often the thread re-checks paths and idleness; 1000 */
 };
 
 struct netns_sockpool_stats {

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -267,6 +268,49 @@ static void test_errors(void **state)
         assert_int_equal(stats(p).namespaces, 0);
         assert_int_equal(stats(p).slow, 2); /* the two /proc/self/ns/mnt calls */
         netns_sockpool_free(p);
+}
+
+static int eperm_child(void)
+{
+        struct netns_sockpool *p = NULL;
+        char *err = NULL;
+        int fd = -1, r;
+
+        /* keep /proc/self ours after the uid change */
+        if (setgid(65534) < 0 || setuid(65534) < 0 || prctl(PR_SET_DUMPABLE, 1) < 0)
+                return 2;
+        if (netns_sockpool_new(NULL, &p) < 0)
+                return 3;
+        r = netns_sockpool_socket(p, "/proc/self/ns/net", AF_INET, &fd, &err);
+        if (r != -EPERM || fd != -1 || !err ||
+            !strstr(err, "permission denied entering namespace /proc/self/ns/net")) {
+                fprintf(stderr, "r=%d err=%s\n", r, strempty(err));
+                return 4;
+        }
+        return 0;
+}
+
+/* Entering a namespace needs CAP_SYS_ADMIN. */
+static void test_eperm(void **state)
+{
+        pid_t pid;
+        int status;
+
+        if (!ntest_have_root()) {
+                struct netns_sockpool *p = pool_new(NULL);
+
+                expect_error(p, "/proc/self/ns/net", AF_INET, -EPERM,
+                             "permission denied entering namespace /proc/self/ns/net");
+                netns_sockpool_free(p);
+                return;
+        }
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                _exit(eperm_child());
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 /* ---- root ---- */
@@ -675,6 +719,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_plain),
                 cmocka_unit_test(test_errors),
+                cmocka_unit_test(test_eperm),
                 cmocka_unit_test_setup(test_in_namespace, setup),
                 cmocka_unit_test_setup(test_recreated, setup),
                 cmocka_unit_test_setup(test_deleted_not_kept, setup),
