@@ -69,9 +69,9 @@ struct proxy_hw_stats {
         atomic_uint_least64_t http_status[5];
         atomic_uint_least64_t upstream_connects;
         atomic_uint_least64_t upstream_reused;
-        atomic_uint_least64_t connect_errors;           /* shared with the :443 relay path */
-        atomic_uint_least64_t *closed;                  /* [_PROXY_CLOSE_MAX], per close reason */
-        atomic_uint_least64_t *active;                  /* live connections of the worker */
+        atomic_uint_least64_t connect_errors; /* shared with the :443 relay path */
+        atomic_uint_least64_t *closed;        /* [_PROXY_CLOSE_MAX], per close reason */
+        atomic_uint_least64_t *active;        /* live connections of the worker */
 };
 
 struct proxy_hw_env {

@@ -69,44 +69,44 @@ struct proxy_config {
         void *socket_factory_ud;                 /* passed to @socket_factory */
 
         /* HTTP (terminated routes on :443, everything on :80). */
-        struct proxy_tls *tls;                /* borrowed; NULL: terminated routes on :443 close */
-        bool http_plain;                      /* :80 proxies terminated routes instead of 308 */
-        proxy_acme_token_cb *acme_token;      /* NULL: every challenge of a terminated name 404s */
-        void *acme_token_ud;                  /* passed to @acme_token */
-        uint32_t max_head;                    /* request/response head bytes (431/502); 0: 16 KiB */
-        uint32_t max_headers;                 /* header fields per head; 0: 100 */
-        uint64_t request_timeout_ms;          /* first byte -> complete request head; 0: 30 s */
-        uint64_t keepalive_timeout_ms;        /* idle client between requests; 0: 60 s */
-        uint64_t upstream_timeout_ms;         /* request sent -> response head (504); 0: 60 s */
-        unsigned upstream_idle_max;           /* idle pooled connections per backend per worker;
-                                               * 0: 32 */
-        uint64_t upstream_idle_timeout_ms;    /* a pooled connection unused this long closes;
-                                               * 0: 30 s */
+        struct proxy_tls *tls;             /* borrowed; NULL: terminated routes on :443 close */
+        bool http_plain;                   /* :80 proxies terminated routes instead of 308 */
+        proxy_acme_token_cb *acme_token;   /* NULL: every challenge of a terminated name 404s */
+        void *acme_token_ud;               /* passed to @acme_token */
+        uint32_t max_head;                 /* request/response head bytes (431/502); 0: 16 KiB */
+        uint32_t max_headers;              /* header fields per head; 0: 100 */
+        uint64_t request_timeout_ms;       /* first byte -> complete request head; 0: 30 s */
+        uint64_t keepalive_timeout_ms;     /* idle client between requests; 0: 60 s */
+        uint64_t upstream_timeout_ms;      /* request sent -> response head (504); 0: 60 s */
+        unsigned upstream_idle_max;        /* idle pooled connections per backend per worker;
+                                            * 0: 32 */
+        uint64_t upstream_idle_timeout_ms; /* a pooled connection unused this long closes;
+                                            * 0: 30 s */
 };
 
 /* Why a connection ended; counted per engine (proxy_engine_stats) and meant
  * for the access log. */
 enum proxy_close_reason {
-        PROXY_CLOSE_DONE,           /* both sides finished (EOF relayed both ways) */
-        PROXY_CLOSE_CLIENT_EOF,     /* client closed before its ClientHello was complete */
-        PROXY_CLOSE_CLIENT_ERROR,   /* read/write error on the client socket */
-        PROXY_CLOSE_UPSTREAM_ERROR, /* read/write error on the backend socket */
-        PROXY_CLOSE_BAD_HELLO,      /* not TLS, malformed, or larger than hello_max */
-        PROXY_CLOSE_HELLO_TIMEOUT,  /* no complete ClientHello within handshake_timeout_ms */
-        PROXY_CLOSE_NO_SNI,         /* ClientHello without server_name */
-        PROXY_CLOSE_UNKNOWN_SNI,    /* no route for the name */
-        PROXY_CLOSE_NO_TLS,         /* terminated route but no TLS context or certificate */
-        PROXY_CLOSE_CONNECT_FAILED, /* every backend refused, failed or timed out */
-        PROXY_CLOSE_IDLE_TIMEOUT,   /* no bytes either way within idle_timeout_ms */
-        PROXY_CLOSE_ROUTE_REMOVED,  /* the route was deleted (or renamed/changed mode) */
-        PROXY_CLOSE_STOP,           /* engine stopping */
-        PROXY_CLOSE_NOMEM,          /* allocation failed */
-        PROXY_CLOSE_TLS_HANDSHAKE,  /* TLS handshake failed (alert sent) */
-        PROXY_CLOSE_BAD_REQUEST,    /* HTTP: malformed request answered 4xx, then closed */
-        PROXY_CLOSE_KEEPALIVE_DONE, /* HTTP: the client closed between requests, or ours:
-                                     * keep-alive timeout, Connection: close, 421/308/404 */
+        PROXY_CLOSE_DONE,            /* both sides finished (EOF relayed both ways) */
+        PROXY_CLOSE_CLIENT_EOF,      /* client closed before its ClientHello was complete */
+        PROXY_CLOSE_CLIENT_ERROR,    /* read/write error on the client socket */
+        PROXY_CLOSE_UPSTREAM_ERROR,  /* read/write error on the backend socket */
+        PROXY_CLOSE_BAD_HELLO,       /* not TLS, malformed, or larger than hello_max */
+        PROXY_CLOSE_HELLO_TIMEOUT,   /* no complete ClientHello within handshake_timeout_ms */
+        PROXY_CLOSE_NO_SNI,          /* ClientHello without server_name */
+        PROXY_CLOSE_UNKNOWN_SNI,     /* no route for the name */
+        PROXY_CLOSE_NO_TLS,          /* terminated route but no TLS context or certificate */
+        PROXY_CLOSE_CONNECT_FAILED,  /* every backend refused, failed or timed out */
+        PROXY_CLOSE_IDLE_TIMEOUT,    /* no bytes either way within idle_timeout_ms */
+        PROXY_CLOSE_ROUTE_REMOVED,   /* the route was deleted (or renamed/changed mode) */
+        PROXY_CLOSE_STOP,            /* engine stopping */
+        PROXY_CLOSE_NOMEM,           /* allocation failed */
+        PROXY_CLOSE_TLS_HANDSHAKE,   /* TLS handshake failed (alert sent) */
+        PROXY_CLOSE_BAD_REQUEST,     /* HTTP: malformed request answered 4xx, then closed */
+        PROXY_CLOSE_KEEPALIVE_DONE,  /* HTTP: the client closed between requests, or ours:
+                                      * keep-alive timeout, Connection: close, 421/308/404 */
         PROXY_CLOSE_REQUEST_TIMEOUT, /* HTTP: request head or body stalled */
-        PROXY_CLOSE_BAD_RESPONSE,   /* HTTP: backend response malformed or cut short */
+        PROXY_CLOSE_BAD_RESPONSE,    /* HTTP: backend response malformed or cut short */
         _PROXY_CLOSE_MAX,
 };
 

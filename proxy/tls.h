@@ -35,8 +35,8 @@ struct proxy_tls;
  * matches the leaf. Returns 0 with one reference in *ret, or -EINVAL with a
  * specific *reterr ("no certificate in chain", "private key does not match
  * the certificate", ...; allocated, caller frees; may be NULL) or -ENOMEM. */
-int proxy_cert_new_pem(const char *chain_pem, size_t chain_len, const char *key_pem,
-                       size_t key_len, struct proxy_cert **ret, char **reterr);
+int proxy_cert_new_pem(const char *chain_pem, size_t chain_len, const char *key_pem, size_t key_len,
+                       struct proxy_cert **ret, char **reterr);
 struct proxy_cert *proxy_cert_ref(struct proxy_cert *c);
 /* Accepts NULL; returns NULL. */
 struct proxy_cert *proxy_cert_unref(struct proxy_cert *c);
