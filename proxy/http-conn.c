@@ -2248,7 +2248,12 @@ static void hc_tunnel_start(struct hconn *c)
          * client sent after its request, is tunnel payload. */
         x->uq.i = x->uq.n = 0;
         x->uq.left = 0;
+        if (x->in_off == x->in_len)
+                x->in_off = x->in_len = 0;
         x->in_fill = x->in_off;
+        if (x->uoff == x->ulen)
+                x->uoff = x->ulen = 0;
+        x->ufill = x->uoff;
         hc_set_state(c, HC_TUNNEL);
 }
 
@@ -2285,7 +2290,7 @@ static void step_tunnel(struct hconn *c)
                                 c->progress = true;
                         }
                 }
-                if (x->uq.left == 0 && !c->rd_eof && hc_can_read(c)) {
+                if (x->uq.left == 0 && x->in_len == 0 && !c->rd_eof && hc_can_read(c)) {
                         ssize_t n = hc_read(c, x->in, hw->in_cap);
 
                         if (n > 0) {
@@ -2317,7 +2322,7 @@ static void step_tunnel(struct hconn *c)
                                 moved = true;
                         }
                 }
-                if (x->cq.left == 0 && !u->eof && u->rd_ready) {
+                if (x->cq.left == 0 && x->ulen == 0 && !u->eof && u->rd_ready) {
                         ssize_t k = read(u->fd, x->uin, hw->uin_cap);
 
                         if (k > 0) {

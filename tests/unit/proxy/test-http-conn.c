@@ -92,12 +92,16 @@ static int connect_to(uint16_t port)
         struct sockaddr_in a = {.sin_family = AF_INET,
                                 .sin_port = htons(port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct timeval tv = {.tv_sec = 10};
         int fd, one = 1;
 
         fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         assert_true(fd >= 0);
         assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
         assert_int_equal(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), 0);
+        /* A test that waits for bytes that never come fails instead of
+         * hanging. */
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
         return fd;
 }
 
@@ -761,6 +765,17 @@ struct fx {
         uint16_t https_port, http_port;
 };
 
+/* The client's last session from a ticket (BoringSSL hands TLS 1.3 tickets
+ * to this callback; SSL_get1_session() is not resumable there). */
+static SSL_SESSION *saved_session;
+
+static int on_new_session(SSL *ssl, SSL_SESSION *s)
+{
+        SSL_SESSION_free(saved_session);
+        saved_session = s; /* we take the reference */
+        return 1;
+}
+
 static int acme_cb(void *ud, const char *host, const char *token, char *out, size_t size)
 {
         if (!streq(host, "a.test") || !streq(token, "tok-123_ABC"))
@@ -795,6 +810,7 @@ static void fx_start(struct fx *f, const struct proxy_config *extra)
         f->cctx = SSL_CTX_new(TLS_method());
         assert_non_null(f->cctx);
         SSL_CTX_set_session_cache_mode(f->cctx, SSL_SESS_CACHE_CLIENT);
+        SSL_CTX_sess_set_new_cb(f->cctx, on_new_session);
         assert_int_equal(SSL_CTX_set_alpn_protos(f->cctx, (const uint8_t *)"\x08http/1.1", 9), 0);
 }
 
@@ -811,6 +827,7 @@ static void fx_stop(struct fx *f)
         proxy_cert_unref(f->cert_b);
         proxy_tls_free(f->tls);
         SSL_CTX_free(f->cctx);
+        SSL_SESSION_free(TAKE_PTR(saved_session));
         backend_stop(f->be);
 }
 
@@ -1008,7 +1025,7 @@ static void test_tls_resumption(void **state)
                 assert_non_null(c);
                 get(c, "a.test", "/", &m);
                 assert_int_equal(m.status, 200);
-                s = SSL_get1_session(c->ssl);
+                s = TAKE_PTR(saved_session);
                 assert_non_null(s);
                 client_free(c);
                 c = tls_client_ex(&f, "a.test", versions[i], s);
