@@ -12,7 +12,6 @@
 #include "common/log.h"
 #include "common/macros.h"
 #include "proxy/http-conn.h"
-#include "proxy/http1.h"
 #include "proxy/proxy.h"
 #include "proxy/routes.h"
 #include "proxy/tls-hello.h"
@@ -37,7 +36,7 @@
 #define DEFAULT_REQUEST_MS   30000u
 #define DEFAULT_KEEPALIVE_MS 60000u
 #define DEFAULT_UPSTREAM_MS  60000u
-#define DEFAULT_POOL_MAX     32u
+#define DEFAULT_POOL_MAX     64u
 #define DEFAULT_POOL_IDLE_MS 30000u
 /* Raw bytes buffered while peeking, beyond the message bound: record
  * headers (5 bytes per record) and early data after the hello. A hello cut

@@ -2133,7 +2133,7 @@ static void step_proxy(struct hconn *c)
                  * appended to the queue while it has room; the buffer region
                  * they come from is released once the queue is written. */
                 if (!x->e.req_sent_all) {
-                        if (!x->reqp.done || !x->reqp.last_queued) {
+                        if (!pump_finished(&x->reqp)) {
                                 uint32_t pos = x->in_fill;
 
                                 r = pump_fill(&x->reqp, x->in, &pos, x->in_len, false, &x->uq);

@@ -1465,8 +1465,8 @@ static void test_backend_failures(void **state)
 static void test_bad_requests(void **state)
 {
         static const char *const bad[] = {
-                "GET / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n"
-                "Transfer-Encoding: chunked\r\n\r\n",
+                ("GET / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n"),
                 "GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n",
                 "GET / HTTP/1.1\r\n\r\n",
                 "GET /\x01 HTTP/1.1\r\nHost: a.test\r\n\r\n",
@@ -1672,6 +1672,70 @@ static void test_replace_listeners(void **state)
         fx_stop(&f);
 }
 
+/* Timeouts: an idle keep-alive connection closes, a request head that
+ * does not complete in time gets 408. */
+static void test_timeouts(void **state)
+{
+        struct proxy_config cfg = {.keepalive_timeout_ms = 200, .request_timeout_ms = 300};
+        struct msg m;
+        struct fx f;
+        struct rd *c;
+
+        fx_start(&f, &cfg);
+        fx_routes(&f);
+        c = tls_client(&f, "a.test");
+        get(c, "a.test", "/", &m);
+        assert_int_equal(m.status, 200);
+        /* Silence after the answer: the engine closes (close_notify). */
+        assert_true(rd_fill(c) <= 0);
+        client_free(c);
+
+        c = plain_client(&f);
+        send_str(c, "GET / HTTP/1.1\r\nHost: a.te");
+        assert_true(rd_response(c, &m, false));
+        assert_int_equal(m.status, 408);
+        assert_true(m.close);
+        client_free(c);
+        wait_idle(&f);
+        struct proxy_engine_stats st = stats(&f);
+        assert_int_equal(st.closed[PROXY_CLOSE_KEEPALIVE_DONE], 1);
+        assert_int_equal(st.closed[PROXY_CLOSE_REQUEST_TIMEOUT], 1);
+        fx_stop(&f);
+}
+
+/* max_conns_per_worker counts :80 and terminated :443 connections alike. */
+static void test_conn_limit_both_kinds(void **state)
+{
+        struct proxy_config cfg = {.workers = 1, .max_conns_per_worker = 1};
+        struct msg m;
+        struct fx f;
+        struct rd *a, *b;
+
+        fx_start(&f, &cfg);
+        fx_routes(&f);
+        a = plain_client(&f);
+        send_str(a, "GET /a HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        assert_true(rd_response(a, &m, false));
+        assert_int_equal(m.status, 308);
+        /* a lingers until we close it; b's TCP handshake completes in the
+         * kernel, but the engine takes it only after a is gone. */
+        b = calloc(1, sizeof(*b));
+        b->fd = connect_to(f.https_port);
+        sleep_ms(200);
+        assert_int_equal(stats(&f).accepted, 1);
+        client_free(a);
+        b->ssl = SSL_new(f.cctx);
+        assert_true(SSL_set_tlsext_host_name(b->ssl, "a.test"));
+        assert_true(SSL_set_fd(b->ssl, b->fd));
+        assert_int_equal(SSL_connect(b->ssl), 1);
+        get(b, "a.test", "/b", &m);
+        assert_int_equal(m.status, 200);
+        assert_int_equal(stats(&f).accepted, 2);
+        client_free(b);
+        wait_idle(&f);
+        fx_stop(&f);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1692,6 +1756,8 @@ int main(void)
                 cmocka_unit_test(test_expect_continue),
                 cmocka_unit_test(test_http_plain),
                 cmocka_unit_test(test_replace_listeners),
+                cmocka_unit_test(test_timeouts),
+                cmocka_unit_test(test_conn_limit_both_kinds),
         };
 
         signal(SIGPIPE, SIG_IGN);
