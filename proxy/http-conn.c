@@ -50,6 +50,7 @@
 #define PUMP_CHUNKS     7u     /* re-encoded chunks per batch (3 iovecs each) */
 #define TX_CAP          16384u /* TLS: plaintext gathered into one SSL_write */
 #define RIN_CAP         16384u /* TLS: raw read-ahead, so a record costs one read() */
+#define UIN_EXTRA       16384u /* response buffer beyond max_head */
 #define CHUNK_LINE_MAX  4096u
 #define LINGER_MS       2000u
 #define LINGER_MAX      (256u * 1024u)
@@ -615,7 +616,7 @@ static int bio_read(BIO *b, char *out, int len)
                                 BIO_set_retry_read(b);
                                 return -1;
                         }
-                        k = read(c->fd, x->rin, RIN_CAP);
+                        k = recv(c->fd, x->rin, RIN_CAP, 0);
                         if (k <= 0)
                                 return bio_read_fail(b, c, k);
                         x->rin_off = 0;
@@ -629,7 +630,7 @@ static int bio_read(BIO *b, char *out, int len)
                 return (int)n;
         }
         /* No exchange block (handshake): exact reads. */
-        k = read(c->fd, out, (size_t)len);
+        k = recv(c->fd, out, (size_t)len, 0);
         if (k <= 0)
                 return bio_read_fail(b, c, k);
         if (k < len)
@@ -706,7 +707,7 @@ static ssize_t hc_read(struct hconn *c, uint8_t *p, size_t n)
 
         assert(n > 0);
         if (!c->ssl) {
-                k = read(c->fd, p, n);
+                k = recv(c->fd, p, n, 0);
                 if (k > 0) {
                         if ((size_t)k < n)
                                 c->rd_ready = false;
@@ -825,10 +826,24 @@ static int hc_flush(struct hconn *c, struct oq *q, uint64_t *counted)
 
 static void hc_peer_str(const struct hconn *c, char *buf, size_t size)
 {
-        if (c->peer_family == AF_INET6)
+        char *p = buf;
+
+        if (c->peer_family == AF_INET6) {
                 (void)inet_ntop(AF_INET6, c->peer, buf, (socklen_t)size);
-        else
-                (void)inet_ntop(AF_INET, c->peer, buf, (socklen_t)size);
+                return;
+        }
+        /* Per request: glibc's inet_ntop() goes through sprintf(). */
+        assert(size >= INET_ADDRSTRLEN);
+        for (unsigned i = 0; i < 4; i++) {
+                unsigned v = c->peer[i];
+
+                if (v >= 100)
+                        *p++ = (char)('0' + v / 100);
+                if (v >= 10)
+                        *p++ = (char)('0' + v / 10 % 10);
+                *p++ = (char)('0' + v % 10);
+                *p++ = i < 3 ? '.' : 0;
+        }
 }
 
 /* ---- upstream connections and the pool ---- */
@@ -1429,7 +1444,7 @@ static void step_linger(struct hconn *c)
         if (c->ev_timeout || c->err)
                 return hc_close(c, c->reason);
         while (c->rd_ready) {
-                ssize_t k = read(c->fd, c->hw->scratch, SCRATCH_SIZE);
+                ssize_t k = recv(c->fd, c->hw->scratch, SCRATCH_SIZE, 0);
 
                 if (k > 0) {
                         c->linger_bytes += (uint32_t)k;
@@ -1658,8 +1673,8 @@ static void step_handshake(struct hconn *c)
                 stat_add(&st->tls_handshakes, 1);
                 if (SSL_session_reused(c->ssl))
                         stat_add(&st->tls_resumed, 1);
-                /* The prefix has been consumed by now. */
-                c->prefix = mfree(c->prefix);
+                /* Any prefix bytes past the handshake are application
+                 * data: bio_read() still serves them first. */
                 return hc_set_state(c, HC_IDLE);
         }
         switch (SSL_get_error(c->ssl, r)) {
@@ -2057,7 +2072,7 @@ read:
         }
         if (x->ulen < hw->uin_cap) {
                 size_t room = hw->uin_cap - x->ulen;
-                ssize_t k = read(u->fd, x->uin + x->ulen, room);
+                ssize_t k = recv(u->fd, x->uin + x->ulen, room, 0);
 
                 if (k > 0) {
                         x->ulen += (uint32_t)k;
@@ -2323,7 +2338,7 @@ static void step_tunnel(struct hconn *c)
                         }
                 }
                 if (x->cq.left == 0 && x->ulen == 0 && !u->eof && u->rd_ready) {
-                        ssize_t k = read(u->fd, x->uin, hw->uin_cap);
+                        ssize_t k = recv(u->fd, x->uin, hw->uin_cap, 0);
 
                         if (k > 0) {
                                 x->ulen = (uint32_t)k;
@@ -2538,7 +2553,8 @@ int proxy_hw_new(const struct proxy_hw_env *env, struct proxy_hw **ret)
                                                   .max_target = cfg->max_head};
         hw->resp_limits = hw->req_limits;
         hw->in_cap = cfg->max_head;
-        hw->uin_cap = cfg->max_head;
+        /* Room for a 16 KiB body behind a full head: one read, one write. */
+        hw->uin_cap = cfg->max_head + UIN_EXTRA;
         hw->hout_cap = cfg->max_head + HOUT_SLACK;
         hw->cout_cap = cfg->max_head + COUT_SLACK;
         siphash_key_random(&hw->hkey);
