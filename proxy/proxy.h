@@ -5,13 +5,22 @@
  * connections accepted on listening sockets the caller hands in, routed by
  * the immutable snapshots of a struct proxy_route_table (proxy/routes.h).
  *
- * Listeners: the caller passes one bound socket per port (@https_fd). Every
- * worker uv_tcp_open()s its own F_DUPFD_CLOEXEC copy of it, so all workers
- * poll the same accept queue (one fd, no SO_REUSEPORT): the kernel hands
- * each connection to whichever worker accepts first, and a worker at its
- * connection limit simply stops polling (libuv keeps the one connection it
- * already accepted until the worker has room). The caller keeps its own fd
- * and may close it once proxy_engine_start() returned.
+ * Listeners: the caller passes one bound socket per port (@https_fd,
+ * @http_fd; either may be -1, not both). Every worker polls its own
+ * F_DUPFD_CLOEXEC copy (:443 through uv_tcp_open(), :80 through uv_poll and
+ * accept4()), so all workers poll the same accept queue (one fd, no
+ * SO_REUSEPORT): the kernel hands each connection to whichever worker
+ * accepts first, and a worker at its connection limit (both ports count)
+ * simply stops polling (libuv keeps the one :443 connection it already
+ * accepted until the worker has room). The caller keeps its own fds and may
+ * close them once proxy_engine_start() returned. The engine calls listen()
+ * on them itself.
+ *
+ * :443 peeks the ClientHello: a passthrough route is relayed as TCP, a
+ * terminated one is handed to the HTTP side (TLS with the route's
+ * certificate, then HTTP/1.1 to the backends); :80 is HTTP (ACME
+ * challenges, 308 to https, or proxying with @http_plain). See
+ * proxy/http-conn.h and docs/internals/proxy.md.
  *
  * Outgoing sockets come from a socket factory, which the daemon implements
  * with its namespace worker; the proxy cannot tell which namespace a socket
@@ -140,7 +149,9 @@ struct proxy_engine_stats {
 
 /* Validate @cfg (copied) and allocate the engine; @routes is borrowed and
  * must outlive the engine. No thread or socket is touched yet. Returns 0,
- * -EINVAL (neither https_fd nor http_fd, absurd bounds) or -ENOMEM. */
+ * -EINVAL (neither https_fd nor http_fd; absurd bounds: relay_buf_size
+ * outside 1 KiB..1 MiB, max_head outside 1 KiB..1 MiB, max_headers > 4096,
+ * hello_max or workers too large) or -ENOMEM. */
 int proxy_engine_new(const struct proxy_config *cfg, struct proxy_route_table *routes,
                      struct proxy_engine **ret);
 
