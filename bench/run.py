@@ -436,49 +436,163 @@ class HAProxy(Target):
         return tool_version(["haproxy", "-v"])
 
 
-# ---- gatewayd slot --------------------------------------------------------
-GATEWAYD_NOT_READY = (
-    "gatewayd: the proxy engine is not ready yet, so the benchmark cannot start it. "
-    "When it is, fill in gatewayd_adapter() in bench/run.py: write the config that makes "
-    "the engine listen on the given ports (plain HTTP, TLS with the given cert/key, SNI "
-    "passthrough for '%s' to the origin's TLS port) and return the argv to start it "
-    "in the foreground." % SNI)
+# ---- gatewayd -------------------------------------------------------------
+# gatewayd is started the way a node runs it: the daemon, its own Redis (the
+# bus), workloads deployed over the bus. FQDN workloads need the DNS check,
+# so a tiny resolver answers "localhost -> 127.0.0.1" and the node's public
+# IPv4 is 127.0.0.1. One process serves :http/:https (FQDN "localhost",
+# terminated, http_plain = yes so plain HTTP is proxied as the peers do); a
+# second instance serves the passthrough port (the same name, passthrough to
+# the origin's TLS port), because gatewayd has one :443 per namespace and
+# the peers use a separate port for this case. Both PIDs are measured; the
+# idle one adds nothing.
+GATEWAYD_BIN = os.environ.get("GATEWAYD") or os.path.join(REPO_DIR, "build", "daemon", "gatewayd")
 
 
-def gatewayd_adapter(wd, ports, origin, key, crt, pem):
-    """How to start gatewayd for the benchmark.
-
-    Arguments:
-      wd      temp dir for configs/logs (removed after the run)
-      ports   {"http": int, "https": int, "passthrough": int}: where to listen (127.0.0.1)
-      origin  {"http": int, "https": int}: the origin nginx on 127.0.0.1
-      key,crt ECDSA P-256 key and self-signed cert (PEM) for '%s'; pem = both in one file
-    Must return dict(argv=[...], env={...} or None, ready_ports=[...]).
-    argv runs in the foreground with ONE worker thread; run.py adds the
-    `taskset -c 0` pinning, tracks the PID and stops it at the end.
-    Routes needed (equivalent to the peers):
-      * any Host on ports["http"] and ports["https"] -> http://127.0.0.1:origin["http"]
-        (HTTP/1.1, upstream keep-alive, no access log, TLS 1.3 + ALPN http/1.1,
-        no session cache/tickets);
-      * SNI '%s' on ports["passthrough"] -> TCP 127.0.0.1:origin["https"].
-
-    Sketch, once the engine exists (names are placeholders, adjust to the real config):
-        conf = os.path.join(wd, "gatewayd-bench.conf")
-        open(conf, "w").write(... listen ports, cert, routes ...)
-        binary = os.path.join(REPO_DIR, "build", "daemon", "gatewayd")
-        return dict(argv=[binary, "--config", conf, "--log-target", "stderr",
-                          "--log-level", "warning"], env=None,
-                    ready_ports=list(ports.values()))
-    """ % (SNI, SNI)
-    raise NotImplementedError(GATEWAYD_NOT_READY)
+def _redis(wd, name):
+    sock = os.path.join(wd, name + ".sock")
+    p = spawn("redis-" + name, ["taskset", "-c", LOAD_CPU, "redis-server", "--port", "0",
+                                "--unixsocket", sock, "--save", "", "--appendonly", "no"],
+              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(sock):
+        if time.monotonic() > deadline or p.poll() is not None:
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.02)
+    return sock
 
 
-def gatewayd_route_bench(wd, what, n_routes=100000):
-    """gatewayd-only cases: 'update_latency' (bus call -> route live with n_routes
-    loaded, return dict(value=ms, unit='ms')) and 'memory_per_route' (RSS delta / n_routes,
-    return dict(value=bytes, unit='bytes')). Stub until the engine and its bus API exist."""
-    raise NotImplementedError("gatewayd: route benchmarks need the proxy engine and its route "
-                              "API; fill in gatewayd_route_bench() in bench/run.py")
+def _gatewayd_instance(env, name, https_port, http_port, fqdn_backend, passthrough, dns_port,
+                       name_wl=False, reuse=False):
+    wd = env["wd"]
+    sock = os.path.join(wd, name + ".sock") if reuse else _redis(wd, name)
+    conf = os.path.join(wd, name + ".conf")
+    with open(conf, "w") as f:
+        f.write("[gateway]\nenabled = yes\ndomain = bench.invalid\npublic_config = file\n"
+                "public_ipv4 = 127.0.0.1/8\ngateway_ipv4 = 127.0.0.2\n"
+                "[names]\nvalidation = off\n"
+                f"[dns]\nresolver = 127.0.0.1:{dns_port}\n"
+                f"[proxy]\naddress = 127.0.0.1\nhttps_port = {https_port}\nhttp_port = {http_port}\n"
+                "workers = 1\nhttp_plain = yes\n"
+                "[metrics]\nlisten =\n[log]\nlevel = warning\n")
+    state = os.path.join(wd, name + "-state")
+    proc = spawn("gatewayd-" + name, ["taskset", "-c", PROXY_CPU, GATEWAYD_BIN, "--broker", "unix://" + sock,
+                                      "--root", state, "--config", conf, "--log-target", "stderr"],
+                 stdout=env["log"], stderr=env["log"])
+    sys.path.insert(0, os.path.join(REPO_DIR, "tests", "e2e"))
+    import gobus  # noqa: E402  (tests/e2e: the Go-compatible zbus client)
+    bus = gobus.GoBus(sock)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if bus.status(timeout=1).ok:
+                break
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError("gatewayd did not come up (see the log)")
+    if reuse:
+        bus.close()
+        return proc
+    if name_wl:
+        r = bus.set_named_proxy("1-1-seed", "seed", [fqdn_backend], timeout=10)
+    else:
+        r = bus.set_fqdn_proxy("1-1-bench-" + name, SNI, [fqdn_backend], tls_passthrough=passthrough,
+                               timeout=10)
+    if not r.ok:
+        raise RuntimeError("deploying the bench workload failed: %r" % (r,))
+    bus.close()
+    return proc
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _rss_kb(pid):
+    time.sleep(0.5)
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def gatewayd_route_bench(env, what, n_routes=100000):
+    """gatewayd-only cases, with @n_routes name workloads loaded (written as
+    state files and restored at start, which is what a node restart does):
+      update_latency: SetNamedProxy over the bus for a new name, then at once
+        a TLS request for it. Reports the bus round trip (p50/p99, ms) and how
+        many of those first requests were already served (the route is
+        published before the reply, so "live within 1 ms of the reply" means
+        every first request succeeds).
+      memory_per_route: (RSS with n_routes - RSS with one) / n_routes."""
+    import glob
+    import ssl as _ssl
+    sys.path.insert(0, os.path.join(REPO_DIR, "tests", "e2e"))
+    import gobus  # noqa: E402
+    wd = tempfile.mkdtemp(prefix="routes.", dir=env["wd"])
+    sub = dict(env, wd=wd)
+    port = _free_port()
+    origin = "http://127.0.0.1:%d" % env["ports"]["origin_http"]
+    # A name workload's state file, to clone n_routes times.
+    proc = _gatewayd_instance(sub, "seed", port, 0, origin, False, 1, name_wl=True)
+    rss0 = _rss_kb(proc.pid)
+    stop(proc)
+    files = glob.glob(os.path.join(wd, "seed-state", "**", "wl-*.json"), recursive=True)
+    if len(files) != 1:
+        raise RuntimeError("expected one state file, found %r" % files)
+    tmpl = json.load(open(files[0]))
+    sdir = os.path.dirname(files[0])
+    os.unlink(files[0])
+    for i in range(n_routes):
+        d = dict(tmpl, id="9-%d-r%d" % (i, i), name="r%d" % i)
+        with open(os.path.join(sdir, "wl-9-%d-r%d.json" % (i, i)), "w") as f:
+            json.dump(d, f)
+    t0 = time.monotonic()
+    proc = _gatewayd_instance(sub, "seed", port, 0, origin, False, 1, reuse=True)
+    bus = gobus.GoBus(os.path.join(wd, "seed.sock"))
+    last = "9-%d-r%d" % (n_routes - 1, n_routes - 1)
+    while not bus.get_proxy(last, timeout=30).ok:
+        if time.monotonic() - t0 > 300:
+            raise RuntimeError("the %d workloads were not restored" % n_routes)
+        time.sleep(0.05)
+    bus.close()
+    restore_s = time.monotonic() - t0
+    rss1 = _rss_kb(proc.pid)
+    try:
+        if what == "memory_per_route":
+            return dict(value=round((rss1 - rss0) * 1024 / n_routes, 1), unit="bytes",
+                        rss0_kb=rss0, rss1_kb=rss1, n_routes=n_routes, start_s=round(restore_s, 2))
+        bus = gobus.GoBus(os.path.join(wd, "seed.sock"))
+        ctx = _ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = _ssl.CERT_NONE
+        lat, served = [], 0
+        n = 50
+        for i in range(n):
+            name = "new%d" % i
+            t = time.perf_counter()
+            r = bus.set_named_proxy("9-%d-new%d" % (n_routes + i, i), name, [origin], timeout=10)
+            lat.append((time.perf_counter() - t) * 1000)
+            if not r.ok:
+                raise RuntimeError("SetNamedProxy failed: %r" % (r,))
+            host = name + ".bench.invalid"
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                                server_hostname=host)
+            s.sendall(b"GET /64 HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % host.encode())
+            head = s.recv(64)
+            s.close()
+            served += head.startswith(b"HTTP/1.1 200")
+        bus.close()
+        lat.sort()
+        return dict(value=round(lat[len(lat) // 2], 3), unit="ms", p99_ms=round(lat[-1], 3),
+                    first_request_served=f"{served}/{n}", n_routes=n_routes, start_s=round(restore_s, 2))
+    finally:
+        stop(proc)
 
 
 class Gatewayd(Target):
@@ -486,20 +600,37 @@ class Gatewayd(Target):
 
     def start(self, env):
         p = env["ports"]
+        if not os.access(GATEWAYD_BIN, os.X_OK):
+            raise NotYet("gatewayd binary not found at %s (build it, or set GATEWAYD)" % GATEWAYD_BIN)
         self.ports = {"http": p["gatewayd_http"], "https": p["gatewayd_https"],
                       "passthrough": p["gatewayd_passthrough"]}
-        try:
-            spec = gatewayd_adapter(env["wd"], dict(self.ports),
-                                    {"http": p["origin_http"], "https": p["origin_https"]},
-                                    env["key"], env["crt"], env["pem"])
-        except NotImplementedError as e:
-            raise NotYet(str(e))
-        penv = dict(os.environ)
-        penv.update(spec.get("env") or {})
-        self.proc = spawn("gatewayd", ["taskset", "-c", PROXY_CPU] + list(spec["argv"]),
-                          stdout=env["log"], stderr=env["log"], env=penv)
-        for port in spec.get("ready_ports") or self.ports.values():
+        portfile = os.path.join(env["wd"], "dns.port")
+        if os.path.exists(portfile):
+            os.unlink(portfile)
+        spawn("dns", ["taskset", "-c", LOAD_CPU, sys.executable,
+                      os.path.join(REPO_DIR, "tests", "e2e", "tools", "dns_server.py"),
+                      "--port-file", portfile, SNI + "=127.0.0.1"],
+              stdout=env["log"], stderr=env["log"])
+        deadline = time.monotonic() + 10
+        while not os.path.exists(portfile):
+            if time.monotonic() > deadline:
+                raise RuntimeError("dns_server.py did not start")
+            time.sleep(0.02)
+        dns_port = int(open(portfile).read())
+        self.proc = _gatewayd_instance(env, "gw", p["gatewayd_https"], p["gatewayd_http"],
+                                       "http://127.0.0.1:%d" % p["origin_http"], False, dns_port)
+        self.proc_pt = _gatewayd_instance(env, "gwpt", p["gatewayd_passthrough"], 0,
+                                          "127.0.0.1:%d" % p["origin_https"], True, dns_port)
+        for port in self.ports.values():
             wait_port(port, proc=self.proc)
+
+    def pids(self):
+        return proc_tree(self.proc.pid) + proc_tree(self.proc_pt.pid)
+
+    def restart(self, env):
+        stop(self.proc)
+        stop(self.proc_pt)
+        self.start(env)
 
     def supports(self, case_id):
         return True
@@ -548,6 +679,9 @@ def wrk_cmd(target, opts, secs):
     url = f"{scheme}://{host}:{target.ports[opts['port']]}{opts['path']}"
     argv = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c", str(opts["conns"]), "-d", f"{max(1, round(secs))}s",
             "--timeout", "2s", "--latency"]
+    if not opts.get("tls"):
+        # Name-based routing (gatewayd) needs the name; the peers route any Host.
+        argv += ["-H", f"Host: {SNI}"]
     if opts.get("close"):
         argv += ["-H", "Connection: close"]
     return argv + [url]
@@ -874,10 +1008,11 @@ def main():
             if kind == "route":
                 for t in runnable:
                     try:
-                        sl = gatewayd_route_bench(wd, case[3]["what"])
+                        sl = gatewayd_route_bench(env, case[3]["what"])
                         results[cid][t]["slices"].append(sl)
-                    except NotImplementedError as e:
-                        results[cid][t] = {"status": "not yet", "error": str(e)}
+                    except Exception as e:  # noqa: BLE001 - reported in the table
+                        results[cid][t] = {"status": "error", "error": str(e)}
+                        print(f"[{cid}] {t}: error: {e}", file=sys.stderr)
                 continue
             n_rounds = a.idle_rounds if kind == "idle" else a.rounds
             if kind != "idle" and a.warmup > 0:

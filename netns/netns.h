@@ -164,3 +164,71 @@ int netns_worker_monitor(struct netns_worker *w, const char *netns_path, netns_f
 /* Synchronous variant for tools and tests: runs on a short-lived thread.
  * Returns 0 and *ret_fd (the caller owns it), or -errno with *reterr. */
 int netns_socket_sync(const struct netns_socket_req *req, int *ret_fd, char **reterr);
+
+/* ---- the socket pool: fast outgoing sockets inside namespaces ---- */
+
+/* For threads that must never setns() (libuv loops): unconnected TCP
+ * sockets (SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC) created inside a
+ * named network namespace, handed out from per-(namespace, family) stacks
+ * that one background thread of the pool keeps filled. That thread is the
+ * only one that setns()es (all signals blocked on it); it returns to the
+ * namespace of the thread that called netns_sockpool_new() after each job.
+ *
+ * Stacks are keyed by the namespace's identity (st_dev/st_ino of the nsfs
+ * file), found by stat()ing the path on every call: a namespace deleted
+ * and recreated at the same path never gets the old one's sockets. The
+ * thread also re-stats the paths it serves every check_ms and drops stacks
+ * whose path is gone or now names another namespace, so pooled sockets do
+ * not keep a deleted namespace alive for longer than that. See
+ * docs/internals/netns.md. */
+
+struct netns_sockpool;
+
+/* 0 in any field = the default. Values above the maximum are clamped. */
+struct netns_sockpool_limits {
+        unsigned per_stack;      /* sockets kept per (namespace, family); 8, max 64 */
+        unsigned max_pooled;     /* pre-created fds in total; 256, max 65536 */
+        unsigned max_namespaces; /* tracked (least recently used dropped); 64, max 1024 */
+        unsigned idle_ms;        /* drop a namespace's stacks unused this long; 30000 */
+        unsigned wait_ms;        /* slow-path wait for the thread before -ETIMEDOUT; 1000 */
+        unsigned check_ms;       /* how often the thread re-checks paths and idleness; 1000 */
+};
+
+struct netns_sockpool_stats {
+        unsigned namespaces;              /* tracked now */
+        unsigned pooled;                  /* pre-created fds held now */
+        unsigned long long fast;          /* calls served from a stack without waiting */
+        unsigned long long slow;          /* calls that asked the thread (first use, empty stack) */
+        unsigned long long timeouts;      /* slow calls that gave up (-ETIMEDOUT) */
+        unsigned long long dropped_idle;  /* namespaces dropped after idle_ms */
+        unsigned long long dropped_stale; /* ... whose path vanished or names another namespace */
+        unsigned long long dropped_lru;   /* ... to make room (max_namespaces, max_pooled) */
+};
+
+/* Start the pool's thread. @limits may be NULL (all defaults). Returns 0
+ * or -errno. */
+int netns_sockpool_new(const struct netns_sockpool_limits *limits, struct netns_sockpool **ret);
+/* Join the thread and close every pooled fd. No call may be in progress.
+ * Accepts NULL. Returns NULL. */
+struct netns_sockpool *netns_sockpool_free(struct netns_sockpool *p);
+static inline void netns_sockpool_freep(struct netns_sockpool **p)
+{
+        netns_sockpool_free(*p);
+}
+
+/* A new unconnected SOCK_STREAM socket (non-blocking, close-on-exec) of
+ * @family (AF_INET or AF_INET6) inside the network namespace bound at
+ * @netns_path (absolute, < 512 bytes); the caller owns *ret_fd. NULL or ""
+ * is a plain socket() in the calling thread's namespace (no pool). Safe to
+ * call from any number of threads at once; never changes the caller's
+ * namespace. Fast path: stat(@netns_path) and a pop under a mutex. Slow
+ * path (first use of a namespace, or its stack ran dry): the caller waits
+ * up to wait_ms for the thread. Returns 0, or -errno with *reterr:
+ * -EAFNOSUPPORT (family), -EINVAL (relative path, or not a network
+ * namespace), -ENAMETOOLONG, -ENOENT (no such namespace), -EPERM/-EACCES
+ * (entering it), -ETIMEDOUT, -ENOTRECOVERABLE (the thread could not return
+ * to its namespace), -EMFILE/-ENFILE/-ENOMEM from socket(). */
+int netns_sockpool_socket(struct netns_sockpool *p, const char *netns_path, int family, int *ret_fd,
+                          char **reterr);
+/* A consistent snapshot of the counters. */
+void netns_sockpool_get_stats(struct netns_sockpool *p, struct netns_sockpool_stats *ret);

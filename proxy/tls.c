@@ -83,7 +83,7 @@ struct proxy_cert *proxy_cert_unref(struct proxy_cert *c)
 }
 
 /* Copy @s (@len bytes) lower-cased without one trailing dot; NULL if it is
- * empty, holds a NUL or is not a plausible DNS name. */
+ * empty, longer than a DNS name can be, or holds a NUL. */
 static char *name_dup(const unsigned char *s, size_t len)
 {
         char *n;
@@ -212,7 +212,19 @@ int proxy_cert_new_pem(const char *chain_pem, size_t chain_len, const char *key_
                 else
                         X509_free(TAKE_PTR(x));
         }
-        ERR_clear_error(); /* the loop ends on "no start line" */
+        {
+                /* The loop ends on "no start line" after the last PEM block;
+                 * any other error is a damaged certificate in the chain. */
+                uint32_t e = ERR_peek_last_error();
+
+                ERR_clear_error();
+                if (c->n_chain > 0 &&
+                    !(ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)) {
+                        seterr(reterr, "certificate %zu in chain does not parse", c->n_chain + 1);
+                        r = -EINVAL;
+                        goto fail;
+                }
+        }
         BIO_free(bio);
         bio = NULL;
         if (!leaf) {
@@ -394,6 +406,9 @@ int proxy_tls_new_ssl(struct proxy_tls *t, const struct proxy_cert *cert, SSL **
                 SSL_free(ssl);
                 return -ENOMEM;
         }
+        /* Free the handshake configuration once the handshake is done:
+         * memory per idle connection. */
+        SSL_set_shed_handshake_config(ssl, 1);
         SSL_set_accept_state(ssl);
         *ret = ssl;
         return 0;

@@ -1,0 +1,309 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Terminated routes end to end: workloads deployed over the bus, real
+clients (curl, openssl s_client, python ssl) through the daemon's :443 and
+:80 to real HTTP backends on loopback."""
+
+import hashlib
+import json
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import DOMAIN, Deadline, needs_gatewayd, scaled
+from httpback import Backend, pattern
+
+pytestmark = needs_gatewayd
+
+FQDN = "app.example.org"
+FQDN2 = "other.example.org"
+CURL = ["curl", "-sS", "--max-time", str(int(scaled(20)))]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Gw:
+    """The daemon's listeners in this test."""
+
+    def __init__(self):
+        self.https = free_port()
+        self.http = free_port()
+
+    def overrides(self, **extra):
+        o = {"proxy": {"address": "127.0.0.1", "https_port": str(self.https),
+                       "http_port": str(self.http), "workers": "2"}}
+        o["proxy"].update(extra)
+        return o
+
+    def curl(self, host, path="/", scheme="https", args=(), check=True):
+        port = self.https if scheme == "https" else self.http
+        argv = CURL + ["-k", "--resolve", "%s:%d:127.0.0.1" % (host, port),
+                       "%s://%s:%d%s" % (scheme, host, port, path)] + list(args)
+        r = subprocess.run(argv, capture_output=True, timeout=scaled(30))
+        if check:
+            assert r.returncode == 0, (argv, r.returncode, r.stderr)
+        return r
+
+
+@pytest.fixture
+def gw(env):
+    g = Gw()
+    env.start_daemon(g.overrides())
+    g.env = env
+    return g
+
+
+@pytest.fixture
+def backend():
+    b = Backend("b1").start()
+    yield b
+    b.stop()
+
+
+def tls_conn(port, sni, alpn=("http/1.1",)):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    s = socket.create_connection(("127.0.0.1", port), timeout=scaled(10))
+    return ctx.wrap_socket(s, server_hostname=sni)
+
+
+def read_response(sock, buf=b""):
+    """Read one Content-Length response; returns (status, headers, body, raw bytes, rest)."""
+    while b"\r\n\r\n" not in buf:
+        d = sock.recv(65536)
+        if not d:
+            raise ConnectionError("closed before the head: %r" % buf)
+        buf += d
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    headers = [tuple(x.decode().split(":", 1)) for x in lines[1:]]
+    hmap = {k.strip().lower(): v.strip() for k, v in headers}
+    n = int(hmap.get("content-length", "0"))
+    while len(rest) < n:
+        d = sock.recv(65536)
+        if not d:
+            raise ConnectionError("closed in the body")
+        rest += d
+    body, extra = rest[:n], rest[n:]
+    raw = head + b"\r\n\r\n" + body
+    return status, hmap, body, raw, extra
+
+
+def peer_cert_names(port, sni):
+    """Subject and SAN of the certificate the daemon serves for @sni (openssl s_client)."""
+    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-servername", sni,
+                        "-showcerts"], input=b"", capture_output=True, timeout=scaled(20))
+    pem = r.stdout.split(b"-----BEGIN CERTIFICATE-----", 1)
+    if len(pem) < 2:
+        return None
+    pem = b"-----BEGIN CERTIFICATE-----" + pem[1].split(b"-----END CERTIFICATE-----")[0] + \
+        b"-----END CERTIFICATE-----\n"
+    t = subprocess.run(["openssl", "x509", "-noout", "-subject", "-ext", "subjectAltName"], input=pem,
+                       capture_output=True, timeout=scaled(10)).stdout.decode()
+    return t
+
+
+def test_terminated_fqdn_and_forwarded_headers(gw, backend):
+    gw.env.deploy_fqdn("37-1-app", FQDN, [backend.url])
+    r = gw.curl(FQDN, "/echo?x=1", args=["-H", "X-Custom:  kept  as is", "-H", "Connection: foo",
+                                          "-H", "Foo: hop", "-H", "X-Forwarded-For: 192.0.2.9"])
+    j = json.loads(r.stdout)
+    h = {}
+    for k, v in j["headers"]:
+        h.setdefault(k.lower(), []).append(v)
+    assert j["path"] == "/echo?x=1" and j["method"] == "GET"
+    assert h["host"] == ["%s:%d" % (FQDN, gw.https)]
+    assert h["x-forwarded-proto"] == ["https"]
+    assert h["x-forwarded-for"][-1].endswith("127.0.0.1")
+    assert h["x-real-ip"] == ["127.0.0.1"]
+    assert "x-forwarded-host" in h
+    assert h["x-custom"] == ["kept  as is"]
+    assert "foo" not in h, "a field listed in Connection is hop-by-hop"
+    names = peer_cert_names(gw.https, FQDN)
+    assert names and FQDN in names, names
+
+
+def test_name_workload_uses_wildcard_cert_and_421(gw, backend):
+    b2 = Backend("b2").start()
+    try:
+        fq1 = gw.env.deploy_name("37-2-one", "one", [backend.url])
+        fq2 = gw.env.deploy_name("37-3-two", "two", [b2.url])
+        assert fq1 == "one." + DOMAIN
+        names = peer_cert_names(gw.https, fq1)
+        assert names and ("*." + DOMAIN) in names, names
+        # Both names share the wildcard certificate: Host may differ from SNI.
+        s = tls_conn(gw.https, fq1)
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: %s\r\n\r\n" % fq2.encode())
+        st, _, body, _, _ = read_response(s)
+        assert st == 200 and json.loads(body)["backend"] == "b2"
+        # Unknown name under the wildcard: 421.
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: nope.%s\r\n\r\n" % DOMAIN.encode())
+        st, _, _, _, _ = read_response(s)
+        assert st == 421
+        s.close()
+        # A Host the certificate does not cover: 421 even though it is a route.
+        gw.env.deploy_fqdn("37-4-app", FQDN, [backend.url])
+        s = tls_conn(gw.https, fq1)
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: %s\r\n\r\n" % FQDN.encode())
+        st, _, _, _, _ = read_response(s)
+        assert st == 421
+        s.close()
+    finally:
+        b2.stop()
+
+
+def test_unknown_sni_is_closed_without_certificate(gw, backend):
+    gw.env.deploy_fqdn("37-1-app", FQDN, [backend.url])
+    assert peer_cert_names(gw.https, "unknown.example.org") is None
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        tls_conn(gw.https, "unknown.example.org").sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    # No SNI at all: closed too.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        ctx.wrap_socket(socket.create_connection(("127.0.0.1", gw.https), timeout=5))
+
+
+def test_port_80_redirects_and_404(gw, backend):
+    gw.env.deploy_fqdn("37-1-app", FQDN, [backend.url])
+    r = gw.curl(FQDN, "/a/b?c=d", scheme="http", args=["-D", "-", "-o", "/dev/null"])
+    head = r.stdout.decode()
+    assert head.startswith("HTTP/1.1 308"), head
+    assert "location: https://%s/a/b?c=d" % FQDN in head.lower()
+    r = gw.curl("unknown.example.org", "/", scheme="http", args=["-o", "/dev/null", "-w", "%{http_code}"])
+    assert r.stdout == b"404"
+    assert backend.requests == []
+
+
+def test_acme_http01_forwarded_to_passthrough_backend(env):
+    """A passthrough name's /.well-known/acme-challenge/ on :80 reaches port 80 of
+    its backend (zos#1794); other paths still redirect."""
+    g = Gw()
+    env.start_daemon(g.overrides())
+    b80 = Backend("acme").start("127.0.0.77", 80)
+    try:
+        env.deploy_fqdn("37-5-pt", FQDN, ["127.0.0.77:8443"], tls_passthrough=True)
+        r = g.curl(FQDN, "/.well-known/acme-challenge/tok123", scheme="http")
+        assert r.stdout == b"backend-token:tok123"
+        assert b80.requests[-1]["path"] == "/.well-known/acme-challenge/tok123"
+        r = g.curl(FQDN, "/other", scheme="http", args=["-o", "/dev/null", "-w", "%{http_code}"])
+        assert r.stdout == b"308"
+    finally:
+        b80.stop()
+
+
+def test_big_bodies_by_hash(gw, backend):
+    gw.env.deploy_fqdn("37-1-app", FQDN, [backend.url])
+    n = 48 << 20
+    r = gw.curl(FQDN, "/bytes/%d" % n)
+    assert len(r.stdout) == n and hashlib.sha256(r.stdout).digest() == hashlib.sha256(pattern(n)).digest()
+    r = gw.curl(FQDN, "/chunked/%d" % (5 << 20))
+    assert r.stdout == pattern(5 << 20)
+    up = pattern(32 << 20, seed=7)
+    for extra in ([], ["-H", "Transfer-Encoding: chunked"]):
+        r = subprocess.run(CURL + ["-k", "--resolve", "%s:%d:127.0.0.1" % (FQDN, gw.https),
+                                   "--data-binary", "@-", "-H", "Content-Type: application/octet-stream"]
+                           + extra + ["https://%s:%d/upload" % (FQDN, gw.https)],
+                           input=up, capture_output=True, timeout=scaled(60))
+        assert r.returncode == 0, r.stderr
+        j = json.loads(r.stdout)
+        assert j == {"length": len(up), "sha256": hashlib.sha256(up).hexdigest()}
+
+
+def test_keepalive_pipelining_and_exact_counters(gw, backend):
+    gw.env.deploy_fqdn("37-1-app", FQDN, [backend.url])
+    s = tls_conn(gw.https, FQDN)
+    assert s.selected_alpn_protocol() == "http/1.1"
+    sent = recv = 0
+    reqs = [b"GET /bytes/%d HTTP/1.1\r\nHost: %s\r\nUser-Agent: t\r\n\r\n" % (n, FQDN.encode())
+            for n in (10, 100000, 0, 777)]
+    # Pipelined: all four requests in one write, answers in order.
+    blob = b"".join(reqs)
+    s.sendall(blob)
+    sent += len(blob)
+    buf = b""
+    for n in (10, 100000, 0, 777):
+        st, _, body, raw, buf = read_response(s, buf)
+        assert st == 200 and body == pattern(n)
+        recv += len(raw)
+    body = pattern(5000, seed=3)
+    req = b"POST /upload HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n" % (FQDN.encode(), len(body)) + body
+    s.sendall(req)
+    sent += len(req)
+    st, _, b, raw, buf = read_response(s, buf)
+    assert st == 200 and json.loads(b)["length"] == 5000
+    recv += len(raw)
+    s.close()
+    deadline = Deadline(10, "counters")
+    while True:
+        m = gw.env.bus.metrics().data
+        if (m.get("Request") or {}).get("37-1-app") == sent and \
+           (m.get("Response") or {}).get("37-1-app") == recv:
+            break
+        deadline.check("Metrics %r, expected request %d response %d" % (m, sent, recv))
+        time.sleep(0.1)
+
+
+def test_route_changes_do_not_disturb_other_streams(gw, backend):
+    gw.env.deploy_fqdn("37-1-app", FQDN, [backend.url])
+    gw.env.deploy_name("37-6-gone", "gone", [backend.url])
+    n = 2 << 20
+    result = {}
+
+    def slow():
+        r = gw.curl(FQDN, "/slow/%d/25" % n, check=False)
+        result["r"] = r
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.5)
+    # Meanwhile: add a name, delete another, replace nothing else.
+    gw.env.deploy_name("37-7-new", "new", [backend.url])
+    assert gw.env.bus.delete_named_proxy("37-6-gone").ok
+    r = gw.curl("new." + DOMAIN, "/echo")
+    assert json.loads(r.stdout)["backend"] == "b1"
+    r = gw.curl("gone." + DOMAIN, "/echo", check=False)
+    assert r.returncode != 0, "a deleted name must not be served"
+    t.join(scaled(60))
+    r = result["r"]
+    assert r.returncode == 0 and r.stdout == pattern(n)
+
+
+def test_backend_failover_and_502(gw, backend):
+    dead = free_port()
+    gw.env.deploy_fqdn("37-1-app", FQDN, ["http://127.0.0.1:%d" % dead, backend.url])
+    for _ in range(4):
+        r = gw.curl(FQDN, "/echo")
+        assert json.loads(r.stdout)["backend"] == "b1"
+    gw.env.deploy_fqdn("37-1-app", FQDN, ["http://127.0.0.1:%d" % dead])
+    r = gw.curl(FQDN, "/echo", args=["-o", "/dev/null", "-w", "%{http_code}"])
+    assert r.stdout == b"502"
+
+
+def test_restart_restores_serving(gw, backend):
+    gw.env.deploy_fqdn("37-1-app", FQDN, [backend.url])
+    before = peer_cert_names(gw.https, FQDN)
+    gw.env.daemon.restart()
+    deadline = Deadline(10, "serving after restart")
+    while True:
+        r = gw.curl(FQDN, "/echo", check=False)
+        if r.returncode == 0:
+            break
+        deadline.check(r.stderr.decode())
+        time.sleep(0.1)
+    assert json.loads(r.stdout)["backend"] == "b1"
+    assert peer_cert_names(gw.https, FQDN) == before, "the certificate is kept across restarts"
