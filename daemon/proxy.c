@@ -754,7 +754,7 @@ int gw_proxy_start(struct gw_daemon *d)
         if (r >= 0)
                 r = builder_reset(gp);
         if (r >= 0)
-                r = netns_sockpool_new(&gp->pool);
+                r = netns_sockpool_new(NULL, &gp->pool);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the proxy: %m");
         r = proxy_tls_new(&gp->tls);
