@@ -4,15 +4,19 @@
 - CA / Leaf: a throwaway CA and leaf certificates (python3-cryptography).
 - EchoServer: a TLS echo server in a thread (loopback tests), or run as a
   script inside another namespace:
-      python3 tlsback.py <host> <cert.pem> <key.pem> <seconds to wait for host>
+      python3 tlsback.py serve <host> <cert.pem> <key.pem> <seconds to wait for host>
   prints "LISTENING <port>" once it accepts, then serves until killed.
 - Client: a TLS client over a plain socket through memory BIOs, so that the
   test knows the exact raw bytes it sent and received (what the gateway
-  relays and counts for a passthrough route).
+  relays and counts for a passthrough route). As a script:
+      python3 tlsback.py client <host> <port> <sni> <ca.pem> <bytes to echo>
+  prints one JSON line {"sent", "received", "peer" (DER, hex)} or exits 1
+  with the error.
 """
 
 import datetime
 import errno
+import json
 import socket
 import ssl
 import sys
@@ -235,8 +239,7 @@ class Client:
         self.sock.close()
 
 
-def main():
-    host, certfile, keyfile, wait = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+def serve(host, certfile, keyfile, wait):
     end = time.monotonic() + wait
     while True:  # an overlay address may still be settling
         try:
@@ -248,6 +251,30 @@ def main():
             time.sleep(0.05)
     print("LISTENING %d" % srv.port, flush=True)
     srv._run()
+
+
+def client(host, port, sni, cafile, n):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile)
+    try:
+        c = Client((host, port), ctx, sni, timeout=10)
+        peer = c.peer_der()
+        c.echo(b"g" * n)
+        c.finish()
+    except (OSError, ssl.SSLError) as e:
+        print("ERROR %s" % e, flush=True)
+        sys.exit(1)
+    print(json.dumps({"sent": c.sent, "received": c.received, "peer": peer.hex()}), flush=True)
+
+
+def main():
+    a = sys.argv
+    if a[1] == "serve":
+        serve(a[2], a[3], a[4], float(a[5]))
+    elif a[1] == "client":
+        client(a[2], int(a[3]), a[4], a[5], int(a[6]))
+    else:
+        sys.exit("usage: tlsback.py serve|client ...")
 
 
 if __name__ == "__main__":
