@@ -36,7 +36,8 @@ struct prom_conn {
         uv_write_t wreq;
         char head[PROM_HEAD_MAX];
         size_t head_len;
-        char *out; /* the response being written */
+        char *out;  /* the response head being written */
+        char *body; /* ... and its body */
         unsigned open_handles;
         bool answered;
 };
@@ -270,6 +271,7 @@ static void conn_on_closed(uv_handle_t *h)
                 c->next->prev = c->prev;
         pm->n_conns--;
         free(c->out);
+        free(c->body);
         free(c);
         if (pm->closing && pm->open_handles == 0 && !pm->conns) {
                 free(pm->last_error);
@@ -298,35 +300,42 @@ static void on_written(uv_write_t *w, int status)
         conn_close(c);
 }
 
+/* Answer and close; @body (may be NULL) is taken over. */
 static void respond(struct prom_conn *c, int status, const char *reason, const char *type,
-                    const char *body, size_t body_len, bool head_only)
+                    char *body, size_t body_len)
 {
         _cleanup_strbuf_ struct strbuf b = STRBUF_INIT;
-        uv_buf_t buf;
+        uv_buf_t bufs[2];
         int r;
 
         c->answered = true;
+        c->body = body;
         uv_read_stop((uv_stream_t *)&c->tcp);
         r = strbuf_printf(&b,
                           "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                           "Connection: close\r\n\r\n",
                           status, reason, type, body_len);
-        if (r >= 0 && !head_only && body_len)
-                r = strbuf_append(&b, body, body_len);
         if (r < 0) {
                 conn_close(c);
                 return;
         }
-        buf = uv_buf_init(b.data, (unsigned)b.len);
+        bufs[0] = uv_buf_init(b.data, (unsigned)b.len);
+        bufs[1] = uv_buf_init(body, (unsigned)body_len);
         c->out = strbuf_steal(&b);
         c->wreq.data = c;
-        if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &buf, 1, on_written) < 0)
+        if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, body_len ? 2 : 1, on_written) < 0)
                 conn_close(c);
 }
 
 static void respond_text(struct prom_conn *c, int status, const char *reason, const char *text)
 {
-        respond(c, status, reason, "text/plain; charset=utf-8", text, strlen(text), false);
+        char *body = strdup(text);
+
+        if (!body) {
+                conn_close(c);
+                return;
+        }
+        respond(c, status, reason, "text/plain; charset=utf-8", body, strlen(body));
 }
 
 /* The request line of a complete head: "GET /metrics HTTP/1.1". */
@@ -351,12 +360,15 @@ static void handle_request(struct prom_conn *c)
         if (streq(line, "GET") && streq(sp1 + 1, "/metrics")) {
                 _cleanup_strbuf_ struct strbuf body = STRBUF_INIT;
 
+                size_t len;
+
                 if (gw_prom_render(c->pm->d, &body) < 0) {
                         respond_text(c, 500, "Internal Server Error", "out of memory\n");
                         return;
                 }
-                respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body.data,
-                        body.len, false);
+                len = body.len;
+                respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
+                        strbuf_steal(&body), len);
                 return;
         }
         respond_text(c, 404, "Not Found", "not found\n");

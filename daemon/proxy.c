@@ -76,6 +76,7 @@ struct gw_proxy {
         struct proxy_tls *tls;                /* NULL: terminated routes close on :443 */
         struct netns_sockpool *pool;
         unsigned workers; /* [proxy] workers at start (needs a restart to change) */
+        char *routes_ns;  /* the [namespace] settings the routes' netns paths came from */
 
         struct proxy_engine *engine; /* serving, or NULL */
         struct listen_spec have;     /* what @engine listens on */
@@ -329,6 +330,34 @@ static void on_counter_loaded(const char *id, const struct gw_counters *c, void 
         atomic_store_explicit(&k->response_bytes, c->response_bytes, memory_order_relaxed);
         for (size_t i = 0; i < ELEMENTSOF(k->status); i++)
                 atomic_store_explicit(&k->status[i], c->status[i], memory_order_relaxed);
+}
+
+/* What route_netns() depends on besides the workload. */
+static char *routes_ns_key(struct gw_daemon *d)
+{
+        char *k;
+
+        if (asprintf(&k, "%s/%s%s", d->cfg.netns_dir, d->cfg.ns_public_link ? d->cfg.ns_name : "",
+                     d->cfg.ns_public_link ? " (managed)" : "") < 0)
+                return NULL;
+        return k;
+}
+
+static int routes_load(struct gw_proxy *gp)
+{
+        struct restore_ctx ctx = {.gp = gp};
+        int r;
+
+        free(gp->routes_ns);
+        gp->routes_ns = routes_ns_key(gp->d);
+        r = wl_registry_foreach(gp->d->reg, restore_one, &ctx);
+        if (r >= 0)
+                r = routes_publish(gp);
+        if (r < 0)
+                return log_error_errno(r, "Failed to load the routes: %m");
+        log_info("Loaded %zu route%s%s", ctx.n, ctx.n == 1 ? "" : "s",
+                 ctx.failed ? " (some workloads cannot be served, see above)" : "");
+        return 0;
 }
 
 /* ======================================================================
@@ -698,10 +727,20 @@ static void proxy_apply(struct gw_proxy *gp)
 
 void gw_proxy_apply(struct gw_daemon *d)
 {
-        if (d->proxy) {
-                d->proxy->retry_ms = RETRY_MIN_MS;
-                proxy_apply(d->proxy);
+        struct gw_proxy *gp = d->proxy;
+        _cleanup_free_ char *key = NULL;
+
+        if (!gp)
+                return;
+        /* Backends are dialed in namespaces named by [namespace]: a change
+         * there re-puts every route (counters carry over by ID). */
+        key = routes_ns_key(d);
+        if (key && !streq_ptr(key, gp->routes_ns)) {
+                log_info("Namespace settings changed: reloading the routes");
+                (void)routes_load(gp);
         }
+        gp->retry_ms = RETRY_MIN_MS;
+        proxy_apply(gp);
 }
 
 void gw_proxy_ns_ready(struct gw_daemon *d, bool created)
@@ -731,7 +770,6 @@ bool gw_proxy_serving(struct gw_daemon *d)
 int gw_proxy_start(struct gw_daemon *d)
 {
         _cleanup_free_ char *certdir = NULL;
-        struct restore_ctx ctx = {.gp = NULL};
         struct gw_proxy *gp;
         int r;
 
@@ -748,7 +786,6 @@ int gw_proxy_start(struct gw_daemon *d)
         gp->retry_timer.data = gp->reclaim_timer.data = gp;
         gp->open_handles = 2;
         d->proxy = gp;
-        ctx.gp = gp;
 
         r = proxy_route_table_new(&gp->table);
         if (r >= 0)
@@ -770,13 +807,9 @@ int gw_proxy_start(struct gw_daemon *d)
                                 "served on :443): %m",
                                 certdir);
 
-        r = wl_registry_foreach(d->reg, restore_one, &ctx);
-        if (r >= 0)
-                r = routes_publish(gp);
+        r = routes_load(gp);
         if (r < 0)
-                return log_error_errno(r, "Failed to load the routes: %m");
-        log_info("Loaded %zu route%s%s", ctx.n, ctx.n == 1 ? "" : "s",
-                 ctx.failed ? " (some workloads cannot be served, see above)" : "");
+                return r;
         r = gw_state_load_counters(d->state, on_counter_loaded, gp);
         if (r < 0 && r != -ENOENT)
                 log_warning_errno(r, "Failed to read counters (starting from zero): %m");
@@ -834,6 +867,7 @@ void gw_proxy_free(struct gw_daemon *d)
         }
         batch_cancel(gp);
         free(gp->last_error);
+        free(gp->routes_ns);
         gp->builder = proxy_routes_builder_free(gp->builder);
         gp->table = proxy_route_table_free(gp->table);
         gp->certs = gw_certs_free(gp->certs);
