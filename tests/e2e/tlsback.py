@@ -4,8 +4,10 @@
 - CA / Leaf: a throwaway CA and leaf certificates (python3-cryptography).
 - EchoServer: a TLS echo server in a thread (loopback tests), or run as a
   script inside another namespace:
-      python3 tlsback.py serve <host> <cert.pem> <key.pem> <seconds to wait for host>
-  prints "LISTENING <port>" once it accepts, then serves until killed.
+      python3 tlsback.py serve <host> <cert.pem> <key.pem> <seconds to wait for host> [token]
+  prints "LISTENING <port>" once it accepts, then serves until killed. With
+  a token it answers each HTTP/1.x request on the TLS connection with
+  "tls-ok <token> client=<client address>" instead of echoing.
 - Client: a TLS client over a plain socket through memory BIOs, so that the
   test knows the exact raw bytes it sent and received (what the gateway
   relays and counts for a passthrough route). As a script:
@@ -92,14 +94,26 @@ def server_context(certfile, keyfile):
     return ctx
 
 
-def _serve_conn(ctx, raw):
+def _serve_conn(ctx, raw, token=None):
     try:
+        peer = raw.getpeername()[0]
         with ctx.wrap_socket(raw, server_side=True) as c:
+            buf = b""
             while True:
                 d = c.recv(65536)
                 if not d:
                     break
-                c.sendall(d)
+                if token is None:
+                    c.sendall(d)
+                    continue
+                buf += d
+                while b"\r\n\r\n" in buf:
+                    _, buf = buf.split(b"\r\n\r\n", 1)
+                    body = ("tls-ok %s client=%s\n" % (token, peer)).encode()
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                if len(buf) > 65536:
+                    break
     except (OSError, ssl.SSLError):
         pass
     finally:
@@ -110,8 +124,9 @@ class EchoServer:
     """TLS echo server on @host, port chosen by the kernel, one thread per
     connection. Every accepted connection is counted in @accepted."""
 
-    def __init__(self, certfile, keyfile, host="127.0.0.1"):
+    def __init__(self, certfile, keyfile, host="127.0.0.1", token=None):
         self.ctx = server_context(certfile, keyfile)
+        self.token = token
         self.certfile = certfile
         self.host = host
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -139,7 +154,7 @@ class EchoServer:
             except OSError:
                 return
             self.accepted += 1
-            threading.Thread(target=_serve_conn, args=(self.ctx, raw), daemon=True).start()
+            threading.Thread(target=_serve_conn, args=(self.ctx, raw, self.token), daemon=True).start()
 
     def stop(self):
         self._stop = True
@@ -239,11 +254,11 @@ class Client:
         self.sock.close()
 
 
-def serve(host, certfile, keyfile, wait):
+def serve(host, certfile, keyfile, wait, token=None):
     end = time.monotonic() + wait
     while True:  # an overlay address may still be settling
         try:
-            srv = EchoServer(certfile, keyfile, host)
+            srv = EchoServer(certfile, keyfile, host, token)
             break
         except OSError as e:
             if e.errno != errno.EADDRNOTAVAIL or time.monotonic() > end:
@@ -270,7 +285,7 @@ def client(host, port, sni, cafile, n):
 def main():
     a = sys.argv
     if a[1] == "serve":
-        serve(a[2], a[3], a[4], float(a[5]))
+        serve(a[2], a[3], a[4], float(a[5]), a[6] if len(a) > 6 else None)
     elif a[1] == "client":
         client(a[2], int(a[3]), a[4], a[5], int(a[6]))
     else:
