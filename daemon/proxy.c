@@ -605,8 +605,8 @@ static void on_listener(int r, int fd, const char *error, void *userdata)
                 return;
         }
         if (r < 0) {
-                if (!gp->error && asprintf(&gp->error, "%s port %u: %s", listener_names[idx],
-                                           gp->want.ports[idx], error ? error : strerror(-r)) < 0)
+                /* netns' text names the address and the namespace. */
+                if (!gp->error && asprintf(&gp->error, "%s", error ? error : strerror(-r)) < 0)
                         gp->error = strdup("out of memory");
         } else {
                 gp->fds[idx] = fd;

@@ -258,3 +258,26 @@ def test_prometheus_text(gw, backends):
     with pytest.raises(urllib.error.HTTPError) as e:
         gw.prometheus("/")
     assert e.value.code == 404
+
+
+@pytest.mark.timeout_s(60)
+def test_port_in_use_is_logged_and_retried(env, gw, backends):
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", gw.port))
+    blocker.listen(1)
+    try:
+        env.start_daemon({"proxy": {"http_port": "0"}})
+        line = env.daemon.wait_log(r"Cannot serve https 127\.0\.0\.1:%d" % gw.port, timeout=10)
+        assert "Address already in use" in line and "retrying" in line, line
+        # The bus is not held up by it.
+        gw.deploy(backends)
+        assert env.bus.status().ok
+        mark = env.daemon.mark()
+    finally:
+        blocker.close()
+    env.daemon.wait_log(r"Proxy serving https 127\.0\.0\.1:%d" % gw.port, timeout=40, since=mark)
+    c = gw.connect(FQDN)
+    c.echo(b"after the retry")
+    c.finish()
+    gw.wait_metrics({WL1: (c.sent, c.received)})

@@ -1299,6 +1299,12 @@ static void test_dist_example(void **state)
         assert_int_equal(c.call_timeout_ms, 60000);
         assert_int_equal(c.max_payload, 1024 * 1024);
         assert_string_equal(c.netns_dir, "/run/netns");
+        assert_int_equal(c.https_port, 443);
+        assert_int_equal(c.http_port, 80);
+        assert_string_equal(addr_str(&c.proxy_address, c.proxy_address_len), "::");
+        assert_int_equal(c.proxy_workers, 0);
+        assert_false(c.http_plain);
+        assert_string_equal(addr_str(&c.metrics_listen, c.metrics_listen_len), "127.0.0.1:8082");
         assert_int_equal(c.log_level, LOG_INFO);
 #else
         skip();
