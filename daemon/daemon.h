@@ -23,6 +23,7 @@ struct gw_ns;
 struct gw_prom;
 struct gw_proxy;
 struct netns_worker;
+struct netns_sockpool_stats;
 struct proxy_engine_stats;
 struct proxy_routes;
 
@@ -126,7 +127,10 @@ void gw_proxy_ns_ready(struct gw_daemon *d, bool created);
  * certificate. Returns 0 or -errno (logged; the workload stays accepted). */
 int gw_proxy_workload_changed(struct gw_daemon *d, const struct wl_proxy *old,
                               const struct wl_proxy *p);
-/* The current snapshot with a reference (NULL before gw_proxy_start()). */
+/* The socket pool's counters; false when there is no pool. */
+bool gw_proxy_sockpool_stats(struct gw_daemon *d, struct netns_sockpool_stats *ret);
+/* The current snapshot with a reference (NULL until gw_proxy_start() has
+ * loaded the routes and counters). */
 struct proxy_routes *gw_proxy_snapshot(struct gw_daemon *d);
 /* Workload @id's counters in @s (zero when it has no route). */
 void gw_proxy_counters(const struct proxy_routes *s, const char *id, struct gw_counters *ret);

@@ -20,6 +20,7 @@
 #include "common/macros.h"
 #include "common/strbuf.h"
 #include "daemon/daemon.h"
+#include "netns/netns.h"
 #include "proxy/proxy.h"
 #include "proxy/routes.h"
 
@@ -174,6 +175,37 @@ static int render_routes(struct strbuf *b, const struct proxy_routes *s)
         return r;
 }
 
+/* Backend sockets made inside namespaces (netns_sockpool). */
+static int render_sockpool(struct gw_daemon *d, struct strbuf *b)
+{
+        struct netns_sockpool_stats ps;
+        int r = 0;
+
+        if (!gw_proxy_sockpool_stats(d, &ps))
+                return 0;
+        const struct {
+                const char *name, *type, *help;
+                unsigned long long v;
+        } rows[] = {
+                {"gatewayd_sockpool_pooled", "gauge", "Backend sockets pre-created in namespaces.",
+                 ps.pooled},
+                {"gatewayd_sockpool_namespaces", "gauge", "Namespaces the socket pool serves.",
+                 ps.namespaces},
+                {"gatewayd_sockpool_fast_total", "counter",
+                 "Backend sockets handed out without waiting.", ps.fast},
+                {"gatewayd_sockpool_slow_total", "counter",
+                 "Backend sockets that waited for the pool's thread.", ps.slow},
+                {"gatewayd_sockpool_timeouts_total", "counter",
+                 "Backend sockets the pool could not make in time.", ps.timeouts},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(rows) && r >= 0; i++) {
+                r = put_family(b, rows[i].name, rows[i].type, rows[i].help);
+                if (r >= 0)
+                        r = strbuf_printf(b, "%s %llu\n", rows[i].name, rows[i].v);
+        }
+        return r;
+}
+
 static int render_engine(struct gw_daemon *d, struct strbuf *b, size_t n_routes)
 {
         struct proxy_engine_stats st;
@@ -230,6 +262,8 @@ static int render_engine(struct gw_daemon *d, struct strbuf *b, size_t n_routes)
                                 b, "gatewayd_connections_closed_total{reason=\"%s\"} %" PRIu64 "\n",
                                 reason, st.closed[i]);
         }
+        if (r >= 0)
+                r = render_sockpool(d, b);
         if (r >= 0)
                 r = put_family(b, "gatewayd_http_requests_total", "counter",
                                "HTTP responses sent (the backends' and the gateway's own), by "

@@ -96,6 +96,7 @@ struct gw_proxy {
         unsigned retry_ms;
         uint64_t ns_gen; /* bumped when the gateway namespace is (re)created */
         bool ns_seen;    /* ns_gen reflects a namespace that was ready */
+        bool loaded;     /* routes and counters.json are loaded */
 
         uv_timer_t retry_timer;
         uv_timer_t reclaim_timer;
@@ -366,7 +367,16 @@ static int routes_load(struct gw_proxy *gp)
 
 struct proxy_routes *gw_proxy_snapshot(struct gw_daemon *d)
 {
-        return d->proxy ? proxy_routes_acquire(d->proxy->table) : NULL;
+        /* Not before counters.json is in: a save would write zeros. */
+        return d->proxy && d->proxy->loaded ? proxy_routes_acquire(d->proxy->table) : NULL;
+}
+
+bool gw_proxy_sockpool_stats(struct gw_daemon *d, struct netns_sockpool_stats *ret)
+{
+        if (!d->proxy || !d->proxy->pool)
+                return false;
+        netns_sockpool_get_stats(d->proxy->pool, ret);
+        return true;
 }
 
 void gw_proxy_counters(const struct proxy_routes *s, const char *id, struct gw_counters *ret)
@@ -813,6 +823,7 @@ int gw_proxy_start(struct gw_daemon *d)
         r = gw_state_load_counters(d->state, on_counter_loaded, gp);
         if (r < 0 && r != -ENOENT)
                 log_warning_errno(r, "Failed to read counters (starting from zero): %m");
+        gp->loaded = true;
         return 0;
 }
 
