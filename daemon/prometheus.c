@@ -119,11 +119,17 @@ static int render_route(struct proxy_route *r, void *userdata)
         int k = 0;
 
         proxy_counters_read(r->counters, &v);
+        /* Like Traefik: a service has series once it had traffic (this keeps
+         * the text proportional to the busy workloads, not to all 100k). */
+        if (!v.requests && !v.request_bytes && !v.response_bytes)
+                return 0;
         switch (ctx->m) {
         case RM_REQUESTS_BY_CODE:
                 if (r->mode != PROXY_ROUTE_TERMINATE)
                         return 0;
                 for (unsigned i = 0; i < 5 && k >= 0; i++) {
+                        if (!v.status[i])
+                                continue; /* a code appears once it was answered */
                         k = put_service(ctx->b, ctx->name, r);
                         if (k >= 0)
                                 k = strbuf_printf(ctx->b, "\",code=\"%uxx\"} %" PRIu64 "\n", i + 1,

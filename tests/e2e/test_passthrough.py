@@ -246,6 +246,8 @@ def test_prometheus_text(gw, backends):
     resp = prom_samples(text, "traefik_service_responses_bytes_total")
     key = (("host", FQDN), ("service", WL1))
     assert req[key] == c.sent and resp[key] == c.received
+    # A workload without traffic has no series yet (as with Traefik).
+    assert not any(dict(k).get("service") == WL2 for k in req), req
     conns = prom_samples(text, "gatewayd_service_requests_total")
     assert conns[(("host", FQDN), ("mode", "passthrough"), ("service", WL1))] == 1
     assert prom_samples(text, "gatewayd_routes")[()] == 2
