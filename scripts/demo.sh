@@ -319,10 +319,35 @@ fi
 grep -m1 -E "errno|error|no peer certificate" "$WORK/unknown.out" || true
 echo "(an unknown name is closed: no certificate, no default route)"
 
+log "TLS termination: myapp.$DOMAIN and app.example.org to the HTTP workload on Yggdrasil"
+# The gateway's own self-signed certificates (*.$DOMAIN for name proxies, one per FQDN) until
+# ACME lands: hence -k.
+for host in "myapp.$DOMAIN" app.example.org; do
+        CURL=(curl -sS --max-time 10 -k --resolve "$host:443:$PUBLIC_IP" "https://$host/")
+        printf '\n$ %s\n' "${CURL[*]}"
+        reply=
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+                reply=$(in_node "${CURL[@]}" 2>&1) && break
+                sleep 0.5
+        done
+        printf '%s\n' "$reply"
+        [[ $reply == "gridnode-ok $HTTP_TOKEN client=${GW_YGG_ADDRESS%/*}" ]] ||
+                die "the reply for $host is not the HTTP workload's answer to the gateway"
+done
+printf '\n$ openssl s_client -connect %s:443 -servername myapp.%s | openssl x509 -noout -subject\n' \
+        "$PUBLIC_IP" "$DOMAIN"
+in_node openssl s_client -connect "$PUBLIC_IP:443" -servername "myapp.$DOMAIN" </dev/null 2>/dev/null |
+        openssl x509 -noout -subject
+CURL=(curl -sS --max-time 10 -o /dev/null -w '%{http_code} %{redirect_url}\n'
+        --resolve "myapp.$DOMAIN:80:$PUBLIC_IP" "http://myapp.$DOMAIN/some/path?q=1")
+printf '\n$ %s\n' "${CURL[*]}"
+in_node "${CURL[@]}"
+echo "(plain HTTP is redirected to HTTPS, as zos's Traefik does)"
+
 log "Metrics: bytes through the gateway, over the bus and as Prometheus text"
 run metrics
-printf '\n$ curl http://127.0.0.1:8082/metrics | grep 37-1978-secure   (in %s)\n' "$NODE_NS"
-in_node curl -sS --max-time 5 http://127.0.0.1:8082/metrics | grep -F 37-1978-secure
+printf '\n$ curl http://127.0.0.1:8082/metrics | grep service=   (in %s)\n' "$NODE_NS"
+in_node curl -sS --max-time 5 http://127.0.0.1:8082/metrics | grep -F 'service="'
 
 log "Deleting a workload"
 run delete 37-1977-site

@@ -99,6 +99,56 @@ def test_passthrough_over_yggdrasil(env, grid, tls_backend):
                                  "nobody.example.org", grid.tls_ca, "10"], check=False, timeout=15)
         assert p.returncode == 1 and p.stdout.startswith("ERROR"), p.stdout
         assert "Proxy serving" in daemon.log_text()
+
+        # The namespace deleted from outside: gatewayd makes a new one and
+        # listens in it (the old listeners hold only the dead namespace).
+        mark = daemon.mark()
+        gridnode.netns_del(gw_name)
+        daemon.wait_log(r"Gateway namespace %s.*created namespace" % gw_name, timeout=15, since=mark)
+        daemon.wait_log(r"Proxy serving https \[::\]:%d in /run/netns/%s" % (HTTPS_PORT, gw_name),
+                        timeout=15, since=mark)
+        grid.configure_uplinks(timeout=15)
+        r2 = client(grid, FQDN, 100, timeout=scaled(20))
+        assert bytes.fromhex(r2["peer"]) == tls_backend["der"]
+    finally:
+        env.daemon.stop()
+        grid.remove_gateway(gw_name)
+
+
+def test_terminated_over_yggdrasil(env, grid):
+    """curl -k through the gateway's :443 (its self-signed wildcard
+    certificate) to the HTTP workload on Yggdrasil; :80 redirects."""
+    gw_name = grid.new_gateway_name()
+    daemon = grid.make_daemon(env)
+    cfg = grid.gateway_config(gw_name)
+    cfg["proxy"] = {"address": "::", "https_port": str(HTTPS_PORT), "http_port": "8080"}
+    host = "web.gw1.example.net"
+    try:
+        env.start_daemon(cfg)
+        grid.configure_uplinks(timeout=15)
+        assert env.deploy_name("37-8-web", "web", [grid.workload_url.rstrip("/")]) == host
+        dl = Deadline(20, "GET https://%s/ through the gateway" % host)
+        while True:
+            p = in_ns(grid.node_ns, ["curl", "-sS", "-k", "--max-time", "3", "--resolve",
+                                     "%s:%d:%s" % (host, HTTPS_PORT, PUBLIC_ADDR),
+                                     "https://%s:%d/" % (host, HTTPS_PORT)], check=False, timeout=10)
+            if p.returncode == 0:
+                break
+            if dl.expired:
+                raise AssertionError("curl failed: %s\n%s" % (p.stderr, daemon.log_tail(30)))
+        # The workload saw the gateway's overlay address as its client.
+        assert p.stdout.strip() == grid.expected_body_prefix() + grid.subnet_host(10), p.stdout
+        s = in_ns(grid.node_ns, ["sh", "-c", "openssl s_client -connect %s:%d -servername %s </dev/null "
+                                 "2>/dev/null | openssl x509 -noout -subject"
+                                 % (PUBLIC_ADDR, HTTPS_PORT, host)], check=False, timeout=20)
+        assert "*.gw1.example.net" in s.stdout, s.stdout
+        r = in_ns(grid.node_ns, ["curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w",
+                                 "%{http_code} %{redirect_url}", "--resolve",
+                                 "%s:8080:%s" % (host, PUBLIC_ADDR), "http://%s:8080/x?y=1" % host],
+                  check=False, timeout=10)
+        assert r.stdout.split()[0] == "308", r.stdout
+        m = env.bus.metrics().data
+        assert m["Request"]["37-8-web"] > 0 and m["Response"]["37-8-web"] > 0, m
     finally:
         env.daemon.stop()
         grid.remove_gateway(gw_name)

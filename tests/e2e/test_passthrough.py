@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from conftest import DOMAIN, Deadline, needs_gatewayd, scaled
+from conftest import DOMAIN, Deadline, free_port, needs_gatewayd, scaled
 from tlsback import CA, Client, EchoServer
 
 pytestmark = needs_gatewayd
@@ -283,3 +283,25 @@ def test_port_in_use_is_logged_and_retried(env, gw, backends):
     c.echo(b"after the retry")
     c.finish()
     gw.wait_metrics({WL1: (c.sent, c.received)})
+
+
+def test_sighup_moves_the_listener_and_keeps_connections(env, gw, backends):
+    gw.start()
+    gw.deploy(backends)
+    c = gw.connect(FQDN)
+    c.echo(b"before the move")
+    old = gw.port
+    new = free_port()
+    mark = env.daemon.mark()
+    env.reload({"proxy": {"http_port": "0", "workers": "2", "https_port": str(new)}})
+    env.daemon.wait_log(r"Proxy serving https 127\.0\.0\.1:%d" % new, timeout=10, since=mark)
+    env.https_port = new
+    d = gw.connect(FQDN)
+    d.echo(b"on the new port")
+    d.finish()
+    # The old port is closed; the connection accepted there is untouched.
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", old), timeout=scaled(5)).close()
+    c.echo(b"still relayed")
+    c.finish()
+    gw.wait_metrics({WL1: (c.sent + d.sent, c.received + d.received)})
