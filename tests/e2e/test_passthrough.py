@@ -305,3 +305,19 @@ def test_sighup_moves_the_listener_and_keeps_connections(env, gw, backends):
     c.echo(b"still relayed")
     c.finish()
     gw.wait_metrics({WL1: (c.sent + d.sent, c.received + d.received)})
+
+
+def test_prometheus_escapes_labels(gw, backends):
+    """Workload IDs of FQDN proxies are not parsed by zos: any text. The
+    exposition escapes backslash, double quote and line feed."""
+    gw.start()
+    wlid = 'odd"id\\with\nnewline'
+    gw.env.deploy_fqdn(wlid, FQDN, [backends[0].backend], tls_passthrough=True)
+    c = gw.connect(FQDN)
+    c.echo(b"q")
+    c.finish()
+    gw.wait_metrics({wlid: (c.sent, c.received)})
+    _, _, text = gw.prometheus()
+    assert 'service="odd\\"id\\\\with\\nnewline"' in text, text
+    req = prom_samples(text, "traefik_service_requests_bytes_total")
+    assert req[(("host", FQDN), ("service", 'odd\\"id\\\\with\\nnewline'))] == c.sent
