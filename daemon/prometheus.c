@@ -28,6 +28,7 @@
 #define PROM_TIMEOUT_MS 30000
 #define PROM_CONNS      8
 #define PROM_RETRY_MS   5000
+#define PROM_DRAIN_MAX  (64 * 1024) /* read and dropped after the answer, before closing */
 
 struct prom_conn {
         struct gw_prom *pm;
@@ -35,11 +36,13 @@ struct prom_conn {
         uv_tcp_t tcp;
         uv_timer_t timer;
         uv_write_t wreq;
+        uv_shutdown_t sreq;
         char head[PROM_HEAD_MAX];
         size_t head_len;
         char *out;  /* the response head being written */
         char *body; /* ... and its body */
         unsigned open_handles;
+        size_t drained;
         bool answered;
 };
 
@@ -332,12 +335,32 @@ static void on_conn_timeout(uv_timer_t *t)
         conn_close(t->data);
 }
 
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+        struct prom_conn *c = req->data;
+
+        if (status < 0)
+                conn_close(c);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
 static void on_written(uv_write_t *w, int status)
 {
         struct prom_conn *c = w->data;
 
-        /* The response says Connection: close; half-close, then close. */
-        conn_close(c);
+        /* The response says Connection: close. Half-close and read what the
+         * client still sends until its EOF: closing with unread bytes would
+         * reset the connection, and the client might lose the answer. */
+        if (status < 0) {
+                conn_close(c);
+                return;
+        }
+        c->sreq.data = c;
+        if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) < 0 ||
+            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
+                conn_close(c);
 }
 
 /* Answer and close; @body (may be NULL) is taken over. */
@@ -418,15 +441,22 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
         struct prom_conn *c = h->data;
 
-        *buf = uv_buf_init(c->head + c->head_len, (unsigned)(sizeof(c->head) - c->head_len - 1));
+        if (c->answered) /* draining: the head is no longer needed */
+                *buf = uv_buf_init(c->head, sizeof(c->head));
+        else
+                *buf = uv_buf_init(c->head + c->head_len,
+                                   (unsigned)(sizeof(c->head) - c->head_len - 1));
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
         struct prom_conn *c = s->data;
 
-        if (c->answered)
+        if (c->answered) {
+                if (n < 0 || (c->drained += (size_t)n) > PROM_DRAIN_MAX)
+                        conn_close(c);
                 return;
+        }
         if (n < 0) {
                 conn_close(c);
                 return;

@@ -321,3 +321,52 @@ def test_prometheus_escapes_labels(gw, backends):
     assert 'service="odd\\"id\\\\with\\nnewline"' in text, text
     req = prom_samples(text, "traefik_service_requests_bytes_total")
     assert req[(("host", FQDN), ("service", 'odd\\"id\\\\with\\nnewline'))] == c.sent
+
+
+def test_prometheus_endpoint_bounds(env):
+    env.start_daemon()
+    addr = ("127.0.0.1", env.metrics_port)
+    dl = Deadline(10, "the metrics endpoint")
+    while True:
+        try:
+            socket.create_connection(addr, timeout=1).close()
+            break
+        except OSError:
+            dl.check()
+            time.sleep(0.05)
+
+    def exchange(data):
+        s = socket.create_connection(addr, timeout=scaled(10))
+        s.sendall(data)
+        out = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+        s.close()
+        return out
+
+    assert exchange(b"GET /metrics HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200 OK\r\n")
+    assert exchange(b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 404 ")
+    assert exchange(b"GET /metricsx HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 404 ")
+    assert exchange(b"garbage\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    assert exchange(b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 5000).startswith(b"HTTP/1.1 431 ")
+    # At most 8 connections: a 9th is closed at once; the idle ones stay.
+    idle = [socket.create_connection(addr, timeout=scaled(10)) for _ in range(8)]
+    try:
+        extra = socket.create_connection(addr, timeout=scaled(10))
+        assert extra.recv(100) == b""
+        extra.close()
+    finally:
+        for s in idle:
+            s.close()
+    dl = Deadline(10, "a free connection slot")
+    while True:
+        try:
+            if exchange(b"GET /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 200 OK"):
+                break
+        except OSError:
+            pass
+        dl.check()
+        time.sleep(0.05)
