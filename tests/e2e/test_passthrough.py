@@ -370,3 +370,26 @@ def test_prometheus_endpoint_bounds(env):
             pass
         dl.check()
         time.sleep(0.05)
+
+
+def test_sighup_http_plain_restarts_the_engine(env, gw, backends):
+    gw.start()
+    gw.deploy(backends)
+    c0 = gw.connect(FQDN)
+    c0.echo(b"before")
+    c0.finish()
+    gw.wait_metrics({WL1: (c0.sent, c0.received)})
+    _, _, text = gw.prometheus()
+    accepted = prom_samples(text, "gatewayd_connections_accepted_total")[()]
+    assert accepted >= 1
+    mark = env.daemon.mark()
+    env.reload({"proxy": {"http_port": "0", "workers": "2", "http_plain": "yes"}})
+    env.daemon.wait_log(r"Restarting the proxy \(http_plain = yes\)", timeout=10, since=mark)
+    env.daemon.wait_log(r"Proxy serving https 127\.0\.0\.1:%d" % gw.port, timeout=15, since=mark)
+    c = gw.connect(FQDN)
+    c.echo(b"after the restart")
+    c.finish()
+    gw.wait_metrics({WL1: (c0.sent + c.sent, c0.received + c.received)})
+    # Engine figures stay monotonic over the restart.
+    _, _, text = gw.prometheus()
+    assert prom_samples(text, "gatewayd_connections_accepted_total")[()] >= accepted + 1
