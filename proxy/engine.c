@@ -4,12 +4,14 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <uv.h>
 
 #include "common/log.h"
 #include "common/macros.h"
+#include "proxy/http-conn.h"
 #include "proxy/proxy.h"
 #include "proxy/routes.h"
 #include "proxy/tls-hello.h"
@@ -25,6 +27,17 @@
 #define MAX_WORKERS          1024u
 #define LISTEN_BACKLOG       511
 #define OOM_RETRY_MS         100u
+#define ACCEPT_BATCH         32u /* :80 accepts per wakeup, for fairness */
+#define DEFAULT_MAX_HEAD     16384u
+#define MIN_MAX_HEAD         1024u
+#define MAX_MAX_HEAD         (1u << 20)
+#define DEFAULT_MAX_HEADERS  100u
+#define MAX_MAX_HEADERS      4096u
+#define DEFAULT_REQUEST_MS   30000u
+#define DEFAULT_KEEPALIVE_MS 60000u
+#define DEFAULT_UPSTREAM_MS  60000u
+#define DEFAULT_POOL_MAX     64u
+#define DEFAULT_POOL_IDLE_MS 30000u
 /* Raw bytes buffered while peeking, beyond the message bound: record
  * headers (5 bytes per record) and early data after the hello. A hello cut
  * into hundreds of tiny records is refused rather than buffered. */
@@ -81,6 +94,7 @@ struct conn {
         unsigned n_handles;             /* initialised handles not yet through close_cb */
         bool upstream_init;             /* @upstream initialised and not yet closed */
         bool connecting;                /* uv_tcp_connect() issued, result pending */
+        bool handed_over;               /* the socket went to the HTTP side (terminated TLS) */
         uv_tcp_t client;                /* */
         uv_tcp_t upstream;              /* */
         uv_timer_t timer;               /* handshake, connect or idle deadline */
@@ -109,32 +123,55 @@ struct conn {
         struct half dir[_DIR_MAX];
 };
 
+struct worker;
+
+/* A worker's copy of one listening socket. Allocated, because replacing a
+ * listener needs the new handle before the old one's close callback ran. */
+struct listener {
+        union {
+                uv_tcp_t tcp;   /* :443: libuv accepts */
+                uv_poll_t poll; /* :80: we accept4() and hand raw fds to the hw */
+        } h;
+        struct worker *w;
+        int fd;      /* :80: the fd polled (closed after the handle) */
+        bool http;   /* :80 */
+        bool paused; /* :80: polling stopped at the connection limit or on EMFILE */
+};
+
 struct worker {
         struct proxy_engine *e;
         unsigned idx;
         uv_thread_t thread;
         uv_loop_t loop;
-        uv_async_t async;      /* routes changed / stop requested */
-        uv_tcp_t listener;     /* our dup of https_fd */
+        uv_async_t async;      /* routes changed / stop requested / listeners replaced */
+        struct listener *l443; /* our dup of https_fd, or NULL */
+        struct listener *l80;  /* our dup of http_fd, or NULL */
         uv_timer_t stop_timer; /* graceful stop deadline */
         uv_timer_t oom_timer;  /* retries an accept that failed to allocate */
         uint8_t *rbuf;         /* shared relay read buffer, relay_buf_size bytes */
-        bool loop_init, async_init, listener_init, stop_timer_init, oom_timer_init;
+        struct proxy_hw *hw;   /* the HTTP side (http-conn.c) */
+        bool loop_init, async_init, stop_timer_init, oom_timer_init;
         bool thread_started;
         bool accept_pending;       /* libuv holds a connection we did not take (limit, OOM) */
-        bool stopping;             /* stop began: listener closed */
+        bool stopping;             /* stop began: listeners closed */
         bool finished;             /* worker handles closed: the loop will end */
         int loop_close_r;          /* uv_loop_close() result, read after join */
-        struct conn *conns;        /* all live connections, CLOSING included */
+        struct conn *conns;        /* all live :443 connections, CLOSING included */
         unsigned n_conns;          /* */
         struct proxy_routes *snap; /* cached snapshot (proxy_routes_refresh) */
         atomic_bool stop_requested;
 
+        /* proxy_engine_replace_listeners(): dups waiting for the worker. */
+        uv_mutex_t lmutex;
+        bool lmutex_init;
+        bool new_listeners;
+        int new_https_fd, new_http_fd;
+
         /* Statistics, written by this worker only, read by any thread. */
         atomic_uint_least64_t st_accepted;
         atomic_uint_least64_t st_active;
-        atomic_uint_least64_t st_connect_errors;
         atomic_uint_least64_t st_closed[_PROXY_CLOSE_MAX];
+        struct proxy_hw_stats hw_stats; /* also holds the :443 connect_errors */
 };
 
 struct proxy_engine {
@@ -192,9 +229,9 @@ const char *proxy_conn_state_str(enum proxy_conn_state s)
 }
 
 /* Legal transitions: allowed[from] has bit (1u << to). Every state may go
- * to CLOSING. TODO(issue 4): READ_HELLO -> TLS_HANDSHAKE for terminated
- * routes once the BoringSSL path lands; today they close with
- * PROXY_CLOSE_TERMINATE_TODO. */
+ * to CLOSING. A terminated route leaves READ_HELLO by handing its socket to
+ * the HTTP side (http-conn.c) and closing this conn's handles (CLOSING,
+ * not counted as a close). */
 static const unsigned allowed[_PROXY_CONN_ST_MAX] = {
         [PROXY_CONN_ST_ACCEPTED] = 1u << PROXY_CONN_ST_READ_HELLO,
         [PROXY_CONN_ST_READ_HELLO] = 1u << PROXY_CONN_ST_CONNECT_UPSTREAM,
@@ -234,6 +271,13 @@ int proxy_socket_factory_default(void *ud, const struct proxy_route *r, const st
 static void conn_step(struct conn *c);
 static void worker_accept(struct worker *w);
 static void worker_maybe_finish(struct worker *w);
+static void worker_resume_accept(struct worker *w);
+
+/* Connections of both kinds, for max_conns_per_worker. */
+static unsigned worker_n_conns(const struct worker *w)
+{
+        return w->n_conns + proxy_hw_n_conns(w->hw);
+}
 
 static const struct proxy_config *conn_cfg(const struct conn *c)
 {
@@ -282,13 +326,12 @@ static void conn_free(struct conn *c)
                 c->next->prev = c->prev;
         w->n_conns--;
         atomic_fetch_sub_explicit(&w->st_active, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&w->st_closed[c->reason], 1, memory_order_relaxed);
+        /* A handed-over socket lives on in the hw, which counts its end. */
+        if (!c->handed_over)
+                atomic_fetch_add_explicit(&w->st_closed[c->reason], 1, memory_order_relaxed);
         free(c);
 
-        if (w->accept_pending && !w->stopping && w->n_conns < w->e->cfg.max_conns_per_worker) {
-                w->accept_pending = false;
-                worker_accept(w);
-        }
+        worker_resume_accept(w);
         worker_maybe_finish(w);
 }
 
@@ -467,6 +510,30 @@ static void step_accepted(struct conn *c)
         conn_set_state(c, PROXY_CONN_ST_READ_HELLO);
 }
 
+/* A terminated route: give the socket (a dup; libuv closes ours) and the
+ * bytes read so far to the HTTP side, which does the TLS handshake. */
+static void conn_hand_over(struct conn *c, struct proxy_route *route)
+{
+        struct sockaddr_storage peer;
+        int len = sizeof(peer), fd, r;
+        uv_os_fd_t ofd;
+
+        if (!conn_cfg(c)->tls || !route->cert)
+                return conn_close(c, PROXY_CLOSE_NO_TLS);
+        if (uv_tcp_getpeername(&c->client, (struct sockaddr *)&peer, &len) < 0 ||
+            uv_fileno((uv_handle_t *)&c->client, &ofd) < 0)
+                return conn_close(c, PROXY_CLOSE_CLIENT_ERROR);
+        fd = fcntl(ofd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return conn_close(c, errno == EMFILE || errno == ENFILE ? PROXY_CLOSE_NOMEM
+                                                                        : PROXY_CLOSE_CLIENT_ERROR);
+        r = proxy_hw_accept(c->w->hw, fd, PROXY_HCONN_TLS, &peer, route, c->hello_mem, c->raw_len);
+        if (r < 0)
+                return conn_close(c, r == -ENOMEM ? PROXY_CLOSE_NOMEM : PROXY_CLOSE_CLIENT_ERROR);
+        c->handed_over = true;
+        conn_close(c, PROXY_CLOSE_DONE);
+}
+
 static void step_read_hello(struct conn *c)
 {
         struct worker *w = c->w;
@@ -521,8 +588,7 @@ static void step_read_hello(struct conn *c)
         if (!route)
                 return conn_close(c, PROXY_CLOSE_UNKNOWN_SNI);
         if (route->mode != PROXY_ROUTE_PASSTHROUGH)
-                /* TODO(issue 4): TLS termination (BoringSSL, cert by SNI). */
-                return conn_close(c, PROXY_CLOSE_NO_TLS);
+                return conn_hand_over(c, route);
 
         c->route = proxy_route_ref(route);
         /* A passthrough connection is one request (proxy/routes.h). */
@@ -584,7 +650,7 @@ static void step_connect(struct conn *c)
                         return;
                 }
                 log_debug("proxy: conn %p: backend %s: %s", (void *)c, be->text, strerror(-r));
-                atomic_fetch_add_explicit(&c->w->st_connect_errors, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&c->w->hw_stats.connect_errors, 1, memory_order_relaxed);
                 if (c->upstream_init) {
                         uv_close((uv_handle_t *)&c->upstream, on_handle_close);
                         return conn_set_state(c, PROXY_CONN_ST_UPSTREAM_RESET);
@@ -612,7 +678,7 @@ static void step_connect(struct conn *c)
         }
         log_debug("proxy: conn %p: backend connect: %s", (void *)c,
                   c->ev_timeout ? "timeout" : uv_strerror(c->ev_connect));
-        atomic_fetch_add_explicit(&c->w->st_connect_errors, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->w->hw_stats.connect_errors, 1, memory_order_relaxed);
         /* Closing cancels a connect still in flight (timeout). */
         uv_close((uv_handle_t *)&c->upstream, on_handle_close);
         conn_set_state(c, PROXY_CONN_ST_UPSTREAM_RESET);
@@ -776,6 +842,7 @@ static void conn_step(struct conn *c)
 /* ---- workers ---- */
 
 static void on_oom_timer(uv_timer_t *t);
+static void on_http_listener(uv_poll_t *p, int status, int events);
 
 static void worker_accept(struct worker *w)
 {
@@ -805,50 +872,182 @@ static void worker_accept(struct worker *w)
         w->n_conns++;
         atomic_fetch_add_explicit(&w->st_active, 1, memory_order_relaxed);
 
-        r = uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->client);
+        r = uv_accept((uv_stream_t *)&w->l443->h.tcp, (uv_stream_t *)&c->client);
         if (r < 0)
                 return conn_close(c, PROXY_CLOSE_CLIENT_ERROR);
         atomic_fetch_add_explicit(&w->st_accepted, 1, memory_order_relaxed);
         conn_step(c);
 }
 
-static void on_oom_timer(uv_timer_t *t)
+static void worker_pause_http(struct worker *w)
 {
-        struct worker *w = t->data;
+        if (!w->l80 || w->l80->paused)
+                return;
+        (void)uv_poll_stop(&w->l80->h.poll);
+        w->l80->paused = true;
+}
 
-        if (w->accept_pending && !w->stopping && w->n_conns < w->e->cfg.max_conns_per_worker) {
+/* A connection was freed or the OOM timer fired: take what waits. */
+static void worker_resume_accept(struct worker *w)
+{
+        unsigned max = w->e->cfg.max_conns_per_worker;
+
+        if (w->stopping || worker_n_conns(w) >= max)
+                return;
+        if (w->accept_pending && w->l443) {
                 w->accept_pending = false;
                 worker_accept(w);
         }
+        if (w->l80 && w->l80->paused && worker_n_conns(w) < max) {
+                if (uv_poll_start(&w->l80->h.poll, UV_READABLE, on_http_listener) >= 0)
+                        w->l80->paused = false;
+        }
+}
+
+static void on_oom_timer(uv_timer_t *t)
+{
+        worker_resume_accept(t->data);
 }
 
 static void on_connection(uv_stream_t *server, int status)
 {
-        struct worker *w = container_of((uv_tcp_t *)server, struct worker, listener);
+        struct listener *l = server->data;
+        struct worker *w = l->w;
 
-        if (status < 0 || w->stopping)
+        if (status < 0 || w->stopping || l != w->l443)
                 return; /* EMFILE and friends: libuv retries on the next wakeup */
-        if (w->n_conns >= w->e->cfg.max_conns_per_worker) {
+        if (worker_n_conns(w) >= w->e->cfg.max_conns_per_worker) {
                 /* Not calling uv_accept() makes libuv stop polling the
-                 * listener until we do (conn_free). */
+                 * listener until we do (worker_resume_accept). */
                 w->accept_pending = true;
                 return;
         }
         worker_accept(w);
 }
 
+/* :80: accept4() in a bounded batch and hand each socket to the hw. */
+static void on_http_listener(uv_poll_t *p, int status, int events)
+{
+        struct listener *l = p->data;
+        struct worker *w = l->w;
+
+        if (w->stopping || l != w->l80)
+                return;
+        for (unsigned i = 0; i < ACCEPT_BATCH; i++) {
+                struct sockaddr_storage peer;
+                socklen_t len = sizeof(peer);
+                int fd;
+
+                if (worker_n_conns(w) >= w->e->cfg.max_conns_per_worker)
+                        return worker_pause_http(w);
+                fd = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (fd < 0) {
+                        if (errno == EINTR || errno == ECONNABORTED)
+                                continue;
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                            errno == ENOMEM) {
+                                /* Level-triggered: stop polling for a while
+                                 * rather than spin. */
+                                worker_pause_http(w);
+                                (void)uv_timer_start(&w->oom_timer, on_oom_timer, OOM_RETRY_MS, 0);
+                        }
+                        return;
+                }
+                atomic_fetch_add_explicit(&w->st_accepted, 1, memory_order_relaxed);
+                /* On failure the hw closed the fd: the client sees a reset. */
+                (void)proxy_hw_accept(w->hw, fd, PROXY_HCONN_PLAIN, &peer, NULL, NULL, 0);
+        }
+}
+
 static void on_worker_handle_close(uv_handle_t *h)
 {
 }
 
+static void on_listener_closed(uv_handle_t *h)
+{
+        struct listener *l = h->data;
+
+        if (l->http)
+                safe_close(l->fd);
+        free(l);
+}
+
+static void listener_close(struct listener *l)
+{
+        if (l)
+                uv_close((uv_handle_t *)&l->h, on_listener_closed);
+}
+
+/* Start polling @fd (ours: closed whatever happens). */
+static int listener_open(struct worker *w, int fd, bool http, struct listener **ret)
+{
+        struct listener *l;
+        int r;
+
+        l = calloc(1, sizeof(*l));
+        if (!l) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        l->w = w;
+        l->http = http;
+        l->fd = fd;
+        if (http) {
+                if (listen(fd, LISTEN_BACKLOG) < 0) {
+                        r = -errno;
+                        safe_close(fd);
+                        free(l);
+                        return r;
+                }
+                r = uv_poll_init(&w->loop, &l->h.poll, fd);
+                if (r < 0) {
+                        safe_close(fd);
+                        free(l);
+                        return r;
+                }
+                l->h.poll.data = l;
+                r = uv_poll_start(&l->h.poll, UV_READABLE, on_http_listener);
+        } else {
+                r = uv_tcp_init(&w->loop, &l->h.tcp);
+                if (r < 0) {
+                        safe_close(fd);
+                        free(l);
+                        return r;
+                }
+                l->h.tcp.data = l;
+                r = uv_tcp_open(&l->h.tcp, fd);
+                if (r < 0) {
+                        /* Not adopted: close the fd ourselves. */
+                        safe_close(fd);
+                        l->http = false;
+                } else {
+                        r = uv_listen((uv_stream_t *)&l->h.tcp, LISTEN_BACKLOG, on_connection);
+                }
+        }
+        if (r < 0) {
+                listener_close(l);
+                return r;
+        }
+        *ret = l;
+        return 0;
+}
+
 static void worker_maybe_finish(struct worker *w)
 {
-        if (!w->stopping || w->finished || w->n_conns > 0)
+        if (!w->stopping || w->finished || w->n_conns > 0 || !proxy_hw_finished(w->hw))
                 return;
         w->finished = true;
         uv_close((uv_handle_t *)&w->async, on_worker_handle_close);
         uv_close((uv_handle_t *)&w->stop_timer, on_worker_handle_close);
         uv_close((uv_handle_t *)&w->oom_timer, on_worker_handle_close);
+}
+
+static void on_hw_conn_freed(void *ud)
+{
+        struct worker *w = ud;
+
+        worker_resume_accept(w);
+        worker_maybe_finish(w);
 }
 
 static void on_stop_timer(uv_timer_t *t)
@@ -857,16 +1056,39 @@ static void on_stop_timer(uv_timer_t *t)
 
         for (struct conn *c = w->conns; c; c = c->next)
                 conn_close(c, PROXY_CLOSE_STOP);
+        proxy_hw_close_all(w->hw);
+}
+
+static void worker_take_new_listeners(struct worker *w, int *https_fd, int *http_fd)
+{
+        *https_fd = *http_fd = -1;
+        if (!w->lmutex_init)
+                return;
+        uv_mutex_lock(&w->lmutex);
+        if (w->new_listeners) {
+                *https_fd = w->new_https_fd;
+                *http_fd = w->new_http_fd;
+                w->new_https_fd = w->new_http_fd = -1;
+                w->new_listeners = false;
+        }
+        uv_mutex_unlock(&w->lmutex);
 }
 
 static void worker_begin_stop(struct worker *w)
 {
+        int a, b;
+
         w->stopping = true;
-        /* Closing the listener also drops a connection libuv held for us. */
-        uv_close((uv_handle_t *)&w->listener, on_worker_handle_close);
+        /* Closing a listener also drops a connection libuv held for us. */
+        listener_close(TAKE_PTR(w->l443));
+        listener_close(TAKE_PTR(w->l80));
+        worker_take_new_listeners(w, &a, &b);
+        safe_close(a);
+        safe_close(b);
         for (struct conn *c = w->conns; c; c = c->next)
                 if (c->state != PROXY_CONN_ST_RELAY)
                         conn_close(c, PROXY_CLOSE_STOP);
+        proxy_hw_begin_stop(w->hw);
         (void)uv_timer_start(&w->stop_timer, on_stop_timer, w->e->cfg.stop_timeout_ms, 0);
         worker_maybe_finish(w);
 }
@@ -881,15 +1103,42 @@ static bool route_still_current(const struct proxy_routes *snap, const struct pr
         return now && now->mode == r->mode && streq(now->host, r->host);
 }
 
+static void worker_replace_listeners(struct worker *w)
+{
+        int https_fd, http_fd;
+
+        worker_take_new_listeners(w, &https_fd, &http_fd);
+        if (https_fd < 0 && http_fd < 0 && !w->l443 && !w->l80)
+                return;
+        listener_close(TAKE_PTR(w->l443));
+        listener_close(TAKE_PTR(w->l80));
+        w->accept_pending = false;
+        /* A failure leaves that port unserved on this worker; the others
+         * (and the next replace) are unaffected. */
+        if (https_fd >= 0 && listener_open(w, https_fd, false, &w->l443) < 0)
+                log_debug("proxy: worker %u: cannot listen on the new :443 socket", w->idx);
+        if (http_fd >= 0 && listener_open(w, http_fd, true, &w->l80) < 0)
+                log_debug("proxy: worker %u: cannot listen on the new :80 socket", w->idx);
+        if (w->l80 && worker_n_conns(w) >= w->e->cfg.max_conns_per_worker)
+                worker_pause_http(w);
+}
+
 static void on_async(uv_async_t *a)
 {
         struct worker *w = a->data;
         struct proxy_routes *snap;
+        bool pending;
 
         if (w->stopping)
                 return;
         if (atomic_load_explicit(&w->stop_requested, memory_order_acquire))
                 return worker_begin_stop(w);
+
+        uv_mutex_lock(&w->lmutex);
+        pending = w->new_listeners;
+        uv_mutex_unlock(&w->lmutex);
+        if (pending)
+                worker_replace_listeners(w);
 
         snap = proxy_routes_refresh(w->e->routes, &w->snap);
         /* O(connections) lookups per change; conn_close() never frees
@@ -898,6 +1147,7 @@ static void on_async(uv_async_t *a)
                 if (c->route && c->state != PROXY_CONN_ST_CLOSING &&
                     !route_still_current(snap, c->route))
                         conn_close(c, PROXY_CLOSE_ROUTE_REMOVED);
+        proxy_hw_routes_changed(w->hw);
 }
 
 static void worker_main(void *arg)
@@ -916,22 +1166,51 @@ static void worker_teardown_unstarted(struct worker *w)
                 return;
         if (w->async_init)
                 uv_close((uv_handle_t *)&w->async, on_worker_handle_close);
-        if (w->listener_init)
-                uv_close((uv_handle_t *)&w->listener, on_worker_handle_close);
+        listener_close(TAKE_PTR(w->l443));
+        listener_close(TAKE_PTR(w->l80));
         if (w->stop_timer_init)
                 uv_close((uv_handle_t *)&w->stop_timer, on_worker_handle_close);
         if (w->oom_timer_init)
                 uv_close((uv_handle_t *)&w->oom_timer, on_worker_handle_close);
+        if (w->hw)
+                proxy_hw_begin_stop(w->hw);
         (void)uv_run(&w->loop, UV_RUN_DEFAULT);
         w->loop_close_r = uv_loop_close(&w->loop);
         w->loop_init = false;
 }
 
-static int worker_init(struct worker *w, int listen_fd)
+static int dup_fd(int fd)
 {
+        int r;
+
+        if (fd < 0)
+                return -1;
+        r = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        return r < 0 ? -errno : r;
+}
+
+static int worker_init(struct worker *w)
+{
+        const struct proxy_config *cfg = &w->e->cfg;
+        struct proxy_hw_env env = {
+                .loop = &w->loop,
+                .cfg = cfg,
+                .routes = w->e->routes,
+                .snap = &w->snap,
+                .stats = &w->hw_stats,
+                .conn_freed = on_hw_conn_freed,
+                .ud = w,
+        };
         int fd, r;
 
-        w->rbuf = malloc(w->e->cfg.relay_buf_size);
+        w->new_https_fd = w->new_http_fd = -1;
+        w->hw_stats.closed = w->st_closed;
+        w->hw_stats.active = &w->st_active;
+        r = uv_mutex_init(&w->lmutex);
+        if (r < 0)
+                return r;
+        w->lmutex_init = true;
+        w->rbuf = malloc(cfg->relay_buf_size);
         if (!w->rbuf)
                 return -ENOMEM;
         r = uv_loop_init(&w->loop);
@@ -953,21 +1232,27 @@ static int worker_init(struct worker *w, int listen_fd)
                 return r;
         w->oom_timer.data = w;
         w->oom_timer_init = true;
-
-        r = uv_tcp_init(&w->loop, &w->listener);
+        r = proxy_hw_new(&env, &w->hw);
         if (r < 0)
                 return r;
-        w->listener.data = w;
-        w->listener_init = true;
-        fd = fcntl(listen_fd, F_DUPFD_CLOEXEC, 3);
-        if (fd < 0)
-                return -errno;
-        r = uv_tcp_open(&w->listener, fd);
-        if (r < 0) {
-                safe_close(fd);
-                return r;
+
+        if (cfg->https_fd >= 0) {
+                fd = dup_fd(cfg->https_fd);
+                if (fd < 0)
+                        return fd;
+                r = listener_open(w, fd, false, &w->l443);
+                if (r < 0)
+                        return r;
         }
-        return uv_listen((uv_stream_t *)&w->listener, LISTEN_BACKLOG, on_connection);
+        if (cfg->http_fd >= 0) {
+                fd = dup_fd(cfg->http_fd);
+                if (fd < 0)
+                        return fd;
+                r = listener_open(w, fd, true, &w->l80);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* ---- engine ---- */
@@ -981,13 +1266,31 @@ int proxy_engine_new(const struct proxy_config *cfg, struct proxy_route_table *r
 
         assert(cfg && routes && ret);
         c = *cfg;
-        if (c.https_fd < 0 || c.http_fd >= 0)
+        if (c.https_fd < 0 && c.http_fd < 0)
                 return -EINVAL;
         if (c.hello_max > PROXY_TLS_HELLO_MAX_LIMIT || c.workers > MAX_WORKERS)
                 return -EINVAL;
         if (c.relay_buf_size &&
             (c.relay_buf_size < MIN_RELAY_BUF || c.relay_buf_size > MAX_RELAY_BUF))
                 return -EINVAL;
+        if (c.max_head && (c.max_head < MIN_MAX_HEAD || c.max_head > MAX_MAX_HEAD))
+                return -EINVAL;
+        if (c.max_headers > MAX_MAX_HEADERS)
+                return -EINVAL;
+        if (!c.max_head)
+                c.max_head = DEFAULT_MAX_HEAD;
+        if (!c.max_headers)
+                c.max_headers = DEFAULT_MAX_HEADERS;
+        if (!c.request_timeout_ms)
+                c.request_timeout_ms = DEFAULT_REQUEST_MS;
+        if (!c.keepalive_timeout_ms)
+                c.keepalive_timeout_ms = DEFAULT_KEEPALIVE_MS;
+        if (!c.upstream_timeout_ms)
+                c.upstream_timeout_ms = DEFAULT_UPSTREAM_MS;
+        if (!c.upstream_idle_max)
+                c.upstream_idle_max = DEFAULT_POOL_MAX;
+        if (!c.upstream_idle_timeout_ms)
+                c.upstream_idle_timeout_ms = DEFAULT_POOL_IDLE_MS;
         if (!c.max_conns_per_worker)
                 c.max_conns_per_worker = DEFAULT_MAX_CONNS;
         if (!c.hello_max)
@@ -1033,7 +1336,7 @@ int proxy_engine_start(struct proxy_engine *e)
                 return -EALREADY;
         e->started = true;
         for (unsigned i = 0; i < e->n_workers && r >= 0; i++)
-                r = worker_init(&e->workers[i], e->cfg.https_fd);
+                r = worker_init(&e->workers[i]);
         for (unsigned i = 0; i < e->n_workers && r >= 0; i++) {
                 struct worker *w = &e->workers[i];
 
@@ -1046,6 +1349,43 @@ int proxy_engine_start(struct proxy_engine *e)
         if (r < 0) {
                 (void)proxy_engine_stop(e);
                 return r;
+        }
+        return 0;
+}
+
+int proxy_engine_replace_listeners(struct proxy_engine *e, int https_fd, int http_fd)
+{
+        int r = 0;
+
+        assert(e);
+        if (!e->started || e->stopped)
+                return -EBADF;
+        if ((https_fd >= 0 && fcntl(https_fd, F_GETFD) < 0) ||
+            (http_fd >= 0 && fcntl(http_fd, F_GETFD) < 0))
+                return -EBADF;
+        for (unsigned i = 0; i < e->n_workers; i++) {
+                struct worker *w = &e->workers[i];
+                int a = dup_fd(https_fd), b = dup_fd(http_fd), old_a, old_b;
+
+                if (a < -1 || b < -1) {
+                        r = a < -1 ? a : b;
+                        safe_close(a);
+                        safe_close(b);
+                        /* Workers told so far keep their new sockets. */
+                        return r == -EMFILE || r == -ENFILE ? -ENOMEM : r;
+                }
+                uv_mutex_lock(&w->lmutex);
+                old_a = w->new_https_fd;
+                old_b = w->new_http_fd;
+                w->new_https_fd = a;
+                w->new_http_fd = b;
+                w->new_listeners = true;
+                uv_mutex_unlock(&w->lmutex);
+                /* A replace not yet picked up is superseded. */
+                safe_close(old_a);
+                safe_close(old_b);
+                if (w->thread_started)
+                        (void)uv_async_send(&w->async);
         }
         return 0;
 }
@@ -1093,6 +1433,14 @@ int proxy_engine_stop(struct proxy_engine *e)
                 }
                 w->snap = proxy_routes_unref(w->snap);
                 w->rbuf = mfree(w->rbuf);
+                w->hw = proxy_hw_free(w->hw);
+                if (w->lmutex_init) {
+                        safe_close(w->new_https_fd);
+                        safe_close(w->new_http_fd);
+                        w->new_https_fd = w->new_http_fd = -1;
+                        uv_mutex_destroy(&w->lmutex);
+                        w->lmutex_init = false;
+                }
         }
         return r;
 }
@@ -1113,10 +1461,23 @@ void proxy_engine_stats(const struct proxy_engine *e, struct proxy_engine_stats 
         for (unsigned i = 0; i < e->n_workers; i++) {
                 const struct worker *w = &e->workers[i];
 
+                const struct proxy_hw_stats *h = &w->hw_stats;
+
                 ret->accepted += atomic_load_explicit(&w->st_accepted, memory_order_relaxed);
                 ret->active += atomic_load_explicit(&w->st_active, memory_order_relaxed);
                 ret->connect_errors +=
-                        atomic_load_explicit(&w->st_connect_errors, memory_order_relaxed);
+                        atomic_load_explicit(&h->connect_errors, memory_order_relaxed);
+                ret->tls_handshakes +=
+                        atomic_load_explicit(&h->tls_handshakes, memory_order_relaxed);
+                ret->tls_resumed += atomic_load_explicit(&h->tls_resumed, memory_order_relaxed);
+                ret->http_requests += atomic_load_explicit(&h->http_requests, memory_order_relaxed);
+                for (unsigned k = 0; k < 5; k++)
+                        ret->http_status[k] +=
+                                atomic_load_explicit(&h->http_status[k], memory_order_relaxed);
+                ret->upstream_connects +=
+                        atomic_load_explicit(&h->upstream_connects, memory_order_relaxed);
+                ret->upstream_reused +=
+                        atomic_load_explicit(&h->upstream_reused, memory_order_relaxed);
                 for (unsigned k = 0; k < _PROXY_CLOSE_MAX; k++)
                         ret->closed[k] +=
                                 atomic_load_explicit(&w->st_closed[k], memory_order_relaxed);

@@ -43,7 +43,21 @@
  *     answers (421, 308, 404, 4xx for bad requests) count on the worker's
  *     statistics only, not on a route.
  *   - Upstream sockets come from cfg->socket_factory (the route's
- *     namespace); connect() is issued here, non-blocking. */
+ *     namespace); connect() is issued here, non-blocking.
+ *
+ * Decisions (docs/internals/proxy.md has the reasons):
+ *   - Expect: 100-continue is forwarded; the backend's 100 (any 1xx but
+ *     101) is passed on to an HTTP/1.1 client and dropped for HTTP/1.0.
+ *   - Every answer of our own (308, 404, 421, ACME, 400/408/414/417/431/
+ *     501/505, 502/503/504) carries Content-Length and "Connection: close":
+ *     the connection then half-closes and drains the client (bounded) before
+ *     closing. 502/503/504 for a proxied request count on its route.
+ *   - The pooled-connection retry applies to requests without a body.
+ *   - TLS handshake timeout closes with PROXY_CLOSE_HELLO_TIMEOUT; EOF in
+ *     the middle of a request (or handshake) with PROXY_CLOSE_CLIENT_EOF.
+ *   - A WebSocket upgrade counts as one request (status 101) when the 101
+ *     is written; tunnelled bytes are added to the route's byte counters
+ *     as they flow (batched) and at close. */
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -81,7 +95,7 @@ struct proxy_hw_env {
         struct proxy_routes **snap;       /* the worker's cached snapshot (refresh into it) */
         struct proxy_hw_stats *stats;     /* */
         /* Called after a connection of this module was freed (the engine may
-         * resume accepting). */
+         * resume accepting), and once more when the hw became finished. */
         void (*conn_freed)(void *ud);
         void *ud;
 };
@@ -99,7 +113,8 @@ int proxy_hw_new(const struct proxy_hw_env *env, struct proxy_hw **ret);
  * @route is the route the SNI selected (a reference is taken; its cert is
  * served) and @prefix/@prefix_len the bytes already read from @fd (copied).
  * Counts the connection in stats->active until it is freed. Returns 0, or
- * -ENOMEM / -EIO (the fd was closed, nothing else happened). */
+ * -ENOMEM / -EIO / -ESHUTDOWN after begin_stop (the fd was closed, nothing
+ * else happened). */
 int proxy_hw_accept(struct proxy_hw *hw, int fd, enum proxy_hconn_kind kind,
                     const struct sockaddr_storage *peer, struct proxy_route *route,
                     const uint8_t *prefix, size_t prefix_len);

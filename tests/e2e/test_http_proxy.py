@@ -1,9 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
 """Terminated routes end to end: workloads deployed over the bus, real
 clients (curl, openssl s_client, python ssl) through the daemon's :443 and
-:80 to real HTTP backends on loopback."""
+:80 to real HTTP backends.
 
+zos refuses loopback addresses in http:// backends, so each test runs in a
+network namespace of its own (the test process enters it for the test's
+duration: the daemon, the fakes, the backends and the clients all live
+there): loopback for the daemon's listeners and a veth pair (both ends
+inside) with 198.51.100.1/24 (TEST-NET-2) for the backends."""
+
+import ctypes
 import hashlib
+import os
 import json
 import socket
 import ssl
@@ -17,6 +25,10 @@ from conftest import DOMAIN, Deadline, needs_gatewayd, scaled
 from httpback import Backend, pattern
 
 pytestmark = needs_gatewayd
+
+BACKEND_IP = "198.51.100.1"
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
 
 FQDN = "app.example.org"
 FQDN2 = "other.example.org"
@@ -54,8 +66,40 @@ class Gw:
         return r
 
 
+def _setns(fd):
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, "setns: " + os.strerror(e))
+
+
+@pytest.fixture(autouse=True)
+def private_net():
+    """Enter a fresh network namespace for this test (the main thread; threads
+    and processes started later inherit it) and leave and delete it after."""
+    name = "gwt-http-%d" % os.getpid()
+    ip = ["ip", "-n", name]
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    orig = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        for argv in (ip + ["link", "set", "lo", "up"], ip + ["link", "add", "d0", "type", "veth", "peer", "name", "d1"],
+                     ip + ["addr", "add", BACKEND_IP + "/24", "dev", "d0"], ip + ["link", "set", "d1", "up"],
+                     ip + ["link", "set", "d0", "up"]):
+            subprocess.run(argv, check=True)
+        fd = os.open("/run/netns/" + name, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(fd)
+        finally:
+            os.close(fd)
+        yield name
+    finally:
+        _setns(orig)
+        os.close(orig)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
 @pytest.fixture
-def gw(env):
+def gw(private_net, env):
     g = Gw()
     env.start_daemon(g.overrides())
     g.env = env
@@ -63,8 +107,8 @@ def gw(env):
 
 
 @pytest.fixture
-def backend():
-    b = Backend("b1").start()
+def backend(private_net):
+    b = Backend("b1").start(BACKEND_IP)
     yield b
     b.stop()
 
@@ -137,7 +181,7 @@ def test_terminated_fqdn_and_forwarded_headers(gw, backend):
 
 
 def test_name_workload_uses_wildcard_cert_and_421(gw, backend):
-    b2 = Backend("b2").start()
+    b2 = Backend("b2").start(BACKEND_IP)
     try:
         fq1 = gw.env.deploy_name("37-2-one", "one", [backend.url])
         fq2 = gw.env.deploy_name("37-3-two", "two", [b2.url])
@@ -189,14 +233,14 @@ def test_port_80_redirects_and_404(gw, backend):
     assert backend.requests == []
 
 
-def test_acme_http01_forwarded_to_passthrough_backend(env):
+def test_acme_http01_forwarded_to_passthrough_backend(private_net, env):
     """A passthrough name's /.well-known/acme-challenge/ on :80 reaches port 80 of
     its backend (zos#1794); other paths still redirect."""
     g = Gw()
     env.start_daemon(g.overrides())
-    b80 = Backend("acme").start("127.0.0.77", 80)
+    b80 = Backend("acme").start(BACKEND_IP, 80)
     try:
-        env.deploy_fqdn("37-5-pt", FQDN, ["127.0.0.77:8443"], tls_passthrough=True)
+        env.deploy_fqdn("37-5-pt", FQDN, [BACKEND_IP + ":8443"], tls_passthrough=True)
         r = g.curl(FQDN, "/.well-known/acme-challenge/tok123", scheme="http")
         assert r.stdout == b"backend-token:tok123"
         assert b80.requests[-1]["path"] == "/.well-known/acme-challenge/tok123"
@@ -285,11 +329,11 @@ def test_route_changes_do_not_disturb_other_streams(gw, backend):
 
 def test_backend_failover_and_502(gw, backend):
     dead = free_port()
-    gw.env.deploy_fqdn("37-1-app", FQDN, ["http://127.0.0.1:%d" % dead, backend.url])
+    gw.env.deploy_fqdn("37-1-app", FQDN, ["http://%s:%d" % (BACKEND_IP, dead), backend.url])
     for _ in range(4):
         r = gw.curl(FQDN, "/echo")
         assert json.loads(r.stdout)["backend"] == "b1"
-    gw.env.deploy_fqdn("37-1-app", FQDN, ["http://127.0.0.1:%d" % dead])
+    gw.env.deploy_fqdn("37-1-app", FQDN, ["http://%s:%d" % (BACKEND_IP, dead)])
     r = gw.curl(FQDN, "/echo", args=["-o", "/dev/null", "-w", "%{http_code}"])
     assert r.stdout == b"502"
 

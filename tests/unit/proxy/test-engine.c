@@ -553,7 +553,8 @@ static void test_unknown_sni_closed(void **state)
         expect_closed_silently(fd, http, sizeof(http) - 1);
         close(fd);
 
-        /* A terminating route is not served yet: closed, not relayed. */
+        /* A terminating route without a TLS context (none configured):
+         * closed, not relayed. */
         table_put(f.table, "w2", "www.example.com", PROXY_ROUTE_TERMINATE, &f.backend->port, 1);
         fd = connect_loopback(f.port);
         expect_closed_silently(fd, cap_curl, sizeof(cap_curl));
@@ -966,10 +967,13 @@ static void test_config_rejected(void **state)
         assert_int_equal(proxy_route_table_new(&t), 0);
         assert_int_equal(proxy_engine_new(&cfg, t, &e), -EINVAL);
         cfg.https_fd = 0;
-        cfg.http_fd = 0;
-        assert_int_equal(proxy_engine_new(&cfg, t, &e), -EINVAL);
-        cfg.http_fd = -1;
         cfg.relay_buf_size = 1;
+        assert_int_equal(proxy_engine_new(&cfg, t, &e), -EINVAL);
+        cfg.relay_buf_size = 0;
+        cfg.max_head = 100;
+        assert_int_equal(proxy_engine_new(&cfg, t, &e), -EINVAL);
+        cfg.max_head = 0;
+        cfg.max_headers = 1u << 20;
         assert_int_equal(proxy_engine_new(&cfg, t, &e), -EINVAL);
         assert_null(e);
         assert_string_equal(proxy_close_reason_str(PROXY_CLOSE_ROUTE_REMOVED), "route-removed");

@@ -1,0 +1,2805 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "proxy/http-conn.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "common/log.h"
+#include "common/macros.h"
+#include "common/siphash.h"
+#include "proxy/http1.h"
+#include "proxy/routes.h"
+#include "proxy/tls.h"
+
+/* Design notes (docs/internals/proxy.md has the long form):
+ *
+ *  - Sockets are raw non-blocking fds watched with uv_poll_t; all reads and
+ *    writes are ours (read/sendmsg, SSL_read/SSL_write through a BIO of our
+ *    own). Read interest stays on while a side may be read; write interest
+ *    is added only while a write would block. libuv re-registers an fd on
+ *    every uv_poll_start(), so interest changes are kept rare.
+ *  - A connection is one explicit state machine (enum hc_state, transition
+ *    table hc_allowed); poll and timer callbacks only record the event and
+ *    call hc_step().
+ *  - Memory: an idle connection is a struct hconn (and for TLS its SSL);
+ *    everything needed while a request is in flight (head buffers, body
+ *    buffers, parsers, output queues) is one "exchange block" taken from a
+ *    per-worker free list and given back when the connection goes idle.
+ *  - Timeouts: no timer per connection. Every kind of deadline has a fixed
+ *    duration, so a FIFO list per kind is sorted by deadline; one uv_timer
+ *    per list fires for its head. Moving a connection between lists or to
+ *    the tail of its list is O(1) and touches no timer. */
+
+#define OQ_MAX          24u    /* iovecs in one output batch */
+#define PUMP_CHUNKS     7u     /* re-encoded chunks per batch (3 iovecs each) */
+#define TX_CAP          16384u /* TLS: plaintext gathered into one SSL_write */
+#define RIN_CAP         16384u /* TLS: raw read-ahead, so a record costs one read() */
+#define CHUNK_LINE_MAX  4096u
+#define LINGER_MS       2000u
+#define LINGER_MAX      (256u * 1024u)
+#define BLOCK_CACHE_MAX 16u
+#define SCRATCH_SIZE    16384u
+#define HOUT_SLACK      1024u /* forwarding fields we add to a request head */
+#define COUT_SLACK      1024u /* our own fields (Location, framing) on a response head */
+#define ACME_PREFIX     "/.well-known/acme-challenge/"
+#define ACME_OUT_MAX    1024u
+#define POOL_BUCKETS0   64u
+/* Tunnelled bytes reach the route's counters in batches, as in engine.c. */
+#define COUNTERS_FLUSH_BYTES (256u * 1024u)
+
+/* ---- timeout queues ---- */
+
+enum tq_kind {
+        TQ_HANDSHAKE, /* TLS handshake, from hand-over */
+        TQ_REQUEST,   /* request head from its first byte; request body stall */
+        TQ_KEEPALIVE, /* idle client between requests */
+        TQ_CONNECT,   /* one backend connect attempt */
+        TQ_UPSTREAM,  /* request sent, waiting for the response head */
+        TQ_IDLE,      /* response body, our own answer, tunnel: stall */
+        TQ_LINGER,    /* answered and half-closed: waiting for the client's EOF */
+        TQ_POOL,      /* idle pooled upstream connection (struct upstream) */
+        _TQ_MAX,
+        TQ_NONE = _TQ_MAX,
+};
+
+struct tq_link {
+        struct tq_link *prev, *next;
+        uint64_t since; /* uv_now() when queued; the deadline is since + the queue's duration */
+        uint8_t kind;   /* enum tq_kind, TQ_NONE when not queued */
+};
+
+struct tq {
+        struct tq_link head; /* sentinel of a circular list, oldest first */
+        uv_timer_t timer;
+        uint64_t dur;
+        struct proxy_hw *hw;
+        uint8_t kind;
+        bool armed;
+};
+
+/* ---- output queues and body pumps ---- */
+
+struct oq {
+        struct iovec iov[OQ_MAX];
+        uint8_t i, n;
+        size_t left; /* bytes not yet written */
+};
+
+/* Moves one message body from a source buffer to an output queue,
+ * decoding the source framing and encoding the destination's. */
+struct pump {
+        uint64_t left; /* LENGTH: body bytes still to come */
+        struct proxy_h1_chunked ch;
+        uint8_t src;      /* enum proxy_h1_body of the source */
+        uint8_t dst;      /* enum proxy_h1_body towards the destination */
+        bool done;        /* the source body ended: all of it is queued */
+        bool last_queued; /* dst CHUNKED: the last-chunk is queued */
+        uint8_t heads[PUMP_CHUNKS][PROXY_H1_CHUNK_HEAD_MAX];
+};
+
+/* ---- connections ---- */
+
+enum hc_state {
+        HC_HANDSHAKE, /* TLS handshake */
+        HC_IDLE,      /* between requests, no exchange block */
+        HC_HEAD,      /* reading a request head */
+        HC_CONNECT,   /* picking/dialing a backend */
+        HC_PROXY,     /* request and response flowing */
+        HC_RESPOND,   /* writing our own answer, then LINGER */
+        HC_TUNNEL,    /* WebSocket after 101: raw bytes both ways */
+        HC_LINGER,    /* write side shut, draining the client until EOF */
+        HC_CLOSING,   /* uv_close() issued; freed by its callback */
+        _HC_MAX,
+};
+
+static const char *const hc_state_names[_HC_MAX] = {
+        [HC_HANDSHAKE] = "handshake", [HC_IDLE] = "idle",     [HC_HEAD] = "head",
+        [HC_CONNECT] = "connect",     [HC_PROXY] = "proxy",   [HC_RESPOND] = "respond",
+        [HC_TUNNEL] = "tunnel",       [HC_LINGER] = "linger", [HC_CLOSING] = "closing",
+};
+
+#define B(s) (1u << (s))
+/* Legal transitions (every state may also go to CLOSING). */
+static const unsigned hc_allowed[_HC_MAX] = {
+        [HC_HANDSHAKE] = B(HC_IDLE),
+        [HC_IDLE] = B(HC_HEAD),
+        [HC_HEAD] = B(HC_IDLE) | B(HC_CONNECT) | B(HC_RESPOND),
+        [HC_CONNECT] = B(HC_PROXY) | B(HC_RESPOND),
+        [HC_PROXY] = B(HC_CONNECT) | B(HC_RESPOND) | B(HC_TUNNEL) | B(HC_IDLE) | B(HC_HEAD) |
+                     B(HC_LINGER),
+        [HC_RESPOND] = B(HC_LINGER),
+        [HC_TUNNEL] = 0,
+        [HC_LINGER] = 0,
+        [HC_CLOSING] = 0,
+};
+#undef B
+
+/* Per-request state, reset at the start of every request. */
+struct exch {
+        uint64_t req_bytes;  /* request bytes received from the client (head + body) */
+        uint64_t resp_bytes; /* response bytes written to the client */
+        unsigned status;     /* final status answered, 0 until known */
+        unsigned first_backend;
+        unsigned attempt;
+        uint16_t dial_port;            /* non-zero: dial this port instead (ACME on :80) */
+        enum proxy_close_reason close; /* RESPOND: why the connection ends afterwards */
+        bool proxied;                  /* counted on c->route */
+        bool accounted;
+        bool head_req;     /* method HEAD */
+        bool client10;     /* HTTP/1.0 client */
+        bool websocket;    /* a WebSocket upgrade was forwarded */
+        bool req_sent_all; /* the whole request reached the backend */
+        bool resp_any;     /* the backend sent at least one byte */
+        bool resp_head;    /* the final response head is queued */
+        bool resp_done;    /* the response is completely written */
+        bool keep_alive;   /* the client connection survives this exchange */
+        bool interim;      /* a 1xx head is queued */
+        bool upgrade;      /* a 101 head is queued: tunnel once written */
+        bool retried;      /* the pooled connection failed; this is the fresh one */
+        bool no_pool;      /* the next attempt must dial */
+        bool all_factory;  /* every attempt so far failed in the socket factory */
+};
+
+/* The exchange block: memory a connection needs only while it is busy. */
+struct xb {
+        struct xb *next_free;
+        bool tls;
+        uint8_t *in;   /* client bytes: request head, body, pipelined requests */
+        uint8_t *uin;  /* backend bytes: response head and body */
+        uint8_t *hout; /* the request head for the backend */
+        uint8_t *cout; /* the response head (or our answer) for the client */
+        uint8_t *tx;   /* TLS: plaintext gathered for one SSL_write */
+        uint8_t *rin;  /* TLS: raw read-ahead */
+        struct proxy_h1_header *req_hdrs, *resp_hdrs;
+        uint32_t in_off, in_len, in_fill; /* [in_off, in_fill) is queued in uq */
+        uint32_t uoff, ulen, ufill;       /* [uoff, ufill) is queued in cq */
+        uint32_t rin_off, rin_len;
+        uint32_t hout_len;
+        uint32_t tx_len; /* TLS: bytes of an SSL_write to retry (0: none) */
+        const uint8_t *tx_ptr;
+        struct proxy_h1_req req;
+        struct proxy_h1_resp resp;
+        struct pump reqp, respp;
+        struct oq uq; /* to the backend */
+        struct oq cq; /* to the client */
+        struct exch e;
+};
+
+struct pool_group;
+
+struct upstream {
+        uv_poll_t poll;
+        struct tq_link tl; /* TQ_POOL while idle */
+        struct proxy_hw *hw;
+        struct hconn *owner;       /* NULL while idle in the pool */
+        struct pool_group *grp;    /* */
+        struct upstream *gnext;    /* in grp->idle */
+        struct upstream **gpprev;  /* */
+        struct proxy_route *route; /* last route served (ref), for routes_changed */
+        int fd;
+        int err;         /* socket error seen (negative errno) */
+        unsigned events; /* current poll interest */
+        bool poll_init;  /* @poll initialised */
+        bool connecting; /* connect() in progress */
+        bool rd_ready;   /* readable per the last poll event */
+        bool wr_blocked; /* the last write would block */
+        bool wr_event;   /* writable event seen (connect completion) */
+        bool eof;        /* read returned 0 */
+        bool reused;     /* taken from the pool for the current request */
+        bool closing;    /* uv_close() issued */
+};
+
+struct hconn {
+        uv_poll_t poll;
+        struct tq_link tl;
+        struct hconn *prev, *next; /* in hw->conns */
+        struct proxy_hw *hw;
+        struct xb *x;                  /* exchange block, NULL while idle */
+        SSL *ssl;                      /* TLS only */
+        struct proxy_route *sni_route; /* TLS: the route the SNI chose (ref) */
+        struct proxy_route *route;     /* route of the current/last request (ref, cached) */
+        struct upstream *up;           /* backend connection of the current request */
+        uint8_t *prefix;               /* TLS: bytes the engine peeked, fed first */
+        uint32_t prefix_len, prefix_off;
+        uint32_t linger_bytes;
+        int fd;
+        int err; /* client socket error (negative errno) */
+        uint8_t state;
+        uint8_t reason; /* enum proxy_close_reason, once CLOSING */
+        uint8_t events; /* current poll interest */
+        uint8_t peer_family;
+        uint8_t peer[16];
+        bool rd_ready;     /* readable per the last poll event / short read */
+        bool wr_blocked;   /* the last write would block */
+        bool rd_eof;       /* the client sent EOF */
+        bool bio_eof;      /* TLS: the BIO saw EOF */
+        bool ev_timeout;   /* the deadline of tl passed */
+        bool timer_reset;  /* state entered: restart the deadline */
+        bool progress;     /* bytes moved during this step */
+        bool shut_sent;    /* close_notify / SHUT_WR sent */
+        bool handshake_ok; /* TLS handshake completed */
+        uint64_t tunnel_unflushed[2];
+};
+
+struct pool_key {
+        uint16_t family;
+        uint16_t port;
+        uint32_t scope;
+        uint8_t addr[16];
+};
+
+struct pool_group {
+        struct pool_group *hnext;
+        uint64_t hash;
+        struct upstream *idle; /* most recently used first */
+        unsigned n_idle;
+        unsigned n_total; /* upstreams of this group, idle or busy */
+        struct pool_key key;
+        char netns[]; /* "" when the route has none */
+};
+
+struct proxy_hw {
+        struct proxy_hw_env env;
+        const struct proxy_config *cfg;
+        struct hconn *conns;
+        unsigned n_conns;
+        unsigned n_upstreams; /* upstream objects not yet freed */
+        struct tq tq[_TQ_MAX];
+        unsigned n_timers_open;
+        struct xb *free_blocks[2]; /* [tls] */
+        unsigned n_free_blocks[2];
+        uint32_t in_cap, uin_cap, hout_cap, cout_cap;
+        struct proxy_h1_limits req_limits, resp_limits;
+        struct pool_group **buckets;
+        size_t n_buckets, n_groups;
+        struct siphash_key hkey;
+        uint8_t *scratch;
+        bool stopping;
+        bool timers_closing;
+        bool finished;
+};
+
+/* ---- small helpers ---- */
+
+static uint64_t hw_now(const struct proxy_hw *hw)
+{
+        return uv_now(hw->env.loop);
+}
+
+static void stat_add(atomic_uint_least64_t *a, uint64_t n)
+{
+        atomic_fetch_add_explicit(a, n, memory_order_relaxed);
+}
+
+static bool hw_route_current(const struct proxy_hw *hw, const struct proxy_route *r)
+{
+        const struct proxy_route *now = proxy_routes_lookup_id(*hw->env.snap, r->id);
+
+        if (now == r)
+                return true;
+        return now && now->mode == r->mode && streq(now->host, r->host);
+}
+
+static void hc_step(struct hconn *c);
+static void hc_close(struct hconn *c, enum proxy_close_reason reason);
+static void upstream_close(struct upstream *u);
+static void hw_maybe_finish(struct proxy_hw *hw);
+
+/* ---- timeout queues ---- */
+
+static void tq_unlink(struct tq_link *l)
+{
+        if (l->kind == TQ_NONE)
+                return;
+        l->prev->next = l->next;
+        l->next->prev = l->prev;
+        l->prev = l->next = NULL;
+        l->kind = TQ_NONE;
+}
+
+static void on_tq_timer(uv_timer_t *t);
+
+/* Queue @l at the tail of queue @kind with the deadline now + duration.
+ * The queue's timer is only started when it is not armed: an armed timer
+ * fires for an entry that is at least as old. */
+static void tq_put(struct proxy_hw *hw, struct tq_link *l, enum tq_kind kind)
+{
+        struct tq *q = &hw->tq[kind];
+        uint64_t now = hw_now(hw);
+
+        if (l->kind == kind && l->since == now)
+                return;
+        tq_unlink(l);
+        l->since = now;
+        l->kind = (uint8_t)kind;
+        l->prev = q->head.prev;
+        l->next = &q->head;
+        q->head.prev->next = l;
+        q->head.prev = l;
+        if (!q->armed && !hw->timers_closing) {
+                (void)uv_timer_start(&q->timer, on_tq_timer, q->dur, 0);
+                q->armed = true;
+        }
+}
+
+static void tq_expire(struct proxy_hw *hw, enum tq_kind kind, struct tq_link *l)
+{
+        if (kind == TQ_POOL) {
+                upstream_close(container_of(l, struct upstream, tl));
+                return;
+        }
+        struct hconn *c = container_of(l, struct hconn, tl);
+
+        c->ev_timeout = true;
+        hc_step(c);
+}
+
+static void on_tq_timer(uv_timer_t *t)
+{
+        struct tq *q = t->data;
+        struct proxy_hw *hw = q->hw;
+        uint64_t now = hw_now(hw);
+
+        q->armed = false;
+        for (;;) {
+                struct tq_link *l = q->head.next;
+
+                if (l == &q->head)
+                        return;
+                if (l->since + q->dur > now) {
+                        (void)uv_timer_start(&q->timer, on_tq_timer, l->since + q->dur - now, 0);
+                        q->armed = true;
+                        return;
+                }
+                tq_unlink(l);
+                tq_expire(hw, q->kind, l);
+        }
+}
+
+/* ---- exchange blocks ---- */
+
+static struct xb *xb_get(struct proxy_hw *hw, bool tls)
+{
+        struct xb *x = hw->free_blocks[tls];
+        size_t hdrs = (size_t)hw->req_limits.max_headers * sizeof(struct proxy_h1_header);
+        size_t size;
+        uint8_t *p;
+
+        if (x) {
+                hw->free_blocks[tls] = x->next_free;
+                hw->n_free_blocks[tls]--;
+        } else {
+                size = sizeof(*x) + 2 * hdrs + hw->in_cap + hw->uin_cap + hw->hout_cap +
+                       hw->cout_cap + (tls ? TX_CAP + RIN_CAP : 0);
+                x = malloc(size);
+                if (!x)
+                        return NULL;
+                p = (uint8_t *)(x + 1);
+                x->req_hdrs = (struct proxy_h1_header *)p;
+                p += hdrs;
+                x->resp_hdrs = (struct proxy_h1_header *)p;
+                p += hdrs;
+                x->in = p;
+                p += hw->in_cap;
+                x->uin = p;
+                p += hw->uin_cap;
+                x->hout = p;
+                p += hw->hout_cap;
+                x->cout = p;
+                p += hw->cout_cap;
+                x->tx = tls ? p : NULL;
+                x->rin = tls ? p + TX_CAP : NULL;
+                x->tls = tls;
+        }
+        x->next_free = NULL;
+        x->in_off = x->in_len = x->in_fill = 0;
+        x->uoff = x->ulen = x->ufill = 0;
+        x->rin_off = x->rin_len = 0;
+        x->tx_len = 0;
+        x->uq.i = x->uq.n = 0;
+        x->uq.left = 0;
+        x->cq.i = x->cq.n = 0;
+        x->cq.left = 0;
+        return x;
+}
+
+static void xb_put(struct proxy_hw *hw, struct xb *x)
+{
+        if (!x)
+                return;
+        if (hw->n_free_blocks[x->tls] >= BLOCK_CACHE_MAX || hw->stopping) {
+                free(x);
+                return;
+        }
+        x->next_free = hw->free_blocks[x->tls];
+        hw->free_blocks[x->tls] = x;
+        hw->n_free_blocks[x->tls]++;
+}
+
+/* ---- output queues ---- */
+
+static void oq_add(struct oq *q, const void *p, size_t n)
+{
+        if (n == 0)
+                return;
+        assert(q->n < OQ_MAX);
+        q->iov[q->n++] = (struct iovec){.iov_base = (void *)p, .iov_len = n};
+        q->left += n;
+}
+
+static void oq_advance(struct oq *q, size_t n)
+{
+        assert(n <= q->left);
+        q->left -= n;
+        while (n > 0) {
+                struct iovec *v = &q->iov[q->i];
+
+                if (n >= v->iov_len) {
+                        n -= v->iov_len;
+                        q->i++;
+                } else {
+                        v->iov_base = (uint8_t *)v->iov_base + n;
+                        v->iov_len -= n;
+                        n = 0;
+                }
+        }
+        if (q->left == 0)
+                q->i = q->n = 0;
+}
+
+/* ---- body pumps ---- */
+
+static void pump_init(struct pump *p, const struct proxy_hw *hw, enum proxy_h1_body src,
+                      enum proxy_h1_body dst, uint64_t len)
+{
+        p->src = (uint8_t)src;
+        p->dst = (uint8_t)dst;
+        p->left = src == PROXY_H1_BODY_LENGTH ? len : 0;
+        p->done = src == PROXY_H1_BODY_NONE || (src == PROXY_H1_BODY_LENGTH && len == 0);
+        /* A zero-length chunked body still needs its last-chunk. */
+        p->last_queued = false;
+        if (src == PROXY_H1_BODY_CHUNKED)
+                proxy_h1_chunked_init(&p->ch, CHUNK_LINE_MAX, hw->req_limits.max_head,
+                                      hw->req_limits.max_headers);
+}
+
+static bool pump_finished(const struct pump *p)
+{
+        return p->done && (p->dst != PROXY_H1_BODY_CHUNKED || p->last_queued);
+}
+
+/* Queue body bytes from @buf[*pos, len) into @q and advance *pos past what
+ * was queued (the caller consumes it once @q is written). @eof: the source
+ * reached EOF (ends a close-delimited body). Returns 0 or -EBADMSG/-EMSGSIZE
+ * for a malformed chunked source. */
+static int pump_fill(struct pump *p, const uint8_t *buf, uint32_t *pos, uint32_t len, bool eof,
+                     struct oq *q)
+{
+        unsigned k = 0;
+
+        while (!p->done && *pos < len && k < PUMP_CHUNKS && q->n + 4u <= OQ_MAX) {
+                size_t avail = len - *pos, dl = 0;
+                const uint8_t *data = buf + *pos;
+                int r;
+
+                switch (p->src) {
+                case PROXY_H1_BODY_LENGTH:
+                        dl = (size_t)MIN((uint64_t)avail, p->left);
+                        *pos += (uint32_t)dl;
+                        p->left -= dl;
+                        p->done = p->left == 0;
+                        break;
+                case PROXY_H1_BODY_CHUNKED:
+                        r = proxy_h1_chunked_decode(&p->ch, data, avail, &dl);
+                        if (r < 0)
+                                return r;
+                        data = buf + *pos + (size_t)r - dl;
+                        *pos += (uint32_t)r;
+                        p->done = proxy_h1_chunked_done(&p->ch);
+                        if (r == 0)
+                                return 0;
+                        break;
+                case PROXY_H1_BODY_CLOSE:
+                        dl = avail;
+                        *pos += (uint32_t)dl;
+                        break;
+                default:
+                        p->done = true;
+                        break;
+                }
+                if (dl > 0) {
+                        if (p->dst == PROXY_H1_BODY_CHUNKED) {
+                                size_t hl = proxy_h1_chunk_head(p->heads[k], dl);
+
+                                oq_add(q, p->heads[k], hl);
+                                oq_add(q, data, dl);
+                                oq_add(q, PROXY_H1_CHUNK_END, 2);
+                                k++;
+                        } else {
+                                oq_add(q, data, dl);
+                        }
+                }
+                if (p->src != PROXY_H1_BODY_CHUNKED)
+                        break;
+        }
+        if (p->src == PROXY_H1_BODY_CLOSE && eof && *pos == len)
+                p->done = true;
+        if (p->done && p->dst == PROXY_H1_BODY_CHUNKED && !p->last_queued && q->n < OQ_MAX) {
+                oq_add(q, PROXY_H1_CHUNK_LAST, sizeof(PROXY_H1_CHUNK_LAST) - 1);
+                p->last_queued = true;
+        }
+        return 0;
+}
+
+/* ---- the TLS BIO: the peeked prefix first, then the socket ---- */
+
+static BIO_METHOD *bio_method;
+static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
+
+static int bio_read_fail(BIO *b, struct hconn *c, ssize_t k)
+{
+        if (k == 0) {
+                c->bio_eof = true;
+                return 0;
+        }
+        if (errno == EAGAIN || errno == EINTR) {
+                c->rd_ready = false;
+                BIO_set_retry_read(b);
+                return -1;
+        }
+        c->err = -errno;
+        return -1;
+}
+
+static int bio_read(BIO *b, char *out, int len)
+{
+        struct hconn *c = BIO_get_data(b);
+        struct xb *x = c->x;
+        size_t n;
+        ssize_t k;
+
+        BIO_clear_retry_flags(b);
+        if (len <= 0)
+                return 0;
+        if (c->prefix) {
+                n = MIN((size_t)len, (size_t)(c->prefix_len - c->prefix_off));
+                memcpy(out, c->prefix + c->prefix_off, n);
+                c->prefix_off += (uint32_t)n;
+                if (c->prefix_off == c->prefix_len)
+                        c->prefix = mfree(c->prefix);
+                return (int)n;
+        }
+        if (x && x->rin) {
+                if (x->rin_off == x->rin_len) {
+                        /* Read ahead: BoringSSL asks for a record header,
+                         * then its body; one read() serves both and the
+                         * records that follow. A short read drained the
+                         * socket, so do not ask again before a poll event. */
+                        if (!c->rd_ready) {
+                                BIO_set_retry_read(b);
+                                return -1;
+                        }
+                        k = read(c->fd, x->rin, RIN_CAP);
+                        if (k <= 0)
+                                return bio_read_fail(b, c, k);
+                        x->rin_off = 0;
+                        x->rin_len = (uint32_t)k;
+                        if ((size_t)k < RIN_CAP)
+                                c->rd_ready = false;
+                }
+                n = MIN((size_t)len, (size_t)(x->rin_len - x->rin_off));
+                memcpy(out, x->rin + x->rin_off, n);
+                x->rin_off += (uint32_t)n;
+                return (int)n;
+        }
+        /* No exchange block (handshake): exact reads. */
+        k = read(c->fd, out, (size_t)len);
+        if (k <= 0)
+                return bio_read_fail(b, c, k);
+        if (k < len)
+                c->rd_ready = false;
+        return (int)k;
+}
+
+static int bio_write(BIO *b, const char *in, int len)
+{
+        struct hconn *c = BIO_get_data(b);
+        ssize_t k;
+
+        BIO_clear_retry_flags(b);
+        if (len <= 0)
+                return 0;
+        k = send(c->fd, in, (size_t)len, MSG_NOSIGNAL);
+        if (k >= 0)
+                return (int)k;
+        if (errno == EAGAIN || errno == EINTR) {
+                c->wr_blocked = true;
+                BIO_set_retry_write(b);
+                return -1;
+        }
+        c->err = -errno;
+        return -1;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+        return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int bio_create(BIO *b)
+{
+        BIO_set_init(b, 1);
+        return 1;
+}
+
+static void bio_method_init(void)
+{
+        BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "gw-hconn");
+
+        if (!m)
+                return;
+        if (!BIO_meth_set_read(m, bio_read) || !BIO_meth_set_write(m, bio_write) ||
+            !BIO_meth_set_ctrl(m, bio_ctrl) || !BIO_meth_set_create(m, bio_create)) {
+                BIO_meth_free(m);
+                return;
+        }
+        bio_method = m;
+}
+
+/* Raw bytes the TLS layer holds that no poll event will announce. */
+static bool hc_tls_buffered(const struct hconn *c)
+{
+        if (!c->ssl)
+                return false;
+        return c->prefix || (c->x && c->x->rin && c->x->rin_off < c->x->rin_len) ||
+               SSL_has_pending(c->ssl);
+}
+
+static bool hc_can_read(const struct hconn *c)
+{
+        return c->rd_ready || hc_tls_buffered(c);
+}
+
+/* ---- client I/O ---- */
+
+/* Read into @p. Returns > 0 bytes, 0 at EOF, -EAGAIN, or another -errno. */
+static ssize_t hc_read(struct hconn *c, uint8_t *p, size_t n)
+{
+        ssize_t k;
+        int r;
+
+        assert(n > 0);
+        if (!c->ssl) {
+                k = read(c->fd, p, n);
+                if (k > 0) {
+                        if ((size_t)k < n)
+                                c->rd_ready = false;
+                        c->progress = true;
+                        return k;
+                }
+                if (k == 0)
+                        return 0;
+                if (errno == EAGAIN || errno == EINTR) {
+                        c->rd_ready = false;
+                        return -EAGAIN;
+                }
+                return -errno;
+        }
+        ERR_clear_error();
+        r = SSL_read(c->ssl, p, (int)MIN(n, (size_t)INT_MAX));
+        if (r > 0) {
+                c->progress = true;
+                return r;
+        }
+        switch (SSL_get_error(c->ssl, r)) {
+        case SSL_ERROR_ZERO_RETURN:
+                return 0;
+        case SSL_ERROR_WANT_READ:
+                c->rd_ready = false;
+                return -EAGAIN;
+        case SSL_ERROR_WANT_WRITE:
+                /* A post-handshake reply (KeyUpdate) waits for the socket. */
+                c->wr_blocked = true;
+                c->rd_ready = false;
+                return -EAGAIN;
+        case SSL_ERROR_SYSCALL:
+                if (c->bio_eof)
+                        return 0;
+                return c->err < 0 ? c->err : -EIO;
+        default:
+                return -EPROTO;
+        }
+}
+
+/* Write @q to the client. Adds the bytes written to *counted. Returns 0
+ * (possibly with bytes left: wr_blocked is set) or -errno. */
+static int hc_flush(struct hconn *c, struct oq *q, uint64_t *counted)
+{
+        struct xb *x = c->x;
+
+        while (q->left > 0) {
+                if (!c->ssl) {
+                        struct msghdr m = {.msg_iov = q->iov + q->i, .msg_iovlen = q->n - q->i};
+                        ssize_t k = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+
+                        if (k < 0) {
+                                if (errno == EINTR)
+                                        continue;
+                                if (errno == EAGAIN) {
+                                        c->wr_blocked = true;
+                                        return 0;
+                                }
+                                return -errno;
+                        }
+                        oq_advance(q, (size_t)k);
+                        *counted += (uint64_t)k;
+                        c->progress = true;
+                        if (q->left > 0) {
+                                /* The socket buffer is full: wait for POLLOUT
+                                 * rather than collect an EAGAIN. */
+                                c->wr_blocked = true;
+                                return 0;
+                        }
+                        continue;
+                }
+
+                if (x->tx_len == 0) {
+                        const struct iovec *v = &q->iov[q->i];
+
+                        if (q->n - q->i == 1 || v->iov_len >= TX_CAP) {
+                                x->tx_ptr = v->iov_base;
+                                x->tx_len = (uint32_t)MIN(v->iov_len, (size_t)INT_MAX / 2);
+                        } else {
+                                /* Several pieces (head, chunk framing, data):
+                                 * one record, one send. */
+                                size_t n = 0;
+
+                                for (unsigned i = q->i; i < q->n && n < TX_CAP; i++) {
+                                        size_t k = MIN(q->iov[i].iov_len, TX_CAP - n);
+
+                                        memcpy(x->tx + n, q->iov[i].iov_base, k);
+                                        n += k;
+                                }
+                                x->tx_ptr = x->tx;
+                                x->tx_len = (uint32_t)n;
+                        }
+                }
+                ERR_clear_error();
+                int r = SSL_write(c->ssl, x->tx_ptr, (int)x->tx_len);
+
+                if (r > 0) {
+                        oq_advance(q, (size_t)r);
+                        *counted += (uint64_t)r;
+                        x->tx_len = 0;
+                        c->progress = true;
+                        continue;
+                }
+                switch (SSL_get_error(c->ssl, r)) {
+                case SSL_ERROR_WANT_WRITE:
+                        c->wr_blocked = true;
+                        return 0;
+                case SSL_ERROR_SYSCALL:
+                        return c->err < 0 ? c->err : -EPIPE;
+                default:
+                        return -EPROTO;
+                }
+        }
+        return 0;
+}
+
+static void hc_peer_str(const struct hconn *c, char *buf, size_t size)
+{
+        if (c->peer_family == AF_INET6)
+                (void)inet_ntop(AF_INET6, c->peer, buf, (socklen_t)size);
+        else
+                (void)inet_ntop(AF_INET, c->peer, buf, (socklen_t)size);
+}
+
+/* ---- upstream connections and the pool ---- */
+
+static int up_flush(struct upstream *u, struct oq *q)
+{
+        while (q->left > 0) {
+                struct msghdr m = {.msg_iov = q->iov + q->i, .msg_iovlen = q->n - q->i};
+                ssize_t k = sendmsg(u->fd, &m, MSG_NOSIGNAL);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN) {
+                                u->wr_blocked = true;
+                                return 0;
+                        }
+                        return -errno;
+                }
+                oq_advance(q, (size_t)k);
+                if (q->left > 0) {
+                        u->wr_blocked = true;
+                        return 0;
+                }
+        }
+        return 0;
+}
+
+static void pool_key_of(struct pool_key *k, const struct sockaddr *sa, uint16_t port_override)
+{
+        memset(k, 0, sizeof(*k));
+        k->family = sa->sa_family;
+        if (sa->sa_family == AF_INET6) {
+                const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+
+                k->port = a->sin6_port;
+                k->scope = a->sin6_scope_id;
+                memcpy(k->addr, &a->sin6_addr, 16);
+        } else {
+                const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+
+                k->port = a->sin_port;
+                memcpy(k->addr, &a->sin_addr, 4);
+        }
+        if (port_override)
+                k->port = htons(port_override);
+}
+
+static socklen_t pool_key_sockaddr(const struct pool_key *k, struct sockaddr_storage *ss)
+{
+        memset(ss, 0, sizeof(*ss));
+        if (k->family == AF_INET6) {
+                struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+                a->sin6_family = AF_INET6;
+                a->sin6_port = k->port;
+                a->sin6_scope_id = k->scope;
+                memcpy(&a->sin6_addr, k->addr, 16);
+                return sizeof(*a);
+        }
+        struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+        a->sin_family = AF_INET;
+        a->sin_port = k->port;
+        memcpy(&a->sin_addr, k->addr, 4);
+        return sizeof(*a);
+}
+
+static uint64_t pool_hash(const struct proxy_hw *hw, const struct pool_key *k, const char *netns)
+{
+        uint64_t h = siphash13(&hw->hkey, k, sizeof(*k), false);
+
+        if (netns && *netns)
+                h ^= siphash13(&hw->hkey, netns, strlen(netns), false) * 0x9e3779b97f4a7c15ull;
+        return h;
+}
+
+static int pool_grow(struct proxy_hw *hw)
+{
+        size_t n = hw->n_buckets ? hw->n_buckets * 2 : POOL_BUCKETS0;
+        struct pool_group **b = calloc(n, sizeof(*b));
+
+        if (!b)
+                return -ENOMEM;
+        for (size_t i = 0; i < hw->n_buckets; i++)
+                for (struct pool_group *g = hw->buckets[i], *next; g; g = next) {
+                        next = g->hnext;
+                        g->hnext = b[g->hash & (n - 1)];
+                        b[g->hash & (n - 1)] = g;
+                }
+        free(hw->buckets);
+        hw->buckets = b;
+        hw->n_buckets = n;
+        return 0;
+}
+
+static struct pool_group *pool_group_get(struct proxy_hw *hw, const struct pool_key *k,
+                                         const char *netns, bool create)
+{
+        uint64_t h = pool_hash(hw, k, netns);
+        const char *ns = netns ? netns : "";
+        struct pool_group *g;
+        size_t len;
+
+        if (hw->n_buckets)
+                for (g = hw->buckets[h & (hw->n_buckets - 1)]; g; g = g->hnext)
+                        if (g->hash == h && memcmp(&g->key, k, sizeof(*k)) == 0 &&
+                            streq(g->netns, ns))
+                                return g;
+        if (!create)
+                return NULL;
+        if (hw->n_groups >= hw->n_buckets && pool_grow(hw) < 0)
+                return NULL;
+        len = strlen(ns);
+        g = calloc(1, sizeof(*g) + len + 1);
+        if (!g)
+                return NULL;
+        g->hash = h;
+        g->key = *k;
+        memcpy(g->netns, ns, len + 1);
+        g->hnext = hw->buckets[h & (hw->n_buckets - 1)];
+        hw->buckets[h & (hw->n_buckets - 1)] = g;
+        hw->n_groups++;
+        return g;
+}
+
+static void pool_group_maybe_free(struct proxy_hw *hw, struct pool_group *g)
+{
+        struct pool_group **pp;
+
+        if (g->n_total > 0)
+                return;
+        for (pp = &hw->buckets[g->hash & (hw->n_buckets - 1)]; *pp != g; pp = &(*pp)->hnext)
+                ;
+        *pp = g->hnext;
+        hw->n_groups--;
+        free(g);
+}
+
+static void pool_unlink(struct upstream *u)
+{
+        if (!u->gpprev)
+                return;
+        *u->gpprev = u->gnext;
+        if (u->gnext)
+                u->gnext->gpprev = u->gpprev;
+        u->gnext = NULL;
+        u->gpprev = NULL;
+        u->grp->n_idle--;
+        tq_unlink(&u->tl);
+}
+
+static void on_up_poll(uv_poll_t *p, int status, int events);
+
+static int up_poll_set(struct upstream *u, unsigned want)
+{
+        int r;
+
+        if (want == u->events || u->closing)
+                return 0;
+        if (want)
+                r = uv_poll_start(&u->poll, (int)want, on_up_poll);
+        else
+                r = uv_poll_stop(&u->poll);
+        if (r < 0)
+                return r;
+        u->events = want;
+        return 0;
+}
+
+static void on_up_closed(uv_handle_t *h)
+{
+        struct upstream *u = h->data;
+        struct proxy_hw *hw = u->hw;
+
+        safe_close(u->fd);
+        proxy_route_unref(u->route);
+        free(u);
+        hw->n_upstreams--;
+        hw_maybe_finish(hw);
+}
+
+static void upstream_close(struct upstream *u)
+{
+        struct proxy_hw *hw;
+
+        if (!u || u->closing)
+                return;
+        hw = u->hw;
+        u->closing = true;
+        pool_unlink(u);
+        tq_unlink(&u->tl);
+        if (u->owner && u->owner->up == u)
+                u->owner->up = NULL;
+        u->owner = NULL;
+        if (u->grp) {
+                u->grp->n_total--;
+                pool_group_maybe_free(hw, u->grp);
+                u->grp = NULL;
+        }
+        if (u->poll_init) {
+                uv_close((uv_handle_t *)&u->poll, on_up_closed);
+                return;
+        }
+        safe_close(u->fd);
+        proxy_route_unref(u->route);
+        free(u);
+        hw->n_upstreams--;
+        hw_maybe_finish(hw);
+}
+
+/* Hand @u (owned, response complete, reusable) to the pool, or close it. */
+static void pool_put(struct proxy_hw *hw, struct upstream *u)
+{
+        struct pool_group *g = u->grp;
+
+        if (hw->stopping || !g || g->n_idle >= hw->cfg->upstream_idle_max || u->err || u->eof)
+                return upstream_close(u);
+        u->owner = NULL;
+        u->reused = false;
+        u->wr_blocked = false;
+        u->gnext = g->idle;
+        u->gpprev = &g->idle;
+        if (g->idle)
+                g->idle->gpprev = &u->gnext;
+        g->idle = u;
+        g->n_idle++;
+        tq_put(hw, &u->tl, TQ_POOL);
+        /* Reading stays on: a close or stray bytes from the backend end it. */
+        if (up_poll_set(u, UV_READABLE) < 0)
+                upstream_close(u);
+}
+
+static struct upstream *pool_take(struct proxy_hw *hw, const struct pool_key *k, const char *netns)
+{
+        struct pool_group *g = pool_group_get(hw, k, netns, false);
+        struct upstream *u;
+
+        if (!g || !g->idle)
+                return NULL;
+        u = g->idle;
+        pool_unlink(u);
+        return u;
+}
+
+/* Dial a new connection for @route to @k. Returns 0 with *ret (connecting
+ * or, rarely, connected), -ENOMEM, or the factory's/connect()'s -errno. */
+static int upstream_dial(struct proxy_hw *hw, struct proxy_route *route, const struct pool_key *k,
+                         struct upstream **ret, bool *ret_factory_failed)
+{
+        const struct proxy_config *cfg = hw->cfg;
+        struct sockaddr_storage ss;
+        socklen_t len = pool_key_sockaddr(k, &ss);
+        struct upstream *u;
+        struct pool_group *g;
+        int fd = -1, r, one = 1;
+
+        g = pool_group_get(hw, k, route->netns, true);
+        if (!g)
+                return -ENOMEM;
+        u = calloc(1, sizeof(*u));
+        if (!u) {
+                pool_group_maybe_free(hw, g);
+                return -ENOMEM;
+        }
+        u->hw = hw;
+        u->fd = -1;
+        u->tl.kind = TQ_NONE;
+        u->grp = g;
+        g->n_total++;
+        u->route = proxy_route_ref(route);
+        hw->n_upstreams++;
+
+        r = cfg->socket_factory(cfg->socket_factory_ud, route, (const struct sockaddr *)&ss, len,
+                                &fd);
+        if (r < 0) {
+                *ret_factory_failed = true;
+                upstream_close(u);
+                return r;
+        }
+        u->fd = fd;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        r = uv_poll_init(hw->env.loop, &u->poll, fd);
+        if (r < 0) {
+                upstream_close(u);
+                return r;
+        }
+        u->poll.data = u;
+        u->poll_init = true;
+        if (connect(fd, (const struct sockaddr *)&ss, len) < 0) {
+                if (errno != EINPROGRESS) {
+                        r = -errno;
+                        upstream_close(u);
+                        return r;
+                }
+                u->connecting = true;
+        }
+        *ret = u;
+        return 0;
+}
+
+static void on_up_poll(uv_poll_t *p, int status, int events)
+{
+        struct upstream *u = p->data;
+
+        if (u->closing)
+                return;
+        if (status < 0 && !u->err)
+                u->err = status;
+        if (events & UV_READABLE)
+                u->rd_ready = true;
+        if (events & UV_WRITABLE) {
+                u->wr_blocked = false;
+                u->wr_event = true;
+        }
+        if (!u->owner) {
+                /* Idle in the pool: EOF, an error or unsolicited bytes all
+                 * mean it cannot carry another request. */
+                upstream_close(u);
+                return;
+        }
+        hc_step(u->owner);
+}
+
+/* ---- connection lifetime ---- */
+
+static void hc_set_state(struct hconn *c, enum hc_state next)
+{
+        assert(next == HC_CLOSING ? c->state != HC_CLOSING
+                                  : (hc_allowed[c->state] & (1u << next)) != 0);
+        log_debug("proxy: hconn %p: %s -> %s", (void *)c, hc_state_names[c->state],
+                  hc_state_names[next]);
+        c->state = (uint8_t)next;
+        c->timer_reset = true;
+}
+
+static void hc_set_route(struct hconn *c, struct proxy_route *r)
+{
+        if (c->route == r)
+                return;
+        proxy_route_unref(c->route);
+        c->route = proxy_route_ref(r);
+}
+
+static void hc_flush_tunnel_counters(struct hconn *c)
+{
+        if (!c->route)
+                return;
+        if (c->tunnel_unflushed[0])
+                atomic_fetch_add_explicit(&c->route->counters->request_bytes,
+                                          c->tunnel_unflushed[0], memory_order_relaxed);
+        if (c->tunnel_unflushed[1])
+                atomic_fetch_add_explicit(&c->route->counters->response_bytes,
+                                          c->tunnel_unflushed[1], memory_order_relaxed);
+        c->tunnel_unflushed[0] = c->tunnel_unflushed[1] = 0;
+}
+
+/* Count the current exchange once: on the route if it was proxied, and in
+ * the worker's statistics if a status was answered. */
+static void hc_account(struct hconn *c)
+{
+        struct xb *x = c->x;
+        struct proxy_hw_stats *st = c->hw->env.stats;
+
+        if (!x || x->e.accounted)
+                return;
+        x->e.accounted = true;
+        if (x->e.status >= 100 && x->e.status <= 599) {
+                stat_add(&st->http_requests, 1);
+                stat_add(&st->http_status[x->e.status / 100 - 1], 1);
+        }
+        if (x->e.proxied && c->route)
+                proxy_counters_add(c->route->counters, x->e.status, x->e.req_bytes,
+                                   x->e.resp_bytes);
+}
+
+static void hc_release_block(struct hconn *c)
+{
+        xb_put(c->hw, TAKE_PTR(c->x));
+}
+
+static void on_hc_closed(uv_handle_t *h)
+{
+        struct hconn *c = h->data;
+        struct proxy_hw *hw = c->hw;
+        struct proxy_hw_stats *st = hw->env.stats;
+
+        safe_close(c->fd);
+        if (c->ssl)
+                SSL_free(c->ssl);
+        hc_flush_tunnel_counters(c);
+        proxy_route_unref(c->route);
+        proxy_route_unref(c->sni_route);
+        free(c->prefix);
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                hw->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        hw->n_conns--;
+        atomic_fetch_sub_explicit(st->active, 1, memory_order_relaxed);
+        stat_add(&st->closed[c->reason], 1);
+        free(c);
+        if (hw->env.conn_freed)
+                hw->env.conn_freed(hw->env.ud);
+        hw_maybe_finish(hw);
+}
+
+static bool reason_is_orderly(enum proxy_close_reason r)
+{
+        switch (r) {
+        case PROXY_CLOSE_DONE:
+        case PROXY_CLOSE_KEEPALIVE_DONE:
+        case PROXY_CLOSE_IDLE_TIMEOUT:
+        case PROXY_CLOSE_REQUEST_TIMEOUT:
+        case PROXY_CLOSE_ROUTE_REMOVED:
+        case PROXY_CLOSE_STOP:
+                return true;
+        default:
+                return false;
+        }
+}
+
+static void hc_close(struct hconn *c, enum proxy_close_reason reason)
+{
+        if (c->state == HC_CLOSING)
+                return;
+        log_debug("proxy: hconn %p: closing: %s", (void *)c, proxy_close_reason_str(reason));
+        if (c->x && c->x->e.proxied)
+                hc_account(c);
+        c->reason = (uint8_t)reason;
+        hc_set_state(c, HC_CLOSING);
+        tq_unlink(&c->tl);
+        if (c->up)
+                upstream_close(c->up);
+        /* An orderly end tells a TLS client it was not truncated. */
+        if (c->ssl && c->handshake_ok && !c->shut_sent && !c->err && reason_is_orderly(reason))
+                (void)SSL_shutdown(c->ssl);
+        hc_release_block(c);
+        uv_close((uv_handle_t *)&c->poll, on_hc_closed);
+}
+
+static void on_hc_poll(uv_poll_t *p, int status, int events)
+{
+        struct hconn *c = p->data;
+
+        if (c->state == HC_CLOSING)
+                return;
+        if (status < 0 && !c->err)
+                c->err = status;
+        if (events & UV_READABLE)
+                c->rd_ready = true;
+        if (events & UV_WRITABLE)
+                c->wr_blocked = false;
+        hc_step(c);
+}
+
+/* ---- our own answers ---- */
+
+static const char *status_reason(unsigned s)
+{
+        switch (s) {
+        case 200:
+                return "OK";
+        case 308:
+                return "Permanent Redirect";
+        case 400:
+                return "Bad Request";
+        case 404:
+                return "Not Found";
+        case 408:
+                return "Request Timeout";
+        case 414:
+                return "URI Too Long";
+        case 417:
+                return "Expectation Failed";
+        case 421:
+                return "Misdirected Request";
+        case 431:
+                return "Request Header Fields Too Large";
+        case 501:
+                return "Not Implemented";
+        case 502:
+                return "Bad Gateway";
+        case 503:
+                return "Service Unavailable";
+        case 504:
+                return "Gateway Timeout";
+        case 505:
+                return "HTTP Version Not Supported";
+        default:
+                return "Internal Server Error";
+        }
+}
+
+struct ans {
+        const char *loc_host; /* 308: Location host (no port) */
+        size_t loc_host_len;
+        const uint8_t *loc_path; /* 308: target */
+        size_t loc_path_len;
+        const char *body; /* NULL: "<code> <reason>\n" */
+        size_t body_len;
+        const char *ctype;
+};
+
+/* Answer the current request ourselves and end the connection afterwards
+ * (with @reason). A backend connection in use is closed. */
+static void hc_respond(struct hconn *c, unsigned status, enum proxy_close_reason reason,
+                       const struct ans *a)
+{
+        struct xb *x = c->x;
+        char line[96];
+        const char *rs = status_reason(status);
+        size_t n = 0, cap = c->hw->cout_cap, bl;
+        int k;
+
+        if (c->up)
+                upstream_close(c->up);
+        if (!x || x->cq.left > 0)
+                /* Something is already on its way to the client: an answer
+                 * now would corrupt the stream. */
+                return hc_close(c, reason);
+        if (a && a->body) {
+                bl = a->body_len;
+        } else {
+                k = snprintf(line, sizeof(line), "%u %s\n", status, rs);
+                bl = (size_t)k;
+        }
+
+#define PUT(p, l)                                                                                  \
+        do {                                                                                       \
+                size_t _l = (l);                                                                   \
+                if (n + _l > cap)                                                                  \
+                        return hc_close(c, reason);                                                \
+                memcpy(x->cout + n, (p), _l);                                                      \
+                n += _l;                                                                           \
+        } while (0)
+#define PUTS(s) PUT((s), strlen(s))
+        {
+                char head[160];
+
+                k = snprintf(head, sizeof(head),
+                             "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n",
+                             status, rs, a && a->ctype ? a->ctype : "text/plain", bl);
+                PUT(head, (size_t)k);
+        }
+        if (a && a->loc_host) {
+                PUTS("Location: https://");
+                PUT(a->loc_host, a->loc_host_len);
+                PUT(a->loc_path, a->loc_path_len);
+                PUTS("\r\n");
+        }
+        PUTS("Connection: close\r\n\r\n");
+        if (!x->e.head_req) {
+                if (a && a->body)
+                        PUT(a->body, bl);
+                else
+                        PUT(line, bl);
+        }
+#undef PUTS
+#undef PUT
+
+        x->e.status = status;
+        x->e.close = reason;
+        x->e.keep_alive = false;
+        oq_add(&x->cq, x->cout, n);
+        hc_set_state(c, HC_RESPOND);
+}
+
+static void hc_bad_request(struct hconn *c, int status)
+{
+        log_debug("proxy: hconn %p: bad request: %s", (void *)c,
+                  proxy_h1_err_to_string(c->x->req.h.err));
+        hc_respond(c, status > 0 ? (unsigned)status : 400, PROXY_CLOSE_BAD_REQUEST, NULL);
+}
+
+/* ---- ending a connection gracefully ---- */
+
+/* Half-close towards the client and wait (bounded) for its EOF, so that
+ * unread request bytes do not turn our last answer into a reset. */
+static void hc_linger(struct hconn *c, enum proxy_close_reason reason)
+{
+        if (c->rd_eof || c->err)
+                return hc_close(c, reason);
+        if (c->ssl && !c->shut_sent)
+                (void)SSL_shutdown(c->ssl);
+        c->shut_sent = true;
+        (void)shutdown(c->fd, SHUT_WR);
+        hc_release_block(c);
+        c->reason = (uint8_t)reason;
+        c->linger_bytes = 0;
+        hc_set_state(c, HC_LINGER);
+}
+
+static void step_linger(struct hconn *c)
+{
+        if (c->ev_timeout || c->err)
+                return hc_close(c, c->reason);
+        while (c->rd_ready) {
+                ssize_t k = read(c->fd, c->hw->scratch, SCRATCH_SIZE);
+
+                if (k > 0) {
+                        c->linger_bytes += (uint32_t)k;
+                        if (c->linger_bytes > LINGER_MAX)
+                                return hc_close(c, c->reason);
+                        if ((size_t)k < SCRATCH_SIZE)
+                                c->rd_ready = false;
+                        continue;
+                }
+                if (k < 0 && (errno == EAGAIN || errno == EINTR)) {
+                        c->rd_ready = false;
+                        return;
+                }
+                return hc_close(c, c->reason);
+        }
+}
+
+/* ---- starting and ending requests ---- */
+
+static void hc_begin_request(struct hconn *c)
+{
+        struct xb *x = c->x;
+
+        memset(&x->e, 0, sizeof(x->e));
+        if (x->in_off > 0) {
+                memmove(x->in, x->in + x->in_off, x->in_len - x->in_off);
+                x->in_len -= x->in_off;
+                x->in_off = 0;
+        }
+        x->in_fill = 0;
+        x->uoff = x->ulen = x->ufill = 0;
+        proxy_h1_req_init(&x->req, &c->hw->req_limits, x->req_hdrs, c->hw->req_limits.max_headers);
+}
+
+/* The response is complete: count it, give the backend connection back and
+ * wait for the next request (or end the connection). */
+static void hc_exchange_end(struct hconn *c)
+{
+        struct proxy_hw *hw = c->hw;
+        struct xb *x = c->x;
+        struct upstream *u = c->up;
+
+        hc_account(c);
+        if (u) {
+                bool reusable = x->e.req_sent_all && x->resp.h.keep_alive && x->uoff == x->ulen &&
+                                !u->eof && !u->err && x->respp.src != PROXY_H1_BODY_CLOSE;
+
+                c->up = NULL;
+                if (reusable)
+                        pool_put(hw, u);
+                else
+                        upstream_close(u);
+        }
+        if (c->rd_eof)
+                return hc_close(c, PROXY_CLOSE_KEEPALIVE_DONE);
+        if (hw->stopping)
+                /* The answer is written; nothing more is read, and waiting
+                 * for the client's EOF would hold up the stop. */
+                return hc_close(c, PROXY_CLOSE_STOP);
+        if (!x->e.keep_alive)
+                return hc_linger(c, PROXY_CLOSE_KEEPALIVE_DONE);
+        if (x->in_off < x->in_len || hc_tls_buffered(c)) {
+                hc_set_state(c, HC_HEAD);
+                hc_begin_request(c);
+                return;
+        }
+        hc_release_block(c);
+        hc_set_state(c, HC_IDLE);
+}
+
+/* ---- routing ---- */
+
+static bool is_token_char(uint8_t ch)
+{
+        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+               ch == '-' || ch == '_';
+}
+
+static void hc_acme_answer(struct hconn *c, const char *host, const uint8_t *tok, size_t tok_len)
+{
+        const struct proxy_config *cfg = c->hw->cfg;
+        char token[256], *out = (char *)c->hw->scratch;
+        struct ans a = {.ctype = "application/octet-stream"};
+        int r = -ENOENT;
+
+        if (tok_len > 0 && tok_len < sizeof(token) && cfg->acme_token) {
+                memcpy(token, tok, tok_len);
+                token[tok_len] = 0;
+                r = cfg->acme_token(cfg->acme_token_ud, host, token, out, ACME_OUT_MAX);
+        }
+        if (r == -ENOENT)
+                return hc_respond(c, 404, PROXY_CLOSE_KEEPALIVE_DONE, NULL);
+        if (r < 0 || (size_t)r > ACME_OUT_MAX)
+                return hc_respond(c, 500, PROXY_CLOSE_KEEPALIVE_DONE, NULL);
+        a.body = out;
+        a.body_len = (size_t)r;
+        hc_respond(c, 200, PROXY_CLOSE_KEEPALIVE_DONE, &a);
+}
+
+/* Proxy the parsed request to @route's backends (port @port, if non-zero). */
+static void hc_proxy_begin(struct hconn *c, struct proxy_route *route, uint16_t port)
+{
+        struct proxy_hw *hw = c->hw;
+        struct xb *x = c->x;
+        const struct proxy_h1_req *req = &x->req;
+        char ip[INET6_ADDRSTRLEN], host[PROXY_ROUTE_HOST_MAX + 16];
+        struct proxy_h1_span hs;
+        struct proxy_h1_forward f = {.client_ip = ip, .host = host, .https = c->ssl != NULL};
+        int r;
+
+        hc_set_route(c, route);
+        hc_peer_str(c, ip, sizeof(ip));
+        hs = req->host_index >= 0 ? req->h.headers[req->host_index].value : req->authority;
+        if (hs.len >= sizeof(host))
+                return hc_bad_request(c, 400);
+        memcpy(host, x->in + hs.off, hs.len);
+        host[hs.len] = 0;
+        r = proxy_h1_req_serialize(req, x->in, &f, x->hout, hw->hout_cap);
+        if (r < 0)
+                return hc_bad_request(c, r == -ENOBUFS ? 431 : 400);
+        x->hout_len = (uint32_t)r;
+        x->e.proxied = true;
+        x->e.dial_port = port;
+        x->e.websocket = (req->flags & PROXY_H1_REQ_WEBSOCKET) != 0;
+        x->e.first_backend = atomic_fetch_add_explicit(&route->rr_next, 1, memory_order_relaxed);
+        x->e.all_factory = true;
+        pump_init(&x->reqp, hw, req->h.body, req->h.body, req->h.content_length);
+        proxy_h1_resp_init(&x->resp, &hw->resp_limits, x->resp_hdrs, hw->resp_limits.max_headers);
+        hc_set_state(c, HC_CONNECT);
+}
+
+static void hc_dispatch(struct hconn *c, int head_len)
+{
+        struct proxy_hw *hw = c->hw;
+        const struct proxy_config *cfg = hw->cfg;
+        struct xb *x = c->x;
+        struct proxy_h1_req *req = &x->req;
+        struct proxy_routes *snap;
+        struct proxy_route *route;
+        char host[PROXY_ROUTE_HOST_MAX + 1];
+        const uint8_t *path;
+        size_t hl, pl;
+        int r;
+
+        x->in_off = (uint32_t)head_len;
+        x->e.req_bytes = (uint64_t)head_len;
+        x->e.head_req = req->method_id == PROXY_H1_METHOD_HEAD;
+        x->e.client10 = req->h.minor == 0;
+        r = proxy_h1_req_analyze(req, x->in);
+        if (r < 0)
+                return hc_bad_request(c, proxy_h1_err_status(req->h.err));
+        if (req->form == PROXY_H1_FORM_AUTHORITY || req->h.body == PROXY_H1_BODY_CLOSE)
+                return hc_bad_request(c, 400);
+        hl = req->host.len;
+        if (hl == 0 || hl > PROXY_ROUTE_HOST_MAX)
+                /* HTTP/1.0 without Host, or nothing we could route. */
+                return hc_bad_request(c, 400);
+        for (size_t i = 0; i < hl; i++)
+                host[i] = (char)ascii_tolower(x->in[req->host.off + i]);
+        if (host[hl - 1] == '.')
+                hl--;
+        if (hl == 0)
+                return hc_bad_request(c, 400);
+        host[hl] = 0;
+
+        snap = proxy_routes_refresh(hw->env.routes, hw->env.snap);
+        route = proxy_routes_lookup_wildcard(snap, host, hl);
+
+        if (c->ssl) {
+                /* The connection's certificate must cover the name, and the
+                 * name must be ours and terminated here (RFC 9110 §7.4). */
+                if (!route || route->mode != PROXY_ROUTE_TERMINATE ||
+                    !proxy_cert_covers(c->sni_route->cert, host, hl))
+                        return hc_respond(c, 421, PROXY_CLOSE_KEEPALIVE_DONE, NULL);
+                return hc_proxy_begin(c, route, 0);
+        }
+
+        if (!route)
+                return hc_respond(c, 404, PROXY_CLOSE_KEEPALIVE_DONE, NULL);
+        path = x->in + req->path.off;
+        pl = req->path.len;
+        if (pl >= sizeof(ACME_PREFIX) - 1 &&
+            memcmp(path, ACME_PREFIX, sizeof(ACME_PREFIX) - 1) == 0) {
+                const uint8_t *tok = path + sizeof(ACME_PREFIX) - 1;
+                size_t tl = 0;
+
+                if (route->mode == PROXY_ROUTE_PASSTHROUGH)
+                        /* The backend terminates TLS itself and gets its own
+                         * certificate over its port 80. */
+                        return hc_proxy_begin(c, route, 80);
+                while (tl < pl - (sizeof(ACME_PREFIX) - 1) && is_token_char(tok[tl]))
+                        tl++;
+                if (tl != pl - (sizeof(ACME_PREFIX) - 1))
+                        return hc_respond(c, 404, PROXY_CLOSE_KEEPALIVE_DONE, NULL);
+                return hc_acme_answer(c, host, tok, tl);
+        }
+        if (route->mode == PROXY_ROUTE_TERMINATE && cfg->http_plain)
+                return hc_proxy_begin(c, route, 0);
+
+        struct ans a = {.loc_host = (const char *)x->in + req->host.off,
+                        .loc_host_len = req->host.len,
+                        .loc_path = path,
+                        .loc_path_len = pl};
+        if (req->form == PROXY_H1_FORM_ASTERISK || pl == 0 || path[0] != '/') {
+                a.loc_path = (const uint8_t *)"/";
+                a.loc_path_len = 1;
+        }
+        hc_respond(c, 308, PROXY_CLOSE_KEEPALIVE_DONE, &a);
+}
+
+/* ---- steps ---- */
+
+static void step_handshake(struct hconn *c)
+{
+        struct proxy_hw_stats *st = c->hw->env.stats;
+        int r;
+
+        if (c->ev_timeout)
+                return hc_close(c, PROXY_CLOSE_HELLO_TIMEOUT);
+        if (c->err)
+                return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
+        ERR_clear_error();
+        r = SSL_do_handshake(c->ssl);
+        if (r == 1) {
+                c->handshake_ok = true;
+                stat_add(&st->tls_handshakes, 1);
+                if (SSL_session_reused(c->ssl))
+                        stat_add(&st->tls_resumed, 1);
+                /* The prefix has been consumed by now. */
+                c->prefix = mfree(c->prefix);
+                return hc_set_state(c, HC_IDLE);
+        }
+        switch (SSL_get_error(c->ssl, r)) {
+        case SSL_ERROR_WANT_READ:
+                c->rd_ready = false;
+                return;
+        case SSL_ERROR_WANT_WRITE:
+                c->wr_blocked = true;
+                return;
+        default:
+                if (c->bio_eof)
+                        return hc_close(c, PROXY_CLOSE_CLIENT_EOF);
+                if (c->err)
+                        return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
+                log_debug("proxy: hconn %p: TLS handshake failed", (void *)c);
+                return hc_close(c, PROXY_CLOSE_TLS_HANDSHAKE);
+        }
+}
+
+static void step_idle(struct hconn *c)
+{
+        if (c->ev_timeout)
+                return hc_close(c, PROXY_CLOSE_KEEPALIVE_DONE);
+        if (c->err)
+                return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
+        if (!hc_can_read(c))
+                return;
+        c->x = xb_get(c->hw, c->ssl != NULL);
+        if (!c->x)
+                return hc_close(c, PROXY_CLOSE_NOMEM);
+        hc_set_state(c, HC_HEAD);
+        hc_begin_request(c);
+}
+
+/* Read client bytes into the exchange block while there is room (HEAD,
+ * CONNECT, PROXY). Returns 0, or -errno after closing @c. */
+static int hc_fill_in(struct hconn *c)
+{
+        struct xb *x = c->x;
+        uint32_t cap = c->hw->in_cap;
+        ssize_t n;
+
+        if (c->rd_eof || !hc_can_read(c))
+                return 0;
+        if (x->in_len == cap && x->in_off > 0 && x->uq.left == 0 && c->state != HC_HEAD) {
+                memmove(x->in, x->in + x->in_off, x->in_len - x->in_off);
+                x->in_len -= x->in_off;
+                x->in_fill = x->in_fill > x->in_off ? x->in_fill - x->in_off : 0;
+                x->in_off = 0;
+        }
+        if (x->in_len == cap)
+                return 0;
+        n = hc_read(c, x->in + x->in_len, cap - x->in_len);
+        if (n > 0) {
+                x->in_len += (uint32_t)n;
+                return 0;
+        }
+        if (n == 0) {
+                c->rd_eof = true;
+                return 0;
+        }
+        if (n == -EAGAIN)
+                return 0;
+        c->err = (int)n;
+        hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
+        return (int)n;
+}
+
+static void step_head(struct hconn *c)
+{
+        struct xb *x = c->x;
+        int r;
+
+        if (c->ev_timeout) {
+                c->ev_timeout = false;
+                if (x->in_len == 0)
+                        return hc_close(c, PROXY_CLOSE_KEEPALIVE_DONE);
+                return hc_respond(c, 408, PROXY_CLOSE_REQUEST_TIMEOUT, NULL);
+        }
+        if (c->err)
+                return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
+        for (;;) {
+                if (x->in_len > 0) {
+                        r = proxy_h1_req_parse(&x->req, x->in, x->in_len);
+                        if (r >= 0)
+                                return hc_dispatch(c, r);
+                        if (r != -EAGAIN)
+                                return hc_bad_request(c, proxy_h1_err_status(x->req.h.err));
+                        if (x->in_len == c->hw->in_cap)
+                                return hc_bad_request(c, 431);
+                }
+                if (c->rd_eof)
+                        return hc_close(c, x->in_len ? PROXY_CLOSE_CLIENT_EOF
+                                                     : PROXY_CLOSE_KEEPALIVE_DONE);
+                if (!hc_can_read(c)) {
+                        if (x->in_len == 0 && !hc_tls_buffered(c)) {
+                                /* Woken for nothing (or TLS records without
+                                 * data): idle again, without the block. */
+                                hc_release_block(c);
+                                hc_set_state(c, HC_IDLE);
+                        }
+                        return;
+                }
+                if (hc_fill_in(c) < 0)
+                        return;
+        }
+}
+
+static void hc_no_backend(struct hconn *c)
+{
+        hc_respond(c, c->x->e.all_factory ? 503 : 502, PROXY_CLOSE_CONNECT_FAILED, NULL);
+}
+
+static void hc_attach(struct hconn *c, struct upstream *u)
+{
+        struct xb *x = c->x;
+
+        u->owner = c;
+        c->up = u;
+        if (u->route != c->route) {
+                proxy_route_unref(u->route);
+                u->route = proxy_route_ref(c->route);
+        }
+        x->uq.i = x->uq.n = 0;
+        x->uq.left = 0;
+        oq_add(&x->uq, x->hout, x->hout_len);
+        x->in_fill = x->in_off;
+        x->e.resp_any = false;
+        x->uoff = x->ulen = x->ufill = 0;
+        proxy_h1_resp_init(&x->resp, &c->hw->resp_limits, x->resp_hdrs,
+                           c->hw->resp_limits.max_headers);
+}
+
+static void step_connect(struct hconn *c)
+{
+        struct proxy_hw *hw = c->hw;
+        struct proxy_hw_stats *st = hw->env.stats;
+        struct xb *x = c->x;
+        struct proxy_route *route = c->route;
+        struct upstream *u = c->up;
+        bool factory_failed;
+        int r;
+
+        if (c->err)
+                return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
+        if (hc_fill_in(c) < 0)
+                return;
+        if (u) {
+                int soerr = 0;
+                socklen_t sl = sizeof(soerr);
+
+                if (c->ev_timeout) {
+                        c->ev_timeout = false;
+                        soerr = ETIMEDOUT;
+                } else if (!u->wr_event && !u->err) {
+                        return; /* still connecting */
+                } else if (u->err) {
+                        soerr = -u->err;
+                } else if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) {
+                        soerr = errno;
+                }
+                if (soerr == 0) {
+                        u->connecting = false;
+                        u->wr_event = false;
+                        stat_add(&st->upstream_connects, 1);
+                        return hc_set_state(c, HC_PROXY);
+                }
+                log_debug("proxy: hconn %p: backend connect: %s", (void *)c, strerror(soerr));
+                stat_add(&st->connect_errors, 1);
+                x->e.all_factory = false;
+                upstream_close(u);
+                c->up = NULL;
+        }
+        c->ev_timeout = false;
+
+        while (x->e.attempt < route->n_backends) {
+                const struct proxy_backend *be =
+                        &route->backends[(x->e.first_backend + x->e.attempt) % route->n_backends];
+                struct pool_key k;
+
+                x->e.attempt++;
+                pool_key_of(&k, (const struct sockaddr *)&be->addr, x->e.dial_port);
+                if (!x->e.no_pool) {
+                        u = pool_take(hw, &k, route->netns);
+                        if (u) {
+                                stat_add(&st->upstream_reused, 1);
+                                u->reused = true;
+                                hc_attach(c, u);
+                                return hc_set_state(c, HC_PROXY);
+                        }
+                }
+                x->e.no_pool = false;
+                factory_failed = false;
+                r = upstream_dial(hw, route, &k, &u, &factory_failed);
+                if (r < 0) {
+                        log_debug("proxy: hconn %p: backend %s: %s", (void *)c, be->text,
+                                  strerror(-r));
+                        stat_add(&st->connect_errors, 1);
+                        if (!factory_failed)
+                                x->e.all_factory = false;
+                        continue;
+                }
+                x->e.all_factory = false;
+                hc_attach(c, u);
+                if (!u->connecting) {
+                        stat_add(&st->upstream_connects, 1);
+                        return hc_set_state(c, HC_PROXY);
+                }
+                c->timer_reset = true;
+                return; /* wait for POLLOUT */
+        }
+        hc_no_backend(c);
+}
+
+/* The pooled connection failed before answering: try once more on a new
+ * connection to the same backend, if the request can be sent again. */
+static bool hc_retry(struct hconn *c)
+{
+        struct xb *x = c->x;
+        struct upstream *u = c->up;
+
+        if (!u || !u->reused || x->e.retried || x->e.resp_any || x->reqp.src != PROXY_H1_BODY_NONE)
+                return false;
+        log_debug("proxy: hconn %p: pooled connection failed, retrying once", (void *)c);
+        upstream_close(u);
+        c->up = NULL;
+        x->e.retried = true;
+        x->e.no_pool = true;
+        x->e.attempt--;
+        x->e.req_sent_all = false;
+        hc_set_state(c, HC_CONNECT);
+        return true;
+}
+
+/* The backend failed or misbehaved before the response head reached the
+ * client: 502 (or a retry); afterwards the client connection just ends. */
+static void hc_upstream_failed(struct hconn *c, enum proxy_close_reason reason)
+{
+        if (hc_retry(c))
+                return;
+        if (!c->x->e.resp_head && !c->x->e.interim && !c->x->e.upgrade)
+                return hc_respond(c, 502, reason, NULL);
+        hc_close(c, reason);
+}
+
+static void hc_tunnel_start(struct hconn *c);
+
+/* A complete response head of @len bytes is in uin. Returns true if the
+ * state changed (the caller returns). */
+static bool hc_resp_head(struct hconn *c, int len)
+{
+        struct proxy_hw *hw = c->hw;
+        struct xb *x = c->x;
+        struct proxy_h1_resp *resp = &x->resp;
+        struct proxy_h1_resp_opts o;
+        enum proxy_h1_body body;
+        uint32_t pos;
+        int r;
+
+        if (proxy_h1_resp_analyze(resp, x->uin, x->e.head_req) < 0) {
+                hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
+                return true;
+        }
+        o = (struct proxy_h1_resp_opts){.client_http10 = x->e.client10};
+        if (resp->status < 200 && resp->status != 101) {
+                /* Interim (100 Continue, 103 Early Hints): passed on to a
+                 * 1.1 client, dropped for a 1.0 one. */
+                if (!x->e.client10) {
+                        r = proxy_h1_resp_serialize(resp, x->uin, &o, x->cout, hw->cout_cap, &body);
+                        if (r < 0) {
+                                hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
+                                return true;
+                        }
+                        oq_add(&x->cq, x->cout, (size_t)r);
+                }
+                x->e.interim = true;
+                x->uoff = 0;
+                x->ufill = (uint32_t)len;
+                return false;
+        }
+        if (resp->status == 101) {
+                if (!x->e.websocket) {
+                        hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
+                        return true;
+                }
+                r = proxy_h1_resp_serialize(resp, x->uin, &o, x->cout, hw->cout_cap, &body);
+                if (r < 0) {
+                        hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
+                        return true;
+                }
+                x->e.status = 101;
+                x->e.upgrade = true;
+                oq_add(&x->cq, x->cout, (size_t)r);
+                x->uoff = 0;
+                x->ufill = (uint32_t)len;
+                return false;
+        }
+
+        /* The client connection stays only if its request was read entirely
+         * (otherwise we cannot know where the next one starts). */
+        o.keep_alive = x->req.h.keep_alive && x->reqp.done && !c->rd_eof && !hw->stopping;
+        r = proxy_h1_resp_serialize(resp, x->uin, &o, x->cout, hw->cout_cap, &body);
+        if (r < 0) {
+                hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
+                return true;
+        }
+        x->e.status = resp->status;
+        x->e.keep_alive = o.keep_alive && body != PROXY_H1_BODY_CLOSE;
+        x->e.resp_head = true;
+        pump_init(&x->respp, hw, resp->h.body, body, resp->h.content_length);
+        oq_add(&x->cq, x->cout, (size_t)r);
+        /* The body bytes that came with the head go out in the same write. */
+        x->uoff = 0;
+        pos = (uint32_t)len;
+        if (pump_fill(&x->respp, x->uin, &pos, x->ulen, c->up && c->up->eof, &x->cq) < 0) {
+                hc_close(c, PROXY_CLOSE_BAD_RESPONSE);
+                return true;
+        }
+        x->ufill = pos;
+        return false;
+}
+
+/* The response direction of PROXY. Returns true if the state changed. */
+static bool hc_pump_response(struct hconn *c, bool *moved)
+{
+        struct proxy_hw *hw = c->hw;
+        struct xb *x = c->x;
+        struct upstream *u = c->up;
+        int r;
+
+        if (x->cq.left > 0) {
+                r = hc_flush(c, &x->cq, &x->e.resp_bytes);
+                if (r < 0) {
+                        c->err = r;
+                        hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
+                        return true;
+                }
+                if (x->cq.left > 0)
+                        goto read;
+                *moved = true;
+        }
+        if (x->uoff != x->ufill || x->e.upgrade || x->e.interim) {
+                /* Everything queued was written: release it. */
+                x->uoff = x->ufill;
+                if (x->e.upgrade) {
+                        hc_tunnel_start(c);
+                        return true;
+                }
+                if (x->e.interim) {
+                        x->e.interim = false;
+                        memmove(x->uin, x->uin + x->uoff, x->ulen - x->uoff);
+                        x->ulen -= x->uoff;
+                        x->uoff = x->ufill = 0;
+                        proxy_h1_resp_init(&x->resp, &hw->resp_limits, x->resp_hdrs,
+                                           hw->resp_limits.max_headers);
+                }
+        }
+        if (!x->e.resp_head) {
+                if (x->ulen > 0 && !x->e.interim && !x->e.upgrade) {
+                        r = proxy_h1_resp_parse(&x->resp, x->uin, x->ulen);
+                        if (r >= 0) {
+                                *moved = true;
+                                return hc_resp_head(c, r);
+                        }
+                        if (r != -EAGAIN) {
+                                hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
+                                return true;
+                        }
+                }
+        } else if (x->cq.left == 0) {
+                if (x->uoff == x->ulen)
+                        x->uoff = x->ulen = x->ufill = 0;
+                uint32_t pos = x->uoff;
+
+                if (pump_fill(&x->respp, x->uin, &pos, x->ulen, u && u->eof, &x->cq) < 0) {
+                        hc_close(c, PROXY_CLOSE_BAD_RESPONSE);
+                        return true;
+                }
+                x->ufill = pos;
+                if (x->cq.left > 0) {
+                        *moved = true;
+                } else if (pump_finished(&x->respp)) {
+                        x->e.resp_done = true;
+                        return false;
+                }
+        }
+
+read:
+        if (!u || u->eof || !u->rd_ready || (x->e.resp_head && x->respp.done))
+                goto eof;
+        if (x->ulen == hw->uin_cap && x->uoff > 0 && x->cq.left == 0) {
+                memmove(x->uin, x->uin + x->uoff, x->ulen - x->uoff);
+                x->ulen -= x->uoff;
+                x->uoff = x->ufill = 0;
+        }
+        if (x->ulen < hw->uin_cap) {
+                size_t room = hw->uin_cap - x->ulen;
+                ssize_t k = read(u->fd, x->uin + x->ulen, room);
+
+                if (k > 0) {
+                        x->ulen += (uint32_t)k;
+                        if ((size_t)k < room)
+                                u->rd_ready = false;
+                        x->e.resp_any = true;
+                        c->progress = true;
+                        *moved = true;
+                } else if (k == 0) {
+                        u->eof = true;
+                        *moved = true;
+                } else if (errno == EAGAIN || errno == EINTR) {
+                        u->rd_ready = false;
+                } else {
+                        u->err = -errno;
+                }
+        } else if (!x->e.resp_head && !x->e.interim && !x->e.upgrade) {
+                /* Cannot happen: the parser refuses a head of max_head. */
+                hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
+                return true;
+        }
+eof:
+        if (u && u->err) {
+                hc_upstream_failed(c, PROXY_CLOSE_UPSTREAM_ERROR);
+                return true;
+        }
+        if (u && u->eof) {
+                if (!x->e.resp_head && !x->e.interim && !x->e.upgrade && x->ulen == x->uoff) {
+                        if (!x->e.resp_any && hc_retry(c))
+                                return true;
+                        hc_upstream_failed(c, PROXY_CLOSE_UPSTREAM_ERROR);
+                        return true;
+                }
+                if (!x->e.resp_head && x->ulen > 0 && !x->e.interim && !x->e.upgrade) {
+                        /* A head cut short. */
+                        r = proxy_h1_resp_parse(&x->resp, x->uin, x->ulen);
+                        if (r == -EAGAIN) {
+                                hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
+                                return true;
+                        }
+                }
+                if (x->e.resp_head && !x->respp.done && x->respp.src != PROXY_H1_BODY_CLOSE &&
+                    x->uoff == x->ulen && x->cq.left == 0) {
+                        hc_close(c, PROXY_CLOSE_BAD_RESPONSE);
+                        return true;
+                }
+        }
+        return false;
+}
+
+static void step_proxy(struct hconn *c)
+{
+        struct xb *x = c->x;
+        struct upstream *u = c->up;
+        int r;
+
+        if (c->ev_timeout) {
+                c->ev_timeout = false;
+                if (x->e.resp_head || x->e.interim || x->e.upgrade)
+                        return hc_close(c, PROXY_CLOSE_IDLE_TIMEOUT);
+                if (!x->reqp.done)
+                        return hc_respond(c, 408, PROXY_CLOSE_REQUEST_TIMEOUT, NULL);
+                return hc_respond(c, 504, PROXY_CLOSE_UPSTREAM_ERROR, NULL);
+        }
+        if (c->err)
+                return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
+        assert(u);
+
+        for (;;) {
+                bool moved = false;
+
+                /* Client -> backend: the head, then the body. Body bytes are
+                 * appended to the queue while it has room; the buffer region
+                 * they come from is released once the queue is written. */
+                if (!x->e.req_sent_all) {
+                        if (!pump_finished(&x->reqp)) {
+                                uint32_t pos = x->in_fill;
+
+                                r = pump_fill(&x->reqp, x->in, &pos, x->in_len, false, &x->uq);
+                                if (r < 0) {
+                                        if (!x->e.resp_head && !x->e.interim && !x->e.upgrade &&
+                                            x->cq.left == 0)
+                                                return hc_bad_request(c, 400);
+                                        return hc_close(c, PROXY_CLOSE_BAD_REQUEST);
+                                }
+                                x->e.req_bytes += pos - x->in_fill;
+                                x->in_fill = pos;
+                        }
+                        if (x->uq.left > 0) {
+                                r = up_flush(u, &x->uq);
+                                if (r < 0) {
+                                        u->err = r;
+                                        return hc_upstream_failed(c, PROXY_CLOSE_UPSTREAM_ERROR);
+                                }
+                                if (x->uq.left == 0) {
+                                        moved = true;
+                                        c->progress = true;
+                                }
+                        }
+                        if (x->uq.left == 0) {
+                                x->in_off = x->in_fill;
+                                if (x->in_off == x->in_len)
+                                        x->in_off = x->in_len = x->in_fill = 0;
+                                if (pump_finished(&x->reqp)) {
+                                        x->e.req_sent_all = true;
+                                        c->timer_reset = true;
+                                }
+                        }
+                }
+
+                /* Request body, or pipelined requests, while there is room. */
+                if (!c->rd_eof && hc_can_read(c)) {
+                        uint32_t before = x->in_len;
+
+                        if (hc_fill_in(c) < 0)
+                                return;
+                        if (x->in_len != before)
+                                moved = true;
+                        if (c->rd_eof) {
+                                moved = true;
+                                if (!x->reqp.done)
+                                        /* The client gave up in the middle of
+                                         * its request. */
+                                        return hc_close(c, PROXY_CLOSE_CLIENT_EOF);
+                        }
+                }
+
+                /* Backend -> client. */
+                if (!x->e.resp_done) {
+                        if (hc_pump_response(c, &moved))
+                                return;
+                        u = c->up;
+                }
+                if (x->e.resp_done) {
+                        if (!x->e.req_sent_all) {
+                                /* The backend answered before it took the
+                                 * whole request: that connection cannot be
+                                 * reused (hc_exchange_end), and what was
+                                 * queued for it is dropped. */
+                                x->uq.i = x->uq.n = 0;
+                                x->uq.left = 0;
+                                x->in_off = x->in_fill;
+                        }
+                        return hc_exchange_end(c);
+                }
+                if (!moved)
+                        return;
+        }
+}
+
+static void step_respond(struct hconn *c)
+{
+        struct xb *x = c->x;
+        int r;
+
+        if (c->ev_timeout)
+                return hc_close(c, PROXY_CLOSE_IDLE_TIMEOUT);
+        if (c->err)
+                return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
+        r = hc_flush(c, &x->cq, &x->e.resp_bytes);
+        if (r < 0) {
+                c->err = r;
+                return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
+        }
+        if (x->cq.left > 0)
+                return;
+        hc_account(c);
+        hc_linger(c, x->e.close);
+}
+
+/* ---- WebSocket tunnel ---- */
+
+static void hc_tunnel_count(struct hconn *c, unsigned d, uint64_t n)
+{
+        c->tunnel_unflushed[d] += n;
+        if (c->tunnel_unflushed[d] >= COUNTERS_FLUSH_BYTES)
+                hc_flush_tunnel_counters(c);
+}
+
+static void hc_tunnel_start(struct hconn *c)
+{
+        struct xb *x = c->x;
+
+        /* The upgrade request and the 101 count as one request; the bytes
+         * that follow are added to the route's byte counters as they flow. */
+        hc_account(c);
+        /* Whatever followed the 101 head from the backend, and whatever the
+         * client sent after its request, is tunnel payload. */
+        x->uq.i = x->uq.n = 0;
+        x->uq.left = 0;
+        if (x->in_off == x->in_len)
+                x->in_off = x->in_len = 0;
+        x->in_fill = x->in_off;
+        if (x->uoff == x->ulen)
+                x->uoff = x->ulen = 0;
+        x->ufill = x->uoff;
+        hc_set_state(c, HC_TUNNEL);
+}
+
+static void step_tunnel(struct hconn *c)
+{
+        struct proxy_hw *hw = c->hw;
+        struct xb *x = c->x;
+        struct upstream *u = c->up;
+        int r;
+
+        if (c->ev_timeout)
+                return hc_close(c, PROXY_CLOSE_IDLE_TIMEOUT);
+        if (c->err)
+                return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
+        if (!u || u->err)
+                return hc_close(c, PROXY_CLOSE_UPSTREAM_ERROR);
+        for (;;) {
+                bool moved = false;
+                uint64_t sent = 0;
+
+                /* client -> backend */
+                if (x->uq.left == 0 && x->in_off < x->in_len) {
+                        oq_add(&x->uq, x->in + x->in_off, x->in_len - x->in_off);
+                        x->in_fill = x->in_len;
+                }
+                if (x->uq.left > 0) {
+                        r = up_flush(u, &x->uq);
+                        if (r < 0)
+                                return hc_close(c, PROXY_CLOSE_UPSTREAM_ERROR);
+                        if (x->uq.left == 0) {
+                                hc_tunnel_count(c, 0, x->in_fill - x->in_off);
+                                x->in_off = x->in_len = x->in_fill = 0;
+                                moved = true;
+                                c->progress = true;
+                        }
+                }
+                if (x->uq.left == 0 && x->in_len == 0 && !c->rd_eof && hc_can_read(c)) {
+                        ssize_t n = hc_read(c, x->in, hw->in_cap);
+
+                        if (n > 0) {
+                                x->in_len = (uint32_t)n;
+                                moved = true;
+                        } else if (n == 0) {
+                                c->rd_eof = true;
+                                moved = true;
+                        } else if (n != -EAGAIN) {
+                                c->err = (int)n;
+                                return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
+                        }
+                }
+
+                /* backend -> client */
+                if (x->cq.left == 0 && x->uoff < x->ulen) {
+                        oq_add(&x->cq, x->uin + x->uoff, x->ulen - x->uoff);
+                        x->ufill = x->ulen;
+                }
+                if (x->cq.left > 0) {
+                        r = hc_flush(c, &x->cq, &sent);
+                        if (r < 0) {
+                                c->err = r;
+                                return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
+                        }
+                        hc_tunnel_count(c, 1, sent);
+                        if (x->cq.left == 0) {
+                                x->uoff = x->ulen = x->ufill = 0;
+                                moved = true;
+                        }
+                }
+                if (x->cq.left == 0 && x->ulen == 0 && !u->eof && u->rd_ready) {
+                        ssize_t k = read(u->fd, x->uin, hw->uin_cap);
+
+                        if (k > 0) {
+                                x->ulen = (uint32_t)k;
+                                if ((size_t)k < hw->uin_cap)
+                                        u->rd_ready = false;
+                                moved = true;
+                                c->progress = true;
+                        } else if (k == 0) {
+                                u->eof = true;
+                                moved = true;
+                        } else if (errno == EAGAIN || errno == EINTR) {
+                                u->rd_ready = false;
+                        } else {
+                                return hc_close(c, PROXY_CLOSE_UPSTREAM_ERROR);
+                        }
+                }
+
+                /* Either side's EOF ends the tunnel once what the other side
+                 * is owed has been written. */
+                if ((c->rd_eof && x->uq.left == 0 && x->in_len == 0) ||
+                    (u->eof && x->cq.left == 0 && x->ulen == 0))
+                        return hc_close(c, PROXY_CLOSE_DONE);
+                if (!moved)
+                        return;
+        }
+}
+
+/* ---- the step driver ---- */
+
+static enum tq_kind hc_timeout_kind(const struct hconn *c, bool *refresh)
+{
+        const struct xb *x = c->x;
+
+        *refresh = false;
+        switch (c->state) {
+        case HC_HANDSHAKE:
+                return TQ_HANDSHAKE;
+        case HC_IDLE:
+                return TQ_KEEPALIVE;
+        case HC_HEAD:
+                return x && x->in_len > 0 ? TQ_REQUEST : TQ_KEEPALIVE;
+        case HC_CONNECT:
+                return TQ_CONNECT;
+        case HC_PROXY:
+                if (!x->e.resp_head && !x->e.interim && !x->e.upgrade) {
+                        if (x->e.req_sent_all)
+                                return TQ_UPSTREAM;
+                        *refresh = true;
+                        return TQ_REQUEST;
+                }
+                *refresh = true;
+                return TQ_IDLE;
+        case HC_RESPOND:
+        case HC_TUNNEL:
+                *refresh = true;
+                return TQ_IDLE;
+        case HC_LINGER:
+                return TQ_LINGER;
+        default:
+                return TQ_NONE;
+        }
+}
+
+static unsigned hc_want_events(const struct hconn *c)
+{
+        const struct xb *x = c->x;
+        unsigned ev = c->wr_blocked ? UV_WRITABLE : 0;
+        bool rd;
+
+        switch (c->state) {
+        case HC_HANDSHAKE:
+        case HC_LINGER:
+                rd = true;
+                break;
+        case HC_IDLE:
+                rd = !c->rd_eof;
+                break;
+        case HC_HEAD:
+        case HC_CONNECT:
+        case HC_PROXY:
+                rd = !c->rd_eof && x->in_len < c->hw->in_cap;
+                break;
+        case HC_TUNNEL:
+                rd = !c->rd_eof && x->uq.left == 0 && x->in_len == 0;
+                break;
+        default:
+                rd = false;
+                break;
+        }
+        return ev | (rd ? UV_READABLE : 0);
+}
+
+static unsigned up_want_events(const struct hconn *c, const struct upstream *u)
+{
+        const struct xb *x = c->x;
+        unsigned ev = u->wr_blocked || u->connecting ? UV_WRITABLE : 0;
+
+        if (u->connecting || u->eof || u->err)
+                return ev;
+        switch (c->state) {
+        case HC_PROXY:
+                if (x->ulen < c->hw->uin_cap && !(x->e.resp_head && x->respp.done))
+                        ev |= UV_READABLE;
+                break;
+        case HC_TUNNEL:
+                if (x->cq.left == 0 && x->ulen == 0)
+                        ev |= UV_READABLE;
+                break;
+        default:
+                break;
+        }
+        return ev;
+}
+
+static void hc_step(struct hconn *c)
+{
+        struct proxy_hw *hw = c->hw;
+        enum tq_kind kind;
+        unsigned want;
+        bool refresh;
+        int r;
+
+        for (;;) {
+                enum hc_state before = c->state;
+
+                switch (c->state) {
+                case HC_HANDSHAKE:
+                        step_handshake(c);
+                        break;
+                case HC_IDLE:
+                        step_idle(c);
+                        break;
+                case HC_HEAD:
+                        step_head(c);
+                        break;
+                case HC_CONNECT:
+                        step_connect(c);
+                        break;
+                case HC_PROXY:
+                        step_proxy(c);
+                        break;
+                case HC_RESPOND:
+                        step_respond(c);
+                        break;
+                case HC_TUNNEL:
+                        step_tunnel(c);
+                        break;
+                case HC_LINGER:
+                        step_linger(c);
+                        break;
+                default:
+                        return;
+                }
+                if (c->state == HC_CLOSING)
+                        return;
+                if (c->state == before)
+                        break;
+                c->ev_timeout = false;
+        }
+        c->ev_timeout = false;
+
+        kind = hc_timeout_kind(c, &refresh);
+        if (kind != c->tl.kind || c->timer_reset || (refresh && c->progress))
+                tq_put(hw, &c->tl, kind);
+        c->timer_reset = false;
+        c->progress = false;
+
+        want = hc_want_events(c);
+        if (want != c->events) {
+                r = want ? uv_poll_start(&c->poll, (int)want, on_hc_poll) : uv_poll_stop(&c->poll);
+                if (r < 0)
+                        return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
+                c->events = (uint8_t)want;
+        }
+        if (c->up && up_poll_set(c->up, up_want_events(c, c->up)) < 0)
+                return hc_close(c, PROXY_CLOSE_UPSTREAM_ERROR);
+}
+
+/* ---- public API ---- */
+
+int proxy_hw_new(const struct proxy_hw_env *env, struct proxy_hw **ret)
+{
+        struct proxy_hw *hw;
+        const struct proxy_config *cfg = env->cfg;
+        uint64_t durs[_TQ_MAX] = {
+                [TQ_HANDSHAKE] = cfg->handshake_timeout_ms,
+                [TQ_REQUEST] = cfg->request_timeout_ms,
+                [TQ_KEEPALIVE] = cfg->keepalive_timeout_ms,
+                [TQ_CONNECT] = cfg->connect_timeout_ms,
+                [TQ_UPSTREAM] = cfg->upstream_timeout_ms,
+                [TQ_IDLE] = cfg->idle_timeout_ms,
+                [TQ_LINGER] = LINGER_MS,
+                [TQ_POOL] = cfg->upstream_idle_timeout_ms,
+        };
+
+        assert(env && env->loop && env->cfg && env->routes && env->snap && env->stats && ret);
+        (void)pthread_once(&bio_once, bio_method_init);
+        if (!bio_method)
+                return -ENOMEM;
+        hw = calloc(1, sizeof(*hw));
+        if (!hw)
+                return -ENOMEM;
+        hw->env = *env;
+        hw->cfg = cfg;
+        hw->scratch = malloc(SCRATCH_SIZE);
+        if (!hw->scratch) {
+                free(hw);
+                return -ENOMEM;
+        }
+        hw->req_limits = (struct proxy_h1_limits){.max_head = cfg->max_head,
+                                                  .max_headers = cfg->max_headers,
+                                                  .max_target = cfg->max_head};
+        hw->resp_limits = hw->req_limits;
+        hw->in_cap = cfg->max_head;
+        hw->uin_cap = cfg->max_head;
+        hw->hout_cap = cfg->max_head + HOUT_SLACK;
+        hw->cout_cap = cfg->max_head + COUT_SLACK;
+        siphash_key_random(&hw->hkey);
+        for (unsigned k = 0; k < _TQ_MAX; k++) {
+                struct tq *q = &hw->tq[k];
+
+                q->head.prev = q->head.next = &q->head;
+                q->head.kind = (uint8_t)k;
+                q->dur = durs[k] ? durs[k] : 1;
+                q->hw = hw;
+                q->kind = (uint8_t)k;
+                (void)uv_timer_init(env->loop, &q->timer);
+                q->timer.data = q;
+                hw->n_timers_open++;
+        }
+        *ret = hw;
+        return 0;
+}
+
+int proxy_hw_accept(struct proxy_hw *hw, int fd, enum proxy_hconn_kind kind,
+                    const struct sockaddr_storage *peer, struct proxy_route *route,
+                    const uint8_t *prefix, size_t prefix_len)
+{
+        struct hconn *c;
+        BIO *bio;
+        int r;
+
+        assert(hw && fd >= 0 && peer);
+        assert(kind == PROXY_HCONN_PLAIN || (route && route->cert && hw->cfg->tls));
+        if (hw->stopping) {
+                safe_close(fd);
+                return -ESHUTDOWN;
+        }
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        c->hw = hw;
+        c->fd = fd;
+        c->tl.kind = TQ_NONE;
+        if (peer->ss_family == AF_INET6) {
+                const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)peer;
+
+                if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+                        c->peer_family = AF_INET;
+                        memcpy(c->peer, a->sin6_addr.s6_addr + 12, 4);
+                } else {
+                        c->peer_family = AF_INET6;
+                        memcpy(c->peer, &a->sin6_addr, 16);
+                }
+        } else {
+                c->peer_family = AF_INET;
+                memcpy(c->peer, &((const struct sockaddr_in *)peer)->sin_addr, 4);
+        }
+
+        if (kind == PROXY_HCONN_TLS) {
+                r = proxy_tls_new_ssl(hw->cfg->tls, route->cert, &c->ssl);
+                if (r < 0)
+                        goto fail;
+                bio = BIO_new(bio_method);
+                if (!bio) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                BIO_set_data(bio, c);
+                SSL_set_bio(c->ssl, bio, bio);
+                SSL_set_accept_state(c->ssl);
+                if (prefix_len > 0) {
+                        c->prefix = malloc(prefix_len);
+                        if (!c->prefix) {
+                                r = -ENOMEM;
+                                goto fail;
+                        }
+                        memcpy(c->prefix, prefix, prefix_len);
+                        c->prefix_len = (uint32_t)prefix_len;
+                }
+                c->sni_route = proxy_route_ref(route);
+                c->state = HC_HANDSHAKE;
+        } else {
+                int one = 1;
+
+                (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                c->state = HC_IDLE;
+        }
+        r = uv_poll_init(hw->env.loop, &c->poll, fd);
+        if (r < 0)
+                goto fail;
+        c->poll.data = c;
+
+        c->next = hw->conns;
+        if (hw->conns)
+                hw->conns->prev = c;
+        hw->conns = c;
+        hw->n_conns++;
+        atomic_fetch_add_explicit(hw->env.stats->active, 1, memory_order_relaxed);
+        /* Clients usually send at once: try before waiting for a poll. */
+        c->rd_ready = true;
+        c->timer_reset = true;
+        hc_step(c);
+        return 0;
+
+fail:
+        if (c->ssl)
+                SSL_free(c->ssl);
+        free(c->prefix);
+        proxy_route_unref(c->sni_route);
+        safe_close(fd);
+        free(c);
+        return r == -ENOMEM ? -ENOMEM : -EIO;
+}
+
+static bool upstream_still_useful(const struct proxy_hw *hw, const struct upstream *u)
+{
+        const struct proxy_route *now = proxy_routes_lookup_id(*hw->env.snap, u->route->id);
+
+        if (now == u->route)
+                return true;
+        if (!now || !hw_route_current(hw, u->route) || !streq_ptr(now->netns, u->route->netns))
+                return false;
+        for (size_t i = 0; i < now->n_backends; i++) {
+                struct pool_key k;
+
+                pool_key_of(&k, (const struct sockaddr *)&now->backends[i].addr, 0);
+                if (memcmp(&k, &u->grp->key, sizeof(k)) == 0)
+                        return true;
+        }
+        return false;
+}
+
+void proxy_hw_routes_changed(struct proxy_hw *hw)
+{
+        struct tq *pq = &hw->tq[TQ_POOL];
+
+        assert(hw);
+        for (struct hconn *c = hw->conns; c; c = c->next) {
+                if (c->state == HC_CLOSING)
+                        continue;
+                if (c->sni_route && !hw_route_current(hw, c->sni_route)) {
+                        hc_close(c, PROXY_CLOSE_ROUTE_REMOVED);
+                        continue;
+                }
+                if (!c->route || hw_route_current(hw, c->route))
+                        continue;
+                if (c->x && c->x->e.proxied && c->state != HC_LINGER) {
+                        hc_close(c, PROXY_CLOSE_ROUTE_REMOVED);
+                        continue;
+                }
+                /* Only a cache between requests: drop it. */
+                c->route = proxy_route_unref(c->route);
+        }
+        for (struct tq_link *l = pq->head.next, *next; l != &pq->head; l = next) {
+                struct upstream *u = container_of(l, struct upstream, tl);
+
+                next = l->next;
+                if (!upstream_still_useful(hw, u))
+                        upstream_close(u);
+        }
+}
+
+static void on_tq_timer_closed(uv_handle_t *h)
+{
+        struct tq *q = h->data;
+        struct proxy_hw *hw = q->hw;
+
+        hw->n_timers_open--;
+        if (hw->n_timers_open == 0) {
+                hw->finished = true;
+                if (hw->env.conn_freed)
+                        hw->env.conn_freed(hw->env.ud);
+        }
+}
+
+static void hw_maybe_finish(struct proxy_hw *hw)
+{
+        if (!hw->stopping || hw->timers_closing || hw->n_conns > 0 || hw->n_upstreams > 0)
+                return;
+        hw->timers_closing = true;
+        for (unsigned k = 0; k < _TQ_MAX; k++)
+                uv_close((uv_handle_t *)&hw->tq[k].timer, on_tq_timer_closed);
+}
+
+static void hw_close_pool(struct proxy_hw *hw)
+{
+        struct tq *pq = &hw->tq[TQ_POOL];
+
+        while (pq->head.next != &pq->head)
+                upstream_close(container_of(pq->head.next, struct upstream, tl));
+}
+
+void proxy_hw_begin_stop(struct proxy_hw *hw)
+{
+        assert(hw);
+        if (hw->stopping)
+                return;
+        hw->stopping = true;
+        for (struct hconn *c = hw->conns; c; c = c->next)
+                switch (c->state) {
+                case HC_HANDSHAKE:
+                case HC_IDLE:
+                case HC_LINGER:
+                        hc_close(c, PROXY_CLOSE_STOP);
+                        break;
+                case HC_HEAD:
+                        /* A partial request is not answered. */
+                        hc_close(c, PROXY_CLOSE_STOP);
+                        break;
+                default:
+                        break;
+                }
+        hw_close_pool(hw);
+        for (unsigned t = 0; t < 2; t++)
+                while (hw->free_blocks[t]) {
+                        struct xb *x = hw->free_blocks[t];
+
+                        hw->free_blocks[t] = x->next_free;
+                        free(x);
+                }
+        hw->n_free_blocks[0] = hw->n_free_blocks[1] = 0;
+        hw_maybe_finish(hw);
+}
+
+void proxy_hw_close_all(struct proxy_hw *hw)
+{
+        assert(hw);
+        proxy_hw_begin_stop(hw);
+        for (struct hconn *c = hw->conns; c; c = c->next)
+                hc_close(c, PROXY_CLOSE_STOP);
+        hw_close_pool(hw);
+        hw_maybe_finish(hw);
+}
+
+unsigned proxy_hw_n_conns(const struct proxy_hw *hw)
+{
+        return hw ? hw->n_conns : 0;
+}
+
+bool proxy_hw_finished(const struct proxy_hw *hw)
+{
+        return !hw || hw->finished;
+}
+
+struct proxy_hw *proxy_hw_free(struct proxy_hw *hw)
+{
+        if (!hw)
+                return NULL;
+        assert(hw->finished || (hw->n_conns == 0 && hw->n_upstreams == 0));
+        for (unsigned t = 0; t < 2; t++)
+                while (hw->free_blocks[t]) {
+                        struct xb *x = hw->free_blocks[t];
+
+                        hw->free_blocks[t] = x->next_free;
+                        free(x);
+                }
+        for (size_t i = 0; i < hw->n_buckets; i++)
+                for (struct pool_group *g = hw->buckets[i], *next; g; g = next) {
+                        next = g->hnext;
+                        free(g);
+                }
+        free(hw->buckets);
+        free(hw->scratch);
+        free(hw);
+        return NULL;
+}

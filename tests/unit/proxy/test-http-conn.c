@@ -1,0 +1,1765 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Integration tests for the HTTP side of the proxy engine (http-conn.c) over
+ * loopback: an engine with :443 and :80 listeners, a small blocking HTTP/1.1
+ * backend on threads, and real clients: plain sockets, and BoringSSL TLS
+ * clients against a self-signed ECDSA P-256 certificate made here. Every
+ * test stops its engine, which fails unless each worker's loop closed
+ * cleanly. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/ec_key.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/nid.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "common/macros.h"
+#include "common/md5.h"
+#include "proxy/proxy.h"
+#include "proxy/routes.h"
+#include "proxy/tls.h"
+
+#define note(...) printf("# " __VA_ARGS__)
+
+#define WAIT_MS 5000
+
+/* ---- helpers ---- */
+
+static uint64_t now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned ms)
+{
+        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+
+        nanosleep(&ts, NULL);
+}
+
+static int listen_on(uint32_t ip, uint16_t port, uint16_t *ret_port)
+{
+        struct sockaddr_in a = {
+                .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(ip)};
+        socklen_t len = sizeof(a);
+        int fd, one = 1;
+
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+                close(fd);
+                return -errno;
+        }
+        assert_int_equal(listen(fd, 128), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+        if (ret_port)
+                *ret_port = ntohs(a.sin_port);
+        return fd;
+}
+
+static int connect_to(uint16_t port)
+{
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons(port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct timeval tv = {.tv_sec = 10};
+        int fd, one = 1;
+
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), 0);
+        /* A test that waits for bytes that never come fails instead of
+         * hanging. */
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+        return fd;
+}
+
+static void fd_write_all(int fd, const void *p, size_t n)
+{
+        const uint8_t *b = p;
+
+        while (n > 0) {
+                ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
+
+                if (k <= 0)
+                        return;
+                b += k;
+                n -= (size_t)k;
+        }
+}
+
+struct gen {
+        uint32_t s;
+};
+
+static void gen_fill(struct gen *g, uint8_t *p, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                g->s ^= g->s << 13;
+                g->s ^= g->s >> 17;
+                g->s ^= g->s << 5;
+                p[i] = (uint8_t)g->s;
+        }
+}
+
+static void gen_md5(uint32_t seed, uint64_t n, uint8_t out[16])
+{
+        struct gen g = {.s = seed};
+        struct md5_ctx m;
+        uint8_t buf[16384];
+
+        md5_init(&m);
+        while (n > 0) {
+                size_t k = (size_t)MIN(n, (uint64_t)sizeof(buf));
+
+                gen_fill(&g, buf, k);
+                md5_update(&m, buf, k);
+                n -= k;
+        }
+        md5_final(&m, out);
+}
+
+static const char *find_header(const char *head, const char *name, char *out, size_t size)
+{
+        size_t nl = strlen(name);
+
+        for (const char *p = strstr(head, "\r\n"); p && p[2] != '\r'; p = strstr(p + 2, "\r\n")) {
+                const char *line = p + 2, *end = strstr(line, "\r\n");
+
+                if (!end)
+                        break;
+                if ((size_t)(end - line) > nl && strncasecmp(line, name, nl) == 0 &&
+                    line[nl] == ':') {
+                        const char *v = line + nl + 1;
+                        size_t l;
+
+                        while (*v == ' ' || *v == '\t')
+                                v++;
+                        l = (size_t)(end - v);
+                        if (l >= size)
+                                l = size - 1;
+                        memcpy(out, v, l);
+                        out[l] = 0;
+                        return out;
+                }
+        }
+        return NULL;
+}
+
+/* ---- a buffered reader over a fd or an SSL ---- */
+
+struct rd {
+        int fd;
+        SSL *ssl;
+        uint8_t buf[65536];
+        size_t off, len;
+        uint64_t rx;       /* bytes read from the connection */
+        uint64_t tx;       /* bytes written */
+        unsigned slow_ms;  /* sleep before each read (a slow reader) */
+        size_t slow_chunk; /* ... reading at most this much each time */
+};
+
+/* 1 with more bytes, 0 at EOF, -1 on error. */
+static int rd_fill(struct rd *r)
+{
+        ssize_t k;
+        size_t want;
+
+        if (r->off == r->len)
+                r->off = r->len = 0;
+        if (r->off > 0 && r->len == sizeof(r->buf)) {
+                memmove(r->buf, r->buf + r->off, r->len - r->off);
+                r->len -= r->off;
+                r->off = 0;
+        }
+        want = sizeof(r->buf) - r->len;
+        if (r->slow_chunk && want > r->slow_chunk)
+                want = r->slow_chunk;
+        if (r->slow_ms)
+                sleep_ms(r->slow_ms);
+        if (r->ssl) {
+                k = SSL_read(r->ssl, r->buf + r->len, (int)want);
+                if (k <= 0)
+                        return SSL_get_error(r->ssl, (int)k) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+        } else {
+                k = read(r->fd, r->buf + r->len, want);
+                if (k < 0)
+                        return -1;
+                if (k == 0)
+                        return 0;
+        }
+        r->len += (size_t)k;
+        r->rx += (uint64_t)k;
+        return 1;
+}
+
+static void rd_write(struct rd *r, const void *p, size_t n)
+{
+        if (r->ssl) {
+                assert_int_equal(SSL_write(r->ssl, p, (int)n), (int)n);
+        } else {
+                fd_write_all(r->fd, p, n);
+        }
+        r->tx += n;
+}
+
+/* A line ending in CRLF (without it) into @out; false at EOF. */
+static bool rd_line(struct rd *r, char *out, size_t size)
+{
+        for (;;) {
+                uint8_t *e = memmem(r->buf + r->off, r->len - r->off, "\r\n", 2);
+
+                if (e) {
+                        size_t l = (size_t)(e - (r->buf + r->off));
+
+                        assert_true(l < size);
+                        memcpy(out, r->buf + r->off, l);
+                        out[l] = 0;
+                        r->off += l + 2;
+                        return true;
+                }
+                if (rd_fill(r) <= 0)
+                        return false;
+        }
+}
+
+/* The head up to and including the empty line, NUL-terminated. */
+static bool rd_head(struct rd *r, char *out, size_t size)
+{
+        for (;;) {
+                uint8_t *e = memmem(r->buf + r->off, r->len - r->off, "\r\n\r\n", 4);
+
+                if (e) {
+                        size_t l = (size_t)(e - (r->buf + r->off)) + 4;
+
+                        assert_true(l < size);
+                        memcpy(out, r->buf + r->off, l);
+                        out[l] = 0;
+                        r->off += l;
+                        return true;
+                }
+                if (rd_fill(r) <= 0)
+                        return false;
+        }
+}
+
+/* Read @n body bytes into the md5 (and @keep, first bytes). */
+static bool rd_body(struct rd *r, uint64_t n, struct md5_ctx *m, uint8_t *keep, size_t keep_size,
+                    size_t *kept)
+{
+        while (n > 0) {
+                if (r->off == r->len && rd_fill(r) <= 0)
+                        return false;
+                size_t k = (size_t)MIN(n, (uint64_t)(r->len - r->off));
+
+                if (m)
+                        md5_update(m, r->buf + r->off, k);
+                if (keep && *kept < keep_size) {
+                        size_t c = MIN(k, keep_size - *kept);
+
+                        memcpy(keep + *kept, r->buf + r->off, c);
+                        *kept += c;
+                }
+                r->off += k;
+                n -= k;
+        }
+        return true;
+}
+
+/* A parsed message: head, framing, body digest. */
+struct msg {
+        char head[16384];
+        char line[256]; /* start line */
+        unsigned status;
+        uint64_t body_len;
+        uint8_t md5[16];
+        uint8_t body[4096]; /* the first bytes */
+        size_t body_kept;
+        bool chunked;
+        bool close;
+        bool eof_body; /* close-delimited */
+};
+
+/* Read a body framed per @m (request: no close-delimited). */
+static bool rd_msg_body(struct rd *r, struct msg *m, bool response, bool head_req)
+{
+        char v[64];
+        struct md5_ctx ctx;
+
+        md5_init(&ctx);
+        m->body_len = 0;
+        m->body_kept = 0;
+        m->chunked = find_header(m->head, "Transfer-Encoding", v, sizeof(v)) &&
+                     strcasecmp(v, "chunked") == 0;
+        m->close = find_header(m->head, "Connection", v, sizeof(v)) && strcasecmp(v, "close") == 0;
+        if (head_req || (response && (m->status == 204 || m->status == 304 || m->status < 200))) {
+                md5_final(&ctx, m->md5);
+                return true;
+        }
+        if (m->chunked) {
+                char line[128];
+
+                for (;;) {
+                        uint64_t n;
+
+                        if (!rd_line(r, line, sizeof(line)))
+                                return false;
+                        n = strtoull(line, NULL, 16);
+                        if (n == 0)
+                                break;
+                        if (!rd_body(r, n, &ctx, m->body, sizeof(m->body), &m->body_kept))
+                                return false;
+                        m->body_len += n;
+                        if (!rd_line(r, line, sizeof(line)))
+                                return false;
+                }
+                /* Trailers, then the empty line. */
+                while (rd_line(r, line, sizeof(line)) && line[0])
+                        ;
+        } else if (find_header(m->head, "Content-Length", v, sizeof(v))) {
+                m->body_len = strtoull(v, NULL, 10);
+                if (!rd_body(r, m->body_len, &ctx, m->body, sizeof(m->body), &m->body_kept))
+                        return false;
+        } else if (response) {
+                m->eof_body = true;
+                for (;;) {
+                        if (r->off == r->len && rd_fill(r) <= 0)
+                                break;
+                        size_t k = r->len - r->off;
+
+                        md5_update(&ctx, r->buf + r->off, k);
+                        if (m->body_kept < sizeof(m->body)) {
+                                size_t c = MIN(k, sizeof(m->body) - m->body_kept);
+
+                                memcpy(m->body + m->body_kept, r->buf + r->off, c);
+                                m->body_kept += c;
+                        }
+                        m->body_len += k;
+                        r->off += k;
+                }
+        }
+        md5_final(&ctx, m->md5);
+        return true;
+}
+
+static bool rd_response(struct rd *r, struct msg *m, bool head_req)
+{
+        memset(m, 0, sizeof(*m));
+        if (!rd_head(r, m->head, sizeof(m->head)))
+                return false;
+        sscanf(m->head, "HTTP/1.%*d %u", &m->status);
+        return rd_msg_body(r, m, true, head_req);
+}
+
+/* After a response: the connection reaches EOF (or a reset) with nothing else. */
+static void rd_expect_eof(struct rd *r)
+{
+        assert_int_equal(r->len - r->off, 0);
+        assert_true(rd_fill(r) <= 0);
+}
+
+/* ---- the backend ---- */
+
+#define BE_CONNS 64
+#define BE_REQS  256
+
+struct breq {
+        char head[16384];
+        uint64_t body_len;
+        uint8_t body_md5[16];
+};
+
+struct backend {
+        int lfd;
+        uint16_t port;
+        pthread_t thread;
+        atomic_uint n_conns;
+        atomic_uint n_reqs;
+        atomic_uint n_open;
+        unsigned slow_ms; /* /slow waits this long */
+        pthread_mutex_t mu;
+        struct breq reqs[BE_REQS];
+        pthread_t conn_threads[BE_CONNS];
+        int conn_fds[BE_CONNS];
+};
+
+struct bconn {
+        struct backend *b;
+        int fd;
+};
+
+static void be_respond_gen(struct rd *r, uint64_t n, uint32_t seed, bool chunked, bool close_delim)
+{
+        struct gen g = {.s = seed};
+        static _Thread_local uint8_t buf[32768];
+        char head[256];
+        int k;
+
+        if (close_delim)
+                k = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+        else if (chunked)
+                k = snprintf(head, sizeof(head),
+                             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        else
+                k = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %llu\r\n\r\n",
+                             (unsigned long long)n);
+        fd_write_all(r->fd, head, (size_t)k);
+        while (n > 0) {
+                size_t c = (size_t)MIN(n, (uint64_t)(chunked ? 10000 : sizeof(buf)));
+
+                gen_fill(&g, buf, c);
+                if (chunked) {
+                        k = snprintf(head, sizeof(head), "%zx;ext=1\r\n", c);
+                        fd_write_all(r->fd, head, (size_t)k);
+                }
+                fd_write_all(r->fd, buf, c);
+                if (chunked)
+                        fd_write_all(r->fd, "\r\n", 2);
+                n -= c;
+        }
+        if (chunked)
+                fd_write_all(r->fd, "0\r\nX-Trailer: t\r\n\r\n", 20);
+}
+
+static void *be_conn_main(void *arg)
+{
+        struct bconn *bc = arg;
+        struct backend *b = bc->b;
+        struct rd *r = calloc(1, sizeof(*r));
+        struct msg *m = calloc(1, sizeof(*m));
+
+        r->fd = bc->fd;
+        for (;;) {
+                char method[16] = "", path[512] = "", v[64];
+                unsigned idx;
+
+                memset(m, 0, sizeof(*m));
+                if (!rd_head(r, m->head, sizeof(m->head)))
+                        break;
+                sscanf(m->head, "%15s %511s", method, path);
+                if (!rd_msg_body(r, m, false, false))
+                        break;
+                idx = atomic_fetch_add(&b->n_reqs, 1);
+                if (idx < BE_REQS) {
+                        pthread_mutex_lock(&b->mu);
+                        snprintf(b->reqs[idx].head, sizeof(b->reqs[idx].head), "%s", m->head);
+                        b->reqs[idx].body_len = m->body_len;
+                        memcpy(b->reqs[idx].body_md5, m->md5, 16);
+                        pthread_mutex_unlock(&b->mu);
+                }
+                bool head_req = streq(method, "HEAD");
+
+                if (strncmp(path, "/ws", 3) == 0) {
+                        static const char up[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                                                 "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                                                 "Sec-WebSocket-Accept: x\r\n\r\n";
+                        uint8_t buf[4096];
+
+                        fd_write_all(r->fd, up, sizeof(up) - 1);
+                        /* Echo raw bytes (what came after the head first). */
+                        if (r->len > r->off)
+                                fd_write_all(r->fd, r->buf + r->off, r->len - r->off);
+                        for (;;) {
+                                ssize_t k = read(r->fd, buf, sizeof(buf));
+
+                                if (k <= 0)
+                                        break;
+                                fd_write_all(r->fd, buf, (size_t)k);
+                        }
+                        break;
+                } else if (strncmp(path, "/gen", 4) == 0) {
+                        unsigned long long n = 0;
+                        unsigned seed = 1;
+                        char *q = strchr(path, '?');
+
+                        if (q)
+                                sscanf(q, "?n=%llu&seed=%u", &n, &seed);
+                        be_respond_gen(r, n, seed, strstr(path, "chunked") != NULL,
+                                       strstr(path, "close") != NULL);
+                        if (strstr(path, "close"))
+                                break;
+                } else if (strncmp(path, "/slow", 5) == 0) {
+                        sleep_ms(b->slow_ms);
+                        static const char resp[] =
+                                "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow";
+                        fd_write_all(r->fd, resp, sizeof(resp) - 1);
+                } else if (strncmp(path, "/continue", 9) == 0) {
+                        static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        /* The 100 went before the body was read (above the
+                         * body is read first, so send both now: a 1xx then
+                         * the final answer is still a valid sequence). */
+                        fd_write_all(r->fd, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+                        fd_write_all(r->fd, resp, sizeof(resp) - 1);
+                } else {
+                        /* Echo: the request's body digest and length, then
+                         * "ok <path>". */
+                        char body[700], head[1024], hex[33];
+                        int bl, hl;
+
+                        for (int i = 0; i < 16; i++)
+                                sprintf(hex + 2 * i, "%02x", m->md5[i]);
+                        bl = snprintf(body, sizeof(body), "ok %s", path);
+                        hl = snprintf(head, sizeof(head),
+                                      "HTTP/1.1 200 OK\r\nX-Body-Len: %llu\r\nX-Body-MD5: %s\r\n"
+                                      "Content-Length: %d\r\n%s\r\n",
+                                      (unsigned long long)m->body_len, hex, bl,
+                                      find_header(m->head, "Connection", v, sizeof(v)) &&
+                                                      strcasecmp(v, "close") == 0
+                                              ? "Connection: close\r\n"
+                                              : "");
+                        fd_write_all(r->fd, head, (size_t)hl);
+                        if (!head_req)
+                                fd_write_all(r->fd, body, (size_t)bl);
+                        if (find_header(m->head, "Connection", v, sizeof(v)) &&
+                            strcasecmp(v, "close") == 0)
+                                break;
+                }
+        }
+        close(r->fd);
+        atomic_fetch_sub(&b->n_open, 1);
+        free(r);
+        free(m);
+        free(bc);
+        return NULL;
+}
+
+static void *be_main(void *arg)
+{
+        struct backend *b = arg;
+
+        for (;;) {
+                int fd = accept4(b->lfd, NULL, NULL, SOCK_CLOEXEC);
+                unsigned i;
+                struct bconn *bc;
+
+                if (fd < 0)
+                        break;
+                i = atomic_load(&b->n_conns);
+                assert_true(i < BE_CONNS);
+                bc = calloc(1, sizeof(*bc));
+                bc->b = b;
+                bc->fd = fd;
+                b->conn_fds[i] = fd;
+                atomic_fetch_add(&b->n_open, 1);
+                assert_int_equal(pthread_create(&b->conn_threads[i], NULL, be_conn_main, bc), 0);
+                atomic_store(&b->n_conns, i + 1);
+        }
+        return NULL;
+}
+
+static struct backend *backend_start_on(uint32_t ip, uint16_t port)
+{
+        struct backend *b = calloc(1, sizeof(*b));
+        int fd;
+
+        assert_non_null(b);
+        fd = listen_on(ip, port, &b->port);
+        if (fd < 0) {
+                free(b);
+                return NULL;
+        }
+        b->lfd = fd;
+        b->slow_ms = 1000;
+        pthread_mutex_init(&b->mu, NULL);
+        assert_int_equal(pthread_create(&b->thread, NULL, be_main, b), 0);
+        return b;
+}
+
+static struct backend *backend_start(void)
+{
+        return backend_start_on(INADDR_LOOPBACK, 0);
+}
+
+static void backend_stop(struct backend *b)
+{
+        shutdown(b->lfd, SHUT_RDWR);
+        pthread_join(b->thread, NULL);
+        close(b->lfd);
+        for (unsigned i = 0; i < atomic_load(&b->n_conns); i++) {
+                shutdown(b->conn_fds[i], SHUT_RDWR);
+                pthread_join(b->conn_threads[i], NULL);
+        }
+        pthread_mutex_destroy(&b->mu);
+        free(b);
+}
+
+static const char *be_req(struct backend *b, unsigned i)
+{
+        uint64_t end = now_ms() + WAIT_MS;
+
+        while (atomic_load(&b->n_reqs) <= i) {
+                assert_true(now_ms() < end);
+                sleep_ms(2);
+        }
+        return b->reqs[i].head;
+}
+
+/* ---- certificates ---- */
+
+static char *bio_to_str(BIO *b)
+{
+        const uint8_t *p;
+        size_t n;
+        char *s;
+
+        assert_true(BIO_mem_contents(b, &p, &n));
+        s = malloc(n + 1);
+        memcpy(s, p, n);
+        s[n] = 0;
+        return s;
+}
+
+/* A self-signed ECDSA P-256 certificate for @names (comma-separated). */
+static struct proxy_cert *make_cert(const char *cn, const char *names)
+{
+        EC_KEY *ec = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
+        EVP_PKEY *pk = EVP_PKEY_new();
+        X509 *x = X509_new();
+        X509_NAME *nm = X509_NAME_new();
+        X509_EXTENSION *ext;
+        X509V3_CTX v3;
+        BIO *bc = BIO_new(BIO_s_mem()), *bk = BIO_new(BIO_s_mem());
+        struct proxy_cert *c = NULL;
+        char *cp, *kp, *err = NULL;
+
+        assert_true(EC_KEY_generate_key(ec));
+        assert_true(EVP_PKEY_assign_EC_KEY(pk, ec));
+        assert_true(X509_set_version(x, X509_VERSION_3));
+        assert_true(ASN1_INTEGER_set(X509_get_serialNumber(x), (long)(now_ms() & 0xffffff)));
+        assert_true(
+                X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const uint8_t *)cn, -1, -1, 0));
+        assert_true(X509_set_subject_name(x, nm));
+        assert_true(X509_set_issuer_name(x, nm));
+        assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -3600));
+        assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 86400));
+        assert_true(X509_set_pubkey(x, pk));
+        X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+        ext = X509V3_EXT_nconf_nid(NULL, &v3, NID_subject_alt_name, names);
+        assert_non_null(ext);
+        assert_true(X509_add_ext(x, ext, -1));
+        X509_EXTENSION_free(ext);
+        assert_true(X509_sign(x, pk, EVP_sha256()));
+        assert_true(PEM_write_bio_X509(bc, x));
+        assert_true(PEM_write_bio_PrivateKey(bk, pk, NULL, NULL, 0, NULL, NULL));
+        cp = bio_to_str(bc);
+        kp = bio_to_str(bk);
+        assert_int_equal(proxy_cert_new_pem(cp, strlen(cp), kp, strlen(kp), &c, &err), 0);
+        free(err);
+        free(cp);
+        free(kp);
+        BIO_free(bc);
+        BIO_free(bk);
+        X509_NAME_free(nm);
+        X509_free(x);
+        EVP_PKEY_free(pk);
+        return c;
+}
+
+/* ---- routes ---- */
+
+static struct proxy_backend backend_addr(uint32_t ip, uint16_t port)
+{
+        struct proxy_backend be = {.text = "127.0.0.1"};
+        struct sockaddr_in *a = (struct sockaddr_in *)&be.addr;
+
+        a->sin_family = AF_INET;
+        a->sin_port = htons(port);
+        a->sin_addr.s_addr = htonl(ip);
+        be.addr_len = sizeof(*a);
+        return be;
+}
+
+static void table_put_ip(struct proxy_route_table *t, const char *id, const char *host,
+                         enum proxy_route_mode mode, uint32_t ip, const uint16_t *ports,
+                         size_t n_ports, struct proxy_cert *cert)
+{
+        _cleanup_(proxy_routes_unrefp) struct proxy_routes *base = proxy_routes_acquire(t);
+        _cleanup_(proxy_routes_unrefp) struct proxy_routes *s = NULL;
+        _cleanup_(proxy_routes_builder_freep) struct proxy_routes_builder *b = NULL;
+        struct proxy_backend bes[4];
+        struct proxy_route_spec spec = {.id = id,
+                                        .host = host,
+                                        .mode = mode,
+                                        .backends = bes,
+                                        .n_backends = n_ports,
+                                        .cert = cert};
+
+        assert_true(n_ports <= ELEMENTSOF(bes));
+        for (size_t i = 0; i < n_ports; i++)
+                bes[i] = backend_addr(ip, ports[i]);
+        assert_int_equal(proxy_routes_builder_new(base, &b), 0);
+        assert_true(proxy_routes_builder_put(b, &spec) >= 0);
+        assert_int_equal(proxy_routes_builder_commit(b, &s), 0);
+        assert_int_equal(proxy_route_table_publish(t, s), 0);
+}
+
+static void table_put(struct proxy_route_table *t, const char *id, const char *host,
+                      enum proxy_route_mode mode, const uint16_t *ports, size_t n_ports,
+                      struct proxy_cert *cert)
+{
+        table_put_ip(t, id, host, mode, INADDR_LOOPBACK, ports, n_ports, cert);
+}
+
+static void table_remove(struct proxy_route_table *t, const char *id)
+{
+        _cleanup_(proxy_routes_unrefp) struct proxy_routes *base = proxy_routes_acquire(t);
+        _cleanup_(proxy_routes_unrefp) struct proxy_routes *s = NULL;
+        _cleanup_(proxy_routes_builder_freep) struct proxy_routes_builder *b = NULL;
+
+        assert_int_equal(proxy_routes_builder_new(base, &b), 0);
+        assert_int_equal(proxy_routes_builder_remove_id(b, id), 1);
+        assert_int_equal(proxy_routes_builder_commit(b, &s), 0);
+        assert_int_equal(proxy_route_table_publish(t, s), 0);
+}
+
+static struct proxy_counters *route_counters(struct proxy_route_table *t, const char *id)
+{
+        _cleanup_(proxy_routes_unrefp) struct proxy_routes *s = proxy_routes_acquire(t);
+        struct proxy_route *r = proxy_routes_lookup_id(s, id);
+
+        assert_non_null(r);
+        return proxy_counters_ref(r->counters);
+}
+
+/* ---- fixture ---- */
+
+struct fx {
+        struct backend *be;
+        struct proxy_route_table *table;
+        struct proxy_engine *engine;
+        struct proxy_tls *tls;
+        struct proxy_cert *cert_a; /* a.test, *.wild.test */
+        struct proxy_cert *cert_b; /* b.test */
+        SSL_CTX *cctx;             /* the clients' context */
+        uint16_t https_port, http_port;
+};
+
+/* The client's last session from a ticket (BoringSSL hands TLS 1.3 tickets
+ * to this callback; SSL_get1_session() is not resumable there). */
+static SSL_SESSION *saved_session;
+
+static int on_new_session(SSL *ssl, SSL_SESSION *s)
+{
+        SSL_SESSION_free(saved_session);
+        saved_session = s; /* we take the reference */
+        return 1;
+}
+
+static int acme_cb(void *ud, const char *host, const char *token, char *out, size_t size)
+{
+        if (!streq(host, "a.test") || !streq(token, "tok-123_ABC"))
+                return -ENOENT;
+        return snprintf(out, size, "%s.thumbprint", token);
+}
+
+static void fx_start(struct fx *f, const struct proxy_config *extra)
+{
+        struct proxy_config cfg = extra ? *extra : (struct proxy_config){0};
+        int l443, l80;
+
+        memset(f, 0, sizeof(*f));
+        f->be = backend_start();
+        assert_int_equal(proxy_route_table_new(&f->table), 0);
+        assert_int_equal(proxy_tls_new(&f->tls), 0);
+        f->cert_a = make_cert("a.test", "DNS:a.test,DNS:*.wild.test");
+        f->cert_b = make_cert("b.test", "DNS:b.test");
+        l443 = listen_on(INADDR_LOOPBACK, 0, &f->https_port);
+        l80 = listen_on(INADDR_LOOPBACK, 0, &f->http_port);
+        if (!cfg.workers)
+                cfg.workers = 2;
+        cfg.https_fd = l443;
+        cfg.http_fd = l80;
+        cfg.tls = f->tls;
+        cfg.acme_token = acme_cb;
+        assert_int_equal(proxy_engine_new(&cfg, f->table, &f->engine), 0);
+        assert_int_equal(proxy_engine_start(f->engine), 0);
+        close(l443);
+        close(l80);
+
+        f->cctx = SSL_CTX_new(TLS_method());
+        assert_non_null(f->cctx);
+        SSL_CTX_set_session_cache_mode(f->cctx, SSL_SESS_CACHE_CLIENT);
+        SSL_CTX_sess_set_new_cb(f->cctx, on_new_session);
+        assert_int_equal(SSL_CTX_set_alpn_protos(f->cctx, (const uint8_t *)"\x08http/1.1", 9), 0);
+}
+
+static void fx_stop(struct fx *f)
+{
+        struct proxy_engine_stats st;
+
+        assert_int_equal(proxy_engine_stop(f->engine), 0);
+        proxy_engine_stats(f->engine, &st);
+        assert_int_equal(st.active, 0);
+        f->engine = proxy_engine_free(f->engine);
+        proxy_route_table_free(f->table);
+        proxy_cert_unref(f->cert_a);
+        proxy_cert_unref(f->cert_b);
+        proxy_tls_free(f->tls);
+        SSL_CTX_free(f->cctx);
+        SSL_SESSION_free(TAKE_PTR(saved_session));
+        backend_stop(f->be);
+}
+
+static void fx_routes(struct fx *f)
+{
+        table_put(f->table, "wa", "a.test", PROXY_ROUTE_TERMINATE, &f->be->port, 1, f->cert_a);
+        table_put(f->table, "wb", "b.test", PROXY_ROUTE_TERMINATE, &f->be->port, 1, f->cert_b);
+}
+
+static void wait_idle(struct fx *f)
+{
+        uint64_t end = now_ms() + WAIT_MS;
+        struct proxy_engine_stats st;
+
+        for (;;) {
+                proxy_engine_stats(f->engine, &st);
+                if (st.active == 0)
+                        return;
+                assert_true(now_ms() < end);
+                sleep_ms(2);
+        }
+}
+
+static struct proxy_engine_stats stats(struct fx *f)
+{
+        struct proxy_engine_stats st;
+
+        proxy_engine_stats(f->engine, &st);
+        return st;
+}
+
+/* ---- clients ---- */
+
+static struct rd *plain_client(struct fx *f)
+{
+        struct rd *r = calloc(1, sizeof(*r));
+
+        r->fd = connect_to(f->http_port);
+        return r;
+}
+
+/* A TLS client; NULL if the handshake failed. */
+static struct rd *tls_client_ex(struct fx *f, const char *sni, int version, SSL_SESSION *sess)
+{
+        struct rd *r = calloc(1, sizeof(*r));
+
+        r->fd = connect_to(f->https_port);
+        r->ssl = SSL_new(f->cctx);
+        assert_non_null(r->ssl);
+        if (sni)
+                assert_true(SSL_set_tlsext_host_name(r->ssl, sni));
+        if (version) {
+                assert_true(SSL_set_min_proto_version(r->ssl, (uint16_t)version));
+                assert_true(SSL_set_max_proto_version(r->ssl, (uint16_t)version));
+        }
+        if (sess)
+                assert_true(SSL_set_session(r->ssl, sess));
+        assert_true(SSL_set_fd(r->ssl, r->fd));
+        if (SSL_connect(r->ssl) != 1) {
+                ERR_clear_error();
+                SSL_free(r->ssl);
+                close(r->fd);
+                free(r);
+                return NULL;
+        }
+        return r;
+}
+
+static struct rd *tls_client(struct fx *f, const char *sni)
+{
+        struct rd *r = tls_client_ex(f, sni, 0, NULL);
+
+        assert_non_null(r);
+        return r;
+}
+
+static void client_free(struct rd *r)
+{
+        if (!r)
+                return;
+        if (r->ssl)
+                SSL_free(r->ssl);
+        close(r->fd);
+        free(r);
+}
+
+static void send_str(struct rd *r, const char *s)
+{
+        rd_write(r, s, strlen(s));
+}
+
+static void get(struct rd *r, const char *host, const char *path, struct msg *m)
+{
+        char req[1024];
+
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, host);
+        send_str(r, req);
+        assert_true(rd_response(r, m, false));
+}
+
+static void check_counters(struct proxy_counters *c, uint64_t requests, uint64_t req_bytes,
+                           uint64_t resp_bytes, unsigned status_class, uint64_t n_class)
+{
+        struct proxy_counters_values v;
+
+        proxy_counters_read(c, &v);
+        assert_int_equal(v.requests, requests);
+        assert_int_equal(v.request_bytes, req_bytes);
+        assert_int_equal(v.response_bytes, resp_bytes);
+        assert_int_equal(v.status[status_class - 1], n_class);
+}
+
+/* ---- tests ---- */
+
+/* TLS 1.3 and 1.2 both terminate, ALPN says http/1.1, the request reaches
+ * the backend re-serialised with forwarding fields and without hop-by-hop
+ * fields, and the counters equal what the client sent and received. */
+static void test_tls_versions_alpn_forwarding(void **state)
+{
+        _cleanup_(proxy_counters_unrefp) struct proxy_counters *cnt = NULL;
+        static const int versions[] = {TLS1_3_VERSION, TLS1_2_VERSION};
+        uint64_t tx = 0, rx = 0;
+        struct msg m;
+        struct fx f;
+        char v[256];
+
+        fx_start(&f, NULL);
+        fx_routes(&f);
+        cnt = route_counters(f.table, "wa");
+        for (unsigned i = 0; i < ELEMENTSOF(versions); i++) {
+                struct rd *c = tls_client_ex(&f, "a.test", versions[i], NULL);
+                const uint8_t *alpn;
+                unsigned alpn_len;
+                const char *h;
+
+                assert_non_null(c);
+                assert_int_equal(SSL_version(c->ssl), versions[i]);
+                SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+                assert_int_equal(alpn_len, 8);
+                assert_memory_equal(alpn, "http/1.1", 8);
+                send_str(c, "GET /hello?x=1 HTTP/1.1\r\n"
+                            "Host: a.test\r\n"
+                            "X-Custom:   spaced value\r\n"
+                            "Connection: keep-alive, X-Hop\r\n"
+                            "X-Hop: secret\r\n"
+                            "Keep-Alive: timeout=5\r\n"
+                            "TE: trailers\r\n"
+                            "Proxy-Connection: keep-alive\r\n"
+                            "X-Forwarded-For: 192.0.2.7\r\n"
+                            "X-Real-IP: 6.6.6.6\r\n"
+                            "\r\n");
+                assert_true(rd_response(c, &m, false));
+                assert_int_equal(m.status, 200);
+                assert_memory_equal(m.body, "ok /hello?x=1", 13);
+                h = be_req(f.be, i);
+                assert_non_null(strstr(h, "GET /hello?x=1 HTTP/1.1\r\n"));
+                assert_non_null(strstr(h, "\r\nHost: a.test\r\n"));
+                assert_non_null(strstr(h, "\r\nX-Custom:   spaced value\r\n"));
+                assert_string_equal(find_header(h, "X-Forwarded-For", v, sizeof(v)),
+                                    "192.0.2.7, 127.0.0.1");
+                assert_string_equal(find_header(h, "X-Forwarded-Proto", v, sizeof(v)), "https");
+                assert_string_equal(find_header(h, "X-Forwarded-Host", v, sizeof(v)), "a.test");
+                assert_string_equal(find_header(h, "X-Real-IP", v, sizeof(v)), "127.0.0.1");
+                assert_null(strstr(h, "X-Hop"));
+                assert_null(strcasestr(h, "Keep-Alive: timeout"));
+                assert_null(strstr(h, "TE: trailers"));
+                assert_null(strstr(h, "Proxy-Connection"));
+                assert_null(strstr(h, "6.6.6.6"));
+                tx += c->tx;
+                rx += c->rx;
+                client_free(c);
+        }
+        wait_idle(&f);
+        check_counters(cnt, 2, tx, rx, 2, 2);
+        struct proxy_engine_stats st = stats(&f);
+        assert_int_equal(st.tls_handshakes, 2);
+        assert_int_equal(st.http_requests, 2);
+        assert_int_equal(st.http_status[1], 2);
+        fx_stop(&f);
+}
+
+/* A session ticket from the first connection resumes the second. */
+static void test_tls_resumption(void **state)
+{
+        static const int versions[] = {TLS1_3_VERSION, TLS1_2_VERSION};
+        struct msg m;
+        struct fx f;
+
+        fx_start(&f, NULL);
+        fx_routes(&f);
+        for (unsigned i = 0; i < ELEMENTSOF(versions); i++) {
+                struct rd *c = tls_client_ex(&f, "a.test", versions[i], NULL);
+                SSL_SESSION *s;
+
+                assert_non_null(c);
+                get(c, "a.test", "/", &m);
+                assert_int_equal(m.status, 200);
+                s = TAKE_PTR(saved_session);
+                assert_non_null(s);
+                client_free(c);
+                c = tls_client_ex(&f, "a.test", versions[i], s);
+                assert_non_null(c);
+                assert_true(SSL_session_reused(c->ssl));
+                get(c, "a.test", "/", &m);
+                assert_int_equal(m.status, 200);
+                client_free(c);
+                SSL_SESSION_free(s);
+        }
+        wait_idle(&f);
+        assert_int_equal(stats(&f).tls_handshakes, 4);
+        assert_int_equal(stats(&f).tls_resumed, 2);
+        fx_stop(&f);
+}
+
+/* Host not covered by the connection's certificate, or unknown: 421 and
+ * the connection ends; an unknown SNI is closed before any HTTP. A name
+ * the wildcard certificate covers is served. */
+static void test_tls_misdirected(void **state)
+{
+        struct msg m;
+        struct fx f;
+        struct rd *c;
+
+        fx_start(&f, NULL);
+        fx_routes(&f);
+        table_put(f.table, "ww", "*.wild.test", PROXY_ROUTE_TERMINATE, &f.be->port, 1, f.cert_a);
+
+        c = tls_client(&f, "a.test");
+        get(c, "b.test", "/", &m); /* a route, but another certificate */
+        assert_int_equal(m.status, 421);
+        assert_true(m.close);
+        rd_expect_eof(c);
+        client_free(c);
+
+        c = tls_client(&f, "a.test");
+        get(c, "zzz.test", "/", &m); /* no such route */
+        assert_int_equal(m.status, 421);
+        rd_expect_eof(c);
+        client_free(c);
+
+        /* SNI through the wildcard route, Host another name the same
+         * certificate covers. */
+        c = tls_client(&f, "x.wild.test");
+        get(c, "y.wild.test", "/w", &m);
+        assert_int_equal(m.status, 200);
+        get(c, "a.test", "/a", &m);
+        assert_int_equal(m.status, 200);
+        client_free(c);
+
+        assert_null(tls_client_ex(&f, "nope.test", 0, NULL));
+        wait_idle(&f);
+        struct proxy_engine_stats st = stats(&f);
+        assert_int_equal(st.closed[PROXY_CLOSE_UNKNOWN_SNI], 1);
+        assert_int_equal(st.http_status[3], 2);
+        assert_int_equal(atomic_load(&f.be->n_reqs), 2);
+        fx_stop(&f);
+}
+
+/* Keep-alive both ways: many requests over one client connection and over
+ * several client connections in turn use one backend connection. */
+static void test_keepalive_pool(void **state)
+{
+        struct proxy_config cfg = {.workers = 1};
+        struct msg m;
+        struct fx f;
+
+        fx_start(&f, &cfg);
+        fx_routes(&f);
+        for (unsigned k = 0; k < 3; k++) {
+                struct rd *c = k == 1 ? plain_client(&f) : tls_client(&f, "a.test");
+
+                if (k == 1) {
+                        /* :80 proxies terminated names only with http_plain:
+                         * this one is redirected, without a backend. */
+                        get(c, "a.test", "/x", &m);
+                        assert_int_equal(m.status, 308);
+                        client_free(c);
+                        continue;
+                }
+                for (unsigned i = 0; i < 10; i++) {
+                        get(c, "a.test", "/k", &m);
+                        assert_int_equal(m.status, 200);
+                        assert_false(m.close);
+                }
+                client_free(c);
+        }
+        wait_idle(&f);
+        struct proxy_engine_stats st = stats(&f);
+        assert_int_equal(st.upstream_connects, 1);
+        assert_int_equal(st.upstream_reused, 19);
+        assert_int_equal(atomic_load(&f.be->n_conns), 1);
+        fx_stop(&f);
+}
+
+/* Pipelined requests are answered in order, HEAD included. */
+static void test_pipelining(void **state)
+{
+        _cleanup_(proxy_counters_unrefp) struct proxy_counters *cnt = NULL;
+        char all[4096] = "";
+        struct msg m;
+        struct fx f;
+        struct rd *c;
+
+        fx_start(&f, NULL);
+        fx_routes(&f);
+        cnt = route_counters(f.table, "wa");
+        for (unsigned i = 0; i < 8; i++) {
+                char req[256];
+
+                snprintf(req, sizeof(req), "%s /p%u HTTP/1.1\r\nHost: a.test\r\n\r\n",
+                         i == 3 ? "HEAD" : "GET", i);
+                strcat(all, req);
+        }
+        strcat(all, "POST /p8 HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\nhello");
+        strcat(all, "GET /p9 HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
+        c = tls_client(&f, "a.test");
+        send_str(c, all);
+        for (unsigned i = 0; i < 10; i++) {
+                char want[32];
+
+                assert_true(rd_response(c, &m, i == 3));
+                assert_int_equal(m.status, 200);
+                snprintf(want, sizeof(want), "ok /p%u", i);
+                if (i != 3)
+                        assert_memory_equal(m.body, want, strlen(want));
+                else
+                        assert_int_equal(m.body_len, 0);
+        }
+        assert_true(m.close);
+        rd_expect_eof(c);
+        wait_idle(&f);
+        assert_int_equal(f.be->reqs[8].body_len, 5);
+        check_counters(cnt, 10, c->tx, c->rx, 2, 10);
+        client_free(c);
+        fx_stop(&f);
+}
+
+static long vm_hwm_kib(void)
+{
+        char line[256];
+        long v = -1;
+        FILE *fp = fopen("/proc/self/status", "re");
+
+        if (!fp)
+                return -1;
+        while (fgets(line, sizeof(line), fp))
+                if (sscanf(line, "VmHWM: %ld kB", &v) == 1)
+                        break;
+        fclose(fp);
+        return v;
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+
+/* Upload with Content-Length and chunked, download with Content-Length,
+ * chunked and close-delimited, several MiB each, through a slow reader;
+ * digests match and memory stays bounded. */
+static void test_bodies_big_and_slow(void **state)
+{
+        _cleanup_(proxy_counters_unrefp) struct proxy_counters *cnt = NULL;
+        const uint64_t n = 6u << 20;
+        uint8_t want[16], *buf = malloc(65536);
+        long hwm0, hwm1;
+        struct msg m;
+        struct fx f;
+        struct rd *c;
+        char req[512], v[64], hex[33];
+
+        fx_start(&f, NULL);
+        fx_routes(&f);
+        cnt = route_counters(f.table, "wa");
+        hwm0 = vm_hwm_kib();
+        c = tls_client(&f, "a.test");
+        gen_md5(5, n, want);
+        for (int i = 0; i < 16; i++)
+                sprintf(hex + 2 * i, "%02x", want[i]);
+
+        /* Uploads. */
+        for (unsigned chunked = 0; chunked < 2; chunked++) {
+                struct gen g = {.s = 5};
+                uint64_t left = n;
+
+                if (chunked)
+                        snprintf(req, sizeof(req),
+                                 "PUT /up HTTP/1.1\r\nHost: a.test\r\n"
+                                 "Transfer-Encoding: chunked\r\n\r\n");
+                else
+                        snprintf(req, sizeof(req),
+                                 "PUT /up HTTP/1.1\r\nHost: a.test\r\nContent-Length: %llu\r\n\r\n",
+                                 (unsigned long long)n);
+                send_str(c, req);
+                while (left > 0) {
+                        size_t k = (size_t)MIN(left, (uint64_t)40000);
+                        char ch[32];
+
+                        gen_fill(&g, buf, k);
+                        if (chunked) {
+                                snprintf(ch, sizeof(ch), "%zx\r\n", k);
+                                send_str(c, ch);
+                        }
+                        rd_write(c, buf, k);
+                        if (chunked)
+                                send_str(c, "\r\n");
+                        left -= k;
+                }
+                if (chunked)
+                        send_str(c, "0\r\n\r\n");
+                assert_true(rd_response(c, &m, false));
+                assert_int_equal(m.status, 200);
+                assert_string_equal(find_header(m.head, "X-Body-Len", v, sizeof(v)), "6291456");
+                assert_string_equal(find_header(m.head, "X-Body-MD5", v, sizeof(v)), hex);
+        }
+
+        /* Downloads through a slow reader. */
+        static const char *const kinds[] = {"", "&chunked", "&close"};
+        for (unsigned k = 0; k < ELEMENTSOF(kinds); k++) {
+                snprintf(req, sizeof(req),
+                         "GET /gen?n=%llu&seed=5%s HTTP/1.1\r\nHost: a.test\r\n\r\n",
+                         (unsigned long long)n, kinds[k]);
+                send_str(c, req);
+                c->slow_ms = 0;
+                c->slow_chunk = 0;
+                /* Read the head, then let everything back up for a while. */
+                assert_true(rd_head(c, m.head, sizeof(m.head)));
+                sleep_ms(300);
+                c->slow_chunk = 16384;
+                sscanf(m.head, "HTTP/1.%*d %u", &m.status);
+                assert_true(rd_msg_body(c, &m, true, false));
+                c->slow_chunk = 0;
+                assert_int_equal(m.status, 200);
+                assert_int_equal(m.body_len, n);
+                assert_memory_equal(m.md5, want, 16);
+                /* A close-delimited backend body reaches a 1.1 client
+                 * chunked, and the client connection stays. */
+                assert_true(k == 0 ? !m.chunked : m.chunked);
+                assert_false(m.close);
+        }
+        client_free(c);
+        hwm1 = vm_hwm_kib();
+        note("VmHWM %ld -> %ld KiB\n", hwm0, hwm1);
+#ifndef SANITIZED
+        /* 5 x 6 MiB went through: unbounded buffering would show. */
+        assert_true(hwm1 - hwm0 < 8 * 1024);
+#endif
+        wait_idle(&f);
+        struct proxy_counters_values cv;
+        proxy_counters_read(cnt, &cv);
+        assert_int_equal(cv.requests, 5);
+        assert_int_equal(cv.status[1], 5);
+        free(buf);
+        fx_stop(&f);
+}
+
+/* Exact counters with a known client: every byte the client wrote and read. */
+static void test_counters_exact(void **state)
+{
+        _cleanup_(proxy_counters_unrefp) struct proxy_counters *ca = NULL, *cb = NULL;
+        uint64_t tx = 0, rx = 0;
+        struct msg m;
+        struct fx f;
+
+        fx_start(&f, NULL);
+        fx_routes(&f);
+        table_put(f.table, "wp", "p.test", PROXY_ROUTE_TERMINATE, &f.be->port, 1, f.cert_b);
+        ca = route_counters(f.table, "wa");
+        cb = route_counters(f.table, "wb");
+        for (unsigned i = 0; i < 3; i++) {
+                struct rd *c = tls_client(&f, "a.test");
+
+                get(c, "a.test", "/one", &m);
+                send_str(c, "POST /two HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\n\r\nabc");
+                assert_true(rd_response(c, &m, false));
+                send_str(c, "POST /three HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: "
+                            "chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n");
+                assert_true(rd_response(c, &m, false));
+                assert_string_equal(m.body, "ok /three");
+                tx += c->tx;
+                rx += c->rx;
+                client_free(c);
+        }
+        wait_idle(&f);
+        check_counters(ca, 9, tx, rx, 2, 9);
+        /* Our own answers do not count on a route. */
+        struct rd *c = tls_client(&f, "b.test");
+        get(c, "a.test", "/", &m);
+        assert_int_equal(m.status, 421);
+        client_free(c);
+        wait_idle(&f);
+        check_counters(cb, 0, 0, 0, 4, 0);
+        check_counters(ca, 9, tx, rx, 2, 9);
+        fx_stop(&f);
+}
+
+/* :80: 308 to https for a known name (port dropped, target kept), 404 for
+ * an unknown name, the ACME token store for a terminated name. */
+static void test_http_redirect_404_acme(void **state)
+{
+        struct msg m;
+        struct fx f;
+        struct rd *c;
+        char v[256];
+
+        fx_start(&f, NULL);
+        fx_routes(&f);
+
+        c = plain_client(&f);
+        get(c, "A.test:8080", "/path/x?q=1&r=2", &m);
+        assert_int_equal(m.status, 308);
+        assert_string_equal(find_header(m.head, "Location", v, sizeof(v)),
+                            "https://A.test/path/x?q=1&r=2");
+        assert_true(m.close);
+        rd_expect_eof(c);
+        client_free(c);
+
+        c = plain_client(&f);
+        get(c, "unknown.test", "/", &m);
+        assert_int_equal(m.status, 404);
+        rd_expect_eof(c);
+        client_free(c);
+
+        c = plain_client(&f);
+        get(c, "a.test", "/.well-known/acme-challenge/tok-123_ABC", &m);
+        assert_int_equal(m.status, 200);
+        assert_int_equal(m.body_len, strlen("tok-123_ABC.thumbprint"));
+        assert_memory_equal(m.body, "tok-123_ABC.thumbprint", m.body_len);
+        client_free(c);
+
+        c = plain_client(&f);
+        get(c, "a.test", "/.well-known/acme-challenge/other", &m);
+        assert_int_equal(m.status, 404);
+        client_free(c);
+
+        wait_idle(&f);
+        assert_int_equal(atomic_load(&f.be->n_reqs), 0);
+        struct proxy_engine_stats st = stats(&f);
+        assert_int_equal(st.http_status[2], 1);
+        assert_int_equal(st.http_status[3], 2);
+        assert_int_equal(st.http_status[1], 1);
+        fx_stop(&f);
+}
+
+/* ACME for a passthrough name goes to port 80 of its backend address. */
+static void test_acme_passthrough_port80(void **state)
+{
+        _cleanup_(proxy_counters_unrefp) struct proxy_counters *cnt = NULL;
+        struct backend *b80 = NULL;
+        uint32_t ip = 0;
+        struct msg m;
+        struct fx f;
+        struct rd *c;
+        uint16_t p443 = 443;
+
+        for (uint32_t last = 77; last < 87 && !b80; last++) {
+                ip = (127u << 24) | last;
+                b80 = backend_start_on(ip, 80);
+        }
+        if (!b80) {
+                note("cannot listen on 127.0.0.x:80 (not root?)\n");
+                skip();
+        }
+        fx_start(&f, NULL);
+        table_put_ip(f.table, "pt", "pass.test", PROXY_ROUTE_PASSTHROUGH, ip, &p443, 1, NULL);
+        cnt = route_counters(f.table, "pt");
+        c = plain_client(&f);
+        get(c, "pass.test", "/.well-known/acme-challenge/abc", &m);
+        assert_int_equal(m.status, 200);
+        assert_memory_equal(m.body, "ok /.well-known/acme-challenge/abc", 34);
+        uint64_t tx = c->tx, rx = c->rx;
+        client_free(c);
+        /* Anything else for the name goes to https. */
+        c = plain_client(&f);
+        get(c, "pass.test", "/", &m);
+        assert_int_equal(m.status, 308);
+        client_free(c);
+        wait_idle(&f);
+        check_counters(cnt, 1, tx, rx, 2, 1);
+        assert_int_equal(atomic_load(&b80->n_reqs), 1);
+        fx_stop(&f);
+        backend_stop(b80);
+}
+
+/* A dead backend is skipped; all dead is 502; a silent one is 504. */
+static void test_backend_failures(void **state)
+{
+        struct proxy_config cfg = {.upstream_timeout_ms = 300};
+        uint16_t ports[2], dead;
+        struct msg m;
+        struct fx f;
+        struct rd *c;
+        int fd;
+
+        fd = listen_on(INADDR_LOOPBACK, 0, &dead);
+        close(fd);
+        fx_start(&f, &cfg);
+        ports[0] = dead;
+        ports[1] = f.be->port;
+        table_put(f.table, "wa", "a.test", PROXY_ROUTE_TERMINATE, ports, 2, f.cert_a);
+        for (unsigned i = 0; i < 2; i++) {
+                c = tls_client(&f, "a.test");
+                get(c, "a.test", "/f", &m);
+                assert_int_equal(m.status, 200);
+                client_free(c);
+        }
+        wait_idle(&f);
+        assert_int_equal(stats(&f).connect_errors, 1);
+
+        table_put(f.table, "wa", "a.test", PROXY_ROUTE_TERMINATE, &dead, 1, f.cert_a);
+        c = tls_client(&f, "a.test");
+        get(c, "a.test", "/f", &m);
+        assert_int_equal(m.status, 502);
+        assert_true(m.close);
+        rd_expect_eof(c);
+        client_free(c);
+
+        table_put(f.table, "wa", "a.test", PROXY_ROUTE_TERMINATE, &f.be->port, 1, f.cert_a);
+        c = tls_client(&f, "a.test");
+        get(c, "a.test", "/slow", &m);
+        assert_int_equal(m.status, 504);
+        rd_expect_eof(c);
+        client_free(c);
+        wait_idle(&f);
+        struct proxy_engine_stats st = stats(&f);
+        assert_int_equal(st.closed[PROXY_CLOSE_CONNECT_FAILED], 1);
+        assert_int_equal(st.http_status[4], 2);
+        fx_stop(&f);
+}
+
+/* Malformed requests get a 4xx and the connection ends. */
+static void test_bad_requests(void **state)
+{
+        static const char *const bad[] = {
+                ("GET / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n"),
+                "GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n",
+                "GET / HTTP/1.1\r\n\r\n",
+                "GET /\x01 HTTP/1.1\r\nHost: a.test\r\n\r\n",
+                "GET / HTTP/1.1\r\nHost: a.test\r\nX: a\r\n b\r\n\r\n",
+        };
+        struct msg m;
+        struct fx f;
+
+        fx_start(&f, NULL);
+        fx_routes(&f);
+        for (unsigned i = 0; i < ELEMENTSOF(bad); i++) {
+                struct rd *c = i % 2 ? plain_client(&f) : tls_client(&f, "a.test");
+
+                send_str(c, bad[i]);
+                assert_true(rd_response(c, &m, false));
+                assert_int_equal(m.status, 400);
+                assert_true(m.close);
+                rd_expect_eof(c);
+                client_free(c);
+        }
+        /* A head over max_head: 431. */
+        struct rd *c = tls_client(&f, "a.test");
+        char *big = malloc(20000);
+        memset(big, 'a', 19999);
+        big[19999] = 0;
+        send_str(c, "GET / HTTP/1.1\r\nHost: a.test\r\nX-Big: ");
+        send_str(c, big);
+        assert_true(rd_response(c, &m, false));
+        assert_int_equal(m.status, 431);
+        client_free(c);
+        free(big);
+        wait_idle(&f);
+        assert_int_equal(stats(&f).closed[PROXY_CLOSE_BAD_REQUEST], ELEMENTSOF(bad) + 1);
+        assert_int_equal(atomic_load(&f.be->n_reqs), 0);
+        fx_stop(&f);
+}
+
+/* Removing a route closes its connections only. */
+static void test_route_removal(void **state)
+{
+        struct msg m;
+        struct fx f;
+        struct rd *a, *b;
+
+        fx_start(&f, NULL);
+        fx_routes(&f);
+        a = tls_client(&f, "a.test");
+        b = tls_client(&f, "b.test");
+        get(a, "a.test", "/", &m);
+        get(b, "b.test", "/", &m);
+        table_remove(f.table, "wa");
+        proxy_engine_routes_changed(f.engine);
+        assert_true(rd_fill(a) <= 0);
+        get(b, "b.test", "/again", &m);
+        assert_int_equal(m.status, 200);
+        client_free(a);
+        client_free(b);
+        wait_idle(&f);
+        assert_int_equal(stats(&f).closed[PROXY_CLOSE_ROUTE_REMOVED], 1);
+        fx_stop(&f);
+}
+
+/* Stop: idle connections close now, a request in flight gets its answer
+ * (with Connection: close) and then the connection closes. */
+static void test_stop_drains(void **state)
+{
+        struct proxy_config cfg = {.workers = 1};
+        struct msg m;
+        struct fx f;
+        struct rd *busy, *idle;
+
+        fx_start(&f, &cfg);
+        fx_routes(&f);
+        f.be->slow_ms = 300;
+        idle = tls_client(&f, "b.test");
+        get(idle, "b.test", "/", &m);
+        busy = tls_client(&f, "a.test");
+        send_str(busy, "GET /slow HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        while (atomic_load(&f.be->n_reqs) < 2)
+                sleep_ms(2);
+        assert_int_equal(proxy_engine_stop(f.engine), 0);
+        assert_true(rd_response(busy, &m, false));
+        assert_int_equal(m.status, 200);
+        assert_memory_equal(m.body, "slow", 4);
+        assert_true(m.close);
+        rd_expect_eof(busy);
+        assert_true(rd_fill(idle) <= 0);
+        assert_int_equal(stats(&f).closed[PROXY_CLOSE_STOP], 2);
+        client_free(busy);
+        client_free(idle);
+        fx_stop(&f);
+}
+
+/* WebSocket: 101 from the backend turns the connection into a tunnel. */
+static void test_websocket(void **state)
+{
+        _cleanup_(proxy_counters_unrefp) struct proxy_counters *cnt = NULL;
+        struct msg m;
+        struct fx f;
+        struct rd *c;
+        char v[64];
+
+        fx_start(&f, NULL);
+        fx_routes(&f);
+        cnt = route_counters(f.table, "wa");
+        c = tls_client(&f, "a.test");
+        send_str(c, "GET /ws HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\n"
+                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    "Sec-WebSocket-Version: 13\r\n\r\n");
+        assert_true(rd_response(c, &m, false));
+        assert_int_equal(m.status, 101);
+        assert_string_equal(find_header(m.head, "Upgrade", v, sizeof(v)), "websocket");
+        for (unsigned i = 0; i < 50; i++) {
+                char msgbuf[64], got[64];
+
+                snprintf(msgbuf, sizeof(msgbuf), "frame-%u", i);
+                send_str(c, msgbuf);
+                size_t n = strlen(msgbuf), kept = 0;
+                assert_true(rd_body(c, n, NULL, (uint8_t *)got, sizeof(got), &kept));
+                assert_memory_equal(got, msgbuf, n);
+        }
+        assert_non_null(strstr(be_req(f.be, 0), "Upgrade: websocket"));
+        uint64_t tx = c->tx, rx = c->rx;
+        client_free(c);
+        wait_idle(&f);
+        check_counters(cnt, 1, tx, rx, 1, 1);
+        fx_stop(&f);
+}
+
+/* Expect: 100-continue is forwarded; the backend's 100 reaches the client. */
+static void test_expect_continue(void **state)
+{
+        struct msg m;
+        struct fx f;
+        struct rd *c;
+
+        fx_start(&f, NULL);
+        fx_routes(&f);
+        c = tls_client(&f, "a.test");
+        send_str(c, "POST /continue HTTP/1.1\r\nHost: a.test\r\nExpect: 100-continue\r\n"
+                    "Content-Length: 2\r\n\r\nhi");
+        assert_true(rd_response(c, &m, false));
+        assert_int_equal(m.status, 100);
+        assert_true(rd_response(c, &m, false));
+        assert_int_equal(m.status, 200);
+        assert_non_null(strstr(be_req(f.be, 0), "Expect: 100-continue"));
+        client_free(c);
+        wait_idle(&f);
+        fx_stop(&f);
+}
+
+/* http_plain: :80 proxies terminated names (X-Forwarded-Proto: http). */
+static void test_http_plain(void **state)
+{
+        struct proxy_config cfg = {.http_plain = true};
+        struct msg m;
+        struct fx f;
+        struct rd *c;
+        char v[64];
+
+        fx_start(&f, &cfg);
+        fx_routes(&f);
+        c = plain_client(&f);
+        get(c, "a.test", "/plain", &m);
+        assert_int_equal(m.status, 200);
+        assert_string_equal(find_header(be_req(f.be, 0), "X-Forwarded-Proto", v, sizeof(v)),
+                            "http");
+        client_free(c);
+        wait_idle(&f);
+        fx_stop(&f);
+}
+
+/* Listeners can be swapped under a running engine; -1 stops a port. */
+static void test_replace_listeners(void **state)
+{
+        struct msg m;
+        struct fx f;
+        struct rd *c;
+        uint16_t p443, p80;
+        int l443, l80;
+
+        fx_start(&f, NULL);
+        fx_routes(&f);
+        l443 = listen_on(INADDR_LOOPBACK, 0, &p443);
+        l80 = listen_on(INADDR_LOOPBACK, 0, &p80);
+        assert_int_equal(proxy_engine_replace_listeners(f.engine, l443, l80), 0);
+        close(l443);
+        close(l80);
+        f.https_port = p443;
+        f.http_port = p80;
+        /* No wait needed: the new sockets queue connections until the
+         * workers poll them. */
+        c = tls_client(&f, "a.test");
+        get(c, "a.test", "/", &m);
+        assert_int_equal(m.status, 200);
+        client_free(c);
+        c = plain_client(&f);
+        get(c, "a.test", "/", &m);
+        assert_int_equal(m.status, 308);
+        client_free(c);
+        assert_int_equal(proxy_engine_replace_listeners(f.engine, -1, -1), 0);
+        wait_idle(&f);
+        fx_stop(&f);
+}
+
+/* Timeouts: an idle keep-alive connection closes, a request head that
+ * does not complete in time gets 408. */
+static void test_timeouts(void **state)
+{
+        struct proxy_config cfg = {.keepalive_timeout_ms = 200, .request_timeout_ms = 300};
+        struct msg m;
+        struct fx f;
+        struct rd *c;
+
+        fx_start(&f, &cfg);
+        fx_routes(&f);
+        c = tls_client(&f, "a.test");
+        get(c, "a.test", "/", &m);
+        assert_int_equal(m.status, 200);
+        /* Silence after the answer: the engine closes (close_notify). */
+        assert_true(rd_fill(c) <= 0);
+        client_free(c);
+
+        c = plain_client(&f);
+        send_str(c, "GET / HTTP/1.1\r\nHost: a.te");
+        assert_true(rd_response(c, &m, false));
+        assert_int_equal(m.status, 408);
+        assert_true(m.close);
+        client_free(c);
+        wait_idle(&f);
+        struct proxy_engine_stats st = stats(&f);
+        assert_int_equal(st.closed[PROXY_CLOSE_KEEPALIVE_DONE], 1);
+        assert_int_equal(st.closed[PROXY_CLOSE_REQUEST_TIMEOUT], 1);
+        fx_stop(&f);
+}
+
+/* max_conns_per_worker counts :80 and terminated :443 connections alike. */
+static void test_conn_limit_both_kinds(void **state)
+{
+        struct proxy_config cfg = {.workers = 1, .max_conns_per_worker = 1};
+        struct msg m;
+        struct fx f;
+        struct rd *a, *b;
+
+        fx_start(&f, &cfg);
+        fx_routes(&f);
+        a = plain_client(&f);
+        send_str(a, "GET /a HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        assert_true(rd_response(a, &m, false));
+        assert_int_equal(m.status, 308);
+        /* a lingers until we close it; b's TCP handshake completes in the
+         * kernel, but the engine takes it only after a is gone. */
+        b = calloc(1, sizeof(*b));
+        b->fd = connect_to(f.https_port);
+        sleep_ms(200);
+        assert_int_equal(stats(&f).accepted, 1);
+        client_free(a);
+        b->ssl = SSL_new(f.cctx);
+        assert_true(SSL_set_tlsext_host_name(b->ssl, "a.test"));
+        assert_true(SSL_set_fd(b->ssl, b->fd));
+        assert_int_equal(SSL_connect(b->ssl), 1);
+        get(b, "a.test", "/b", &m);
+        assert_int_equal(m.status, 200);
+        assert_int_equal(stats(&f).accepted, 2);
+        client_free(b);
+        wait_idle(&f);
+        fx_stop(&f);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_tls_versions_alpn_forwarding),
+                cmocka_unit_test(test_tls_resumption),
+                cmocka_unit_test(test_tls_misdirected),
+                cmocka_unit_test(test_keepalive_pool),
+                cmocka_unit_test(test_pipelining),
+                cmocka_unit_test(test_bodies_big_and_slow),
+                cmocka_unit_test(test_counters_exact),
+                cmocka_unit_test(test_http_redirect_404_acme),
+                cmocka_unit_test(test_acme_passthrough_port80),
+                cmocka_unit_test(test_backend_failures),
+                cmocka_unit_test(test_bad_requests),
+                cmocka_unit_test(test_route_removal),
+                cmocka_unit_test(test_stop_drains),
+                cmocka_unit_test(test_websocket),
+                cmocka_unit_test(test_expect_continue),
+                cmocka_unit_test(test_http_plain),
+                cmocka_unit_test(test_replace_listeners),
+                cmocka_unit_test(test_timeouts),
+                cmocka_unit_test(test_conn_limit_both_kinds),
+        };
+
+        signal(SIGPIPE, SIG_IGN);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
