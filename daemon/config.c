@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,9 +55,10 @@ struct config_key {
         const char *section;
         const char *key;
         config_parse_fn *parse;
-        size_t offset;                 /* of the field in struct gw_config */
-        uint64_t min, max;             /* parse_duration_*: milliseconds; parse_size: bytes */
+        size_t offset;     /* of the field in struct gw_config */
+        uint64_t min, max; /* parse_duration_*: milliseconds; parse_size: bytes; parse_uint */
         const struct enum_name *names; /* parse_enum: NULL-terminated */
+        bool allow_empty;              /* an empty value is passed to @parse (else an error) */
 };
 
 enum line_kind {
@@ -769,6 +771,197 @@ static int parse_ygg_router(struct parse_ctx *ctx, const struct config_key *k, c
         return 0;
 }
 
+/* A decimal number in [k->min, k->max]. */
+static int parse_number(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                        uint64_t *ret)
+{
+        const char *p = value;
+        uint64_t n = 0;
+        int r;
+
+        r = parse_digits(&p, &n);
+        if (r == -EINVAL || *p)
+                return set_reason(ctx, "invalid number '%s' (expected %" PRIu64 " to %" PRIu64 ")",
+                                  value, k->min, k->max);
+        if (r < 0 || n < k->min || n > k->max)
+                return set_reason(ctx, "%s is out of range (%" PRIu64 " to %" PRIu64 ")", value,
+                                  k->min, k->max);
+        *ret = n;
+        return 0;
+}
+
+static int parse_uint(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                      void *field)
+{
+        uint64_t n;
+        int r;
+
+        assert(k->max <= UINT_MAX);
+        r = parse_number(ctx, k, value, &n);
+        if (r < 0)
+                return r;
+        *(unsigned *)field = (unsigned)n;
+        return 0;
+}
+
+/* A TCP port; 0 means "no listener". */
+static int parse_port(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                      void *field)
+{
+        uint64_t n;
+        int r;
+
+        assert(k->max <= UINT16_MAX);
+        r = parse_number(ctx, k, value, &n);
+        if (r < 0)
+                return r;
+        *(uint16_t *)field = (uint16_t)n;
+        return 0;
+}
+
+const char *gw_sockaddr_to_string(const struct sockaddr *sa, char *buf, size_t size)
+{
+        char text[INET6_ADDRSTRLEN] = "?";
+        unsigned port = 0;
+
+        if (sa->sa_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+                inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+                port = ntohs(in->sin_port);
+                if (port)
+                        snprintf(buf, size, "%s:%u", text, port);
+                else
+                        snprintf(buf, size, "%s", text);
+        } else if (sa->sa_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+                inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
+                port = ntohs(in6->sin6_port);
+                if (port)
+                        snprintf(buf, size, "[%s]:%u", text, port);
+                else
+                        snprintf(buf, size, "%s", text);
+        } else {
+                snprintf(buf, size, "?");
+        }
+        return buf;
+}
+
+/* An IP literal (no port, no brackets, no zone) into a sockaddr with port 0. */
+static int ip_to_sockaddr(const char *host, struct sockaddr_storage *ss, socklen_t *ret_len)
+{
+        struct sockaddr_in *in = (struct sockaddr_in *)ss;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+        memset(ss, 0, sizeof(*ss));
+        if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+                in->sin_family = AF_INET;
+                *ret_len = sizeof(*in);
+                return 0;
+        }
+        if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+                in6->sin6_family = AF_INET6;
+                *ret_len = sizeof(*in6);
+                return 0;
+        }
+        return -EINVAL;
+}
+
+static bool sockaddr_is_multicast(const struct sockaddr_storage *ss)
+{
+        if (ss->ss_family == AF_INET)
+                return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 28) == 14;
+        return IN6_IS_ADDR_MULTICAST(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/* [proxy] address: an IPv4 or IPv6 literal to listen on ("::" = every address, both
+ * families). */
+static int parse_listen_address(struct parse_ctx *ctx, const struct config_key *k,
+                                const char *value, void *field)
+{
+        struct gw_config *c = field;
+        struct sockaddr_storage ss;
+        socklen_t len;
+
+        if (ip_to_sockaddr(value, &ss, &len) < 0)
+                return set_reason(
+                        ctx,
+                        "invalid address '%s' (expected an IPv4 or IPv6 address such as 0.0.0.0, :: or 203.0.113.10, without port or brackets)",
+                        value);
+        if (sockaddr_is_multicast(&ss))
+                return set_reason(ctx, "%s is a multicast address", value);
+        c->proxy_address = ss;
+        c->proxy_address_len = len;
+        return 0;
+}
+
+/* [metrics] listen: "IPv4:port" or "[IPv6]:port"; empty = off. */
+static int parse_metrics_listen(struct parse_ctx *ctx, const struct config_key *k,
+                                const char *value, void *field)
+{
+        struct gw_config *c = field;
+        char host[INET6_ADDRSTRLEN + 1];
+        const char *port, *p;
+        struct sockaddr_storage ss;
+        socklen_t len;
+        uint64_t n = 0;
+        size_t hl;
+
+        if (!value[0]) {
+                memset(&c->metrics_listen, 0, sizeof(c->metrics_listen));
+                c->metrics_listen_len = 0;
+                return 0;
+        }
+        if (value[0] == '[') {
+                const char *rb = strchr(value, ']');
+
+                if (!rb || rb[1] != ':')
+                        goto invalid;
+                hl = (size_t)(rb - value - 1);
+                if (hl >= sizeof(host))
+                        goto invalid;
+                memcpy(host, value + 1, hl);
+                host[hl] = 0;
+                port = rb + 2;
+                if (ip_to_sockaddr(host, &ss, &len) < 0 || ss.ss_family != AF_INET6)
+                        goto invalid;
+        } else {
+                const char *colon = strchr(value, ':');
+
+                if (!colon || strchr(colon + 1, ':'))
+                        goto invalid;
+                hl = (size_t)(colon - value);
+                if (hl >= sizeof(host))
+                        goto invalid;
+                memcpy(host, value, hl);
+                host[hl] = 0;
+                port = colon + 1;
+                if (ip_to_sockaddr(host, &ss, &len) < 0 || ss.ss_family != AF_INET)
+                        goto invalid;
+        }
+        p = port;
+        if (strlen(port) > 5 || parse_digits(&p, &n) < 0 || *p || n == 0 || n > 65535)
+                return set_reason(
+                        ctx, "invalid listen address '%s': port must be a number from 1 to 65535",
+                        value);
+        if (sockaddr_is_multicast(&ss))
+                return set_reason(ctx, "invalid listen address '%s': %s is a multicast address",
+                                  value, host);
+        if (ss.ss_family == AF_INET)
+                ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)n);
+        else
+                ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)n);
+        c->metrics_listen = ss;
+        c->metrics_listen_len = len;
+        return 0;
+invalid:
+        return set_reason(
+                ctx,
+                "invalid listen address '%s' (expected IPv4:port or [IPv6]:port, or empty for off)",
+                value);
+}
+
 /* ---- the key table ---------------------------------------------------------------------- */
 
 static const struct enum_name public_config_names[] = {
@@ -796,7 +989,7 @@ _Static_assert(sizeof(enum gw_name_validation) == sizeof(int), "enum size");
 
 static const struct config_key config_keys[] = {
         {"gateway", "enabled", parse_bool, OFF(enabled)},
-        {"gateway", "domain", parse_domain, OFF(pc.domain)},
+        {"gateway", "domain", parse_domain, OFF(pc.domain), .allow_empty = true},
         {"gateway", "public_config", parse_enum, OFF(public_config), .names = public_config_names},
         {"gateway", "public_ipv4", parse_pc_ipv4, OFF(pc)},
         {"gateway", "gateway_ipv4", parse_pc_gw4, OFF(pc)},
@@ -822,6 +1015,14 @@ static const struct config_key config_keys[] = {
         {"namespace", "ygg_link", parse_link_spec, OFF(ns_ygg_link)},
         {"namespace", "ygg_address", parse_ygg_address, 0},
         {"namespace", "ygg_router", parse_ygg_router, 0},
+
+        {"proxy", "http_port", parse_port, OFF(http_port), .min = 0, .max = 65535},
+        {"proxy", "https_port", parse_port, OFF(https_port), .min = 0, .max = 65535},
+        {"proxy", "workers", parse_uint, OFF(proxy_workers), .min = 0, .max = 1024},
+        {"proxy", "address", parse_listen_address, 0},
+        {"proxy", "http_plain", parse_bool, OFF(http_plain)},
+
+        {"metrics", "listen", parse_metrics_listen, 0, .allow_empty = true},
 
         {"log", "level", parse_enum, OFF(log_level), .names = log_level_names},
 };
@@ -1070,7 +1271,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
         }
         ctx->set_line[idx] = ctx->line;
 
-        if (!value[0] && k->parse != parse_domain) {
+        if (!value[0] && !k->allow_empty) {
                 fail(ctx, ctx->line, section, name, "empty value");
                 return 0;
         }
@@ -1139,10 +1340,25 @@ static int check_namespace(struct parse_ctx *ctx)
         return 0;
 }
 
+static int check_proxy(struct parse_ctx *ctx)
+{
+        const struct gw_config *c = &ctx->c;
+        unsigned hl = line_of(ctx, "proxy", "http_port"), sl = line_of(ctx, "proxy", "https_port");
+
+        /* Name the key set last (one of them was set: the defaults differ). */
+        if (c->http_port && c->http_port == c->https_port)
+                return fail(ctx, MAX(hl, sl), "proxy", sl >= hl ? "https_port" : "http_port",
+                            "is the same port as %s (%u)", sl >= hl ? "http_port" : "https_port",
+                            c->http_port);
+        return 0;
+}
+
 static int check_consistency(struct parse_ctx *ctx)
 {
         int rn = check_namespace(ctx);
 
+        if (rn >= 0)
+                rn = check_proxy(ctx);
         if (rn < 0)
                 return rn;
         static const char *const address_keys[] = {"public_ipv4", "gateway_ipv4", "public_ipv6",
@@ -1208,8 +1424,21 @@ int gw_config_init(struct gw_config *c)
                 .resolver_timeout_ms = 10 * 1000,
                 .call_timeout_ms = 60 * 1000,
                 .max_payload = 1024 * 1024,
+                .http_port = 80,
+                .https_port = 443,
+                .proxy_address_len = sizeof(struct sockaddr_in6),
+                .metrics_listen_len = sizeof(struct sockaddr_in),
                 .log_level = LOG_INFO,
         };
+        /* [proxy] address = "::" (dual-stack), [metrics] listen = 127.0.0.1:8082. */
+        c->proxy_address.ss_family = AF_INET6;
+        {
+                struct sockaddr_in *m = (struct sockaddr_in *)&c->metrics_listen;
+
+                m->sin_family = AF_INET;
+                m->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                m->sin_port = htons(8082);
+        }
         c->resolver = strdup("8.8.8.8:53");
         c->netns_dir = strdup("/run/netns");
         c->ns_name = strdup("gateway");

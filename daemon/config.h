@@ -5,6 +5,8 @@
  * docs/configuration.md and dist/gatewayd.conf.example. */
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
 
 #include "workloads/workloads.h"
 
@@ -50,9 +52,25 @@ struct gw_config {
         bool has_ygg_router;
         struct in6_addr ygg_router; /* next hop for 200::/7 */
 
+        /* [proxy] */
+        uint16_t http_port;     /* default 80; 0 = no :80 listener */
+        uint16_t https_port;    /* default 443; 0 = no :443 listener */
+        unsigned proxy_workers; /* engine threads; 0 (default) = one per CPU; needs a restart */
+        struct sockaddr_storage proxy_address; /* listen address, port 0; default "::" */
+        socklen_t proxy_address_len;
+        bool http_plain; /* :80 proxies terminated names instead of 308 (bench/); default no */
+
+        /* [metrics] */
+        struct sockaddr_storage metrics_listen; /* Prometheus text; default 127.0.0.1:8082 */
+        socklen_t metrics_listen_len;           /* 0: off (listen = empty) */
+
         /* [log] */
         int log_level; /* syslog level; default LOG_INFO */
 };
+
+/* "::", "203.0.113.10:443", "[::1]:8082" (@port 0: the address alone).
+ * Returns @buf. */
+const char *gw_sockaddr_to_string(const struct sockaddr *sa, char *buf, size_t size);
 
 /* "file"/"bus" and "bus"/"off", as written in the file; NULL for other values. */
 const char *gw_public_config_source_to_string(enum gw_public_config_source s);

@@ -20,7 +20,12 @@ struct gw_op;
 struct hashmap;
 struct gw_revalidator;
 struct gw_ns;
+struct gw_prom;
+struct gw_proxy;
 struct netns_worker;
+struct netns_sockpool_stats;
+struct proxy_engine_stats;
+struct proxy_routes;
 
 #define GW_MODULE         "gateway"
 #define GW_OBJECT         "manager"
@@ -38,11 +43,12 @@ struct gw_daemon {
         struct proto_bus *bus;
         struct gw_state *state;
         struct wl_registry *reg;
-        struct hashmap *counters; /* workload ID -> struct gw_wl_counters */
         struct gw_dns *dns;
         struct gw_op *ops; /* Set* calls in progress */
         struct gw_revalidator *reval;
-        struct gw_ns *ns; /* the gateway namespace keeper (gwns.c) */
+        struct gw_ns *ns;       /* the gateway namespace keeper (gwns.c) */
+        struct gw_proxy *proxy; /* routes and the proxy engine (proxy.c) */
+        struct gw_prom *prom;   /* the Prometheus endpoint (prometheus.c) */
 
         uv_signal_t sig_term, sig_int, sig_hup;
         uv_timer_t watchdog;
@@ -54,12 +60,6 @@ struct gw_daemon {
         uint64_t started_usec;
 };
 
-struct gw_wl_counters {
-        char *id; /* key */
-        uint64_t request_bytes;
-        uint64_t response_bytes;
-};
-
 /* gateway.c: the manager@0.0.1 object. */
 void gw_manager_on_request(struct proto_bus *bus, struct proto_bus_call *call, void *userdata);
 /* Abandon all in-flight calls (they are handled again after a restart). */
@@ -68,8 +68,8 @@ void gw_manager_cancel_all(struct gw_daemon *d);
 int gw_manager_restore(struct gw_daemon *d);
 /* (Re)create the resolver from the config. */
 int gw_manager_apply_dns(struct gw_daemon *d);
+/* Write counters.json from the routes' counters. */
 int gw_manager_save_counters(struct gw_daemon *d);
-void gw_counters_drop(struct gw_daemon *d, const char *id);
 
 /* pubconf.c: the node's public configuration (from the file or the bus). */
 typedef void gw_pubconf_cb(int r, const char *error, const struct wl_public_config *pc,
@@ -108,6 +108,51 @@ bool gw_ns_ready(struct gw_daemon *d, const char **ret_error);
 void gw_ns_stop(struct gw_daemon *d);
 /* The worker that opens sockets inside namespaces (for the proxy). */
 struct netns_worker *gw_ns_worker(struct gw_daemon *d);
+
+/* proxy.c: the route table and the proxy engine. */
+/* Create the table, certificate store, TLS context and socket pool, load a
+ * route for every workload in the registry and the counters from
+ * counters.json. Does not serve yet (gw_proxy_apply()). Returns 0 or -errno
+ * (logged). */
+int gw_proxy_start(struct gw_daemon *d);
+/* Re-evaluate serving after a configuration change (start, SIGHUP): the
+ * capability switch, ports, address, http_plain. */
+void gw_proxy_apply(struct gw_daemon *d);
+/* The gateway namespace is ready; @created: it was made anew (listeners in
+ * the old one are dead and are replaced). */
+void gw_proxy_ns_ready(struct gw_daemon *d, bool created);
+/* A committed registry change, before the bus reply: @old (the previous
+ * version, or NULL) -> @p (the new one, or NULL when deleted). Updates and
+ * publishes the routes and tells the engine; forgets a deleted FQDN's
+ * certificate. Returns 0 or -errno (logged; the workload stays accepted). */
+int gw_proxy_workload_changed(struct gw_daemon *d, const struct wl_proxy *old,
+                              const struct wl_proxy *p);
+/* The socket pool's counters; false when there is no pool. */
+bool gw_proxy_sockpool_stats(struct gw_daemon *d, struct netns_sockpool_stats *ret);
+/* The current snapshot with a reference (NULL until gw_proxy_start() has
+ * loaded the routes and counters). */
+struct proxy_routes *gw_proxy_snapshot(struct gw_daemon *d);
+/* Workload @id's counters in @s (zero when it has no route). */
+void gw_proxy_counters(const struct proxy_routes *s, const char *id, struct gw_counters *ret);
+/* Engine statistics, monotonic over engine restarts; returns whether the
+ * engine is serving. */
+bool gw_proxy_stats(struct gw_daemon *d, struct proxy_engine_stats *ret, unsigned *ret_workers);
+bool gw_proxy_serving(struct gw_daemon *d);
+/* Graceful engine stop (SIGTERM): blocks for at most the engine's stop
+ * timeout. */
+void gw_proxy_stop(struct gw_daemon *d);
+/* Stop and close the handles (then run the loop dry and call free). */
+void gw_proxy_close(struct gw_daemon *d);
+void gw_proxy_free(struct gw_daemon *d);
+
+/* prometheus.c: the [metrics] listen endpoint. */
+/* (Re)open the listener as configured (start, SIGHUP). */
+void gw_prom_apply(struct gw_daemon *d);
+/* Close everything; freed once the loop has run the close callbacks. */
+void gw_prom_close(struct gw_daemon *d);
+struct strbuf;
+/* The exposition text (exposed for tests). Returns 0 or -ENOMEM. */
+int gw_prom_render(struct gw_daemon *d, struct strbuf *out);
 
 /* utf8 checks for bus strings */
 bool gw_utf8_valid(const char *s, size_t n);

@@ -14,13 +14,13 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "common/hashmap.h"
 #include "common/log.h"
 #include "common/macros.h"
 #include "common/strbuf.h"
 #include "daemon/daemon.h"
 #include "daemon/dns.h"
 #include "gw-version.h"
+#include "proxy/routes.h"
 
 enum op_step {
         OP_STEP_PUBCONF, /* waiting for the public config */
@@ -266,6 +266,8 @@ static void op_finish(struct gw_op *op)
         _cleanup_strbuf_ struct strbuf data = STRBUF_INIT;
         struct gw_daemon *d = op->d;
         struct wl_plan plan = {};
+        enum wl_plan_type type;
+        char id[WL_ID_MAX + 1];
         char *err = NULL;
         int r;
 
@@ -306,13 +308,25 @@ static void op_finish(struct gw_op *op)
                         log_wl(LOG_INFO, plan.new->id, plan.old->fqdn, "Workload %s releases %s",
                                plan.new->id, plan.old->fqdn);
         }
+        type = plan.type;
         {
                 const struct wl_proxy *p = plan.new ? plan.new : plan.old;
+                snprintf(id, sizeof(id), "%s", p->id);
                 log_wl(LOG_INFO, p->id, p->fqdn, "%s %s: %s %s -> %zu backend(s)%s",
                        op->fqdn ? "SetFQDNProxy" : "SetNamedProxy", p->id,
                        wl_plan_type_to_string(plan.type), p->fqdn, p->n_backends,
                        p->tls_passthrough ? " (passthrough)" : "");
                 if (!op->fqdn && proto_encode_str(&data, p->fqdn) < 0) {
+                        wl_plan_done(&plan);
+                        op_fail(op, "out of memory");
+                        return;
+                }
+        }
+        /* The previous version, for the route change (commit frees it). */
+        _cleanup_(wl_proxy_freep) struct wl_proxy *old = NULL;
+        if (plan.type == WL_PLAN_REPLACE && plan.old) {
+                old = wl_proxy_dup(plan.old);
+                if (!old) {
                         wl_plan_done(&plan);
                         op_fail(op, "out of memory");
                         return;
@@ -327,6 +341,11 @@ static void op_finish(struct gw_op *op)
                 return;
         }
         wl_plan_done(&plan);
+        /* Served by every proxy worker before the caller hears "done". A
+         * route that cannot be made is logged; the workload stays accepted
+         * (as zos accepts what Traefik then fails to serve). */
+        if (type != WL_PLAN_NOOP)
+                (void)gw_proxy_workload_changed(d, old, wl_registry_get(d->reg, id));
         proto_bus_call_reply(op->call, op->fqdn ? NULL : data.data, op->fqdn ? 0 : data.len, NULL);
         op_free(op);
 }
@@ -558,7 +577,8 @@ static void handle_delete(struct gw_daemon *d, struct proto_bus_call *call)
                 return;
         r = wl_plan_delete(d->reg, id.s, &plan);
         if (r >= 0 && plan.type == WL_PLAN_REMOVE) {
-                _cleanup_free_ char *fqdn = strdup(plan.old->fqdn);
+                _cleanup_(wl_proxy_freep) struct wl_proxy *old = wl_proxy_dup(plan.old);
+                const char *fqdn = old ? old->fqdn : NULL;
 
                 r = gw_state_remove(d->state, id.s);
                 if (r < 0) {
@@ -570,7 +590,10 @@ static void handle_delete(struct gw_daemon *d, struct proto_bus_call *call)
                         return;
                 }
                 r = wl_registry_commit(d->reg, &plan);
-                gw_counters_drop(d, id.s);
+                /* New connections are refused and open ones of this name
+                 * closed before the reply. */
+                if (r >= 0 && old)
+                        (void)gw_proxy_workload_changed(d, old, NULL);
                 log_wl(LOG_INFO, id.s, fqdn, "DeleteNamedProxy %s: removed %s", id.s,
                        strempty(fqdn));
         }
@@ -581,7 +604,7 @@ static void handle_delete(struct gw_daemon *d, struct proto_bus_call *call)
 }
 
 struct metrics_ctx {
-        struct gw_daemon *d;
+        const struct proxy_routes *routes;
         struct proto_metric *req, *resp;
         size_t n;
 };
@@ -589,10 +612,11 @@ struct metrics_ctx {
 static int collect_metric(const struct wl_proxy *p, void *userdata)
 {
         struct metrics_ctx *ctx = userdata;
-        struct gw_wl_counters *c = hashmap_get(ctx->d->counters, p->id);
+        struct gw_counters c;
 
-        ctx->req[ctx->n] = (struct proto_metric){p->id, c ? (double)c->request_bytes : 0};
-        ctx->resp[ctx->n] = (struct proto_metric){p->id, c ? (double)c->response_bytes : 0};
+        gw_proxy_counters(ctx->routes, p->id, &c);
+        ctx->req[ctx->n] = (struct proto_metric){p->id, (double)c.request_bytes};
+        ctx->resp[ctx->n] = (struct proto_metric){p->id, (double)c.response_bytes};
         ctx->n++;
         return 0;
 }
@@ -603,7 +627,8 @@ static void handle_metrics(struct gw_daemon *d, struct proto_bus_call *call)
         size_t n = wl_registry_size(d->reg);
         _cleanup_free_ struct proto_metric *rq = calloc(n + 1, sizeof(*rq));
         _cleanup_free_ struct proto_metric *rs = calloc(n + 1, sizeof(*rs));
-        struct metrics_ctx ctx = {d, rq, rs, 0};
+        _cleanup_(proxy_routes_unrefp) struct proxy_routes *routes = gw_proxy_snapshot(d);
+        struct metrics_ctx ctx = {routes, rq, rs, 0};
 
         if (!args_count(call, RESULT_METRICS, 0))
                 return;
@@ -619,9 +644,12 @@ static void handle_metrics(struct gw_daemon *d, struct proto_bus_call *call)
         proto_bus_call_reply(call, data.data, data.len, NULL);
 }
 
-static int encode_proxy_info(struct gw_daemon *d, struct strbuf *out, const struct wl_proxy *p)
+static int encode_proxy_info(const struct proxy_routes *routes, struct strbuf *out,
+                             const struct wl_proxy *p)
 {
-        struct gw_wl_counters *c = hashmap_get(d->counters, p->id);
+        struct gw_counters c;
+
+        gw_proxy_counters(routes, p->id, &c);
         struct proto_proxy_info pi = {
                 .id = p->id,
                 .kind = wl_kind_to_string(p->kind),
@@ -633,14 +661,14 @@ static int encode_proxy_info(struct gw_daemon *d, struct strbuf *out, const stru
                 .network = p->network,
                 .created_sec = (int64_t)(p->created_usec / 1000000),
                 .updated_sec = (int64_t)(p->updated_usec / 1000000),
-                .request_bytes = c ? (double)c->request_bytes : 0,
-                .response_bytes = c ? (double)c->response_bytes : 0,
+                .request_bytes = (double)c.request_bytes,
+                .response_bytes = (double)c.response_bytes,
         };
         return proto_proxy_info_encode(out, &pi);
 }
 
 struct list_ctx {
-        struct gw_daemon *d;
+        const struct proxy_routes *routes;
         struct strbuf *out;
 };
 
@@ -648,13 +676,14 @@ static int list_one(const struct wl_proxy *p, void *userdata)
 {
         struct list_ctx *ctx = userdata;
 
-        return encode_proxy_info(ctx->d, ctx->out, p);
+        return encode_proxy_info(ctx->routes, ctx->out, p);
 }
 
 static void handle_list(struct gw_daemon *d, struct proto_bus_call *call)
 {
         _cleanup_strbuf_ struct strbuf data = STRBUF_INIT;
-        struct list_ctx ctx = {d, &data};
+        _cleanup_(proxy_routes_unrefp) struct proxy_routes *routes = gw_proxy_snapshot(d);
+        struct list_ctx ctx = {routes, &data};
         int r;
 
         if (!args_count(call, RESULT_OTHER, 0))
@@ -684,7 +713,8 @@ static void handle_get(struct gw_daemon *d, struct proto_bus_call *call)
                 return;
         }
         proto_str_done(&id);
-        if (encode_proxy_info(d, &data, p) < 0) {
+        _cleanup_(proxy_routes_unrefp) struct proxy_routes *routes = gw_proxy_snapshot(d);
+        if (encode_proxy_info(routes, &data, p) < 0) {
                 reply_error(call, RESULT_OTHER, "out of memory");
                 return;
         }
@@ -785,26 +815,6 @@ static void on_restored(struct wl_proxy *p, const char *error, void *userdata)
         log_wl(LOG_DEBUG, p->id, p->fqdn, "Restored workload %s (%s)", p->id, p->fqdn);
 }
 
-static void on_counter_loaded(const char *id, const struct gw_counters *c, void *userdata)
-{
-        struct gw_daemon *d = userdata;
-        struct gw_wl_counters *wc;
-
-        if (!wl_registry_get(d->reg, id) || hashmap_get(d->counters, id))
-                return;
-        wc = calloc(1, sizeof(*wc));
-        if (!wc)
-                return;
-        wc->id = strdup(id);
-        if (!wc->id || hashmap_put(d->counters, wc->id, wc) < 0) {
-                free(wc->id);
-                free(wc);
-                return;
-        }
-        wc->request_bytes = c->request_bytes;
-        wc->response_bytes = c->response_bytes;
-}
-
 int gw_manager_restore(struct gw_daemon *d)
 {
         int r;
@@ -812,36 +822,24 @@ int gw_manager_restore(struct gw_daemon *d)
         r = gw_state_load(d->state, on_restored, d);
         if (r < 0)
                 return log_error_errno(r, "Failed to read state directory %s: %m", d->root);
-        r = gw_state_load_counters(d->state, on_counter_loaded, d);
-        if (r < 0 && r != -ENOENT)
-                log_warning_errno(r, "Failed to read counters (starting from zero): %m");
         log_info("Restored %zu workload(s) from %s", wl_registry_size(d->reg), d->root);
         return 0;
 }
 
-void gw_counters_drop(struct gw_daemon *d, const char *id)
-{
-        struct gw_wl_counters *wc = hashmap_remove(d->counters, id);
-
-        if (wc) {
-                free(wc->id);
-                free(wc);
-        }
-}
-
 static int get_counter(const char *id, struct gw_counters *ret, void *userdata)
 {
-        struct gw_daemon *d = userdata;
-        struct gw_wl_counters *wc = hashmap_get(d->counters, id);
-
-        ret->request_bytes = wc ? wc->request_bytes : 0;
-        ret->response_bytes = wc ? wc->response_bytes : 0;
+        gw_proxy_counters(userdata, id, ret);
         return 0;
 }
 
 int gw_manager_save_counters(struct gw_daemon *d)
 {
-        return gw_state_save_counters(d->state, d->reg, get_counter, d);
+        _cleanup_(proxy_routes_unrefp) struct proxy_routes *routes = gw_proxy_snapshot(d);
+
+        /* Without routes (start-up failed) the file on disk is all there is. */
+        if (!routes || !d->state)
+                return 0;
+        return gw_state_save_counters(d->state, d->reg, get_counter, routes);
 }
 
 int gw_manager_apply_dns(struct gw_daemon *d)

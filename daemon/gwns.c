@@ -247,10 +247,13 @@ static void on_reconciled(int r, const char *report, const char *error, void *us
                 ns->managed = true;
                 set_error(ns, NULL);
                 settle(ns);
-                /* A namespace created anew needs a new monitor socket. */
-                if (report && strstr(report, "created namespace"))
+                /* A namespace created anew needs a new monitor socket, and
+                 * the proxy new listeners. */
+                bool created = report && strstr(report, "created namespace");
+                if (created)
                         mon_close(ns);
                 mon_open(ns);
+                gw_proxy_ns_ready(ns->d, created);
         }
         job_done(ns);
 }

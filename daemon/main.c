@@ -12,7 +12,6 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
 
-#include "common/hashmap.h"
 #include "common/log.h"
 #include "common/macros.h"
 #include "daemon/daemon.h"
@@ -113,12 +112,17 @@ static void daemon_stop(struct gw_daemon *d, const char *why)
         proto_bus_stop(d->bus, on_bus_stopped, d);
         gw_manager_cancel_all(d);
         gw_revalidator_stop(d);
+        gw_prom_close(d);
+        /* Graceful: relayed connections get the engine's stop timeout, and
+         * their bytes are in the counters once they are closed. */
+        gw_proxy_stop(d);
         gw_ns_stop(d);
         gw_dns_free(d->dns);
         d->dns = NULL;
         r = gw_manager_save_counters(d);
         if (r < 0)
                 log_warning_errno(r, "Failed to save counters: %m");
+        gw_proxy_close(d);
         close_handle((uv_handle_t *)&d->sig_term);
         close_handle((uv_handle_t *)&d->sig_int);
         close_handle((uv_handle_t *)&d->sig_hup);
@@ -142,6 +146,7 @@ static void reload(struct gw_daemon *d)
 {
         _cleanup_free_ char *err = NULL;
         struct gw_config nc = {}, old;
+        unsigned old_workers = d->cfg.proxy_workers;
         bool dns_changed, pc_changed;
         int r;
 
@@ -174,7 +179,11 @@ static void reload(struct gw_daemon *d)
                 wl_public_config_done(&d->pc_cache);
                 d->pc_cache = (struct wl_public_config){};
         }
+        if (d->cfg.proxy_workers != old_workers)
+                log_notice("[proxy] workers changed: takes effect at the next start");
         gw_ns_apply(d);
+        gw_proxy_apply(d);
+        gw_prom_apply(d);
         gw_revalidator_reconfigure(d);
         log_info("Configuration reloaded from %s", d->config_path);
         sd_notify(0, "READY=1");
@@ -197,14 +206,6 @@ static void on_counters_timer(uv_timer_t *t)
 
         if (r < 0)
                 log_warning_errno(r, "Failed to save counters: %m");
-}
-
-static void free_counter(void *v)
-{
-        struct gw_wl_counters *c = v;
-
-        free(c->id);
-        free(c);
 }
 
 int main(int argc, char *argv[])
@@ -353,8 +354,7 @@ int main(int argc, char *argv[])
                 goto finish;
         }
         d.reg = wl_registry_new();
-        d.counters = hashmap_new(0);
-        if (!d.reg || !d.counters) {
+        if (!d.reg) {
                 log_error("Out of memory");
                 goto finish;
         }
@@ -377,11 +377,16 @@ int main(int argc, char *argv[])
          * Redis until the gateway namespace has settled (gwns.c resumes). */
         proto_bus_pause(d.bus);
         proto_bus_start(d.bus);
-        if (gw_manager_apply_dns(&d) < 0 || gw_revalidator_start(&d) < 0 || gw_ns_start(&d) < 0) {
+        if (gw_manager_apply_dns(&d) < 0 || gw_revalidator_start(&d) < 0 ||
+            gw_proxy_start(&d) < 0 || gw_ns_start(&d) < 0) {
                 daemon_stop(&d, "start-up failed");
                 uv_run(&loop, UV_RUN_DEFAULT);
                 goto finish;
         }
+        /* Serves once the gateway namespace is ready (at once when it is
+         * not managed). */
+        gw_proxy_apply(&d);
+        gw_prom_apply(&d);
         d.exit_code = 0;
         uv_timer_start(&d.counters_timer, on_counters_timer, COUNTERS_SAVE_MS, COUNTERS_SAVE_MS);
         if (sd_watchdog_enabled(0, &d.watchdog_usec) > 0 && d.watchdog_usec > 0)
@@ -397,8 +402,7 @@ finish:
         r = uv_loop_close(&loop);
         if (r < 0)
                 log_debug_errno(r, "Event loop not clean at exit: %m");
-        if (d.counters)
-                hashmap_free_with(d.counters, free_counter);
+        gw_proxy_free(&d);
         wl_registry_free(d.reg);
         gw_state_free(d.state);
         gw_config_done(&d.cfg);

@@ -275,13 +275,16 @@ static int add_counter(const struct wl_proxy *p, void *userdata)
 {
         struct counters_ctx *ctx = userdata;
         struct gw_counters c = {};
+        json_t *v;
 
         if (ctx->get(p->id, &c, ctx->userdata) < 0)
                 return 0;
-        if (json_object_set_new(ctx->o, p->id,
-                                json_pack("{s:I, s:I}", "request_bytes",
-                                          (json_int_t)c.request_bytes, "response_bytes",
-                                          (json_int_t)c.response_bytes)) < 0)
+        v = json_pack("{s:I, s:I, s:I, s:[I,I,I,I,I]}", "request_bytes",
+                      (json_int_t)c.request_bytes, "response_bytes", (json_int_t)c.response_bytes,
+                      "requests", (json_int_t)c.requests, "status", (json_int_t)c.status[0],
+                      (json_int_t)c.status[1], (json_int_t)c.status[2], (json_int_t)c.status[3],
+                      (json_int_t)c.status[4]);
+        if (!v || json_object_set_new(ctx->o, p->id, v) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -324,14 +327,21 @@ int gw_state_load_counters(struct gw_state *s, gw_counters_set_cb *set, void *us
                 return -EBADMSG;
         json_object_foreach(o, key, v)
         {
-                json_int_t rq = 0, rs = 0;
-                struct gw_counters c;
+                json_int_t rq = 0, rs = 0, n = 0, st[5] = {};
+                struct gw_counters c = {};
 
                 if (json_unpack(v, "{s:I, s:I}", "request_bytes", &rq, "response_bytes", &rs) < 0 ||
                     rq < 0 || rs < 0)
                         continue;
+                /* Optional (older files): a bad value leaves them at zero. */
+                if (json_unpack(v, "{s?I, s?[IIIII]}", "requests", &n, "status", &st[0], &st[1],
+                                &st[2], &st[3], &st[4]) < 0)
+                        n = st[0] = st[1] = st[2] = st[3] = st[4] = 0;
                 c.request_bytes = (uint64_t)rq;
                 c.response_bytes = (uint64_t)rs;
+                c.requests = n > 0 ? (uint64_t)n : 0;
+                for (size_t i = 0; i < 5; i++)
+                        c.status[i] = st[i] > 0 ? (uint64_t)st[i] : 0;
                 set(key, &c, userdata);
         }
         return 0;

@@ -13,9 +13,14 @@
 
 struct gw_state;
 
+/* One workload's traffic counters (the values of its route's struct
+ * proxy_counters). Files written before requests/status existed load with
+ * those at zero. */
 struct gw_counters {
         uint64_t request_bytes;  /* client -> backend */
         uint64_t response_bytes; /* backend -> client */
+        uint64_t requests;       /* HTTP requests, or passthrough connections */
+        uint64_t status[5];      /* HTTP responses by class: [0] = 1xx ... [4] = 5xx */
 };
 
 /* Create <root> and <root>/workloads (0700) when missing. */
@@ -33,7 +38,8 @@ int gw_state_remove(struct gw_state *s, const char *id);
 typedef void gw_state_load_cb(struct wl_proxy *p, const char *error, void *userdata);
 int gw_state_load(struct gw_state *s, gw_state_load_cb *cb, void *userdata);
 
-/* Counters file: map of workload ID -> counters. */
+/* Counters file: map of workload ID -> counters, for the workloads in @reg
+ * (@get returns < 0 to leave one out). */
 typedef int gw_counters_get_cb(const char *id, struct gw_counters *ret, void *userdata);
 typedef void gw_counters_set_cb(const char *id, const struct gw_counters *c, void *userdata);
 int gw_state_save_counters(struct gw_state *s, const struct wl_registry *reg,

@@ -1,12 +1,13 @@
 #!/bin/bash
 # The self-contained demo: builds gatewayd, starts a private Redis, builds a
 # grid node from network namespaces with two real Yggdrasil routers and an
-# HTTP workload on the overlay (scripts/demo_node.py, reusing
+# HTTP and an HTTPS workload on the overlay (scripts/demo_node.py, reusing
 # tests/e2e/node.py; see docs/topology.md), runs gatewayd in the node's
-# namespace where it makes the gateway namespace, deploys a name proxy and an
-# FQDN proxy with gatewayctl over the bus, lists them, prints metrics, shows
-# the workload answering from inside the gateway namespace, deletes a
-# workload, and stops everything. Needs root (namespaces, veth, tun).
+# namespace where it makes the gateway namespace and serves :443/:80 inside
+# it, deploys a name proxy, an FQDN proxy and a TLS-passthrough proxy with
+# gatewayctl over the bus, sends real requests through the gateway's public
+# address to the Yggdrasil backends, prints the metrics (bus and Prometheus),
+# deletes a workload, and stops everything. Needs root (namespaces, veth, tun).
 #
 # Everything it makes is named gwdemo-* (the tests use gwt-*), is removed by
 # name or killed by PID at exit, also on failure or Ctrl-C, and is removed at
@@ -29,7 +30,10 @@ PIDS=() # redis, DNS responder (killed last)
 GWD_PID=
 NODE_HELPER=
 NODE_OUT=
-YGG_A_PID='' YGG_B_PID='' HTTP_PID='' HTTP_TOKEN=''
+YGG_A_PID='' YGG_B_PID='' HTTP_PID='' HTTP_TOKEN='' TLS_PID='' TLS_PORT='' TLS_CA=''
+DOMAIN=gw1.example.net
+PUBLIC_IP=203.0.113.10
+TLS_NAME=secure.$DOMAIN
 
 FAILED=
 die() {
@@ -93,7 +97,7 @@ cleanup() {
         # removes the gateway's links and the namespaces by name...
         stop_pid "$NODE_HELPER" 15
         # ...and should it have died first, the same by hand.
-        for pid in $HTTP_PID $YGG_B_PID $YGG_A_PID; do stop_pid "$pid" 5; done
+        for pid in $TLS_PID $HTTP_PID $YGG_B_PID $YGG_A_PID; do stop_pid "$pid" 5; done
         for ns in "$GW_NS" "$WL_NS" "$NODE_NS"; do
                 [ -e "$NETNS_DIR/$ns" ] && ip netns del "$ns" 2>/dev/null
         done
@@ -161,12 +165,12 @@ until redis-cli -s "$WORK/redis.sock" ping >/dev/null 2>&1; do
         sleep 0.05
 done
 
-log "Building the grid node: namespaces $NODE_NS (yggdrasil A) and $WL_NS (yggdrasil B + HTTP workload)"
+log "Building the grid node: namespaces $NODE_NS (yggdrasil A) and $WL_NS (yggdrasil B + HTTP and HTTPS workloads)"
 # A coprocess: it reports on its stdout (READY, UPLINKS, PATH) and holds the
 # node until SIGTERM. Its stderr (errors only) goes to the terminal.
 coproc NODE { exec "$PY" "$ROOT/scripts/demo_node.py" --workdir "$WORK/node" \
         --node-ns "$NODE_NS" --wl-ns "$WL_NS" --gw-ns "$GW_NS" \
-        --pub-link "$PUB_LINK" --ygg-link "$YGG_LINK" 9>&-; }
+        --pub-link "$PUB_LINK" --ygg-link "$YGG_LINK" --tls-name "$TLS_NAME" 9>&-; }
 # (copies: bash drops NODE and NODE_PID when it reaps the coprocess)
 NODE_HELPER=$NODE_PID
 NODE_OUT=${NODE[0]}
@@ -175,9 +179,11 @@ node_expect READY
 remember "$YGG_A_PID" "$WORK"
 remember "$YGG_B_PID" "$WORK"
 remember "$HTTP_PID" "$HTTP_TOKEN"
+remember "$TLS_PID" "$HTTP_TOKEN"
 echo "yggdrasil A (node):      $NODE_YGG_ADDRESS, routes $NODE_YGG_SUBNET"
 echo "yggdrasil B (workload):  $WORKLOAD_ADDRESS, peered to A over veth wl0/node0"
 echo "workload HTTP server:    http://[$WORKLOAD_ADDRESS]:$WORKLOAD_PORT/ (bound to B's overlay address only)"
+echo "workload HTTPS server:   [$WORKLOAD_ADDRESS]:$TLS_PORT, its own certificate for $TLS_NAME (CA $TLS_CA)"
 
 log "Starting a DNS responder in $NODE_NS for the FQDN check (app.example.org -> 203.0.113.10)"
 nsenter --net="$NETNS_DIR/$NODE_NS" "$PY" "$ROOT/tests/e2e/tools/dns_server.py" \
@@ -194,9 +200,9 @@ DNS_PORT=$(cat "$WORK/dns.port")
 cat >"$WORK/gatewayd.conf" <<CONF
 [gateway]
 enabled = yes
-domain = gw1.example.net
+domain = $DOMAIN
 public_config = file
-public_ipv4 = 203.0.113.10/24
+public_ipv4 = $PUBLIC_IP/24
 gateway_ipv4 = 203.0.113.1
 public_ipv6 = 2001:db8:1::10/64
 gateway_ipv6 = 2001:db8:1::1
@@ -217,6 +223,16 @@ public_link = veth:$PUB_LINK
 ygg_link = veth:$YGG_LINK
 ygg_address = $GW_YGG_ADDRESS
 ygg_router = $GW_YGG_ROUTER
+
+[proxy]
+; inside the gateway namespace: every address of it, both families
+address = ::
+https_port = 443
+http_port = 80
+
+[metrics]
+; Prometheus text, in the daemon's (the node's) namespace
+listen = 127.0.0.1:8082
 CONF
 log "gatewayd configuration ($WORK/gatewayd.conf)"
 cat "$WORK/gatewayd.conf"
@@ -265,18 +281,73 @@ run metrics
 log "The backend answers inside $GW_NS"
 node_expect PATH # a GET from $GW_NS over the overlay, retried with a deadline
 echo "(curl in $GW_NS: $REPLY)"
-req=$'GET / HTTP/1.0\r\nHost: myapp.gw1.example.net\r\n\r\n'
-printf '\n$ netns-connect --netns %s --connect %s --send %q\n' "$NETNS_DIR/$GW_NS" \
-        "[$WORKLOAD_ADDRESS]:$WORKLOAD_PORT" "$req"
-# Run from the host's namespace: only the socket API puts the socket in $GW_NS.
-reply=$("$ROOT/build/netns/netns-connect" --netns "$NETNS_DIR/$GW_NS" \
-        --connect "[$WORKLOAD_ADDRESS]:$WORKLOAD_PORT" --send "$req" --timeout 10) ||
-        die "netns-connect failed"
-printf '%s\n' "${reply//$'\r'/}"
-[[ $reply == *"gridnode-ok $HTTP_TOKEN client=${GW_YGG_ADDRESS%/*}"* ]] ||
-        die "the reply is not the workload's answer to the gateway's overlay address"
-echo "(a socket opened by gatewayd's netns API in $GW_NS reached the workload from ${GW_YGG_ADDRESS%/*})"
-echo "Note: the proxy engine that will serve myapp.gw1.example.net and app.example.org on the gateway's :80/:443 comes with a later issue."
+
+end=$((SECONDS + 15))
+until grep -q "Proxy serving" "$WORK/gatewayd.log"; do
+        kill -0 "$GWD_PID" 2>/dev/null || die "gatewayd exited"
+        [ "$SECONDS" -lt "$end" ] ||
+                die "the proxy is not serving after 15 s: $(grep -h 'Cannot serve' "$WORK/gatewayd.log" | tail -n 1)"
+        sleep 0.1
+done
+grep -h "Proxy serving" "$WORK/gatewayd.log"
+
+log "TLS passthrough: $TLS_NAME through the gateway's public address to the HTTPS workload on Yggdrasil"
+run deploy name 37-1978-secure secure "[$WORKLOAD_ADDRESS]:$TLS_PORT" --passthrough
+# From the node's namespace, where $PUBLIC_IP is the gateway behind veth $PUB_LINK. curl checks
+# the certificate against the workload's own CA: TLS ends at the workload, not at the gateway.
+in_node() { nsenter --net="$NETNS_DIR/$NODE_NS" "$@"; }
+CURL=(curl -sS --max-time 10 --cacert "$TLS_CA" --resolve "$TLS_NAME:443:$PUBLIC_IP" "https://$TLS_NAME/")
+printf '\n$ %s\n' "${CURL[*]}"
+reply=
+for _ in 1 2 3 4 5 6 7 8 9 10; do # the overlay path may still be settling
+        reply=$(in_node "${CURL[@]}" 2>&1) && break
+        sleep 0.5
+done
+printf '%s\n' "$reply"
+[[ $reply == "tls-ok $HTTP_TOKEN client=${GW_YGG_ADDRESS%/*}" ]] ||
+        die "the reply is not the HTTPS workload's answer to the gateway's overlay address"
+echo "(the workload saw the gateway's overlay address ${GW_YGG_ADDRESS%/*} as its client)"
+printf '\n$ openssl s_client -connect %s:443 -servername %s | openssl x509 -noout -subject -issuer\n' \
+        "$PUBLIC_IP" "$TLS_NAME"
+in_node openssl s_client -connect "$PUBLIC_IP:443" -servername "$TLS_NAME" </dev/null 2>/dev/null |
+        openssl x509 -noout -subject -issuer
+printf '\n$ openssl s_client -connect %s:443 -servername unknown.example.org\n' "$PUBLIC_IP"
+if in_node openssl s_client -connect "$PUBLIC_IP:443" -servername unknown.example.org </dev/null \
+        >"$WORK/unknown.out" 2>&1; then
+        :
+fi
+grep -m1 -E "errno|error|no peer certificate" "$WORK/unknown.out" || true
+echo "(an unknown name is closed: no certificate, no default route)"
+
+log "TLS termination: myapp.$DOMAIN and app.example.org to the HTTP workload on Yggdrasil"
+# The gateway's own self-signed certificates (*.$DOMAIN for name proxies, one per FQDN) until
+# ACME lands: hence -k.
+for host in "myapp.$DOMAIN" app.example.org; do
+        CURL=(curl -sS --max-time 10 -k --resolve "$host:443:$PUBLIC_IP" "https://$host/")
+        printf '\n$ %s\n' "${CURL[*]}"
+        reply=
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+                reply=$(in_node "${CURL[@]}" 2>&1) && break
+                sleep 0.5
+        done
+        printf '%s\n' "$reply"
+        [[ $reply == "gridnode-ok $HTTP_TOKEN client=${GW_YGG_ADDRESS%/*}" ]] ||
+                die "the reply for $host is not the HTTP workload's answer to the gateway"
+done
+printf '\n$ openssl s_client -connect %s:443 -servername myapp.%s | openssl x509 -noout -subject\n' \
+        "$PUBLIC_IP" "$DOMAIN"
+in_node openssl s_client -connect "$PUBLIC_IP:443" -servername "myapp.$DOMAIN" </dev/null 2>/dev/null |
+        openssl x509 -noout -subject
+CURL=(curl -sS --max-time 10 -o /dev/null -w '%{http_code} %{redirect_url}\n'
+        --resolve "myapp.$DOMAIN:80:$PUBLIC_IP" "http://myapp.$DOMAIN/some/path?q=1")
+printf '\n$ %s\n' "${CURL[*]}"
+in_node "${CURL[@]}"
+echo "(plain HTTP is redirected to HTTPS, as zos's Traefik does)"
+
+log "Metrics: bytes through the gateway, over the bus and as Prometheus text"
+run metrics
+printf '\n$ curl http://127.0.0.1:8082/metrics | grep service=   (in %s)\n' "$NODE_NS"
+in_node curl -sS --max-time 5 http://127.0.0.1:8082/metrics | grep -F 'service="'
 
 log "Deleting a workload"
 run delete 37-1977-site

@@ -5,8 +5,9 @@ library, unchanged; see docs/topology.md):
 
     <node ns>      yggdrasil A (listens on 10.231.0.1:12345); gatewayd runs
                    here, started by demo.sh
-    <wl ns>        yggdrasil B peered to A; an HTTP server bound only to B's
-                   200:… address
+    <wl ns>        yggdrasil B peered to A; an HTTP server and an HTTPS server
+                   (its own certificate for <tls name>, from a throwaway CA
+                   written to <workdir>/ca.pem) bound only to B's 200:… address
     <gw ns>        made by gatewayd; its host-side veth ends <pub>/<ygg> get
                    their addresses from here once gatewayd has made them
 
@@ -34,7 +35,10 @@ E2E = Path(__file__).resolve().parent.parent / "tests" / "e2e"
 sys.path.insert(0, str(E2E))
 
 import node as gridnode  # noqa: E402
-from node import GridNode, link_exists, netns_del  # noqa: E402
+from node import PYTHON, GridNode, LineProc, link_exists, netns_del, nsenter_argv  # noqa: E402
+from tlsback import CA  # noqa: E402
+
+TLSBACK = str(E2E / "tlsback.py")
 
 
 class DemoNode(GridNode):
@@ -49,6 +53,25 @@ class DemoNode(GridNode):
 
     def new_gateway_name(self):
         return self.gw_ns
+
+    def start_tls(self, tls_name, timeout):
+        """The passthrough workload: HTTPS on B's overlay address with a
+        certificate for @tls_name that only the workload holds."""
+        ca = CA("gatewayd demo CA")
+        crt, key = ca.issue(tls_name).write(str(self.workdir), "tls-workload")
+        self.tls_ca = str(self.workdir / "ca.pem")
+        Path(self.tls_ca).write_bytes(ca.pem)
+        self.tls = LineProc("https", nsenter_argv(self.wl_ns, [PYTHON, "-u", TLSBACK, "serve",
+                                                                self.workload_addr, crt, key,
+                                                                str(timeout), self.token]),
+                            str(self.workdir / "https.log"))
+        self.tls_port = int(self.tls.wait_line(r"^LISTENING (\d+)$", timeout).group(1))
+
+    def down(self):
+        if getattr(self, "tls", None) is not None:
+            self.tls.kill()
+            self.tls = None
+        super().down()
 
     def remove_leftovers(self):
         """What a run killed before its cleanup may have left, by name."""
@@ -82,6 +105,7 @@ def main():
     ap.add_argument("--gw-ns", required=True)
     ap.add_argument("--pub-link", required=True)
     ap.add_argument("--ygg-link", required=True)
+    ap.add_argument("--tls-name", required=True, help="the name the HTTPS workload has a certificate for")
     ap.add_argument("--timeout", type=float, default=20, help="seconds for each step")
     a = ap.parse_args()
 
@@ -102,11 +126,13 @@ def main():
     try:
         g.remove_leftovers()
         g.up(a.timeout)
+        g.start_tls(a.tls_name, a.timeout)
         for k, v in (("NODE_YGG_ADDRESS", g.ygg_a.address), ("NODE_YGG_SUBNET", g.subnet),
                      ("WORKLOAD_ADDRESS", g.workload_addr), ("WORKLOAD_PORT", g.http_port),
                      ("GW_YGG_ADDRESS", g.ygg_address), ("GW_YGG_ROUTER", g.ygg_router),
                      ("YGG_A_PID", g.ygg_a.proc.proc.pid), ("YGG_B_PID", g.ygg_b.proc.proc.pid),
-                     ("HTTP_PID", g.http.proc.pid), ("HTTP_TOKEN", g.token)):
+                     ("HTTP_PID", g.http.proc.pid), ("HTTP_TOKEN", g.token),
+                     ("TLS_PORT", g.tls_port), ("TLS_PID", g.tls.proc.pid), ("TLS_CA", g.tls_ca)):
             say("VAR", k, v)
         say("READY")
         # gatewayd (started by demo.sh now) makes the veth pairs.

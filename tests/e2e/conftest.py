@@ -212,6 +212,15 @@ DEFAULT_CONFIG = {
 }
 
 
+def free_port(host="127.0.0.1"):
+    """A TCP port nothing listens on now (the kernel's pick; a race with
+    other processes is possible but harmless: the daemon logs and retries)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 def merge_config(base, overrides):
     """Deep-merge @overrides ({section: {key: value|None}}) into a copy of
     @base; None deletes a key, a section value of None deletes the section."""
@@ -460,9 +469,19 @@ class Harness:
         self.dns = fakes.FakeDns().start()
         self.daemon = Gatewayd(self.tmp / "gatewayd", sockdir, self.redis)
         self.config = None
+        self.https_port = free_port()
+        self.http_port = free_port()
+        self.metrics_port = free_port()
 
     def make_config(self, overrides=None):
-        cfg = merge_config(DEFAULT_CONFIG, {"dns": {"resolver": self.dns.address}})
+        # The proxy and the metrics endpoint on loopback ports of this test's
+        # own (never :80/:443/:8082 of the machine).
+        cfg = merge_config(DEFAULT_CONFIG, {
+            "dns": {"resolver": self.dns.address},
+            "proxy": {"address": "127.0.0.1", "https_port": str(self.https_port),
+                      "http_port": str(self.http_port)},
+            "metrics": {"listen": "127.0.0.1:%d" % self.metrics_port},
+        })
         return merge_config(cfg, overrides)
 
     def write_config(self, overrides=None):

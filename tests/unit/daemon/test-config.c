@@ -95,6 +95,18 @@ static const char *ntop6(const struct in6_addr *a, char *buf)
         return inet_ntop(AF_INET6, a, buf, INET6_ADDRSTRLEN);
 }
 
+/* gw_sockaddr_to_string() of @ss, checking @len matches the family ("off" for 0). */
+static const char *addr_str(const struct sockaddr_storage *ss, socklen_t len)
+{
+        static char buf[INET6_ADDRSTRLEN + 16];
+
+        if (len == 0)
+                return "off";
+        assert_int_equal(len, ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                       : sizeof(struct sockaddr_in6));
+        return gw_sockaddr_to_string((const struct sockaddr *)ss, buf, sizeof(buf));
+}
+
 /* File mode with both families, for tests of one address key. */
 #define FILE_V4 "public_config = file\npublic_ipv4 = 203.0.113.10/24\ngateway_ipv4 = 203.0.113.1\n"
 #define FILE_V6                                                                                    \
@@ -122,6 +134,12 @@ static void test_defaults(void **state)
         assert_int_equal(c.call_timeout_ms, 60000);
         assert_int_equal(c.max_payload, 1024 * 1024);
         assert_string_equal(c.netns_dir, "/run/netns");
+        assert_int_equal(c.http_port, 80);
+        assert_int_equal(c.https_port, 443);
+        assert_int_equal(c.proxy_workers, 0);
+        assert_false(c.http_plain);
+        assert_string_equal(addr_str(&c.proxy_address, c.proxy_address_len), "::");
+        assert_string_equal(addr_str(&c.metrics_listen, c.metrics_listen_len), "127.0.0.1:8082");
         assert_int_equal(c.log_level, LOG_INFO);
 
         gw_config_done(&c);
@@ -198,9 +216,23 @@ static void test_every_key(void **state)
                 "max_payload = 64K\n"
                 "[namespace]\n"
                 "netns_dir = /tmp/gw-test/netns\n"
+                "[proxy]\n"
+                "http_port = 8080\n"
+                "https_port = 8443\n"
+                "workers = 3\n"
+                "address = 2001:db8::5\n"
+                "http_plain = yes\n"
+                "[metrics]\n"
+                "listen = [::1]:9100\n"
                 "[log]\n"
                 "level = debug\n",
                 &c);
+        assert_int_equal(c.http_port, 8080);
+        assert_int_equal(c.https_port, 8443);
+        assert_int_equal(c.proxy_workers, 3);
+        assert_string_equal(addr_str(&c.proxy_address, c.proxy_address_len), "2001:db8::5");
+        assert_true(c.http_plain);
+        assert_string_equal(addr_str(&c.metrics_listen, c.metrics_listen_len), "[::1]:9100");
         assert_true(c.enabled);
         assert_string_equal(c.pc.domain, "gw.example.org");
         assert_int_equal(c.public_config, GW_PUBLIC_CONFIG_FILE);
@@ -770,18 +802,131 @@ static void test_namespace(void **state)
                    "t.conf:3: [namespace] ygg_link: uses the same interface as public_link");
 }
 
+static void test_proxy(void **state)
+{
+        static const struct {
+                const char *value;
+                const char *text;
+        } addresses[] = {
+                {"::", "::"},   {"0.0.0.0", "0.0.0.0"},           {"127.0.0.1", "127.0.0.1"},
+                {"::1", "::1"}, {"2001:DB8::10", "2001:db8::10"}, {"203.0.113.10", "203.0.113.10"},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(addresses); i++) {
+                _cleanup_config_ struct gw_config c = {};
+
+                key_ok("proxy", "address", addresses[i].value, NULL, &c);
+                assert_string_equal(addr_str(&c.proxy_address, c.proxy_address_len),
+                                    addresses[i].text);
+        }
+        {
+                _cleanup_config_ struct gw_config c = {};
+
+                load_ok("[proxy]\nhttp_port = 0\nhttps_port = 65535\nworkers = 1024\n", &c);
+                assert_int_equal(c.http_port, 0);
+                assert_int_equal(c.https_port, 65535);
+                assert_int_equal(c.proxy_workers, 1024);
+        }
+        {
+                /* Both off: only Metrics and the bus. */
+                _cleanup_config_ struct gw_config c = {};
+
+                load_ok("[proxy]\nhttp_port = 0\nhttps_port = 0\n", &c);
+                assert_int_equal(c.http_port, 0);
+                assert_int_equal(c.https_port, 0);
+        }
+        key_fails("proxy", "http_port", "65536", NULL, "65536 is out of range (0 to 65535)");
+        key_fails("proxy", "https_port", "-1", NULL, "invalid number '-1' (expected 0 to 65535)");
+        key_fails("proxy", "https_port", "443s", NULL,
+                  "invalid number '443s' (expected 0 to 65535)");
+        key_fails("proxy", "https_port", "99999999999999999999999", NULL,
+                  "99999999999999999999999 is out of range (0 to 65535)");
+        key_fails("proxy", "workers", "1025", NULL, "1025 is out of range (0 to 1024)");
+        key_fails("proxy", "workers", "two", NULL, "invalid number 'two' (expected 0 to 1024)");
+        key_fails("proxy", "http_plain", "sometimes", NULL,
+                  "invalid boolean 'sometimes' (expected yes/no, true/false, on/off or 1/0)");
+        key_fails(
+                "proxy", "address", "[::]", NULL,
+                "invalid address '[::]' (expected an IPv4 or IPv6 address such as 0.0.0.0, :: or 203.0.113.10, without port or brackets)");
+        key_fails(
+                "proxy", "address", "127.0.0.1:443", NULL,
+                "invalid address '127.0.0.1:443' (expected an IPv4 or IPv6 address such as 0.0.0.0, :: or 203.0.113.10, without port or brackets)");
+        key_fails(
+                "proxy", "address", "localhost", NULL,
+                "invalid address 'localhost' (expected an IPv4 or IPv6 address such as 0.0.0.0, :: or 203.0.113.10, without port or brackets)");
+        key_fails(
+                "proxy", "address", "fe80::1%eth0", NULL,
+                "invalid address 'fe80::1%eth0' (expected an IPv4 or IPv6 address such as 0.0.0.0, :: or 203.0.113.10, without port or brackets)");
+        key_fails("proxy", "address", "ff02::1", NULL, "ff02::1 is a multicast address");
+        key_fails("proxy", "address", "224.0.0.1", NULL, "224.0.0.1 is a multicast address");
+        key_fails("proxy", "address", "", NULL, "empty value");
+        /* The two ports must differ; the key set last is named. */
+        load_fails("[proxy]\nhttp_port = 443\n",
+                   "t.conf:2: [proxy] http_port: is the same port as https_port (443)");
+        load_fails("[proxy]\nhttp_port = 8000\nhttps_port = 8000\n",
+                   "t.conf:3: [proxy] https_port: is the same port as http_port (8000)");
+        load_fails("[proxy]\nhttps_port = 8000\nhttp_port = 8000\n",
+                   "t.conf:3: [proxy] http_port: is the same port as https_port (8000)");
+        load_fails("[proxy]\nhttps_port = 80\n",
+                   "t.conf:2: [proxy] https_port: is the same port as http_port (80)");
+}
+
+static void test_metrics(void **state)
+{
+        static const struct {
+                const char *value;
+                const char *text;
+        } ok[] = {
+                {"127.0.0.1:8082", "127.0.0.1:8082"},
+                {"0.0.0.0:1", "0.0.0.0:1"},
+                {"[::1]:65535", "[::1]:65535"},
+                {"[::]:9100", "[::]:9100"},
+                {"[2001:DB8::1]:9100", "[2001:db8::1]:9100"},
+                {"", "off"},
+        };
+        static const char *const bad[] = {
+                "127.0.0.1",    "::1:8082",       "[::1]", "[::1]9100", "localhost:8082",
+                "1.2.3.4:80:1", "[127.0.0.1]:80", "::1",   ":8082",     "[]:80",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+                _cleanup_config_ struct gw_config c = {};
+
+                key_ok("metrics", "listen", ok[i].value, NULL, &c);
+                assert_string_equal(addr_str(&c.metrics_listen, c.metrics_listen_len), ok[i].text);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *reason = NULL;
+
+                assert_true(
+                        asprintf(
+                                &reason,
+                                "invalid listen address '%s' (expected IPv4:port or [IPv6]:port, or empty for off)",
+                                bad[i]) > 0);
+                key_fails("metrics", "listen", bad[i], NULL, reason);
+        }
+        key_fails("metrics", "listen", "127.0.0.1:0", NULL,
+                  "invalid listen address '127.0.0.1:0': port must be a number from 1 to 65535");
+        key_fails("metrics", "listen", "[::1]:65536", NULL,
+                  "invalid listen address '[::1]:65536': port must be a number from 1 to 65535");
+        key_fails("metrics", "listen", "127.0.0.1:http", NULL,
+                  "invalid listen address '127.0.0.1:http': port must be a number from 1 to 65535");
+        key_fails("metrics", "listen", "239.1.1.1:80", NULL,
+                  "invalid listen address '239.1.1.1:80': 239.1.1.1 is a multicast address");
+}
+
 static void test_unknown_section(void **state)
 {
         load_fails(
-                "[gateway]\nenabled = no\n[proxy]\nlisten = 443\n",
-                "t.conf:3: [proxy]: unknown section (expected gateway, names, dns, bus, namespace or log)");
+                "[gateway]\nenabled = no\n[proxies]\nlisten = 443\n",
+                "t.conf:3: [proxies]: unknown section (expected gateway, names, dns, bus, namespace, proxy, metrics or log)");
         /* Even without keys in it. */
         load_fails(
                 "[gateway]\nenabled = no\n\n[Gateway]\n",
-                "t.conf:4: [Gateway]: unknown section (expected gateway, names, dns, bus, namespace or log)");
+                "t.conf:4: [Gateway]: unknown section (expected gateway, names, dns, bus, namespace, proxy, metrics or log)");
         load_fails(
                 "[]\n",
-                "t.conf:1: []: unknown section (expected gateway, names, dns, bus, namespace or log)");
+                "t.conf:1: []: unknown section (expected gateway, names, dns, bus, namespace, proxy, metrics or log)");
 }
 
 static void test_unknown_key(void **state)
@@ -1154,6 +1299,12 @@ static void test_dist_example(void **state)
         assert_int_equal(c.call_timeout_ms, 60000);
         assert_int_equal(c.max_payload, 1024 * 1024);
         assert_string_equal(c.netns_dir, "/run/netns");
+        assert_int_equal(c.https_port, 443);
+        assert_int_equal(c.http_port, 80);
+        assert_string_equal(addr_str(&c.proxy_address, c.proxy_address_len), "::");
+        assert_int_equal(c.proxy_workers, 0);
+        assert_false(c.http_plain);
+        assert_string_equal(addr_str(&c.metrics_listen, c.metrics_listen_len), "127.0.0.1:8082");
         assert_int_equal(c.log_level, LOG_INFO);
 #else
         skip();
@@ -1179,6 +1330,8 @@ int main(void)
                 cmocka_unit_test(test_gateway_ipv6),
                 cmocka_unit_test(test_resolver),
                 cmocka_unit_test(test_namespace),
+                cmocka_unit_test(test_proxy),
+                cmocka_unit_test(test_metrics),
                 cmocka_unit_test(test_unknown_section),
                 cmocka_unit_test(test_unknown_key),
                 cmocka_unit_test(test_duplicate_key),

@@ -150,13 +150,104 @@ static void test_save_load_remove(void **state)
         assert_int_equal(system(path), 0);
 }
 
+/* ---- counters.json ---- */
+
+struct counters_seen {
+        size_t n;
+        char id[4][32];
+        struct gw_counters c[4];
+};
+
+static int get_counters(const char *id, struct gw_counters *ret, void *userdata)
+{
+        if (strcmp(id, "37-2-b") == 0)
+                return -ENOENT; /* left out */
+        *ret = (struct gw_counters){
+                .request_bytes = strlen(id) * 1000 + 1,
+                .response_bytes = UINT64_C(1) << 50,
+                .requests = 7,
+                .status = {1, 2, 3, 4, 5},
+        };
+        return 0;
+}
+
+static void on_counters(const char *id, const struct gw_counters *c, void *userdata)
+{
+        struct counters_seen *seen = userdata;
+
+        assert_true(seen->n < 4);
+        snprintf(seen->id[seen->n], sizeof(seen->id[0]), "%s", id);
+        seen->c[seen->n++] = *c;
+}
+
+static void write_text(const char *dir, const char *name, const char *text)
+{
+        assert_int_equal(write_file_atomic(dir, name, text, strlen(text), 0600), 0);
+}
+
+static void test_counters(void **state)
+{
+        char dir[] = "/tmp/gw-test-counters.XXXXXX", cmd[256];
+        struct wl_registry *reg = wl_registry_new();
+        struct counters_seen seen = {};
+        struct gw_state *s = NULL;
+
+        assert_non_null(mkdtemp(dir));
+        assert_int_equal(gw_state_open(dir, &s), 0);
+        assert_int_equal(gw_state_load_counters(s, on_counters, &seen), -ENOENT);
+        assert_int_equal(wl_registry_restore(reg, make("37-1-a", WL_KIND_NAME, NULL)), 0);
+        {
+                struct wl_proxy *b = make("37-2-b", WL_KIND_FQDN, NULL);
+
+                assert_int_equal(wl_registry_restore(reg, b), 0);
+        }
+        assert_int_equal(gw_state_save_counters(s, reg, get_counters, NULL), 0);
+        assert_int_equal(gw_state_load_counters(s, on_counters, &seen), 0);
+        assert_int_equal(seen.n, 1);
+        assert_string_equal(seen.id[0], "37-1-a");
+        assert_int_equal(seen.c[0].request_bytes, 6001);
+        assert_true(seen.c[0].response_bytes == UINT64_C(1) << 50);
+        assert_int_equal(seen.c[0].requests, 7);
+        for (size_t i = 0; i < 5; i++)
+                assert_int_equal(seen.c[0].status[i], i + 1);
+
+        /* A file from before requests/status: those load as zero. Bad
+         * entries are skipped, a bad optional part is zero. */
+        write_text(dir, "counters.json",
+                   "{\"old\":{\"request_bytes\":5,\"response_bytes\":6},"
+                   "\"neg\":{\"request_bytes\":-5,\"response_bytes\":6},"
+                   "\"str\":{\"request_bytes\":\"5\",\"response_bytes\":6},"
+                   "\"badstatus\":{\"request_bytes\":1,\"response_bytes\":2,\"requests\":3,"
+                   "\"status\":[1,2]}}");
+        memset(&seen, 0, sizeof(seen));
+        assert_int_equal(gw_state_load_counters(s, on_counters, &seen), 0);
+        assert_int_equal(seen.n, 2);
+        for (size_t i = 0; i < seen.n; i++) {
+                if (strcmp(seen.id[i], "old") == 0) {
+                        assert_int_equal(seen.c[i].request_bytes, 5);
+                        assert_int_equal(seen.c[i].response_bytes, 6);
+                } else {
+                        assert_string_equal(seen.id[i], "badstatus");
+                        assert_int_equal(seen.c[i].request_bytes, 1);
+                }
+                assert_int_equal(seen.c[i].requests, 0);
+                assert_int_equal(seen.c[i].status[0], 0);
+        }
+        write_text(dir, "counters.json", "[1,2]");
+        assert_int_equal(gw_state_load_counters(s, on_counters, &seen), -EBADMSG);
+
+        wl_registry_free(reg);
+        gw_state_free(s);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_round_trip),
-                cmocka_unit_test(test_corrupt),
-                cmocka_unit_test(test_file_names),
-                cmocka_unit_test(test_save_load_remove),
+                cmocka_unit_test(test_round_trip), cmocka_unit_test(test_corrupt),
+                cmocka_unit_test(test_file_names), cmocka_unit_test(test_save_load_remove),
+                cmocka_unit_test(test_counters),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,623 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The Prometheus text exposition on [metrics] listen: a small HTTP/1.1
+ * server on the daemon's loop. GET /metrics answers the exposition
+ * (text/plain; version=0.0.4); anything else is 404. One request per
+ * connection (Connection: close). Bounded: a request head of at most
+ * PROM_HEAD_MAX bytes, PROM_TIMEOUT_MS from accept to the last byte
+ * written, at most PROM_CONNS connections (more are closed at accept).
+ *
+ * Per workload the names are those of Traefik's service metrics, with the
+ * workload ID as the service (as zos's Traefik reported them, without the
+ * "@file" suffix) plus its host; engine-wide figures are gatewayd_*. The
+ * list is in docs/internals/daemon.md. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/macros.h"
+#include "common/strbuf.h"
+#include "daemon/daemon.h"
+#include "netns/netns.h"
+#include "proxy/proxy.h"
+#include "proxy/routes.h"
+
+#define PROM_HEAD_MAX   4096
+#define PROM_TIMEOUT_MS 30000
+#define PROM_CONNS      8
+#define PROM_RETRY_MS   5000
+#define PROM_DRAIN_MAX  (64 * 1024) /* read and dropped after the answer, before closing */
+
+struct prom_conn {
+        struct gw_prom *pm;
+        struct prom_conn *prev, *next;
+        uv_tcp_t tcp;
+        uv_timer_t timer;
+        uv_write_t wreq;
+        uv_shutdown_t sreq;
+        char head[PROM_HEAD_MAX];
+        size_t head_len;
+        char *out;  /* the response head being written */
+        char *body; /* ... and its body */
+        unsigned open_handles;
+        size_t drained;
+        bool answered;
+};
+
+struct gw_prom {
+        struct gw_daemon *d;
+        uv_tcp_t listener;
+        uv_timer_t retry;
+        bool listening; /* @listener is open */
+        struct sockaddr_storage addr;
+        socklen_t addr_len; /* of the open listener */
+        struct prom_conn *conns;
+        unsigned n_conns;
+        unsigned open_handles;
+        char *last_error;
+        bool reopen;  /* when the listener is closed, listen again as configured */
+        bool closing; /* gw_prom_close(): free when the last handle is closed */
+};
+
+/* ======================================================================
+ * The exposition
+ * ====================================================================== */
+
+/* A label value: backslash, double quote and line feed escaped. */
+static int put_label(struct strbuf *b, const char *s)
+{
+        int r = 0;
+
+        for (; *s && r >= 0; s++) {
+                if (*s == '\\')
+                        r = strbuf_puts(b, "\\\\");
+                else if (*s == '"')
+                        r = strbuf_puts(b, "\\\"");
+                else if (*s == '\n')
+                        r = strbuf_puts(b, "\\n");
+                else
+                        r = strbuf_putc(b, *s);
+        }
+        return r;
+}
+
+static int put_family(struct strbuf *b, const char *name, const char *type, const char *help)
+{
+        return strbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One per-route family: what each route contributes is @fn's business. */
+enum route_metric {
+        RM_REQUESTS_BY_CODE, /* traefik_service_requests_total{code="2xx"} (terminated) */
+        RM_REQUEST_BYTES,
+        RM_RESPONSE_BYTES,
+        RM_REQUESTS, /* gatewayd_service_requests_total{mode=} */
+};
+
+struct render_ctx {
+        struct strbuf *b;
+        enum route_metric m;
+        const char *name;
+};
+
+static int put_service(struct strbuf *b, const char *name, const struct proxy_route *r)
+{
+        int k = strbuf_printf(b, "%s{service=\"", name);
+
+        if (k >= 0)
+                k = put_label(b, r->id);
+        if (k >= 0)
+                k = strbuf_puts(b, "\",host=\"");
+        if (k >= 0)
+                k = put_label(b, r->host);
+        return k;
+}
+
+static int render_route(struct proxy_route *r, void *userdata)
+{
+        struct render_ctx *ctx = userdata;
+        struct proxy_counters_values v;
+        int k = 0;
+
+        proxy_counters_read(r->counters, &v);
+        /* Like Traefik: a service has series once it had traffic (this keeps
+         * the text proportional to the busy workloads, not to all 100k). */
+        if (!v.requests && !v.request_bytes && !v.response_bytes)
+                return 0;
+        switch (ctx->m) {
+        case RM_REQUESTS_BY_CODE:
+                if (r->mode != PROXY_ROUTE_TERMINATE)
+                        return 0;
+                for (unsigned i = 0; i < 5 && k >= 0; i++) {
+                        if (!v.status[i])
+                                continue; /* a code appears once it was answered */
+                        k = put_service(ctx->b, ctx->name, r);
+                        if (k >= 0)
+                                k = strbuf_printf(ctx->b, "\",code=\"%uxx\"} %" PRIu64 "\n", i + 1,
+                                                  v.status[i]);
+                }
+                break;
+        case RM_REQUEST_BYTES:
+        case RM_RESPONSE_BYTES:
+                k = put_service(ctx->b, ctx->name, r);
+                if (k >= 0)
+                        k = strbuf_printf(ctx->b, "\"} %" PRIu64 "\n",
+                                          ctx->m == RM_REQUEST_BYTES ? v.request_bytes
+                                                                     : v.response_bytes);
+                break;
+        case RM_REQUESTS:
+                k = put_service(ctx->b, ctx->name, r);
+                if (k >= 0)
+                        k = strbuf_printf(ctx->b, "\",mode=\"%s\"} %" PRIu64 "\n",
+                                          proxy_route_mode_str(r->mode), v.requests);
+                break;
+        }
+        return k < 0 ? k : 0;
+}
+
+static int render_routes(struct strbuf *b, const struct proxy_routes *s)
+{
+        static const struct {
+                enum route_metric m;
+                const char *name, *help;
+        } families[] = {
+                {RM_REQUESTS_BY_CODE, "traefik_service_requests_total",
+                 "HTTP responses of a terminated workload by status class."},
+                {RM_REQUEST_BYTES, "traefik_service_requests_bytes_total",
+                 "Bytes from clients to the workload's backends (raw TLS for passthrough)."},
+                {RM_RESPONSE_BYTES, "traefik_service_responses_bytes_total",
+                 "Bytes from the workload's backends to clients (raw TLS for passthrough)."},
+                {RM_REQUESTS, "gatewayd_service_requests_total",
+                 "HTTP requests (terminate) or TCP connections (passthrough) of a workload."},
+        };
+        int r = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(families) && r >= 0; i++) {
+                struct render_ctx ctx = {b, families[i].m, families[i].name};
+
+                r = put_family(b, families[i].name, "counter", families[i].help);
+                if (r >= 0)
+                        r = proxy_routes_foreach(s, render_route, &ctx);
+        }
+        return r;
+}
+
+/* Backend sockets made inside namespaces (netns_sockpool). */
+static int render_sockpool(struct gw_daemon *d, struct strbuf *b)
+{
+        struct netns_sockpool_stats ps;
+        int r = 0;
+
+        if (!gw_proxy_sockpool_stats(d, &ps))
+                return 0;
+        const struct {
+                const char *name, *type, *help;
+                unsigned long long v;
+        } rows[] = {
+                {"gatewayd_sockpool_pooled", "gauge", "Backend sockets pre-created in namespaces.",
+                 ps.pooled},
+                {"gatewayd_sockpool_namespaces", "gauge", "Namespaces the socket pool serves.",
+                 ps.namespaces},
+                {"gatewayd_sockpool_fast_total", "counter",
+                 "Backend sockets handed out without waiting.", ps.fast},
+                {"gatewayd_sockpool_slow_total", "counter",
+                 "Backend sockets that waited for the pool's thread.", ps.slow},
+                {"gatewayd_sockpool_timeouts_total", "counter",
+                 "Backend sockets the pool could not make in time.", ps.timeouts},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(rows) && r >= 0; i++) {
+                r = put_family(b, rows[i].name, rows[i].type, rows[i].help);
+                if (r >= 0)
+                        r = strbuf_printf(b, "%s %llu\n", rows[i].name, rows[i].v);
+        }
+        return r;
+}
+
+static int render_engine(struct gw_daemon *d, struct strbuf *b, size_t n_routes)
+{
+        struct proxy_engine_stats st;
+        unsigned workers = 0;
+        bool serving = gw_proxy_stats(d, &st, &workers);
+        const struct {
+                const char *name, *help;
+                uint64_t v;
+        } counters[] = {
+                {"gatewayd_connections_accepted_total", "Connections accepted on :443 and :80.",
+                 st.accepted},
+                {"gatewayd_tls_handshakes_total", "Completed TLS handshakes (terminated names).",
+                 st.tls_handshakes},
+                {"gatewayd_tls_resumed_total", "TLS handshakes that resumed a session.",
+                 st.tls_resumed},
+                {"gatewayd_upstream_connects_total", "New backend connections for HTTP.",
+                 st.upstream_connects},
+                {"gatewayd_upstream_reused_total",
+                 "HTTP requests sent on a pooled backend connection.", st.upstream_reused},
+                {"gatewayd_upstream_connect_errors_total",
+                 "Failed backend connection attempts (including timeouts).", st.connect_errors},
+        };
+        const struct {
+                const char *name, *help;
+                uint64_t v;
+        } gauges[] = {
+                {"gatewayd_workloads", "Workloads accepted over the bus.",
+                 wl_registry_size(d->reg)},
+                {"gatewayd_routes", "Names the proxy routes.", n_routes},
+                {"gatewayd_proxy_serving", "1 while the proxy listens, else 0.", serving},
+                {"gatewayd_proxy_workers", "Proxy worker threads.", workers},
+                {"gatewayd_connections_active", "Connections open now.", st.active},
+        };
+        int r = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(gauges) && r >= 0; i++) {
+                r = put_family(b, gauges[i].name, "gauge", gauges[i].help);
+                if (r >= 0)
+                        r = strbuf_printf(b, "%s %" PRIu64 "\n", gauges[i].name, gauges[i].v);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(counters) && r >= 0; i++) {
+                r = put_family(b, counters[i].name, "counter", counters[i].help);
+                if (r >= 0)
+                        r = strbuf_printf(b, "%s %" PRIu64 "\n", counters[i].name, counters[i].v);
+        }
+        if (r >= 0)
+                r = put_family(b, "gatewayd_connections_closed_total", "counter",
+                               "Connections closed, by reason.");
+        for (unsigned i = 0; i < _PROXY_CLOSE_MAX && r >= 0; i++) {
+                const char *reason = proxy_close_reason_str(i);
+
+                if (reason)
+                        r = strbuf_printf(
+                                b, "gatewayd_connections_closed_total{reason=\"%s\"} %" PRIu64 "\n",
+                                reason, st.closed[i]);
+        }
+        if (r >= 0)
+                r = render_sockpool(d, b);
+        if (r >= 0)
+                r = put_family(b, "gatewayd_http_requests_total", "counter",
+                               "HTTP responses sent (the backends' and the gateway's own), by "
+                               "status class.");
+        for (unsigned i = 0; i < 5 && r >= 0; i++)
+                r = strbuf_printf(b, "gatewayd_http_requests_total{code=\"%uxx\"} %" PRIu64 "\n",
+                                  i + 1, st.http_status[i]);
+        return r;
+}
+
+int gw_prom_render(struct gw_daemon *d, struct strbuf *out)
+{
+        _cleanup_(proxy_routes_unrefp) struct proxy_routes *s = gw_proxy_snapshot(d);
+        int r = 0;
+
+        if (s)
+                r = render_routes(out, s);
+        if (r >= 0)
+                r = render_engine(d, out, s ? proxy_routes_size(s) : 0);
+        return r;
+}
+
+/* ======================================================================
+ * The HTTP side
+ * ====================================================================== */
+
+static void conn_on_closed(uv_handle_t *h)
+{
+        struct prom_conn *c = h->data;
+        struct gw_prom *pm = c->pm;
+
+        if (--c->open_handles > 0)
+                return;
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                pm->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        pm->n_conns--;
+        free(c->out);
+        free(c->body);
+        free(c);
+        if (pm->closing && pm->open_handles == 0 && !pm->conns) {
+                free(pm->last_error);
+                free(pm);
+        }
+}
+
+static void conn_close(struct prom_conn *c)
+{
+        if (!uv_is_closing((uv_handle_t *)&c->tcp))
+                uv_close((uv_handle_t *)&c->tcp, conn_on_closed);
+        if (!uv_is_closing((uv_handle_t *)&c->timer))
+                uv_close((uv_handle_t *)&c->timer, conn_on_closed);
+}
+
+static void on_conn_timeout(uv_timer_t *t)
+{
+        conn_close(t->data);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+        struct prom_conn *c = req->data;
+
+        if (status < 0)
+                conn_close(c);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+static void on_written(uv_write_t *w, int status)
+{
+        struct prom_conn *c = w->data;
+
+        /* The response says Connection: close. Half-close and read what the
+         * client still sends until its EOF: closing with unread bytes would
+         * reset the connection, and the client might lose the answer. */
+        if (status < 0) {
+                conn_close(c);
+                return;
+        }
+        c->sreq.data = c;
+        if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) < 0 ||
+            uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
+                conn_close(c);
+}
+
+/* Answer and close; @body (may be NULL) is taken over. */
+static void respond(struct prom_conn *c, int status, const char *reason, const char *type,
+                    char *body, size_t body_len)
+{
+        _cleanup_strbuf_ struct strbuf b = STRBUF_INIT;
+        uv_buf_t bufs[2];
+        int r;
+
+        c->answered = true;
+        c->body = body;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        r = strbuf_printf(&b,
+                          "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                          "Connection: close\r\n\r\n",
+                          status, reason, type, body_len);
+        if (r < 0) {
+                conn_close(c);
+                return;
+        }
+        bufs[0] = uv_buf_init(b.data, (unsigned)b.len);
+        bufs[1] = uv_buf_init(body, (unsigned)body_len);
+        c->out = strbuf_steal(&b);
+        c->wreq.data = c;
+        if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, body_len ? 2 : 1, on_written) < 0)
+                conn_close(c);
+}
+
+static void respond_text(struct prom_conn *c, int status, const char *reason, const char *text)
+{
+        char *body = strdup(text);
+
+        if (!body) {
+                conn_close(c);
+                return;
+        }
+        respond(c, status, reason, "text/plain; charset=utf-8", body, strlen(body));
+}
+
+/* The request line of a complete head: "GET /metrics HTTP/1.1". */
+static void handle_request(struct prom_conn *c)
+{
+        char *line = c->head, *eol = memchr(c->head, '\n', c->head_len);
+        char *sp1, *sp2, *q;
+
+        *eol = 0;
+        if (eol > line && eol[-1] == '\r')
+                eol[-1] = 0;
+        sp1 = strchr(line, ' ');
+        sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+        if (!sp1 || !sp2 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0) {
+                respond_text(c, 400, "Bad Request", "bad request\n");
+                return;
+        }
+        *sp1 = *sp2 = 0;
+        q = strchr(sp1 + 1, '?');
+        if (q)
+                *q = 0;
+        if (streq(line, "GET") && streq(sp1 + 1, "/metrics")) {
+                _cleanup_strbuf_ struct strbuf body = STRBUF_INIT;
+
+                size_t len;
+
+                if (gw_prom_render(c->pm->d, &body) < 0) {
+                        respond_text(c, 500, "Internal Server Error", "out of memory\n");
+                        return;
+                }
+                len = body.len;
+                respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
+                        strbuf_steal(&body), len);
+                return;
+        }
+        respond_text(c, 404, "Not Found", "not found\n");
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+        struct prom_conn *c = h->data;
+
+        if (c->answered) /* draining: the head is no longer needed */
+                *buf = uv_buf_init(c->head, sizeof(c->head));
+        else
+                *buf = uv_buf_init(c->head + c->head_len,
+                                   (unsigned)(sizeof(c->head) - c->head_len - 1));
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+        struct prom_conn *c = s->data;
+
+        if (c->answered) {
+                if (n < 0 || (c->drained += (size_t)n) > PROM_DRAIN_MAX)
+                        conn_close(c);
+                return;
+        }
+        if (n < 0) {
+                conn_close(c);
+                return;
+        }
+        c->head_len += (size_t)n;
+        c->head[c->head_len] = 0;
+        if (memchr(c->head, 0, c->head_len)) {
+                respond_text(c, 400, "Bad Request", "bad request\n");
+                return;
+        }
+        if (strstr(c->head, "\r\n\r\n") || strstr(c->head, "\n\n")) {
+                handle_request(c);
+                return;
+        }
+        if (c->head_len >= sizeof(c->head) - 1)
+                respond_text(c, 431, "Request Header Fields Too Large", "request too large\n");
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+        struct gw_prom *pm = server->data;
+        struct prom_conn *c;
+
+        if (status < 0)
+                return;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return; /* libuv keeps it queued; the next connection retries */
+        c->pm = pm;
+        uv_tcp_init(pm->d->loop, &c->tcp);
+        uv_timer_init(pm->d->loop, &c->timer);
+        c->tcp.data = c->timer.data = c;
+        c->open_handles = 2;
+        c->next = pm->conns;
+        if (c->next)
+                c->next->prev = c;
+        pm->conns = c;
+        pm->n_conns++;
+        if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || pm->n_conns > PROM_CONNS) {
+                conn_close(c);
+                return;
+        }
+        uv_timer_start(&c->timer, on_conn_timeout, PROM_TIMEOUT_MS, 0);
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
+                conn_close(c);
+}
+
+/* ======================================================================
+ * The listener
+ * ====================================================================== */
+
+static void on_listener_closed(uv_handle_t *h)
+{
+        struct gw_prom *pm = h->data;
+
+        pm->open_handles--;
+        if (h == (uv_handle_t *)&pm->listener)
+                pm->listening = false;
+        if (pm->closing && pm->open_handles == 0 && !pm->conns) {
+                free(pm->last_error);
+                free(pm);
+                return;
+        }
+        /* A new address waits for the old socket to be gone. */
+        if (!pm->closing && pm->reopen && h == (uv_handle_t *)&pm->listener) {
+                pm->reopen = false;
+                gw_prom_apply(pm->d);
+        }
+}
+
+static void prom_listen(struct gw_prom *pm);
+
+static void on_retry(uv_timer_t *t)
+{
+        struct gw_prom *pm = t->data;
+
+        gw_prom_apply(pm->d);
+}
+
+static void prom_listen(struct gw_prom *pm)
+{
+        const struct gw_config *cfg = &pm->d->cfg;
+        char what[INET6_ADDRSTRLEN + 16];
+        int r;
+
+        gw_sockaddr_to_string((const struct sockaddr *)&cfg->metrics_listen, what, sizeof(what));
+        uv_tcp_init(pm->d->loop, &pm->listener);
+        pm->listener.data = pm;
+        pm->listening = true;
+        pm->open_handles++;
+        pm->addr = cfg->metrics_listen;
+        pm->addr_len = cfg->metrics_listen_len;
+        r = uv_tcp_bind(&pm->listener, (const struct sockaddr *)&cfg->metrics_listen, 0);
+        if (r >= 0)
+                r = uv_listen((uv_stream_t *)&pm->listener, 64, on_connection);
+        if (r < 0) {
+                if (!pm->last_error || !streq(pm->last_error, uv_strerror(r))) {
+                        log_error("Cannot serve metrics on %s: %s; retrying", what, uv_strerror(r));
+                        free(pm->last_error);
+                        pm->last_error = strdup(uv_strerror(r));
+                }
+                /* The retry timer reopens it. */
+                pm->addr_len = 0;
+                pm->reopen = false;
+                uv_close((uv_handle_t *)&pm->listener, on_listener_closed);
+                uv_timer_start(&pm->retry, on_retry, PROM_RETRY_MS, 0);
+                return;
+        }
+        pm->last_error = mfree(pm->last_error);
+        log_info("Serving metrics on http://%s/metrics", what);
+}
+
+void gw_prom_apply(struct gw_daemon *d)
+{
+        const struct gw_config *cfg = &d->cfg;
+        struct gw_prom *pm = d->prom;
+
+        if (d->stopping)
+                return;
+        if (!pm) {
+                pm = calloc(1, sizeof(*pm));
+                if (!pm) {
+                        log_error("Cannot serve metrics: out of memory");
+                        return;
+                }
+                pm->d = d;
+                uv_timer_init(d->loop, &pm->retry);
+                pm->retry.data = pm;
+                pm->open_handles = 1;
+                d->prom = pm;
+        }
+        if (pm->listening) {
+                if (uv_is_closing((uv_handle_t *)&pm->listener)) {
+                        pm->reopen = true; /* on_listener_closed() applies again */
+                        return;
+                }
+                if (pm->addr_len == cfg->metrics_listen_len &&
+                    memcmp(&pm->addr, &cfg->metrics_listen, pm->addr_len) == 0)
+                        return;
+                pm->reopen = true;
+                uv_close((uv_handle_t *)&pm->listener, on_listener_closed);
+                return;
+        }
+        uv_timer_stop(&pm->retry);
+        if (cfg->metrics_listen_len == 0)
+                return;
+        prom_listen(pm);
+}
+
+void gw_prom_close(struct gw_daemon *d)
+{
+        struct gw_prom *pm = d->prom;
+
+        if (!pm)
+                return;
+        /* Freed by the last close callback. */
+        d->prom = NULL;
+        pm->closing = true;
+        for (struct prom_conn *c = pm->conns; c; c = c->next)
+                conn_close(c);
+        if (pm->listening && !uv_is_closing((uv_handle_t *)&pm->listener))
+                uv_close((uv_handle_t *)&pm->listener, on_listener_closed);
+        uv_close((uv_handle_t *)&pm->retry, on_listener_closed);
+}
