@@ -36,7 +36,17 @@ REPO_DIR = os.path.dirname(BENCH_DIR)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROXY_CPU = "0"      # proxy under test
 LOAD_CPU = "1"       # origin + load generators
-SNI = "localhost"    # resolves to 127.0.0.1 via /etc/hosts; also the cert's name
+# The name every client asks for: gatewayd routes by name, so it must be a
+# workload's. bench_netns() gives the run a private /etc/hosts where it
+# resolves to 127.0.0.1; it is also the peers' certificate name.
+BENCH_DOMAIN = "bench.invalid"
+SNI = "bench." + BENCH_DOMAIN
+# The origin's address. zos (and so gatewayd) refuses loopback http://
+# backends and a loopback public IP, so the whole run happens in a network
+# namespace of its own (bench_netns()) where a veth pair, both ends inside,
+# carries this TEST-NET-2 address; every proxy uses the same origin address.
+ORIGIN_IP = "198.51.100.1"
+CLONE_NEWNET = 0x40000000
 
 # --------------------------------------------------------------------------
 # cases (docs/performance.md "Cases and peer baselines")
@@ -123,6 +133,40 @@ def stop(p, grace=3.0):
             break
 
 
+_netns = []  # the namespace bench_netns() made, deleted by cleanup()
+
+
+def bench_netns(wd):
+    """Enter a private mount namespace (with an /etc/hosts that resolves SNI
+    to 127.0.0.1) and in it a fresh network namespace (lo up, a veth pair
+    with ORIGIN_IP on one end); everything started afterwards runs in them.
+    Both die with this process, so nothing can leak."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+    subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+    hosts = os.path.join(wd, "hosts")
+    with open(hosts, "w") as f:
+        f.write(f"127.0.0.1 localhost\n127.0.0.1 {SNI}\n")
+    subprocess.run(["mount", "--bind", hosts, "/etc/hosts"], check=True)
+    name = "gwbench-%d" % os.getpid()
+    ip = ["ip", "-n", name]
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    _netns.append(name)
+    for argv in (ip + ["link", "set", "lo", "up"], ip + ["link", "add", "o0", "type", "veth", "peer", "name", "o1"],
+                 ip + ["addr", "add", ORIGIN_IP + "/24", "dev", "o0"], ip + ["link", "set", "o1", "up"],
+                 ip + ["link", "set", "o0", "up"]):
+        subprocess.run(argv, check=True)
+    fd = os.open("/run/netns/" + name, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns into " + name)
+    finally:
+        os.close(fd)
+
+
 def cleanup():
     while _procs:
         _, p = _procs[-1]
@@ -130,6 +174,8 @@ def cleanup():
             stop(p)
         except Exception:  # never leave the rest running because of one
             _procs.pop()
+    while _netns:
+        subprocess.run(["ip", "netns", "del", _netns.pop()], capture_output=True)
 
 
 def run_bounded(name, argv, timeout):
@@ -199,17 +245,17 @@ def core_busy():
     return res
 
 
-def wait_port(port, timeout=10.0, proc=None):
+def wait_port(port, timeout=10.0, proc=None, host="127.0.0.1"):
     t_end = time.monotonic() + timeout
     while time.monotonic() < t_end:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+    raise RuntimeError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
 def tool_version(argv):
@@ -290,8 +336,8 @@ def origin_conf(wd, ports, key, crt):
         os.chmod(f"{www}/{n}", 0o644)
     body = f"""
     server {{
-        listen 127.0.0.1:{ports['origin_http']} backlog=4096;
-        listen 127.0.0.1:{ports['origin_https']} ssl backlog=4096;
+        listen {ORIGIN_IP}:{ports['origin_http']} backlog=4096;
+        listen {ORIGIN_IP}:{ports['origin_https']} ssl backlog=4096;
         root {www};
         default_type application/octet-stream;
         location / {{ }}
@@ -302,7 +348,7 @@ def origin_conf(wd, ports, key, crt):
 def nginx_proxy_conf(wd, ports, key, crt):
     body = f"""
     upstream origin {{
-        server 127.0.0.1:{ports['origin_http']};
+        server {ORIGIN_IP}:{ports['origin_http']};
         keepalive 64;
         keepalive_requests 10000000;
         keepalive_timeout 300s;
@@ -352,7 +398,7 @@ frontend fe_http
 
 backend be_origin
     http-reuse always
-    server origin 127.0.0.1:{ports['origin_http']}
+    server origin {ORIGIN_IP}:{ports['origin_http']}
 
 frontend fe_passthrough
     mode tcp
@@ -363,7 +409,7 @@ frontend fe_passthrough
 
 backend be_origin_tls
     mode tcp
-    server origin_tls 127.0.0.1:{ports['origin_https']}
+    server origin_tls {ORIGIN_IP}:{ports['origin_https']}
 """)
     return path
 
@@ -438,14 +484,13 @@ class HAProxy(Target):
 
 # ---- gatewayd -------------------------------------------------------------
 # gatewayd is started the way a node runs it: the daemon, its own Redis (the
-# bus), workloads deployed over the bus. FQDN workloads need the DNS check,
-# so a tiny resolver answers "localhost -> 127.0.0.1" and the node's public
-# IPv4 is 127.0.0.1. One process serves :http/:https (FQDN "localhost",
-# terminated, http_plain = yes so plain HTTP is proxied as the peers do); a
-# second instance serves the passthrough port (the same name, passthrough to
-# the origin's TLS port), because gatewayd has one :443 per namespace and
-# the peers use a separate port for this case. Both PIDs are measured; the
-# idle one adds nothing.
+# bus), a name workload "bench" (-> SNI, the gateway domain BENCH_DOMAIN,
+# name-contract validation off) deployed over the bus. One process serves
+# :http/:https (terminated, http_plain = yes so plain HTTP is proxied as the
+# peers do); a second instance serves the passthrough port (the same name,
+# passthrough to the origin's TLS port), because gatewayd has one :443 per
+# namespace and the peers use a separate port for this case. Both PIDs are
+# measured; the idle one adds nothing.
 GATEWAYD_BIN = os.environ.get("GATEWAYD") or os.path.join(REPO_DIR, "build", "daemon", "gatewayd")
 
 
@@ -462,16 +507,14 @@ def _redis(wd, name):
     return sock
 
 
-def _gatewayd_instance(env, name, https_port, http_port, fqdn_backend, passthrough, dns_port,
-                       name_wl=False, reuse=False):
+def _gatewayd_instance(env, name, https_port, http_port, backend, passthrough, reuse=False):
     wd = env["wd"]
     sock = os.path.join(wd, name + ".sock") if reuse else _redis(wd, name)
     conf = os.path.join(wd, name + ".conf")
     with open(conf, "w") as f:
-        f.write("[gateway]\nenabled = yes\ndomain = bench.invalid\npublic_config = file\n"
-                "public_ipv4 = 127.0.0.1/8\ngateway_ipv4 = 127.0.0.2\n"
+        f.write(f"[gateway]\nenabled = yes\ndomain = {BENCH_DOMAIN}\npublic_config = file\n"
+                "public_ipv4 = 198.51.100.2/24\ngateway_ipv4 = 198.51.100.254\n"
                 "[names]\nvalidation = off\n"
-                f"[dns]\nresolver = 127.0.0.1:{dns_port}\n"
                 f"[proxy]\naddress = 127.0.0.1\nhttps_port = {https_port}\nhttp_port = {http_port}\n"
                 "workers = 1\nhttp_plain = yes\n"
                 "[metrics]\nlisten =\n[log]\nlevel = warning\n")
@@ -494,11 +537,8 @@ def _gatewayd_instance(env, name, https_port, http_port, fqdn_backend, passthrou
     if reuse:
         bus.close()
         return proc
-    if name_wl:
-        r = bus.set_named_proxy("1-1-seed", "seed", [fqdn_backend], timeout=10)
-    else:
-        r = bus.set_fqdn_proxy("1-1-bench-" + name, SNI, [fqdn_backend], tls_passthrough=passthrough,
-                               timeout=10)
+    r = bus.set_named_proxy("1-1-bench", SNI.split(".")[0], [backend], tls_passthrough=passthrough,
+                            timeout=10)
     if not r.ok:
         raise RuntimeError("deploying the bench workload failed: %r" % (r,))
     bus.close()
@@ -537,9 +577,9 @@ def gatewayd_route_bench(env, what, n_routes=100000):
     wd = tempfile.mkdtemp(prefix="routes.", dir=env["wd"])
     sub = dict(env, wd=wd)
     port = _free_port()
-    origin = "http://127.0.0.1:%d" % env["ports"]["origin_http"]
+    origin = "http://%s:%d" % (ORIGIN_IP, env["ports"]["origin_http"])
     # A name workload's state file, to clone n_routes times.
-    proc = _gatewayd_instance(sub, "seed", port, 0, origin, False, 1, name_wl=True)
+    proc = _gatewayd_instance(sub, "seed", port, 0, origin, False)
     rss0 = _rss_kb(proc.pid)
     stop(proc)
     files = glob.glob(os.path.join(wd, "seed-state", "**", "wl-*.json"), recursive=True)
@@ -553,7 +593,7 @@ def gatewayd_route_bench(env, what, n_routes=100000):
         with open(os.path.join(sdir, "wl-9-%d-r%d.json" % (i, i)), "w") as f:
             json.dump(d, f)
     t0 = time.monotonic()
-    proc = _gatewayd_instance(sub, "seed", port, 0, origin, False, 1, reuse=True)
+    proc = _gatewayd_instance(sub, "seed", port, 0, origin, False, reuse=True)
     bus = gobus.GoBus(os.path.join(wd, "seed.sock"))
     last = "9-%d-r%d" % (n_routes - 1, n_routes - 1)
     while not bus.get_proxy(last, timeout=30).ok:
@@ -580,7 +620,7 @@ def gatewayd_route_bench(env, what, n_routes=100000):
             lat.append((time.perf_counter() - t) * 1000)
             if not r.ok:
                 raise RuntimeError("SetNamedProxy failed: %r" % (r,))
-            host = name + ".bench.invalid"
+            host = name + "." + BENCH_DOMAIN
             s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
                                 server_hostname=host)
             s.sendall(b"GET /64 HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % host.encode())
@@ -604,23 +644,10 @@ class Gatewayd(Target):
             raise NotYet("gatewayd binary not found at %s (build it, or set GATEWAYD)" % GATEWAYD_BIN)
         self.ports = {"http": p["gatewayd_http"], "https": p["gatewayd_https"],
                       "passthrough": p["gatewayd_passthrough"]}
-        portfile = os.path.join(env["wd"], "dns.port")
-        if os.path.exists(portfile):
-            os.unlink(portfile)
-        spawn("dns", ["taskset", "-c", LOAD_CPU, sys.executable,
-                      os.path.join(REPO_DIR, "tests", "e2e", "tools", "dns_server.py"),
-                      "--port-file", portfile, SNI + "=127.0.0.1"],
-              stdout=env["log"], stderr=env["log"])
-        deadline = time.monotonic() + 10
-        while not os.path.exists(portfile):
-            if time.monotonic() > deadline:
-                raise RuntimeError("dns_server.py did not start")
-            time.sleep(0.02)
-        dns_port = int(open(portfile).read())
         self.proc = _gatewayd_instance(env, "gw", p["gatewayd_https"], p["gatewayd_http"],
-                                       "http://127.0.0.1:%d" % p["origin_http"], False, dns_port)
+                                       "http://%s:%d" % (ORIGIN_IP, p["origin_http"]), False)
         self.proc_pt = _gatewayd_instance(env, "gwpt", p["gatewayd_passthrough"], 0,
-                                          "127.0.0.1:%d" % p["origin_https"], True, dns_port)
+                                          "%s:%d" % (ORIGIN_IP, p["origin_https"]), True)
         for port in self.ports.values():
             wait_port(port, proc=self.proc)
 
@@ -969,6 +996,7 @@ def main():
     log = open(os.path.join(wd, "processes.log"), "w")
     live = {}
     try:
+        bench_netns(wd)
         hsload = build_hsload()
         key, crt, pem = make_cert(wd)
         env = {"wd": wd, "ports": ports, "key": key, "crt": crt, "pem": pem, "log": log,
@@ -979,8 +1007,8 @@ def main():
         oconf = origin_conf(wd, ports, key, crt)
         origin = spawn("origin", ["taskset", "-c", LOAD_CPU, "nginx", "-p", wd, "-c", oconf],
                        stdout=log, stderr=log)
-        wait_port(ports["origin_http"], proc=origin)
-        wait_port(ports["origin_https"], proc=origin)
+        wait_port(ports["origin_http"], proc=origin, host=ORIGIN_IP)
+        wait_port(ports["origin_https"], proc=origin, host=ORIGIN_IP)
 
         for t in targets:
             tgt = TARGETS[t]()
