@@ -13,7 +13,7 @@ rp=subprocess.Popen(['redis-server','--port','0','--unixsocket',sock,'--save',''
 for _ in range(200):
     try: redis.Redis(unix_socket_path=sock).ping(); break
     except Exception: time.sleep(0.01)
-open(os.path.join(TMP, 'gw.conf'),'w').write("[gateway]\nenabled = yes\ndomain = gw1.example.net\npublic_config = file\npublic_ipv4 = 203.0.113.10/24\ngateway_ipv4 = 203.0.113.1\n[names]\nvalidation = off\n")
+open(os.path.join(TMP, 'gw.conf'),'w').write("[gateway]\nenabled = yes\ndomain = gw1.example.net\npublic_config = file\npublic_ipv4 = 203.0.113.10/24\ngateway_ipv4 = 203.0.113.1\n[names]\nvalidation = off\n[proxy]\nhttp_port = 0\nhttps_port = 0\n[metrics]\nlisten =\n")
 subprocess.run(['rm', '-rf', os.path.join(TMP, 'state')])
 gw=subprocess.Popen([GATEWAYD,'--broker','unix://'+sock,'--root',os.path.join(TMP, 'state'),'--config',os.path.join(TMP, 'gw.conf'),'--log-level','warning'])
 bus=gobus.GoBus(sock)
