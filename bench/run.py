@@ -496,6 +496,8 @@ GATEWAYD_BIN = os.environ.get("GATEWAYD") or os.path.join(REPO_DIR, "build", "da
 
 def _redis(wd, name):
     sock = os.path.join(wd, name + ".sock")
+    if os.path.exists(sock):
+        os.unlink(sock)
     p = spawn("redis-" + name, ["taskset", "-c", LOAD_CPU, "redis-server", "--port", "0",
                                 "--unixsocket", sock, "--save", "", "--appendonly", "no"],
               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -590,6 +592,8 @@ def gatewayd_route_bench(env, what, n_routes=100000):
     os.unlink(files[0])
     for i in range(n_routes):
         d = dict(tmpl, id="9-%d-r%d" % (i, i), name="r%d" % i)
+        if tmpl.get("fqdn"):
+            d["fqdn"] = "r%d.%s" % (i, BENCH_DOMAIN)
         with open(os.path.join(sdir, "wl-9-%d-r%d.json" % (i, i)), "w") as f:
             json.dump(d, f)
     t0 = time.monotonic()
@@ -655,8 +659,11 @@ class Gatewayd(Target):
         return proc_tree(self.proc.pid) + proc_tree(self.proc_pt.pid)
 
     def restart(self, env):
-        stop(self.proc)
-        stop(self.proc_pt)
+        for p in (self.proc, self.proc_pt):
+            stop(p)
+        for name, p in list(_procs):
+            if name.startswith("redis-gw"):
+                stop(p)
         self.start(env)
 
     def supports(self, case_id):
@@ -755,9 +762,9 @@ def measure_idle(target, case, env, n, prime):
     argv = ["taskset", "-c", LOAD_CPU, sys.executable, os.path.join(BENCH_DIR, "idle.py"),
             "--port", str(target.ports[opts["port"]]), "--pids",
             ",".join(str(p) for p in target.pids()), "-n", str(n), "--prime", str(prime),
-            "--deadline", "150"]
+            "--deadline", "150", "--sni", SNI]  # the Host (and SNI) gatewayd routes by
     if opts.get("tls"):
-        argv += ["--tls", "--sni", SNI]
+        argv += ["--tls"]
     out = run_bounded("idle.py", argv, timeout=180)
     res = json.loads(out.strip().splitlines()[-1])
     res["value"] = res["bytes_per_conn"]
