@@ -111,6 +111,7 @@ struct pump {
         uint8_t dst;      /* enum proxy_h1_body towards the destination */
         bool done;        /* the source body ended: all of it is queued */
         bool last_queued; /* dst CHUNKED: the last-chunk is queued */
+        uint8_t n_heads;  /* heads[] referenced by the queue (since it was last empty) */
         uint8_t heads[PUMP_CHUNKS][PROXY_H1_CHUNK_HEAD_MAX];
 };
 
@@ -495,6 +496,7 @@ static void pump_init(struct pump *p, const struct proxy_hw *hw, enum proxy_h1_b
         p->done = src == PROXY_H1_BODY_NONE || (src == PROXY_H1_BODY_LENGTH && len == 0);
         /* A zero-length chunked body still needs its last-chunk. */
         p->last_queued = false;
+        p->n_heads = 0;
         if (src == PROXY_H1_BODY_CHUNKED)
                 proxy_h1_chunked_init(&p->ch, CHUNK_LINE_MAX, hw->req_limits.max_head,
                                       hw->req_limits.max_headers);
@@ -506,15 +508,16 @@ static bool pump_finished(const struct pump *p)
 }
 
 /* Queue body bytes from @buf[*pos, len) into @q and advance *pos past what
- * was queued (the caller consumes it once @q is written). @eof: the source
- * reached EOF (ends a close-delimited body). Returns 0 or -EBADMSG/-EMSGSIZE
- * for a malformed chunked source. */
+ * was queued (the caller consumes it once @q is written). @q may still hold
+ * earlier batches: the chunk heads they point to are not reused until it
+ * is empty. @eof: the source reached EOF (ends a close-delimited body).
+ * Returns 0 or -EBADMSG/-EMSGSIZE for a malformed chunked source. */
 static int pump_fill(struct pump *p, const uint8_t *buf, uint32_t *pos, uint32_t len, bool eof,
                      struct oq *q)
 {
-        unsigned k = 0;
-
-        while (!p->done && *pos < len && k < PUMP_CHUNKS && q->n + 4u <= OQ_MAX) {
+        if (q->n == 0)
+                p->n_heads = 0;
+        while (!p->done && *pos < len && p->n_heads < PUMP_CHUNKS && q->n + 4u <= OQ_MAX) {
                 size_t avail = len - *pos, dl = 0;
                 const uint8_t *data = buf + *pos;
                 int r;
@@ -546,12 +549,12 @@ static int pump_fill(struct pump *p, const uint8_t *buf, uint32_t *pos, uint32_t
                 }
                 if (dl > 0) {
                         if (p->dst == PROXY_H1_BODY_CHUNKED) {
-                                size_t hl = proxy_h1_chunk_head(p->heads[k], dl);
+                                size_t hl = proxy_h1_chunk_head(p->heads[p->n_heads], dl);
 
-                                oq_add(q, p->heads[k], hl);
+                                oq_add(q, p->heads[p->n_heads], hl);
                                 oq_add(q, data, dl);
                                 oq_add(q, PROXY_H1_CHUNK_END, 2);
-                                k++;
+                                p->n_heads++;
                         } else {
                                 oq_add(q, data, dl);
                         }
