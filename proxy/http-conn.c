@@ -282,6 +282,7 @@ struct proxy_hw {
         struct hconn *conns;
         unsigned n_conns;
         unsigned n_upstreams; /* upstream objects not yet freed */
+        unsigned n_pooled;    /* idle in the pool, all groups (at most max_conns_per_worker) */
         struct tq tq[_TQ_MAX];
         unsigned n_timers_open;
         struct xb *free_blocks[2]; /* [tls] */
@@ -996,6 +997,7 @@ static void pool_unlink(struct upstream *u)
         u->gnext = NULL;
         u->gpprev = NULL;
         u->grp->n_idle--;
+        u->hw->n_pooled--;
         tq_unlink(&u->tl);
 }
 
@@ -1058,13 +1060,20 @@ static void upstream_close(struct upstream *u)
         hw_maybe_finish(hw);
 }
 
-/* Hand @u (owned, response complete, reusable) to the pool, or close it. */
+/* Hand @u (owned, response complete, reusable) to the pool, or close it.
+ * The pool is bounded per backend (upstream_idle_max) and in total: a
+ * client walking through many names would otherwise leave an idle
+ * connection (an fd) per backend. At max_conns_per_worker idle ones, the
+ * one idle the longest (the head of TQ_POOL) makes room. */
 static void pool_put(struct proxy_hw *hw, struct upstream *u)
 {
         struct pool_group *g = u->grp;
+        struct tq *pq = &hw->tq[TQ_POOL];
 
         if (hw->stopping || !g || g->n_idle >= hw->cfg->upstream_idle_max || u->err || u->eof)
                 return upstream_close(u);
+        while (hw->n_pooled >= MAX(hw->cfg->max_conns_per_worker, 1u) && pq->head.next != &pq->head)
+                upstream_close(container_of(pq->head.next, struct upstream, tl));
         u->owner = NULL;
         u->reused = false;
         u->wr_blocked = false;
@@ -1074,6 +1083,7 @@ static void pool_put(struct proxy_hw *hw, struct upstream *u)
                 g->idle->gpprev = &u->gnext;
         g->idle = u;
         g->n_idle++;
+        hw->n_pooled++;
         tq_put(hw, &u->tl, TQ_POOL);
         /* Reading stays on: a close or stray bytes from the backend end it. */
         if (up_poll_set(u, UV_READABLE) < 0)

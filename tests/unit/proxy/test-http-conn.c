@@ -1852,6 +1852,50 @@ static void test_chunked_upload_backpressure(void **state)
         fx_stop(&f);
 }
 
+/* The pool is bounded in total, not only per backend: one client walking
+ * through many names must not leave an idle backend connection (an fd) per
+ * name. A worker keeps at most max_conns_per_worker idle ones. */
+static void test_pool_total_bound(void **state)
+{
+        struct proxy_config cfg = {.http_plain = true, .workers = 1, .max_conns_per_worker = 4};
+        struct backend *bes[8];
+        struct msg m;
+        struct fx f;
+        struct rd *c;
+        uint64_t end;
+        unsigned open;
+
+        fx_start(&f, &cfg);
+        c = plain_client(&f);
+        for (unsigned i = 0; i < ELEMENTSOF(bes); i++) {
+                char id[16], host[32];
+
+                bes[i] = backend_start();
+                snprintf(id, sizeof(id), "w%u", i);
+                snprintf(host, sizeof(host), "h%u.test", i);
+                table_put(f.table, id, host, PROXY_ROUTE_TERMINATE, &bes[i]->port, 1, NULL);
+                get(c, host, "/", &m);
+                assert_int_equal(m.status, 200);
+        }
+        /* The evicted connections reach EOF at their backends. */
+        end = now_ms() + WAIT_MS;
+        for (;;) {
+                open = 0;
+                for (unsigned i = 0; i < ELEMENTSOF(bes); i++)
+                        open += atomic_load(&bes[i]->n_open);
+                if (open <= cfg.max_conns_per_worker || now_ms() > end)
+                        break;
+                sleep_ms(2);
+        }
+        note("backend connections still open: %u\n", open);
+        assert_true(open <= cfg.max_conns_per_worker);
+        client_free(c);
+        wait_idle(&f);
+        fx_stop(&f);
+        for (unsigned i = 0; i < ELEMENTSOF(bes); i++)
+                backend_stop(bes[i]);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1875,6 +1919,7 @@ int main(void)
                 cmocka_unit_test(test_timeouts),
                 cmocka_unit_test(test_conn_limit_both_kinds),
                 cmocka_unit_test(test_chunked_upload_backpressure),
+                cmocka_unit_test(test_pool_total_bound),
         };
 
         signal(SIGPIPE, SIG_IGN);
