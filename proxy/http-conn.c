@@ -2202,16 +2202,14 @@ static void step_proxy(struct hconn *c)
 
                         if (hc_fill_in(c) < 0)
                                 return;
-                        if (x->in_len != before)
+                        if (x->in_len != before || c->rd_eof)
                                 moved = true;
-                        if (c->rd_eof) {
-                                moved = true;
-                                if (!x->reqp.done)
-                                        /* The client gave up in the middle of
-                                         * its request. */
-                                        return hc_close(c, PROXY_CLOSE_CLIENT_EOF);
-                        }
                 }
+                /* The client gave up in the middle of its request (its EOF
+                 * may have come while a backend was being connected): once
+                 * what it sent is queued, nothing will complete the body. */
+                if (c->rd_eof && !x->reqp.done && x->in_fill == x->in_len)
+                        return hc_close(c, PROXY_CLOSE_CLIENT_EOF);
 
                 /* Backend -> client. */
                 if (!x->e.resp_done) {

@@ -859,6 +859,17 @@ static struct proxy_engine_stats stats(struct fx *f)
         return st;
 }
 
+/* Until the engine accepted @n connections (so wait_idle() means them). */
+static void wait_accepted(struct fx *f, uint64_t n)
+{
+        uint64_t end = now_ms() + WAIT_MS;
+
+        while (stats(f).accepted < n) {
+                assert_true(now_ms() < end);
+                sleep_ms(2);
+        }
+}
+
 /* ---- clients ---- */
 
 static struct rd *plain_client(struct fx *f)
@@ -1896,6 +1907,126 @@ static void test_pool_total_bound(void **state)
                 backend_stop(bes[i]);
 }
 
+static unsigned count_fds(void)
+{
+        char path[64];
+        unsigned n = 0;
+
+        for (int fd = 0; fd < 4096; fd++) {
+                snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+                if (fcntl(fd, F_GETFD) >= 0)
+                        n++;
+        }
+        return n;
+}
+
+/* Teardown paths leave no fd behind: a backend closing mid-body, a client
+ * closing mid-upload and mid-response, a stop during a TLS handshake and
+ * with a request in flight. */
+static void test_teardown_no_fd_leak(void **state)
+{
+        unsigned before = count_fds(), after;
+        struct proxy_config cfg = {.http_plain = true, .workers = 1, .connect_timeout_ms = 300};
+        struct rd *be = calloc(1, sizeof(*be)), *c, *hs, *inflight;
+        struct sockaddr_in sa;
+        uint16_t ports[2];
+        int full, filler;
+        struct pollfd pfd;
+        uint16_t port;
+        struct msg m;
+        struct fx f;
+        SSL *ssl;
+        int lfd;
+
+        fx_start(&f, &cfg);
+        fx_routes(&f);
+        lfd = listen_on(INADDR_LOOPBACK, 0, &port);
+        table_put(f.table, "wr", "r.test", PROXY_ROUTE_TERMINATE, &port, 1, NULL);
+        full = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_int_equal(
+                bind(full,
+                     (struct sockaddr *)&(struct sockaddr_in){
+                             .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)},
+                     sizeof(struct sockaddr_in)),
+                0);
+        assert_int_equal(listen(full, 0), 0);
+        assert_int_equal(getsockname(full, (struct sockaddr *)&sa, &(socklen_t){sizeof(sa)}), 0);
+        ports[0] = ntohs(sa.sin_port);
+        ports[1] = f.be->port;
+        filler = connect_to(ports[0]);
+        table_put(f.table, "wu", "u.test", PROXY_ROUTE_TERMINATE, ports, 2, NULL);
+
+        /* The backend promises 1000 bytes, sends 10 and closes. */
+        c = plain_client(&f);
+        send_str(c, "GET /cut HTTP/1.1\r\nHost: r.test\r\n\r\n");
+        pfd = (struct pollfd){.fd = lfd, .events = POLLIN};
+        assert_int_equal(poll(&pfd, 1, WAIT_MS), 1);
+        be->fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        assert_true(rd_head(be, m.head, sizeof(m.head)));
+        fd_write_all(be->fd, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789", 51);
+        close(be->fd);
+        assert_true(rd_head(c, m.head, sizeof(m.head)));
+        while (rd_fill(c) > 0)
+                ;
+        client_free(c);
+        wait_accepted(&f, 1);
+        wait_idle(&f);
+
+        /* The client leaves in the middle of an upload, while the request
+         * waits for a backend (the first one's accept queue is full, so its
+         * connect times out; the second one takes the request). */
+        c = plain_client(&f);
+        send_str(c, "PUT /up HTTP/1.1\r\nHost: u.test\r\nContent-Length: 100000\r\n\r\nabc");
+        client_free(c);
+        /* Not after request_timeout_ms (the backend holds on to its end of
+         * the truncated request): at once. */
+        wait_accepted(&f, 2);
+        wait_idle(&f);
+
+        /* ... and in the middle of a big response it does not read. */
+        c = plain_client(&f);
+        send_str(c, "GET /gen?n=20000000&seed=1 HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        assert_true(rd_head(c, m.head, sizeof(m.head)));
+        client_free(c);
+        wait_accepted(&f, 3);
+        wait_idle(&f);
+
+        /* Stop with a TLS handshake pending and a request in flight. */
+        /* Only the ClientHello goes out (made with memory BIOs): the
+         * server answers and waits in its handshake for our Finished. */
+        hs = calloc(1, sizeof(*hs));
+        hs->fd = connect_to(f.https_port);
+        ssl = SSL_new(f.cctx);
+        assert_true(SSL_set_tlsext_host_name(ssl, "a.test"));
+        {
+                BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+                const uint8_t *p;
+                size_t n;
+
+                SSL_set_bio(ssl, rb, wb);
+                assert_true(SSL_connect(ssl) < 0);
+                assert_true(BIO_mem_contents(wb, &p, &n) && n > 0);
+                fd_write_all(hs->fd, p, n);
+        }
+        /* The server's flight arrives: the hello was handed over. */
+        assert_true(rd_fill(hs) > 0);
+        inflight = plain_client(&f);
+        send_str(inflight, "GET /slow HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        (void)be_req(f.be, 0);
+        sleep_ms(50);
+        fx_stop(&f);
+        SSL_free(ssl);
+        client_free(hs);
+        client_free(inflight);
+        close(lfd);
+        close(filler);
+        close(full);
+        free(be);
+        after = count_fds();
+        note("fds %u -> %u\n", before, after);
+        assert_int_equal(after, before);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1920,6 +2051,7 @@ int main(void)
                 cmocka_unit_test(test_conn_limit_both_kinds),
                 cmocka_unit_test(test_chunked_upload_backpressure),
                 cmocka_unit_test(test_pool_total_bound),
+                cmocka_unit_test(test_teardown_no_fd_leak),
         };
 
         signal(SIGPIPE, SIG_IGN);
