@@ -111,6 +111,7 @@ struct pump {
         uint8_t dst;      /* enum proxy_h1_body towards the destination */
         bool done;        /* the source body ended: all of it is queued */
         bool last_queued; /* dst CHUNKED: the last-chunk is queued */
+        uint8_t n_heads;  /* heads[] referenced by the queue (since it was last empty) */
         uint8_t heads[PUMP_CHUNKS][PROXY_H1_CHUNK_HEAD_MAX];
 };
 
@@ -281,6 +282,7 @@ struct proxy_hw {
         struct hconn *conns;
         unsigned n_conns;
         unsigned n_upstreams; /* upstream objects not yet freed */
+        unsigned n_pooled;    /* idle in the pool, all groups (at most max_conns_per_worker) */
         struct tq tq[_TQ_MAX];
         unsigned n_timers_open;
         struct xb *free_blocks[2]; /* [tls] */
@@ -495,6 +497,7 @@ static void pump_init(struct pump *p, const struct proxy_hw *hw, enum proxy_h1_b
         p->done = src == PROXY_H1_BODY_NONE || (src == PROXY_H1_BODY_LENGTH && len == 0);
         /* A zero-length chunked body still needs its last-chunk. */
         p->last_queued = false;
+        p->n_heads = 0;
         if (src == PROXY_H1_BODY_CHUNKED)
                 proxy_h1_chunked_init(&p->ch, CHUNK_LINE_MAX, hw->req_limits.max_head,
                                       hw->req_limits.max_headers);
@@ -506,15 +509,16 @@ static bool pump_finished(const struct pump *p)
 }
 
 /* Queue body bytes from @buf[*pos, len) into @q and advance *pos past what
- * was queued (the caller consumes it once @q is written). @eof: the source
- * reached EOF (ends a close-delimited body). Returns 0 or -EBADMSG/-EMSGSIZE
- * for a malformed chunked source. */
+ * was queued (the caller consumes it once @q is written). @q may still hold
+ * earlier batches: the chunk heads they point to are not reused until it
+ * is empty. @eof: the source reached EOF (ends a close-delimited body).
+ * Returns 0 or -EBADMSG/-EMSGSIZE for a malformed chunked source. */
 static int pump_fill(struct pump *p, const uint8_t *buf, uint32_t *pos, uint32_t len, bool eof,
                      struct oq *q)
 {
-        unsigned k = 0;
-
-        while (!p->done && *pos < len && k < PUMP_CHUNKS && q->n + 4u <= OQ_MAX) {
+        if (q->n == 0)
+                p->n_heads = 0;
+        while (!p->done && *pos < len && p->n_heads < PUMP_CHUNKS && q->n + 4u <= OQ_MAX) {
                 size_t avail = len - *pos, dl = 0;
                 const uint8_t *data = buf + *pos;
                 int r;
@@ -546,12 +550,12 @@ static int pump_fill(struct pump *p, const uint8_t *buf, uint32_t *pos, uint32_t
                 }
                 if (dl > 0) {
                         if (p->dst == PROXY_H1_BODY_CHUNKED) {
-                                size_t hl = proxy_h1_chunk_head(p->heads[k], dl);
+                                size_t hl = proxy_h1_chunk_head(p->heads[p->n_heads], dl);
 
-                                oq_add(q, p->heads[k], hl);
+                                oq_add(q, p->heads[p->n_heads], hl);
                                 oq_add(q, data, dl);
                                 oq_add(q, PROXY_H1_CHUNK_END, 2);
-                                k++;
+                                p->n_heads++;
                         } else {
                                 oq_add(q, data, dl);
                         }
@@ -993,6 +997,7 @@ static void pool_unlink(struct upstream *u)
         u->gnext = NULL;
         u->gpprev = NULL;
         u->grp->n_idle--;
+        u->hw->n_pooled--;
         tq_unlink(&u->tl);
 }
 
@@ -1055,13 +1060,20 @@ static void upstream_close(struct upstream *u)
         hw_maybe_finish(hw);
 }
 
-/* Hand @u (owned, response complete, reusable) to the pool, or close it. */
+/* Hand @u (owned, response complete, reusable) to the pool, or close it.
+ * The pool is bounded per backend (upstream_idle_max) and in total: a
+ * client walking through many names would otherwise leave an idle
+ * connection (an fd) per backend. At max_conns_per_worker idle ones, the
+ * one idle the longest (the head of TQ_POOL) makes room. */
 static void pool_put(struct proxy_hw *hw, struct upstream *u)
 {
         struct pool_group *g = u->grp;
+        struct tq *pq = &hw->tq[TQ_POOL];
 
         if (hw->stopping || !g || g->n_idle >= hw->cfg->upstream_idle_max || u->err || u->eof)
                 return upstream_close(u);
+        while (hw->n_pooled >= MAX(hw->cfg->max_conns_per_worker, 1u) && pq->head.next != &pq->head)
+                upstream_close(container_of(pq->head.next, struct upstream, tl));
         u->owner = NULL;
         u->reused = false;
         u->wr_blocked = false;
@@ -1071,6 +1083,7 @@ static void pool_put(struct proxy_hw *hw, struct upstream *u)
                 g->idle->gpprev = &u->gnext;
         g->idle = u;
         g->n_idle++;
+        hw->n_pooled++;
         tq_put(hw, &u->tl, TQ_POOL);
         /* Reading stays on: a close or stray bytes from the backend end it. */
         if (up_poll_set(u, UV_READABLE) < 0)
@@ -2189,16 +2202,14 @@ static void step_proxy(struct hconn *c)
 
                         if (hc_fill_in(c) < 0)
                                 return;
-                        if (x->in_len != before)
+                        if (x->in_len != before || c->rd_eof)
                                 moved = true;
-                        if (c->rd_eof) {
-                                moved = true;
-                                if (!x->reqp.done)
-                                        /* The client gave up in the middle of
-                                         * its request. */
-                                        return hc_close(c, PROXY_CLOSE_CLIENT_EOF);
-                        }
                 }
+                /* The client gave up in the middle of its request (its EOF
+                 * may have come while a backend was being connected): once
+                 * what it sent is queued, nothing will complete the body. */
+                if (c->rd_eof && !x->reqp.done && x->in_fill == x->in_len)
+                        return hc_close(c, PROXY_CLOSE_CLIENT_EOF);
 
                 /* Backend -> client. */
                 if (!x->e.resp_done) {

@@ -859,6 +859,17 @@ static struct proxy_engine_stats stats(struct fx *f)
         return st;
 }
 
+/* Until the engine accepted @n connections (so wait_idle() means them). */
+static void wait_accepted(struct fx *f, uint64_t n)
+{
+        uint64_t end = now_ms() + WAIT_MS;
+
+        while (stats(f).accepted < n) {
+                assert_true(now_ms() < end);
+                sleep_ms(2);
+        }
+}
+
 /* ---- clients ---- */
 
 static struct rd *plain_client(struct fx *f)
@@ -1736,6 +1747,286 @@ static void test_conn_limit_both_kinds(void **state)
         fx_stop(&f);
 }
 
+/* ---- a chunked upload into a backend that does not read yet ---- */
+
+struct up_writer {
+        int fd;
+        uint64_t n; /* body bytes */
+};
+
+/* Chunks of varying sizes (so the proxy's re-encoded chunk heads differ),
+ * generated from seed 7. */
+static void *up_writer_main(void *arg)
+{
+        struct up_writer *u = arg;
+        struct gen g = {.s = 7}, sz = {.s = 99};
+        static const char head[] = "PUT /up HTTP/1.1\r\nHost: a.test\r\n"
+                                   "Transfer-Encoding: chunked\r\n\r\n";
+        uint8_t buf[8192];
+        uint64_t left = u->n;
+
+        fd_write_all(u->fd, head, sizeof(head) - 1);
+        while (left > 0) {
+                uint8_t r;
+                size_t k;
+                char ch[32];
+
+                gen_fill(&sz, &r, 1);
+                k = (size_t)MIN(left, (uint64_t)(r % 2 ? 1 + r : 4096 + r * 16));
+                gen_fill(&g, buf, k);
+                snprintf(ch, sizeof(ch), "%zx\r\n", k);
+                fd_write_all(u->fd, ch, strlen(ch));
+                fd_write_all(u->fd, buf, k);
+                fd_write_all(u->fd, "\r\n", 2);
+                left -= k;
+        }
+        fd_write_all(u->fd, "0\r\n\r\n", 5);
+        return NULL;
+}
+
+/* Strictly decode a chunked body from @r: size lines of hex digits only,
+ * exactly CRLF after each chunk's data. */
+static bool rd_chunked_strict(struct rd *r, uint64_t *ret_len, uint8_t md5[16])
+{
+        struct md5_ctx ctx;
+        char line[128];
+
+        md5_init(&ctx);
+        *ret_len = 0;
+        for (;;) {
+                uint64_t n;
+                char *end;
+
+                if (!rd_line(r, line, sizeof(line)) || !line[0] ||
+                    strspn(line, "0123456789abcdefABCDEF") != strlen(line))
+                        return false;
+                n = strtoull(line, &end, 16);
+                if (n == 0)
+                        break;
+                if (!rd_body(r, n, &ctx, NULL, 0, NULL))
+                        return false;
+                *ret_len += n;
+                if (!rd_line(r, line, sizeof(line)) || line[0])
+                        return false;
+        }
+        if (!rd_line(r, line, sizeof(line)) || line[0])
+                return false;
+        md5_final(&ctx, md5);
+        return true;
+}
+
+/* The request body is re-chunked while the backend's socket is full: the
+ * chunk heads still queued must not be overwritten by the next batch. */
+static void test_chunked_upload_backpressure(void **state)
+{
+        struct proxy_config cfg = {.http_plain = true, .workers = 1};
+        const uint64_t n = 12u << 20;
+        struct up_writer u = {.n = n};
+        struct rd *be = calloc(1, sizeof(*be)), *c;
+        uint8_t want[16], got[16];
+        uint64_t len = 0;
+        struct pollfd pfd;
+        pthread_t th;
+        uint16_t port;
+        struct msg m;
+        struct fx f;
+        int lfd, small = 4096;
+
+        fx_start(&f, &cfg);
+        lfd = listen_on(INADDR_LOOPBACK, 0, &port);
+        assert_int_equal(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+        table_put(f.table, "wa", "a.test", PROXY_ROUTE_TERMINATE, &port, 1, f.cert_a);
+        c = plain_client(&f);
+        u.fd = c->fd;
+        assert_int_equal(pthread_create(&th, NULL, up_writer_main, &u), 0);
+        pfd = (struct pollfd){.fd = lfd, .events = POLLIN};
+        assert_int_equal(poll(&pfd, 1, WAIT_MS), 1);
+        be->fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        assert_true(be->fd >= 0);
+        /* Let everything back up: the proxy's queue to us stays non-empty
+         * while the client keeps sending. */
+        sleep_ms(500);
+        assert_true(rd_head(be, m.head, sizeof(m.head)));
+        assert_true(rd_chunked_strict(be, &len, got));
+        assert_int_equal(len, n);
+        gen_md5(7, n, want);
+        assert_memory_equal(got, want, 16);
+        fd_write_all(be->fd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 38);
+        pthread_join(th, NULL);
+        assert_true(rd_response(c, &m, false));
+        assert_int_equal(m.status, 200);
+        client_free(c);
+        close(be->fd);
+        free(be);
+        close(lfd);
+        wait_idle(&f);
+        fx_stop(&f);
+}
+
+/* The pool is bounded in total, not only per backend: one client walking
+ * through many names must not leave an idle backend connection (an fd) per
+ * name. A worker keeps at most max_conns_per_worker idle ones. */
+static void test_pool_total_bound(void **state)
+{
+        struct proxy_config cfg = {.http_plain = true, .workers = 1, .max_conns_per_worker = 4};
+        struct backend *bes[8];
+        struct msg m;
+        struct fx f;
+        struct rd *c;
+        uint64_t end;
+        unsigned open;
+
+        fx_start(&f, &cfg);
+        c = plain_client(&f);
+        for (unsigned i = 0; i < ELEMENTSOF(bes); i++) {
+                char id[16], host[32];
+
+                bes[i] = backend_start();
+                snprintf(id, sizeof(id), "w%u", i);
+                snprintf(host, sizeof(host), "h%u.test", i);
+                table_put(f.table, id, host, PROXY_ROUTE_TERMINATE, &bes[i]->port, 1, NULL);
+                get(c, host, "/", &m);
+                assert_int_equal(m.status, 200);
+        }
+        /* The evicted connections reach EOF at their backends. */
+        end = now_ms() + WAIT_MS;
+        for (;;) {
+                open = 0;
+                for (unsigned i = 0; i < ELEMENTSOF(bes); i++)
+                        open += atomic_load(&bes[i]->n_open);
+                if (open <= cfg.max_conns_per_worker || now_ms() > end)
+                        break;
+                sleep_ms(2);
+        }
+        note("backend connections still open: %u\n", open);
+        assert_true(open <= cfg.max_conns_per_worker);
+        client_free(c);
+        wait_idle(&f);
+        fx_stop(&f);
+        for (unsigned i = 0; i < ELEMENTSOF(bes); i++)
+                backend_stop(bes[i]);
+}
+
+static unsigned count_fds(void)
+{
+        char path[64];
+        unsigned n = 0;
+
+        for (int fd = 0; fd < 4096; fd++) {
+                snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+                if (fcntl(fd, F_GETFD) >= 0)
+                        n++;
+        }
+        return n;
+}
+
+/* Teardown paths leave no fd behind: a backend closing mid-body, a client
+ * closing mid-upload and mid-response, a stop during a TLS handshake and
+ * with a request in flight. */
+static void test_teardown_no_fd_leak(void **state)
+{
+        unsigned before = count_fds(), after;
+        struct proxy_config cfg = {.http_plain = true, .workers = 1, .connect_timeout_ms = 300};
+        struct rd *be = calloc(1, sizeof(*be)), *c, *hs, *inflight;
+        struct sockaddr_in sa;
+        uint16_t ports[2];
+        int full, filler;
+        struct pollfd pfd;
+        uint16_t port;
+        struct msg m;
+        struct fx f;
+        SSL *ssl;
+        int lfd;
+
+        fx_start(&f, &cfg);
+        fx_routes(&f);
+        lfd = listen_on(INADDR_LOOPBACK, 0, &port);
+        table_put(f.table, "wr", "r.test", PROXY_ROUTE_TERMINATE, &port, 1, NULL);
+        full = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_int_equal(
+                bind(full,
+                     (struct sockaddr *)&(struct sockaddr_in){
+                             .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)},
+                     sizeof(struct sockaddr_in)),
+                0);
+        assert_int_equal(listen(full, 0), 0);
+        assert_int_equal(getsockname(full, (struct sockaddr *)&sa, &(socklen_t){sizeof(sa)}), 0);
+        ports[0] = ntohs(sa.sin_port);
+        ports[1] = f.be->port;
+        filler = connect_to(ports[0]);
+        table_put(f.table, "wu", "u.test", PROXY_ROUTE_TERMINATE, ports, 2, NULL);
+
+        /* The backend promises 1000 bytes, sends 10 and closes. */
+        c = plain_client(&f);
+        send_str(c, "GET /cut HTTP/1.1\r\nHost: r.test\r\n\r\n");
+        pfd = (struct pollfd){.fd = lfd, .events = POLLIN};
+        assert_int_equal(poll(&pfd, 1, WAIT_MS), 1);
+        be->fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        assert_true(rd_head(be, m.head, sizeof(m.head)));
+        fd_write_all(be->fd, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789", 51);
+        close(be->fd);
+        assert_true(rd_head(c, m.head, sizeof(m.head)));
+        while (rd_fill(c) > 0)
+                ;
+        client_free(c);
+        wait_accepted(&f, 1);
+        wait_idle(&f);
+
+        /* The client leaves in the middle of an upload, while the request
+         * waits for a backend (the first one's accept queue is full, so its
+         * connect times out; the second one takes the request). */
+        c = plain_client(&f);
+        send_str(c, "PUT /up HTTP/1.1\r\nHost: u.test\r\nContent-Length: 100000\r\n\r\nabc");
+        client_free(c);
+        /* Not after request_timeout_ms (the backend holds on to its end of
+         * the truncated request): at once. */
+        wait_accepted(&f, 2);
+        wait_idle(&f);
+
+        /* ... and in the middle of a big response it does not read. */
+        c = plain_client(&f);
+        send_str(c, "GET /gen?n=20000000&seed=1 HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        assert_true(rd_head(c, m.head, sizeof(m.head)));
+        client_free(c);
+        wait_accepted(&f, 3);
+        wait_idle(&f);
+
+        /* Stop with a TLS handshake pending and a request in flight. */
+        /* Only the ClientHello goes out (made with memory BIOs): the
+         * server answers and waits in its handshake for our Finished. */
+        hs = calloc(1, sizeof(*hs));
+        hs->fd = connect_to(f.https_port);
+        ssl = SSL_new(f.cctx);
+        assert_true(SSL_set_tlsext_host_name(ssl, "a.test"));
+        {
+                BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+                const uint8_t *p;
+                size_t n;
+
+                SSL_set_bio(ssl, rb, wb);
+                assert_true(SSL_connect(ssl) < 0);
+                assert_true(BIO_mem_contents(wb, &p, &n) && n > 0);
+                fd_write_all(hs->fd, p, n);
+        }
+        /* The server's flight arrives: the hello was handed over. */
+        assert_true(rd_fill(hs) > 0);
+        inflight = plain_client(&f);
+        send_str(inflight, "GET /slow HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        (void)be_req(f.be, 0);
+        sleep_ms(50);
+        fx_stop(&f);
+        SSL_free(ssl);
+        client_free(hs);
+        client_free(inflight);
+        close(lfd);
+        close(filler);
+        close(full);
+        free(be);
+        after = count_fds();
+        note("fds %u -> %u\n", before, after);
+        assert_int_equal(after, before);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1758,6 +2049,9 @@ int main(void)
                 cmocka_unit_test(test_replace_listeners),
                 cmocka_unit_test(test_timeouts),
                 cmocka_unit_test(test_conn_limit_both_kinds),
+                cmocka_unit_test(test_chunked_upload_backpressure),
+                cmocka_unit_test(test_pool_total_bound),
+                cmocka_unit_test(test_teardown_no_fd_leak),
         };
 
         signal(SIGPIPE, SIG_IGN);
