@@ -30,58 +30,11 @@
 #include "client-hellos.h"
 #include "common/macros.h"
 #include "common/md5.h"
+#include "proxy-test.h"
 #include "proxy/proxy.h"
 #include "proxy/routes.h"
 
-#define note(...) printf("# " __VA_ARGS__)
-
-#define WAIT_MS 5000
-
 /* ---- helpers ---- */
-
-static uint64_t now_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(unsigned ms)
-{
-        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-        nanosleep(&ts, NULL);
-}
-
-static int listen_loopback(uint16_t *ret_port)
-{
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof(a);
-        int fd;
-
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        assert_true(fd >= 0);
-        assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-        assert_int_equal(listen(fd, 128), 0);
-        assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-        *ret_port = ntohs(a.sin_port);
-        return fd;
-}
-
-static int connect_loopback(uint16_t port)
-{
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_port = htons(port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int fd, one = 1;
-
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        assert_true(fd >= 0);
-        assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-        assert_int_equal(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), 0);
-        return fd;
-}
 
 static void write_all(int fd, const void *p, size_t n)
 {
@@ -93,22 +46,6 @@ static void write_all(int fd, const void *p, size_t n)
                 assert_true(k > 0);
                 b += k;
                 n -= (size_t)k;
-        }
-}
-
-/* A deterministic byte stream (xorshift32), so big transfers need no
- * buffer on either side. */
-struct gen {
-        uint32_t s;
-};
-
-static void gen_fill(struct gen *g, uint8_t *p, size_t n)
-{
-        for (size_t i = 0; i < n; i++) {
-                g->s ^= g->s << 13;
-                g->s ^= g->s >> 17;
-                g->s ^= g->s << 5;
-                p[i] = (uint8_t)g->s;
         }
 }
 
@@ -232,57 +169,10 @@ static struct backend_conn *backend_wait_done(struct backend *b, unsigned i)
 
 /* ---- routes ---- */
 
-static struct proxy_backend backend_addr(uint16_t port)
-{
-        struct proxy_backend be = {.text = "127.0.0.1"};
-        struct sockaddr_in *a = (struct sockaddr_in *)&be.addr;
-
-        a->sin_family = AF_INET;
-        a->sin_port = htons(port);
-        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        be.addr_len = sizeof(*a);
-        return be;
-}
-
 static void table_put(struct proxy_route_table *t, const char *id, const char *host,
                       enum proxy_route_mode mode, const uint16_t *ports, size_t n_ports)
 {
-        _cleanup_(proxy_routes_unrefp) struct proxy_routes *base = proxy_routes_acquire(t);
-        _cleanup_(proxy_routes_unrefp) struct proxy_routes *s = NULL;
-        _cleanup_(proxy_routes_builder_freep) struct proxy_routes_builder *b = NULL;
-        struct proxy_backend bes[4];
-        struct proxy_route_spec spec = {
-                .id = id, .host = host, .mode = mode, .backends = bes, .n_backends = n_ports};
-
-        assert_true(n_ports <= ELEMENTSOF(bes));
-        for (size_t i = 0; i < n_ports; i++)
-                bes[i] = backend_addr(ports[i]);
-        assert_int_equal(proxy_routes_builder_new(base, &b), 0);
-        assert_true(proxy_routes_builder_put(b, &spec) >= 0);
-        assert_int_equal(proxy_routes_builder_commit(b, &s), 0);
-        assert_int_equal(proxy_route_table_publish(t, s), 0);
-}
-
-static void table_remove(struct proxy_route_table *t, const char *id)
-{
-        _cleanup_(proxy_routes_unrefp) struct proxy_routes *base = proxy_routes_acquire(t);
-        _cleanup_(proxy_routes_unrefp) struct proxy_routes *s = NULL;
-        _cleanup_(proxy_routes_builder_freep) struct proxy_routes_builder *b = NULL;
-
-        assert_int_equal(proxy_routes_builder_new(base, &b), 0);
-        assert_int_equal(proxy_routes_builder_remove_id(b, id), 1);
-        assert_int_equal(proxy_routes_builder_commit(b, &s), 0);
-        assert_int_equal(proxy_route_table_publish(t, s), 0);
-}
-
-/* The counters of route @id (kept alive by our ref even after removal). */
-static struct proxy_counters *route_counters(struct proxy_route_table *t, const char *id)
-{
-        _cleanup_(proxy_routes_unrefp) struct proxy_routes *s = proxy_routes_acquire(t);
-        struct proxy_route *r = proxy_routes_lookup_id(s, id);
-
-        assert_non_null(r);
-        return proxy_counters_ref(r->counters);
+        table_put_ip(t, id, host, mode, INADDR_LOOPBACK, ports, n_ports, NULL);
 }
 
 /* ---- fixture ---- */
@@ -317,36 +207,19 @@ static void fx_start(struct fx *f, const struct proxy_config *extra)
 
 static void fx_stop(struct fx *f)
 {
-        struct proxy_engine_stats st;
-
-        assert_int_equal(proxy_engine_stop(f->engine), 0);
-        proxy_engine_stats(f->engine, &st);
-        assert_int_equal(st.active, 0);
-        f->engine = proxy_engine_free(f->engine);
+        f->engine = engine_stop_free(f->engine);
         proxy_route_table_free(f->table);
         backend_stop(f->backend);
 }
 
 static void wait_idle(struct fx *f)
 {
-        uint64_t end = now_ms() + WAIT_MS;
-        struct proxy_engine_stats st;
-
-        for (;;) {
-                proxy_engine_stats(f->engine, &st);
-                if (st.active == 0)
-                        return;
-                assert_true(now_ms() < end);
-                sleep_ms(2);
-        }
+        wait_idle_engine(f->engine);
 }
 
 static uint64_t closed(struct fx *f, enum proxy_close_reason r)
 {
-        struct proxy_engine_stats st;
-
-        proxy_engine_stats(f->engine, &st);
-        return st.closed[r];
+        return engine_stats(f->engine).closed[r];
 }
 
 /* ---- the test client ---- */
@@ -486,10 +359,7 @@ static void check_counters(struct proxy_counters *c, uint64_t requests, uint64_t
 {
         struct proxy_counters_values v;
 
-        proxy_counters_read(c, &v);
-        assert_int_equal(v.requests, requests);
-        assert_int_equal(v.request_bytes, req_bytes);
-        assert_int_equal(v.response_bytes, resp_bytes);
+        check_traffic(c, requests, req_bytes, resp_bytes, &v);
         for (unsigned i = 0; i < 5; i++)
                 assert_int_equal(v.status[i], 0);
 }
@@ -863,29 +733,6 @@ static void test_graceful_stop(void **state)
         close(b);
         fx_stop(&f);
 }
-
-static long vm_hwm_kib(void)
-{
-        char line[256];
-        long v = -1;
-        FILE *fp = fopen("/proc/self/status", "re");
-
-        if (!fp)
-                return -1;
-        while (fgets(line, sizeof(line), fp))
-                if (sscanf(line, "VmHWM: %ld kB", &v) == 1)
-                        break;
-        fclose(fp);
-        return v;
-}
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
 
 static void test_big_transfer(void **state)
 {
