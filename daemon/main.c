@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -208,6 +209,24 @@ static void on_counters_timer(uv_timer_t *t)
                 log_warning_errno(r, "Failed to save counters: %m");
 }
 
+/* Every proxied connection takes one or two fds: run with the soft fd
+ * limit raised to the hard one (systemd's unit sets LimitNOFILE; zinit and
+ * shells usually leave the soft limit at 1024), like nginx's
+ * worker_rlimit_nofile. */
+static void raise_nofile(void)
+{
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_warning_errno(-errno, "Could not raise the open-file limit to %llu: %m",
+                                  (unsigned long long)rl.rlim_max);
+        else
+                log_debug("Open-file limit raised to %llu", (unsigned long long)rl.rlim_max);
+}
+
 int main(int argc, char *argv[])
 {
         enum {
@@ -313,6 +332,7 @@ int main(int argc, char *argv[])
                 return 1;
         }
         apply_log_level(&d.cfg, cli_log_level);
+        raise_nofile();
 
         d.config_path = (char *)config;
         d.root = (char *)root;
