@@ -10,6 +10,7 @@
 
 #include <ares.h>
 
+#include "common/list.h"
 #include "common/macros.h"
 
 #define MAX_SOCKETS 16
@@ -188,12 +189,7 @@ static void query_unlink(struct gw_dns_query *q)
 {
         struct gw_dns *dns = q->dns;
 
-        if (q->prev)
-                q->prev->next = q->next;
-        else
-                dns->queries = q->next;
-        if (q->next)
-                q->next->prev = q->prev;
+        LIST_REMOVE(dns->queries, q);
         q->prev = q->next = NULL;
 }
 
@@ -287,10 +283,7 @@ int gw_dns_lookup(struct gw_dns *dns, const char *host, gw_dns_cb *cb, void *use
         q->dns = dns;
         q->cb = cb;
         q->userdata = userdata;
-        q->next = dns->queries;
-        if (q->next)
-                q->next->prev = q;
-        dns->queries = q;
+        LIST_PREPEND(dns->queries, q);
         if (ret)
                 *ret = q;
         /* May complete synchronously (e.g. /etc/hosts); the caller was given

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "common/list.h"
 #include "common/log.h"
 #include "common/macros.h"
 #include "common/strbuf.h"
@@ -180,12 +181,7 @@ static void op_free(struct gw_op *op)
 {
         struct gw_daemon *d = op->d;
 
-        if (op->prev)
-                op->prev->next = op->next;
-        else if (d->ops == op)
-                d->ops = op->next;
-        if (op->next)
-                op->next->prev = op->prev;
+        LIST_REMOVE(d->ops, op);
         wl_proxy_free(op->p);
         wl_public_config_done(&op->pc);
         free(op);
@@ -512,10 +508,7 @@ static void handle_set(struct gw_daemon *d, struct proto_bus_call *call, bool fq
         op->d = d;
         op->call = call;
         op->fqdn = fqdn;
-        op->next = d->ops;
-        if (op->next)
-                op->next->prev = op;
-        d->ops = op;
+        LIST_PREPEND(d->ops, op);
         r = proxy_from_args(&gp, &id, fqdn, &op->p, &err);
         proto_str_done(&id);
         proto_gw_proxy_done(&gp);

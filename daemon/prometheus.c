@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/list.h"
 #include "common/log.h"
 #include "common/macros.h"
 #include "common/strbuf.h"
@@ -306,12 +307,7 @@ static void conn_on_closed(uv_handle_t *h)
 
         if (--c->open_handles > 0)
                 return;
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                pm->conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(pm->conns, c);
         pm->n_conns--;
         free(c->out);
         free(c->body);
@@ -490,10 +486,7 @@ static void on_connection(uv_stream_t *server, int status)
         uv_timer_init(pm->d->loop, &c->timer);
         c->tcp.data = c->timer.data = c;
         c->open_handles = 2;
-        c->next = pm->conns;
-        if (c->next)
-                c->next->prev = c;
-        pm->conns = c;
+        LIST_PREPEND(pm->conns, c);
         pm->n_conns++;
         if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || pm->n_conns > PROM_CONNS) {
                 conn_close(c);

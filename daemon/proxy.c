@@ -32,6 +32,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/list.h"
 #include "common/log.h"
 #include "common/macros.h"
 #include "daemon/certs.h"
@@ -603,12 +604,7 @@ static void on_listener(int r, int fd, const char *error, void *userdata)
         bool current = req->gen == gp->gen && gp->opening;
         unsigned idx = req->idx;
 
-        if (req->prev)
-                req->prev->next = req->next;
-        else
-                gp->reqs = req->next;
-        if (req->next)
-                req->next->prev = req->prev;
+        LIST_REMOVE(gp->reqs, req);
         free(req);
         if (!current || gp->stopped) {
                 safe_close(fd);
@@ -665,14 +661,12 @@ static int batch_start(struct gw_proxy *gp, const struct listen_spec *want)
                 req = calloc(1, sizeof(*req));
                 if (!req)
                         goto oom;
-                *req = (struct listen_req){.gp = gp, .gen = gp->gen, .idx = i, .next = gp->reqs};
+                *req = (struct listen_req){.gp = gp, .gen = gp->gen, .idx = i};
                 if (netns_worker_socket(w, &sr, on_listener, req) < 0) {
                         free(req);
                         goto oom;
                 }
-                if (gp->reqs)
-                        gp->reqs->prev = req;
-                gp->reqs = req;
+                LIST_PREPEND(gp->reqs, req);
                 gp->pending++;
         }
         return 0;

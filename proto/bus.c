@@ -11,6 +11,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "common/list.h"
 #include "common/log.h"
 #include "common/macros.h"
 #include "proto/bus-url.h"
@@ -852,12 +853,7 @@ static void pending_finish(struct proto_bus_pending *p, int r)
         p->finished = true;
         p->result = r;
         conn_drop(&p->conn);
-        if (p->prev)
-                p->prev->next = p->next;
-        else
-                bus->pendings = p->next;
-        if (p->next)
-                p->next->prev = p->prev;
+        LIST_REMOVE(bus->pendings, p);
         bus->n_pendings--;
         uv_timer_stop(&p->timer);
         /* The close callback runs on a later loop iteration and frees @p. */
@@ -980,10 +976,7 @@ int proto_bus_request(struct proto_bus *bus, const char *module, const char *obj
         uv_timer_init(bus->loop, &p->timer);
         p->timer.data = p;
         bus->open_handles++;
-        p->next = bus->pendings;
-        if (p->next)
-                p->next->prev = p;
-        bus->pendings = p;
+        LIST_PREPEND(bus->pendings, p);
         bus->n_pendings++;
 
         if (!bus->cmd.connected || !bus->cmd.ac) {

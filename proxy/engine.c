@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include "common/list.h"
 #include "common/log.h"
 #include "common/macros.h"
 #include "proxy/http-conn.h"
@@ -318,12 +319,7 @@ static void conn_free(struct conn *c)
                         free(c->dir[d].buf);
         free(c->hello_mem);
 
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                w->conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(w->conns, c);
         w->n_conns--;
         atomic_fetch_sub_explicit(&w->st_active, 1, memory_order_relaxed);
         /* A handed-over socket lives on in the hw, which counts its end. */
@@ -865,10 +861,7 @@ static void worker_accept(struct worker *w)
         c->client.data = c;
         c->timer.data = c;
         c->n_handles = 2;
-        c->next = w->conns;
-        if (w->conns)
-                w->conns->prev = c;
-        w->conns = c;
+        LIST_PREPEND(w->conns, c);
         w->n_conns++;
         atomic_fetch_add_explicit(&w->st_active, 1, memory_order_relaxed);
 

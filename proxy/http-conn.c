@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
+#include "common/list.h"
 #include "common/log.h"
 #include "common/macros.h"
 #include "common/siphash.h"
@@ -1359,12 +1360,7 @@ static void on_hc_closed(struct hpoll *p)
         proxy_route_unref(c->route);
         proxy_route_unref(c->sni_route);
         free(c->prefix);
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                hw->conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(hw->conns, c);
         hw->n_conns--;
         atomic_fetch_sub_explicit(st->active, 1, memory_order_relaxed);
         stat_add(&st->closed[c->reason], 1);
@@ -2782,10 +2778,7 @@ int proxy_hw_accept(struct proxy_hw *hw, int fd, enum proxy_hconn_kind kind,
         }
         hpoll_init(&c->poll, fd, c);
 
-        c->next = hw->conns;
-        if (hw->conns)
-                hw->conns->prev = c;
-        hw->conns = c;
+        LIST_PREPEND(hw->conns, c);
         hw->n_conns++;
         atomic_fetch_add_explicit(hw->env.stats->active, 1, memory_order_relaxed);
         /* Clients usually send at once: try before waiting for a poll. */
