@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import DOMAIN, Deadline, needs_gatewayd, scaled
+from conftest import DOMAIN, Deadline, free_port, needs_gatewayd, scaled
 from httpback import Backend, pattern
 
 pytestmark = needs_gatewayd
@@ -35,26 +35,15 @@ FQDN2 = "other.example.org"
 CURL = ["curl", "-sS", "--max-time", str(int(scaled(20)))]
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 class Gw:
-    """The daemon's listeners in this test."""
+    """The daemon of this test (conftest picked its loopback ports) and
+    clients for it."""
 
-    def __init__(self):
-        self.https = free_port()
-        self.http = free_port()
-
-    def overrides(self, **extra):
-        o = {"proxy": {"address": "127.0.0.1", "https_port": str(self.https),
-                       "http_port": str(self.http), "workers": "2"}}
-        o["proxy"].update(extra)
-        return o
+    def __init__(self, env):
+        self.env = env
+        self.https = env.https_port
+        self.http = env.http_port
+        env.start_daemon({"proxy": {"workers": "2"}})
 
     def curl(self, host, path="/", scheme="https", args=(), check=True):
         port = self.https if scheme == "https" else self.http
@@ -100,10 +89,7 @@ def private_net():
 
 @pytest.fixture
 def gw(private_net, env):
-    g = Gw()
-    env.start_daemon(g.overrides())
-    g.env = env
-    return g
+    return Gw(env)
 
 
 @pytest.fixture
@@ -236,8 +222,7 @@ def test_port_80_redirects_and_404(gw, backend):
 def test_acme_http01_forwarded_to_passthrough_backend(private_net, env):
     """A passthrough name's /.well-known/acme-challenge/ on :80 reaches port 80 of
     its backend (zos#1794); other paths still redirect."""
-    g = Gw()
-    env.start_daemon(g.overrides())
+    g = Gw(env)
     b80 = Backend("acme").start(BACKEND_IP, 80)
     try:
         env.deploy_fqdn("37-5-pt", FQDN, [BACKEND_IP + ":8443"], tls_passthrough=True)
