@@ -73,17 +73,6 @@ static inline bool is_digit(uint8_t c)
         return c >= '0' && c <= '9';
 }
 
-static int hexval(uint8_t c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 static bool span_caseeq(const uint8_t *p, size_t n, const char *s)
 {
         return strlen(s) == n && strncasecmp((const char *)p, s, n) == 0;
@@ -1209,7 +1198,7 @@ int proxy_h1_chunked_decode(struct proxy_h1_chunked *c, const uint8_t *p, size_t
                 switch (c->st) {
                 case CH_SIZE_BEGIN:
                 case CH_SIZE:
-                        d = hexval(b);
+                        d = unhexchar((char)b);
                         if (d >= 0) {
                                 /* Keep the size within int64 for the engine's
                                  * arithmetic; leading zeros are bounded by
