@@ -87,6 +87,18 @@ static inline const char *strempty(const char *s)
         return s ? s : "";
 }
 
+/* The value of one hexadecimal digit (either case), or -1. */
+static inline int unhexchar(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
 static inline void *mfree(void *p)
 {
         free(p);

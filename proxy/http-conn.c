@@ -603,6 +603,24 @@ static void oq_advance(struct oq *q, size_t n)
                 q->i = q->n = 0;
 }
 
+/* One sendmsg() of what @q holds, retried on EINTR. Returns the bytes
+ * written (@q is advanced past them) or -errno. After a short write or
+ * -EAGAIN the socket buffer is full: the caller waits for POLLOUT rather
+ * than collect an EAGAIN. */
+static ssize_t oq_send(struct oq *q, int fd)
+{
+        struct msghdr m = {.msg_iov = q->iov + q->i, .msg_iovlen = q->n - q->i};
+        ssize_t k;
+
+        do
+                k = sendmsg(fd, &m, MSG_NOSIGNAL);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return -errno;
+        oq_advance(q, (size_t)k);
+        return k;
+}
+
 /* ---- body pumps ---- */
 
 static void pump_init(struct pump *p, const struct proxy_hw *hw, enum proxy_h1_body src,
@@ -877,28 +895,17 @@ static int hc_flush(struct hconn *c, struct oq *q, uint64_t *counted)
 
         while (q->left > 0) {
                 if (!c->ssl) {
-                        struct msghdr m = {.msg_iov = q->iov + q->i, .msg_iovlen = q->n - q->i};
-                        ssize_t k = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+                        ssize_t k = oq_send(q, c->fd);
 
-                        if (k < 0) {
-                                if (errno == EINTR)
-                                        continue;
-                                if (errno == EAGAIN) {
-                                        c->wr_blocked = true;
-                                        return 0;
-                                }
-                                return -errno;
+                        if (k < 0 && k != -EAGAIN)
+                                return (int)k;
+                        if (k > 0) {
+                                *counted += (uint64_t)k;
+                                c->progress = true;
                         }
-                        oq_advance(q, (size_t)k);
-                        *counted += (uint64_t)k;
-                        c->progress = true;
-                        if (q->left > 0) {
-                                /* The socket buffer is full: wait for POLLOUT
-                                 * rather than collect an EAGAIN. */
+                        if (q->left > 0)
                                 c->wr_blocked = true;
-                                return 0;
-                        }
-                        continue;
+                        return 0;
                 }
 
                 if (x->tx_len == 0) {
@@ -971,25 +978,15 @@ static void hc_peer_str(const struct hconn *c, char *buf, size_t size)
 
 static int up_flush(struct upstream *u, struct oq *q)
 {
-        while (q->left > 0) {
-                struct msghdr m = {.msg_iov = q->iov + q->i, .msg_iovlen = q->n - q->i};
-                ssize_t k = sendmsg(u->fd, &m, MSG_NOSIGNAL);
+        ssize_t k;
 
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno == EAGAIN) {
-                                u->wr_blocked = true;
-                                return 0;
-                        }
-                        return -errno;
-                }
-                oq_advance(q, (size_t)k);
-                if (q->left > 0) {
-                        u->wr_blocked = true;
-                        return 0;
-                }
-        }
+        if (q->left == 0)
+                return 0;
+        k = oq_send(q, u->fd);
+        if (k < 0 && k != -EAGAIN)
+                return (int)k;
+        if (q->left > 0)
+                u->wr_blocked = true;
         return 0;
 }
 

@@ -4,8 +4,6 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -71,17 +69,6 @@ static inline bool is_value_char(uint8_t c)
 static inline bool is_digit(uint8_t c)
 {
         return c >= '0' && c <= '9';
-}
-
-static int hexval(uint8_t c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
 }
 
 static bool span_caseeq(const uint8_t *p, size_t n, const char *s)
@@ -1209,7 +1196,7 @@ int proxy_h1_chunked_decode(struct proxy_h1_chunked *c, const uint8_t *p, size_t
                 switch (c->st) {
                 case CH_SIZE_BEGIN:
                 case CH_SIZE:
-                        d = hexval(b);
+                        d = unhexchar((char)b);
                         if (d >= 0) {
                                 /* Keep the size within int64 for the engine's
                                  * arithmetic; leading zeros are bounded by
@@ -1385,12 +1372,17 @@ static void w_span(struct writer *w, const uint8_t *buf, struct proxy_h1_span sp
         w_put(w, buf + sp.off, sp.len);
 }
 
+/* Decimal, without snprintf(): this runs for every proxied message. */
 static void w_u64(struct writer *w, uint64_t v)
 {
-        char tmp[24];
-        int k = snprintf(tmp, sizeof(tmp), "%" PRIu64, v);
+        char tmp[20];
+        size_t k = sizeof(tmp);
 
-        w_put(w, tmp, (size_t)k);
+        do {
+                tmp[--k] = (char)('0' + v % 10);
+                v /= 10;
+        } while (v > 0);
+        w_put(w, tmp + k, sizeof(tmp) - k);
 }
 
 static int w_finish(const struct writer *w)
@@ -1516,7 +1508,7 @@ int proxy_h1_resp_serialize(const struct proxy_h1_resp *resp, const uint8_t *buf
         struct writer w = {.out = out, .size = size};
         enum proxy_h1_body body = h->body;
         bool keep_cl = false, informational = resp->status < 200, keep_alive;
-        char code[4];
+        unsigned st = resp->status;
         int r;
 
         assert(resp && buf && o && ret_body && (out || size == 0));
@@ -1533,10 +1525,9 @@ int proxy_h1_resp_serialize(const struct proxy_h1_resp *resp, const uint8_t *buf
                 keep_cl = true;
         keep_alive = o->keep_alive && body != PROXY_H1_BODY_CLOSE;
 
-        snprintf(code, sizeof(code), "%03u", resp->status);
+        assert(st >= 100 && st <= 599); /* as the parser took it */
         w_puts(&w, "HTTP/1.1 ");
-        w_put(&w, code, 3);
-        w_puts(&w, " ");
+        w_put(&w, (const char[]){'0' + st / 100, '0' + st / 10 % 10, '0' + st % 10, ' '}, 4);
         w_span(&w, buf, resp->reason);
         w_puts(&w, "\r\n");
         for (uint32_t k = 0; k < h->n_headers; k++) {

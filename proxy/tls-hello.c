@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/macros.h"
+#include "common/siphash.h" /* ascii_tolower() */
 
 /* TLS constants (RFC 8446 §4, §5.1; RFC 6066 §3; RFC 7301 §3.1). */
 #define CT_CHANGE_CIPHER_SPEC  20
@@ -94,11 +95,6 @@ static bool is_digit(uint8_t c)
         return c >= '0' && c <= '9';
 }
 
-static bool is_xdigit(uint8_t c)
-{
-        return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 /* Whether the label looks like the number an IPv4 parser would take:
  * decimal, or 0x-prefixed hex (the WHATWG URL "ends in a number" rule). */
 static bool label_is_number(const uint8_t *s, size_t n)
@@ -107,7 +103,7 @@ static bool label_is_number(const uint8_t *s, size_t n)
 
         if (n >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
                 for (i = 2; i < n; i++)
-                        if (!is_xdigit(s[i]))
+                        if (unhexchar((char)s[i]) < 0)
                                 return false;
                 return true;
         }
@@ -149,7 +145,7 @@ static int store_host_name(struct proxy_tls_hello *h, const struct rd *name)
                         return -EBADMSG;
                 if (++label > 63)
                         return -EBADMSG;
-                h->sni[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+                h->sni[i] = (char)ascii_tolower(c);
         }
         /* An empty last label is a trailing dot. */
         if (label == 0 || name->p[name->n - 1] == '-')

@@ -212,17 +212,6 @@ static int parse_ipv4_fields(struct span in, size_t off, size_t end, uint8_t fie
         return 0;
 }
 
-static int hexval(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* netip parseIPv6. */
 static int parse_ipv6(struct span in, struct go_addr *ret, struct strbuf *err)
 {
@@ -251,7 +240,7 @@ static int parse_ipv6(struct span in, struct go_addr *ret, struct strbuf *err)
                 size_t off;
 
                 for (off = 0; off < s.n; off++) {
-                        int d = hexval(s.p[off]);
+                        int d = unhexchar(s.p[off]);
 
                         if (d < 0)
                                 break;
@@ -564,19 +553,20 @@ static int unescape(struct span s, enum url_mode mode, struct strbuf *out, struc
                 unsigned char c = (unsigned char)s.p[i];
 
                 if (c == '%') {
-                        if (i + 2 >= s.n || hexval(s.p[i + 1]) < 0 || hexval(s.p[i + 2]) < 0) {
+                        if (i + 2 >= s.n || unhexchar(s.p[i + 1]) < 0 ||
+                            unhexchar(s.p[i + 2]) < 0) {
                                 struct span e = span_tail(s, i);
 
                                 return escape_error(err, span_head(e, MIN(e.n, (size_t)3)));
                         }
                         /* RFC 3986 §3.2.2: a host may %-encode only non-ASCII
                          * bytes; RFC 6874 adds %25 for the zone. */
-                        if (mode == ENC_HOST && hexval(s.p[i + 1]) < 8 &&
+                        if (mode == ENC_HOST && unhexchar(s.p[i + 1]) < 8 &&
                             memcmp(s.p + i, "%25", 3) != 0)
                                 return escape_error(err, (struct span){s.p + i, 3});
                         if (mode == ENC_ZONE) {
-                                unsigned v =
-                                        (unsigned)(hexval(s.p[i + 1]) << 4 | hexval(s.p[i + 2]));
+                                unsigned v = (unsigned)(unhexchar(s.p[i + 1]) << 4 |
+                                                        unhexchar(s.p[i + 2]));
 
                                 if (memcmp(s.p + i, "%25", 3) != 0 && v != ' ' &&
                                     should_escape((unsigned char)v, ENC_HOST))
@@ -602,7 +592,7 @@ static int unescape(struct span s, enum url_mode mode, struct strbuf *out, struc
                 char c = s.p[i];
 
                 if (c == '%') {
-                        c = (char)(hexval(s.p[i + 1]) << 4 | hexval(s.p[i + 2]));
+                        c = (char)(unhexchar(s.p[i + 1]) << 4 | unhexchar(s.p[i + 2]));
                         i += 3;
                 } else {
                         i++;
