@@ -82,34 +82,23 @@ struct proxy_cert *proxy_cert_unref(struct proxy_cert *c)
         return NULL;
 }
 
-/* Copy @s (@len bytes) lower-cased without one trailing dot; NULL if it is
- * empty, longer than a DNS name can be, or holds a NUL. */
-static char *name_dup(const unsigned char *s, size_t len)
+/* Keep @s (@len bytes) lower-cased without one trailing dot. A name that is
+ * empty, longer than a DNS name can be or holds a NUL is ignored (returns
+ * 0); -ENOMEM if the copy fails. */
+static int cert_add_name(struct proxy_cert *c, const unsigned char *s, size_t len)
 {
         char *n;
 
         if (len > 0 && s[len - 1] == '.')
                 len--;
-        if (len == 0 || len > 253 || memchr(s, 0, len))
-                return NULL;
+        if (c->n_names >= CERT_NAMES_MAX || len == 0 || len > 253 || memchr(s, 0, len))
+                return 0;
         n = malloc(len + 1);
         if (!n)
-                return NULL;
+                return -ENOMEM;
         for (size_t i = 0; i < len; i++)
                 n[i] = (char)ascii_tolower(s[i]);
         n[len] = 0;
-        return n;
-}
-
-static int cert_add_name(struct proxy_cert *c, const unsigned char *s, size_t len)
-{
-        char *n;
-
-        if (c->n_names >= CERT_NAMES_MAX)
-                return 0;
-        n = name_dup(s, len);
-        if (!n)
-                return 0; /* not a usable DNS name: ignored */
         c->names[c->n_names++] = n;
         return 0;
 }
