@@ -235,7 +235,7 @@ static int create_namespace(struct rc *rc)
                 return netns__fail(rc->reterr, r, "%sbind-mounting namespace %s on %s", perm(r),
                                    rc->c->name, rc->path);
         }
-        r = netns__open(rc->path, &rc->ns_fd);
+        r = netns__open(rc->path, &rc->ns_fd, NULL);
         if (r < 0)
                 return netns__fail(rc->reterr, r, "opening namespace %s", rc->path);
         return say(rc, "created namespace %s", rc->c->name);
@@ -245,7 +245,7 @@ static int ensure_namespace(struct rc *rc)
 {
         int r;
 
-        r = netns__open(rc->path, &rc->ns_fd);
+        r = netns__open(rc->path, &rc->ns_fd, NULL);
         if (r >= 0)
                 return 0;
         if (r == -EINVAL) {
@@ -265,9 +265,9 @@ static int enter_namespace(struct rc *rc)
 {
         int r;
 
-        if (setns(rc->ns_fd, CLONE_NEWNET) < 0)
-                return netns__fail(rc->reterr, -errno, "%sentering namespace %s", perm(-errno),
-                                   rc->c->name);
+        r = netns__enter(rc->ns_fd, rc->c->name, rc->reterr);
+        if (r < 0)
+                return r;
         r = netns__nl_open(&rc->ns);
         if (r < 0)
                 return netns__fail(rc->reterr, r, "opening netlink in namespace %s", rc->c->name);
@@ -1007,7 +1007,7 @@ int netns__teardown_here(const struct netns_config *c, int home_fd, struct strbu
         if (r < 0)
                 return netns__fail(reterr, r, "opening netlink");
 
-        r = netns__open(rc.path, &rc.ns_fd);
+        r = netns__open(rc.path, &rc.ns_fd, NULL);
         if (r >= 0) {
                 r = enter_namespace(&rc);
                 if (r < 0)
