@@ -39,31 +39,17 @@
 #define MOVED_ALIAS_PREFIX "gatewayd:moved-from="
 
 /* cleanup helpers for libnl objects */
-static inline void link_putp(struct rtnl_link **l)
-{
-        if (*l)
-                rtnl_link_put(*l);
-}
-static inline void addr_putp(struct rtnl_addr **a)
-{
-        if (*a)
-                rtnl_addr_put(*a);
-}
-static inline void route_putp(struct rtnl_route **r)
-{
-        if (*r)
-                rtnl_route_put(*r);
-}
-static inline void nladdr_putp(struct nl_addr **a)
-{
-        if (*a)
-                nl_addr_put(*a);
-}
-static inline void cache_freep(struct nl_cache **c)
-{
-        if (*c)
-                nl_cache_free(*c);
-}
+#define DEFINE_NL_PUTP(name, type, put)                                                            \
+        static inline void name(type **p)                                                          \
+        {                                                                                          \
+                if (*p)                                                                            \
+                        put(*p);                                                                   \
+        }
+DEFINE_NL_PUTP(link_putp, struct rtnl_link, rtnl_link_put)
+DEFINE_NL_PUTP(addr_putp, struct rtnl_addr, rtnl_addr_put)
+DEFINE_NL_PUTP(route_putp, struct rtnl_route, rtnl_route_put)
+DEFINE_NL_PUTP(nladdr_putp, struct nl_addr, nl_addr_put)
+DEFINE_NL_PUTP(cache_freep, struct nl_cache, nl_cache_free)
 
 struct rc {
         const struct netns_config *c;
