@@ -193,6 +193,17 @@ static int remove_ns_file(const char *path)
         return 0;
 }
 
+/* The file at rc->path is not a network namespace: remove it, and say so. */
+static int remove_stale(struct rc *rc)
+{
+        int r;
+
+        r = remove_ns_file(rc->path);
+        if (r < 0)
+                return netns__fail(rc->reterr, r, "%sremoving stale %s", perm(r), rc->path);
+        return say(rc, "removed stale %s (not a network namespace)", rc->path);
+}
+
 /* Create the namespace: unshare() moves this thread into a new network
  * namespace, and a bind mount of the thread's ns file on @path keeps it
  * alive and named. The thread stays in it. */
@@ -235,10 +246,7 @@ static int ensure_namespace(struct rc *rc)
         if (r >= 0)
                 return 0;
         if (r == -EINVAL) {
-                r = remove_ns_file(rc->path);
-                if (r < 0)
-                        return netns__fail(rc->reterr, r, "%sremoving stale %s", perm(r), rc->path);
-                r = say(rc, "removed stale %s (not a network namespace)", rc->path);
+                r = remove_stale(rc);
                 if (r < 0)
                         return r;
         } else if (r != -ENOENT) {
@@ -1023,10 +1031,7 @@ int netns__teardown_here(const struct netns_config *c, int home_fd, struct strbu
                 if (r < 0)
                         return r;
         } else if (r == -EINVAL) {
-                r = remove_ns_file(rc.path);
-                if (r < 0)
-                        return netns__fail(reterr, r, "%sremoving stale %s", perm(r), rc.path);
-                r = say(&rc, "removed stale %s (not a network namespace)", rc.path);
+                r = remove_stale(&rc);
                 if (r < 0)
                         return r;
         } else if (r != -ENOENT) {
