@@ -4,6 +4,7 @@
 /* Private to netns/: the libnl boundary (errors mapped to -errno once,
  * here), error texts, and the jobs that run on a namespace thread. */
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 
@@ -60,8 +61,21 @@ int netns__nl_fail(const struct netns__nl *nl, char **reterr, int r, const char 
  * for a name that is not a plain file name, -ENAMETOOLONG. */
 int netns__path(const struct netns_config *c, char *buf, size_t size);
 /* Open a network namespace file: 0 and *ret_fd, -ENOENT, -EINVAL when the
- * file is not a network namespace, or -errno. */
-int netns__open(const char *path, int *ret_fd);
+ * file is not a network namespace, or -errno (with *reterr set as by
+ * netns__fail()). */
+int netns__open(const char *path, int *ret_fd, char **reterr);
+/* setns() the calling thread into the network namespace @fd; @name is for
+ * the error text. */
+int netns__enter(int fd, const char *name, char **reterr);
+
+/* ---- namespace threads ---- */
+
+/* Start a thread with every signal blocked: threads that switch namespaces
+ * take no signals, those belong to the owner's loop. 0 or -errno. */
+int netns__thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+/* Open the calling thread's network namespace: the host namespace of the
+ * threads it starts. */
+int netns__open_home(int *ret_fd);
 
 /* ---- jobs (run on a namespace thread, which they may leave in any
  * namespace: the caller moves the thread back to @home_fd) ---- */

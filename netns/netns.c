@@ -99,27 +99,41 @@ int netns__path(const struct netns_config *c, char *buf, size_t size)
         return 0;
 }
 
-int netns__open(const char *path, int *ret_fd)
+int netns__open(const char *path, int *ret_fd, char **reterr)
 {
         _cleanup_close_ int fd = -1;
         struct statfs sfs;
         int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
+        /* O_NONBLOCK: never hang on a FIFO put in the file's place. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0) {
+                if (errno == ENOENT)
+                        return netns__fail(reterr, -ENOENT, "namespace %s does not exist", path);
+                return netns__fail(reterr, -errno, "%sopening namespace %s",
+                                   errno == EACCES || errno == EPERM ? "permission denied " : "",
+                                   path);
+        }
         if (fstatfs(fd, &sfs) < 0)
-                return -errno;
+                return netns__fail(reterr, -errno, "checking namespace %s", path);
         /* A file under run_dir that is not a mount of a namespace: left over
          * after a reboot, or after `ip netns del` raced with us. */
         if ((unsigned long)sfs.f_type != NSFS_MAGIC)
-                return -EINVAL;
+                return netns__fail(reterr, -EINVAL, "%s is not a network namespace", path);
         r = ioctl(fd, NS_GET_NSTYPE);
         if (r < 0)
-                return -errno;
+                return netns__fail(reterr, -errno, "checking namespace %s", path);
         if (r != CLONE_NEWNET)
-                return -EINVAL;
+                return netns__fail(reterr, -EINVAL, "%s is not a network namespace", path);
         *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+int netns__enter(int fd, const char *name, char **reterr)
+{
+        if (setns(fd, CLONE_NEWNET) < 0)
+                return netns__fail(reterr, -errno, "%sentering namespace %s",
+                                   errno == EPERM ? "permission denied " : "", name);
         return 0;
 }
 
@@ -138,7 +152,7 @@ bool netns_exists(const char *run_dir, const char *name)
                 strcpy(c.run_dir, run_dir);
         if (netns__path(&c, path, sizeof(path)) < 0)
                 return false;
-        if (netns__open(path, &fd) < 0)
+        if (netns__open(path, &fd, NULL) < 0)
                 return false;
         safe_close(fd);
         return true;

@@ -39,31 +39,17 @@
 #define MOVED_ALIAS_PREFIX "gatewayd:moved-from="
 
 /* cleanup helpers for libnl objects */
-static inline void link_putp(struct rtnl_link **l)
-{
-        if (*l)
-                rtnl_link_put(*l);
-}
-static inline void addr_putp(struct rtnl_addr **a)
-{
-        if (*a)
-                rtnl_addr_put(*a);
-}
-static inline void route_putp(struct rtnl_route **r)
-{
-        if (*r)
-                rtnl_route_put(*r);
-}
-static inline void nladdr_putp(struct nl_addr **a)
-{
-        if (*a)
-                nl_addr_put(*a);
-}
-static inline void cache_freep(struct nl_cache **c)
-{
-        if (*c)
-                nl_cache_free(*c);
-}
+#define DEFINE_NL_PUTP(name, type, put)                                                            \
+        static inline void name(type **p)                                                          \
+        {                                                                                          \
+                if (*p)                                                                            \
+                        put(*p);                                                                   \
+        }
+DEFINE_NL_PUTP(link_putp, struct rtnl_link, rtnl_link_put)
+DEFINE_NL_PUTP(addr_putp, struct rtnl_addr, rtnl_addr_put)
+DEFINE_NL_PUTP(route_putp, struct rtnl_route, rtnl_route_put)
+DEFINE_NL_PUTP(nladdr_putp, struct nl_addr, nl_addr_put)
+DEFINE_NL_PUTP(cache_freep, struct nl_cache, nl_cache_free)
 
 struct rc {
         const struct netns_config *c;
@@ -207,6 +193,17 @@ static int remove_ns_file(const char *path)
         return 0;
 }
 
+/* The file at rc->path is not a network namespace: remove it, and say so. */
+static int remove_stale(struct rc *rc)
+{
+        int r;
+
+        r = remove_ns_file(rc->path);
+        if (r < 0)
+                return netns__fail(rc->reterr, r, "%sremoving stale %s", perm(r), rc->path);
+        return say(rc, "removed stale %s (not a network namespace)", rc->path);
+}
+
 /* Create the namespace: unshare() moves this thread into a new network
  * namespace, and a bind mount of the thread's ns file on @path keeps it
  * alive and named. The thread stays in it. */
@@ -235,7 +232,7 @@ static int create_namespace(struct rc *rc)
                 return netns__fail(rc->reterr, r, "%sbind-mounting namespace %s on %s", perm(r),
                                    rc->c->name, rc->path);
         }
-        r = netns__open(rc->path, &rc->ns_fd);
+        r = netns__open(rc->path, &rc->ns_fd, NULL);
         if (r < 0)
                 return netns__fail(rc->reterr, r, "opening namespace %s", rc->path);
         return say(rc, "created namespace %s", rc->c->name);
@@ -245,14 +242,11 @@ static int ensure_namespace(struct rc *rc)
 {
         int r;
 
-        r = netns__open(rc->path, &rc->ns_fd);
+        r = netns__open(rc->path, &rc->ns_fd, NULL);
         if (r >= 0)
                 return 0;
         if (r == -EINVAL) {
-                r = remove_ns_file(rc->path);
-                if (r < 0)
-                        return netns__fail(rc->reterr, r, "%sremoving stale %s", perm(r), rc->path);
-                r = say(rc, "removed stale %s (not a network namespace)", rc->path);
+                r = remove_stale(rc);
                 if (r < 0)
                         return r;
         } else if (r != -ENOENT) {
@@ -265,9 +259,9 @@ static int enter_namespace(struct rc *rc)
 {
         int r;
 
-        if (setns(rc->ns_fd, CLONE_NEWNET) < 0)
-                return netns__fail(rc->reterr, -errno, "%sentering namespace %s", perm(-errno),
-                                   rc->c->name);
+        r = netns__enter(rc->ns_fd, rc->c->name, rc->reterr);
+        if (r < 0)
+                return r;
         r = netns__nl_open(&rc->ns);
         if (r < 0)
                 return netns__fail(rc->reterr, r, "opening netlink in namespace %s", rc->c->name);
@@ -1007,7 +1001,7 @@ int netns__teardown_here(const struct netns_config *c, int home_fd, struct strbu
         if (r < 0)
                 return netns__fail(reterr, r, "opening netlink");
 
-        r = netns__open(rc.path, &rc.ns_fd);
+        r = netns__open(rc.path, &rc.ns_fd, NULL);
         if (r >= 0) {
                 r = enter_namespace(&rc);
                 if (r < 0)
@@ -1037,10 +1031,7 @@ int netns__teardown_here(const struct netns_config *c, int home_fd, struct strbu
                 if (r < 0)
                         return r;
         } else if (r == -EINVAL) {
-                r = remove_ns_file(rc.path);
-                if (r < 0)
-                        return netns__fail(reterr, r, "%sremoving stale %s", perm(r), rc.path);
-                r = say(&rc, "removed stale %s (not a network namespace)", rc.path);
+                r = remove_stale(&rc);
                 if (r < 0)
                         return r;
         } else if (r != -ENOENT) {

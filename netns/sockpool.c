@@ -11,27 +11,17 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/magic.h>
-#include <linux/nsfs.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "netns/netns-internal.h"
-
-#ifndef NSFS_MAGIC
-#define NSFS_MAGIC 0x6e736673
-#endif
 
 #define DEFAULT_PER_STACK      8u
 #define MAX_PER_STACK          64u
@@ -280,25 +270,17 @@ static int check_path(const struct netns_sockpool *p, const char *path, struct s
         return 0;
 }
 
-/* Like netns__open(), but never blocks on a FIFO swapped in meanwhile,
- * and returns the namespace's identity. */
+/* netns__open(), and the namespace's identity. */
 static int open_ns(const char *path, int *ret_fd, struct stat *st, char **reterr)
 {
         _cleanup_close_ int fd = -1;
-        struct statfs sfs;
+        int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-        if (fd < 0) {
-                if (errno == ENOENT)
-                        return netns__fail(reterr, -ENOENT, "namespace %s does not exist", path);
-                return netns__fail(reterr, -errno, "%sopening namespace %s",
-                                   errno == EACCES || errno == EPERM ? "permission denied " : "",
-                                   path);
-        }
-        if (fstatfs(fd, &sfs) < 0 || fstat(fd, st) < 0)
+        r = netns__open(path, &fd, reterr);
+        if (r < 0)
+                return r;
+        if (fstat(fd, st) < 0)
                 return netns__fail(reterr, -errno, "checking namespace %s", path);
-        if ((unsigned long)sfs.f_type != NSFS_MAGIC || ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET)
-                return netns__fail(reterr, -EINVAL, "%s is not a network namespace", path);
         *ret_fd = TAKE_FD(fd);
         return 0;
 }
@@ -312,11 +294,11 @@ static int make_sockets(struct netns_sockpool *p, int nsfd, const char *path, in
                         unsigned n, char **reterr)
 {
         unsigned made = 0;
-        int r = 0;
+        int r;
 
-        if (setns(nsfd, CLONE_NEWNET) < 0)
-                return netns__fail(reterr, -errno, "%sentering namespace %s",
-                                   errno == EPERM ? "permission denied " : "", path);
+        r = netns__enter(nsfd, path, reterr);
+        if (r < 0)
+                return r;
         while (made < n) {
                 int fd = socket(family, SOCK_FLAGS, 0);
 
@@ -680,7 +662,6 @@ int netns_sockpool_new(const struct netns_sockpool_limits *limits, struct netns_
         const struct netns_sockpool_limits none = {};
         pthread_condattr_t ca;
         struct netns_sockpool *p;
-        sigset_t all, old;
         struct stat st;
         int r;
 
@@ -710,9 +691,10 @@ int netns_sockpool_new(const struct netns_sockpool_limits *limits, struct netns_
                 pool_release(p);
                 return -ENOMEM;
         }
-        p->home_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-        if (p->home_fd < 0 || fstat(p->home_fd, &st) < 0) {
+        r = netns__open_home(&p->home_fd);
+        if (r >= 0 && fstat(p->home_fd, &st) < 0)
                 r = -errno;
+        if (r < 0) {
                 pool_release(p);
                 return r;
         }
@@ -725,11 +707,7 @@ int netns_sockpool_new(const struct netns_sockpool_limits *limits, struct netns_
         pthread_cond_init(&p->done, &ca);
         pthread_condattr_destroy(&ca);
 
-        /* Signals belong to the owner's loop, never to this thread. */
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        r = -pthread_create(&p->thread, NULL, pool_main, p);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        r = netns__thread_start(&p->thread, pool_main, p);
         if (r < 0) {
                 pthread_cond_destroy(&p->done);
                 pthread_cond_destroy(&p->wake);

@@ -122,9 +122,7 @@ static int job_run(struct job *j, int home_fd)
         return go_home(home_fd);
 }
 
-/* Threads that switch namespaces take no signals: those belong to the
- * owner's loop. */
-static int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+int netns__thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 {
         sigset_t all, old;
         int r;
@@ -136,8 +134,7 @@ static int thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
         return -r;
 }
 
-/* The calling thread's network namespace: the host namespace of the jobs. */
-static int open_home(int *ret_fd)
+int netns__open_home(int *ret_fd)
 {
         int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 
@@ -170,11 +167,11 @@ static int run_sync(struct job *j)
         pthread_t t;
         int r;
 
-        r = open_home(&home);
+        r = netns__open_home(&home);
         if (r < 0)
                 return netns__fail(&j->error, r, "opening the current network namespace");
         s.home_fd = home;
-        r = thread_start(&t, sync_main, &s);
+        r = netns__thread_start(&t, sync_main, &s);
         if (r < 0)
                 return netns__fail(&j->error, r, "starting a namespace thread");
         pthread_join(t, NULL);
@@ -312,12 +309,12 @@ int netns_worker_new(struct netns_worker **ret)
                 free(w);
                 return r;
         }
-        r = open_home(&w->home_fd);
+        r = netns__open_home(&w->home_fd);
         if (r < 0)
                 goto fail;
         pthread_mutex_init(&w->lock, NULL);
         pthread_cond_init(&w->cond, NULL);
-        r = thread_start(&w->thread, worker_main, w);
+        r = netns__thread_start(&w->thread, worker_main, w);
         if (r < 0) {
                 pthread_cond_destroy(&w->cond);
                 pthread_mutex_destroy(&w->lock);
@@ -476,18 +473,10 @@ static int enter_path(const char *path, char **reterr)
         _cleanup_close_ int fd = -1;
         int r;
 
-        r = netns__open(path, &fd);
-        if (r == -ENOENT)
-                return netns__fail(reterr, r, "namespace %s does not exist", path);
-        if (r == -EINVAL)
-                return netns__fail(reterr, r, "%s is not a network namespace", path);
+        r = netns__open(path, &fd, reterr);
         if (r < 0)
-                return netns__fail(reterr, r, "%sopening namespace %s",
-                                   r == -EACCES || r == -EPERM ? "permission denied " : "", path);
-        if (setns(fd, CLONE_NEWNET) < 0)
-                return netns__fail(reterr, -errno, "%sentering namespace %s",
-                                   errno == EPERM ? "permission denied " : "", path);
-        return 0;
+                return r;
+        return netns__enter(fd, path, reterr);
 }
 
 static const char *fmt_sockaddr(const struct sockaddr_storage *ss, char *buf, size_t size)

@@ -534,13 +534,21 @@ static bool should_escape(unsigned char c, enum url_mode mode)
         return true;
 }
 
-static int escape_error(struct strbuf *err, struct span s)
+/* "<before><strconv.Quote(s)><after>": net/url's error texts. */
+static int quoted_error(struct strbuf *err, const char *before, struct span s, const char *after)
 {
-        int r = strbuf_puts(err, "invalid URL escape ");
+        int r = strbuf_puts(err, before);
 
         if (r >= 0)
                 r = wl__go_quote(err, s.p, s.n);
+        if (r >= 0)
+                r = strbuf_puts(err, after);
         return einval_unless(r);
+}
+
+static int escape_error(struct strbuf *err, struct span s)
+{
+        return quoted_error(err, "invalid URL escape ", s, "");
 }
 
 /* url.unescape: validate @s in @mode and, when @out is given, append the
@@ -575,14 +583,9 @@ static int unescape(struct span s, enum url_mode mode, struct strbuf *out, struc
                         i += 3;
                         continue;
                 }
-                if ((mode == ENC_HOST || mode == ENC_ZONE) && c < 0x80 && should_escape(c, mode)) {
-                        r = strbuf_puts(err, "invalid character ");
-                        if (r >= 0)
-                                r = wl__go_quote(err, s.p + i, 1);
-                        if (r >= 0)
-                                r = strbuf_puts(err, " in host name");
-                        return einval_unless(r);
-                }
+                if ((mode == ENC_HOST || mode == ENC_ZONE) && c < 0x80 && should_escape(c, mode))
+                        return quoted_error(err, "invalid character ", (struct span){s.p + i, 1},
+                                            " in host name");
                 i++;
         }
 
@@ -619,13 +622,7 @@ static bool valid_optional_port(struct span port)
 
 static int invalid_port_error(struct strbuf *err, struct span colon_port)
 {
-        int r = strbuf_puts(err, "invalid port ");
-
-        if (r >= 0)
-                r = wl__go_quote(err, colon_port.p, colon_port.n);
-        if (r >= 0)
-                r = strbuf_puts(err, " after host");
-        return einval_unless(r);
+        return quoted_error(err, "invalid port ", colon_port, " after host");
 }
 
 /* url.parseHost (Go 1.24.8+): appends the unescaped host to @out. */

@@ -202,6 +202,22 @@ static int reserve_one_more(struct wl_registry *r)
         return hashmap_reserve(r->by_domain, hashmap_size(r->by_domain) + 1);
 }
 
+/* Index a proxy that neither map holds yet; the registry owns it then. */
+static int insert_new(struct wl_registry *r, struct wl_proxy *p)
+{
+        int k;
+
+        k = reserve_one_more(r);
+        if (k < 0)
+                return k;
+        k = hashmap_put(r->by_id, p->id, p);
+        assert(k == 0);
+        k = hashmap_put(r->by_domain, p->fqdn, p);
+        assert(k == 0);
+        (void)k;
+        return 0;
+}
+
 static void unlink_domain(struct wl_registry *r, struct wl_proxy *p)
 {
         if (hashmap_get(r->by_domain, p->fqdn) == p)
@@ -227,13 +243,9 @@ int wl_registry_commit(struct wl_registry *r, struct wl_plan *plan)
                 if (hashmap_contains(r->by_id, new->id) ||
                     hashmap_contains(r->by_domain, new->fqdn))
                         return -ESTALE;
-                k = reserve_one_more(r);
+                k = insert_new(r, new);
                 if (k < 0)
                         return k;
-                k = hashmap_put(r->by_id, new->id, new);
-                assert(k == 0);
-                k = hashmap_put(r->by_domain, new->fqdn, new);
-                assert(k == 0);
                 plan->new = NULL;
                 break;
 
@@ -292,13 +304,5 @@ int wl_registry_restore(struct wl_registry *r, struct wl_proxy *p)
                 if (k < 0)
                         return k;
         }
-        k = reserve_one_more(r);
-        if (k < 0)
-                return k;
-        k = hashmap_put(r->by_id, p->id, p);
-        assert(k == 0);
-        k = hashmap_put(r->by_domain, p->fqdn, p);
-        assert(k == 0);
-        (void)k;
-        return 0;
+        return insert_new(r, p);
 }

@@ -12,6 +12,7 @@
 
 #include "common/macros.h"
 #include "common/md5.h"
+#include "common/siphash.h"
 #include "workloads/workloads-internal.h"
 
 int wl__fail(char **reterr, int error, const char *fmt, ...)
@@ -342,11 +343,6 @@ int wl_check_fqdn_request(const struct wl_proxy *p, char **reterr)
         return check_limits(p, reterr);
 }
 
-static char ascii_lower(char c)
-{
-        return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
-}
-
 /* Locale-independent on purpose: strncasecmp() follows LC_CTYPE. */
 static bool has_suffix_ascii_ci(const char *s, const char *suffix)
 {
@@ -356,7 +352,7 @@ static bool has_suffix_ascii_ci(const char *s, const char *suffix)
                 return false;
         s += n - m;
         for (size_t i = 0; i < m; i++)
-                if (ascii_lower(s[i]) != ascii_lower(suffix[i]))
+                if (ascii_tolower((unsigned char)s[i]) != ascii_tolower((unsigned char)suffix[i]))
                         return false;
         return true;
 }
