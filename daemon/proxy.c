@@ -246,11 +246,10 @@ static int route_put(struct gw_proxy *gp, const struct wl_proxy *p, struct proxy
         r = proxy_routes_builder_put(gp->builder, &spec);
         if (r == -ENOMEM)
                 (void)builder_reset(gp);
-        if (r < 0 && asprintf(reterr, "%s",
-                              r == -EEXIST   ? "the host is routed to another workload"
-                              : r == -EINVAL ? "the host, ID or a backend is not routable"
-                                             : strerror(-r)) < 0)
-                *reterr = NULL;
+        if (r < 0)
+                *reterr = strdup(r == -EEXIST   ? "the host is routed to another workload"
+                                 : r == -EINVAL ? "the host, ID or a backend is not routable"
+                                                : strerror(-r));
         return r;
 }
 
@@ -616,7 +615,7 @@ static void on_listener(int r, int fd, const char *error, void *userdata)
         }
         if (r < 0) {
                 /* netns' text names the address and the namespace. */
-                if (!gp->error && asprintf(&gp->error, "%s", error ? error : strerror(-r)) < 0)
+                if (!gp->error && !(gp->error = strdup(error ? error : strerror(-r))))
                         gp->error = strdup("out of memory");
         } else {
                 gp->fds[idx] = fd;
