@@ -430,11 +430,7 @@ void gw_revalidator_stop(struct gw_daemon *d)
                 gw_name_check_cancel(rv->check);
         if (rv->pending)
                 proto_bus_request_cancel(rv->pending);
-        for (size_t i = 0; i < rv->n_ids; i++)
-                free(rv->ids[i]);
-        rv->ids = mfree(rv->ids);
-        wl_public_config_done(&rv->pc);
-        rv->current = mfree(rv->current);
+        reval_end(rv);
         uv_timer_stop(&rv->timer);
         uv_close((uv_handle_t *)&rv->timer, on_reval_closed);
         d->reval = NULL;
