@@ -32,6 +32,7 @@
 #include "common/hashmap.h"
 #include "common/log.h"
 #include "common/macros.h"
+#include "common/siphash.h"
 #include "proxy/tls.h"
 
 #define CERT_NAME_MAX    253    /* bytes, as a DNS name */
@@ -177,7 +178,7 @@ static int name_normalize(const char *name, char *buf, char **reterr)
                         return fail(reterr, -EINVAL,
                                     "label longer than %d bytes in certificate name",
                                     CERT_LABEL_MAX);
-                buf[i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : (char)ch;
+                buf[i] = (char)ascii_tolower(ch);
         }
         if (label == 0)
                 return fail(reterr, -EINVAL, "empty label in certificate name \"%.*s\"", (int)n,

@@ -100,6 +100,18 @@ static int set_reason(struct parse_ctx *ctx, const char *fmt, ...)
         return -EINVAL;
 }
 
+/* Replace the string field @s with a copy of the first @n bytes of @value. */
+static int set_string(char **s, const char *value, size_t n)
+{
+        char *copy = strndup(value, n);
+
+        if (!copy)
+                return -ENOMEM;
+        free(*s);
+        *s = copy;
+        return 0;
+}
+
 static int parse_bool(struct parse_ctx *ctx, const struct config_key *k, const char *value,
                       void *field)
 {
@@ -332,7 +344,6 @@ static int parse_domain(struct parse_ctx *ctx, const struct config_key *k, const
         char **s = field;
         size_t len = strlen(value), labels = 0;
         const char *label = value;
-        char *copy;
 
         if (len == 0) {
                 *s = mfree(*s);
@@ -403,12 +414,7 @@ static int parse_domain(struct parse_ctx *ctx, const struct config_key *k, const
                         "invalid domain '%s': needs at least two labels (like gw1.example.net)",
                         value);
 
-        copy = strdup(value);
-        if (!copy)
-                return -ENOMEM;
-        free(*s);
-        *s = copy;
-        return 0;
+        return set_string(s, value, strlen(value));
 }
 
 /* Decimal prefix length 0..@max, no sign or blanks. */
@@ -583,7 +589,7 @@ static int parse_resolver(struct parse_ctx *ctx, const struct config_key *k, con
         union in_any addr;
         uint64_t portnum = 53;
         int family;
-        char **s = field, *copy;
+        char **s = field;
         size_t n;
 
         if (value[0] == '[') {
@@ -638,12 +644,7 @@ static int parse_resolver(struct parse_ctx *ctx, const struct config_key *k, con
         inet_ntop(family, &addr, text, sizeof(text));
         snprintf(buf, sizeof(buf), family == AF_INET ? "%s:%" PRIu64 : "[%s]:%" PRIu64, text,
                  portnum);
-        copy = strdup(buf);
-        if (!copy)
-                return -ENOMEM;
-        free(*s);
-        *s = copy;
-        return 0;
+        return set_string(s, buf, strlen(buf));
 invalid:
         return set_reason(
                 ctx,
@@ -655,26 +656,21 @@ invalid:
 static int parse_abs_path(struct parse_ctx *ctx, const struct config_key *k, const char *value,
                           void *field)
 {
-        char **s = field, *copy;
+        char **s = field;
         size_t n = strlen(value);
 
         if (value[0] != '/')
                 return set_reason(ctx, "'%s' is not an absolute path", value);
         while (n > 1 && value[n - 1] == '/')
                 n--;
-        copy = strndup(value, n);
-        if (!copy)
-                return -ENOMEM;
-        free(*s);
-        *s = copy;
-        return 0;
+        return set_string(s, value, n);
 }
 
 /* A namespace name: what iproute2 accepts as a file name under /run/netns, kept simple. */
 static int parse_ns_name(struct parse_ctx *ctx, const struct config_key *k, const char *value,
                          void *field)
 {
-        char **s = field, *copy;
+        char **s = field;
         size_t n = strlen(value);
 
         if (n == 0 || n > 63)
@@ -688,12 +684,7 @@ static int parse_ns_name(struct parse_ctx *ctx, const struct config_key *k, cons
         if (value[0] == '.')
                 return set_reason(ctx, "invalid namespace name '%s': must not start with '.'",
                                   value);
-        copy = strdup(value);
-        if (!copy)
-                return -ENOMEM;
-        free(*s);
-        *s = copy;
-        return 0;
+        return set_string(s, value, strlen(value));
 }
 
 /* "veth:<host-side name>", "macvlan:<parent>" or "move:<ifname>"; interface names as the
@@ -702,7 +693,7 @@ static int parse_link_spec(struct parse_ctx *ctx, const struct config_key *k, co
                            void *field)
 {
         static const char *const kinds[] = {"veth:", "macvlan:", "move:"};
-        char **s = field, *copy;
+        char **s = field;
         const char *name = NULL;
         size_t n;
 
@@ -725,12 +716,7 @@ static int parse_link_spec(struct parse_ctx *ctx, const struct config_key *k, co
                                 value, name[i]);
         if (streq(name, ".") || streq(name, ".."))
                 return set_reason(ctx, "invalid link '%s'", value);
-        copy = strdup(value);
-        if (!copy)
-                return -ENOMEM;
-        free(*s);
-        *s = copy;
-        return 0;
+        return set_string(s, value, strlen(value));
 }
 
 /* Yggdrasil addresses live in 200::/7 (nodes 200::/8, their subnets 300::/8). */

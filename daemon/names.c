@@ -5,6 +5,7 @@
  * revalidation runs on its own timer with asynchronous bus calls, never on
  * a bus worker, so provisiond's DeleteNamedProxy call-back cannot deadlock. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,26 +38,34 @@ static void check_done(struct gw_name_check *c, enum gw_name_verdict v, const ch
         free(c);
 }
 
+_printf_(2, 3) static void check_errorf(struct gw_name_check *c, const char *fmt, ...)
+{
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        check_done(c, GW_NAME_ERROR, msg ? msg : "out of memory");
+}
+
 /* Common reply handling: transport errors and Output.Error. Returns true
  * when the check was finished here. */
 static bool reply_failed(struct gw_name_check *c, int r, const struct proto_response *resp,
                          const char *method)
 {
-        _cleanup_free_ char *msg = NULL;
-
         c->pending = NULL;
         if (r < 0) {
-                if (asprintf(&msg, "%s.%s@%s %s failed: %s", API_MODULE, API_OBJECT, API_VERSION,
-                             method, r == -ETIMEDOUT ? "no reply (timeout)" : strerror(-r)) < 0)
-                        msg = NULL;
-                check_done(c, GW_NAME_ERROR, msg ? msg : "out of memory");
+                check_errorf(c, "%s.%s@%s %s failed: %s", API_MODULE, API_OBJECT, API_VERSION,
+                             method, r == -ETIMEDOUT ? "no reply (timeout)" : strerror(-r));
                 return true;
         }
         if (resp->has_protocol_error || (resp->has_error && resp->error.n > 0)) {
                 const struct proto_str *e =
                         resp->has_protocol_error ? &resp->protocol_error : &resp->error;
-                msg = strndup(e->s, e->n);
-                check_done(c, GW_NAME_ERROR, msg ? msg : "out of memory");
+
+                check_errorf(c, "%.*s", (int)e->n, e->s);
                 return true;
         }
         if (!resp->has_data) {
@@ -71,7 +80,6 @@ static void on_contract(int r, const struct proto_response *resp, void *userdata
         struct gw_name_check *c = userdata;
         struct proto_substrate_error e = {};
         struct proto_contract ct = {};
-        _cleanup_free_ char *msg = NULL;
 
         if (reply_failed(c, r, resp, "GetContract"))
                 return;
@@ -80,15 +88,12 @@ static void on_contract(int r, const struct proto_response *resp, void *userdata
                 return;
         }
         if (e.code == 1) {
-                if (asprintf(&msg,
+                check_errorf(c,
                              "contract by name returned %llu, but retrieving it results in "
                              "'not found' error",
-                             (unsigned long long)c->contract_id) < 0)
-                        msg = NULL;
-                check_done(c, GW_NAME_ERROR, msg ? msg : "out of memory");
+                             (unsigned long long)c->contract_id);
         } else if (e.code != 0 && e.has_err) {
-                msg = strndup(e.err.s, e.err.n);
-                check_done(c, GW_NAME_ERROR, msg ? msg : "out of memory");
+                check_errorf(c, "%.*s", (int)e.err.n, e.err.s);
         } else if (!ct.is_created && !ct.is_grace_period) {
                 check_done(c, GW_NAME_INVALID,
                            "the name contract must be in Created or GracePeriod state");
@@ -105,7 +110,6 @@ static void on_contract_id(int r, const struct proto_response *resp, void *userd
         _cleanup_strbuf_ struct strbuf arg = STRBUF_INIT;
         struct gw_name_check *c = userdata;
         struct proto_substrate_error e = {};
-        _cleanup_free_ char *msg = NULL;
         struct proto_str in;
         uint64_t id = 0;
         int k;
@@ -124,9 +128,8 @@ static void on_contract_id(int r, const struct proto_response *resp, void *userd
                 return;
         }
         if (e.code != 0 && e.has_err) {
-                msg = strndup(e.err.s, e.err.n);
+                check_errorf(c, "%.*s", (int)e.err.n, e.err.s);
                 proto_substrate_error_done(&e);
-                check_done(c, GW_NAME_ERROR, msg ? msg : "out of memory");
                 return;
         }
         proto_substrate_error_done(&e);
@@ -141,11 +144,8 @@ static void on_contract_id(int r, const struct proto_response *resp, void *userd
                 k = proto_bus_request(c->d->bus, API_MODULE, API_OBJECT, API_VERSION, "GetContract",
                                       &in, 1, c->d->cfg.call_timeout_ms, on_contract, c,
                                       &c->pending);
-        if (k < 0) {
-                if (asprintf(&msg, "api-gateway GetContract failed: %s", strerror(-k)) < 0)
-                        msg = NULL;
-                check_done(c, GW_NAME_ERROR, msg ? msg : "out of memory");
-        }
+        if (k < 0)
+                check_errorf(c, "api-gateway GetContract failed: %s", strerror(-k));
 }
 
 int gw_name_check_start(struct gw_daemon *d, const char *name, uint32_t twin, gw_name_check_cb *cb,
@@ -430,11 +430,7 @@ void gw_revalidator_stop(struct gw_daemon *d)
                 gw_name_check_cancel(rv->check);
         if (rv->pending)
                 proto_bus_request_cancel(rv->pending);
-        for (size_t i = 0; i < rv->n_ids; i++)
-                free(rv->ids[i]);
-        rv->ids = mfree(rv->ids);
-        wl_public_config_done(&rv->pc);
-        rv->current = mfree(rv->current);
+        reval_end(rv);
         uv_timer_stop(&rv->timer);
         uv_close((uv_handle_t *)&rv->timer, on_reval_closed);
         d->reval = NULL;

@@ -247,11 +247,10 @@ static int route_put(struct gw_proxy *gp, const struct wl_proxy *p, struct proxy
         r = proxy_routes_builder_put(gp->builder, &spec);
         if (r == -ENOMEM)
                 (void)builder_reset(gp);
-        if (r < 0 && asprintf(reterr, "%s",
-                              r == -EEXIST   ? "the host is routed to another workload"
-                              : r == -EINVAL ? "the host, ID or a backend is not routable"
-                                             : strerror(-r)) < 0)
-                *reterr = NULL;
+        if (r < 0)
+                *reterr = strdup(r == -EEXIST   ? "the host is routed to another workload"
+                                 : r == -EINVAL ? "the host, ID or a backend is not routable"
+                                                : strerror(-r));
         return r;
 }
 
@@ -452,16 +451,24 @@ static int on_socket_needed(void *ud, const struct proxy_route *r, const struct 
         return k;
 }
 
+/* Fold a stopped engine's totals into gp->base and free it. Returns NULL. */
+static struct proxy_engine *engine_retire(struct gw_proxy *gp, struct proxy_engine *e)
+{
+        struct proxy_engine_stats s;
+
+        proxy_engine_stats(e, &s);
+        s.active = 0;
+        stats_add(&gp->base, &s);
+        proxy_engine_free(e);
+        log_info("Proxy stopped");
+        return NULL;
+}
+
 static void on_engine_stopped(uv_work_t *w, int status)
 {
         struct gw_proxy *gp = container_of(w, struct gw_proxy, stop_work);
-        struct proxy_engine_stats s;
 
-        proxy_engine_stats(gp->dying, &s);
-        s.active = 0;
-        stats_add(&gp->base, &s);
-        gp->dying = proxy_engine_free(gp->dying);
-        log_info("Proxy stopped");
+        gp->dying = engine_retire(gp, gp->dying);
         if (!gp->stopped)
                 proxy_apply(gp);
 }
@@ -478,7 +485,6 @@ static void do_engine_stop(uv_work_t *w)
 /* Stop the engine without blocking the loop (or inline when @sync). */
 static void engine_stop(struct gw_proxy *gp, bool sync)
 {
-        struct proxy_engine_stats s;
         int r;
 
         if (!gp->engine)
@@ -488,11 +494,7 @@ static void engine_stop(struct gw_proxy *gp, bool sync)
                 r = proxy_engine_stop(gp->engine);
                 if (r < 0)
                         log_warning_errno(r, "Proxy workers did not stop cleanly: %m");
-                proxy_engine_stats(gp->engine, &s);
-                s.active = 0;
-                stats_add(&gp->base, &s);
-                gp->engine = proxy_engine_free(gp->engine);
-                log_info("Proxy stopped");
+                gp->engine = engine_retire(gp, gp->engine);
                 return;
         }
         gp->dying = TAKE_PTR(gp->engine);
@@ -612,7 +614,7 @@ static void on_listener(int r, int fd, const char *error, void *userdata)
         }
         if (r < 0) {
                 /* netns' text names the address and the namespace. */
-                if (!gp->error && asprintf(&gp->error, "%s", error ? error : strerror(-r)) < 0)
+                if (!gp->error && !(gp->error = strdup(error ? error : strerror(-r))))
                         gp->error = strdup("out of memory");
         } else {
                 gp->fds[idx] = fd;
