@@ -303,6 +303,8 @@ static void reval_next(struct gw_revalidator *rv)
                         break;
                 free(rv->current);
                 rv->current = strdup(p->id);
+                if (!rv->current)
+                        break; /* out of memory: end this run, the next one retries */
                 r = gw_name_check_start(d, name, wid.twin, on_reval_check, rv, &rv->check);
                 if (r < 0) {
                         log_warning_errno(r, "Failed to start name revalidation: %m");
