@@ -106,6 +106,10 @@ void gw_ns_apply(struct gw_daemon *d);
 /* True when the namespace is not managed or is ready; else *ret_error says why. */
 bool gw_ns_ready(struct gw_daemon *d, const char **ret_error);
 void gw_ns_stop(struct gw_daemon *d);
+/* The path of the gateway namespace (@net_id NULL) or of the private
+ * network @net_id ("<netns_dir>/n-<net_id>", zos's name) into @buf.
+ * Returns 0 or -ENAMETOOLONG. */
+int gw_ns_path(const struct gw_daemon *d, const char *net_id, char *buf, size_t size);
 /* The worker that opens sockets inside namespaces (for the proxy). */
 struct netns_worker *gw_ns_worker(struct gw_daemon *d);
 

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,15 +239,16 @@ static bool op_gateway_available(struct gw_op *op)
 /* §4.6: the private network must exist on this node. */
 static int check_network(struct gw_daemon *d, const struct wl_proxy *p, char **reterr)
 {
-        _cleanup_free_ char *path = NULL;
+        char path[PATH_MAX];
         struct stat st;
+        int r;
 
         if (!p->network)
                 return 0;
-        if (asprintf(&path, "%s/n-%s", d->cfg.netns_dir, p->net_id) < 0)
-                return -ENOMEM;
-        if (stat(path, &st) < 0) {
-                int r = -errno;
+        r = gw_ns_path(d, p->net_id, path, sizeof(path));
+        if (r >= 0 && stat(path, &st) < 0)
+                r = -errno;
+        if (r < 0) {
                 if (asprintf(reterr,
                              "failed to get user network: couldn't load network with id (%s): %s",
                              p->net_id,

@@ -196,9 +196,17 @@ static void mon_open(struct gw_ns *ns)
                         ns->mon_reopen = true;
                 return;
         }
-        snprintf(path, sizeof(path), "%s/%s", ns->d->cfg.netns_dir, ns->d->cfg.ns_name);
-        if (netns_worker_monitor(ns->w, path, on_monitor, ns) >= 0)
+        if (gw_ns_path(ns->d, NULL, path, sizeof(path)) >= 0 &&
+            netns_worker_monitor(ns->w, path, on_monitor, ns) >= 0)
                 ns->mon_pending = true;
+}
+
+int gw_ns_path(const struct gw_daemon *d, const char *net_id, char *buf, size_t size)
+{
+        int n = net_id ? snprintf(buf, size, "%s/n-%s", d->cfg.netns_dir, net_id)
+                       : snprintf(buf, size, "%s/%s", d->cfg.netns_dir, d->cfg.ns_name);
+
+        return n >= 0 && (size_t)n < size ? 0 : -ENAMETOOLONG;
 }
 
 /* ---- reconcile / teardown ---- */

@@ -168,19 +168,16 @@ static int cert_name(const struct wl_proxy *p, char *buf, size_t size)
 }
 
 /* The namespace a workload's backends are dialed in: its private network,
- * else the gateway namespace when managed, else the daemon's own (NULL). */
-static const char *route_netns(struct gw_daemon *d, const struct wl_proxy *p, char *buf,
-                               size_t size)
+ * else the gateway namespace when managed, else the daemon's own (*ret
+ * NULL). Returns 0 or -ENAMETOOLONG. */
+static int route_netns(struct gw_daemon *d, const struct wl_proxy *p, char *buf, size_t size,
+                       const char **ret)
 {
-        if (p->network) {
-                snprintf(buf, size, "%s/n-%s", d->cfg.netns_dir, p->net_id);
-                return buf;
-        }
-        if (d->cfg.ns_public_link) {
-                snprintf(buf, size, "%s/%s", d->cfg.netns_dir, d->cfg.ns_name);
-                return buf;
-        }
-        return NULL;
+        *ret = NULL;
+        if (!p->network && !d->cfg.ns_public_link)
+                return 0;
+        *ret = buf;
+        return gw_ns_path(d, p->network ? p->net_id : NULL, buf, size);
 }
 
 /* wl_backend_address() gives IPv4 as ::ffff:a.b.c.d; dial it as AF_INET. */
@@ -231,7 +228,11 @@ static int route_put(struct gw_proxy *gp, const struct wl_proxy *p, struct proxy
                 backend_from_in6(&in6, &bes[i]);
                 bes[i].text = p->backends[i];
         }
-        spec.netns = route_netns(gp->d, p, netns, sizeof(netns));
+        r = route_netns(gp->d, p, netns, sizeof(netns), &spec.netns);
+        if (r < 0) {
+                *reterr = strdup("namespace path too long");
+                return r;
+        }
         if (spec.mode == PROXY_ROUTE_TERMINATE && gp->certs &&
             cert_name(p, cname, sizeof(cname)) >= 0) {
                 _cleanup_free_ char *err = NULL;
@@ -703,7 +704,7 @@ static void proxy_apply(struct gw_proxy *gp)
                 return;
         }
         if (managed)
-                snprintf(want.netns, sizeof(want.netns), "%s/%s", d->cfg.netns_dir, d->cfg.ns_name);
+                (void)gw_ns_path(d, NULL, want.netns, sizeof(want.netns)); /* cut: bind fails */
         want.addr = d->cfg.proxy_address;
         want.addr_len = d->cfg.proxy_address_len;
         want.ports[L_HTTPS] = d->cfg.https_port;
