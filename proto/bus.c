@@ -540,8 +540,9 @@ static void dispatch(struct proto_bus *bus, const char *payload, size_t len, boo
         }
         r = proto_request_decode(payload, len, &req);
         if (r >= 0 && req.reply_to.n == 0)
-                r = -EDOM;
+                r = -EDESTADDRREQ; /* nowhere to answer: dropped */
         if (r < 0) {
+                proto_request_done(&req);
                 bus->stats.garbage++;
                 if (bus->on_garbage)
                         bus->on_garbage(bus, len, r, bus->userdata);

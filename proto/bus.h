@@ -38,8 +38,10 @@ typedef void proto_bus_request_cb(struct proto_bus *bus, struct proto_bus_call *
 /* Connection state changes of the server side (for logs and sd_notify). */
 typedef void proto_bus_state_cb(struct proto_bus *bus, bool connected, const char *reason,
                                 void *userdata);
-/* A payload that could not be decoded (logged by the owner; no reply is
- * possible because ReplyTo is unknown, as in zbus). */
+/* A payload that was dropped (logged by the owner; no reply is possible, as
+ * in zbus): @error is -E2BIG (over max_payload), -EDESTADDRREQ (decoded, but
+ * without ReplyTo) or the decoder's error (-EBADMSG, -EDOM, ...). Every
+ * dropped request is freed and removed from the inflight list. */
 typedef void proto_bus_garbage_cb(struct proto_bus *bus, size_t len, int error, void *userdata);
 
 struct proto_bus_options {

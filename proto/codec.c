@@ -304,7 +304,11 @@ static int on_request_field(int idx, struct mp_reader *r, void *ud)
         case 3:
                 return read_str(r, &req->reply_to, PROTO_STR_MAX, NULL);
         case 4:
-                return read_str(r, &req->method, PROTO_STR_MAX, NULL);
+                /* An over-long method name is no method at all: the request
+                 * is still answered ("not a function", as zbus does) rather
+                 * than dropped as undecodable. */
+                k = read_str(r, &req->method, PROTO_STR_MAX, NULL);
+                return k == -E2BIG ? str_set(&req->method, "", 0) : k;
         }
         return -EINVAL;
 }
