@@ -59,6 +59,18 @@ int log_level_from_string(const char *s)
         return -EINVAL;
 }
 
+/* Format into @msg (%m prints @error) with control characters blanked. */
+static void format_msg(char *msg, size_t size, int error, const char *fmt, va_list ap)
+{
+        /* %m in glibc prints strerror(errno): make it print the passed error. */
+        errno = error < 0 ? -error : error;
+        vsnprintf(msg, size, fmt, ap);
+        /* Never let control characters from remote input into the log line. */
+        for (char *p = msg; *p; p++)
+                if ((unsigned char)*p < 0x20 && *p != '\t')
+                        *p = ' ';
+}
+
 int log_internal(int level, int error, const struct log_fields *f, const char *fmt, ...)
 {
         char msg[2048];
@@ -67,16 +79,110 @@ int log_internal(int level, int error, const struct log_fields *f, const char *f
 
         if (level > max_level)
                 return error;
-        /* %m in glibc prints strerror(errno): make it print the passed error. */
-        errno = error < 0 ? -error : error;
         va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
+        format_msg(msg, sizeof(msg), error, fmt, ap);
         va_end(ap);
-        /* Never let control characters from remote input into the log line. */
-        for (char *p = msg; *p; p++)
-                if ((unsigned char)*p < 0x20 && *p != '\t')
-                        *p = ' ';
         sink(level, f, msg);
         errno = saved;
         return error;
+}
+
+/* ======================================================================
+ * Rate-limited messages
+ * ====================================================================== */
+
+static struct log_ratelimit *pending; /* sites with suppressed > 0 */
+
+static uint64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void emit_repeated(struct log_ratelimit *rl)
+{
+        char msg[LOG_RATELIMIT_TEXT + 48];
+
+        if (!rl->suppressed)
+                return;
+        snprintf(msg, sizeof(msg), "%s (repeated %u times)", rl->last, rl->suppressed);
+        rl->suppressed = 0;
+        if (rl->level <= max_level)
+                sink(rl->level, NULL, msg);
+}
+
+static void unlist(struct log_ratelimit *rl)
+{
+        for (struct log_ratelimit **p = &pending; *p; p = &(*p)->next)
+                if (*p == rl) {
+                        *p = rl->next;
+                        break;
+                }
+        rl->next = NULL;
+        rl->listed = false;
+}
+
+int log_ratelimit_internal(struct log_ratelimit *rl, int level, int error,
+                           const struct log_fields *f, const char *fmt, ...)
+{
+        char msg[2048];
+        uint64_t now;
+        va_list ap;
+        int saved = errno;
+
+        if (level > max_level)
+                return error;
+        va_start(ap, fmt);
+        format_msg(msg, sizeof(msg), error, fmt, ap);
+        va_end(ap);
+        errno = saved;
+
+        now = now_ns();
+        if (rl->until_ns && now < rl->until_ns &&
+            strncmp(msg, rl->last, sizeof(rl->last) - 1) == 0) {
+                rl->suppressed++;
+                rl->level = level;
+                if (!rl->listed) {
+                        rl->next = pending;
+                        pending = rl;
+                        rl->listed = true;
+                }
+                return error;
+        }
+        /* Another text, or the window is over: the count first, then this. */
+        emit_repeated(rl);
+        if (rl->listed)
+                unlist(rl);
+        sink(level, f, msg);
+        /* Truncated on purpose: only the start is compared and repeated. */
+        strncpy(rl->last, msg, sizeof(rl->last) - 1);
+        rl->last[sizeof(rl->last) - 1] = 0;
+        rl->level = level;
+        rl->until_ns = now + (uint64_t)LOG_RATELIMIT_SEC * 1000000000u;
+        return error;
+}
+
+unsigned log_ratelimit_flush(bool all)
+{
+        uint64_t now = now_ns();
+        unsigned n = 0;
+
+        for (struct log_ratelimit **p = &pending; *p;) {
+                struct log_ratelimit *rl = *p;
+
+                if (!all && now < rl->until_ns) {
+                        p = &rl->next;
+                        continue;
+                }
+                *p = rl->next;
+                rl->next = NULL;
+                rl->listed = false;
+                emit_repeated(rl);
+                /* A new window starts with the next message. */
+                rl->until_ns = 0;
+                n++;
+        }
+        return n;
 }

@@ -6,6 +6,8 @@
  * to journald when it is there. The default sink writes to stderr. */
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <syslog.h>
 
 #include "common/macros.h"
@@ -42,3 +44,35 @@ int log_internal(int level, int error, const struct log_fields *f, const char *f
 #define log_wl(level, wlid, dom, ...)                                                              \
         log_internal(level, 0, &(struct log_fields){.workload_id = (wlid), .domain = (dom)},       \
                      __VA_ARGS__)
+
+/* Rate limiting of repeated identical messages at one call site (what a
+ * client, a backend or the bus can make us log over and over: undecodable
+ * requests, drift repairs). The first message is logged; the same text
+ * again within LOG_RATELIMIT_SEC is only counted; after the window, or
+ * when another text comes from the same site, or at
+ * log_ratelimit_flush(), the count is logged as "<text> (repeated N times)".
+ * Not thread-safe: daemon/ uses it on its loop thread only. */
+#define LOG_RATELIMIT_SEC  60
+#define LOG_RATELIMIT_TEXT 240
+
+struct log_ratelimit {
+        struct log_ratelimit *next;    /* in the list of sites with a pending count */
+        bool listed;                   /* on that list */
+        int level;                     /* of the suppressed messages */
+        uint64_t until_ns;             /* CLOCK_MONOTONIC end of the window */
+        unsigned suppressed;           /* identical messages not logged since the last line */
+        char last[LOG_RATELIMIT_TEXT]; /* the text logged last (truncated) */
+};
+
+int log_ratelimit_internal(struct log_ratelimit *rl, int level, int error,
+                           const struct log_fields *f, const char *fmt, ...) _printf_(5, 6);
+/* Log the pending counts of every site whose window ended (or of all of
+ * them with @all, e.g. at exit). Returns how many lines were logged. */
+unsigned log_ratelimit_flush(bool all);
+
+#define log_ratelimit_warning_errno(e, ...)                                                        \
+        ({                                                                                         \
+                static struct log_ratelimit _rl_;                                                  \
+                log_ratelimit_internal(&_rl_, LOG_WARNING, e, NULL, __VA_ARGS__);                  \
+        })
+#define log_ratelimit_warning(...) log_ratelimit_warning_errno(0, __VA_ARGS__)
