@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "common/strbuf.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,4 +130,51 @@ char *strbuf_steal(struct strbuf *b)
         b->data = NULL;
         b->len = b->cap = 0;
         return p;
+}
+
+static size_t cescape_one(unsigned char c, char tmp[static 4])
+{
+        static const char hex[] = "0123456789abcdef";
+
+        if (c == '\\' || c == '"') {
+                tmp[0] = '\\';
+                tmp[1] = (char)c;
+                return 2;
+        }
+        if (c >= 0x20 && c < 0x7f) {
+                tmp[0] = (char)c;
+                return 1;
+        }
+        tmp[0] = '\\';
+        tmp[1] = 'x';
+        tmp[2] = hex[c >> 4];
+        tmp[3] = hex[c & 15];
+        return 4;
+}
+
+char *cescape(const void *p, size_t n, char *out, size_t size)
+{
+        const unsigned char *s = p;
+        size_t o = 0, full = 0, room;
+        char tmp[4];
+
+        assert(size >= 4);
+        for (size_t i = 0; i < n; i++)
+                full += cescape_one(s[i], tmp);
+        /* Everything, or as much as leaves room for "..." and the NUL. */
+        room = full < size ? size - 1 : size - 4;
+        for (size_t i = 0; i < n; i++) {
+                size_t k = cescape_one(s[i], tmp);
+
+                if (o + k > room)
+                        break;
+                memcpy(out + o, tmp, k);
+                o += k;
+        }
+        if (full >= size) {
+                memcpy(out + o, "...", 3);
+                o += 3;
+        }
+        out[o] = 0;
+        return out;
 }

@@ -29,6 +29,11 @@ int strbuf_printf(struct strbuf *b, const char *fmt, ...) _printf_(2, 3);
 int strbuf_vprintf(struct strbuf *b, const char *fmt, va_list ap) _printf_(2, 0);
 /* Append @s with JSON string escaping, including the quotes. */
 int strbuf_put_json_string(struct strbuf *b, const char *s, size_t n);
+/* Write @n bytes of untrusted @p into @out (@size >= 4 bytes) for a log
+ * line: printable ASCII as is, '\\' and '"' escaped, everything else as
+ * \xNN; cut with "..." when it does not fit. Always NUL-terminated.
+ * Returns @out. */
+char *cescape(const void *p, size_t n, char *out, size_t size);
 void strbuf_reset(struct strbuf *b);
 void strbuf_done(struct strbuf *b);
 /* Hand over the contents (never NULL on success: "" for an empty buffer). */

@@ -49,6 +49,10 @@ struct gw_daemon {
         struct gw_ns *ns;       /* the gateway namespace keeper (gwns.c) */
         struct gw_proxy *proxy; /* routes and the proxy engine (proxy.c) */
         struct gw_prom *prom;   /* the Prometheus endpoint (prometheus.c) */
+        char **corrupt_ids;     /* IDs of workload files set aside as corrupt (at most
+                                 * GW_CORRUPT_IDS_MAX kept), for status and Info */
+        size_t n_corrupt_ids;   /* entries in @corrupt_ids */
+        size_t n_corrupt;       /* corrupt workload files in the state directory */
 
         uv_signal_t sig_term, sig_int, sig_hup;
         uv_timer_t watchdog;
@@ -59,6 +63,8 @@ struct gw_daemon {
         int exit_code;
         uint64_t started_usec;
 };
+
+#define GW_CORRUPT_IDS_MAX 100
 
 /* gateway.c: the manager@0.0.1 object. */
 void gw_manager_on_request(struct proto_bus *bus, struct proto_bus_call *call, void *userdata);

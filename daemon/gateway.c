@@ -43,6 +43,7 @@ struct gw_op {
         struct proto_bus_pending *pending;
         struct gw_name_check *check;
         struct gw_dns_query *query;
+        char raw_id[128]; /* the ID argument as sent, escaped, for log lines */
 };
 
 static uint64_t now_usec(void)
@@ -191,8 +192,9 @@ static void op_free(struct gw_op *op)
 static void op_fail(struct gw_op *op, const char *error)
 {
         op->step = OP_STEP_DONE;
-        log_wl(LOG_INFO, op->p ? op->p->id : NULL, op->p ? op->p->fqdn : NULL, "%s %s refused: %s",
-               op->fqdn ? "SetFQDNProxy" : "SetNamedProxy", op->p ? op->p->id : "", error);
+        /* The ID as sent (escaped): it may be what failed to parse. */
+        log_wl(LOG_INFO, op->raw_id, op->p ? op->p->fqdn : NULL, "%s \"%s\" refused: %s",
+               op->fqdn ? "SetFQDNProxy" : "SetNamedProxy", op->raw_id, error);
         reply_error(op->call, op->fqdn ? RESULT_NONE : RESULT_STRING, error);
         op_free(op);
 }
@@ -510,6 +512,7 @@ static void handle_set(struct gw_daemon *d, struct proto_bus_call *call, bool fq
         op->d = d;
         op->call = call;
         op->fqdn = fqdn;
+        cescape(id.s, id.n, op->raw_id, sizeof(op->raw_id));
         LIST_PREPEND(d->ops, op);
         r = proxy_from_args(&gp, &id, fqdn, &op->p, &err);
         proto_str_done(&id);
@@ -790,13 +793,44 @@ void gw_manager_on_request(struct proto_bus *bus, struct proto_bus_call *call, v
  * Restore, counters, DNS
  * ====================================================================== */
 
-static void on_restored(struct wl_proxy *p, const char *error, void *userdata)
+static void note_corrupt(struct gw_daemon *d, const struct gw_state_loaded *l)
+{
+        char **ids;
+        char *id;
+
+        if (!l->aside)
+                return; /* not set aside: it is loaded again at the next start */
+        d->n_corrupt++;
+        if (!l->id || d->n_corrupt_ids >= GW_CORRUPT_IDS_MAX)
+                return;
+        id = strdup(l->id);
+        ids = id ? reallocarray(d->corrupt_ids, d->n_corrupt_ids + 1, sizeof(char *)) : NULL;
+        if (!ids) {
+                free(id);
+                return;
+        }
+        d->corrupt_ids = ids;
+        d->corrupt_ids[d->n_corrupt_ids++] = id;
+}
+
+static void on_restored(const struct gw_state_loaded *l, void *userdata)
 {
         struct gw_daemon *d = userdata;
+        struct wl_proxy *p = l->p;
+        char id[128];
         int r;
 
         if (!p) {
-                log_warning("Skipping corrupt workload state %s", error);
+                note_corrupt(d, l);
+                if (l->earlier)
+                        return;
+                /* The bus confirmed this workload once: say which one, so the
+                 * farmer can ask for it to be deployed again. */
+                cescape(strempty(l->id), strlen(strempty(l->id)), id, sizeof(id));
+                log_wl(LOG_WARNING, id, NULL,
+                       "Skipping the corrupt state of workload \"%s\" (it must be deployed "
+                       "again): %s",
+                       id, l->error);
                 return;
         }
         /* wl_registry_restore() derives the network ID itself. */
@@ -818,6 +852,10 @@ int gw_manager_restore(struct gw_daemon *d)
         if (r < 0)
                 return log_error_errno(r, "Failed to read state directory %s: %m", d->root);
         log_info("Restored %zu workload(s) from %s", wl_registry_size(d->reg), d->root);
+        if (d->n_corrupt > 0)
+                log_warning("%zu corrupt workload state file(s) set aside in %s/workloads "
+                            "(*.corrupt-*): those workloads are not served until deployed again",
+                            d->n_corrupt, d->root);
         return 0;
 }
 

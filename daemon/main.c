@@ -82,10 +82,19 @@ static void on_bus_state(struct proto_bus *bus, bool connected, const char *reas
         }
 }
 
+/* Rate-limited: any local process that can write to Redis can send these. */
 static void on_bus_garbage(struct proto_bus *bus, size_t len, int error, void *ud)
 {
-        log_warning_errno(error, "Ignoring an undecodable request of %zu bytes on %s: %m", len,
-                          proto_bus_queue(bus));
+        if (error == -EDESTADDRREQ)
+                log_ratelimit_warning("Dropping requests without ReplyTo on %s",
+                                      proto_bus_queue(bus));
+        else if (error == -E2BIG)
+                log_ratelimit_warning("Dropping requests larger than [bus] max_payload on %s",
+                                      proto_bus_queue(bus));
+        else
+                log_ratelimit_warning_errno(error, "Ignoring undecodable requests on %s: %m",
+                                            proto_bus_queue(bus));
+        log_debug("Dropped a request of %zu bytes: %s", len, strerror(-error));
 }
 
 static void on_bus_stopped(struct proto_bus *bus, void *ud)
@@ -129,6 +138,7 @@ static void daemon_stop(struct gw_daemon *d, const char *why)
         close_handle((uv_handle_t *)&d->sig_hup);
         close_handle((uv_handle_t *)&d->watchdog);
         close_handle((uv_handle_t *)&d->counters_timer);
+        (void)log_ratelimit_flush(true);
 }
 
 static void on_sigterm(uv_signal_t *s, int signum)
@@ -207,6 +217,8 @@ static void on_counters_timer(uv_timer_t *t)
 
         if (r < 0)
                 log_warning_errno(r, "Failed to save counters: %m");
+        /* Counts of rate-limited warnings whose window ended. */
+        (void)log_ratelimit_flush(false);
 }
 
 /* Every proxied connection takes one or two fds: run with the soft fd
@@ -425,6 +437,9 @@ finish:
         gw_proxy_free(&d);
         wl_registry_free(d.reg);
         gw_state_free(d.state);
+        for (size_t i = 0; i < d.n_corrupt_ids; i++)
+                free(d.corrupt_ids[i]);
+        free(d.corrupt_ids);
         gw_config_done(&d.cfg);
         wl_public_config_done(&d.pc_cache);
         log_info("Stopped");

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/fileio.h"
@@ -211,6 +212,72 @@ int gw_state_remove(struct gw_state *s, const char *id)
         return 0;
 }
 
+static int unhex(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+#define CORRUPT_SUFFIX ".corrupt-"
+
+char *gw_state_id_from_file_name(const char *name)
+{
+        const char *end, *corrupt = strstr(name, ".json" CORRUPT_SUFFIX);
+        struct strbuf b = STRBUF_INIT;
+        int r = 0;
+
+        if (strncmp(name, "wl-", 3) != 0)
+                return NULL;
+        end = corrupt ? corrupt : name + strlen(name) - 5;
+        if (end < name + 3 || (!corrupt && !streq(end, ".json")))
+                return NULL;
+        for (const char *p = name + 3; r >= 0 && p < end; p++) {
+                int hi, lo;
+
+                if (*p != '%') {
+                        r = strbuf_putc(&b, *p);
+                        continue;
+                }
+                /* gw_state_file_name() writes %XX with upper-case digits. */
+                if (end - p < 3 || (hi = unhex(p[1])) < 0 || (lo = unhex(p[2])) < 0 ||
+                    (hi == 0 && lo == 0))
+                        r = -EINVAL;
+                else
+                        r = strbuf_putc(&b, (char)(hi << 4 | lo));
+                p += 2;
+        }
+        if (r < 0 || !b.data) {
+                strbuf_done(&b);
+                /* An empty ID cannot be saved: "wl-.json" is no workload's. */
+                return NULL;
+        }
+        return strbuf_steal(&b);
+}
+
+/* Rename a corrupt file to <name>.corrupt-<time>, durably. Returns 0 with
+ * the new name, or -errno (the file stays and is reported again next time). */
+static int move_aside(struct gw_state *s, const char *name, char **ret)
+{
+        _cleanup_free_ char *aside = NULL;
+        _cleanup_close_ int dfd = -1;
+
+        if (asprintf(&aside, "%s" CORRUPT_SUFFIX "%lld", name, (long long)time(NULL)) < 0)
+                return -ENOMEM;
+        dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+        /* Never replace an earlier copy (two corrupt starts in one second). */
+        if (renameat2(dfd, name, dfd, aside, RENAME_NOREPLACE) < 0)
+                return -errno;
+        if (fsync(dfd) < 0)
+                return -errno;
+        *ret = TAKE_PTR(aside);
+        return 0;
+}
+
 int gw_state_load(struct gw_state *s, gw_state_load_cb *cb, void *userdata)
 {
         DIR *d;
@@ -220,45 +287,62 @@ int gw_state_load(struct gw_state *s, gw_state_load_cb *cb, void *userdata)
         if (!d)
                 return -errno;
         while ((de = readdir(d))) {
-                _cleanup_free_ char *path = NULL, *text = NULL, *err = NULL, *expect = NULL;
-                struct wl_proxy *p = NULL;
+                _cleanup_free_ char *path = NULL, *text = NULL, *err = NULL, *expect = NULL,
+                                    *msg = NULL, *id = NULL, *aside = NULL;
+                struct gw_state_loaded l = {};
                 size_t len;
                 size_t nl = strlen(de->d_name);
                 int r;
 
-                if (de->d_name[0] == '.' || nl < 5 || strcmp(de->d_name + nl - 5, ".json") != 0)
+                if (de->d_name[0] == '.')
+                        continue;
+                if (strstr(de->d_name, ".json" CORRUPT_SUFFIX)) {
+                        id = gw_state_id_from_file_name(de->d_name);
+                        l = (struct gw_state_loaded){
+                                .id = id, .aside = de->d_name, .earlier = true};
+                        cb(&l, userdata);
+                        continue;
+                }
+                if (nl < 5 || strcmp(de->d_name + nl - 5, ".json") != 0)
                         continue;
                 if (asprintf(&path, "%s/%s", s->dir, de->d_name) < 0) {
                         closedir(d);
                         return -ENOMEM;
                 }
                 r = read_file_full(path, STATE_FILE_MAX, &text, &len);
-                if (r < 0) {
-                        _cleanup_free_ char *msg = NULL;
-                        if (asprintf(&msg, "%s: %s", path, strerror(-r)) >= 0)
-                                cb(NULL, msg, userdata);
-                        continue;
-                }
-                r = gw_state_parse_proxy(text, len, &p, &err);
                 if (r >= 0) {
-                        /* The file must be the one this ID would be saved as,
-                         * or a later save/delete would not find it. */
-                        expect = gw_state_file_name(p->id);
-                        if (!expect || !streq(expect, de->d_name)) {
-                                wl_proxy_free(p);
-                                p = NULL;
-                                r = -EBADMSG;
-                                free(err);
-                                err = strdup("file name does not match the workload id");
+                        r = gw_state_parse_proxy(text, len, &l.p, &err);
+                        if (r >= 0) {
+                                /* The file must be the one this ID would be
+                                 * saved as, or a later save/delete would not
+                                 * find it. */
+                                expect = gw_state_file_name(l.p->id);
+                                if (!expect || !streq(expect, de->d_name)) {
+                                        l.p = wl_proxy_free(l.p);
+                                        r = -EBADMSG;
+                                        free(err);
+                                        err = strdup("file name does not match the workload id");
+                                }
                         }
                 }
-                if (r < 0) {
-                        _cleanup_free_ char *msg = NULL;
-                        if (asprintf(&msg, "%s: %s", path, err ? err : strerror(-r)) >= 0)
-                                cb(NULL, msg, userdata);
+                if (r >= 0) {
+                        cb(&l, userdata);
                         continue;
                 }
-                cb(p, NULL, userdata);
+                /* Corrupt (does not parse, too large, misnamed): set aside,
+                 * never lost and never loaded again. Other read errors (EIO,
+                 * ENOMEM, EBADF for a directory) may pass: left in place. */
+                int k = 0;
+                if (r == -EBADMSG || r == -EINVAL || r == -EFBIG)
+                        k = move_aside(s, de->d_name, &aside);
+                if (asprintf(&msg, "%s: %s%s%s%s%s", path, err ? err : strerror(-r),
+                             aside ? " (moved aside to " : "", strempty(aside), aside ? ")" : "",
+                             k < 0 ? " (could not move it aside)" : "") < 0)
+                        msg = NULL;
+                id = gw_state_id_from_file_name(de->d_name);
+                l = (struct gw_state_loaded){
+                        .error = msg ? msg : "out of memory", .id = id, .aside = aside};
+                cb(&l, userdata);
         }
         closedir(d);
         return 0;

@@ -7,6 +7,7 @@
  * <root>/counters.json with the per-workload byte counters so Metrics stays
  * monotonic across restarts. */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "workloads/workloads.h"
@@ -32,11 +33,25 @@ int gw_state_save(struct gw_state *s, const struct wl_proxy *p);
 /* Remove a workload's file; a missing file is not an error. */
 int gw_state_remove(struct gw_state *s, const char *id);
 
-/* Load every workload file. @cb gets each parsed workload (ownership passes
- * to it) or, for a file that cannot be read or parsed, NULL and an error
- * text naming the file. */
-typedef void gw_state_load_cb(struct wl_proxy *p, const char *error, void *userdata);
+/* What gw_state_load() reports per file. A corrupt workload file (it does
+ * not parse, is too large, or its name does not match its ID) is renamed to
+ * "<name>.corrupt-<unix time>" (durably) so that it is neither lost nor
+ * loaded again, and the farmer can ask for a re-deploy of that ID. */
+struct gw_state_loaded {
+        struct wl_proxy *p; /* the workload (ownership passes to the callback), or NULL */
+        const char *error;  /* why the file is not usable (names the file), or NULL */
+        const char *id;     /* p == NULL: the ID the file name says, or NULL if it says none */
+        const char *aside;  /* p == NULL: the file's name after the move, or NULL (not moved:
+                             * an I/O error that may pass) */
+        bool earlier;       /* a file moved aside by an earlier start (error is NULL) */
+};
+typedef void gw_state_load_cb(const struct gw_state_loaded *l, void *userdata);
+/* Load every workload file and report files moved aside earlier. Returns 0
+ * or -errno when the directory cannot be read. */
 int gw_state_load(struct gw_state *s, gw_state_load_cb *cb, void *userdata);
+/* The workload ID encoded in a state file name ("wl-<id>.json", optionally
+ * followed by ".corrupt-<time>"), or NULL (not such a name, or no memory). */
+char *gw_state_id_from_file_name(const char *name);
 
 /* Counters file: map of workload ID -> counters, for the workloads in @reg
  * (@get returns < 0 to leave one out). */

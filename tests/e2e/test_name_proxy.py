@@ -77,6 +77,17 @@ def test_invalid_workload_id(node, wlid, err):
     assert node.api.calls == [], "the workload ID is checked before the chain"
 
 
+def test_issue_10_refused_call_logs_the_raw_id(node):
+    """The refusal's log line names the ID as sent, escaped, even when it is
+    what failed to parse (it printed an empty ID)."""
+    node.reserve("myapp", 37)
+    assert node.bus.set_named_proxy("ab\x1b[31mc", "myapp", BACKENDS).error.startswith(
+        "invalid workload id: ")
+    node.daemon.wait_log(r'SetNamedProxy "ab\\x1b\[31mc" refused: invalid workload id')
+    assert node.bus.set_named_proxy("", "myapp", BACKENDS).error == "invalid workload id: EOF"
+    node.daemon.wait_log(r'SetNamedProxy "" refused: invalid workload id: EOF')
+
+
 def test_workload_id_name_part_may_contain_dashes(node):
     node.reserve("dashed", 37)
     rep = node.bus.set_named_proxy("37-1976-my-app-x", "dashed", BACKENDS)

@@ -214,3 +214,36 @@ def test_request_taken_but_unanswered_survives_kill9(node):
     assert rep.ok and rep.data == "slow." + DOMAIN, rep
     assert node.redis.client().llen("gateway.manager@0.0.1:inflight") == 0
     assert [p["ID"] for p in snapshot(node.bus)] == ["37-9-slow"]
+
+
+def test_issue_10_corrupt_state_file_is_set_aside(node):
+    """A corrupt workload file must not silently drop a workload the bus once
+    confirmed: the daemon still starts and serves the rest, the file is moved
+    aside (not lost, not loaded again) and the warning names the workload."""
+    node.deploy_name("37-1-alpha", "alpha")
+    node.deploy_name("37-2-beta", "beta")
+    node.daemon.stop()
+    wl_dir = node.daemon.root / "workloads"
+    victim = wl_dir / "wl-37-2-beta.json"
+    victim.write_text('{"version": 1, "kind": "name", "id": "37-2-be')
+    mark = node.daemon.mark()
+    node.daemon.start()
+    ids = [p["ID"] for p in snapshot(node.bus)]
+    assert ids == ["37-1-alpha"]
+    assert not victim.exists()
+    aside = [p.name for p in wl_dir.iterdir() if p.name.startswith("wl-37-2-beta.json.corrupt-")]
+    assert len(aside) == 1, list(wl_dir.iterdir())
+    node.daemon.wait_log(r'corrupt state of workload "37-2-beta" \(it must be deployed again\)', since=mark)
+    node.daemon.wait_log(r"1 corrupt workload state file\(s\) set aside", since=mark)
+    # The next start does not report the file as newly corrupt again.
+    node.daemon.stop()
+    mark = node.daemon.mark()
+    node.daemon.start()
+    assert [p["ID"] for p in snapshot(node.bus)] == ["37-1-alpha"]
+    node.daemon.wait_log(r"1 corrupt workload state file\(s\) set aside", since=mark)
+    with node.daemon.cond:
+        later = [l for _, l in node.daemon.lines[mark:]]
+    assert not [l for l in later if "corrupt state of workload" in l]
+    # Deploying the workload again works and writes a fresh file.
+    node.deploy_name("37-2-beta", "beta")
+    assert victim.exists()

@@ -101,14 +101,28 @@ static void test_done_resets(void **state)
         strbuf_reset(&b); /* safe on an empty buffer */
 }
 
+static void test_cescape(void **state)
+{
+        char out[16];
+
+        assert_string_equal(cescape("abc", 3, out, sizeof(out)), "abc");
+        assert_string_equal(cescape("a\"b\\", 4, out, sizeof(out)), "a\\\"b\\\\");
+        assert_string_equal(cescape("\x1b[1m\xff", 5, out, sizeof(out)), "\\x1b[1m\\xff");
+        assert_string_equal(cescape("\0x", 2, out, sizeof(out)), "\\x00x");
+        assert_string_equal(cescape("", 0, out, sizeof(out)), "");
+        /* 15 fits exactly; 16 is cut with "..." and stays terminated. */
+        assert_string_equal(cescape("123456789012345", 15, out, sizeof(out)), "123456789012345");
+        assert_string_equal(cescape("1234567890123456", 16, out, sizeof(out)), "123456789012...");
+        assert_string_equal(cescape("\x01\x02\x03\x04", 4, out, 8), "\\x01...");
+        assert_string_equal(cescape("abcdef", 6, out, 4), "...");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_append_and_terminate),
-                cmocka_unit_test(test_printf_grows),
-                cmocka_unit_test(test_limit),
-                cmocka_unit_test(test_json_string),
-                cmocka_unit_test(test_steal),
+                cmocka_unit_test(test_cescape),      cmocka_unit_test(test_append_and_terminate),
+                cmocka_unit_test(test_printf_grows), cmocka_unit_test(test_limit),
+                cmocka_unit_test(test_json_string),  cmocka_unit_test(test_steal),
                 cmocka_unit_test(test_done_resets),
         };
 

@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "common/fileio.h"
+#include "common/macros.h"
 #include "daemon/state.h"
 
 static struct wl_proxy *make(const char *id, enum wl_kind kind, const char *network)
@@ -100,15 +102,19 @@ static void test_file_names(void **state)
         free(n);
 }
 
-static void on_loaded(struct wl_proxy *p, const char *error, void *userdata)
+static void on_loaded(const struct gw_state_loaded *l, void *userdata)
 {
         int *counts = userdata;
 
-        if (p) {
+        if (l->p) {
                 counts[0]++;
-                wl_proxy_free(p);
+                wl_proxy_free(l->p);
+        } else if (l->earlier) {
+                counts[2]++;
         } else {
                 counts[1]++;
+                if (l->aside)
+                        counts[3]++;
         }
 }
 
@@ -118,7 +124,7 @@ static void test_save_load_remove(void **state)
         struct gw_state *s = NULL;
         struct wl_proxy *a = make("37-1-a", WL_KIND_NAME, NULL);
         struct wl_proxy *b = make("37-2-b/..", WL_KIND_FQDN, "n");
-        int counts[2] = {0, 0};
+        int counts[4] = {0, 0, 0, 0};
         FILE *f;
 
         assert_non_null(mkdtemp(dir));
@@ -136,18 +142,103 @@ static void test_save_load_remove(void **state)
         assert_int_equal(gw_state_load(s, on_loaded, counts), 0);
         assert_int_equal(counts[0], 2);
         assert_int_equal(counts[1], 1);
+        assert_int_equal(counts[3], 1); /* moved aside */
 
         assert_int_equal(gw_state_remove(s, "37-2-b/.."), 0);
         assert_int_equal(gw_state_remove(s, "unknown"), 0);
-        counts[0] = counts[1] = 0;
+        memset(counts, 0, sizeof(counts));
         assert_int_equal(gw_state_load(s, on_loaded, counts), 0);
         assert_int_equal(counts[0], 1);
+        /* The corrupt file is not loaded again, only reported as set aside. */
+        assert_int_equal(counts[1], 0);
+        assert_int_equal(counts[2], 1);
 
         wl_proxy_free(a);
         wl_proxy_free(b);
         gw_state_free(s);
         snprintf(path, sizeof(path), "rm -rf '%s'", dir);
         assert_int_equal(system(path), 0);
+}
+
+struct corrupt_seen {
+        char id[64];
+        char aside[256];
+        char error[512];
+        int n;
+};
+
+static void on_loaded_corrupt(const struct gw_state_loaded *l, void *userdata)
+{
+        struct corrupt_seen *c = userdata;
+
+        assert_null(l->p);
+        c->n++;
+        snprintf(c->id, sizeof(c->id), "%s", l->id ? l->id : "(null)");
+        snprintf(c->aside, sizeof(c->aside), "%s", l->aside ? l->aside : "(null)");
+        snprintf(c->error, sizeof(c->error), "%s", l->error ? l->error : "(null)");
+}
+
+/* Issue 10: a corrupt file is moved aside with the ID kept in its name. */
+static void test_issue_10_corrupt_file_moved_aside(void **state)
+{
+        char dir[] = "/tmp/gw-test-state.XXXXXX", path[512];
+        _cleanup_free_ char *name = gw_state_file_name("37-9-x y");
+        struct corrupt_seen c = {};
+        struct gw_state *s = NULL;
+        struct stat st;
+        FILE *f;
+
+        assert_non_null(mkdtemp(dir));
+        assert_int_equal(gw_state_open(dir, &s), 0);
+        assert_string_equal(name, "wl-37-9-x%20y.json");
+        snprintf(path, sizeof(path), "%s/workloads/%s", dir, name);
+        f = fopen(path, "w");
+        fputs("{\"version\": 1, \"kind\": ", f);
+        fclose(f);
+        assert_int_equal(gw_state_load(s, on_loaded_corrupt, &c), 0);
+        assert_int_equal(c.n, 1);
+        assert_string_equal(c.id, "37-9-x y");
+        assert_true(strncmp(c.aside, "wl-37-9-x%20y.json.corrupt-", 27) == 0);
+        assert_non_null(strstr(c.error, "moved aside to wl-37-9-x%20y.json.corrupt-"));
+        assert_int_equal(stat(path, &st), -1);
+        snprintf(path, sizeof(path), "%s/workloads/%s", dir, c.aside);
+        assert_int_equal(stat(path, &st), 0);
+
+        /* An unreadable entry that is not corrupt (a directory) stays. */
+        memset(&c, 0, sizeof(c));
+        snprintf(path, sizeof(path), "%s/workloads/wl-dir.json", dir);
+        assert_int_equal(mkdir(path, 0700), 0);
+        assert_int_equal(gw_state_load(s, on_loaded_corrupt, &c), 0);
+        assert_int_equal(c.n, 2);
+        assert_int_equal(stat(path, &st), 0);
+
+        gw_state_free(s);
+        snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+        assert_int_equal(system(path), 0);
+}
+
+static void test_id_from_file_name(void **state)
+{
+        const char *ids[] = {"37-1976-web", "a/b c%", "\xc3\xa9t\xc3\xa9", "-", "x.y"};
+
+        for (size_t i = 0; i < ELEMENTSOF(ids); i++) {
+                _cleanup_free_ char *n = gw_state_file_name(ids[i]), *back = NULL, *aside = NULL;
+
+                back = gw_state_id_from_file_name(n);
+                assert_non_null(back);
+                assert_string_equal(back, ids[i]);
+                assert_true(asprintf(&aside, "%s.corrupt-1700000000", n) > 0);
+                free(back);
+                back = gw_state_id_from_file_name(aside);
+                assert_string_equal(back, ids[i]);
+        }
+        assert_null(gw_state_id_from_file_name("README"));
+        assert_null(gw_state_id_from_file_name("wl-.json"));
+        assert_null(gw_state_id_from_file_name("wl-x.txt"));
+        assert_null(gw_state_id_from_file_name("wl-%4.json"));
+        assert_null(gw_state_id_from_file_name("wl-%00.json"));
+        assert_null(gw_state_id_from_file_name("wl-%zz.json"));
+        assert_null(gw_state_id_from_file_name("counters.json"));
 }
 
 /* ---- counters.json ---- */
@@ -245,8 +336,12 @@ static void test_counters(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_round_trip), cmocka_unit_test(test_corrupt),
-                cmocka_unit_test(test_file_names), cmocka_unit_test(test_save_load_remove),
+                cmocka_unit_test(test_issue_10_corrupt_file_moved_aside),
+                cmocka_unit_test(test_id_from_file_name),
+                cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_corrupt),
+                cmocka_unit_test(test_file_names),
+                cmocka_unit_test(test_save_load_remove),
                 cmocka_unit_test(test_counters),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
