@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -666,6 +668,85 @@ static int parse_abs_path(struct parse_ctx *ctx, const struct config_key *k, con
         return set_string(s, value, n);
 }
 
+/* An https:// URL of printable ASCII with a host (RFC 8555 §6.1: ACME is HTTPS only). */
+static int parse_https_url(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                           void *field)
+{
+        size_t n = strlen(value);
+
+        if (strncasecmp(value, "https://", 8) != 0)
+                return set_reason(ctx, "'%s' is not an https:// URL", value);
+        if (n > 2048)
+                return set_reason(ctx, "URL longer than 2048 bytes");
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char)value[i] <= 0x20 || (unsigned char)value[i] >= 0x7f)
+                        return set_reason(ctx, "URL with a space or a non-ASCII byte");
+        if (n == 8 || value[8] == '/' || value[8] == ':')
+                return set_reason(ctx, "'%s' has no host", value);
+        return set_string(field, value, n);
+}
+
+/* A contact address for the ACME account: local@domain, printable ASCII. */
+static int parse_email(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                       void *field)
+{
+        const char *at = strchr(value, '@');
+        size_t n = strlen(value);
+
+        if (!value[0]) {
+                *(char **)field = mfree(*(char **)field);
+                return 0;
+        }
+        if (n > 254 || !at || at == value || !at[1] || strchr(at + 1, '@'))
+                return set_reason(ctx, "invalid e-mail address '%s'", value);
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char)value[i] <= 0x20 || (unsigned char)value[i] >= 0x7f ||
+                    strchr("<>()[],;:\\\"", value[i]))
+                        return set_reason(ctx, "invalid e-mail address '%s'", value);
+        return set_string(field, value, n);
+}
+
+/* An absolute path to a file that can be read now (checked at every load, so
+ * a reload with a missing file is refused instead of failing later). */
+static int parse_readable_file(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                               void *field)
+{
+        struct stat st;
+
+        if (!value[0]) {
+                *(char **)field = mfree(*(char **)field);
+                return 0;
+        }
+        if (value[0] != '/')
+                return set_reason(ctx, "'%s' is not an absolute path", value);
+        if (stat(value, &st) < 0 || access(value, R_OK) < 0)
+                return set_reason(ctx, "cannot read '%s': %s", value, strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                return set_reason(ctx, "'%s' is not a regular file", value);
+        return set_string(field, value, strlen(value));
+}
+
+/* An ACME profile name (draft-ietf-acme-profiles): a short token. */
+static int parse_profile(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                         void *field)
+{
+        size_t n = strlen(value);
+
+        if (!value[0]) {
+                *(char **)field = mfree(*(char **)field);
+                return 0;
+        }
+        if (n > 64)
+                return set_reason(ctx, "profile name longer than 64 bytes");
+        for (size_t i = 0; i < n; i++)
+                if (!isalnum((unsigned char)value[i]) && !strchr("_.-", value[i]))
+                        return set_reason(ctx,
+                                          "invalid profile '%s': use letters, digits, '_', '.' "
+                                          "and '-'",
+                                          value);
+        return set_string(field, value, n);
+}
+
 /* A namespace name: what iproute2 accepts as a file name under /run/netns, kept simple. */
 static int parse_ns_name(struct parse_ctx *ctx, const struct config_key *k, const char *value,
                          void *field)
@@ -989,6 +1070,13 @@ static const struct config_key config_keys[] = {
         {"dns", "resolver", parse_resolver, OFF(resolver)},
         {"dns", "timeout", parse_duration_ms, OFF(resolver_timeout_ms), .min = 100,
          .max = 5 * MSEC_PER_MIN},
+        {"dns", "listen_port", parse_port, OFF(dns_listen_port), .min = 0, .max = 65535},
+
+        {"acme", "enabled", parse_bool, OFF(acme_enabled)},
+        {"acme", "directory", parse_https_url, OFF(acme_directory)},
+        {"acme", "email", parse_email, OFF(acme_email), .allow_empty = true},
+        {"acme", "ca_file", parse_readable_file, OFF(acme_ca_file), .allow_empty = true},
+        {"acme", "profile", parse_profile, OFF(acme_profile), .allow_empty = true},
 
         {"bus", "call_timeout", parse_duration_ms, OFF(call_timeout_ms), .min = 100,
          .max = MSEC_PER_HOUR},
@@ -1410,6 +1498,8 @@ int gw_config_init(struct gw_config *c)
                 .resolver_timeout_ms = 10 * 1000,
                 .call_timeout_ms = 60 * 1000,
                 .max_payload = 1024 * 1024,
+                .dns_listen_port = 53,
+                .acme_enabled = true,
                 .http_port = 80,
                 .https_port = 443,
                 .proxy_address_len = sizeof(struct sockaddr_in6),
@@ -1426,9 +1516,10 @@ int gw_config_init(struct gw_config *c)
                 m->sin_port = htons(8082);
         }
         c->resolver = strdup("8.8.8.8:53");
+        c->acme_directory = strdup(GW_ACME_DIRECTORY_DEFAULT);
         c->netns_dir = strdup("/run/netns");
         c->ns_name = strdup("gateway");
-        if (!c->resolver || !c->netns_dir || !c->ns_name) {
+        if (!c->resolver || !c->acme_directory || !c->netns_dir || !c->ns_name) {
                 gw_config_done(c);
                 return -ENOMEM;
         }
@@ -1441,6 +1532,10 @@ void gw_config_done(struct gw_config *c)
                 return;
         free(c->path);
         free(c->resolver);
+        free(c->acme_directory);
+        free(c->acme_email);
+        free(c->acme_ca_file);
+        free(c->acme_profile);
         free(c->netns_dir);
         free(c->ns_name);
         free(c->ns_public_link);

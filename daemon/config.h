@@ -20,6 +20,8 @@ enum gw_name_validation {
         GW_NAME_VALIDATION_OFF, /* trust the caller */
 };
 
+#define GW_ACME_DIRECTORY_DEFAULT "https://acme-v02.api.letsencrypt.org/directory"
+
 struct gw_config {
         char *path; /* file it was read from */
 
@@ -35,6 +37,15 @@ struct gw_config {
         /* [dns] */
         char *resolver; /* normalised "IPv4:port" or "[IPv6]:port"; default "8.8.8.8:53" */
         unsigned resolver_timeout_ms; /* default 10000 */
+
+        uint16_t dns_listen_port; /* _acme-challenge responder; default 53; 0: off */
+
+        /* [acme] */
+        bool acme_enabled;    /* default yes (effective only while [gateway] enabled) */
+        char *acme_directory; /* https:// directory URL; default Let's Encrypt production */
+        char *acme_email;     /* account contact, or NULL */
+        char *acme_ca_file;   /* extra CA for the ACME server's TLS, or NULL */
+        char *acme_profile;   /* ACME profile name, or NULL */
 
         /* [bus] */
         unsigned call_timeout_ms; /* outgoing zbus calls (api-gateway, network); default 60000 */

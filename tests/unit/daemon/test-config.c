@@ -141,6 +141,12 @@ static void test_defaults(void **state)
         assert_string_equal(addr_str(&c.proxy_address, c.proxy_address_len), "::");
         assert_string_equal(addr_str(&c.metrics_listen, c.metrics_listen_len), "127.0.0.1:8082");
         assert_int_equal(c.log_level, LOG_INFO);
+        assert_int_equal(c.dns_listen_port, 53);
+        assert_true(c.acme_enabled);
+        assert_string_equal(c.acme_directory, "https://acme-v02.api.letsencrypt.org/directory");
+        assert_null(c.acme_email);
+        assert_null(c.acme_ca_file);
+        assert_null(c.acme_profile);
 
         gw_config_done(&c);
         gw_config_done(&c); /* idempotent */
@@ -699,6 +705,64 @@ static void test_gateway_ipv6(void **state)
                   "ff02::2 is not a usable unicast address");
 }
 
+static void test_acme(void **state)
+{
+        struct gw_config c;
+        char ca[] = "/tmp/gw-test-ca.XXXXXX";
+        _cleanup_free_ char *extra = NULL, *reason = NULL;
+        int fd = mkstemp(ca);
+
+        assert_true(fd >= 0);
+        close(fd);
+
+        key_ok("acme", "directory", "https://127.0.0.1:14000/dir", NULL, &c);
+        assert_string_equal(c.acme_directory, "https://127.0.0.1:14000/dir");
+        gw_config_done(&c);
+        key_ok("acme", "enabled", "no", NULL, &c);
+        assert_false(c.acme_enabled);
+        gw_config_done(&c);
+        key_ok("acme", "email", "farmer@example.net", NULL, &c);
+        assert_string_equal(c.acme_email, "farmer@example.net");
+        gw_config_done(&c);
+        key_ok("acme", "email", "", NULL, &c);
+        assert_null(c.acme_email);
+        gw_config_done(&c);
+        key_ok("acme", "ca_file", ca, NULL, &c);
+        assert_string_equal(c.acme_ca_file, ca);
+        gw_config_done(&c);
+        key_ok("acme", "profile", "shortlived", NULL, &c);
+        assert_string_equal(c.acme_profile, "shortlived");
+        gw_config_done(&c);
+        key_ok("dns", "listen_port", "5353", NULL, &c);
+        assert_int_equal(c.dns_listen_port, 5353);
+        gw_config_done(&c);
+        key_ok("dns", "listen_port", "0", NULL, &c);
+        assert_int_equal(c.dns_listen_port, 0);
+        gw_config_done(&c);
+
+        key_fails("acme", "directory", "http://acme.example/dir", NULL,
+                  "'http://acme.example/dir' is not an https:// URL");
+        key_fails("acme", "directory", "https:///dir", NULL, "'https:///dir' has no host");
+        key_fails("acme", "directory", "https://a b/", NULL,
+                  "URL with a space or a non-ASCII byte");
+        key_fails("acme", "directory", "", NULL, "empty value");
+        key_fails("acme", "email", "farmer", NULL, "invalid e-mail address 'farmer'");
+        key_fails("acme", "email", "a@b@c", NULL, "invalid e-mail address 'a@b@c'");
+        key_fails("acme", "email", "@b", NULL, "invalid e-mail address '@b'");
+        key_fails("acme", "email", "a<b>@c", NULL, "invalid e-mail address 'a<b>@c'");
+        key_fails("acme", "ca_file", "relative.pem", NULL,
+                  "'relative.pem' is not an absolute path");
+        key_fails("acme", "ca_file", "/nonexistent/ca.pem", NULL,
+                  "cannot read '/nonexistent/ca.pem': No such file or directory");
+        key_fails("acme", "ca_file", "/tmp", NULL, "'/tmp' is not a regular file");
+        key_fails("acme", "profile", "short lived", NULL,
+                  "invalid profile 'short lived': use letters, digits, '_', '.' and '-'");
+        key_fails("acme", "enabled", "maybe", NULL,
+                  "invalid boolean 'maybe' (expected yes/no, true/false, on/off or 1/0)");
+        key_fails("dns", "listen_port", "65536", NULL, "65536 is out of range (0 to 65535)");
+        unlink(ca);
+}
+
 static void test_resolver(void **state)
 {
         static const struct {
@@ -919,14 +983,14 @@ static void test_unknown_section(void **state)
 {
         load_fails(
                 "[gateway]\nenabled = no\n[proxies]\nlisten = 443\n",
-                "t.conf:3: [proxies]: unknown section (expected gateway, names, dns, bus, namespace, proxy, metrics or log)");
+                "t.conf:3: [proxies]: unknown section (expected gateway, names, dns, acme, bus, namespace, proxy, metrics or log)");
         /* Even without keys in it. */
         load_fails(
                 "[gateway]\nenabled = no\n\n[Gateway]\n",
-                "t.conf:4: [Gateway]: unknown section (expected gateway, names, dns, bus, namespace, proxy, metrics or log)");
+                "t.conf:4: [Gateway]: unknown section (expected gateway, names, dns, acme, bus, namespace, proxy, metrics or log)");
         load_fails(
                 "[]\n",
-                "t.conf:1: []: unknown section (expected gateway, names, dns, bus, namespace, proxy, metrics or log)");
+                "t.conf:1: []: unknown section (expected gateway, names, dns, acme, bus, namespace, proxy, metrics or log)");
 }
 
 static void test_unknown_key(void **state)
@@ -1329,6 +1393,7 @@ int main(void)
                 cmocka_unit_test(test_public_ipv6),
                 cmocka_unit_test(test_gateway_ipv6),
                 cmocka_unit_test(test_resolver),
+                cmocka_unit_test(test_acme),
                 cmocka_unit_test(test_namespace),
                 cmocka_unit_test(test_proxy),
                 cmocka_unit_test(test_metrics),
