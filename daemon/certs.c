@@ -49,11 +49,13 @@
 
 struct cert_entry {
         struct proxy_cert *cert;
+        bool issued; /* from <dir>/acme/ (else self-signed) */
         char name[]; /* the hashmap key */
 };
 
 struct gw_certs {
         char *dir;
+        char *issued_dir;      /* <dir>/acme: certificates an ACME server issued */
         struct hashmap *cache; /* normalized name -> struct cert_entry */
 };
 
@@ -430,6 +432,212 @@ static int create(struct gw_certs *c, const char *name, const char *crt_file, co
         return 0;
 }
 
+static void entry_free(void *p)
+{
+        struct cert_entry *e = p;
+
+        if (!e)
+                return;
+        proxy_cert_unref(e->cert);
+        free(e);
+}
+
+/* ======================================================================
+ * Issued certificates: <dir>/acme/<file>.pem, the chain then the key in one
+ * file, so that one atomic write replaces both (a pair of files could be
+ * left mismatched by a crash in between).
+ * ====================================================================== */
+
+/* Split a combined PEM at its private key block: the chain before it, the
+ * key from it on. Returns 0, or -EINVAL when there is no key block. */
+static int split_combined(const char *pem, size_t len, size_t *ret_chain_len)
+{
+        static const char *const markers[] = {"-----BEGIN PRIVATE KEY-----",
+                                              "-----BEGIN EC PRIVATE KEY-----"};
+        const char *best = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(markers); i++) {
+                const char *m = memmem(pem, len, markers[i], strlen(markers[i]));
+
+                if (m && (!best || m < best))
+                        best = m;
+        }
+        if (!best || best == pem)
+                return -EINVAL;
+        *ret_chain_len = (size_t)(best - pem);
+        return 0;
+}
+
+/* Move a damaged issued file aside so it is not read again (the manager
+ * then orders a new certificate). */
+static void issued_move_aside(struct gw_certs *c, const char *file)
+{
+        _cleanup_free_ char *aside = NULL;
+        _cleanup_close_ int dfd = -1;
+
+        if (asprintf(&aside, "%s.corrupt-%lld", file, (long long)time(NULL)) < 0)
+                return;
+        dfd = open(c->issued_dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+        if (dfd < 0 || renameat(dfd, file, dfd, aside) < 0) {
+                log_warning_errno(-errno, "Failed to move %s/%s aside: %m", c->issued_dir, file);
+                return;
+        }
+        (void)fsync(dfd);
+        log_warning("Moved the damaged certificate file %s/%s aside to %s", c->issued_dir, file,
+                    aside);
+}
+
+/* Read and check <issued_dir>/<file>.pem. Returns 1 with *ret (and the
+ * file's text if @ret_pem), 0 when there is none or it expired (the file
+ * stays: the manager renews it), or -errno with *why when it is damaged
+ * (then it has been moved aside). */
+static int load_issued(struct gw_certs *c, const char *name, struct proxy_cert **ret,
+                       char **ret_pem, size_t *ret_len, char **why)
+{
+        _cleanup_(proxy_cert_unrefp) struct proxy_cert *cert = NULL;
+        _cleanup_free_ char *path = NULL, *pem = NULL, *err = NULL;
+        char file[NAME_MAX + 1];
+        size_t len = 0, chain_len;
+        int r;
+
+        if (!file_name(name, "pem", file, sizeof(file)))
+                return 0;
+        if (asprintf(&path, "%s/%s", c->issued_dir, file) < 0) {
+                path = NULL;
+                return fail(why, -ENOMEM, "out of memory");
+        }
+        r = read_file_full(path, CERT_FILE_MAX, &pem, &len);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0 && r != -EFBIG)
+                return fail(why, r, "cannot read %s: %s", path, strerror(-r));
+        if (r >= 0)
+                r = split_combined(pem, len, &chain_len);
+        if (r >= 0)
+                r = proxy_cert_new_pem(pem, chain_len, pem + chain_len, len - chain_len, &cert,
+                                       &err);
+        if (r >= 0 && !proxy_cert_covers(cert, name, strlen(name)))
+                r = fail(&err, -EINVAL, "certificate does not cover %s", name);
+        if (r < 0) {
+                if (r != -ENOMEM) {
+                        (void)fail(why, r, "%s: %s", path,
+                                   err            ? err
+                                   : r == -EINVAL ? "no private key"
+                                                  : strerror(-r));
+                        issued_move_aside(c, file);
+                        return r;
+                }
+                return fail(why, r, "out of memory");
+        }
+        if (proxy_cert_not_after(cert) <= (long long)time(NULL))
+                return 0;
+        *ret = TAKE_PTR(cert);
+        if (ret_pem) {
+                *ret_pem = TAKE_PTR(pem);
+                *ret_len = len;
+        } else if (pem) {
+                OPENSSL_cleanse(pem, len);
+        }
+        return 1;
+}
+
+int gw_certs_issued_pem(struct gw_certs *c, const char *name, char **ret_pem, size_t *ret_len)
+{
+        _cleanup_(proxy_cert_unrefp) struct proxy_cert *cert = NULL;
+        _cleanup_free_ char *why = NULL, *pem = NULL;
+        char norm[CERT_NAME_MAX + 1];
+        size_t len = 0, chain_len;
+        int r;
+
+        r = name_normalize(name, norm, NULL);
+        if (r < 0)
+                return r;
+        r = load_issued(c, norm, &cert, &pem, &len, &why);
+        if (r < 0 && r != -ENOMEM)
+                log_warning("Issued certificate for %s is damaged: %s", norm, strempty(why));
+        if (r <= 0)
+                return r;
+        /* Only the chain leaves this file: the key stays with the proxy. */
+        if (split_combined(pem, len, &chain_len) < 0)
+                return -EINVAL;
+        OPENSSL_cleanse(pem + chain_len, len - chain_len);
+        pem[chain_len] = 0;
+        *ret_pem = TAKE_PTR(pem);
+        *ret_len = chain_len;
+        return 1;
+}
+
+int gw_certs_install(struct gw_certs *c, const char *name, const char *chain, size_t chain_len,
+                     const char *key, size_t key_len, struct proxy_cert **ret, char **reterr)
+{
+        _cleanup_(proxy_cert_unrefp) struct proxy_cert *cert = NULL;
+        _cleanup_free_ char *err = NULL, *pem = NULL;
+        char norm[CERT_NAME_MAX + 1], file[NAME_MAX + 1];
+        struct cert_entry *e;
+        size_t n;
+        int r;
+
+        if (reterr)
+                *reterr = NULL;
+        r = name_normalize(name, norm, reterr);
+        if (r < 0)
+                return r;
+        r = proxy_cert_new_pem(chain, chain_len, key, key_len, &cert, &err);
+        if (r < 0)
+                return fail(reterr, r, "the issued certificate for %s does not load: %s", norm,
+                            err ? err : strerror(-r));
+        if (!proxy_cert_covers(cert, norm, strlen(norm)))
+                return fail(reterr, -EINVAL, "the issued certificate does not cover %s", norm);
+        if (!file_name(norm, "pem", file, sizeof(file)))
+                return fail(reterr, -ENAMETOOLONG, "certificate name %s too long for a file", norm);
+        /* The chain, a line break if it lacks one, then the key. */
+        pem = malloc(chain_len + 1 + key_len);
+        if (!pem)
+                return fail(reterr, -ENOMEM, "out of memory");
+        memcpy(pem, chain, chain_len);
+        n = chain_len;
+        if (n > 0 && pem[n - 1] != '\n')
+                pem[n++] = '\n';
+        memcpy(pem + n, key, key_len);
+        n += key_len;
+        r = mkdir_p(c->issued_dir, 0700);
+        if (r >= 0)
+                r = write_file_atomic(c->issued_dir, file, pem, n, 0600);
+        OPENSSL_cleanse(pem, n);
+        if (r < 0)
+                return fail(reterr, r, "failed to write %s/%s: %s", c->issued_dir, file,
+                            strerror(-r));
+
+        n = strlen(norm);
+        e = malloc(sizeof(*e) + n + 1);
+        if (!e)
+                return fail(reterr, -ENOMEM, "out of memory");
+        memcpy(e->name, norm, n + 1);
+        e->cert = TAKE_PTR(cert);
+        e->issued = true;
+        /* Replaces the cached one: routes still holding it keep their
+         * reference until they are put again, so no connection is cut. */
+        entry_free(hashmap_remove(c->cache, norm));
+        r = hashmap_put(c->cache, e->name, e);
+        if (r < 0) {
+                entry_free(e);
+                return fail(reterr, r, "out of memory");
+        }
+        *ret = e->cert;
+        return 0;
+}
+
+bool gw_certs_serves_issued(struct gw_certs *c, const char *name)
+{
+        char norm[CERT_NAME_MAX + 1];
+        struct cert_entry *e;
+
+        if (name_normalize(name, norm, NULL) < 0)
+                return false;
+        e = hashmap_get(c->cache, norm);
+        return e && e->issued;
+}
+
 /* Temporary files of write_file_atomic() left by a crash: ".#<file>.<pid>". */
 static void remove_stale_temps(const char *dir)
 {
@@ -473,8 +681,10 @@ int gw_certs_new(const char *dir, struct gw_certs **ret)
         if (!c)
                 return -ENOMEM;
         c->dir = strdup(dir);
+        if (asprintf(&c->issued_dir, "%s/acme", dir) < 0)
+                c->issued_dir = NULL;
         c->cache = hashmap_new(0);
-        if (!c->dir || !c->cache) {
+        if (!c->dir || !c->issued_dir || !c->cache) {
                 gw_certs_free(c);
                 return -ENOMEM;
         }
@@ -482,15 +692,6 @@ int gw_certs_new(const char *dir, struct gw_certs **ret)
         return 0;
 }
 
-static void entry_free(void *p)
-{
-        struct cert_entry *e = p;
-
-        if (!e)
-                return;
-        proxy_cert_unref(e->cert);
-        free(e);
-}
 
 struct gw_certs *gw_certs_free(struct gw_certs *c)
 {
@@ -498,6 +699,7 @@ struct gw_certs *gw_certs_free(struct gw_certs *c)
                 return NULL;
         hashmap_free_with(c->cache, entry_free);
         free(c->dir);
+        free(c->issued_dir);
         free(c);
         return NULL;
 }
@@ -508,7 +710,7 @@ int gw_certs_get(struct gw_certs *c, const char *name, struct proxy_cert **ret, 
         _cleanup_free_ char *why = NULL;
         char norm[CERT_NAME_MAX + 1], crt_file[NAME_MAX + 1], key_file[NAME_MAX + 1];
         struct cert_entry *e;
-        bool persist;
+        bool persist, issued;
         size_t n;
         int r;
 
@@ -527,7 +729,15 @@ int gw_certs_get(struct gw_certs *c, const char *name, struct proxy_cert **ret, 
 
         persist = file_name(norm, "crt", crt_file, sizeof(crt_file)) &&
                   file_name(norm, "key", key_file, sizeof(key_file));
-        if (persist) {
+        /* A certificate an ACME server issued comes first. */
+        r = load_issued(c, norm, &cert, NULL, NULL, &why);
+        if (r < 0 && r != -ENOMEM)
+                log_warning("Issued certificate for %s is damaged: %s", norm, strempty(why));
+        why = mfree(why);
+        issued = r > 0;
+        if (issued)
+                log_debug("Loaded the issued certificate for %s", norm);
+        else if (persist) {
                 r = load(c, norm, crt_file, key_file, &cert, &why);
                 if (r > 0)
                         log_debug("Loaded the certificate for %s from %s/%s", norm, c->dir,
@@ -536,10 +746,11 @@ int gw_certs_get(struct gw_certs *c, const char *name, struct proxy_cert **ret, 
                         log_info("Generating a self-signed certificate for %s", norm);
                 else if (r < 0)
                         log_warning("Replacing the certificate for %s: %s", norm, strempty(why));
-        } else
+        } else {
                 log_warning("Certificate name %s is too long for a file name; its self-signed "
                             "certificate is kept in memory only",
                             norm);
+        }
         if (!cert) {
                 _cleanup_free_ char *err = NULL;
 
@@ -560,6 +771,7 @@ int gw_certs_get(struct gw_certs *c, const char *name, struct proxy_cert **ret, 
                 return fail(reterr, -ENOMEM, "out of memory");
         memcpy(e->name, norm, n + 1);
         e->cert = TAKE_PTR(cert);
+        e->issued = issued;
         r = hashmap_put(c->cache, e->name, e);
         if (r < 0) {
                 entry_free(e);
@@ -594,8 +806,19 @@ void gw_certs_forget(struct gw_certs *c, const char *name, bool remove_files)
                 else if (errno != ENOENT)
                         log_warning_errno(-errno, "Failed to remove %s/%s: %m", c->dir, f);
         }
-        if (removed) {
+        if (removed)
                 (void)fsync(dfd);
-                log_info("Removed the certificate files of %s", norm);
+        if (file_name(norm, "pem", crt_file, sizeof(crt_file))) {
+                safe_close(dfd);
+                dfd = open(c->issued_dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+                if (dfd >= 0 && unlinkat(dfd, crt_file, 0) >= 0) {
+                        (void)fsync(dfd);
+                        removed = true;
+                } else if (dfd >= 0 && errno != ENOENT) {
+                        log_warning_errno(-errno, "Failed to remove %s/%s: %m", c->issued_dir,
+                                          crt_file);
+                }
         }
+        if (removed)
+                log_info("Removed the certificate files of %s", norm);
 }

@@ -22,6 +22,7 @@
  * a millisecond, loading one from disk tens of microseconds. */
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct gw_certs;
 struct proxy_cert;
@@ -43,6 +44,26 @@ static inline void gw_certs_freep(struct gw_certs **c)
  * *reterr (allocated; the caller frees; may be NULL). */
 int gw_certs_get(struct gw_certs *c, const char *name, struct proxy_cert **ret, char **reterr);
 
-/* Drop @name from the cache and, if @remove_files, delete its files (a
- * deleted FQDN workload). Unknown names are ignored. */
+/* Certificates an ACME server issued live in <dir>/acme/<file>.pem (the
+ * chain, then the PKCS#8 key; mode 0600; one atomic write). gw_certs_get()
+ * prefers such a certificate while it has not expired; a damaged file is
+ * logged and moved aside ("<file>.pem.corrupt-<time>"), and the self-signed
+ * one is served until a new one is installed. */
+
+/* Check an issued chain and key (it loads, the key matches, it covers
+ * @name), store it and make it the one gw_certs_get() returns from now on.
+ * Routes holding the previous certificate keep it until they are put again.
+ * Returns 0 with a borrowed *ret, or -EINVAL/-ENAMETOOLONG/-errno with
+ * *reterr (allocated; may be NULL). */
+int gw_certs_install(struct gw_certs *c, const char *name, const char *chain, size_t chain_len,
+                     const char *key, size_t key_len, struct proxy_cert **ret, char **reterr);
+/* The stored issued chain of @name (PEM, allocated, NUL-terminated; the key
+ * is not returned): 1, 0 when there is none or it expired, or -errno (a
+ * damaged file is logged and moved aside). */
+int gw_certs_issued_pem(struct gw_certs *c, const char *name, char **ret_pem, size_t *ret_len);
+/* Is the certificate gw_certs_get() returns for @name an issued one? */
+bool gw_certs_serves_issued(struct gw_certs *c, const char *name);
+
+/* Drop @name from the cache and, if @remove_files, delete its files, the
+ * issued one included (a deleted FQDN workload). Unknown names are ignored. */
 void gw_certs_forget(struct gw_certs *c, const char *name, bool remove_files);

@@ -178,7 +178,7 @@ static uint8_t *served_der(const struct proxy_cert *cert, size_t *ret_len)
         assert_true(ok);
         peer = SSL_get0_peer_certificates(client);
         assert_non_null(peer);
-        assert_int_equal(sk_CRYPTO_BUFFER_num(peer), 1);
+        assert_true(sk_CRYPTO_BUFFER_num(peer) >= 1); /* leaf first */
         leaf = sk_CRYPTO_BUFFER_value(peer, 0);
         der = malloc(CRYPTO_BUFFER_len(leaf));
         assert_non_null(der);
@@ -792,6 +792,187 @@ static void test_dir(void **state)
         gw_certs_free(NULL);
 }
 
+/* A pair as an ACME server would hand it over, made by python3-cryptography:
+ * a CA-signed leaf for @names (comma-separated) valid from @from_days to
+ * @to_days relative to now, as "<file>.chain" (leaf + CA) and "<file>.key". */
+static void issued_pair(const char *names, const char *file, int from_days, int to_days)
+{
+        char cmd[4096];
+        int st;
+
+        snprintf(cmd, sizeof(cmd),
+                 "/usr/bin/python3 - <<'PY'\n"
+                 "import datetime\n"
+                 "from cryptography import x509\n"
+                 "from cryptography.x509.oid import NameOID\n"
+                 "from cryptography.hazmat.primitives import hashes, serialization\n"
+                 "from cryptography.hazmat.primitives.asymmetric import ec\n"
+                 "now = datetime.datetime.now(datetime.timezone.utc)\n"
+                 "ck = ec.generate_private_key(ec.SECP256R1())\n"
+                 "cn = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'Test CA')])\n"
+                 "ca = (x509.CertificateBuilder().subject_name(cn).issuer_name(cn)"
+                 ".public_key(ck.public_key()).serial_number(1)"
+                 ".not_valid_before(now - datetime.timedelta(days=400))"
+                 ".not_valid_after(now + datetime.timedelta(days=400))"
+                 ".add_extension(x509.BasicConstraints(ca=True, path_length=None), True)"
+                 ".sign(ck, hashes.SHA256()))\n"
+                 "k = ec.generate_private_key(ec.SECP256R1())\n"
+                 "names = '%s'.split(',')\n"
+                 "leaf = (x509.CertificateBuilder()"
+                 ".subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))"
+                 ".issuer_name(cn).public_key(k.public_key())"
+                 ".serial_number(x509.random_serial_number())"
+                 ".not_valid_before(now + datetime.timedelta(days=%d))"
+                 ".not_valid_after(now + datetime.timedelta(days=%d))"
+                 ".add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), "
+                 "False).sign(ck, hashes.SHA256()))\n"
+                 "pem = serialization.Encoding.PEM\n"
+                 "open('%s/%s.chain', 'wb').write(leaf.public_bytes(pem) + ca.public_bytes(pem))\n"
+                 "open('%s/%s.key', 'wb').write(k.private_bytes(pem, "
+                 "serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))\n"
+                 "PY",
+                 names, from_days, to_days, tmpdir, file, tmpdir, file);
+        free(run(cmd, &st));
+        assert_int_equal(st, 0);
+}
+
+static char *tmp_slurp(const char *file)
+{
+        char path[512], *data = NULL;
+
+        snprintf(path, sizeof(path), "%s/%s", tmpdir, file);
+        assert_int_equal(read_file_full(path, 1 << 20, &data, NULL), 0);
+        return data;
+}
+
+static int count_issued(const char *prefix)
+{
+        char dir[512];
+        struct dirent *de;
+        DIR *d;
+        int n = 0;
+
+        snprintf(dir, sizeof(dir), "%s/acme", certdir);
+        d = opendir(dir);
+        if (!d)
+                return 0;
+        while ((de = readdir(d)))
+                if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static void test_issued(void **state)
+{
+        _cleanup_(gw_certs_freep) struct gw_certs *c = NULL;
+        _cleanup_free_ char *chain = NULL, *key = NULL, *wchain = NULL, *wkey = NULL, *pem = NULL,
+                            *err = NULL, *self_hex = NULL, *issued_hex = NULL, *hex = NULL;
+        struct proxy_cert *self, *issued = NULL, *kept;
+        size_t len = 0;
+
+        issued_pair("www.example.io", "www", -1, 44);
+        issued_pair("*.gw.example.io,gw.example.io", "wild", -1, 6);
+        chain = tmp_slurp("www.chain");
+        key = tmp_slurp("www.key");
+        wchain = tmp_slurp("wild.chain");
+        wkey = tmp_slurp("wild.key");
+
+        assert_int_equal(gw_certs_new(certdir, &c), 0);
+        self = get_ok(c, "www.example.io");
+        kept = proxy_cert_ref(self);
+        self_hex = served_der_hex(self);
+        assert_false(gw_certs_serves_issued(c, "www.example.io"));
+        assert_int_equal(gw_certs_issued_pem(c, "www.example.io", &pem, &len), 0);
+
+        /* Wrong name, wrong key: refused, nothing written, nothing changed. */
+        assert_int_equal(gw_certs_install(c, "other.example.io", chain, strlen(chain), key,
+                                          strlen(key), &issued, &err),
+                         -EINVAL);
+        assert_non_null(strstr(err, "does not cover other.example.io"));
+        err = mfree(err);
+        assert_true(gw_certs_install(c, "www.example.io", chain, strlen(chain), wkey, strlen(wkey),
+                                     &issued, &err) < 0);
+        assert_non_null(err);
+        err = mfree(err);
+        assert_int_equal(count_issued(""), 0);
+        assert_false(gw_certs_serves_issued(c, "www.example.io"));
+
+        /* Installed: served from now on, stored 0600 as one file. */
+        assert_int_equal(gw_certs_install(c, "WWW.example.io", chain, strlen(chain), key,
+                                          strlen(key), &issued, &err),
+                         0);
+        assert_null(err);
+        assert_ptr_equal(get_ok(c, "www.example.io"), issued);
+        assert_true(gw_certs_serves_issued(c, "www.example.io"));
+        issued_hex = served_der_hex(issued);
+        assert_string_not_equal(issued_hex, self_hex);
+        assert_int_equal(mode_of(path_of("acme/www.example.io.pem")), 0600);
+        /* A route holding the self-signed one keeps a valid reference. */
+        assert_true(covers(kept, "www.example.io"));
+        proxy_cert_unref(kept);
+
+        /* The stored chain comes back without the key. */
+        assert_int_equal(gw_certs_issued_pem(c, "www.example.io", &pem, &len), 1);
+        assert_int_equal(len, strlen(chain));
+        assert_string_equal(pem, chain);
+        assert_null(strstr(pem, "PRIVATE KEY"));
+        pem = mfree(pem);
+
+        /* A restart serves the issued one again, not the self-signed one. */
+        assert_int_equal(gw_certs_install(c, "*.gw.example.io", wchain, strlen(wchain), wkey,
+                                          strlen(wkey), &issued, &err),
+                         0);
+        c = gw_certs_free(c);
+        assert_int_equal(gw_certs_new(certdir, &c), 0);
+        hex = served_der_hex(get_ok(c, "www.example.io"));
+        assert_string_equal(hex, issued_hex);
+        hex = mfree(hex);
+        assert_true(covers(get_ok(c, "*.gw.example.io"), "gw.example.io"));
+        assert_true(gw_certs_serves_issued(c, "*.gw.example.io"));
+
+        /* A damaged file is moved aside and the self-signed one served. */
+        c = gw_certs_free(c);
+        spit("acme/www.example.io.pem", "-----BEGIN CERTIFICATE-----\nnot base64\n");
+        assert_int_equal(gw_certs_new(certdir, &c), 0);
+        hex = served_der_hex(get_ok(c, "www.example.io"));
+        assert_string_equal(hex, self_hex);
+        hex = mfree(hex);
+        assert_false(gw_certs_serves_issued(c, "www.example.io"));
+        assert_false(exists("acme/www.example.io.pem"));
+        assert_int_equal(count_issued("www.example.io.pem.corrupt-"), 1);
+
+        /* Forget removes the issued file with the self-signed pair. */
+        gw_certs_forget(c, "*.gw.example.io", true);
+        assert_false(exists("acme/_wildcard.gw.example.io.pem"));
+        assert_false(gw_certs_serves_issued(c, "*.gw.example.io"));
+}
+
+/* An issued certificate past its notAfter is not served; its file stays
+ * (the manager renews it and needs to know it was there). */
+static void test_issued_expired(void **state)
+{
+        _cleanup_(gw_certs_freep) struct gw_certs *c = NULL;
+        _cleanup_free_ char *chain = NULL, *key = NULL, *pem = NULL, *err = NULL;
+        struct proxy_cert *cert = NULL;
+        size_t len;
+
+        issued_pair("old.example.io", "old", -10, -1);
+        chain = tmp_slurp("old.chain");
+        key = tmp_slurp("old.key");
+        assert_int_equal(gw_certs_new(certdir, &c), 0);
+        assert_int_equal(gw_certs_install(c, "old.example.io", chain, strlen(chain), key,
+                                          strlen(key), &cert, &err),
+                         0);
+        c = gw_certs_free(c);
+        assert_int_equal(gw_certs_new(certdir, &c), 0);
+        assert_int_equal(gw_certs_issued_pem(c, "old.example.io", &pem, &len), 0);
+        get_ok(c, "old.example.io");
+        assert_false(gw_certs_serves_issued(c, "old.example.io"));
+        assert_true(exists("acme/old.example.io.pem"));
+        assert_true(exists("old.example.io.crt"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -805,6 +986,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_names, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_dir, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_issued, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_issued_expired, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
