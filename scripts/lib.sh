@@ -11,6 +11,7 @@ PACKAGES=(
         redis-server python3 python3-pytest python3-redis python3-msgpack python3-dnslib
         python3-cryptography
         clang-format-16 iproute2 curl openssl procps yggdrasil
+        pebble unbound lego
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
