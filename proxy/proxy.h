@@ -7,14 +7,14 @@
  *
  * Listeners: the caller passes one bound socket per port (@https_fd,
  * @http_fd; either may be -1, not both). Every worker polls its own
- * F_DUPFD_CLOEXEC copy (:443 through uv_tcp_open(), :80 through uv_poll and
- * accept4()), so all workers poll the same accept queue (one fd, no
- * SO_REUSEPORT): the kernel hands each connection to whichever worker
- * accepts first, and a worker at its connection limit (both ports count)
- * simply stops polling (libuv keeps the one :443 connection it already
- * accepted until the worker has room). The caller keeps its own fds and may
- * close them once proxy_engine_start() returned. The engine calls listen()
- * on them itself.
+ * F_DUPFD_CLOEXEC copy with a uv_poll_t and accept4()s in bounded batches,
+ * so all workers poll the same accept queue (one fd, no SO_REUSEPORT): the
+ * kernel hands each connection to whichever worker accepts first. A worker
+ * at its connection limit (both ports count) stops polling until a
+ * connection of its own ends; a listener whose accept4() fails with
+ * EMFILE, ENFILE, ENOMEM or ENOBUFS stops polling and retries from a timer
+ * (never a busy loop). The caller keeps its own fds and may close them once
+ * proxy_engine_start() returned. The engine calls listen() on them itself.
  *
  * :443 peeks the ClientHello: a passthrough route is relayed as TCP, a
  * terminated one is handed to the HTTP side (TLS with the route's
@@ -144,6 +144,8 @@ struct proxy_engine_stats {
         uint64_t upstream_reused;          /* HTTP requests sent on a pooled connection */
         uint64_t active;                   /* connections not yet freed */
         uint64_t connect_errors;           /* failed backend attempts (incl. timeouts) */
+        uint64_t accept_backoffs;          /* a listener paused after EMFILE, ENFILE, ENOMEM,
+                                            * ENOBUFS (or another accept4() error) */
         uint64_t closed[_PROXY_CLOSE_MAX]; /* freed connections by reason */
 };
 
