@@ -2,8 +2,10 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,7 +19,6 @@
 #include "proxy/routes.h"
 #include "proxy/tls-hello.h"
 
-#define DEFAULT_MAX_CONNS    16384u
 #define DEFAULT_HANDSHAKE_MS 10000u
 #define DEFAULT_CONNECT_MS   5000u
 #define DEFAULT_IDLE_MS      300000u
@@ -182,6 +183,7 @@ struct worker {
 
 struct proxy_engine {
         struct proxy_config cfg; /* defaults resolved */
+        unsigned worker_fds;     /* each worker's share of max_fds for its connections */
         struct proxy_route_table *routes;
         bool started;
         bool stopped;
@@ -284,9 +286,36 @@ static unsigned worker_n_conns(const struct worker *w)
         return w->n_conns + proxy_hw_n_conns(w->hw);
 }
 
+/* Descriptors: a client connection claims two of the worker's share (its
+ * socket and a backend's, which it may open at any time), an idle pooled
+ * backend connection one. max_conns_per_worker <= worker_fds / 2, so client
+ * connections below the limit always fit; the pool gets what they leave.
+ * A terminated :443 connection counts twice for a moment (the engine's conn
+ * is freed from its close callback after the hw took the socket), which
+ * only errs on the safe side. */
+static unsigned on_hw_pool_room(void *ud)
+{
+        const struct worker *w = ud;
+        unsigned claimed = 2 * worker_n_conns(w);
+
+        return claimed < w->e->worker_fds ? w->e->worker_fds - claimed : 0;
+}
+
 static bool worker_full(const struct worker *w)
 {
         return worker_n_conns(w) >= w->e->cfg.max_conns_per_worker;
+}
+
+/* A client connection was just accepted (not yet counted): close idle
+ * pooled backend connections whose descriptors it may need. Done after
+ * accept4(), not before, so a wakeup that finds no connection closes
+ * nothing; the one descriptor this runs ahead is part of
+ * PROXY_ENGINE_WORKER_FDS. */
+static void worker_make_room(struct worker *w)
+{
+        unsigned n = worker_n_conns(w) + 1;
+
+        proxy_hw_pool_trim(w->hw, 2 * n < w->e->worker_fds ? w->e->worker_fds - 2 * n : 0);
 }
 
 static const struct proxy_config *conn_cfg(const struct conn *c)
@@ -980,6 +1009,7 @@ static void on_listener(uv_poll_t *p, int status, int events)
                         }
                 }
                 atomic_fetch_add_explicit(&w->st_accepted, 1, memory_order_relaxed);
+                worker_make_room(w);
                 /* On failure the fd was closed: the client sees a reset. */
                 if (l->https)
                         r = worker_accept_https(w, fd);
@@ -1215,6 +1245,7 @@ static int worker_init(struct worker *w)
                 .snap = &w->snap,
                 .stats = &w->hw_stats,
                 .conn_freed = on_hw_conn_freed,
+                .pool_room = on_hw_pool_room,
                 .ud = w,
         };
         int fd, r;
@@ -1268,12 +1299,39 @@ static int worker_init(struct worker *w)
 
 /* ---- engine ---- */
 
+/* Resolve @c->max_fds (0: from RLIMIT_NOFILE) and @c->max_conns_per_worker
+ * for @c->workers workers; the descriptors each worker's connections may
+ * claim go to @ret_worker_fds (see on_hw_pool_room()). */
+static int resolve_fds(struct proxy_config *c, unsigned *ret_worker_fds)
+{
+        unsigned share, worker_fds;
+
+        if (!c->max_fds) {
+                struct rlimit rl;
+                uint64_t cur;
+
+                if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        return -errno;
+                cur = rl.rlim_cur == RLIM_INFINITY ? UINT_MAX : MIN(rl.rlim_cur, UINT_MAX);
+                c->max_fds = cur > PROXY_ENGINE_FD_RESERVE ? cur - PROXY_ENGINE_FD_RESERVE : 0;
+        }
+        share = c->max_fds / c->workers;
+        if (share < PROXY_ENGINE_MIN_WORKER_FDS)
+                return -EMFILE;
+        worker_fds = share - PROXY_ENGINE_WORKER_FDS;
+        if (!c->max_conns_per_worker || c->max_conns_per_worker > worker_fds / 2)
+                c->max_conns_per_worker = worker_fds / 2;
+        *ret_worker_fds = worker_fds;
+        return 0;
+}
+
 int proxy_engine_new(const struct proxy_config *cfg, struct proxy_route_table *routes,
                      struct proxy_engine **ret)
 {
         struct proxy_engine *e;
         struct proxy_config c;
-        unsigned n;
+        unsigned n, worker_fds = 0;
+        int r;
 
         assert(cfg && routes && ret);
         c = *cfg;
@@ -1302,8 +1360,6 @@ int proxy_engine_new(const struct proxy_config *cfg, struct proxy_route_table *r
                 c.upstream_idle_max = DEFAULT_POOL_MAX;
         if (!c.upstream_idle_timeout_ms)
                 c.upstream_idle_timeout_ms = DEFAULT_POOL_IDLE_MS;
-        if (!c.max_conns_per_worker)
-                c.max_conns_per_worker = DEFAULT_MAX_CONNS;
         if (!c.hello_max)
                 c.hello_max = PROXY_TLS_HELLO_MAX_DEFAULT;
         if (!c.handshake_timeout_ms)
@@ -1324,10 +1380,15 @@ int proxy_engine_new(const struct proxy_config *cfg, struct proxy_route_table *r
                 n = 1;
         c.workers = n;
 
+        r = resolve_fds(&c, &worker_fds);
+        if (r < 0)
+                return r;
+
         e = calloc(1, sizeof(*e) + n * sizeof(struct worker));
         if (!e)
                 return -ENOMEM;
         e->cfg = c;
+        e->worker_fds = worker_fds;
         e->routes = routes;
         e->n_workers = n;
         for (unsigned i = 0; i < n; i++) {
@@ -1501,4 +1562,16 @@ unsigned proxy_engine_workers(const struct proxy_engine *e)
 {
         assert(e);
         return e->n_workers;
+}
+
+unsigned proxy_engine_max_conns(const struct proxy_engine *e)
+{
+        assert(e);
+        return e->cfg.max_conns_per_worker;
+}
+
+unsigned proxy_engine_max_fds(const struct proxy_engine *e)
+{
+        assert(e);
+        return e->cfg.max_fds;
 }

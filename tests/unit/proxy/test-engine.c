@@ -834,6 +834,52 @@ static void test_config_rejected(void **state)
 
 /* ---- issue 10: descriptor exhaustion ---- */
 
+static void test_issue_10_fd_share(void **state)
+{
+        struct proxy_route_table *t;
+        struct proxy_engine *e = NULL;
+        struct proxy_config cfg = {.https_fd = 0, .http_fd = -1, .workers = 2};
+        struct rlimit old, low;
+
+        assert_int_equal(proxy_route_table_new(&t), 0);
+        /* Too few for the workers: refused, not a worker with no room. */
+        cfg.max_fds = 2 * PROXY_ENGINE_MIN_WORKER_FDS - 1;
+        assert_int_equal(proxy_engine_new(&cfg, t, &e), -EMFILE);
+        assert_null(e);
+
+        /* Each worker: its share minus its own descriptors, two per connection. */
+        cfg.max_fds = 2 * (PROXY_ENGINE_WORKER_FDS + 100);
+        assert_int_equal(proxy_engine_new(&cfg, t, &e), 0);
+        assert_int_equal(proxy_engine_max_conns(e), 50);
+        assert_int_equal(proxy_engine_max_fds(e), cfg.max_fds);
+        e = proxy_engine_free(e);
+        /* A smaller explicit limit is kept, a larger one cut to the share. */
+        cfg.max_conns_per_worker = 10;
+        assert_int_equal(proxy_engine_new(&cfg, t, &e), 0);
+        assert_int_equal(proxy_engine_max_conns(e), 10);
+        e = proxy_engine_free(e);
+        cfg.max_conns_per_worker = 1000;
+        assert_int_equal(proxy_engine_new(&cfg, t, &e), 0);
+        assert_int_equal(proxy_engine_max_conns(e), 50);
+        e = proxy_engine_free(e);
+
+        /* Unset: the soft RLIMIT_NOFILE minus the default reserve. */
+        assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+        low = old;
+        low.rlim_cur = MIN(old.rlim_max, 1000);
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+        cfg.max_fds = 0;
+        cfg.max_conns_per_worker = 0;
+        assert_int_equal(proxy_engine_new(&cfg, t, &e), 0);
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+        assert_int_equal(proxy_engine_max_fds(e), low.rlim_cur - PROXY_ENGINE_FD_RESERVE);
+        assert_int_equal(proxy_engine_max_conns(e),
+                         ((low.rlim_cur - PROXY_ENGINE_FD_RESERVE) / 2 - PROXY_ENGINE_WORKER_FDS) /
+                                 2);
+        e = proxy_engine_free(e);
+        proxy_route_table_free(t);
+}
+
 static uint64_t cpu_us(void)
 {
         struct rusage ru;
@@ -943,6 +989,7 @@ int main(void)
                 cmocka_unit_test(test_graceful_stop),
                 cmocka_unit_test(test_big_transfer),
                 cmocka_unit_test(test_backpressure_slow_reader),
+                cmocka_unit_test(test_issue_10_fd_share),
                 cmocka_unit_test(test_issue_10_emfile_pauses_accept),
         };
 
