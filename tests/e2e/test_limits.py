@@ -7,12 +7,13 @@ import resource
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.request
 
 import pytest
 
-from conftest import Deadline, needs_gatewayd
+from conftest import Deadline, needs_gatewayd, scaled
 
 pytestmark = needs_gatewayd
 
@@ -172,3 +173,68 @@ def test_issue_10_fd_exhaustion_does_not_livelock(env):
         for s in flood:
             s.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def _limits(pid):
+    for line in open("/proc/%d/limits" % pid):
+        if line.startswith("Max open files"):
+            f = line.split()
+            return int(f[3]), int(f[4])
+    raise AssertionError("no open-files line")
+
+
+def _wait_fds_settled(pid, what):
+    dl = Deadline(20, what)
+    last, still_since = -1, time.monotonic()
+    while time.monotonic() - still_since < 0.5:
+        n = _nfds(pid)
+        if n != last:
+            last, still_since = n, time.monotonic()
+        dl.check("(%d fds)" % n)
+        time.sleep(0.05)
+
+
+@pytest.mark.timeout_s(60)
+def test_issue_10_emfile_pauses_every_listener(env):
+    """With no descriptor left at all (the soft limit lowered on the running
+    daemon), clients of :80, :443 and /metrics wait in the kernel's queue:
+    the listeners pause instead of spinning (or accepting and closing them,
+    as libuv's spare-descriptor trick does), and all three are answered once
+    descriptors are available again."""
+    env.write_config({"proxy": {"workers": "2"}})
+    env.daemon.start()
+    env.daemon.wait_log(r"Proxy serving", timeout=10)
+    pid = env.daemon.proc.pid
+    fqdn = env.deploy_name("37-1-alpha", "alpha")
+    assert _http_status(env.http_port, fqdn) == 308
+    _wait_fds_settled(pid, "the daemon's fd count to settle")
+    soft, hard = _limits(pid)
+    used = {int(fd) for fd in os.listdir("/proc/%d/fd" % pid)}
+    lowest_free = min(set(range(len(used) + 1)) - used)
+    results = {}
+
+    def client(name, fn):
+        try:
+            results[name] = fn()
+        except Exception as e:  # noqa: BLE001 - reported by the assert below
+            results[name] = repr(e)
+
+    subprocess.run(["prlimit", "--pid", str(pid), "--nofile=%d:%d" % (lowest_free, hard)], check=True)
+    try:
+        threads = [threading.Thread(target=client, args=a) for a in (
+            ("http", lambda: _http_status(env.http_port, fqdn, timeout=scaled(15))),
+            ("https", lambda: _https_status(env.https_port, fqdn, "elsewhere.example", timeout=scaled(15))),
+            ("metrics", lambda: _metrics(env.metrics_port, timeout=scaled(15))[0]))]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)  # the clients connect and wait in the queue
+        cpu0 = _cpu_seconds(pid)
+        time.sleep(CPU_WINDOW_S)
+        cpu = _cpu_seconds(pid) - cpu0
+        assert not results, "answered without descriptors: %r" % results
+    finally:
+        subprocess.run(["prlimit", "--pid", str(pid), "--nofile=%d:%d" % (soft, hard)], check=True)
+    assert cpu < 0.2 * CPU_WINDOW_S, "the daemon used %.2fs of CPU in %.1fs" % (cpu, CPU_WINDOW_S)
+    for t in threads:
+        t.join(scaled(10))
+    assert results == {"http": 308, "https": 421, "metrics": 200}, results
