@@ -60,11 +60,13 @@
  *   metrics: the listener, 8 connections, one being refused      10
  *   DNS (c-ares sockets)                                          8
  *   netns worker (namespace fds, netlink, sockets being made)   16
- *   ACME (client connections, challenge responder)              16
- *   margin                                                       19
+ *   ACME client connections to the CA                             8
+ *   the _acme-challenge responder (acme/dns-server.c defaults:
+ *     4 listeners, 64 TCP connections, one being refused)        69
+ *   margin                                                       22
  * plus the backend socket pool (pool_limits): max_pooled, per_stack being
  * made, and 3 of its own (home and target namespace, one being closed). */
-#define FD_RESERVE_BASE 128u
+#define FD_RESERVE_BASE 192u
 
 static const struct netns_sockpool_limits pool_limits = {.per_stack = 8, .max_pooled = 256};
 
