@@ -147,6 +147,10 @@ void gw_proxy_counters(const struct proxy_routes *s, const char *id, struct gw_c
 /* Engine statistics, monotonic over engine restarts; returns whether the
  * engine is serving. */
 bool gw_proxy_stats(struct gw_daemon *d, struct proxy_engine_stats *ret, unsigned *ret_workers);
+/* Descriptors the daemon keeps for everything but the proxy's connections
+ * (bus, state, metrics, netns, DNS, the backend socket pool): the engine
+ * may use the open-file limit minus this. */
+unsigned gw_fd_reserve(void);
 bool gw_proxy_serving(struct gw_daemon *d);
 /* Graceful engine stop (SIGTERM): blocks for at most the engine's stop
  * timeout. */

@@ -224,7 +224,8 @@ static void on_counters_timer(uv_timer_t *t)
 /* Every proxied connection takes one or two fds: run with the soft fd
  * limit raised to the hard one (systemd's unit sets LimitNOFILE; zinit and
  * shells usually leave the soft limit at 1024), like nginx's
- * worker_rlimit_nofile. */
+ * worker_rlimit_nofile. The proxy's share and connection limit are derived
+ * from the result when it starts (gw_fd_reserve() in proxy.c). */
 static void raise_nofile(void)
 {
         struct rlimit rl;

@@ -12,9 +12,12 @@
  * list is in docs/internals/daemon.md. */
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/list.h"
 #include "common/log.h"
@@ -30,6 +33,9 @@
 #define PROM_CONNS      8
 #define PROM_RETRY_MS   5000
 #define PROM_DRAIN_MAX  (64 * 1024) /* read and dropped after the answer, before closing */
+
+#define PROM_ACCEPT_BATCH      16  /* accepts per wakeup */
+#define PROM_ACCEPT_BACKOFF_MS 100 /* polling pauses this long after EMFILE & co. */
 
 struct prom_conn {
         struct gw_prom *pm;
@@ -49,9 +55,10 @@ struct prom_conn {
 
 struct gw_prom {
         struct gw_daemon *d;
-        uv_tcp_t listener;
-        uv_timer_t retry;
-        bool listening; /* @listener is open */
+        uv_poll_t listener; /* on @lfd; we accept4() (see on_listener_io) */
+        int lfd;            /* the listening socket, closed with @listener */
+        uv_timer_t retry;   /* reopening the listener, or resuming it after an accept error */
+        bool listening;     /* @listener is open */
         struct sockaddr_storage addr;
         socklen_t addr_len; /* of the open listener */
         struct prom_conn *conns;
@@ -471,16 +478,16 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
                 respond_text(c, 431, "Request Header Fields Too Large", "request too large\n");
 }
 
-static void on_connection(uv_stream_t *server, int status)
+/* Serve the accepted socket @fd (taken). */
+static void prom_accept(struct gw_prom *pm, int fd)
 {
-        struct gw_prom *pm = server->data;
         struct prom_conn *c;
 
-        if (status < 0)
-                return;
         c = calloc(1, sizeof(*c));
-        if (!c)
-                return; /* libuv keeps it queued; the next connection retries */
+        if (!c) {
+                close(fd);
+                return;
+        }
         c->pm = pm;
         uv_tcp_init(pm->d->loop, &c->tcp);
         uv_timer_init(pm->d->loop, &c->timer);
@@ -488,13 +495,49 @@ static void on_connection(uv_stream_t *server, int status)
         c->open_handles = 2;
         LIST_PREPEND(pm->conns, c);
         pm->n_conns++;
-        if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || pm->n_conns > PROM_CONNS) {
+        if (uv_tcp_open(&c->tcp, fd) < 0) {
+                close(fd); /* not adopted */
+                conn_close(c);
+                return;
+        }
+        if (pm->n_conns > PROM_CONNS) {
                 conn_close(c);
                 return;
         }
         uv_timer_start(&c->timer, on_conn_timeout, PROM_TIMEOUT_MS, 0);
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
                 conn_close(c);
+}
+
+static void on_retry(uv_timer_t *t);
+
+/* Accept in a bounded batch. Not uv_listen(): libuv's accept loop retries
+ * EMFILE at once, without end when its spare descriptor was taken by
+ * another thread, and that would stall the whole daemon loop (issue 10).
+ * On EMFILE, ENFILE, ENOMEM, ENOBUFS (or anything unexpected) polling
+ * pauses for PROM_ACCEPT_BACKOFF_MS instead; clients wait in the queue. */
+static void on_listener_io(uv_poll_t *p, int status, int events)
+{
+        struct gw_prom *pm = p->data;
+
+        if (status < 0)
+                goto pause;
+        for (unsigned i = 0; i < PROM_ACCEPT_BATCH; i++) {
+                int fd = accept4(pm->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+                if (fd >= 0) {
+                        prom_accept(pm, fd);
+                        continue;
+                }
+                if (errno == EAGAIN)
+                        return;
+                if (errno != EINTR && errno != ECONNABORTED)
+                        goto pause;
+        }
+        return;
+pause:
+        uv_poll_stop(&pm->listener);
+        uv_timer_start(&pm->retry, on_retry, PROM_ACCEPT_BACKOFF_MS, 0);
 }
 
 /* ======================================================================
@@ -506,8 +549,10 @@ static void on_listener_closed(uv_handle_t *h)
         struct gw_prom *pm = h->data;
 
         pm->open_handles--;
-        if (h == (uv_handle_t *)&pm->listener)
+        if (h == (uv_handle_t *)&pm->listener) {
                 pm->listening = false;
+                pm->lfd = safe_close(pm->lfd);
+        }
         if (pm->closing && pm->open_handles == 0 && !pm->conns) {
                 free(pm->last_error);
                 free(pm);
@@ -526,7 +571,33 @@ static void on_retry(uv_timer_t *t)
 {
         struct gw_prom *pm = t->data;
 
+        /* The end of an accept backoff, or the retry of a failed listen. */
+        if (pm->listening && !uv_is_closing((uv_handle_t *)&pm->listener)) {
+                if (uv_poll_start(&pm->listener, UV_READABLE, on_listener_io) < 0)
+                        uv_timer_start(&pm->retry, on_retry, PROM_ACCEPT_BACKOFF_MS, 0);
+                return;
+        }
         gw_prom_apply(pm->d);
+}
+
+/* A listening socket on @sa, as uv_tcp_bind() + uv_listen() made it
+ * (SO_REUSEADDR; IPv6 also accepts IPv4). Returns the fd or -errno. */
+static int listen_socket(const struct sockaddr_storage *sa, socklen_t len)
+{
+        int fd, one = 1, zero = 0, r;
+
+        fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+            (sa->ss_family == AF_INET6 &&
+             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0) ||
+            bind(fd, (const struct sockaddr *)sa, len) < 0 || listen(fd, 64) < 0) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
 }
 
 static void prom_listen(struct gw_prom *pm)
@@ -536,15 +607,23 @@ static void prom_listen(struct gw_prom *pm)
         int r;
 
         gw_sockaddr_to_string((const struct sockaddr *)&cfg->metrics_listen, what, sizeof(what));
-        uv_tcp_init(pm->d->loop, &pm->listener);
-        pm->listener.data = pm;
-        pm->listening = true;
-        pm->open_handles++;
         pm->addr = cfg->metrics_listen;
         pm->addr_len = cfg->metrics_listen_len;
-        r = uv_tcp_bind(&pm->listener, (const struct sockaddr *)&cfg->metrics_listen, 0);
-        if (r >= 0)
-                r = uv_listen((uv_stream_t *)&pm->listener, 64, on_connection);
+        r = listen_socket(&cfg->metrics_listen, cfg->metrics_listen_len);
+        if (r >= 0) {
+                pm->lfd = r;
+                r = uv_poll_init(pm->d->loop, &pm->listener, pm->lfd);
+                if (r < 0)
+                        pm->lfd = safe_close(pm->lfd);
+        }
+        if (r >= 0) {
+                pm->listener.data = pm;
+                pm->listening = true;
+                pm->open_handles++;
+                r = uv_poll_start(&pm->listener, UV_READABLE, on_listener_io);
+                if (r < 0)
+                        uv_close((uv_handle_t *)&pm->listener, on_listener_closed);
+        }
         if (r < 0) {
                 if (!pm->last_error || !streq(pm->last_error, uv_strerror(r))) {
                         log_error("Cannot serve metrics on %s: %s; retrying", what, uv_strerror(r));
@@ -554,7 +633,6 @@ static void prom_listen(struct gw_prom *pm)
                 /* The retry timer reopens it. */
                 pm->addr_len = 0;
                 pm->reopen = false;
-                uv_close((uv_handle_t *)&pm->listener, on_listener_closed);
                 uv_timer_start(&pm->retry, on_retry, PROM_RETRY_MS, 0);
                 return;
         }
@@ -576,6 +654,7 @@ void gw_prom_apply(struct gw_daemon *d)
                         return;
                 }
                 pm->d = d;
+                pm->lfd = -1;
                 uv_timer_init(d->loop, &pm->retry);
                 pm->retry.data = pm;
                 pm->open_handles = 1;

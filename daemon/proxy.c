@@ -25,12 +25,14 @@
 #include "proxy/proxy.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 
 #include "common/list.h"
 #include "common/log.h"
@@ -45,6 +47,28 @@
 #define RETRY_MAX_MS   30000
 #define RECLAIM_MS     10
 #define LISTEN_BACKLOG 511
+
+/* Descriptors the daemon keeps out of the proxy's reach (issue 10): the
+ * engine gets the open-file limit minus these (proxy_config.max_fds), so
+ * however many connections clients open, the bus, state writes, the
+ * metrics endpoint and the namespace work still find free descriptors.
+ * Counted generously (docs/internals/daemon.md, "Process limits"):
+ *   stdio, journal and sd_notify sockets                          8
+ *   the main loop (epoll, eventfd, signal pipes, libuv's spare)   8
+ *   bus: 3 connections and up to 32 outgoing calls               35
+ *   state and counters files being written, certificates          8
+ *   metrics: the listener, 8 connections, one being refused      10
+ *   DNS (c-ares sockets)                                          8
+ *   netns worker (namespace fds, netlink, sockets being made)   16
+ *   ACME client connections to the CA                             8
+ *   the _acme-challenge responder (acme/dns-server.c defaults:
+ *     4 listeners, 64 TCP connections, one being refused)        69
+ *   margin                                                       22
+ * plus the backend socket pool (pool_limits): max_pooled, per_stack being
+ * made, and 3 of its own (home and target namespace, one being closed). */
+#define FD_RESERVE_BASE 192u
+
+static const struct netns_sockpool_limits pool_limits = {.per_stack = 8, .max_pooled = 256};
 
 enum { L_HTTPS, L_HTTP, _L_MAX };
 
@@ -405,6 +429,7 @@ static void stats_add(struct proxy_engine_stats *to, const struct proxy_engine_s
         to->upstream_reused += s->upstream_reused;
         to->active += s->active;
         to->connect_errors += s->connect_errors;
+        to->accept_backoffs += s->accept_backoffs;
         for (size_t i = 0; i < ELEMENTSOF(s->closed); i++)
                 to->closed[i] += s->closed[i];
 }
@@ -532,6 +557,21 @@ static bool spec_equal(const struct listen_spec *a, const struct listen_spec *b)
                a->http_plain == b->http_plain;
 }
 
+unsigned gw_fd_reserve(void)
+{
+        return FD_RESERVE_BASE + pool_limits.max_pooled + pool_limits.per_stack + 3;
+}
+
+/* The soft open-file limit (raised to the hard one at start). */
+static uint64_t nofile_limit(void)
+{
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return 0;
+        return rl.rlim_cur == RLIM_INFINITY ? UINT_MAX : MIN(rl.rlim_cur, UINT_MAX);
+}
+
 /* The fds of a complete batch: start the engine or swap its listeners. */
 static int engine_take_fds(struct gw_proxy *gp, char **reterr)
 {
@@ -546,13 +586,26 @@ static int engine_take_fds(struct gw_proxy *gp, char **reterr)
         };
         int r;
 
+        uint64_t limit = nofile_limit();
+
         if (gp->engine) {
                 r = proxy_engine_replace_listeners(gp->engine, gp->fds[L_HTTPS], gp->fds[L_HTTP]);
                 if (r < 0 && asprintf(reterr, "replacing the listeners: %s", strerror(-r)) < 0)
                         *reterr = NULL;
                 return r;
         }
-        r = proxy_engine_new(&cfg, gp->table, &gp->engine);
+        /* 0 would mean "the engine's own default": never pass it. */
+        cfg.max_fds = limit > gw_fd_reserve() ? (unsigned)(limit - gw_fd_reserve()) : 0;
+        r = cfg.max_fds ? proxy_engine_new(&cfg, gp->table, &gp->engine) : -EMFILE;
+        if (r == -EMFILE) {
+                if (asprintf(reterr,
+                             "the open-file limit (%" PRIu64 ") leaves %u descriptors for the "
+                             "proxy after the %u the daemon keeps, fewer than its workers need "
+                             "(%u each); raise it (LimitNOFILE=, ulimit -n)",
+                             limit, cfg.max_fds, gw_fd_reserve(), PROXY_ENGINE_MIN_WORKER_FDS) < 0)
+                        *reterr = NULL;
+                return r;
+        }
         if (r >= 0) {
                 r = proxy_engine_start(gp->engine);
                 if (r < 0)
@@ -596,8 +649,12 @@ static void batch_done(struct gw_proxy *gp)
         gp->have = gp->want;
         gp->retry_ms = RETRY_MIN_MS;
         gp->last_error = mfree(gp->last_error);
-        log_info("Proxy serving %s (%u worker%s)", what, proxy_engine_workers(gp->engine),
-                 proxy_engine_workers(gp->engine) == 1 ? "" : "s");
+        log_info("Proxy serving %s (%u worker%s, at most %u connections each; %u descriptors of "
+                 "the open-file limit %" PRIu64 ", %u kept for the daemon)",
+                 what, proxy_engine_workers(gp->engine),
+                 proxy_engine_workers(gp->engine) == 1 ? "" : "s",
+                 proxy_engine_max_conns(gp->engine), proxy_engine_max_fds(gp->engine),
+                 nofile_limit(), gw_fd_reserve());
 }
 
 static void on_listener(int r, int fd, const char *error, void *userdata)
@@ -798,7 +855,7 @@ int gw_proxy_start(struct gw_daemon *d)
         if (r >= 0)
                 r = builder_reset(gp);
         if (r >= 0)
-                r = netns_sockpool_new(NULL, &gp->pool);
+                r = netns_sockpool_new(&pool_limits, &gp->pool);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the proxy: %m");
         r = proxy_tls_new(&gp->tls);

@@ -2,8 +2,10 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,7 +19,6 @@
 #include "proxy/routes.h"
 #include "proxy/tls-hello.h"
 
-#define DEFAULT_MAX_CONNS    16384u
 #define DEFAULT_HANDSHAKE_MS 10000u
 #define DEFAULT_CONNECT_MS   5000u
 #define DEFAULT_IDLE_MS      300000u
@@ -27,8 +28,8 @@
 #define MAX_RELAY_BUF        (1u << 20)
 #define MAX_WORKERS          1024u
 #define LISTEN_BACKLOG       511
-#define OOM_RETRY_MS         100u
-#define ACCEPT_BATCH         32u /* :80 accepts per wakeup, for fairness */
+#define ACCEPT_BATCH         32u  /* accepts per listener wakeup, for fairness */
+#define ACCEPT_BACKOFF_MS    100u /* a listener paused by EMFILE & co. polls again after this */
 #define DEFAULT_MAX_HEAD     16384u
 #define MIN_MAX_HEAD         1024u
 #define MAX_MAX_HEAD         (1u << 20)
@@ -126,17 +127,23 @@ struct conn {
 
 struct worker;
 
-/* A worker's copy of one listening socket. Allocated, because replacing a
- * listener needs the new handle before the old one's close callback ran. */
+/* A worker's copy of one listening socket. Both ports are polled with a
+ * uv_poll_t and accepted with accept4() here, not with uv_listen(): libuv's
+ * accept loop answers EMFILE by calling accept() again at once, forever
+ * when its one spare descriptor was taken by another thread, and a loop
+ * stuck there never closes the connections that would free descriptors
+ * (issue 10). Allocated, because replacing a listener needs the new handles
+ * before the old ones' close callbacks ran. */
 struct listener {
-        union {
-                uv_tcp_t tcp;   /* :443: libuv accepts */
-                uv_poll_t poll; /* :80: we accept4() and hand raw fds to the hw */
-        } h;
+        uv_poll_t poll;     /* readable: connections wait */
+        uv_timer_t backoff; /* polling again after an accept4() error */
         struct worker *w;
-        int fd;      /* :80: the fd polled (closed after the handle) */
-        bool http;   /* :80 */
-        bool paused; /* :80: polling stopped at the connection limit or on EMFILE */
+        int fd;             /* our copy of the socket (closed after the handles) */
+        unsigned n_handles; /* initialised handles not yet through close_cb */
+        bool https;         /* :443 (peek the ClientHello) or :80 (straight to the hw) */
+        bool polling;       /* uv_poll_start() active */
+        bool full;          /* paused: the worker is at its limit (a free resumes it) */
+        bool backing_off;   /* paused: @backoff runs */
 };
 
 struct worker {
@@ -148,12 +155,10 @@ struct worker {
         struct listener *l443; /* our dup of https_fd, or NULL */
         struct listener *l80;  /* our dup of http_fd, or NULL */
         uv_timer_t stop_timer; /* graceful stop deadline */
-        uv_timer_t oom_timer;  /* retries an accept that failed to allocate */
         uint8_t *rbuf;         /* shared relay read buffer, relay_buf_size bytes */
         struct proxy_hw *hw;   /* the HTTP side (http-conn.c) */
-        bool loop_init, async_init, stop_timer_init, oom_timer_init;
+        bool loop_init, async_init, stop_timer_init;
         bool thread_started;
-        bool accept_pending;       /* libuv holds a connection we did not take (limit, OOM) */
         bool stopping;             /* stop began: listeners closed */
         bool finished;             /* worker handles closed: the loop will end */
         int loop_close_r;          /* uv_loop_close() result, read after join */
@@ -170,6 +175,7 @@ struct worker {
 
         /* Statistics, written by this worker only, read by any thread. */
         atomic_uint_least64_t st_accepted;
+        atomic_uint_least64_t st_accept_backoffs;
         atomic_uint_least64_t st_active;
         atomic_uint_least64_t st_closed[_PROXY_CLOSE_MAX];
         struct proxy_hw_stats hw_stats; /* also holds the :443 connect_errors */
@@ -177,6 +183,7 @@ struct worker {
 
 struct proxy_engine {
         struct proxy_config cfg; /* defaults resolved */
+        unsigned worker_fds;     /* each worker's share of max_fds for its connections */
         struct proxy_route_table *routes;
         bool started;
         bool stopped;
@@ -270,7 +277,6 @@ int proxy_socket_factory_default(void *ud, const struct proxy_route *r, const st
 /* ---- connection lifetime ---- */
 
 static void conn_step(struct conn *c);
-static void worker_accept(struct worker *w);
 static void worker_maybe_finish(struct worker *w);
 static void worker_resume_accept(struct worker *w);
 
@@ -278,6 +284,38 @@ static void worker_resume_accept(struct worker *w);
 static unsigned worker_n_conns(const struct worker *w)
 {
         return w->n_conns + proxy_hw_n_conns(w->hw);
+}
+
+/* Descriptors: a client connection claims two of the worker's share (its
+ * socket and a backend's, which it may open at any time), an idle pooled
+ * backend connection one. max_conns_per_worker <= worker_fds / 2, so client
+ * connections below the limit always fit; the pool gets what they leave.
+ * A terminated :443 connection counts twice for a moment (the engine's conn
+ * is freed from its close callback after the hw took the socket), which
+ * only errs on the safe side. */
+static unsigned on_hw_pool_room(void *ud)
+{
+        const struct worker *w = ud;
+        unsigned claimed = 2 * worker_n_conns(w);
+
+        return claimed < w->e->worker_fds ? w->e->worker_fds - claimed : 0;
+}
+
+static bool worker_full(const struct worker *w)
+{
+        return worker_n_conns(w) >= w->e->cfg.max_conns_per_worker;
+}
+
+/* A client connection was just accepted (not yet counted): close idle
+ * pooled backend connections whose descriptors it may need. Done after
+ * accept4(), not before, so a wakeup that finds no connection closes
+ * nothing; the one descriptor this runs ahead is part of
+ * PROXY_ENGINE_WORKER_FDS. */
+static void worker_make_room(struct worker *w)
+{
+        unsigned n = worker_n_conns(w) + 1;
+
+        proxy_hw_pool_trim(w->hw, 2 * n < w->e->worker_fds ? w->e->worker_fds - 2 * n : 0);
 }
 
 static const struct proxy_config *conn_cfg(const struct conn *c)
@@ -837,21 +875,19 @@ static void conn_step(struct conn *c)
 
 /* ---- workers ---- */
 
-static void on_oom_timer(uv_timer_t *t);
-static void on_http_listener(uv_poll_t *p, int status, int events);
+static void on_listener(uv_poll_t *p, int status, int events);
 
-static void worker_accept(struct worker *w)
+/* A :443 connection: peek its ClientHello on a uv_tcp_t. Takes @fd. Returns
+ * 0 (also when the connection was closed at once) or -ENOMEM. */
+static int worker_accept_https(struct worker *w, int fd)
 {
         struct conn *c;
         int r;
 
         c = calloc(1, sizeof(*c));
         if (!c) {
-                /* Leave the connection in libuv's hands: the next free or
-                 * the OOM timer retries (there may be no conn to free). */
-                w->accept_pending = true;
-                (void)uv_timer_start(&w->oom_timer, on_oom_timer, OOM_RETRY_MS, 0);
-                return;
+                safe_close(fd);
+                return -ENOMEM;
         }
         c->w = w;
         c->state = PROXY_CONN_ST_ACCEPTED;
@@ -865,90 +901,122 @@ static void worker_accept(struct worker *w)
         w->n_conns++;
         atomic_fetch_add_explicit(&w->st_active, 1, memory_order_relaxed);
 
-        r = uv_accept((uv_stream_t *)&w->l443->h.tcp, (uv_stream_t *)&c->client);
-        if (r < 0)
-                return conn_close(c, PROXY_CLOSE_CLIENT_ERROR);
-        atomic_fetch_add_explicit(&w->st_accepted, 1, memory_order_relaxed);
+        r = uv_tcp_open(&c->client, fd);
+        if (r < 0) {
+                safe_close(fd); /* not adopted */
+                conn_close(c, PROXY_CLOSE_CLIENT_ERROR);
+                return 0;
+        }
         conn_step(c);
+        return 0;
 }
 
-static void worker_pause_http(struct worker *w)
+static void listener_backoff(struct listener *l);
+
+/* Poll @l unless it is paused (worker full, backing off, stopping). */
+static void listener_update(struct listener *l)
 {
-        if (!w->l80 || w->l80->paused)
+        bool want = !l->full && !l->backing_off && !l->w->stopping;
+
+        if (want == l->polling)
                 return;
-        (void)uv_poll_stop(&w->l80->h.poll);
-        w->l80->paused = true;
+        if (!want) {
+                (void)uv_poll_stop(&l->poll);
+                l->polling = false;
+                return;
+        }
+        if (uv_poll_start(&l->poll, UV_READABLE, on_listener) < 0)
+                return listener_backoff(l); /* tried again from the timer */
+        l->polling = true;
 }
 
-/* A connection was freed or the OOM timer fired: take what waits. */
+static void on_backoff(uv_timer_t *t)
+{
+        struct listener *l = t->data;
+
+        l->backing_off = false;
+        listener_update(l);
+}
+
+/* accept4() failed for want of descriptors or memory: the listening socket
+ * stays readable, so polling it would call us right back. Stop for a while
+ * instead; connections wait in the kernel's queue meanwhile. */
+static void listener_backoff(struct listener *l)
+{
+        atomic_fetch_add_explicit(&l->w->st_accept_backoffs, 1, memory_order_relaxed);
+        l->backing_off = true;
+        listener_update(l);
+        (void)uv_timer_start(&l->backoff, on_backoff, ACCEPT_BACKOFF_MS, 0);
+}
+
+/* A connection was freed: listeners paused at the limit poll again. */
 static void worker_resume_accept(struct worker *w)
 {
-        unsigned max = w->e->cfg.max_conns_per_worker;
+        struct listener *ls[] = {w->l443, w->l80};
 
-        if (w->stopping || worker_n_conns(w) >= max)
+        if (w->stopping || worker_full(w))
                 return;
-        if (w->accept_pending && w->l443) {
-                w->accept_pending = false;
-                worker_accept(w);
-        }
-        if (w->l80 && w->l80->paused && worker_n_conns(w) < max) {
-                if (uv_poll_start(&w->l80->h.poll, UV_READABLE, on_http_listener) >= 0)
-                        w->l80->paused = false;
-        }
+        for (unsigned i = 0; i < ELEMENTSOF(ls); i++)
+                if (ls[i] && ls[i]->full) {
+                        ls[i]->full = false;
+                        listener_update(ls[i]);
+                }
 }
 
-static void on_oom_timer(uv_timer_t *t)
-{
-        worker_resume_accept(t->data);
-}
-
-static void on_connection(uv_stream_t *server, int status)
-{
-        struct listener *l = server->data;
-        struct worker *w = l->w;
-
-        if (status < 0 || w->stopping || l != w->l443)
-                return; /* EMFILE and friends: libuv retries on the next wakeup */
-        if (worker_n_conns(w) >= w->e->cfg.max_conns_per_worker) {
-                /* Not calling uv_accept() makes libuv stop polling the
-                 * listener until we do (worker_resume_accept). */
-                w->accept_pending = true;
-                return;
-        }
-        worker_accept(w);
-}
-
-/* :80: accept4() in a bounded batch and hand each socket to the hw. */
-static void on_http_listener(uv_poll_t *p, int status, int events)
+/* accept4() in a bounded batch: :443 sockets go to a conn that peeks the
+ * ClientHello, :80 sockets straight to the hw. */
+static void on_listener(uv_poll_t *p, int status, int events)
 {
         struct listener *l = p->data;
         struct worker *w = l->w;
 
-        if (w->stopping || l != w->l80)
+        if (w->stopping)
                 return;
+        if (status < 0)
+                return listener_backoff(l);
         for (unsigned i = 0; i < ACCEPT_BATCH; i++) {
                 struct sockaddr_storage peer;
                 socklen_t len = sizeof(peer);
-                int fd;
+                int fd, r;
 
-                if (worker_n_conns(w) >= w->e->cfg.max_conns_per_worker)
-                        return worker_pause_http(w);
+                if (worker_full(w)) {
+                        l->full = true;
+                        return listener_update(l);
+                }
                 fd = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (fd < 0) {
-                        if (errno == EINTR || errno == ECONNABORTED)
+                        switch (errno) {
+                        case EAGAIN:
+                                return;
+                        case EINTR:
+                        case ECONNABORTED:
+                        /* accept(2): errors of the pending connection, which
+                         * is gone; the next one may be fine. */
+                        case EPROTO:
+                        case ENOPROTOOPT:
+                        case EHOSTDOWN:
+                        case ENONET:
+                        case EHOSTUNREACH:
+                        case EOPNOTSUPP:
+                        case ENETUNREACH:
+                        case ENETDOWN:
                                 continue;
-                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-                            errno == ENOMEM) {
-                                /* Level-triggered: stop polling for a while
-                                 * rather than spin. */
-                                worker_pause_http(w);
-                                (void)uv_timer_start(&w->oom_timer, on_oom_timer, OOM_RETRY_MS, 0);
+                        default:
+                                /* EMFILE, ENFILE, ENOBUFS, ENOMEM, or an error
+                                 * that would come back at once (EBADF,
+                                 * EINVAL): never retry it in a loop. */
+                                return listener_backoff(l);
                         }
-                        return;
                 }
                 atomic_fetch_add_explicit(&w->st_accepted, 1, memory_order_relaxed);
-                /* On failure the hw closed the fd: the client sees a reset. */
-                (void)proxy_hw_accept(w->hw, fd, PROXY_HCONN_PLAIN, &peer, NULL, NULL, 0);
+                worker_make_room(w);
+                /* On failure the fd was closed: the client sees a reset. */
+                if (l->https)
+                        r = worker_accept_https(w, fd);
+                else
+                        r = proxy_hw_accept(w->hw, fd, PROXY_HCONN_PLAIN, &peer, NULL, NULL, 0);
+                if (r == -ENOMEM)
+                        return listener_backoff(l);
         }
 }
 
@@ -960,19 +1028,23 @@ static void on_listener_closed(uv_handle_t *h)
 {
         struct listener *l = h->data;
 
-        if (l->http)
-                safe_close(l->fd);
+        assert(l->n_handles > 0);
+        if (--l->n_handles > 0)
+                return;
+        safe_close(l->fd);
         free(l);
 }
 
 static void listener_close(struct listener *l)
 {
-        if (l)
-                uv_close((uv_handle_t *)&l->h, on_listener_closed);
+        if (!l)
+                return;
+        uv_close((uv_handle_t *)&l->poll, on_listener_closed);
+        uv_close((uv_handle_t *)&l->backoff, on_listener_closed);
 }
 
-/* Start polling @fd (ours: closed whatever happens). */
-static int listener_open(struct worker *w, int fd, bool http, struct listener **ret)
+/* Listen on @fd (ours: closed whatever happens) and poll it. */
+static int listener_open(struct worker *w, int fd, bool https, struct listener **ret)
 {
         struct listener *l;
         int r;
@@ -983,44 +1055,30 @@ static int listener_open(struct worker *w, int fd, bool http, struct listener **
                 return -ENOMEM;
         }
         l->w = w;
-        l->http = http;
+        l->https = https;
         l->fd = fd;
-        if (http) {
-                if (listen(fd, LISTEN_BACKLOG) < 0) {
-                        r = -errno;
-                        safe_close(fd);
-                        free(l);
-                        return r;
-                }
-                r = uv_poll_init(&w->loop, &l->h.poll, fd);
-                if (r < 0) {
-                        safe_close(fd);
-                        free(l);
-                        return r;
-                }
-                l->h.poll.data = l;
-                r = uv_poll_start(&l->h.poll, UV_READABLE, on_http_listener);
-        } else {
-                r = uv_tcp_init(&w->loop, &l->h.tcp);
-                if (r < 0) {
-                        safe_close(fd);
-                        free(l);
-                        return r;
-                }
-                l->h.tcp.data = l;
-                r = uv_tcp_open(&l->h.tcp, fd);
-                if (r < 0) {
-                        /* Not adopted: close the fd ourselves. */
-                        safe_close(fd);
-                        l->http = false;
-                } else {
-                        r = uv_listen((uv_stream_t *)&l->h.tcp, LISTEN_BACKLOG, on_connection);
-                }
+        if (listen(fd, LISTEN_BACKLOG) < 0) {
+                r = -errno;
+                safe_close(fd);
+                free(l);
+                return r;
         }
+        r = uv_poll_init(&w->loop, &l->poll, fd);
+        if (r < 0) {
+                safe_close(fd);
+                free(l);
+                return r;
+        }
+        l->poll.data = l;
+        (void)uv_timer_init(&w->loop, &l->backoff);
+        l->backoff.data = l;
+        l->n_handles = 2;
+        r = uv_poll_start(&l->poll, UV_READABLE, on_listener);
         if (r < 0) {
                 listener_close(l);
                 return r;
         }
+        l->polling = true;
         *ret = l;
         return 0;
 }
@@ -1032,7 +1090,6 @@ static void worker_maybe_finish(struct worker *w)
         w->finished = true;
         uv_close((uv_handle_t *)&w->async, on_worker_handle_close);
         uv_close((uv_handle_t *)&w->stop_timer, on_worker_handle_close);
-        uv_close((uv_handle_t *)&w->oom_timer, on_worker_handle_close);
 }
 
 static void on_hw_conn_freed(void *ud)
@@ -1072,7 +1129,7 @@ static void worker_begin_stop(struct worker *w)
         int a, b;
 
         w->stopping = true;
-        /* Closing a listener also drops a connection libuv held for us. */
+        /* Connections still in the kernel's accept queue are reset. */
         listener_close(TAKE_PTR(w->l443));
         listener_close(TAKE_PTR(w->l80));
         worker_take_new_listeners(w, &a, &b);
@@ -1105,15 +1162,13 @@ static void worker_replace_listeners(struct worker *w)
                 return;
         listener_close(TAKE_PTR(w->l443));
         listener_close(TAKE_PTR(w->l80));
-        w->accept_pending = false;
         /* A failure leaves that port unserved on this worker; the others
-         * (and the next replace) are unaffected. */
-        if (https_fd >= 0 && listener_open(w, https_fd, false, &w->l443) < 0)
+         * (and the next replace) are unaffected. A worker at its limit
+         * pauses the new listeners at their first wakeup. */
+        if (https_fd >= 0 && listener_open(w, https_fd, true, &w->l443) < 0)
                 log_debug("proxy: worker %u: cannot listen on the new :443 socket", w->idx);
-        if (http_fd >= 0 && listener_open(w, http_fd, true, &w->l80) < 0)
+        if (http_fd >= 0 && listener_open(w, http_fd, false, &w->l80) < 0)
                 log_debug("proxy: worker %u: cannot listen on the new :80 socket", w->idx);
-        if (w->l80 && worker_n_conns(w) >= w->e->cfg.max_conns_per_worker)
-                worker_pause_http(w);
 }
 
 static void on_async(uv_async_t *a)
@@ -1163,8 +1218,6 @@ static void worker_teardown_unstarted(struct worker *w)
         listener_close(TAKE_PTR(w->l80));
         if (w->stop_timer_init)
                 uv_close((uv_handle_t *)&w->stop_timer, on_worker_handle_close);
-        if (w->oom_timer_init)
-                uv_close((uv_handle_t *)&w->oom_timer, on_worker_handle_close);
         if (w->hw)
                 proxy_hw_begin_stop(w->hw);
         (void)uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -1192,6 +1245,7 @@ static int worker_init(struct worker *w)
                 .snap = &w->snap,
                 .stats = &w->hw_stats,
                 .conn_freed = on_hw_conn_freed,
+                .pool_room = on_hw_pool_room,
                 .ud = w,
         };
         int fd, r;
@@ -1220,11 +1274,6 @@ static int worker_init(struct worker *w)
                 return r;
         w->stop_timer.data = w;
         w->stop_timer_init = true;
-        r = uv_timer_init(&w->loop, &w->oom_timer);
-        if (r < 0)
-                return r;
-        w->oom_timer.data = w;
-        w->oom_timer_init = true;
         r = proxy_hw_new(&env, &w->hw);
         if (r < 0)
                 return r;
@@ -1233,7 +1282,7 @@ static int worker_init(struct worker *w)
                 fd = dup_fd(cfg->https_fd);
                 if (fd < 0)
                         return fd;
-                r = listener_open(w, fd, false, &w->l443);
+                r = listener_open(w, fd, true, &w->l443);
                 if (r < 0)
                         return r;
         }
@@ -1241,7 +1290,7 @@ static int worker_init(struct worker *w)
                 fd = dup_fd(cfg->http_fd);
                 if (fd < 0)
                         return fd;
-                r = listener_open(w, fd, true, &w->l80);
+                r = listener_open(w, fd, false, &w->l80);
                 if (r < 0)
                         return r;
         }
@@ -1250,12 +1299,39 @@ static int worker_init(struct worker *w)
 
 /* ---- engine ---- */
 
+/* Resolve @c->max_fds (0: from RLIMIT_NOFILE) and @c->max_conns_per_worker
+ * for @c->workers workers; the descriptors each worker's connections may
+ * claim go to @ret_worker_fds (see on_hw_pool_room()). */
+static int resolve_fds(struct proxy_config *c, unsigned *ret_worker_fds)
+{
+        unsigned share, worker_fds;
+
+        if (!c->max_fds) {
+                struct rlimit rl;
+                uint64_t cur;
+
+                if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        return -errno;
+                cur = rl.rlim_cur == RLIM_INFINITY ? UINT_MAX : MIN(rl.rlim_cur, UINT_MAX);
+                c->max_fds = cur > PROXY_ENGINE_FD_RESERVE ? cur - PROXY_ENGINE_FD_RESERVE : 0;
+        }
+        share = c->max_fds / c->workers;
+        if (share < PROXY_ENGINE_MIN_WORKER_FDS)
+                return -EMFILE;
+        worker_fds = share - PROXY_ENGINE_WORKER_FDS;
+        if (!c->max_conns_per_worker || c->max_conns_per_worker > worker_fds / 2)
+                c->max_conns_per_worker = worker_fds / 2;
+        *ret_worker_fds = worker_fds;
+        return 0;
+}
+
 int proxy_engine_new(const struct proxy_config *cfg, struct proxy_route_table *routes,
                      struct proxy_engine **ret)
 {
         struct proxy_engine *e;
         struct proxy_config c;
-        unsigned n;
+        unsigned n, worker_fds = 0;
+        int r;
 
         assert(cfg && routes && ret);
         c = *cfg;
@@ -1284,8 +1360,6 @@ int proxy_engine_new(const struct proxy_config *cfg, struct proxy_route_table *r
                 c.upstream_idle_max = DEFAULT_POOL_MAX;
         if (!c.upstream_idle_timeout_ms)
                 c.upstream_idle_timeout_ms = DEFAULT_POOL_IDLE_MS;
-        if (!c.max_conns_per_worker)
-                c.max_conns_per_worker = DEFAULT_MAX_CONNS;
         if (!c.hello_max)
                 c.hello_max = PROXY_TLS_HELLO_MAX_DEFAULT;
         if (!c.handshake_timeout_ms)
@@ -1306,10 +1380,15 @@ int proxy_engine_new(const struct proxy_config *cfg, struct proxy_route_table *r
                 n = 1;
         c.workers = n;
 
+        r = resolve_fds(&c, &worker_fds);
+        if (r < 0)
+                return r;
+
         e = calloc(1, sizeof(*e) + n * sizeof(struct worker));
         if (!e)
                 return -ENOMEM;
         e->cfg = c;
+        e->worker_fds = worker_fds;
         e->routes = routes;
         e->n_workers = n;
         for (unsigned i = 0; i < n; i++) {
@@ -1457,6 +1536,8 @@ void proxy_engine_stats(const struct proxy_engine *e, struct proxy_engine_stats 
                 const struct proxy_hw_stats *h = &w->hw_stats;
 
                 ret->accepted += atomic_load_explicit(&w->st_accepted, memory_order_relaxed);
+                ret->accept_backoffs +=
+                        atomic_load_explicit(&w->st_accept_backoffs, memory_order_relaxed);
                 ret->active += atomic_load_explicit(&w->st_active, memory_order_relaxed);
                 ret->connect_errors +=
                         atomic_load_explicit(&h->connect_errors, memory_order_relaxed);
@@ -1481,4 +1562,16 @@ unsigned proxy_engine_workers(const struct proxy_engine *e)
 {
         assert(e);
         return e->n_workers;
+}
+
+unsigned proxy_engine_max_conns(const struct proxy_engine *e)
+{
+        assert(e);
+        return e->cfg.max_conns_per_worker;
+}
+
+unsigned proxy_engine_max_fds(const struct proxy_engine *e)
+{
+        assert(e);
+        return e->cfg.max_fds;
 }

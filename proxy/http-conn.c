@@ -305,7 +305,7 @@ struct proxy_hw {
         struct hconn *conns;
         unsigned n_conns;
         unsigned n_upstreams; /* upstream objects not yet freed */
-        unsigned n_pooled;    /* idle in the pool, all groups (at most max_conns_per_worker) */
+        unsigned n_pooled;    /* idle in the pool, all groups (at most pool_room()) */
         struct tq tq[_TQ_MAX];
         unsigned n_timers_open;
         struct xb *free_blocks[2]; /* [tls] */
@@ -1135,7 +1135,6 @@ static void on_up_closed(struct hpoll *p)
         struct upstream *u = p->data;
         struct proxy_hw *hw = u->hw;
 
-        safe_close(u->fd);
         proxy_route_unref(u->route);
         free(u);
         hw->n_upstreams--;
@@ -1160,31 +1159,49 @@ static void upstream_close(struct upstream *u)
                 pool_group_maybe_free(hw, u->grp);
                 u->grp = NULL;
         }
+        /* The socket goes now, only the memory waits for the reap: the
+         * engine's descriptor accounting (pool_room, proxy_hw_pool_trim)
+         * counts a closed connection as gone at once. close() takes the fd
+         * out of the epoll set; an event already fetched for it is skipped
+         * (hpoll closing). */
+        u->fd = safe_close(u->fd);
         if (u->poll_init) {
                 hpoll_close(hw, &u->poll, on_up_closed);
                 return;
         }
-        safe_close(u->fd);
         proxy_route_unref(u->route);
         free(u);
         hw->n_upstreams--;
         hw_maybe_finish(hw);
 }
 
+/* How many idle connections the pool may hold now. */
+static unsigned pool_room(const struct proxy_hw *hw)
+{
+        unsigned room = hw->cfg->max_conns_per_worker;
+
+        if (hw->env.pool_room)
+                room = MIN(room, hw->env.pool_room(hw->env.ud));
+        return room;
+}
+
 /* Hand @u (owned, response complete, reusable) to the pool, or close it.
- * The pool is bounded per backend (upstream_idle_max) and in total: a
- * client walking through many names would otherwise leave an idle
- * connection (an fd) per backend. At max_conns_per_worker idle ones, the
- * one idle the longest (the head of TQ_POOL) makes room. */
+ * The pool is bounded per backend (upstream_idle_max) and in total: by
+ * max_conns_per_worker (a client walking through many names would otherwise
+ * leave an idle connection, an fd, per backend) and by what the worker's
+ * descriptor share leaves after two per client connection (the fds those
+ * may still need must stay free). At the bound, the connection idle the
+ * longest (the head of TQ_POOL) makes room; with no room at all @u is
+ * closed. */
 static void pool_put(struct proxy_hw *hw, struct upstream *u)
 {
         struct pool_group *g = u->grp;
-        struct tq *pq = &hw->tq[TQ_POOL];
+        unsigned room = pool_room(hw);
 
-        if (hw->stopping || !g || g->n_idle >= hw->cfg->upstream_idle_max || u->err || u->eof)
+        if (hw->stopping || !g || g->n_idle >= hw->cfg->upstream_idle_max || u->err || u->eof ||
+            room == 0)
                 return upstream_close(u);
-        while (hw->n_pooled >= MAX(hw->cfg->max_conns_per_worker, 1u) && pq->head.next != &pq->head)
-                upstream_close(container_of(pq->head.next, struct upstream, tl));
+        proxy_hw_pool_trim(hw, room - 1);
         u->owner = NULL;
         u->reused = false;
         u->wr_blocked = false;
@@ -2928,6 +2945,19 @@ void proxy_hw_close_all(struct proxy_hw *hw)
 unsigned proxy_hw_n_conns(const struct proxy_hw *hw)
 {
         return hw ? hw->n_conns : 0;
+}
+
+unsigned proxy_hw_n_pooled(const struct proxy_hw *hw)
+{
+        return hw ? hw->n_pooled : 0;
+}
+
+void proxy_hw_pool_trim(struct proxy_hw *hw, unsigned keep)
+{
+        struct tq *pq = &hw->tq[TQ_POOL];
+
+        while (hw->n_pooled > keep && pq->head.next != &pq->head)
+                upstream_close(container_of(pq->head.next, struct upstream, tl));
 }
 
 bool proxy_hw_finished(const struct proxy_hw *hw)

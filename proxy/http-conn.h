@@ -97,6 +97,10 @@ struct proxy_hw_env {
         /* Called after a connection of this module was freed (the engine may
          * resume accepting), and once more when the hw became finished. */
         void (*conn_freed)(void *ud);
+        /* How many idle pooled backend connections the worker's descriptor
+         * share allows now (its share minus two per client connection);
+         * NULL: max_conns_per_worker. */
+        unsigned (*pool_room)(void *ud);
         void *ud;
 };
 
@@ -134,6 +138,11 @@ void proxy_hw_begin_stop(struct proxy_hw *hw);
 void proxy_hw_close_all(struct proxy_hw *hw);
 /* Client connections not yet freed. */
 unsigned proxy_hw_n_conns(const struct proxy_hw *hw);
+/* Idle backend connections in the pool. */
+unsigned proxy_hw_n_pooled(const struct proxy_hw *hw);
+/* Close the pooled connections idle the longest until at most @keep are
+ * left (their sockets are closed before this returns). */
+void proxy_hw_pool_trim(struct proxy_hw *hw, unsigned keep);
 /* True once every handle of this module (connections, pool, timers) went
  * through its close callback after begin_stop/close_all: the worker's loop
  * can end. */

@@ -7,14 +7,23 @@
  *
  * Listeners: the caller passes one bound socket per port (@https_fd,
  * @http_fd; either may be -1, not both). Every worker polls its own
- * F_DUPFD_CLOEXEC copy (:443 through uv_tcp_open(), :80 through uv_poll and
- * accept4()), so all workers poll the same accept queue (one fd, no
- * SO_REUSEPORT): the kernel hands each connection to whichever worker
- * accepts first, and a worker at its connection limit (both ports count)
- * simply stops polling (libuv keeps the one :443 connection it already
- * accepted until the worker has room). The caller keeps its own fds and may
- * close them once proxy_engine_start() returned. The engine calls listen()
- * on them itself.
+ * F_DUPFD_CLOEXEC copy with a uv_poll_t and accept4()s in bounded batches,
+ * so all workers poll the same accept queue (one fd, no SO_REUSEPORT): the
+ * kernel hands each connection to whichever worker accepts first. A worker
+ * at its connection limit (both ports count) stops polling until a
+ * connection of its own ends; a listener whose accept4() fails with
+ * EMFILE, ENFILE, ENOMEM or ENOBUFS stops polling and retries from a timer
+ * (never a busy loop). The caller keeps its own fds and may close them once
+ * proxy_engine_start() returned. The engine calls listen() on them itself.
+ *
+ * Descriptors: the engine never holds more than max_fds descriptors. Each
+ * worker gets max_fds / workers, keeps PROXY_ENGINE_WORKER_FDS of that for
+ * itself (its loop, listener copies, epoll set) and counts every client
+ * connection as two (client and backend socket) and every idle pooled
+ * backend connection as one; at the bound it stops accepting, and closes
+ * idle pooled connections to make room for clients. So a process limit
+ * (RLIMIT_NOFILE) above max_fds is never reached by the proxy, whatever
+ * clients do.
  *
  * :443 peeks the ClientHello: a passthrough route is relayed as TCP, a
  * terminated one is handed to the HTTP side (TLS with the route's
@@ -62,12 +71,30 @@ typedef int proxy_acme_token_cb(void *ud, const char *host, const char *token, c
 
 struct proxy_tls; /* proxy/tls.h */
 
+/* Descriptors a worker keeps for itself out of its share of max_fds: its
+ * loop's epoll fd, eventfd and libuv's spare fd, the HTTP side's epoll set,
+ * its two listener copies and two more while the listeners are replaced,
+ * one in flight while a terminated :443 socket changes hands and one just
+ * accepted while pooled backend connections make room for it. */
+#define PROXY_ENGINE_WORKER_FDS 16u
+/* When max_fds is 0: the soft RLIMIT_NOFILE minus this many for the rest of
+ * the process (stdio, a log socket, the caller's own loop). */
+#define PROXY_ENGINE_FD_RESERVE 64u
+/* The smallest per-worker share proxy_engine_new() accepts: room for the
+ * worker itself and 8 connections. */
+#define PROXY_ENGINE_MIN_WORKER_FDS (PROXY_ENGINE_WORKER_FDS + 16u)
+
 /* Zero means "the default" for every numeric field. */
 struct proxy_config {
         unsigned workers;                        /* worker threads; 0: one per CPU */
         int https_fd;                            /* bound TCP socket for :443, or -1 */
         int http_fd;                             /* bound TCP socket for :80, or -1 */
-        unsigned max_conns_per_worker;           /* accepting pauses at this; 0: 16384 */
+        unsigned max_fds;                        /* descriptors for the whole engine;
+                                                  * 0: RLIMIT_NOFILE's soft limit
+                                                  * - PROXY_ENGINE_FD_RESERVE */
+        unsigned max_conns_per_worker;           /* accepting pauses at this; 0 or more
+                                                  * than the fd share allows: half the
+                                                  * share (see Descriptors above) */
         size_t hello_max;                        /* ClientHello bound; 0: 16384 */
         uint64_t handshake_timeout_ms;           /* accept -> hello / TLS handshake done; 0: 10 s */
         uint64_t connect_timeout_ms;             /* per backend attempt; 0: 5 s */
@@ -144,6 +171,8 @@ struct proxy_engine_stats {
         uint64_t upstream_reused;          /* HTTP requests sent on a pooled connection */
         uint64_t active;                   /* connections not yet freed */
         uint64_t connect_errors;           /* failed backend attempts (incl. timeouts) */
+        uint64_t accept_backoffs;          /* a listener paused after EMFILE, ENFILE, ENOMEM,
+                                            * ENOBUFS (or another accept4() error) */
         uint64_t closed[_PROXY_CLOSE_MAX]; /* freed connections by reason */
 };
 
@@ -151,7 +180,9 @@ struct proxy_engine_stats {
  * must outlive the engine. No thread or socket is touched yet. Returns 0,
  * -EINVAL (neither https_fd nor http_fd; absurd bounds: relay_buf_size
  * outside 1 KiB..1 MiB, max_head outside 1 KiB..1 MiB, max_headers > 4096,
- * hello_max or workers too large) or -ENOMEM. */
+ * hello_max or workers too large), -EMFILE (max_fds, or the open-file limit
+ * when it is 0, leaves a worker less than PROXY_ENGINE_MIN_WORKER_FDS) or
+ * -ENOMEM. */
 int proxy_engine_new(const struct proxy_config *cfg, struct proxy_route_table *routes,
                      struct proxy_engine **ret);
 
@@ -193,3 +224,8 @@ void proxy_engine_stats(const struct proxy_engine *e, struct proxy_engine_stats 
 
 /* The number of workers (after resolving workers = 0). */
 unsigned proxy_engine_workers(const struct proxy_engine *e);
+
+/* Connections a worker takes at most (max_conns_per_worker resolved) and
+ * the descriptors the engine may hold in total (max_fds resolved). */
+unsigned proxy_engine_max_conns(const struct proxy_engine *e);
+unsigned proxy_engine_max_fds(const struct proxy_engine *e);

@@ -324,8 +324,10 @@ class Gatewayd:
         with self.cond:
             self.cond.notify_all()
 
-    def spawn(self, workers=None, extra=(), env=None):
-        """Start the process without waiting for readiness."""
+    def spawn(self, workers=None, extra=(), env=None, wrapper=()):
+        """Start the process without waiting for readiness. @wrapper is a
+        command that execs the daemon's argv (e.g. prlimit ... --): the PID
+        stays the daemon's."""
         assert self.proc is None or self.proc.poll() is not None, "gatewayd already running"
         self._open_notify()
         self._generation += 1
@@ -337,15 +339,15 @@ class Gatewayd:
             e.update(env)
         if workers:
             self.workers = workers
-        self.proc = subprocess.Popen(self.argv(workers, extra), stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([*wrapper, *self.argv(workers, extra)], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=e)
         t = threading.Thread(target=self._stderr_reader, args=(self.proc, self._generation), daemon=True)
         t.start()
         self._stderr_thread = t
         return self.proc
 
-    def start(self, workers=None, extra=(), timeout=15):
-        self.spawn(workers, extra)
+    def start(self, workers=None, extra=(), timeout=15, wrapper=()):
+        self.spawn(workers, extra, wrapper=wrapper)
         self.wait_notify("READY=1", timeout=timeout)
         return self
 

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -196,7 +198,8 @@ static void fx_start(struct fx *f, const struct proxy_config *extra)
         if (!cfg.workers)
                 cfg.workers = 2;
         cfg.https_fd = f->lfd;
-        cfg.http_fd = -1;
+        /* A caller's :80 listener (never fd 0: that is stdin). */
+        cfg.http_fd = cfg.http_fd > 0 ? cfg.http_fd : -1;
         assert_int_equal(proxy_engine_new(&cfg, f->table, &f->engine), 0);
         assert_int_equal(proxy_engine_workers(f->engine), cfg.workers);
         assert_int_equal(proxy_engine_start(f->engine), 0);
@@ -829,6 +832,147 @@ static void test_config_rejected(void **state)
         proxy_route_table_free(t);
 }
 
+/* ---- issue 10: descriptor exhaustion ---- */
+
+static void test_issue_10_fd_share(void **state)
+{
+        struct proxy_route_table *t;
+        struct proxy_engine *e = NULL;
+        struct proxy_config cfg = {.https_fd = 0, .http_fd = -1, .workers = 2};
+        struct rlimit old, low;
+
+        assert_int_equal(proxy_route_table_new(&t), 0);
+        /* Too few for the workers: refused, not a worker with no room. */
+        cfg.max_fds = 2 * PROXY_ENGINE_MIN_WORKER_FDS - 1;
+        assert_int_equal(proxy_engine_new(&cfg, t, &e), -EMFILE);
+        assert_null(e);
+
+        /* Each worker: its share minus its own descriptors, two per connection. */
+        cfg.max_fds = 2 * (PROXY_ENGINE_WORKER_FDS + 100);
+        assert_int_equal(proxy_engine_new(&cfg, t, &e), 0);
+        assert_int_equal(proxy_engine_max_conns(e), 50);
+        assert_int_equal(proxy_engine_max_fds(e), cfg.max_fds);
+        e = proxy_engine_free(e);
+        /* A smaller explicit limit is kept, a larger one cut to the share. */
+        cfg.max_conns_per_worker = 10;
+        assert_int_equal(proxy_engine_new(&cfg, t, &e), 0);
+        assert_int_equal(proxy_engine_max_conns(e), 10);
+        e = proxy_engine_free(e);
+        cfg.max_conns_per_worker = 1000;
+        assert_int_equal(proxy_engine_new(&cfg, t, &e), 0);
+        assert_int_equal(proxy_engine_max_conns(e), 50);
+        e = proxy_engine_free(e);
+
+        /* Unset: the soft RLIMIT_NOFILE minus the default reserve. */
+        assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+        low = old;
+        low.rlim_cur = MIN(old.rlim_max, 1000);
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+        cfg.max_fds = 0;
+        cfg.max_conns_per_worker = 0;
+        assert_int_equal(proxy_engine_new(&cfg, t, &e), 0);
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+        assert_int_equal(proxy_engine_max_fds(e), low.rlim_cur - PROXY_ENGINE_FD_RESERVE);
+        assert_int_equal(proxy_engine_max_conns(e),
+                         ((low.rlim_cur - PROXY_ENGINE_FD_RESERVE) / 2 - PROXY_ENGINE_WORKER_FDS) /
+                                 2);
+        e = proxy_engine_free(e);
+        proxy_route_table_free(t);
+}
+
+static uint64_t cpu_us(void)
+{
+        struct rusage ru;
+
+        assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+        return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+               (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+/* accept4() failing with EMFILE pauses the listener and retries from a
+ * timer (no busy loop, and the clients are not dropped the way libuv's
+ * spare-descriptor trick drops them), and the connections that waited in
+ * the kernel's queue are served as soon as descriptors are free again. */
+static void test_issue_10_emfile_pauses_accept(void **state)
+{
+        static const char get[] = "GET / HTTP/1.1\r\nHost: nowhere.test\r\n\r\n";
+        struct proxy_config cfg = {.workers = 1};
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct rlimit old, low;
+        int fill[1024];
+        unsigned n_fill = 0;
+        uint64_t b0, cpu0, cpu, end;
+        uint16_t port80;
+        struct fx f;
+        char resp[64] = "";
+        int a, b;
+
+        cfg.http_fd = listen_loopback(&port80);
+        fx_start(&f, &cfg);
+        close(cfg.http_fd);
+        table_put(f.table, "w1", "example.com", PROXY_ROUTE_PASSTHROUGH, &f.backend->port, 1);
+
+        /* The clients' sockets first: they live in this process too. Then
+         * every other descriptor is taken, and only then they connect. */
+        a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        b = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(a >= 0 && b >= 0);
+        assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+        low = old;
+        low.rlim_cur = MIN(old.rlim_cur, 1024);
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+        for (int fd; (fd = fcntl(0, F_DUPFD_CLOEXEC, 0)) >= 0;) {
+                assert_true(n_fill < ELEMENTSOF(fill));
+                fill[n_fill++] = fd;
+        }
+        assert_int_equal(errno, EMFILE);
+
+        b0 = engine_stats(f.engine).accept_backoffs;
+        sa.sin_port = htons(f.port);
+        assert_int_equal(connect(a, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        sa.sin_port = htons(port80);
+        assert_int_equal(connect(b, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        write_all(a, cap_openssl_sni, sizeof(cap_openssl_sni));
+        write_all(b, get, strlen(get));
+        end = now_ms() + WAIT_MS;
+        while (engine_stats(f.engine).accept_backoffs < b0 + 2) {
+                assert_true(now_ms() < end);
+                sleep_ms(2);
+        }
+
+        /* Paused, not spinning: a few retries in half a second, little CPU. */
+        b0 = engine_stats(f.engine).accept_backoffs;
+        cpu0 = cpu_us();
+        sleep_ms(500);
+        cpu = cpu_us() - cpu0;
+        b0 = engine_stats(f.engine).accept_backoffs - b0;
+        note("exhausted for 500 ms: %" PRIu64 " us of CPU, %" PRIu64 " accept retries\n", cpu, b0);
+        assert_true(cpu < 100000);
+        assert_true(b0 <= 2 * (500 / 100 + 2));
+        assert_int_equal(engine_stats(f.engine).accepted, 0);
+
+        while (n_fill > 0)
+                close(fill[--n_fill]);
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+
+        /* Both waited in the queue and are served now. */
+        struct xfer xa = {.want = sizeof(cap_openssl_sni)};
+        xfer_run(a, &xa, WAIT_MS);
+        assert_int_equal(xa.received, sizeof(cap_openssl_sni));
+        assert_memory_equal(xa.head, cap_openssl_sni, sizeof(cap_openssl_sni));
+        for (size_t n = 0; n < 12;) {
+                ssize_t k = read(b, resp + n, 12 - n);
+
+                assert_true(k > 0);
+                n += (size_t)k;
+        }
+        assert_memory_equal(resp, "HTTP/1.1 404", 12);
+        close(a);
+        close(b);
+        wait_idle(&f);
+        fx_stop(&f);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -845,6 +989,8 @@ int main(void)
                 cmocka_unit_test(test_graceful_stop),
                 cmocka_unit_test(test_big_transfer),
                 cmocka_unit_test(test_backpressure_slow_reader),
+                cmocka_unit_test(test_issue_10_fd_share),
+                cmocka_unit_test(test_issue_10_emfile_pauses_accept),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1747,6 +1747,87 @@ static void test_pool_total_bound(void **state)
                 backend_stop(bes[i]);
 }
 
+/* Until @b has @n connections open (the proxy closed the others). */
+static void wait_backend_open(struct backend *b, unsigned n)
+{
+        uint64_t end = now_ms() + WAIT_MS;
+
+        while (atomic_load(&b->n_open) != n) {
+                if (now_ms() > end)
+                        fail_msg("backend: %u connections open, want %u", atomic_load(&b->n_open),
+                                 n);
+                sleep_ms(2);
+        }
+}
+
+/* Issue 10: idle pooled backend connections live on what the worker's
+ * descriptor share leaves after two per client connection. A worker full of
+ * clients pools nothing, and a new client makes the pool give way. */
+static void test_issue_10_pool_yields_to_clients(void **state)
+{
+        /* 16 descriptors for connections: at most 8 clients. */
+        struct proxy_config cfg = {
+                .http_plain = true, .workers = 1, .max_fds = PROXY_ENGINE_WORKER_FDS + 16};
+        struct rd *c[9];
+        uint64_t reused;
+        struct msg m;
+        struct fx f;
+
+        fx_start(&f, &cfg);
+        fx_routes(&f);
+        assert_int_equal(proxy_engine_max_conns(f.engine), 8);
+
+        /* 7 clients one after the other: one backend connection, pooled
+         * between their requests (7 clients leave room for 2). */
+        for (unsigned i = 0; i < 7; i++) {
+                c[i] = plain_client(&f);
+                get(c[i], "a.test", "/x", &m);
+                assert_int_equal(m.status, 200);
+        }
+        wait_backend_open(f.be, 1);
+        assert_int_equal(stats(&f).upstream_connects, 1);
+        assert_int_equal(stats(&f).upstream_reused, 6);
+
+        /* The 8th client needs the pooled connection's descriptor: the pool
+         * closes it at accept, and its own backend connection is not pooled
+         * after the response either (no room left). */
+        c[7] = plain_client(&f);
+        wait_accepted(&f, 8);
+        wait_backend_open(f.be, 0);
+        reused = stats(&f).upstream_reused;
+        get(c[7], "a.test", "/x", &m);
+        assert_int_equal(m.status, 200);
+        wait_backend_open(f.be, 0);
+        assert_int_equal(stats(&f).upstream_reused, reused);
+
+        /* A 9th waits in the kernel's queue until a client leaves. */
+        c[8] = plain_client(&f);
+        sleep_ms(200);
+        assert_int_equal(stats(&f).accepted, 8);
+        client_free(c[0]);
+        get(c[8], "a.test", "/x", &m);
+        assert_int_equal(m.status, 200);
+        assert_int_equal(stats(&f).accepted, 9);
+
+        /* Fewer clients: pooling again. */
+        for (unsigned i = 1; i < 5; i++)
+                client_free(c[i]);
+        wait_accepted(&f, 9);
+        for (uint64_t end = now_ms() + WAIT_MS; stats(&f).active != 4;)
+                assert_true(now_ms() < end);
+        reused = stats(&f).upstream_reused;
+        get(c[5], "a.test", "/x", &m);
+        assert_int_equal(m.status, 200);
+        get(c[6], "a.test", "/x", &m);
+        assert_int_equal(m.status, 200);
+        assert_int_equal(stats(&f).upstream_reused, reused + 1);
+        assert_true(atomic_load(&f.be->n_open) >= 1);
+        for (unsigned i = 5; i < 9; i++)
+                client_free(c[i]);
+        wait_idle(&f);
+        fx_stop(&f);
+}
+
 static unsigned count_fds(void)
 {
         char path[64];
@@ -1891,6 +1972,7 @@ int main(void)
                 cmocka_unit_test(test_conn_limit_both_kinds),
                 cmocka_unit_test(test_chunked_upload_backpressure),
                 cmocka_unit_test(test_pool_total_bound),
+                cmocka_unit_test(test_issue_10_pool_yields_to_clients),
                 cmocka_unit_test(test_teardown_no_fd_leak),
         };
 
