@@ -210,6 +210,8 @@ static int group_teardown(void **state)
         unlink(path);
         snprintf(path, sizeof(path), "%s/pebble.log", tmpdir);
         unlink(path);
+        snprintf(path, sizeof(path), "%s/s_server.log", tmpdir);
+        unlink(path);
         rmdir(tmpdir);
         SSL_CTX_free(ctx_good);
         SSL_CTX_free(ctx_untrusted);
@@ -1512,18 +1514,46 @@ static void test_trust_config(void **state)
         }
 }
 
-/* ---- pebble: a third-party ACME server (Go, TLS 1.3) ---- */
+/* ---- third-party servers: pebble (Go, TLS 1.3), openssl s_server ---- */
 
-static pid_t pebble_pid;
+static pid_t child_pid;
 
-static int pebble_teardown(void **state)
+static int child_teardown(void **state)
 {
-        if (pebble_pid > 0) {
-                kill(pebble_pid, SIGTERM);
-                waitpid(pebble_pid, NULL, 0);
-                pebble_pid = 0;
+        if (child_pid > 0) {
+                kill(child_pid, SIGTERM);
+                waitpid(child_pid, NULL, 0);
+                child_pid = 0;
         }
         return teardown(state);
+}
+
+/* Start @argv with its output in @log; wait until 127.0.0.1:@port accepts. */
+static void child_start(char *const *argv, char *const *envp, const char *log, uint16_t port)
+{
+        posix_spawn_file_actions_t fa;
+        uint64_t t0 = now_ms();
+
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        posix_spawn_file_actions_adddup2(&fa, 1, 2);
+        assert_int_equal(posix_spawn(&child_pid, argv[0], &fa, NULL, argv, envp), 0);
+        posix_spawn_file_actions_destroy(&fa);
+        for (;;) {
+                struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                int r;
+
+                inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+                r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+                close(fd);
+                if (r == 0)
+                        return;
+                if (now_ms() - t0 > 10000)
+                        fail_msg("%s did not start (see %s)", argv[0], log);
+                usleep(20000);
+        }
 }
 
 /* A port nothing listens on now (pebble takes a port number, not a socket). */
@@ -1543,10 +1573,8 @@ static void test_pebble(void **state)
         char conf[256], log[256], dir[128], *p;
         static struct res x;
         uint16_t port = free_port(), mport = free_port();
-        posix_spawn_file_actions_t fa;
-        char *argv[] = {"pebble", "-config", conf, NULL};
+        char *argv[] = {"/usr/bin/pebble", "-config", conf, NULL};
         char *envp[] = {"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", NULL};
-        uint64_t t0;
         FILE *f;
 
         if (access("/usr/bin/pebble", X_OK) != 0)
@@ -1562,28 +1590,7 @@ static void test_pebble(void **state)
                 "\"ocspResponderURL\": \"\", \"externalAccountBindingRequired\": false}}\n",
                 port, mport, leaf_pem, leaf_key);
         fclose(f);
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        posix_spawn_file_actions_adddup2(&fa, 1, 2);
-        assert_int_equal(posix_spawn(&pebble_pid, "/usr/bin/pebble", &fa, NULL, argv, envp), 0);
-        posix_spawn_file_actions_destroy(&fa);
-
-        /* Ready when it accepts. */
-        t0 = now_ms();
-        for (;;) {
-                struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-                int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                int r;
-
-                inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-                r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-                close(fd);
-                if (r == 0)
-                        break;
-                if (now_ms() - t0 > 10000)
-                        fail_msg("pebble did not start (see %s)", log);
-                usleep(20000);
-        }
+        child_start(argv, envp, log, port);
 
         client(&cfg);
         snprintf(dir, sizeof(dir), "https://127.0.0.1:%u/dir", port);
@@ -1627,6 +1634,33 @@ static void test_pebble(void **state)
         assert_string_equal(x.index, dir);
 }
 
+/* OpenSSL's server: a close-delimited HTTP/1.0 answer ended by close_notify. */
+static void test_openssl_s_server(void **state)
+{
+        struct acme_http_config cfg = cfg_base();
+        char log[256], accept[32];
+        uint16_t port = free_port();
+        char *argv[] = {"/usr/bin/openssl", "s_server", "-www",   "-accept", accept, "-cert",
+                        leaf_pem,           "-key",     leaf_key, NULL};
+        char *envp[] = {NULL};
+        static struct res x;
+        char u[128];
+
+        if (access("/usr/bin/openssl", X_OK) != 0)
+                skip();
+        snprintf(log, sizeof(log), "%s/s_server.log", tmpdir);
+        snprintf(accept, sizeof(accept), "127.0.0.1:%u", port);
+        child_start(argv, envp, log, port);
+        client(&cfg);
+        snprintf(u, sizeof(u), "https://127.0.0.1:%u/", port);
+        x = (struct res){};
+        do_req("GET", u, NULL, &x);
+        assert_int_equal(x.r, 0);
+        assert_int_equal(x.status, 200);
+        assert_non_null(strstr(x.body, "<HTML>"));
+        assert_non_null(strstr(x.body, "TLSv1.3"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1648,7 +1682,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_request_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_trust_config, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_pebble, setup, pebble_teardown),
+                cmocka_unit_test_setup_teardown(test_pebble, setup, child_teardown),
+                cmocka_unit_test_setup_teardown(test_openssl_s_server, setup, child_teardown),
         };
 
         signal(SIGPIPE, SIG_IGN);
