@@ -53,7 +53,9 @@ int acme_sched_renewal_time(int64_t not_before, int64_t not_after,
                 return -EINVAL;
         life = not_after - not_before;
 
-        if (ari && ari->end >= ari->start) {
+        /* RFC 9773 §4.2: end <= start is invalid, to be treated as no
+         * answer: the default schedule applies. */
+        if (ari && ari->end > ari->start) {
                 /* RFC 9773 §4.2 picks uniformly in the whole window and
                  * renews at once if the pick is past; picking in the part
                  * still ahead keeps the spread the CA asked for instead of

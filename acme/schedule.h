@@ -41,8 +41,8 @@ struct acme_sched_window {
  * and not after @not_after; @now if the window is over. Compute it once (on
  * load, after issuance, after each ARI answer) and keep it: recomputed on
  * every tick, an overdue time would keep moving ahead. Returns 0 and
- * *ret_at (>= @now), 1 when @ari was ignored because end < start (the
- * default applies), or -EINVAL when @not_after <= @not_before or a time
+ * *ret_at (>= @now), 1 when @ari was ignored because end <= start (invalid
+ * by RFC 9773 §4.2; the default applies), or -EINVAL when @not_after <= @not_before or a time
  * lies outside [ACME_SCHED_TIME_MIN, ACME_SCHED_TIME_MAX]. */
 int acme_sched_renewal_time(int64_t not_before, int64_t not_after,
                             const struct acme_sched_window *ari, int64_t now, uint64_t seed,

@@ -153,17 +153,21 @@ static void test_ari(void **state)
         /* An early window, as for a revocation: honoured. */
         w = (struct acme_sched_window){T0 + DAY, T0 + DAY + HOUR};
         check_spread(T0, na, &w, T0 + HOUR, w.start, w.end);
-        /* A zero-length window. */
-        w = (struct acme_sched_window){T0 + 40 * DAY, T0 + 40 * DAY};
-        assert_int_equal(renew(T0, na, &w, T0, 9), T0 + 40 * DAY);
-        /* end < start: ignored, said so, default applies. */
+        /* A one-second window. */
+        w = (struct acme_sched_window){T0 + 40 * DAY, T0 + 40 * DAY + 1};
+        assert_true(renew(T0, na, &w, T0, 9) - w.start <= 1);
+        /* end <= start is invalid (RFC 9773 §4.2): ignored, said so, and
+         * the default applies. */
         w = (struct acme_sched_window){T0 + 52 * DAY, T0 + 50 * DAY};
+        assert_int_equal(acme_sched_renewal_time(T0, na, &w, T0, 3, &at), 1);
+        assert_int_equal(at, renew(T0, na, NULL, T0, 3));
+        w = (struct acme_sched_window){T0 + 40 * DAY, T0 + 40 * DAY};
         assert_int_equal(acme_sched_renewal_time(T0, na, &w, T0, 3, &at), 1);
         assert_int_equal(at, renew(T0, na, NULL, T0, 3));
         /* Extreme values from a server do not overflow. */
         w = (struct acme_sched_window){INT64_MIN, INT64_MAX};
         check_spread(T0, na, &w, T0, T0, na);
-        w = (struct acme_sched_window){INT64_MIN, INT64_MIN};
+        w = (struct acme_sched_window){INT64_MIN, INT64_MIN + 1};
         assert_int_equal(renew(T0, na, &w, T0, 1), T0);
 }
 
