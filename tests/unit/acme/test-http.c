@@ -1453,6 +1453,37 @@ static void test_idle_timeout(void **state)
         assert_int_equal(atomic_load(&s->accepted), 2);
 }
 
+/* The indirection the protocol client uses. */
+static void test_ops_default(void **state)
+{
+        const struct acme_http_ops *ops = acme_http_ops_default();
+        struct acme_http_config cfg = cfg_base();
+        struct srv *s = srv_start("127.0.0.1", ctx_good);
+        struct acme_http_request req = {.method = "GET", .url = url(s, "/cl")};
+        struct acme_http_request hang = {.method = "GET", .url = url(s, "/hang")};
+        static struct res x, y;
+        void *handle = NULL, *handle2 = NULL;
+
+        assert_ptr_equal(ops, acme_http_ops_default());
+        client(&cfg);
+        x = y = (struct res){};
+        assert_int_equal(ops->request(h, &req, on_done, &x, &handle), 0);
+        assert_non_null(handle);
+        assert_int_equal(ops->request(h, &hang, on_done, &y, &handle2), 0);
+        assert_non_null(handle2);
+        wait_for(&x.called, 1);
+        assert_int_equal(x.r, 0);
+        assert_string_equal(x.body, "hello");
+        wait_requests(s, 2);
+        ops->cancel(h, handle2);
+        run_for(50);
+        assert_int_equal(y.called, 0);
+        req.method = "PUT";
+        handle = NULL;
+        assert_int_equal(ops->request(h, &req, on_done, &x, &handle), -EINVAL);
+        assert_null(handle);
+}
+
 static void test_request_errors(void **state)
 {
         struct acme_http_config cfg = cfg_base();
@@ -1703,6 +1734,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_queue_bound, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_total_conns, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_ops_default, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_request_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_trust_config, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pebble, setup, child_teardown),
