@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The HTTPS client's connections: resolve, connect to each address in
  * turn, BoringSSL handshake with verification, one exchange at a time,
- * idle watching. A uv_poll_t on a raw non-blocking socket, with SSL reading
+ * idle watching (the context is http-trust.c's, the default resolver
+ * http.c's). A uv_poll_t on a raw non-blocking socket, with SSL reading
  * and writing that socket through a BIO of our own (recv/send with
  * MSG_NOSIGNAL), so TLS wants map straight onto poll events and nothing is
  * copied through memory BIOs. One socket (and poll handle) per address
@@ -22,19 +23,15 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <uv.h>
 
 #include "acme/http-internal.h"
-#include "common/fileio.h"
 #include "common/log.h"
 #include "common/macros.h"
 
-#define ROOTS_DEFAULT  "/etc/ssl/certs/ca-certificates.crt"
-#define ROOTS_MAX_SIZE (16u << 20) /* a trust-anchor file larger than this is a mistake */
-#define READ_CHUNK     16384u
+#define READ_CHUNK 16384u
 
 struct acme_http_sock {
         uv_poll_t poll;
@@ -43,90 +40,6 @@ struct acme_http_sock {
 };
 
 static void conn_step(struct acme_http_conn *c);
-
-/* ================================================================
- * Trust anchors and the context
- * ================================================================ */
-
-static void ssl_ctx_freep(SSL_CTX **p)
-{
-        SSL_CTX_free(*p);
-}
-
-/* Add every certificate of the PEM file @path to @store. */
-static int load_pem(X509_STORE *store, const char *what, const char *path, char **reterr)
-{
-        _cleanup_free_ char *data = NULL;
-        size_t len, n = 0;
-        BIO *bio;
-        X509 *x;
-        int r;
-
-        r = read_file_full(path, ROOTS_MAX_SIZE, &data, &len);
-        if (r == -EFBIG)
-                r = -EINVAL;
-        if (r < 0) {
-                if (reterr && asprintf(reterr, "%s %s: %s", what, path, strerror(-r)) < 0)
-                        *reterr = NULL;
-                return r;
-        }
-        if (len > INT_MAX)
-                return -EINVAL;
-        bio = BIO_new_mem_buf(data, (int)len);
-        if (!bio)
-                return -ENOMEM;
-        while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
-                /* A duplicate is not an error worth failing for. */
-                if (X509_STORE_add_cert(store, x))
-                        n++;
-                X509_free(x);
-        }
-        BIO_free(bio);
-        ERR_clear_error();
-        if (n == 0) {
-                if (reterr && asprintf(reterr, "%s %s: no certificate found", what, path) < 0)
-                        *reterr = NULL;
-                return -EINVAL;
-        }
-        return 0;
-}
-
-int acme_http__tls_ctx_new(const struct acme_http_config *cfg, SSL_CTX **ret, char **reterr)
-{
-        _cleanup_(ssl_ctx_freep) SSL_CTX *ctx = NULL;
-        bool ca = cfg->ca_file && *cfg->ca_file;
-        X509_STORE *store;
-        int r;
-
-        if (reterr)
-                *reterr = NULL;
-        if (cfg->no_system_roots && !ca) {
-                if (reterr)
-                        *reterr = strdup("no trust anchors: no_system_roots without a ca_file");
-                return -EINVAL;
-        }
-        ctx = SSL_CTX_new(TLS_method());
-        if (!ctx)
-                return -ENOMEM;
-        if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION))
-                return -ENOMEM;
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-        SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
-        store = SSL_CTX_get_cert_store(ctx);
-        if (!cfg->no_system_roots) {
-                r = load_pem(store, "system roots",
-                             cfg->system_roots ? cfg->system_roots : ROOTS_DEFAULT, reterr);
-                if (r < 0)
-                        return r;
-        }
-        if (ca) {
-                r = load_pem(store, "ca_file", cfg->ca_file, reterr);
-                if (r < 0)
-                        return r;
-        }
-        *ret = TAKE_PTR(ctx);
-        return 0;
-}
 
 /* ================================================================
  * The BIO: recv/send on the connection's current socket
@@ -831,76 +744,4 @@ void acme_http__conn_close(struct acme_http_conn *c)
         c->ssl = NULL;
         acme_http__rd_done(&c->rd);
         uv_close((uv_handle_t *)&c->timer, on_conn_closed);
-}
-
-/* ================================================================
- * The default resolver: uv_getaddrinfo()
- * ================================================================ */
-
-struct gai {
-        uv_getaddrinfo_t req;
-        acme_resolve_done_cb *done;
-        void *done_ud;
-        bool cancelled;
-};
-
-static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
-{
-        struct gai *g = container_of(req, struct gai, req);
-        char text[ACME_HTTP_MAX_ADDRS][INET6_ADDRSTRLEN];
-        char *addrs[ACME_HTTP_MAX_ADDRS];
-        size_t n = 0;
-
-        if (!g->cancelled) {
-                if (status < 0) {
-                        g->done(g->done_ud, status == UV_EAI_MEMORY ? -ENOMEM : -ENOENT, NULL, 0);
-                } else {
-                        for (struct addrinfo *a = res; a && n < ACME_HTTP_MAX_ADDRS;
-                             a = a->ai_next) {
-                                if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
-                                    uv_ip_name(a->ai_addr, text[n], sizeof(text[n])) < 0)
-                                        continue;
-                                addrs[n] = text[n];
-                                n++;
-                        }
-                        g->done(g->done_ud, n ? 0 : -ENOENT, addrs, n);
-                }
-        }
-        uv_freeaddrinfo(res);
-        free(g);
-}
-
-int acme_http__resolve_default(void *resolve_ud, const char *host, acme_resolve_done_cb *done,
-                               void *done_ud, void **ret_handle)
-{
-        const struct addrinfo hints = {
-                .ai_family = AF_UNSPEC,
-                .ai_socktype = SOCK_STREAM,
-                .ai_protocol = IPPROTO_TCP,
-        };
-        struct gai *g;
-        int r;
-
-        g = calloc(1, sizeof(*g));
-        if (!g)
-                return -ENOMEM;
-        g->done = done;
-        g->done_ud = done_ud;
-        r = uv_getaddrinfo(resolve_ud, &g->req, on_gai, host, NULL, &hints);
-        if (r < 0) {
-                free(g);
-                return r == UV_EAI_MEMORY ? -ENOMEM : -ENOENT;
-        }
-        *ret_handle = g;
-        return 0;
-}
-
-void acme_http__resolve_default_cancel(void *resolve_ud, void *handle)
-{
-        struct gai *g = handle;
-
-        /* If the lookup already runs on the thread pool it cannot be
-         * cancelled: its callback then frees it without calling back. */
-        g->cancelled = true;
-        (void)uv_cancel((uv_req_t *)&g->req);
 }

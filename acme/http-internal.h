@@ -2,8 +2,9 @@
 #pragma once
 
 /* Private to the HTTPS client (acme/http*.c): the pure message layer
- * (http-msg.c: URLs, the request head, the response reader, Link and
- * Retry-After) and the connection layer (http-conn.c) that http.c drives.
+ * (http-msg.c: URLs, the request head, the response reader; http-fields.c:
+ * Link and Retry-After), the TLS context (http-trust.c) and the connection
+ * layer (http-conn.c) that http.c drives.
  * Unit tests and the fuzz target include it; nothing else should. */
 
 #include <stdbool.h>
@@ -106,7 +107,7 @@ struct acme_http_result {
 int acme_http__rd_take(struct acme_http_rd *rd, const char *url, struct acme_http_result *ret);
 void acme_http__result_done(struct acme_http_result *res);
 
-/* ---- Link and Retry-After (http-msg.c) ---- */
+/* ---- Link and Retry-After (http-fields.c) ---- */
 
 /* Every entry of every Link field of @headers (RFC 8288 §3), one per
  * relation type, URLs resolved against @base, at most ACME_HTTP_MAX_LINKS.
@@ -198,7 +199,8 @@ struct acme_http_conn {
 };
 
 /* Load the trust anchors and make the client context (TLS 1.2+, peer
- * verification). Returns 0, -ENOENT/-EINVAL/-EACCES with *reterr, -ENOMEM. */
+ * verification; http-trust.c). Returns 0, -ENOENT/-EINVAL/-EACCES with
+ * *reterr, -ENOMEM. */
 int acme_http__tls_ctx_new(const struct acme_http_config *cfg, SSL_CTX **ret, char **reterr);
 
 /* A connection to @host:@port (resolved unless @ip). Nothing happens before
@@ -215,7 +217,7 @@ void acme_http__conn_idle(struct acme_http_conn *c, uint64_t timeout_ms);
 /* Close at any state; the memory goes from a close callback. */
 void acme_http__conn_close(struct acme_http_conn *c);
 
-/* The uv_getaddrinfo() resolver; resolve_ud is the uv_loop_t. */
+/* The uv_getaddrinfo() resolver (http.c); resolve_ud is the uv_loop_t. */
 int acme_http__resolve_default(void *resolve_ud, const char *host, acme_resolve_done_cb *done,
                                void *done_ud, void **ret_handle);
 void acme_http__resolve_default_cancel(void *resolve_ud, void *handle);

@@ -6,8 +6,10 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <openssl/ssl.h>
 #include <uv.h>
@@ -460,6 +462,78 @@ void acme_http_cancel(struct acme_http_req *q)
         h = q->h;
         req_close(q);
         dispatch(h);
+}
+
+/* ================================================================
+ * The default resolver: uv_getaddrinfo()
+ * ================================================================ */
+
+struct gai {
+        uv_getaddrinfo_t req;
+        acme_resolve_done_cb *done;
+        void *done_ud;
+        bool cancelled;
+};
+
+static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+        struct gai *g = container_of(req, struct gai, req);
+        char text[ACME_HTTP_MAX_ADDRS][INET6_ADDRSTRLEN];
+        char *addrs[ACME_HTTP_MAX_ADDRS];
+        size_t n = 0;
+
+        if (!g->cancelled) {
+                if (status < 0) {
+                        g->done(g->done_ud, status == UV_EAI_MEMORY ? -ENOMEM : -ENOENT, NULL, 0);
+                } else {
+                        for (struct addrinfo *a = res; a && n < ACME_HTTP_MAX_ADDRS;
+                             a = a->ai_next) {
+                                if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
+                                    uv_ip_name(a->ai_addr, text[n], sizeof(text[n])) < 0)
+                                        continue;
+                                addrs[n] = text[n];
+                                n++;
+                        }
+                        g->done(g->done_ud, n ? 0 : -ENOENT, addrs, n);
+                }
+        }
+        uv_freeaddrinfo(res);
+        free(g);
+}
+
+int acme_http__resolve_default(void *resolve_ud, const char *host, acme_resolve_done_cb *done,
+                               void *done_ud, void **ret_handle)
+{
+        const struct addrinfo hints = {
+                .ai_family = AF_UNSPEC,
+                .ai_socktype = SOCK_STREAM,
+                .ai_protocol = IPPROTO_TCP,
+        };
+        struct gai *g;
+        int r;
+
+        g = calloc(1, sizeof(*g));
+        if (!g)
+                return -ENOMEM;
+        g->done = done;
+        g->done_ud = done_ud;
+        r = uv_getaddrinfo(resolve_ud, &g->req, on_gai, host, NULL, &hints);
+        if (r < 0) {
+                free(g);
+                return r == UV_EAI_MEMORY ? -ENOMEM : -ENOENT;
+        }
+        *ret_handle = g;
+        return 0;
+}
+
+void acme_http__resolve_default_cancel(void *resolve_ud, void *handle)
+{
+        struct gai *g = handle;
+
+        /* If the lookup already runs on the thread pool it cannot be
+         * cancelled: its callback then frees it without calling back. */
+        g->cancelled = true;
+        (void)uv_cancel((uv_req_t *)&g->req);
 }
 
 /* ================================================================
