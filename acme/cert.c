@@ -30,7 +30,7 @@ static int read_chain(const char *pem, size_t len, STACK_OF(X509) * *ret)
         chain = sk_X509_new_null();
         bio = BIO_new_mem_buf(pem, (ssize_t)len);
         if (!chain || !bio)
-                return acme_ssl_error__(-ENOMEM);
+                return acme__ssl_error(-ENOMEM);
         for (;;) {
                 X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
                 uint32_t e;
@@ -43,7 +43,7 @@ static int read_chain(const char *pem, size_t len, STACK_OF(X509) * *ret)
                                 ERR_clear_error();
                                 break;
                         }
-                        return acme_ssl_error__(-EINVAL);
+                        return acme__ssl_error(-EINVAL);
                 }
                 if (sk_X509_num(chain) >= ACME_CERT_CHAIN_MAX) {
                         X509_free(x);
@@ -51,7 +51,7 @@ static int read_chain(const char *pem, size_t len, STACK_OF(X509) * *ret)
                 }
                 if (!sk_X509_push(chain, x)) {
                         X509_free(x);
-                        return acme_ssl_error__(-ENOMEM);
+                        return acme__ssl_error(-ENOMEM);
                 }
         }
         *ret = TAKE_PTR(chain);
@@ -66,9 +66,9 @@ static int time_of(const ASN1_TIME *t, int64_t *ret)
         int days, secs;
 
         if (!epoch)
-                return acme_ssl_error__(-ENOMEM);
+                return acme__ssl_error(-ENOMEM);
         if (!t || !ASN1_TIME_diff(&days, &secs, epoch, t))
-                return acme_ssl_error__(-EINVAL);
+                return acme__ssl_error(-EINVAL);
         *ret = (int64_t)days * 86400 + secs;
         return 0;
 }
@@ -146,7 +146,7 @@ static int put_name_part(struct strbuf *b, const X509_NAME *name, int nid, const
                 return 0;
         len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
         if (len < 0)
-                return acme_ssl_error__(-EINVAL);
+                return acme__ssl_error(-EINVAL);
         if (len > ISSUER_PART_MAX)
                 len = ISSUER_PART_MAX;
         r = strbuf_printf(b, "%s%s=", b->len ? ", " : "", label);
@@ -189,7 +189,7 @@ static int ari_id_of(X509 *leaf, char **ret)
         }
         len = i2d_ASN1_INTEGER(X509_get0_serialNumber(leaf), &der);
         if (len <= 0)
-                return acme_ssl_error__(-EINVAL);
+                return acme__ssl_error(-EINVAL);
         CBS_init(&cbs, der, (size_t)len);
         if (!CBS_get_asn1(&cbs, &content, CBS_ASN1_INTEGER) || CBS_len(&content) == 0)
                 return -EINVAL;
@@ -253,9 +253,9 @@ int acme_cert_matches_key(const char *pem, size_t len, const struct acme_key *ke
                 return r;
         pub = X509_get_pubkey(sk_X509_value(chain, 0));
         if (!pub)
-                return acme_ssl_error__(-EINVAL);
+                return acme__ssl_error(-EINVAL);
         /* 1: equal; 0: different; -1/-2: different types. */
-        r = EVP_PKEY_cmp(pub, acme_key_pkey__(key));
+        r = EVP_PKEY_cmp(pub, acme__key_pkey(key));
         ERR_clear_error();
         return r == 1;
 }

@@ -20,7 +20,7 @@
 struct acme_key;
 
 /* The key's EVP_PKEY, borrowed: valid as long as @k. */
-EVP_PKEY *acme_key_pkey__(const struct acme_key *k);
+EVP_PKEY *acme__key_pkey(const struct acme_key *k);
 
 #define ACME_DEFINE_FREEP(type, fn)                                                                \
         static inline void fn##p(type **p)                                                         \
@@ -57,4 +57,4 @@ static inline void sk_X509_EXTENSION_pop_freep(STACK_OF(X509_EXTENSION) * *p)
 /* Drain BoringSSL's error queue (so a later, unrelated check on this
  * thread does not see our failure) and map it: -ENOMEM for an allocation
  * failure, else @fallback. */
-int acme_ssl_error__(int fallback);
+int acme__ssl_error(int fallback);

@@ -63,7 +63,7 @@ int acme_csr_new(const struct acme_key *key, const char *const *names, size_t n,
         _cleanup_(X509_NAME_freep) X509_NAME *subject = NULL;
         _cleanup_(sk_X509_EXTENSION_pop_freep) STACK_OF(X509_EXTENSION) *exts = NULL;
         _cleanup_(OPENSSL_freep) uint8_t *der = NULL;
-        EVP_PKEY *pkey = acme_key_pkey__(key);
+        EVP_PKEY *pkey = acme__key_pkey(key);
         bool cn;
         uint8_t *out;
         int len, r;
@@ -79,22 +79,22 @@ int acme_csr_new(const struct acme_key *key, const char *const *names, size_t n,
         subject = X509_NAME_new();
         exts = sk_X509_EXTENSION_new_null();
         if (!req || !subject || !exts)
-                return acme_ssl_error__(-ENOMEM);
+                return acme__ssl_error(-ENOMEM);
         if (cn && !X509_NAME_add_entry_by_NID(subject, NID_commonName, MBSTRING_ASC,
                                               (const uint8_t *)names[0], -1, -1, 0))
-                return acme_ssl_error__(-ENOMEM);
+                return acme__ssl_error(-ENOMEM);
         r = add_san(exts, names, n, !cn);
         if (r < 0)
-                return acme_ssl_error__(r);
+                return acme__ssl_error(r);
         if (!X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
             !X509_REQ_set_subject_name(req, subject) || !X509_REQ_set_pubkey(req, pkey) ||
             !X509_REQ_add_extensions(req, exts))
-                return acme_ssl_error__(-ENOMEM);
+                return acme__ssl_error(-ENOMEM);
         if (!X509_REQ_sign(req, pkey, EVP_sha256()))
-                return acme_ssl_error__(-EIO);
+                return acme__ssl_error(-EIO);
         len = i2d_X509_REQ(req, &der);
         if (len <= 0)
-                return acme_ssl_error__(-ENOMEM);
+                return acme__ssl_error(-ENOMEM);
         /* Hand out malloc() memory, not OPENSSL_malloc()'s. */
         out = malloc((size_t)len);
         if (!out)

@@ -31,7 +31,7 @@ struct acme_key {
         char thumbprint[ACME_THUMBPRINT_LEN + 1]; /* base64url(SHA-256(jwk)) */
 };
 
-int acme_ssl_error__(int fallback)
+int acme__ssl_error(int fallback)
 {
         uint32_t e = ERR_peek_last_error();
         int r = e && ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE ? -ENOMEM : fallback;
@@ -40,7 +40,7 @@ int acme_ssl_error__(int fallback)
         return r;
 }
 
-EVP_PKEY *acme_key_pkey__(const struct acme_key *k)
+EVP_PKEY *acme__key_pkey(const struct acme_key *k)
 {
         return k->pkey;
 }
@@ -68,7 +68,7 @@ static int key_finish(struct acme_key *k)
             !EC_POINT_get_affine_coordinates_GFp(EC_KEY_get0_group(ec), EC_KEY_get0_public_key(ec),
                                                  x, y, NULL) ||
             !BN_bn2bin_padded(xb, sizeof(xb), x) || !BN_bn2bin_padded(yb, sizeof(yb), y))
-                return acme_ssl_error__(-EIO);
+                return acme__ssl_error(-EIO);
         /* RFC 7518 §6.2.1.2: x and y are the full field size, zero-padded. */
         base64url_encode_to(xb, sizeof(xb), xs);
         base64url_encode_to(yb, sizeof(yb), ys);
@@ -105,11 +105,11 @@ int acme_key_generate(struct acme_key **ret)
         int r;
 
         if (!pkey || !ec)
-                return acme_ssl_error__(-ENOMEM);
+                return acme__ssl_error(-ENOMEM);
         if (!EC_KEY_generate_key(ec))
-                return acme_ssl_error__(-EIO);
+                return acme__ssl_error(-EIO);
         if (!EVP_PKEY_assign_EC_KEY(pkey, ec))
-                return acme_ssl_error__(-ENOMEM);
+                return acme__ssl_error(-ENOMEM);
         ec = NULL; /* now owned by pkey */
         r = key_new(pkey, ret);
         if (r < 0)
@@ -134,13 +134,13 @@ int acme_key_from_pem(const char *pem, size_t len, struct acme_key **ret)
                 return -EINVAL;
         bio = BIO_new_mem_buf(pem, (ssize_t)len);
         if (!bio)
-                return acme_ssl_error__(-ENOMEM);
+                return acme__ssl_error(-ENOMEM);
         /* Handles "PRIVATE KEY" (PKCS#8) and "EC PRIVATE KEY" (SEC1). */
         pkey = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);
         if (!pkey)
-                return acme_ssl_error__(-EINVAL);
+                return acme__ssl_error(-EINVAL);
         if (EVP_PKEY_id(pkey) != EVP_PKEY_EC || !is_p256_private(pkey))
-                return acme_ssl_error__(-EINVAL);
+                return acme__ssl_error(-EINVAL);
         r = key_new(pkey, ret);
         if (r < 0)
                 return r;
@@ -157,7 +157,7 @@ int acme_key_to_pem(const struct acme_key *k, char **ret, size_t *ret_len)
 
         if (!bio || !PEM_write_bio_PKCS8PrivateKey(bio, k->pkey, NULL, NULL, 0, NULL, NULL) ||
             !BIO_mem_contents(bio, &data, &len))
-                return acme_ssl_error__(-ENOMEM);
+                return acme__ssl_error(-ENOMEM);
         p = malloc(len + 1);
         if (!p)
                 return -ENOMEM;
@@ -213,11 +213,11 @@ static int sign_es256(const struct acme_key *k, const char *input, size_t n,
         SHA256((const uint8_t *)input, n, digest);
         sig = ECDSA_do_sign(digest, sizeof(digest), EVP_PKEY_get0_EC_KEY(k->pkey));
         if (!sig)
-                return acme_ssl_error__(-EIO);
+                return acme__ssl_error(-EIO);
         ECDSA_SIG_get0(sig, &r, &s);
         if (!BN_bn2bin_padded(ret, P256_FIELD_BYTES, r) ||
             !BN_bn2bin_padded(ret + P256_FIELD_BYTES, P256_FIELD_BYTES, s))
-                return acme_ssl_error__(-EIO);
+                return acme__ssl_error(-EIO);
         return 0;
 }
 
