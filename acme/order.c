@@ -380,7 +380,8 @@ static int dup_url(struct acme_order *o, const json_t *obj, const char *key, cha
         const char *v = acme__json_str(obj, key);
 
         if (!acme__url_ok(v))
-                return order_fail(o, -EBADMSG, "the answer has no usable \"%s\" URL", key);
+                return order_fail(o, -EBADMSG, "the answer's \"%s\" is not a usable https URL",
+                                  key);
         free(*ret);
         *ret = strdup(v);
         return *ret ? 0 : order_fail(o, -ENOMEM, "out of memory");
@@ -444,7 +445,7 @@ static int on_order_object(struct acme_order *o, const json_t *obj,
         case ACME_STATUS_INVALID:
                 return fail_with_error(o, json_object_get(obj, "error"), "the order is invalid");
         default:
-                return order_fail(o, -EBADMSG, "the order has status \"%s\"",
+                return order_fail(o, -EBADMSG, "the order has status \"%.32s\"",
                                   strempty(acme__json_str(obj, "status")));
         }
 }
@@ -583,7 +584,7 @@ static int handle_authz(struct acme_order *o, const struct order_event *ev)
                 return fail_with_error(o, authz_error(o, ev->json),
                                        "the authorization for %s is invalid", full);
         default:
-                return order_fail(o, -EPROTO, "the authorization for %s is %s", full,
+                return order_fail(o, -EPROTO, "the authorization for %s is %.32s", full,
                                   acme__json_str(ev->json, "status") ?: "without status");
         }
 
@@ -649,7 +650,7 @@ static int handle_poll_authz(struct acme_order *o, const struct order_event *ev)
                                        "the authorization for %s%s is invalid",
                                        a->wildcard ? "*." : "", a->identifier);
         default:
-                return order_fail(o, -EPROTO, "the authorization for %s%s is %s",
+                return order_fail(o, -EPROTO, "the authorization for %s%s is %.32s",
                                   a->wildcard ? "*." : "", a->identifier,
                                   acme__json_str(ev->json, "status") ?: "without status");
         }
@@ -897,7 +898,7 @@ static void on_order_deadline(struct acme__wake *w)
 /* ---- the API ---------------------------------------------------------------------- */
 
 /* A DNS name, optionally "*." + name: labels of 1..63 letters, digits,
- * '-' and '_', 253 bytes at most, no trailing dot. */
+ * '-' (not first or last) and '_', 253 bytes at most, no trailing dot. */
 static bool order_name_ok(const char *s)
 {
         size_t n = s ? strnlen(s, DNS_NAME_MAX + 3) : 0, label = 0;
@@ -912,9 +913,12 @@ static bool order_name_ok(const char *s)
                 char ch = s[i];
 
                 if (ch == '.') {
-                        if (label == 0)
+                        /* RFC 1123 §2.1: no empty label, no '-' at either end. */
+                        if (label == 0 || s[i - 1] == '-')
                                 return false;
                         label = 0;
+                } else if (ch == '-' && label == 0) {
+                        return false;
                 } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
                            (ch >= '0' && ch <= '9') || ch == '-' || ch == '_') {
                         if (++label > DNS_LABEL_MAX)
@@ -923,7 +927,7 @@ static bool order_name_ok(const char *s)
                         return false;
                 }
         }
-        return label > 0;
+        return label > 0 && s[n - 1] != '-';
 }
 
 int acme_order_start(struct acme_client *c, const struct acme_order_params *p,

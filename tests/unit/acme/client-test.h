@@ -89,6 +89,8 @@ static void h_done(void *ud, int r, struct acme_order_result *res)
         h->done_calls++;
         h->done_r = r;
         h->o = NULL;
+        free(h->chain);
+        free(h->key_pem);
         h->chain = res->chain_pem;
         res->chain_pem = NULL;
         h->key_pem = res->key_pem;

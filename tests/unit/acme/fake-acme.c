@@ -232,6 +232,7 @@ static bool mutate_member(json_t *o, unsigned *n, unsigned v)
 
 static void mutate(struct fake_acme *f, struct pending *p)
 {
+        f->mutated = f->mutation != FAKE_MUT_MEMBER;
         switch (f->mutation) {
         case FAKE_MUT_NONE:
         case _FAKE_MUT_MAX:
@@ -262,6 +263,7 @@ static void mutate(struct fake_acme *f, struct pending *p)
                 char *s;
 
                 if (o && mutate_member(o, &n, f->mutate_value)) {
+                        f->mutated = true;
                         s = json_dumps(o, JSON_COMPACT);
                         resp_body(p, s);
                         free(s);
@@ -1128,7 +1130,11 @@ static int fake_request(void *transport, const struct acme_http_request *req, ac
         p->cb = cb;
         p->ud = ud;
         f->n_requests++;
-        if (f->transport_error_at == f->n_requests) {
+        if (f->transport_error_at == f->n_requests ||
+            (f->transport_error_prefix && !f->n_transport_errors &&
+             strncmp(req->url + strlen(FAKE_BASE), f->transport_error_prefix,
+                     strlen(f->transport_error_prefix)) == 0)) {
+                f->n_transport_errors++;
                 p->r = f->transport_error;
         } else {
                 handle(f, req, p);

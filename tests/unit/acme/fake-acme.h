@@ -58,26 +58,28 @@ struct fake_acme {
         bool eab_required;       /* meta.externalAccountRequired */
 
         /* Behaviour. Ordinals count from 1; 0 means never. */
-        unsigned bad_nonce_at[8];        /* signed-request ordinals answered badNonce */
-        unsigned bad_nonce_always;       /* from this signed-request ordinal on: badNonce */
-        bool nonce_less_new_nonce;       /* HEAD newNonce answers without Replay-Nonce */
-        unsigned authz_pending_polls;    /* an authorization stays pending for this many polls */
-        unsigned order_processing_polls; /* the order stays processing for this many polls */
-        const char *retry_after;         /* Retry-After on pending/processing; NULL: none */
-        int retry_after_date_s;          /* > 0: Retry-After as an HTTP-date, clock + this */
-        bool rate_limited;               /* newOrder answers 429 rateLimited */
-        bool invalid_challenge;          /* validation fails with incorrectResponse */
-        int replaces_reject;             /* 400 (malformed) or 409 (alreadyReplaced) */
-        unsigned forget_account_at;      /* signed-request ordinal: accountDoesNotExist */
-        unsigned busy_at;                /* request ordinal answered 503, Retry-After: 0 */
-        unsigned hold_at;                /* request ordinal never answered */
-        const char *hold_prefix;         /* the first request to a path with this prefix: held */
-        unsigned transport_error_at;     /* request ordinal failing with transport_error */
+        unsigned bad_nonce_at[8];           /* signed-request ordinals answered badNonce */
+        unsigned bad_nonce_always;          /* from this signed-request ordinal on: badNonce */
+        bool nonce_less_new_nonce;          /* HEAD newNonce answers without Replay-Nonce */
+        unsigned authz_pending_polls;       /* an authorization stays pending for this many polls */
+        unsigned order_processing_polls;    /* the order stays processing for this many polls */
+        const char *retry_after;            /* Retry-After on pending/processing; NULL: none */
+        int retry_after_date_s;             /* > 0: Retry-After as an HTTP-date, clock + this */
+        bool rate_limited;                  /* newOrder answers 429 rateLimited */
+        bool invalid_challenge;             /* validation fails with incorrectResponse */
+        int replaces_reject;                /* 400 (malformed) or 409 (alreadyReplaced) */
+        unsigned forget_account_at;         /* signed-request ordinal: accountDoesNotExist */
+        unsigned busy_at;                   /* request ordinal answered 503, Retry-After: 0 */
+        unsigned hold_at;                   /* request ordinal never answered */
+        const char *hold_prefix;            /* the first request to a path with this prefix: held */
+        unsigned transport_error_at;        /* request ordinal failing with transport_error */
+        const char *transport_error_prefix; /* the first request to such a path: likewise */
         int transport_error;
         unsigned mutate_at; /* request ordinal whose answer is mutated */
         enum fake_mutation mutation;
         unsigned mutate_member;    /* FAKE_MUT_MEMBER: which member */
         unsigned mutate_value;     /* 0 null, 1 integer, 2 string, 3 array, 4 object, 5 huge */
+        bool mutated;              /* the mutation was applied */
         bool finalize_not_ready;   /* the first finalize answers 403 orderNotReady */
         bool new_order_ready;      /* newOrder answers an order whose authorizations are valid */
         bool cert_wrong_key;       /* issue the certificate for another key */
@@ -86,7 +88,7 @@ struct fake_acme {
         const char *ari_window[2]; /* suggestedWindow start/end (RFC 3339) */
 
         /* What happened. */
-        unsigned n_requests, n_signed, n_cancelled, n_held;
+        unsigned n_requests, n_signed, n_cancelled, n_held, n_transport_errors;
         unsigned n_dir, n_nonce, n_new_account, n_new_order, n_challenge_posts, n_authz_polls,
                 n_order_polls, n_finalize, n_cert, n_ari;
         char *new_order_profile;  /* "profile" of the last newOrder, or NULL */
