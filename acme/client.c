@@ -165,6 +165,22 @@ static void call_set_state(struct acme__call *call, enum acme__call_state next)
 
 static void call_step(struct acme__call *call);
 
+/* Park @call at the end of @list: waiters resume in the order they came. */
+static void park(struct acme__call **list, struct acme__call *call)
+{
+        struct acme__call *p = *list;
+
+        if (!p) {
+                LIST_PREPEND(*list, call);
+                return;
+        }
+        while (p->next)
+                p = p->next;
+        call->prev = p;
+        call->next = NULL;
+        p->next = call;
+}
+
 static void call_finish_failure(struct acme__call *call)
 {
         int r = call->fail_r;
@@ -572,13 +588,13 @@ static void call_step(struct acme__call *call)
         }
         if (call->needs_dir && !dir_usable(c)) {
                 call_set_state(call, ACME_CALL_ST_WAIT_DIR);
-                LIST_PREPEND(c->dir_waiters, call);
+                park(&c->dir_waiters, call);
                 start_directory(c);
                 return;
         }
         if (call->auth == ACME_CALL_POST_KID && !c->account_url) {
                 call_set_state(call, ACME_CALL_ST_WAIT_ACCOUNT);
-                LIST_PREPEND(c->acct_waiters, call);
+                park(&c->acct_waiters, call);
                 start_account(c);
                 return;
         }

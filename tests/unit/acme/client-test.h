@@ -42,12 +42,12 @@ struct harness {
         bool free_client_in_account; /* ... from inside on_account */
 };
 
-static int64_t h_now(void *ud)
+static inline int64_t h_now(void *ud)
 {
         return *(int64_t *)ud;
 }
 
-static void h_on_account(void *ud, const char *url)
+static inline void h_on_account(void *ud, const char *url)
 {
         struct harness *h = ud;
 
@@ -60,7 +60,7 @@ static void h_on_account(void *ud, const char *url)
         }
 }
 
-static int h_install(void *ud, const struct acme_challenge *ch)
+static inline int h_install(void *ud, const struct acme_challenge *ch)
 {
         struct harness *h = ud;
 
@@ -73,7 +73,7 @@ static int h_install(void *ud, const struct acme_challenge *ch)
         return fake_publish(h->f, ch);
 }
 
-static void h_remove(void *ud, const struct acme_challenge *ch)
+static inline void h_remove(void *ud, const struct acme_challenge *ch)
 {
         struct harness *h = ud;
 
@@ -82,7 +82,7 @@ static void h_remove(void *ud, const struct acme_challenge *ch)
         fake_unpublish(h->f, ch);
 }
 
-static void h_done(void *ud, int r, struct acme_order_result *res)
+static inline void h_done(void *ud, int r, struct acme_order_result *res)
 {
         struct harness *h = ud;
 
@@ -112,7 +112,7 @@ static const struct acme_order_hooks h_hooks = {
 
 /* Loop, key, fake; the client comes from h_client() so tests can set
  * knobs and config first. */
-static void h_init(struct harness *h)
+static inline void h_init(struct harness *h)
 {
         memset(h, 0, sizeof(*h));
         assert_int_equal(uv_loop_init(&h->loop), 0);
@@ -136,14 +136,14 @@ static void h_init(struct harness *h)
         };
 }
 
-static void h_client(struct harness *h)
+static inline void h_client(struct harness *h)
 {
         assert_int_equal(acme_client_new(&h->cfg, &h->c), 0);
 }
 
 /* Start an order and run the loop until nothing is left to do. */
-static int h_order(struct harness *h, const char *const *names, size_t n,
-                   enum acme_challenge_type type, const char *profile, const char *replaces)
+static inline int h_order(struct harness *h, const char *const *names, size_t n,
+                          enum acme_challenge_type type, const char *profile, const char *replaces)
 {
         const struct acme_order_params p = {
                 .names = names,
@@ -163,14 +163,14 @@ static int h_order(struct harness *h, const char *const *names, size_t n,
         return 0;
 }
 
-static void h_print_errors(const struct harness *h)
+static inline void h_print_errors(const struct harness *h)
 {
         for (unsigned i = 0; i < h->f->n_errors; i++)
                 print_message("fake: %s\n", h->f->errors[i]);
 }
 
 /* Free everything; the loop must close cleanly (no handle left). */
-static void h_fini(struct harness *h)
+static inline void h_fini(struct harness *h)
 {
         acme_client_free(h->c);
         h->c = NULL;
@@ -185,7 +185,7 @@ static void h_fini(struct harness *h)
 }
 
 /* The fake saw nothing wrong and every installed challenge was removed. */
-static void h_assert_clean(const struct harness *h)
+static inline void h_assert_clean(const struct harness *h)
 {
         h_print_errors(h);
         assert_int_equal(h->f->n_errors, 0);

@@ -822,6 +822,12 @@ static void handle_post(struct fake_acme *f, const struct acme_http_request *req
                 char loc[64];
 
                 f->n_new_order++;
+                if (f->new_order_404) {
+                        f->new_order_404--;
+                        resp_problem(p, 404, "about:blank", "moved");
+                        json_decref(pl);
+                        goto out;
+                }
                 free(f->new_order_profile);
                 free(f->new_order_replaces);
                 f->new_order_profile = profile ? strdup(profile) : NULL;
@@ -1046,6 +1052,10 @@ static void handle(struct fake_acme *f, const struct acme_http_request *req, str
                 json_t *meta = json_pack("{s:s}", "termsOfService", FAKE_BASE "/tos");
 
                 f->n_dir++;
+                if (f->nonce_on_get)
+                        new_nonce(f, p);
+                if (f->dir_without_new_order)
+                        json_object_del(d, "newOrder");
                 if (f->ari)
                         json_object_set_new(d, "renewalInfo", json_string(FAKE_BASE "/ari"));
                 if (f->profiles[0]) {
@@ -1063,6 +1073,8 @@ static void handle(struct fake_acme *f, const struct acme_http_request *req, str
         }
         if (strcmp(req->method, "GET") == 0 && strncmp(path, "/ari/", 5) == 0) {
                 f->n_ari++;
+                if (f->nonce_on_get)
+                        new_nonce(f, p);
                 if (!f->ari) {
                         fake_error(f, "ARI request without renewalInfo in the directory");
                 } else if ((f->issued_cert_id && strcmp(path + 5, f->issued_cert_id) == 0) ||

@@ -61,6 +61,9 @@ struct fake_acme {
         unsigned bad_nonce_at[8];           /* signed-request ordinals answered badNonce */
         unsigned bad_nonce_always;          /* from this signed-request ordinal on: badNonce */
         bool nonce_less_new_nonce;          /* HEAD newNonce answers without Replay-Nonce */
+        bool nonce_on_get;                  /* GET answers carry a Replay-Nonce too */
+        bool dir_without_new_order;         /* the directory lacks newOrder */
+        unsigned new_order_404;             /* newOrder answers 404 this many times */
         unsigned authz_pending_polls;       /* an authorization stays pending for this many polls */
         unsigned order_processing_polls;    /* the order stays processing for this many polls */
         const char *retry_after;            /* Retry-After on pending/processing; NULL: none */
