@@ -703,7 +703,7 @@ static int handle_download(struct acme_order *o, const struct order_event *ev)
                 return r;
         r = acme_cert_matches_key(chain, strlen(chain), o->cert_key);
         if (r <= 0)
-                return order_fail(o, r < 0 ? r : -EBADMSG,
+                return order_fail(o, r == -ENOMEM ? r : -EBADMSG,
                                   "the certificate is not for the key of the CSR");
         r = acme_key_to_pem(o->cert_key, &key, &key_len);
         if (r < 0)

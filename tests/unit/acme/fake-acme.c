@@ -526,6 +526,26 @@ static bool issue(struct fake_acme *f, struct fake_order *o, const char *csr_b64
                 ASN1_INTEGER_free(serial);
                 BN_free(bn);
         }
+        if (f->cert_bad_point) {
+                /* Move the leaf's EC point off the curve in the DER: the
+                 * certificate still parses, its key no longer decodes. */
+                uint8_t *der_x = NULL, point[65];
+                const uint8_t *q;
+                int n = i2d_X509(x, &der_x);
+                EC_KEY *ec = EVP_PKEY_get0_EC_KEY(pub);
+                uint8_t *at;
+
+                EC_POINT_point2oct(EC_KEY_get0_group(ec), EC_KEY_get0_public_key(ec),
+                                   POINT_CONVERSION_UNCOMPRESSED, point, sizeof(point), NULL);
+                at = memmem(der_x, (size_t)n, point, sizeof(point));
+                assert(at);
+                at[64] ^= 1;
+                q = der_x;
+                X509_free(x);
+                x = d2i_X509(NULL, &q, n);
+                assert(x);
+                OPENSSL_free(der_x);
+        }
         leaf = cert_pem(x);
         ca = cert_pem(pv->ca);
         free(o->chain);

@@ -87,6 +87,7 @@ struct fake_acme {
         bool new_order_ready;      /* newOrder answers an order whose authorizations are valid */
         bool cert_wrong_key;       /* issue the certificate for another key */
         bool cert_missing_name;    /* issue it without the last name */
+        bool cert_bad_point;       /* issue it with a public key that does not decode */
         bool no_http01;            /* offer dns-01 only */
         const char *ari_window[2]; /* suggestedWindow start/end (RFC 3339) */
 

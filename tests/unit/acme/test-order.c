@@ -349,17 +349,19 @@ static void test_eab_required(void **state)
         h_fini(&h);
 }
 
-/* A chain for another key, or missing a name: refused, not handed out. */
+/* A chain for another key, missing a name, or with a leaf key that does
+ * not decode: refused as malformed, not handed out. */
 static void test_bad_certificate_refused(void **state)
 {
         static const char *const names[] = {"example.com", "www.example.com"};
 
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < 3; i++) {
                 struct harness h;
 
                 h_init(&h);
                 h.f->cert_wrong_key = i == 0;
                 h.f->cert_missing_name = i == 1;
+                h.f->cert_bad_point = i == 2;
                 assert_int_equal(h_order(&h, names, 2, ACME_CHALLENGE_HTTP01, NULL, NULL), 0);
                 assert_int_equal(h.done_r, -EBADMSG);
                 assert_string_equal(h.problem.where, "certificate");
