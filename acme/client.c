@@ -670,6 +670,8 @@ static void on_http_error_status(struct acme__call *call, const struct acme_http
         if (call->auth != ACME_CALL_GET && acme__problem_is(p, "badNonce") &&
             call->bad_nonces < ACME_BAD_NONCE_RETRIES) {
                 call->bad_nonces++;
+                log_debug("acme: %s: badNonce, resending (%u of %u)", strempty(call->where),
+                          call->bad_nonces, ACME_BAD_NONCE_RETRIES);
                 acme_problem_done(p);
                 if (acme__nonce_ok(nonce))
                         call->nonce = strdup(nonce);
