@@ -210,10 +210,16 @@ static int install_challenges(struct acme_order *o)
                         continue;
                 challenge_of(o, a, &ch);
                 r = o->hooks.install(o->ud, &ch);
-                if (r < 0)
-                        return order_fail(o, r, "installing the %s challenge for %s%s failed: %s",
-                                          acme_challenge_type_str(o->type), a->wildcard ? "*." : "",
-                                          a->identifier, strerror(-r));
+                if (r < 0) {
+                        order_fail(o, r, "installing the %s challenge for %s%s failed: %s",
+                                   acme_challenge_type_str(o->type), a->wildcard ? "*." : "",
+                                   a->identifier, strerror(-r));
+                        free(o->problem.where);
+                        if (asprintf(&o->problem.where, "challenge %s%s", a->wildcard ? "*." : "",
+                                     a->identifier) < 0)
+                                o->problem.where = NULL;
+                        return r;
+                }
                 a->installed = true;
         }
         return 0;
@@ -310,6 +316,8 @@ static int send_finalize(struct acme_order *o)
 {
         _cleanup_free_ char *payload = NULL;
 
+        /* Failures below are the finalize step's. */
+        acme__call_target(&o->call, NULL, NULL, "finalize");
         if (o->finalizes++ >= ACME_FINALIZES_MAX)
                 return order_fail(o, -EPROTO,
                                   "the order stayed \"ready\" after %u finalize requests",

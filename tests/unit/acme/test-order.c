@@ -316,6 +316,7 @@ static void test_install_failure(void **state)
         assert_int_equal(h_order(&h, names, 1, ACME_CHALLENGE_HTTP01, NULL, NULL), 0);
         assert_int_equal(h.done_r, -ENOSPC);
         assert_int_equal(h.problem.error, -ENOSPC);
+        assert_string_equal(h.problem.where, "challenge example.com");
         assert_int_equal(h.f->n_challenge_posts, 0);
         h_assert_clean(&h);
         h_fini(&h);
