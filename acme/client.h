@@ -99,8 +99,9 @@ struct acme_client_config {
         uint64_t poll_max_ms;
 };
 
-/* Returns 0 or -EINVAL (no URL or key) / -ENOMEM. No I/O happens until the
- * first order or ARI request. */
+/* Returns 0, -EINVAL (no loop, http ops or key; a directory or account URL
+ * that is not https://) or -ENOMEM. No I/O happens until the first order
+ * or ARI request. */
 int acme_client_new(const struct acme_client_config *cfg, struct acme_client **ret);
 /* Cancels every order and ARI request (their done callbacks do not run;
  * installed challenges are removed through their hooks). The client's
@@ -159,8 +160,9 @@ struct acme_order_params {
         enum acme_challenge_type type; /* one type for every authorization */
         const char *profile;           /* NULL: none; ignored unless the directory lists it */
         const char *replaces;          /* ARI certificate ID of the one being renewed; NULL: none */
-        const struct acme_key *cert_key; /* the certificate's key (shared, not copied); NULL: a
-                                          * new P-256 key */
+        const struct acme_key *cert_key; /* the certificate's key (the order keeps its own
+                                          * reference; free yours any time); NULL: a new
+                                          * P-256 key */
 };
 
 /* Start an order. Returns 0 (handle in *ret, may be NULL), -EINVAL (no or
