@@ -13,19 +13,32 @@
  * every later JWS; an account URL known from an earlier run skips it).
  *
  * An order walks: newOrder (identifiers, optional profile and ARI
- * `replaces`) → each authorization (POST-as-GET) → for a pending one, the
- * challenge of the requested type: install it through the owner's hook,
- * POST {} to the challenge URL, poll the authorization until valid/invalid
- * (Retry-After, else 1 s doubling to 10 s; bounded by the order deadline)
- * → finalize with a CSR for the names (new P-256 key unless one is given)
- * → poll the order until valid → download the chain
- * (Accept: application/pem-certificate-chain) → remove the challenges →
- * done. Any error ends the order with an RFC 7807 problem (or a transport
- * error) in the result; installed challenges are always removed.
+ * `replaces`) → each authorization (POST-as-GET) → for every pending one,
+ * the challenge of the requested type is installed through the owner's
+ * hook (all of them before the first is POSTed: `*.d` and `d` need two
+ * TXT values at `_acme-challenge.d` at once) → POST {} to each challenge
+ * URL → poll each authorization until valid/invalid (Retry-After, else
+ * 1 s doubling to 10 s; at most 128 polls per order; bounded by the order
+ * deadline) → remove the challenges → finalize with a CSR for the names
+ * (new P-256 key unless one is given; an orderNotReady answer is polled
+ * until ready) → poll the order until valid → download the chain
+ * (Accept: application/pem-certificate-chain), checked to parse and to
+ * belong to the key → done. Any error ends the order with an RFC 7807
+ * problem (or a transport error) in the result; installed challenges are
+ * always removed. If the server rejects newOrder while `replaces` was
+ * sent (alreadyReplaced, malformed or 409), the order is retried once
+ * without it.
  *
- * Nothing here logs above debug, reads the clock except through
- * cfg->now, or touches files: the owner persists keys, the account URL and
- * certificates, and decides when to order. */
+ * Requests that failed with 503 and a Retry-After of at most 60 s are
+ * resent (3 times at most); POST-as-GETs that failed in transport are
+ * resent twice. 429 (rateLimited) is never retried: it ends the order
+ * with the problem and its retry_after_s.
+ *
+ * Nothing here logs above debug, reads the wall clock except through
+ * cfg->now (delays use the loop's monotonic time), or touches files: the
+ * owner persists keys, the account URL and certificates, and decides when
+ * to order. Callbacks never run from inside the call that started the
+ * work (acme_order_start, acme_ari_fetch). */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -50,10 +63,12 @@ const char *acme_challenge_type_str(enum acme_challenge_type t);
 /* A problem document (RFC 7807 / RFC 8555 §6.7) or a transport failure.
  * Strings are owned by the struct (acme_problem_done frees them). */
 struct acme_problem {
-        int error;              /* -errno for transport/internal errors, else 0 */
+        int error;              /* -errno for transport/internal errors (-ETIMEDOUT: the order
+                                 * deadline; -EBADMSG: a malformed answer), else 0 */
         int status;             /* HTTP status of the failing response; 0: none */
         char *type;             /* e.g. "urn:ietf:params:acme:error:rateLimited"; may be NULL */
-        char *detail;           /* human text; may be NULL */
+        char *detail;           /* human text, subproblems summarised in; control bytes
+                                 * replaced, at most ~1 KiB; may be NULL */
         char *where;            /* the step: "newOrder", "challenge example.com", ... */
         uint64_t retry_after_s; /* from Retry-After; 0: none */
 };
@@ -77,13 +92,22 @@ struct acme_client_config {
         void (*on_account)(void *ud, const char *account_url);
         void *ud;                  /* for on_account */
         uint64_t order_timeout_ms; /* whole order deadline; 0: 10 min */
+        /* Poll delay when the server sends no Retry-After: starts at
+         * poll_min_ms and doubles up to poll_max_ms (0: 1 s and 10 s). Also
+         * the delay before resending after a transport error. */
+        uint64_t poll_min_ms;
+        uint64_t poll_max_ms;
 };
 
-/* Returns 0 or -EINVAL (no URL or key) / -ENOMEM. No I/O happens until the
- * first order or ARI request. */
+/* Returns 0, -EINVAL (no loop, http ops or key; a directory or account URL
+ * that is not https://) or -ENOMEM. No I/O happens until the first order
+ * or ARI request. */
 int acme_client_new(const struct acme_client_config *cfg, struct acme_client **ret);
 /* Cancels every order and ARI request (their done callbacks do not run;
- * installed challenges are removed through their hooks). Accepts NULL. */
+ * installed challenges are removed through their hooks). The client's
+ * memory is released from its timer's close callback, so the loop must
+ * run afterwards. May be called from any of the client's callbacks.
+ * Accepts NULL. */
 void acme_client_free(struct acme_client *c);
 
 /* What the directory said, once fetched (else false / NULL). */
@@ -112,13 +136,21 @@ struct acme_order_result {
 
 struct acme_order_hooks {
         /* Make @ch answerable (HTTP-01 token store, DNS TXT record). Return 0,
-         * or -errno to fail the order. Called on the loop. */
+         * or -errno to fail the order. Called on the loop. Must not cancel
+         * the order or free the client. */
         int (*install)(void *ud, const struct acme_challenge *ch);
-        /* Undo an install (after validation, failure or cancel). */
+        /* Undo an install (once every authorization is valid, or on failure
+         * or cancel). Same restrictions as install. */
         void (*remove)(void *ud, const struct acme_challenge *ch);
         /* Exactly once unless cancelled: r = 0 and res->chain_pem/key_pem, or
-         * r < 0 and res->problem. The owner takes the strings (sets them NULL
-         * or frees them); the client frees what is left after the call. */
+         * r < 0 and res->problem: -EPROTO when the server said no (a problem
+         * document, an invalid authorization or order; problem.type set),
+         * -ETIMEDOUT (order deadline), -EBADMSG (malformed answer),
+         * -EOPNOTSUPP (no challenge of the type offered, or the CA needs
+         * external account binding), a transport error, or the install
+         * hook's error. The owner takes the strings (sets them NULL or frees
+         * them); the client frees what is left after the call. The order is
+         * gone when done runs; done may free the client. */
         void (*done)(void *ud, int r, struct acme_order_result *res);
 };
 
@@ -128,13 +160,20 @@ struct acme_order_params {
         enum acme_challenge_type type; /* one type for every authorization */
         const char *profile;           /* NULL: none; ignored unless the directory lists it */
         const char *replaces;          /* ARI certificate ID of the one being renewed; NULL: none */
+        const struct acme_key *cert_key; /* the certificate's key (the order keeps its own
+                                          * reference; free yours any time); NULL: a new
+                                          * P-256 key */
 };
 
-/* Start an order. Returns 0 (handle in *ret, may be NULL) or -EINVAL/-ENOMEM;
- * then no hook runs. */
+/* Start an order. Returns 0 (handle in *ret, may be NULL), -EINVAL (no or
+ * more than 100 names, a name that is not a DNS name or "*.<name>",
+ * duplicate names, a challenge type out of range, a wildcard with http-01
+ * (RFC 8555 §7.1.3: wildcards are validated by dns-01 only)), -EAGAIN (64
+ * orders in flight) or -ENOMEM; then no hook runs. */
 int acme_order_start(struct acme_client *c, const struct acme_order_params *p,
                      const struct acme_order_hooks *hooks, void *ud, struct acme_order **ret);
-/* Stop an order: installed challenges are removed, done does not run. */
+/* Stop an order: installed challenges are removed, done does not run.
+ * Accepts NULL. Not from inside the order's own install/remove hooks. */
 void acme_order_cancel(struct acme_order *o);
 
 /* ARI (RFC 9773): the renewal window the server suggests for a certificate. */
@@ -146,10 +185,16 @@ struct acme_renewal_info {
 };
 void acme_renewal_info_done(struct acme_renewal_info *ri);
 /* r = 0 with @ri (the callee frees what the owner did not take), or r < 0 with @problem
- * (-EOPNOTSUPP when the directory has no renewalInfo). */
+ * (-EOPNOTSUPP when the directory has no renewalInfo, also when that was
+ * known before acme_ari_fetch; -EPROTO for a problem document, e.g. 404
+ * for a certificate the CA does not know; -EBADMSG for a malformed
+ * window). The request is gone when the callback runs. */
 typedef void acme_ari_cb(void *ud, int r, struct acme_renewal_info *ri,
                          const struct acme_problem *problem);
-/* GET <renewalInfo>/<cert_id>. Returns 0 or -errno (then @cb never runs). */
+/* GET <renewalInfo>/<cert_id>. Returns 0, -EINVAL (@cert_id not
+ * "<base64url>.<base64url>"), -EAGAIN (64 requests in flight) or -ENOMEM;
+ * then @cb never runs. */
 int acme_ari_fetch(struct acme_client *c, const char *cert_id, acme_ari_cb *cb, void *ud,
                    struct acme_ari_req **ret);
+/* The callback will not run. Accepts NULL. */
 void acme_ari_cancel(struct acme_ari_req *r);
