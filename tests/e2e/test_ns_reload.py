@@ -261,3 +261,53 @@ def test_namespace_made_anew_after_a_failed_repair_gets_listeners(env, grid):
         env.daemon.stop()
         grid.remove_gateway(gw_name)
         ip("link", "del", parent, ns=grid.node_ns, check=False)
+
+
+@pytest.mark.timeout_s(120)
+def test_every_path_that_makes_the_namespace_anew_moves_the_listeners(env, grid, serving):
+    """A repair after `ip netns del`, the capability switched off and on, and
+    a SIGHUP to other (valid) links each make a new namespace; each time the
+    listeners are in it and a request through the gateway works."""
+    gw_name = serving
+    d = env.daemon
+
+    def check(what, since):
+        grid.configure_uplinks(timeout=15)
+        wait_until(lambda: listening_ports(gw_name) >= {HTTPS_PORT, HTTP_PORT}, 15,
+                   "listeners in %s after %s" % (gw_name, what), detail=lambda: d.log_tail(30))
+        wait_through_gateway(grid, d)
+        assert ns_inode(gw_name) != since, what
+        assert gauge(env, grid, "gatewayd_proxy_serving") == 1, what
+        assert env.bus.info().data["Health"]["Healthy"] is True, what
+
+    ino = ns_inode(gw_name)
+    gridnode.netns_del(gw_name)
+    wait_until(lambda: gridnode.netns_exists(gw_name) and ns_inode(gw_name) != ino, 15,
+               "namespace %s repaired" % gw_name, detail=lambda: d.log_tail(30))
+    check("a repair", ino)
+
+    ino = ns_inode(gw_name)
+    off = gateway_config(grid, gw_name)
+    off["gateway"] = dict(off["gateway"], enabled="no")
+    env.reload(off)
+    wait_until(lambda: not gridnode.netns_exists(gw_name), 15, "namespace %s removed" % gw_name)
+    env.reload(gateway_config(grid, gw_name))
+    wait_until(lambda: gridnode.netns_exists(gw_name), 15, "namespace %s rebuilt" % gw_name)
+    check("the switch off and on", ino)
+
+    # Other links (the ygg veth's host end renamed): checked, torn down, rebuilt.
+    ino = ns_inode(gw_name)
+    other = "gz" + grid.tag
+    try:
+        env.reload(gateway_config(grid, gw_name, ygg_link="veth:" + other))
+        wait_until(lambda: link_exists(other, grid.node_ns), 15, "veth %s" % other)
+        ip("addr", "replace", "%s/64" % grid.ygg_router, "dev", other, "nodad", ns=grid.node_ns)
+        ip("link", "set", other, "up", ns=grid.node_ns)
+        wait_until(lambda: listening_ports(gw_name) >= {HTTPS_PORT, HTTP_PORT}, 15,
+                   "listeners after new links", detail=lambda: d.log_tail(30))
+        configure_public_uplink(grid)
+        wait_through_gateway(grid, d)
+        assert ns_inode(gw_name) != ino
+        assert env.bus.info().data["Health"]["Reload"]["Result"] == "ok"
+    finally:
+        ip("link", "del", other, ns=grid.node_ns, check=False)
