@@ -119,10 +119,29 @@ void gw_health_refresh(struct gw_daemon *d)
                               d->health.checks[GW_CHECK_BUS].error ?: "disconnected");
 }
 
+/* @s on one line: a line break in a cause (a kernel text, a path given on
+ * the command line) would otherwise split one problem in two. */
+static int put_line_text(struct strbuf *out, const char *s)
+{
+        int r = 0;
+
+        for (; s && *s && r >= 0; s++)
+                r = strbuf_putc(out, *s == '\n' || *s == '\r' ? ' ' : *s);
+        return r;
+}
+
+/* "<check> <where>: <state>: <cause>", without the line feed. */
 static int put_problem(struct strbuf *out, enum gw_check c, const struct gw_health_check *k)
 {
-        return strbuf_printf(out, "%s%s%s: %s: %s\n", checks[c].name, k->where ? " " : "",
-                             strempty(k->where), checks[c].bad_text, strempty(k->error));
+        int r = strbuf_puts(out, checks[c].name);
+
+        if (r >= 0 && k->where && (r = strbuf_putc(out, ' ')) >= 0)
+                r = put_line_text(out, k->where);
+        if (r >= 0)
+                r = strbuf_printf(out, ": %s: ", checks[c].bad_text);
+        if (r >= 0)
+                r = put_line_text(out, k->error);
+        return r;
 }
 
 int gw_health_problems(struct gw_daemon *d, struct strbuf *out)
@@ -137,6 +156,8 @@ int gw_health_problems(struct gw_daemon *d, struct strbuf *out)
                 n++;
                 if (out) {
                         r = put_problem(out, c, k);
+                        if (r >= 0)
+                                r = strbuf_putc(out, '\n');
                         if (r < 0)
                                 return r;
                 }
@@ -190,10 +211,9 @@ int gw_health_encode(struct gw_daemon *d, struct strbuf *out)
 {
         static const enum gw_check listeners[] = {GW_CHECK_HTTPS, GW_CHECK_HTTP, GW_CHECK_METRICS};
         const struct gw_health *h = &d->health;
-        _cleanup_strbuf_ struct strbuf problems = STRBUF_INIT;
         int n, r;
 
-        n = gw_health_problems(d, &problems);
+        n = gw_health_problems(d, NULL);
         if (n < 0)
                 return n;
         r = proto_encode_map_header(out, 6);
@@ -203,10 +223,14 @@ int gw_health_encode(struct gw_daemon *d, struct strbuf *out)
                 r = proto_encode_str(out, "Problems");
         if (r >= 0)
                 r = proto_encode_array_header(out, (uint32_t)n);
-        for (char *line = problems.data, *nl; r >= 0 && n > 0 && line && *line; line = nl + 1) {
-                nl = strchr(line, '\n');
-                *nl = 0;
-                r = proto_encode_str(out, line);
+        for (unsigned c = 0; c < _GW_CHECK_MAX && r >= 0; c++) {
+                _cleanup_strbuf_ struct strbuf line = STRBUF_INIT;
+
+                if (!h->checks[c].wanted || h->checks[c].ok)
+                        continue;
+                r = put_problem(&line, c, &h->checks[c]);
+                if (r >= 0)
+                        r = proto_encode_str(out, line.data);
         }
         if (r >= 0)
                 r = proto_encode_str(out, "Namespace");
