@@ -170,6 +170,7 @@ def test_capability_off_is_not_a_problem(env):
 
 def test_reload_result(env):
     env.start_daemon()
+    wait_healthz(env, 200)  # READY=1 comes with the bus; the listeners open right after
     good = env.daemon.config_path.read_text()
     env.reload(text=good.replace("enabled = yes", "enabled = perhaps"))
     h = health(env)
