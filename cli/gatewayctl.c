@@ -1105,6 +1105,186 @@ static const struct {
         {"Bus", "bus"},
 };
 
+/* ---- Info's "Health" (daemon/health.c) ---- */
+
+/* One checked component: the namespace, a listener, the bus. */
+struct health_part {
+        struct slice name, where, error;
+        bool has_wanted, wanted, has_ok, ok;
+        char since[64]; /* "-" when never */
+};
+
+static bool key_is_any(const char *p, size_t n, const char *const *keys)
+{
+        for (; *keys; keys++)
+                if (mp_str_is(p, n, *keys))
+                        return true;
+        return false;
+}
+
+static int health_part_read(struct mp_reader *r, struct health_part *ret)
+{
+        static const char *const wanted_keys[] = {"Managed", "Configured", NULL};
+        static const char *const ok_keys[] = {"Ready", "Bound", "Connected", NULL};
+        static const char *const where_keys[] = {"Path", "Address", "Broker", NULL};
+        uint32_t count;
+        int k;
+
+        *ret = (struct health_part){.since = "-"};
+        k = mp_read_map(r, &count, NULL);
+        for (uint32_t i = 0; i < count && k >= 0; i++) {
+                const char *kp;
+                size_t kn;
+
+                k = mp_read_key(r, &kp, &kn);
+                if (k < 0)
+                        break;
+                if (mp_str_is(kp, kn, "Name")) {
+                        k = read_slice(r, &ret->name);
+                } else if (key_is_any(kp, kn, wanted_keys)) {
+                        k = mp_read_bool(r, &ret->wanted);
+                        ret->has_wanted = true;
+                } else if (key_is_any(kp, kn, ok_keys)) {
+                        k = mp_read_bool(r, &ret->ok);
+                        ret->has_ok = true;
+                } else if (key_is_any(kp, kn, where_keys)) {
+                        k = read_slice(r, &ret->where);
+                } else if (mp_str_is(kp, kn, "Error")) {
+                        k = read_slice(r, &ret->error);
+                } else if (mp_str_is(kp, kn, "Since")) {
+                        k = read_time(r, ret->since, sizeof(ret->since));
+                } else {
+                        k = mp_skip(r);
+                }
+        }
+        return k;
+}
+
+/* "<label>: <state>[ since <time>][: <error>][ (<where>)]" */
+static int health_part_put(struct strbuf *out, const char *label, const struct slice *name,
+                           const struct health_part *h, const char *ok_text, const char *bad_text,
+                           const char *unwanted_text)
+{
+        int k;
+
+        k = strbuf_puts(out, label);
+        if (k >= 0 && name && name->set && (k = strbuf_putc(out, ' ')) >= 0)
+                k = put_sanitized(out, name->p, name->n);
+        if (k >= 0)
+                k = strbuf_puts(out, ": ");
+        if (k >= 0 && h->has_wanted && !h->wanted)
+                return strbuf_printf(out, "%s\n", unwanted_text);
+        if (k >= 0)
+                k = strbuf_puts(out, h->ok ? ok_text : bad_text);
+        if (k >= 0 && !streq(h->since, "-"))
+                k = strbuf_printf(out, " since %s", h->since);
+        if (k >= 0 && !h->ok && h->error.set && h->error.n > 0 && (k = strbuf_puts(out, ": ")) >= 0)
+                k = put_sanitized(out, h->error.p, h->error.n);
+        if (k >= 0 && h->where.set && h->where.n > 0 && (k = strbuf_puts(out, " (")) >= 0 &&
+            (k = put_sanitized(out, h->where.p, h->where.n)) >= 0)
+                k = strbuf_putc(out, ')');
+        if (k >= 0)
+                k = strbuf_putc(out, '\n');
+        return k;
+}
+
+static int health_reload_put(struct mp_reader *r, struct strbuf *out)
+{
+        struct slice result = {}, error = {};
+        char t[64] = "-";
+        uint32_t count;
+        int k;
+
+        k = mp_read_map(r, &count, NULL);
+        for (uint32_t i = 0; i < count && k >= 0; i++) {
+                const char *kp;
+                size_t kn;
+
+                k = mp_read_key(r, &kp, &kn);
+                if (k < 0)
+                        break;
+                if (mp_str_is(kp, kn, "Result"))
+                        k = read_slice(r, &result);
+                else if (mp_str_is(kp, kn, "Error"))
+                        k = read_slice(r, &error);
+                else if (mp_str_is(kp, kn, "Time"))
+                        k = read_time(r, t, sizeof(t));
+                else
+                        k = mp_skip(r);
+        }
+        if (k < 0)
+                return k;
+        k = strbuf_puts(out, "last reload: ");
+        if (k >= 0)
+                k = put_slice(out, &result);
+        if (k >= 0 && !streq(t, "-"))
+                k = strbuf_printf(out, " at %s", t);
+        if (k >= 0 && error.set && error.n > 0 && (k = strbuf_puts(out, ": ")) >= 0)
+                k = put_sanitized(out, error.p, error.n);
+        if (k >= 0)
+                k = strbuf_putc(out, '\n');
+        return k;
+}
+
+/* The Health map as lines of their own: "health: ok", then one line per
+ * component. Keys it does not know are printed as sent. */
+static int health_render(struct mp_reader *r, struct strbuf *out)
+{
+        uint32_t count;
+        int k;
+
+        k = mp_read_map(r, &count, NULL);
+        for (uint32_t i = 0; i < count && k >= 0; i++) {
+                struct health_part h;
+                const char *kp;
+                size_t kn;
+
+                k = mp_read_key(r, &kp, &kn);
+                if (k < 0)
+                        break;
+                if (mp_str_is(kp, kn, "Healthy")) {
+                        bool ok;
+
+                        k = mp_read_bool(r, &ok);
+                        if (k >= 0)
+                                k = strbuf_printf(out, "health: %s\n", ok ? "ok" : "failing");
+                } else if (mp_str_is(kp, kn, "Problems")) {
+                        k = mp_skip(r); /* the lines below say the same, in place */
+                } else if (mp_str_is(kp, kn, "Namespace")) {
+                        k = health_part_read(r, &h);
+                        if (k >= 0)
+                                k = health_part_put(out, "namespace", NULL, &h, "ready",
+                                                    "not ready", "not managed");
+                } else if (mp_str_is(kp, kn, "Bus")) {
+                        k = health_part_read(r, &h);
+                        if (k >= 0)
+                                k = health_part_put(out, "bus connection", NULL, &h, "connected",
+                                                    "not connected", "not configured");
+                } else if (mp_str_is(kp, kn, "Listeners")) {
+                        uint32_t n;
+
+                        k = mp_read_array(r, &n, NULL);
+                        for (uint32_t j = 0; j < n && k >= 0; j++) {
+                                k = health_part_read(r, &h);
+                                if (k >= 0)
+                                        k = health_part_put(out, "listener", &h.name, &h, "bound",
+                                                            "not bound", "not configured");
+                        }
+                } else if (mp_str_is(kp, kn, "Reload")) {
+                        k = health_reload_put(r, out);
+                } else {
+                        k = put_sanitized(out, kp, kn);
+                        if (k >= 0)
+                                k = strbuf_puts(out, ": ");
+                        if (k >= 0)
+                                k = put_scalar(out, r);
+                        if (k >= 0)
+                                k = strbuf_putc(out, '\n');
+                }
+        }
+        return k;
+}
+
 static int info_render(const void *p, size_t n, struct strbuf *out)
 {
         struct mp_reader r;
@@ -1122,6 +1302,17 @@ static int info_render(const void *p, size_t n, struct strbuf *out)
                 k = mp_read_strlike(&r, &kp, &kn, NULL);
                 if (k < 0)
                         return k;
+                if (mp_str_is(kp, kn, "Health")) {
+                        enum mp_type t;
+
+                        /* Anything but a map (a newer daemon?) prints as sent. */
+                        if (mp_peek_type(&r, &t) >= 0 && t == MP_MAP) {
+                                k = health_render(&r, out);
+                                if (k < 0)
+                                        return k;
+                                continue;
+                        }
+                }
                 for (size_t j = 0; j < ELEMENTSOF(info_labels) && !label; j++)
                         if (mp_str_is(kp, kn, info_labels[j].key))
                                 label = info_labels[j].label;

@@ -17,6 +17,7 @@
 
 struct gw_dns;
 struct gw_op;
+struct strbuf;
 struct hashmap;
 struct gw_revalidator;
 struct gw_ns;
@@ -26,6 +27,43 @@ struct netns_worker;
 struct netns_sockpool_stats;
 struct proxy_engine_stats;
 struct proxy_routes;
+
+/* health.c: the checks /healthz, the health gauges and Info report. */
+enum gw_check {
+        GW_CHECK_NAMESPACE, /* the gateway namespace is ready (wanted when managed and enabled) */
+        GW_CHECK_HTTPS,     /* the proxy accepts on the configured https address */
+        GW_CHECK_HTTP,      /* ... and on the http one */
+        GW_CHECK_METRICS,   /* the [metrics] listen endpoint is bound */
+        GW_CHECK_BUS,       /* the bus transport is connected to Redis */
+        _GW_CHECK_MAX,
+};
+
+struct gw_health_check {
+        bool set;            /* reported at least once */
+        bool wanted;         /* applies: configured, enabled */
+        bool ok;             /* ready / bound / connected (false when not wanted) */
+        char *where;         /* what it is about: a path, an address, the broker */
+        char *error;         /* why it is not ok now; NULL when ok or not wanted */
+        char *last_error;    /* the last cause seen, kept after recovery */
+        uint64_t since_usec; /* CLOCK_REALTIME of the last change of wanted/ok */
+};
+
+enum gw_reload_result {
+        GW_RELOAD_NONE, /* no SIGHUP since the start */
+        GW_RELOAD_OK,
+        GW_RELOAD_FAILED, /* refused: the configuration running was kept */
+        _GW_RELOAD_MAX,
+};
+
+/* One struct: extend it with a check above (and a row in health.c). */
+struct gw_health {
+        struct gw_health_check checks[_GW_CHECK_MAX];
+        struct {
+                enum gw_reload_result result;
+                char *error;      /* why the last reload was refused */
+                uint64_t at_usec; /* CLOCK_REALTIME of the last reload, 0 = none */
+        } reload;
+};
 
 #define GW_MODULE         "gateway"
 #define GW_OBJECT         "manager"
@@ -53,6 +91,9 @@ struct gw_daemon {
                                  * GW_CORRUPT_IDS_MAX kept), for status and Info */
         size_t n_corrupt_ids;   /* entries in @corrupt_ids */
         size_t n_corrupt;       /* corrupt workload files in the state directory */
+        struct gw_health health;
+        struct gw_config *reload_cfg; /* a SIGHUP's file waiting for its namespace check */
+        bool reload_again;            /* another SIGHUP came meanwhile */
 
         uv_signal_t sig_term, sig_int, sig_hup;
         uv_timer_t watchdog;
@@ -105,10 +146,43 @@ void gw_revalidator_stop(struct gw_daemon *d);
 /* Apply a new interval (SIGHUP). */
 void gw_revalidator_reconfigure(struct gw_daemon *d);
 
+/* health.c */
+/* Record the state of check @c: @wanted (it applies), @ok, @where (what it
+ * is about), @error (why not ok; ignored when ok). The time of a change of
+ * @wanted/@ok is kept. Never fails (texts stay as they were on -ENOMEM). */
+void gw_health_set(struct gw_daemon *d, enum gw_check c, bool wanted, bool ok, const char *where,
+                   const char *error);
+/* A SIGHUP was applied (@ok) or refused (@error says why). */
+void gw_health_reload_done(struct gw_daemon *d, bool ok, const char *error);
+/* Re-read what changes without an event (the namespace at its path, the
+ * bus connection). Call before reporting. */
+void gw_health_refresh(struct gw_daemon *d);
+/* The number of wanted checks that are not ok, each appended to @out (may
+ * be NULL) as "<check> <where>: <state>: <cause>\n". -ENOMEM. */
+int gw_health_problems(struct gw_daemon *d, struct strbuf *out);
+/* Is check @c wanted and ok? */
+bool gw_health_ok(struct gw_daemon *d, enum gw_check c);
+/* "namespace", "https", "http", "metrics", "bus"; NULL otherwise. */
+const char *gw_check_to_string(enum gw_check c);
+/* Append the Info "Health" map (msgpack). 0 or -ENOMEM. */
+int gw_health_encode(struct gw_daemon *d, struct strbuf *out);
+void gw_health_done(struct gw_health *h);
+
 /* gwns.c: the gateway network namespace. */
 int gw_ns_start(struct gw_daemon *d);
 /* Re-evaluate after a configuration change (SIGHUP). */
 void gw_ns_apply(struct gw_daemon *d);
+/* Before a SIGHUP applies @nc: when it would build the namespace from other
+ * links, name or directory (or turn it on), check on the namespace worker
+ * that it can be built here (netns_check()) before anything is torn down.
+ * Returns 0 when no check is needed, 1 when @cb runs later (with 0, or
+ * -errno and the cause; never after gw_ns_stop()), or -errno with
+ * *reterr. One check at a time. */
+typedef void gw_ns_check_cb(struct gw_daemon *d, int r, const char *error);
+int gw_ns_check(struct gw_daemon *d, const struct gw_config *nc, gw_ns_check_cb *cb, char **reterr);
+/* Report the namespace's state to health.c, checking that the namespace
+ * at its path is still the one made ready. */
+void gw_ns_health_refresh(struct gw_daemon *d);
 /* True when the namespace is not managed or is ready; else *ret_error says why. */
 bool gw_ns_ready(struct gw_daemon *d, const char **ret_error);
 void gw_ns_stop(struct gw_daemon *d);
@@ -116,6 +190,18 @@ void gw_ns_stop(struct gw_daemon *d);
  * network @net_id ("<netns_dir>/n-<net_id>", zos's name) into @buf.
  * Returns 0 or -ENAMETOOLONG. */
 int gw_ns_path(const struct gw_daemon *d, const char *net_id, char *buf, size_t size);
+/* The identity of a namespace file (the nsfs device and inode of what is
+ * bound at a path): a namespace deleted and made anew at the same path has
+ * another one, and none is reused while a socket made in it is open. */
+struct gw_ns_id {
+        uint64_t dev, ino;
+};
+/* 0 and *ret, or -errno (-ENOENT: nothing at @path). */
+int gw_ns_id_of(const char *path, struct gw_ns_id *ret);
+static inline bool gw_ns_id_eq(const struct gw_ns_id *a, const struct gw_ns_id *b)
+{
+        return a->dev == b->dev && a->ino == b->ino;
+}
 /* The worker that opens sockets inside namespaces (for the proxy). */
 struct netns_worker *gw_ns_worker(struct gw_daemon *d);
 
@@ -128,9 +214,13 @@ int gw_proxy_start(struct gw_daemon *d);
 /* Re-evaluate serving after a configuration change (start, SIGHUP): the
  * capability switch, ports, address, http_plain. */
 void gw_proxy_apply(struct gw_daemon *d);
-/* The gateway namespace is ready; @created: it was made anew (listeners in
- * the old one are dead and are replaced). */
-void gw_proxy_ns_ready(struct gw_daemon *d, bool created);
+/* The gateway namespace is ready (after every successful reconcile).
+ * Listeners in a namespace other than the one now at the path (made anew,
+ * whichever way) are replaced: the proxy compares namespace identities. */
+void gw_proxy_ns_ready(struct gw_daemon *d);
+/* Report the listeners' state to health.c (bound only when the engine
+ * accepts on the configured address in the namespace now at the path). */
+void gw_proxy_health_refresh(struct gw_daemon *d);
 /* A committed registry change, before the bus reply: @old (the previous
  * version, or NULL) -> @p (the new one, or NULL when deleted). Updates and
  * publishes the routes and tells the engine; forgets a deleted FQDN's
@@ -151,7 +241,6 @@ bool gw_proxy_stats(struct gw_daemon *d, struct proxy_engine_stats *ret, unsigne
  * (bus, state, metrics, netns, DNS, the backend socket pool): the engine
  * may use the open-file limit minus this. */
 unsigned gw_fd_reserve(void);
-bool gw_proxy_serving(struct gw_daemon *d);
 /* Graceful engine stop (SIGTERM): blocks for at most the engine's stop
  * timeout. */
 void gw_proxy_stop(struct gw_daemon *d);
@@ -164,7 +253,6 @@ void gw_proxy_free(struct gw_daemon *d);
 void gw_prom_apply(struct gw_daemon *d);
 /* Close everything; freed once the loop has run the close callbacks. */
 void gw_prom_close(struct gw_daemon *d);
-struct strbuf;
 /* The exposition text (exposed for tests). Returns 0 or -ENOMEM. */
 int gw_prom_render(struct gw_daemon *d, struct strbuf *out);
 

@@ -733,7 +733,9 @@ static void handle_info(struct gw_daemon *d, struct proto_bus_call *call)
                 snprintf(v4 + strlen(v4), sizeof(v4) - strlen(v4), "/%u", pc->ipv4_prefix);
         if (pc->has_ipv6 && inet_ntop(AF_INET6, &pc->ipv6, v6, sizeof(v6)))
                 snprintf(v6 + strlen(v6), sizeof(v6) - strlen(v6), "/%u", pc->ipv6_prefix);
-        r = proto_encode_map_header(&data, 9);
+        gw_health_refresh(d);
+        /* Keys are only ever added (gatewayctl prints unknown ones as sent). */
+        r = proto_encode_map_header(&data, 10);
         if (r >= 0)
                 r = proto_encode_key_str(&data, "Version", GATEWAYD_VERSION);
         if (r >= 0)
@@ -757,6 +759,10 @@ static void handle_info(struct gw_daemon *d, struct proto_bus_call *call)
                                                                                           : "off");
         if (r >= 0)
                 r = proto_encode_key_str(&data, "Bus", proto_bus_queue(d->bus));
+        if (r >= 0)
+                r = proto_encode_str(&data, "Health");
+        if (r >= 0)
+                r = gw_health_encode(d, &data);
         if (r < 0) {
                 reply_error(call, RESULT_OTHER, "out of memory");
                 return;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "common/log.h"
 #include "common/macros.h"
@@ -39,6 +40,9 @@ struct gw_ns {
         unsigned open_handles;
         char *error;              /* why the namespace is not ready, NULL when it is */
         struct netns_config last; /* what the last teardown must remove */
+        struct gw_ns_id id;       /* the namespace the last successful reconcile made ready */
+        bool has_id;
+        gw_ns_check_cb *check_cb; /* a SIGHUP's check is running */
 };
 
 static void ns_run(struct gw_ns *ns);
@@ -46,6 +50,42 @@ static void ns_run(struct gw_ns *ns);
 static bool ns_wanted(const struct gw_daemon *d)
 {
         return d->cfg.enabled && d->cfg.ns_public_link;
+}
+
+int gw_ns_id_of(const char *path, struct gw_ns_id *ret)
+{
+        struct stat st;
+
+        if (stat(path, &st) < 0)
+                return -errno;
+        *ret = (struct gw_ns_id){.dev = st.st_dev, .ino = st.st_ino};
+        return 0;
+}
+
+/* Tell health.c: ready only while the namespace at the path is still the
+ * one the last reconcile made ready (a deletion from outside is seen at
+ * the next report, not only at the next periodic check). */
+static void ns_report(struct gw_ns *ns)
+{
+        struct gw_daemon *d = ns->d;
+        const char *error = ns->error;
+        struct gw_ns_id cur;
+        char path[600] = "";
+        bool ok = ns->ready;
+
+        (void)gw_ns_path(d, NULL, path, sizeof(path));
+        if (ok && ns->has_id && (gw_ns_id_of(path, &cur) < 0 || !gw_ns_id_eq(&cur, &ns->id))) {
+                ok = false;
+                error = "deleted or replaced from outside gatewayd; being repaired";
+        }
+        gw_health_set(d, GW_CHECK_NAMESPACE, ns_wanted(d), ok, path,
+                      error ? error : "being set up");
+}
+
+void gw_ns_health_refresh(struct gw_daemon *d)
+{
+        if (d->ns)
+                ns_report(d->ns);
 }
 
 /* The first outcome (ready, failed, or not managed) lets the bus take
@@ -62,27 +102,31 @@ static void set_error(struct gw_ns *ns, const char *error)
 {
         if (error)
                 settle(ns);
-        if (streq_ptr(ns->error, error))
-                return;
-        free(ns->error);
-        ns->error = error ? strdup(error) : NULL;
-        if (error)
-                log_error("Gateway namespace %s is not ready: %s", ns->d->cfg.ns_name, error);
+        if (!streq_ptr(ns->error, error)) {
+                free(ns->error);
+                ns->error = error ? strdup(error) : NULL;
+                if (error)
+                        log_error("Gateway namespace %s is not ready: %s", ns->d->cfg.ns_name,
+                                  error);
+        }
+        ns_report(ns);
 }
 
-static int build_config(struct gw_daemon *d, struct netns_config *c, char **reterr)
+/* The netns configuration of @cfg (the running one, or a SIGHUP's). */
+static int build_config(const struct gw_daemon *d, const struct gw_config *cfg,
+                        struct netns_config *c, char **reterr)
 {
         const struct wl_public_config *pc =
-                d->cfg.public_config == GW_PUBLIC_CONFIG_BUS ? &d->pc_cache : &d->cfg.pc;
+                cfg->public_config == GW_PUBLIC_CONFIG_BUS ? &d->pc_cache : &cfg->pc;
         int r;
 
         *c = (struct netns_config){};
-        snprintf(c->name, sizeof(c->name), "%s", d->cfg.ns_name);
-        snprintf(c->run_dir, sizeof(c->run_dir), "%s", d->cfg.netns_dir);
-        r = netns_link_spec_parse(d->cfg.ns_public_link, "public", &c->public_link, reterr);
+        snprintf(c->name, sizeof(c->name), "%s", cfg->ns_name);
+        snprintf(c->run_dir, sizeof(c->run_dir), "%s", cfg->netns_dir);
+        r = netns_link_spec_parse(cfg->ns_public_link, "public", &c->public_link, reterr);
         if (r < 0)
                 return r;
-        r = netns_link_spec_parse(d->cfg.ns_ygg_link, "ygg", &c->ygg_link, reterr);
+        r = netns_link_spec_parse(cfg->ns_ygg_link, "ygg", &c->ygg_link, reterr);
         if (r < 0)
                 return r;
         if (pc->has_ipv4) {
@@ -98,9 +142,9 @@ static int build_config(struct gw_daemon *d, struct netns_config *c, char **rete
                 c->gw6 = pc->gw6;
         }
         c->ygg_address.family = AF_INET6;
-        c->ygg_address.v6 = d->cfg.ygg_address;
-        c->ygg_address.prefixlen = d->cfg.ygg_prefix;
-        c->ygg_router = d->cfg.ygg_router;
+        c->ygg_address.v6 = cfg->ygg_address;
+        c->ygg_address.prefixlen = cfg->ygg_prefix;
+        c->ygg_router = cfg->ygg_router;
         return 0;
 }
 
@@ -240,6 +284,8 @@ static void on_reconciled(int r, const char *report, const char *error, void *us
 {
         struct gw_ns *ns = userdata;
         bool first = !ns->ready;
+        struct gw_ns_id id = {};
+        char path[600];
 
         if (r == -ECANCELED || ns->stopping)
                 return;
@@ -251,17 +297,24 @@ static void on_reconciled(int r, const char *report, const char *error, void *us
                         log_report(ns, report, first && !ns->managed);
                 if (!ns->ready)
                         log_info("Gateway namespace %s is ready", ns->d->cfg.ns_name);
+                /* Which namespace is ready, not what this run's report
+                 * says: an earlier run that failed may have made it. */
+                if (gw_ns_path(ns->d, NULL, path, sizeof(path)) >= 0)
+                        (void)gw_ns_id_of(path, &id);
+                if (ns->has_id && !gw_ns_id_eq(&id, &ns->id)) {
+                        log_notice("Gateway namespace %s was made anew: watching it and moving "
+                                   "the listeners into it",
+                                   ns->d->cfg.ns_name);
+                        mon_close(ns); /* mon_open() below opens one in the new namespace */
+                }
+                ns->id = id;
+                ns->has_id = true;
                 ns->ready = true;
                 ns->managed = true;
                 set_error(ns, NULL);
                 settle(ns);
-                /* A namespace created anew needs a new monitor socket, and
-                 * the proxy new listeners. */
-                bool created = report && strstr(report, "created namespace");
-                if (created)
-                        mon_close(ns);
                 mon_open(ns);
-                gw_proxy_ns_ready(ns->d, created);
+                gw_proxy_ns_ready(ns->d);
         }
         job_done(ns);
 }
@@ -278,6 +331,8 @@ static void on_teardown(int r, const char *report, const char *error, void *user
         else
                 log_info("Gateway namespace %s removed", ns->last.name);
         ns->managed = false;
+        ns->has_id = false;
+        ns_report(ns);
         job_done(ns);
 }
 
@@ -317,7 +372,7 @@ static void ns_run(struct gw_ns *ns)
         }
         if (!ns_wanted(d)) {
                 ns->ready = false;
-                set_error(ns, NULL);
+                set_error(ns, NULL); /* and reported: not wanted */
                 settle(ns);
                 if (!ns->managed)
                         return;
@@ -340,16 +395,19 @@ static void ns_run(struct gw_ns *ns)
                 }
                 return;
         }
-        r = build_config(d, &c, &err);
+        r = build_config(d, &d->cfg, &c, &err);
         if (r < 0) {
                 set_error(ns, err ? err : strerror(-r));
                 return;
         }
-        /* A renamed namespace or changed links: remove the old one first. */
+        /* A renamed namespace or changed links: remove the old one first.
+         * A SIGHUP checked that the new one can be built (gw_ns_check()). */
         if (ns->managed && (!streq(ns->last.name, c.name) ||
                             memcmp(&ns->last.public_link, &c.public_link, sizeof(c.public_link)) ||
                             memcmp(&ns->last.ygg_link, &c.ygg_link, sizeof(c.ygg_link)) ||
                             !streq(ns->last.run_dir, c.run_dir))) {
+                ns->ready = false; /* being rebuilt: not an error */
+                set_error(ns, NULL);
                 mon_close(ns);
                 ns->busy = true;
                 ns->again = true;
@@ -411,7 +469,7 @@ int gw_ns_start(struct gw_daemon *d)
             netns_exists(d->cfg.netns_dir, d->cfg.ns_name)) {
                 _cleanup_free_ char *err = NULL;
 
-                if (build_config(d, &ns->last, &err) >= 0) {
+                if (build_config(d, &d->cfg, &ns->last, &err) >= 0) {
                         log_notice(
                                 "Gateway namespace %s exists but the capability is off: removing it",
                                 d->cfg.ns_name);
@@ -419,13 +477,52 @@ int gw_ns_start(struct gw_daemon *d)
                 }
         }
         ns_run(ns);
+        ns_report(ns);
         return 0;
 }
 
 void gw_ns_apply(struct gw_daemon *d)
 {
-        if (d->ns)
-                ns_run(d->ns);
+        if (!d->ns)
+                return;
+        ns_run(d->ns);
+        ns_report(d->ns);
+}
+
+static void on_checked(int r, const char *report, const char *error, void *userdata)
+{
+        struct gw_ns *ns = userdata;
+        gw_ns_check_cb *cb = TAKE_PTR(ns->check_cb);
+
+        if (r == -ECANCELED || ns->stopping || !cb)
+                return;
+        cb(ns->d, r, error);
+}
+
+int gw_ns_check(struct gw_daemon *d, const struct gw_config *nc, gw_ns_check_cb *cb, char **reterr)
+{
+        struct gw_ns *ns = d->ns;
+        struct netns_config c;
+        int r;
+
+        if (!ns || !nc->enabled || !nc->ns_public_link)
+                return 0; /* no namespace to build: a teardown at most */
+        if (ns->check_cb)
+                return -EBUSY;
+        /* The same links, name and directory are repaired in place: nothing
+         * is torn down, so nothing working is put at risk. */
+        if (ns_wanted(d) && streq_ptr(nc->ns_public_link, d->cfg.ns_public_link) &&
+            streq_ptr(nc->ns_ygg_link, d->cfg.ns_ygg_link) &&
+            streq_ptr(nc->ns_name, d->cfg.ns_name) && streq_ptr(nc->netns_dir, d->cfg.netns_dir))
+                return 0;
+        r = build_config(d, nc, &c, reterr);
+        if (r < 0)
+                return r;
+        r = netns_worker_check(ns->w, &c, ns->managed ? &ns->last : NULL, on_checked, ns);
+        if (r < 0)
+                return r;
+        ns->check_cb = cb;
+        return 1;
 }
 
 bool gw_ns_ready(struct gw_daemon *d, const char **ret_error)

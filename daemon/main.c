@@ -65,6 +65,8 @@ static void on_bus_state(struct proto_bus *bus, bool connected, const char *reas
 {
         struct gw_daemon *d = ud;
 
+        gw_health_set(d, GW_CHECK_BUS, true, connected, d->broker,
+                      reason ? reason : "disconnected");
         if (connected) {
                 log_info("Serving %s on %s (%u worker%s, %zu workload%s)", proto_bus_queue(bus),
                          d->broker, d->workers, d->workers == 1 ? "" : "s",
@@ -153,22 +155,38 @@ static void apply_log_level(const struct gw_config *c, int cli_level)
 
 static int cli_log_level = -1;
 
-static void reload(struct gw_daemon *d)
+static void reload(struct gw_daemon *d);
+
+/* The end of every SIGHUP, applied or refused. */
+static void reload_finish(struct gw_daemon *d, bool ok, const char *error)
 {
-        _cleanup_free_ char *err = NULL;
-        struct gw_config nc = {}, old;
+        if (!ok)
+                log_error("Refusing the new configuration, keeping the old one: %s", error);
+        gw_health_reload_done(d, ok, error);
+        sd_notify(0, "READY=1");
+        if (d->reload_again && !d->stopping) {
+                d->reload_again = false;
+                reload(d);
+        }
+}
+
+static struct gw_config *config_free(struct gw_config *c)
+{
+        if (c) {
+                gw_config_done(c);
+                free(c);
+        }
+        return NULL;
+}
+
+/* Apply @nc (taken over) as a whole. */
+static void reload_apply(struct gw_daemon *d, struct gw_config *nc_p)
+{
+        struct gw_config nc = *nc_p, old;
         unsigned old_workers = d->cfg.proxy_workers;
         bool dns_changed, pc_changed;
-        int r;
 
-        sd_notify(0, "RELOADING=1");
-        r = gw_config_load(d->config_path, &nc, &err);
-        if (r < 0) {
-                log_error("Refusing the new configuration, keeping the old one: %s",
-                          err ? err : strerror(-r));
-                sd_notify(0, "READY=1");
-                return;
-        }
+        free(nc_p);
         dns_changed = !streq_ptr(nc.resolver, d->cfg.resolver) ||
                       nc.resolver_timeout_ms != d->cfg.resolver_timeout_ms;
         pc_changed = !streq_ptr(nc.pc.domain, d->cfg.pc.domain) ||
@@ -197,7 +215,67 @@ static void reload(struct gw_daemon *d)
         gw_prom_apply(d);
         gw_revalidator_reconfigure(d);
         log_info("Configuration reloaded from %s", d->config_path);
-        sd_notify(0, "READY=1");
+        reload_finish(d, true, NULL);
+}
+
+static void on_reload_checked(struct gw_daemon *d, int r, const char *error)
+{
+        struct gw_config *nc = TAKE_PTR(d->reload_cfg);
+        _cleanup_free_ char *msg = NULL;
+
+        if (r >= 0) {
+                reload_apply(d, nc);
+                return;
+        }
+        config_free(nc);
+        if (asprintf(&msg, "%s: [namespace]: cannot be built on this node: %s", d->config_path,
+                     error ? error : strerror(-r)) < 0)
+                msg = NULL;
+        reload_finish(d, false, msg ? msg : "the namespace cannot be built on this node");
+}
+
+/* SIGHUP. A file that does not parse, or whose gateway namespace cannot be
+ * built here (checked on the namespace worker before anything is torn
+ * down), is refused as a whole: the configuration running stays. */
+static void reload(struct gw_daemon *d)
+{
+        _cleanup_free_ char *err = NULL;
+        struct gw_config *nc;
+        int r;
+
+        if (d->reload_cfg) {
+                /* Read the file again once the check of the last one is done. */
+                d->reload_again = true;
+                return;
+        }
+        sd_notify(0, "RELOADING=1");
+        nc = calloc(1, sizeof(*nc));
+        if (!nc) {
+                reload_finish(d, false, "out of memory");
+                return;
+        }
+        r = gw_config_load(d->config_path, nc, &err);
+        if (r < 0) {
+                free(nc);
+                reload_finish(d, false, err ? err : strerror(-r));
+                return;
+        }
+        r = gw_ns_check(d, nc, on_reload_checked, &err);
+        if (r < 0) {
+                _cleanup_free_ char *msg = NULL;
+
+                config_free(nc);
+                if (asprintf(&msg, "%s: [namespace]: %s", d->config_path,
+                             err ? err : strerror(-r)) < 0)
+                        msg = NULL;
+                reload_finish(d, false, msg ? msg : strerror(-r));
+                return;
+        }
+        if (r > 0) {
+                d->reload_cfg = nc; /* on_reload_checked() goes on */
+                return;
+        }
+        reload_apply(d, nc);
 }
 
 static void on_sighup(uv_signal_t *s, int signum)
@@ -353,6 +431,7 @@ int main(int argc, char *argv[])
         d.workers = (unsigned)workers;
         d.loop = &loop;
         d.exit_code = 1; /* until the loop runs */
+        gw_health_set(&d, GW_CHECK_BUS, true, false, broker, "not connected yet");
         signal(SIGPIPE, SIG_IGN);
         r = uv_loop_init(&loop);
         if (r < 0) {
@@ -442,6 +521,8 @@ finish:
                 free(d.corrupt_ids[i]);
         free(d.corrupt_ids);
         gw_config_done(&d.cfg);
+        d.reload_cfg = config_free(d.reload_cfg); /* stopped during its check */
+        gw_health_done(&d.health);
         wl_public_config_done(&d.pc_cache);
         log_info("Stopped");
         return d.exit_code;

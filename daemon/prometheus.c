@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The Prometheus text exposition on [metrics] listen: a small HTTP/1.1
  * server on the daemon's loop. GET /metrics answers the exposition
- * (text/plain; version=0.0.4); anything else is 404. One request per
+ * (text/plain; version=0.0.4); GET /healthz answers 200 "ok" or 503 with
+ * one problem per line (health.c); anything else is 404. One request per
  * connection (Connection: close). Bounded: a request head of at most
  * PROM_HEAD_MAX bytes, PROM_TIMEOUT_MS from accept to the last byte
  * written, at most PROM_CONNS connections (more are closed at accept).
@@ -223,11 +224,64 @@ static int render_sockpool(struct gw_daemon *d, struct strbuf *b)
         return r;
 }
 
+/* What /healthz checks, as gauges a farmer can alert on (health.c). A
+ * check that does not apply (not configured) has no series. */
+static int render_health(struct gw_daemon *d, struct strbuf *b)
+{
+        const struct gw_health *h = &d->health;
+        int n = gw_health_problems(d, NULL), r;
+
+        if (n < 0)
+                return n;
+        r = put_family(b, "gatewayd_healthy", "gauge",
+                       "1 when GET /healthz answers 200: the namespace ready, every configured "
+                       "listener bound, the bus connected.");
+        if (r >= 0)
+                r = strbuf_printf(b, "gatewayd_healthy %d\n", n == 0);
+        if (r >= 0)
+                r = put_family(b, "gatewayd_namespace_ready", "gauge",
+                               "1 while the managed gateway namespace is ready.");
+        if (r >= 0 && h->checks[GW_CHECK_NAMESPACE].wanted)
+                r = strbuf_printf(b, "gatewayd_namespace_ready %d\n",
+                                  h->checks[GW_CHECK_NAMESPACE].ok);
+        if (r >= 0)
+                r = put_family(b, "gatewayd_listener_up", "gauge",
+                               "1 while a configured listener accepts on its configured address.");
+        for (enum gw_check c = GW_CHECK_HTTPS; c <= GW_CHECK_METRICS && r >= 0; c++)
+                if (h->checks[c].wanted)
+                        r = strbuf_printf(b, "gatewayd_listener_up{listener=\"%s\"} %d\n",
+                                          gw_check_to_string(c), h->checks[c].ok);
+        if (r >= 0)
+                r = put_family(b, "gatewayd_bus_connected", "gauge",
+                               "1 while the bus transport is connected to Redis.");
+        if (r >= 0)
+                r = strbuf_printf(b, "gatewayd_bus_connected %d\n", h->checks[GW_CHECK_BUS].ok);
+        if (r >= 0)
+                r = put_family(b, "gatewayd_reload_success", "gauge",
+                               "0 when the last SIGHUP was refused (the running configuration "
+                               "was kept), else 1.");
+        if (r >= 0)
+                r = strbuf_printf(b, "gatewayd_reload_success %d\n",
+                                  h->reload.result != GW_RELOAD_FAILED);
+        if (r >= 0)
+                r = put_family(b, "gatewayd_reload_timestamp_seconds", "gauge",
+                               "Time of the last SIGHUP, applied or refused (0: none since the "
+                               "start).");
+        if (r >= 0)
+                r = strbuf_printf(b, "gatewayd_reload_timestamp_seconds %" PRIu64 "\n",
+                                  h->reload.at_usec / 1000000u);
+        return r;
+}
+
 static int render_engine(struct gw_daemon *d, struct strbuf *b, size_t n_routes)
 {
         struct proxy_engine_stats st;
         unsigned workers = 0;
-        bool serving = gw_proxy_stats(d, &st, &workers);
+        bool engine = gw_proxy_stats(d, &st, &workers);
+        /* True, not "an engine exists": it accepts on a configured listener
+         * in the namespace now at the path (health.c). */
+        bool serving =
+                engine && (gw_health_ok(d, GW_CHECK_HTTPS) || gw_health_ok(d, GW_CHECK_HTTP));
         const struct {
                 const char *name, *help;
                 uint64_t v;
@@ -252,7 +306,10 @@ static int render_engine(struct gw_daemon *d, struct strbuf *b, size_t n_routes)
                 {"gatewayd_workloads", "Workloads accepted over the bus.",
                  wl_registry_size(d->reg)},
                 {"gatewayd_routes", "Names the proxy routes.", n_routes},
-                {"gatewayd_proxy_serving", "1 while the proxy listens, else 0.", serving},
+                {"gatewayd_proxy_serving",
+                 "1 while the proxy accepts on a configured listener in the gateway namespace "
+                 "now at its path, else 0.",
+                 serving},
                 {"gatewayd_proxy_workers", "Proxy worker threads.", workers},
                 {"gatewayd_connections_active", "Connections open now.", st.active},
         };
@@ -296,10 +353,13 @@ int gw_prom_render(struct gw_daemon *d, struct strbuf *out)
         _cleanup_(proxy_routes_unrefp) struct proxy_routes *s = gw_proxy_snapshot(d);
         int r = 0;
 
+        gw_health_refresh(d);
         if (s)
                 r = render_routes(out, s);
         if (r >= 0)
                 r = render_engine(d, out, s ? proxy_routes_size(s) : 0);
+        if (r >= 0)
+                r = render_health(d, out);
         return r;
 }
 
@@ -404,6 +464,27 @@ static void respond_text(struct prom_conn *c, int status, const char *reason, co
         respond(c, status, reason, "text/plain; charset=utf-8", body, strlen(body));
 }
 
+/* 200 "ok" when nothing is wrong, else 503 and one problem per line. */
+static void handle_healthz(struct prom_conn *c)
+{
+        _cleanup_strbuf_ struct strbuf body = STRBUF_INIT;
+        size_t len;
+        int n;
+
+        gw_health_refresh(c->pm->d);
+        n = gw_health_problems(c->pm->d, &body);
+        if (n < 0 || (n == 0 && strbuf_puts(&body, "ok\n") < 0)) {
+                respond_text(c, 500, "Internal Server Error", "out of memory\n");
+                return;
+        }
+        len = body.len;
+        if (n > 0)
+                respond(c, 503, "Service Unavailable", "text/plain; charset=utf-8",
+                        strbuf_steal(&body), len);
+        else
+                respond(c, 200, "OK", "text/plain; charset=utf-8", strbuf_steal(&body), len);
+}
+
 /* The request line of a complete head: "GET /metrics HTTP/1.1". */
 static void handle_request(struct prom_conn *c)
 {
@@ -435,6 +516,10 @@ static void handle_request(struct prom_conn *c)
                 len = body.len;
                 respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
                         strbuf_steal(&body), len);
+                return;
+        }
+        if (streq(line, "GET") && streq(sp1 + 1, "/healthz")) {
+                handle_healthz(c);
                 return;
         }
         respond_text(c, 404, "Not Found", "not found\n");
@@ -624,6 +709,7 @@ static void prom_listen(struct gw_prom *pm)
                 if (r < 0)
                         uv_close((uv_handle_t *)&pm->listener, on_listener_closed);
         }
+        gw_health_set(pm->d, GW_CHECK_METRICS, true, r >= 0, what, r < 0 ? uv_strerror(r) : NULL);
         if (r < 0) {
                 if (!pm->last_error || !streq(pm->last_error, uv_strerror(r))) {
                         log_error("Cannot serve metrics on %s: %s; retrying", what, uv_strerror(r));
@@ -673,8 +759,10 @@ void gw_prom_apply(struct gw_daemon *d)
                 return;
         }
         uv_timer_stop(&pm->retry);
-        if (cfg->metrics_listen_len == 0)
+        if (cfg->metrics_listen_len == 0) {
+                gw_health_set(d, GW_CHECK_METRICS, false, false, NULL, NULL);
                 return;
+        }
         prom_listen(pm);
 }
 

@@ -12,11 +12,16 @@
  *
  * Listeners: opened through the netns worker (inside the gateway namespace
  * when it is managed, else in the daemon's own namespace), so binding never
- * blocks the loop. What is asked for (struct listen_spec: namespace,
- * address, ports, namespace generation) is compared with what the engine
- * serves; a difference opens new sockets and either starts the engine or
- * swaps them in with proxy_engine_replace_listeners(). Failures are logged
- * with their cause and retried with a backoff; the bus is unaffected.
+ * blocks the loop. What is asked for (struct listen_spec: namespace path
+ * and the identity of the namespace now bound there, address, ports) is
+ * compared with what the engine serves; a difference opens new sockets and
+ * either starts the engine or swaps them in with
+ * proxy_engine_replace_listeners(). Comparing the namespace's identity is
+ * what moves the listeners into a namespace made anew, whichever path made
+ * it (a repair, a reload, the switch, a run that failed half-way): there
+ * is no "created" flag to forget. Failures are logged with their cause and
+ * retried with a backoff; the bus is unaffected. Each listener's state goes
+ * to health.c from one place, listeners_report().
  *
  * Stopping the engine joins its threads and may wait for relayed
  * connections (stop_timeout_ms): on SIGHUP (capability off) that runs on
@@ -25,6 +30,7 @@
 #include "proxy/proxy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdatomic.h>
@@ -80,7 +86,7 @@ struct listen_spec {
         struct sockaddr_storage addr;
         socklen_t addr_len;
         uint16_t ports[_L_MAX]; /* 0 = not served */
-        uint64_t ns_gen;        /* gateway namespace incarnation (managed only) */
+        struct gw_ns_id ns_id;  /* the namespace at @netns when asked for (managed only) */
         bool http_plain;
 };
 
@@ -105,6 +111,7 @@ struct gw_proxy {
 
         struct proxy_engine *engine; /* serving, or NULL */
         struct listen_spec have;     /* what @engine listens on */
+        int have_fds[_L_MAX];        /* our copies of @engine's listeners (the engine has dups) */
         struct proxy_engine *dying;  /* being stopped on the thread pool */
         uv_work_t stop_work;
         struct proxy_engine_stats base; /* totals of engines already freed */
@@ -116,12 +123,12 @@ struct gw_proxy {
         int fds[_L_MAX];         /* results of the batch so far */
         unsigned pending;        /* callbacks of the batch still to come */
         char *error;             /* first error of the batch */
+        char *berr[_L_MAX];      /* each listener's error in the batch */
+        char *lerr[_L_MAX];      /* ... in the last batch that completed */
         struct listen_req *reqs; /* every batch with callbacks outstanding */
         char *last_error;        /* last logged listener error (logged once) */
         unsigned retry_ms;
-        uint64_t ns_gen; /* bumped when the gateway namespace is (re)created */
-        bool ns_seen;    /* ns_gen reflects a namespace that was ready */
-        bool loaded;     /* routes and counters.json are loaded */
+        bool loaded; /* routes and counters.json are loaded */
 
         uv_timer_t retry_timer;
         uv_timer_t reclaim_timer;
@@ -130,6 +137,7 @@ struct gw_proxy {
 };
 
 static void proxy_apply(struct gw_proxy *gp);
+static void listeners_report(struct gw_proxy *gp);
 
 /* ======================================================================
  * Routes
@@ -516,6 +524,9 @@ static void engine_stop(struct gw_proxy *gp, bool sync)
         if (!gp->engine)
                 return;
         gp->have = (struct listen_spec){};
+        /* Our copies would keep the ports listening with nobody accepting. */
+        for (unsigned i = 0; i < _L_MAX; i++)
+                gp->have_fds[i] = safe_close(gp->have_fds[i]);
         if (sync || gp->dying) {
                 r = proxy_engine_stop(gp->engine);
                 if (r < 0)
@@ -553,7 +564,7 @@ static bool spec_equal(const struct listen_spec *a, const struct listen_spec *b)
 {
         return streq(a->netns, b->netns) && a->addr_len == b->addr_len &&
                memcmp(&a->addr, &b->addr, a->addr_len) == 0 && a->ports[0] == b->ports[0] &&
-               a->ports[1] == b->ports[1] && a->ns_gen == b->ns_gen &&
+               a->ports[1] == b->ports[1] && gw_ns_id_eq(&a->ns_id, &b->ns_id) &&
                a->http_plain == b->http_plain;
 }
 
@@ -631,8 +642,16 @@ static void batch_done(struct gw_proxy *gp)
         spec_describe(&gp->want, what, sizeof(what));
         if (r >= 0)
                 r = engine_take_fds(gp, &err);
-        for (unsigned i = 0; i < _L_MAX; i++)
+        for (unsigned i = 0; i < _L_MAX; i++) {
+                if (r >= 0) {
+                        /* Kept: handed over again when only the other one changes. */
+                        safe_close(gp->have_fds[i]);
+                        gp->have_fds[i] = TAKE_FD(gp->fds[i]);
+                }
                 gp->fds[i] = safe_close(gp->fds[i]);
+                free(gp->lerr[i]);
+                gp->lerr[i] = TAKE_PTR(gp->berr[i]);
+        }
         if (r < 0) {
                 /* Log a cause once, not at every retry. */
                 if (!streq_ptr(gp->last_error, err)) {
@@ -644,6 +663,7 @@ static void batch_done(struct gw_proxy *gp)
                 }
                 uv_timer_start(&gp->retry_timer, on_retry, gp->retry_ms, 0);
                 gp->retry_ms = MIN(gp->retry_ms * 2, RETRY_MAX_MS);
+                listeners_report(gp);
                 return;
         }
         gp->have = gp->want;
@@ -655,6 +675,7 @@ static void batch_done(struct gw_proxy *gp)
                  proxy_engine_workers(gp->engine) == 1 ? "" : "s",
                  proxy_engine_max_conns(gp->engine), proxy_engine_max_fds(gp->engine),
                  nofile_limit(), gw_fd_reserve());
+        listeners_report(gp);
 }
 
 static void on_listener(int r, int fd, const char *error, void *userdata)
@@ -674,6 +695,8 @@ static void on_listener(int r, int fd, const char *error, void *userdata)
                 /* netns' text names the address and the namespace. */
                 if (!gp->error && !(gp->error = strdup(error ? error : strerror(-r))))
                         gp->error = strdup("out of memory");
+                free(gp->berr[idx]);
+                gp->berr[idx] = strdup(error ? error : strerror(-r));
         } else {
                 gp->fds[idx] = fd;
         }
@@ -687,8 +710,10 @@ static void batch_cancel(struct gw_proxy *gp)
         gp->opening = false;
         gp->pending = 0;
         gp->error = mfree(gp->error);
-        for (unsigned i = 0; i < _L_MAX; i++)
+        for (unsigned i = 0; i < _L_MAX; i++) {
                 gp->fds[i] = safe_close(gp->fds[i]);
+                gp->berr[i] = mfree(gp->berr[i]);
+        }
 }
 
 static int batch_start(struct gw_proxy *gp, const struct listen_spec *want)
@@ -713,6 +738,20 @@ static int batch_start(struct gw_proxy *gp, const struct listen_spec *want)
 
                 if (!want->ports[i])
                         continue;
+                /* A listener the engine keeps serving is handed over again:
+                 * binding its address anew would fail (EADDRINUSE) while
+                 * the engine listens on it, and the batch could never
+                 * complete when only the other port changed. */
+                if (gp->engine && gp->have_fds[i] >= 0 && gp->have.ports[i] == want->ports[i] &&
+                    streq(gp->have.netns, want->netns) &&
+                    gw_ns_id_eq(&gp->have.ns_id, &want->ns_id) &&
+                    gp->have.addr_len == want->addr_len &&
+                    memcmp(&gp->have.addr, &want->addr, want->addr_len) == 0) {
+                        gp->fds[i] = fcntl(gp->have_fds[i], F_DUPFD_CLOEXEC, 3);
+                        if (gp->fds[i] < 0)
+                                goto oom;
+                        continue;
+                }
                 snprintf(sr.netns_path, sizeof(sr.netns_path), "%s", want->netns);
                 if (sr.addr.ss_family == AF_INET)
                         ((struct sockaddr_in *)&sr.addr)->sin_port = htons(want->ports[i]);
@@ -729,6 +768,8 @@ static int batch_start(struct gw_proxy *gp, const struct listen_spec *want)
                 LIST_PREPEND(gp->reqs, req);
                 gp->pending++;
         }
+        if (gp->pending == 0)
+                batch_done(gp); /* nothing to open: only a port turned off */
         return 0;
 oom:
         /* Requests already queued see a stale generation. */
@@ -736,22 +777,98 @@ oom:
         return -ENOMEM;
 }
 
-static void proxy_apply(struct gw_proxy *gp)
+/* The configured listen spec (ports, address, the namespace path and the
+ * identity of what is bound there now) into @ret. */
+static void spec_configured(struct gw_daemon *d, struct listen_spec *ret)
+{
+        *ret = (struct listen_spec){};
+        if (d->cfg.ns_public_link) {
+                (void)gw_ns_path(d, NULL, ret->netns, sizeof(ret->netns)); /* cut: bind fails */
+                /* Nothing there ({0, 0}): a batch fails and is retried. */
+                (void)gw_ns_id_of(ret->netns, &ret->ns_id);
+        }
+        ret->addr = d->cfg.proxy_address;
+        ret->addr_len = d->cfg.proxy_address_len;
+        ret->ports[L_HTTPS] = d->cfg.https_port;
+        ret->ports[L_HTTP] = d->cfg.http_port;
+        ret->http_plain = d->cfg.http_plain;
+}
+
+/* Each listener's state for health.c, derived in this one place from the
+ * configuration, what the engine serves, and the namespace now at the path. */
+static void listeners_report(struct gw_proxy *gp)
+{
+        static const enum gw_check check[_L_MAX] = {GW_CHECK_HTTPS, GW_CHECK_HTTP};
+        struct gw_daemon *d = gp->d;
+        bool managed = d->cfg.ns_public_link != NULL;
+        struct listen_spec cfg;
+        const char *why = NULL;
+        char a[INET6_ADDRSTRLEN + 8];
+
+        spec_configured(d, &cfg);
+        gw_sockaddr_to_string((const struct sockaddr *)&cfg.addr, a, sizeof(a));
+        for (unsigned i = 0; i < _L_MAX; i++) {
+                _cleanup_free_ char *where = NULL, *msg = NULL;
+                bool wanted = d->cfg.enabled && cfg.ports[i];
+                bool in_other_ns =
+                        gp->engine && managed && !gw_ns_id_eq(&gp->have.ns_id, &cfg.ns_id);
+                bool bound = wanted && gp->engine && gp->have.ports[i] == cfg.ports[i] &&
+                             streq(gp->have.netns, cfg.netns) &&
+                             gp->have.addr_len == cfg.addr_len &&
+                             memcmp(&gp->have.addr, &cfg.addr, cfg.addr_len) == 0 && !in_other_ns;
+                const char *error = NULL;
+
+                if (asprintf(&where, "%s%s%s:%u%s%s", cfg.addr.ss_family == AF_INET6 ? "[" : "", a,
+                             cfg.addr.ss_family == AF_INET6 ? "]" : "", cfg.ports[i],
+                             managed ? " in " : "", cfg.netns) < 0)
+                        where = NULL;
+                if (!bound && wanted) {
+                        if (gp->lerr[i])
+                                error = gp->lerr[i];
+                        else if (in_other_ns)
+                                error = "listening in a namespace that is no longer at the path "
+                                        "(deleted or made anew); moved once it is ready";
+                        else if (!gp->engine && managed && !gw_ns_ready(d, &why) &&
+                                 asprintf(&msg, "waiting for the gateway namespace: %s", why) >= 0)
+                                error = msg;
+                        else if (gp->dying)
+                                error = "the proxy is restarting";
+                        else if (gp->opening)
+                                error = "being opened";
+                        else if (gp->last_error &&
+                                 asprintf(&msg,
+                                          "not opened (both listeners are opened together): %s",
+                                          gp->last_error) >= 0)
+                                error = msg;
+                        else
+                                error = "not opened";
+                }
+                gw_health_set(d, check[i], wanted, bound, where, error);
+        }
+}
+
+void gw_proxy_health_refresh(struct gw_daemon *d)
+{
+        if (d->proxy)
+                listeners_report(d->proxy);
+}
+
+static void apply_listeners(struct gw_proxy *gp)
 {
         struct gw_daemon *d = gp->d;
-        struct listen_spec want = {};
+        struct listen_spec want;
         const char *why = NULL;
-        bool managed = d->cfg.ns_public_link != NULL;
         int r;
 
         if (gp->stopped || gp->dying)
                 return; /* on_engine_stopped() applies again */
         uv_timer_stop(&gp->retry_timer);
         if (!d->cfg.enabled || (!d->cfg.https_port && !d->cfg.http_port) ||
-            (!gp->engine && (!gw_ns_ready(d, &why) || (managed && !gp->ns_seen)))) {
+            (!gp->engine && !gw_ns_ready(d, &why))) {
                 /* Off, or (not serving yet and) the namespace is not ready: its
                  * readiness calls gw_proxy_ns_ready(). A namespace that breaks
-                 * while serving does not stop the engine: only a new one does. */
+                 * while serving does not stop the engine: only a namespace
+                 * at the path other than the engine's makes new listeners. */
                 batch_cancel(gp);
                 if (gp->engine)
                         log_info("Stopping the proxy (%s)",
@@ -760,14 +877,7 @@ static void proxy_apply(struct gw_proxy *gp)
                 engine_stop(gp, false);
                 return;
         }
-        if (managed)
-                (void)gw_ns_path(d, NULL, want.netns, sizeof(want.netns)); /* cut: bind fails */
-        want.addr = d->cfg.proxy_address;
-        want.addr_len = d->cfg.proxy_address_len;
-        want.ports[L_HTTPS] = d->cfg.https_port;
-        want.ports[L_HTTP] = d->cfg.http_port;
-        want.ns_gen = managed ? gp->ns_gen : 0;
-        want.http_plain = d->cfg.http_plain;
+        spec_configured(d, &want);
 
         if (gp->engine && spec_equal(&gp->have, &want)) {
                 batch_cancel(gp);
@@ -789,6 +899,13 @@ static void proxy_apply(struct gw_proxy *gp)
         }
 }
 
+static void proxy_apply(struct gw_proxy *gp)
+{
+        apply_listeners(gp);
+        if (!gp->stopped)
+                listeners_report(gp);
+}
+
 void gw_proxy_apply(struct gw_daemon *d)
 {
         struct gw_proxy *gp = d->proxy;
@@ -807,24 +924,14 @@ void gw_proxy_apply(struct gw_daemon *d)
         proxy_apply(gp);
 }
 
-void gw_proxy_ns_ready(struct gw_daemon *d, bool created)
+void gw_proxy_ns_ready(struct gw_daemon *d)
 {
         struct gw_proxy *gp = d->proxy;
 
         if (!gp)
                 return;
-        if (created || !gp->ns_seen) {
-                /* Listeners in a namespace that was deleted receive nothing. */
-                gp->ns_gen++;
-                gp->ns_seen = true;
-        }
         gp->retry_ms = RETRY_MIN_MS;
         proxy_apply(gp);
-}
-
-bool gw_proxy_serving(struct gw_daemon *d)
-{
-        return d->proxy && d->proxy->engine;
 }
 
 /* ======================================================================
@@ -844,7 +951,7 @@ int gw_proxy_start(struct gw_daemon *d)
         gp->workers = d->cfg.proxy_workers;
         gp->retry_ms = RETRY_MIN_MS;
         for (unsigned i = 0; i < _L_MAX; i++)
-                gp->fds[i] = -1;
+                gp->fds[i] = gp->have_fds[i] = -1;
         uv_timer_init(d->loop, &gp->retry_timer);
         uv_timer_init(d->loop, &gp->reclaim_timer);
         gp->retry_timer.data = gp->reclaim_timer.data = gp;
@@ -931,6 +1038,10 @@ void gw_proxy_free(struct gw_daemon *d)
                 free(req);
         }
         batch_cancel(gp);
+        for (unsigned i = 0; i < _L_MAX; i++) {
+                free(gp->lerr[i]);
+                safe_close(gp->have_fds[i]);
+        }
         free(gp->last_error);
         free(gp->routes_ns);
         gp->builder = proxy_routes_builder_free(gp->builder);

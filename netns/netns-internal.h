@@ -84,5 +84,8 @@ int netns__reconcile_here(const struct netns_config *c, int home_fd, struct strb
                           char **reterr);
 int netns__teardown_here(const struct netns_config *c, int home_fd, struct strbuf *report,
                          char **reterr);
+/* Looks only: the thread stays in the host namespace. @current may be NULL. */
+int netns__check_here(const struct netns_config *c, const struct netns_config *current,
+                      char **reterr);
 int netns__socket_here(const struct netns_socket_req *req, int *ret_fd, char **reterr);
 int netns__monitor_here(const char *netns_path, int *ret_fd, char **reterr);

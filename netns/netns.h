@@ -98,6 +98,17 @@ int netns_reconcile(const struct netns_config *c, struct strbuf *report, char **
  * and admin state. Missing pieces are not errors. Each change is appended
  * to @report (may be NULL). Returns 0 or -errno with *reterr. */
 int netns_teardown(const struct netns_config *c, struct strbuf *report, char **reterr);
+/* Check, changing nothing, whether @c can be built on this node before
+ * anything is torn down for it: @c is well formed, a macvlan parent and a
+ * link to move exist in the host namespace (or come back there when
+ * @current, the configuration built now, is torn down; NULL: none), and a
+ * veth's host-side name is free or a veth. A link that @current's teardown
+ * deletes (its veth host ends) does not count as present. Returns 0 or
+ * -errno with *reterr: -EINVAL (bad @c), -ENODEV (missing parent or link,
+ * same texts as netns_reconcile()), -EEXIST (host name taken by another
+ * kind of link). What only building can tell (an address in use, kernel
+ * refusals) is not checked. */
+int netns_check(const struct netns_config *c, const struct netns_config *current, char **reterr);
 /* Does <run_dir>/<name> hold a live network namespace (an nsfs bind
  * mount)? @run_dir NULL or "" means /run/netns. */
 bool netns_exists(const char *run_dir, const char *name);
@@ -133,6 +144,10 @@ int netns_worker_reconcile(struct netns_worker *w, const struct netns_config *c,
                            netns_reconcile_cb *cb, void *userdata);
 int netns_worker_teardown(struct netns_worker *w, const struct netns_config *c,
                           netns_reconcile_cb *cb, void *userdata);
+/* Queue netns_check() of copies of @c and @current (may be NULL); @cb gets
+ * an empty report. Returns 0 or -ENOMEM. */
+int netns_worker_check(struct netns_worker *w, const struct netns_config *c,
+                       const struct netns_config *current, netns_reconcile_cb *cb, void *userdata);
 
 struct netns_socket_req {
         char netns_path[512]; /* e.g. /run/netns/gateway; "" = the worker's host namespace */

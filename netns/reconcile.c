@@ -982,6 +982,93 @@ int netns__reconcile_here(const struct netns_config *c, int home_fd, struct strb
         return 0;
 }
 
+/* ---- check (before anything is changed) ---- */
+
+/* Does tearing down @current give the host namespace a link named @name
+ * back (a link it moved in)? */
+static bool given_back_by(const struct netns_config *current, const char *name)
+{
+        const struct netns_link_spec *specs[] = {&current->public_link, &current->ygg_link};
+
+        for (size_t i = 0; i < ELEMENTSOF(specs); i++)
+                if (specs[i]->kind == NETNS_LINK_MOVE && streq(specs[i]->host, name))
+                        return true;
+        return false;
+}
+
+/* Does tearing down @current delete the host link @name (a veth host end)? */
+static bool deleted_by(const struct netns_config *current, const char *name)
+{
+        const struct netns_link_spec *specs[] = {&current->public_link, &current->ygg_link};
+
+        for (size_t i = 0; i < ELEMENTSOF(specs); i++)
+                if (specs[i]->kind == NETNS_LINK_VETH && streq(specs[i]->host, name))
+                        return true;
+        return false;
+}
+
+static int check_link(struct netns__nl *host, const struct netns_config *c,
+                      const struct netns_config *current, const struct netns_link_spec *spec,
+                      char **reterr)
+{
+        _cleanup_(link_putp) struct rtnl_link *l = NULL;
+        int r;
+
+        r = link_get(host, spec->host, &l);
+        if (r < 0 && r != -ENODEV)
+                return netns__nl_fail(host, reterr, r, "looking up %s", spec->host);
+        switch (spec->kind) {
+        case NETNS_LINK_VETH:
+                /* Absent, or a veth (ours, or a stale end reconcile replaces). */
+                if (l && !link_is(l, "veth"))
+                        return netns__fail(reterr, -EEXIST,
+                                           "link %s exists in the host namespace and is not a veth",
+                                           spec->host);
+                return 0;
+        case NETNS_LINK_MACVLAN:
+        case NETNS_LINK_MOVE:
+                if (current && deleted_by(current, spec->host))
+                        return netns__fail(reterr, -ENODEV,
+                                           "link %s is the host end of a veth of the namespace "
+                                           "now in use and goes with it",
+                                           spec->host);
+                if (l || (current && given_back_by(current, spec->host)))
+                        return 0;
+                return netns__fail(
+                        reterr, -ENODEV,
+                        spec->kind == NETNS_LINK_MACVLAN
+                                ? "parent link %s of macvlan %s not found in the host namespace"
+                                : "link %s to move into namespace %s not found in the host namespace",
+                        spec->host, spec->kind == NETNS_LINK_MACVLAN ? spec->name : c->name);
+        default:
+                return netns__fail(reterr, -EINVAL, "invalid link configuration");
+        }
+}
+
+int netns__check_here(const struct netns_config *c, const struct netns_config *current,
+                      char **reterr)
+{
+        _cleanup_(netns__nl_freep) struct netns__nl *host = NULL;
+        char path[512];
+        int r;
+
+        assert(c);
+        r = check_config(c, reterr);
+        if (r < 0)
+                return r;
+        r = netns__path(c, path, sizeof(path));
+        if (r < 0)
+                return netns__fail(reterr, r, "invalid namespace name '%s'", c->name);
+        /* Only looks: this thread stays in the host namespace. */
+        r = netns__nl_open(&host);
+        if (r < 0)
+                return netns__fail(reterr, r, "opening netlink");
+        r = check_link(host, c, current, &c->public_link, reterr);
+        if (r < 0)
+                return r;
+        return check_link(host, c, current, &c->ygg_link, reterr);
+}
+
 /* ---- teardown ---- */
 
 int netns__teardown_here(const struct netns_config *c, int home_fd, struct strbuf *report,

@@ -31,6 +31,7 @@
 enum job_kind {
         JOB_RECONCILE,
         JOB_TEARDOWN,
+        JOB_CHECK,
         JOB_SOCKET,
         JOB_MONITOR,
 };
@@ -39,10 +40,12 @@ struct job {
         struct job *next;
         enum job_kind kind;
         union {
-                struct netns_config config;  /* JOB_RECONCILE, JOB_TEARDOWN */
+                struct netns_config config;  /* JOB_RECONCILE, JOB_TEARDOWN, JOB_CHECK */
                 struct netns_socket_req req; /* JOB_SOCKET */
                 char path[512];              /* JOB_MONITOR */
         };
+        struct netns_config current; /* JOB_CHECK, when has_current */
+        bool has_current;
         netns_reconcile_cb *reconcile_cb;
         netns_fd_cb *fd_cb;
         void *userdata;
@@ -109,6 +112,10 @@ static int job_run(struct job *j, int home_fd)
                 break;
         case JOB_TEARDOWN:
                 j->r = netns__teardown_here(&j->config, home_fd, &j->report, &j->error);
+                break;
+        case JOB_CHECK:
+                j->r = netns__check_here(&j->config, j->has_current ? &j->current : NULL,
+                                         &j->error);
                 break;
         case JOB_SOCKET:
                 j->r = netns__socket_here(&j->req, &j->fd, &j->error);
@@ -217,6 +224,26 @@ int netns_reconcile(const struct netns_config *c, struct strbuf *report, char **
 int netns_teardown(const struct netns_config *c, struct strbuf *report, char **reterr)
 {
         return run_sync_config(JOB_TEARDOWN, c, report, reterr);
+}
+
+int netns_check(const struct netns_config *c, const struct netns_config *current, char **reterr)
+{
+        _cleanup_(job_freep) struct job *j = NULL;
+        int r;
+
+        assert(c);
+        j = job_new(JOB_CHECK);
+        if (!j)
+                return -ENOMEM;
+        j->config = *c;
+        if (current) {
+                j->current = *current;
+                j->has_current = true;
+        }
+        r = run_sync(j);
+        if (r < 0)
+                take_error(j, reterr);
+        return r;
 }
 
 int netns_socket_sync(const struct netns_socket_req *req, int *ret_fd, char **reterr)
@@ -384,6 +411,7 @@ void netns_worker_dispatch(struct netns_worker *w)
                 switch (j->kind) {
                 case JOB_RECONCILE:
                 case JOB_TEARDOWN:
+                case JOB_CHECK:
                         j->reconcile_cb(j->r, j->report.data ? j->report.data : "",
                                         j->r < 0 ? j->error : NULL, j->userdata);
                         break;
@@ -432,6 +460,25 @@ int netns_worker_teardown(struct netns_worker *w, const struct netns_config *c,
                           netns_reconcile_cb *cb, void *userdata)
 {
         return submit_config(w, JOB_TEARDOWN, c, cb, userdata);
+}
+
+int netns_worker_check(struct netns_worker *w, const struct netns_config *c,
+                       const struct netns_config *current, netns_reconcile_cb *cb, void *userdata)
+{
+        struct job *j;
+
+        assert(w && c && cb);
+        j = job_new(JOB_CHECK);
+        if (!j)
+                return -ENOMEM;
+        j->config = *c;
+        if (current) {
+                j->current = *current;
+                j->has_current = true;
+        }
+        j->reconcile_cb = cb;
+        j->userdata = userdata;
+        return submit(w, j);
 }
 
 int netns_worker_socket(struct netns_worker *w, const struct netns_socket_req *req, netns_fd_cb *cb,

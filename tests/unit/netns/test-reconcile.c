@@ -451,6 +451,75 @@ static void test_errors(void **state)
         assert_false(netns_exists(T.run_dir, T.name));
 }
 
+/* netns_check() says what reconcile would fail on, before anything is
+ * made or torn down (issue 10: a reload must keep the working namespace). */
+static void check_expect(const struct netns_config *c, const struct netns_config *current, int want,
+                         const char *want_text)
+{
+        char *err = NULL;
+        int r = netns_check(c, current, &err);
+
+        if (r != want)
+                fail_msg("check returned %d (%s), wanted %d", r, err ? err : "no error text", want);
+        if (want_text && (!err || !strstr(err, want_text)))
+                fail_msg("check error '%s' lacks '%s'", strempty(err), want_text);
+        if (r >= 0)
+                assert_null(err);
+        free(err);
+}
+
+static void test_issue_10_check(void **state)
+{
+        _cleanup_strbuf_ struct strbuf b = STRBUF_INIT;
+        struct netns_config c, current;
+        char pub[32], ygg[32], want[160];
+
+        snprintf(ygg, sizeof(ygg), "veth:%s", T.ygg);
+
+        /* A missing macvlan parent: reconcile's own text, nothing made. */
+        snprintf(pub, sizeof(pub), "macvlan:%s", T.parent);
+        ntest_config(&T, pub, ygg, &c);
+        snprintf(want, sizeof(want),
+                 "parent link %s of macvlan public not found in the host namespace: No such device",
+                 T.parent);
+        check_expect(&c, NULL, -ENODEV, want);
+        assert_false(netns_exists(T.run_dir, T.name));
+        assert_int_equal(if_nametoindex(T.ygg), 0);
+        /* Present: fine. */
+        assert_int_equal(ntest_sh("ip link add %s type veth peer name %sp", T.parent, T.parent), 0);
+        check_expect(&c, NULL, 0, NULL);
+
+        /* A missing link to move, unless the namespace in use gives it back. */
+        snprintf(ygg, sizeof(ygg), "move:%s", T.moved);
+        assert_int_equal(netns_link_spec_parse(ygg, "ygg", &c.ygg_link, NULL), 0);
+        check_expect(&c, NULL, -ENODEV, "to move into namespace");
+        current = c;
+        check_expect(&c, &current, 0, NULL);
+
+        /* A veth host name taken by another kind of link. */
+        snprintf(ygg, sizeof(ygg), "veth:%s", T.ygg);
+        assert_int_equal(netns_link_spec_parse(ygg, "ygg", &c.ygg_link, NULL), 0);
+        assert_int_equal(netns_link_spec_parse("veth:lo", "public", &c.public_link, NULL), 0);
+        check_expect(&c, NULL, -EEXIST, "lo exists in the host namespace and is not a veth");
+
+        /* A parent that is the host end of a veth of the namespace in use:
+         * tearing that down deletes it. */
+        snprintf(pub, sizeof(pub), "veth:%s", T.pub);
+        ntest_config(&T, pub, ygg, &current);
+        reconcile_expect(&current, &b, 0);
+        snprintf(pub, sizeof(pub), "macvlan:%s", T.pub);
+        ntest_config(&T, pub, ygg, &c);
+        check_expect(&c, &current, -ENODEV, "goes with it");
+        check_expect(&c, NULL, 0, NULL);
+
+        /* A bad configuration. */
+        c.ygg_address.family = 0;
+        check_expect(&c, NULL, -EINVAL, NULL);
+
+        teardown_expect_ok(&current, &b);
+        assert_int_equal(ntest_sh("ip link del %s", T.parent), 0);
+}
+
 /* Without CAP_SYS_ADMIN: "permission denied ..." (in a child, which drops
  * the capability for good). */
 static void test_no_permission(void **state)
@@ -500,6 +569,7 @@ int main(void)
                 cmocka_unit_test_setup(test_drift, setup),
                 cmocka_unit_test_setup(test_macvlan_move, setup),
                 cmocka_unit_test_setup(test_errors, setup),
+                cmocka_unit_test_setup(test_issue_10_check, setup),
                 cmocka_unit_test_setup(test_no_permission, setup),
         };
 
