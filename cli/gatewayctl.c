@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/mp-json.h"
 #include "cli/table.h"
@@ -106,6 +107,7 @@ static const char main_help[] =
         "  show WLID                         Show one proxy\n"
         "  metrics                           Show traffic counters per workload\n"
         "  status                            Show the bus workers and the daemon state\n"
+        "  certs                             Show the managed certificates (ACME)\n"
         "  help [COMMAND]                    Show help for a command\n" COMMON_HELP "\n"
         "Exit status: 0 success, 1 the daemon returned an error, 2 usage error,\n"
         "3 broker unreachable, no reply in time or an invalid reply.\n";
@@ -150,6 +152,16 @@ static const char metrics_help[] =
         "Show the bytes of HTTP requests and responses per workload (Metrics), as the\n"
         "node OS collects them for billing. TLS passthrough proxies have no counters.\n"
         "\"-\" means the workload is absent from that map.\n" COMMON_HELP;
+
+static const char certs_help[] =
+        "Usage: gatewayctl certs\n"
+        "\n"
+        "List the certificates gatewayd manages (ListCertificates): one per FQDN\n"
+        "workload that terminates TLS (HTTP-01) and one wildcard per gateway domain\n"
+        "(DNS-01). Columns: NAME, CHALLENGE, STATE (self-signed: none issued yet,\n"
+        "pending: first order running, valid, renewing, failed: the last order failed\n"
+        "and the next attempt is scheduled), ISSUER, NOT AFTER, NEXT (the next order or\n"
+        "renewal check), WORKLOADS, and the last error with its time. Times are UTC.\n" COMMON_HELP;
 
 static const char status_help[] =
         "Usage: gatewayctl status\n"
@@ -822,6 +834,143 @@ static int cmd_list(struct ctl *ctl, int argc, char **argv)
         return emit(ctl, &out);
 }
 
+/* ---- ListCertificates ---- */
+
+struct cert_info {
+        struct slice name, challenge, state, issuer, last_error;
+        int64_t not_after, next_attempt, last_error_time;
+        uint64_t workloads;
+};
+
+static const char *const cert_info_fields[] = {
+        "Name",     "Names",   "Challenge",   "State",     "Issuer",        "NotBefore",
+        "NotAfter", "RenewAt", "NextAttempt", "LastError", "LastErrorTime", "Workloads",
+};
+
+static int on_cert_info_field(int idx, struct mp_reader *r, void *ud)
+{
+        struct cert_info *ci = ud;
+        int64_t ignored;
+
+        switch (idx) {
+        case 0:
+                return read_slice(r, &ci->name);
+        case 1:
+                return mp_skip(r); /* the names are in Name; --json shows them */
+        case 2:
+                return read_slice(r, &ci->challenge);
+        case 3:
+                return read_slice(r, &ci->state);
+        case 4:
+                return read_slice(r, &ci->issuer);
+        case 6:
+                return mp_read_int64(r, &ci->not_after);
+        case 8:
+                return mp_read_int64(r, &ci->next_attempt);
+        case 9:
+                return read_slice(r, &ci->last_error);
+        case 10:
+                return mp_read_int64(r, &ci->last_error_time);
+        case 11:
+                return mp_read_uint64(r, &ci->workloads);
+        default:
+                return mp_read_int64(r, &ignored);
+        }
+}
+
+/* Unix seconds as "YYYY-MM-DD HH:MM" UTC, "-" for 0. */
+static int put_unix_time(struct strbuf *b, int64_t t)
+{
+        time_t tt = (time_t)t;
+        char buf[32];
+        struct tm tm;
+
+        if (t <= 0 || !gmtime_r(&tt, &tm) || !strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm))
+                return strbuf_putc(b, '-');
+        return strbuf_puts(b, buf);
+}
+
+static int cmd_certs(struct ctl *ctl, int argc, char **argv)
+{
+        static const char *const headers[] = {"NAME",      "CHALLENGE", "STATE",     "ISSUER",
+                                              "NOT AFTER", "NEXT",      "WORKLOADS", "LAST ERROR"};
+        _cleanup_(proto_response_donep) struct proto_response resp = {};
+        _cleanup_(cli_table_freep) struct cli_table *t = NULL;
+        _cleanup_strbuf_ struct strbuf out = STRBUF_INIT;
+        struct mp_reader r;
+        uint32_t count = 0;
+        int k;
+
+        k = parse_options(ctl, argc, argv, plain_options, false, certs_help, NULL, NULL);
+        if (k >= 0)
+                return k;
+        if (argc - optind != 0)
+                return usage_error("certs: unexpected argument '%s'", argv[optind]);
+        k = call_manager(ctl, "ListCertificates", NULL, 0, &resp);
+        if (k != CTL_EXIT_OK)
+                return k;
+        if (ctl->json)
+                return emit_data_json(ctl, "ListCertificates", &resp, "[]");
+
+        t = cli_table_new(headers, ELEMENTSOF(headers), 1u << 6);
+        if (!t)
+                return oom(ctl);
+        if (resp.has_data) {
+                mp_reader_init(&r, resp.data.s, resp.data.n);
+                k = mp_read_array(&r, &count, NULL);
+                if (k < 0)
+                        return invalid_reply(ctl, "ListCertificates", k);
+        }
+        for (uint32_t i = 0; i < count; i++) {
+                _cleanup_strbuf_ struct strbuf name = STRBUF_INIT, ch = STRBUF_INIT,
+                                               state = STRBUF_INIT, issuer = STRBUF_INIT,
+                                               na = STRBUF_INIT, next = STRBUF_INIT,
+                                               wl = STRBUF_INIT, err = STRBUF_INIT;
+                struct cert_info ci = {};
+                bool nil;
+
+                k = mp_read_struct(&r, cert_info_fields, ELEMENTSOF(cert_info_fields),
+                                   on_cert_info_field, &ci, &nil);
+                if (k >= 0 && nil)
+                        k = -EDOM;
+                if (k < 0)
+                        return invalid_reply(ctl, "ListCertificates", k);
+                k = put_slice(&name, &ci.name);
+                if (k >= 0)
+                        k = put_slice(&ch, &ci.challenge);
+                if (k >= 0)
+                        k = put_slice(&state, &ci.state);
+                if (k >= 0)
+                        k = put_slice(&issuer, &ci.issuer);
+                if (k >= 0)
+                        k = put_unix_time(&na, ci.not_after);
+                if (k >= 0)
+                        k = put_unix_time(&next, ci.next_attempt);
+                if (k >= 0)
+                        k = strbuf_printf(&wl, "%" PRIu64, ci.workloads);
+                if (k >= 0 && ci.last_error.set && ci.last_error.n > 0) {
+                        k = put_unix_time(&err, ci.last_error_time);
+                        if (k >= 0)
+                                k = strbuf_puts(&err, " ");
+                        if (k >= 0)
+                                k = put_slice(&err, &ci.last_error);
+                } else if (k >= 0) {
+                        k = strbuf_putc(&err, '-');
+                }
+                if (k < 0 ||
+                    cli_table_add_row(t, (const char *const[]){name.data, ch.data, state.data,
+                                                               issuer.data, na.data, next.data,
+                                                               wl.data, err.data}) < 0)
+                        return oom(ctl);
+        }
+        if (resp.has_data && mp_remaining(&r) != 0)
+                return invalid_reply(ctl, "ListCertificates", -EBADMSG);
+        k = cli_table_print(t, stdout);
+        if (k == -ENOMEM)
+                return oom(ctl);
+        return emit(ctl, &out);
+}
+
 static int cmd_show(struct ctl *ctl, int argc, char **argv)
 {
         _cleanup_(proto_response_donep) struct proto_response resp = {};
@@ -1272,6 +1421,29 @@ static int health_render(struct mp_reader *r, struct strbuf *out)
                         }
                 } else if (mp_str_is(kp, kn, "Reload")) {
                         k = health_reload_put(r, out);
+                } else if (mp_str_is(kp, kn, "CorruptStateFiles")) {
+                        uint64_t v;
+
+                        k = mp_read_uint64(r, &v);
+                        if (k >= 0)
+                                k = strbuf_printf(out, "corrupt state files: %" PRIu64 "%s\n", v,
+                                                  v ? " (their workloads must be deployed again)"
+                                                    : "");
+                } else if (mp_str_is(kp, kn, "CorruptWorkloads")) {
+                        uint32_t n;
+
+                        k = mp_read_array(r, &n, NULL);
+                        for (uint32_t j = 0; j < n && k >= 0; j++) {
+                                struct slice id;
+
+                                k = read_slice(r, &id);
+                                if (k >= 0)
+                                        k = strbuf_puts(out, "corrupt workload: ");
+                                if (k >= 0)
+                                        k = put_slice(out, &id);
+                                if (k >= 0)
+                                        k = strbuf_putc(out, '\n');
+                        }
                 } else {
                         k = put_sanitized(out, kp, kn);
                         if (k >= 0)
@@ -1467,6 +1639,7 @@ static const struct command {
         {"deploy", cmd_deploy, deploy_help},    {"delete", cmd_delete, delete_help},
         {"list", cmd_list, list_help},          {"show", cmd_show, show_help},
         {"metrics", cmd_metrics, metrics_help}, {"status", cmd_status, status_help},
+        {"certs", cmd_certs, certs_help},
 };
 
 static const struct command *find_command(const char *name)

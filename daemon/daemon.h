@@ -22,6 +22,10 @@ struct hashmap;
 struct gw_revalidator;
 struct gw_ns;
 struct gw_prom;
+struct gw_acme;
+struct gw_acme_tokens;
+struct gw_dnsd;
+struct gw_certs;
 struct gw_proxy;
 struct netns_worker;
 struct netns_sockpool_stats;
@@ -87,6 +91,9 @@ struct gw_daemon {
         struct gw_ns *ns;       /* the gateway namespace keeper (gwns.c) */
         struct gw_proxy *proxy; /* routes and the proxy engine (proxy.c) */
         struct gw_prom *prom;   /* the Prometheus endpoint (prometheus.c) */
+        struct gw_acme *acme;   /* the certificate manager (acme.c) */
+        struct gw_acme_tokens *tokens; /* HTTP-01 answers for the engine (acme.c) */
+        struct gw_dnsd *dnsd;   /* the _acme-challenge responder (dnsd.c) */
         char **corrupt_ids;     /* IDs of workload files set aside as corrupt (at most
                                  * GW_CORRUPT_IDS_MAX kept), for status and Info */
         size_t n_corrupt_ids;   /* entries in @corrupt_ids */
@@ -241,6 +248,16 @@ bool gw_proxy_stats(struct gw_daemon *d, struct proxy_engine_stats *ret, unsigne
  * (bus, state, metrics, netns, DNS, the backend socket pool): the engine
  * may use the open-file limit minus this. */
 unsigned gw_fd_reserve(void);
+/* The certificate name a terminated workload is served with: "*.<domain>"
+ * for a name workload (its FQDN minus "<name>."), the FQDN otherwise.
+ * Returns 0 or -ENOBUFS. */
+int gw_proxy_cert_name(const struct wl_proxy *p, char *buf, size_t size);
+/* The certificate for @name was replaced (gw_certs_install()): put every
+ * route served with it again and publish, so new handshakes use it; open
+ * connections are not touched. Returns 0 or -errno. */
+int gw_proxy_cert_changed(struct gw_daemon *d, const char *name);
+/* The certificate store (NULL when it could not be opened). */
+struct gw_certs *gw_proxy_certs(struct gw_daemon *d);
 /* Graceful engine stop (SIGTERM): blocks for at most the engine's stop
  * timeout. */
 void gw_proxy_stop(struct gw_daemon *d);

@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/macros.h"
 #include "common/strbuf.h"
+#include "daemon/acme.h"
 #include "daemon/daemon.h"
 #include "daemon/dns.h"
 #include "gw-version.h"
@@ -344,8 +345,10 @@ static void op_finish(struct gw_op *op)
         /* Served by every proxy worker before the caller hears "done". A
          * route that cannot be made is logged; the workload stays accepted
          * (as zos accepts what Traefik then fails to serve). */
-        if (type != WL_PLAN_NOOP)
+        if (type != WL_PLAN_NOOP) {
                 (void)gw_proxy_workload_changed(d, old, wl_registry_get(d->reg, id));
+                gw_acme_workload_changed(d, old, wl_registry_get(d->reg, id));
+        }
         proto_bus_call_reply(op->call, op->fqdn ? NULL : data.data, op->fqdn ? 0 : data.len, NULL);
         op_free(op);
 }
@@ -590,8 +593,10 @@ static void handle_delete(struct gw_daemon *d, struct proto_bus_call *call)
                 r = wl_registry_commit(d->reg, &plan);
                 /* New connections are refused and open ones of this name
                  * closed before the reply. */
-                if (r >= 0 && old)
+                if (r >= 0 && old) {
                         (void)gw_proxy_workload_changed(d, old, NULL);
+                        gw_acme_workload_changed(d, old, NULL);
+                }
                 log_wl(LOG_INFO, id.s, fqdn, "DeleteNamedProxy %s: removed %s", id.s,
                        strempty(fqdn));
         }
@@ -719,6 +724,19 @@ static void handle_get(struct gw_daemon *d, struct proto_bus_call *call)
         proto_bus_call_reply(call, data.data, data.len, NULL);
 }
 
+static void handle_list_certs(struct gw_daemon *d, struct proto_bus_call *call)
+{
+        _cleanup_strbuf_ struct strbuf data = STRBUF_INIT;
+
+        if (!args_count(call, RESULT_OTHER, 0))
+                return;
+        if (gw_acme_encode_list(d, &data) < 0) {
+                reply_error(call, RESULT_OTHER, "out of memory");
+                return;
+        }
+        proto_bus_call_reply(call, data.data, data.len, NULL);
+}
+
 static void handle_info(struct gw_daemon *d, struct proto_bus_call *call)
 {
         _cleanup_strbuf_ struct strbuf data = STRBUF_INIT;
@@ -790,6 +808,8 @@ void gw_manager_on_request(struct proto_bus *bus, struct proto_bus_call *call, v
                 handle_get(d, call);
         else if (proto_str_eq(m, "Info"))
                 handle_info(d, call);
+        else if (proto_str_eq(m, "ListCertificates"))
+                handle_list_certs(d, call);
         else
                 /* zbus's text; in Output.Error so Go callers do not crash. */
                 proto_bus_call_reply(call, NULL, 0, "not a function");

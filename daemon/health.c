@@ -38,6 +38,7 @@ static const struct {
         [GW_CHECK_HTTPS] = {"https", "bound", "not bound", "Bound", "Configured", "Address"},
         [GW_CHECK_HTTP] = {"http", "bound", "not bound", "Bound", "Configured", "Address"},
         [GW_CHECK_METRICS] = {"metrics", "bound", "not bound", "Bound", "Configured", "Address"},
+        [GW_CHECK_DNS] = {"dns", "bound", "not bound", "Bound", "Configured", "Address"},
         [GW_CHECK_BUS] = {"bus", "connected", "not connected", "Connected", "Configured", "Broker"},
 };
 
@@ -209,16 +210,28 @@ static int encode_check_map(struct strbuf *out, enum gw_check c, const struct gw
 
 int gw_health_encode(struct gw_daemon *d, struct strbuf *out)
 {
-        static const enum gw_check listeners[] = {GW_CHECK_HTTPS, GW_CHECK_HTTP, GW_CHECK_METRICS};
+        static const enum gw_check listeners[] = {GW_CHECK_HTTPS, GW_CHECK_HTTP, GW_CHECK_METRICS,
+                                                  GW_CHECK_DNS};
         const struct gw_health *h = &d->health;
         int n, r;
 
         n = gw_health_problems(d, NULL);
         if (n < 0)
                 return n;
-        r = proto_encode_map_header(out, 6);
+        r = proto_encode_map_header(out, 8);
         if (r >= 0)
                 r = proto_encode_key_bool(out, "Healthy", n == 0);
+        /* Workloads the bus confirmed whose state file was corrupt: they
+         * are not served until deployed again (not a /healthz problem: the
+         * node serves everything else). */
+        if (r >= 0)
+                r = proto_encode_key_uint(out, "CorruptStateFiles", d->n_corrupt);
+        if (r >= 0)
+                r = proto_encode_str(out, "CorruptWorkloads");
+        if (r >= 0)
+                r = proto_encode_array_header(out, (uint32_t)d->n_corrupt_ids);
+        for (size_t i = 0; i < d->n_corrupt_ids && r >= 0; i++)
+                r = proto_encode_str(out, d->corrupt_ids[i]);
         if (r >= 0)
                 r = proto_encode_str(out, "Problems");
         if (r >= 0)

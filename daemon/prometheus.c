@@ -24,7 +24,9 @@
 #include "common/log.h"
 #include "common/macros.h"
 #include "common/strbuf.h"
+#include "daemon/acme.h"
 #include "daemon/daemon.h"
+#include "daemon/dnsd.h"
 #include "netns/netns.h"
 #include "proxy/proxy.h"
 #include "proxy/routes.h"
@@ -247,7 +249,7 @@ static int render_health(struct gw_daemon *d, struct strbuf *b)
         if (r >= 0)
                 r = put_family(b, "gatewayd_listener_up", "gauge",
                                "1 while a configured listener accepts on its configured address.");
-        for (enum gw_check c = GW_CHECK_HTTPS; c <= GW_CHECK_METRICS && r >= 0; c++)
+        for (enum gw_check c = GW_CHECK_HTTPS; c <= GW_CHECK_DNS && r >= 0; c++)
                 if (h->checks[c].wanted)
                         r = strbuf_printf(b, "gatewayd_listener_up{listener=\"%s\"} %d\n",
                                           gw_check_to_string(c), h->checks[c].ok);
@@ -256,6 +258,12 @@ static int render_health(struct gw_daemon *d, struct strbuf *b)
                                "1 while the bus transport is connected to Redis.");
         if (r >= 0)
                 r = strbuf_printf(b, "gatewayd_bus_connected %d\n", h->checks[GW_CHECK_BUS].ok);
+        if (r >= 0)
+                r = put_family(b, "gatewayd_state_corrupt_files", "gauge",
+                               "Workload state files set aside as corrupt (*.corrupt-*): those "
+                               "workloads are not served until deployed again.");
+        if (r >= 0)
+                r = strbuf_printf(b, "gatewayd_state_corrupt_files %zu\n", d->n_corrupt);
         if (r >= 0)
                 r = put_family(b, "gatewayd_reload_success", "gauge",
                                "0 when the last SIGHUP was refused (the running configuration "
@@ -360,6 +368,10 @@ int gw_prom_render(struct gw_daemon *d, struct strbuf *out)
                 r = render_engine(d, out, s ? proxy_routes_size(s) : 0);
         if (r >= 0)
                 r = render_health(d, out);
+        if (r >= 0)
+                r = gw_acme_render_metrics(d, out);
+        if (r >= 0)
+                r = gw_dnsd_render_metrics(d, out);
         return r;
 }
 

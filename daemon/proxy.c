@@ -185,9 +185,7 @@ static int routes_publish(struct gw_proxy *gp)
         return 0;
 }
 
-/* The certificate name for a terminated workload: "*.<domain>" for a name
- * workload (its FQDN minus "<name>."), the FQDN itself otherwise. */
-static int cert_name(const struct wl_proxy *p, char *buf, size_t size)
+int gw_proxy_cert_name(const struct wl_proxy *p, char *buf, size_t size)
 {
         if (p->kind == WL_KIND_NAME && p->name) {
                 size_t n = strlen(p->name);
@@ -266,7 +264,7 @@ static int route_put(struct gw_proxy *gp, const struct wl_proxy *p, struct proxy
                 return r;
         }
         if (spec.mode == PROXY_ROUTE_TERMINATE && gp->certs &&
-            cert_name(p, cname, sizeof(cname)) >= 0) {
+            gw_proxy_cert_name(p, cname, sizeof(cname)) >= 0) {
                 _cleanup_free_ char *err = NULL;
 
                 r = gw_certs_get(gp->certs, cname, &spec.cert, &err);
@@ -322,6 +320,54 @@ int gw_proxy_workload_changed(struct gw_daemon *d, const struct wl_proxy *old,
             (!p || p->tls_passthrough || strcasecmp(old->fqdn, p->fqdn) != 0))
                 gw_certs_forget(gp->certs, old->fqdn, true);
         return 0;
+}
+
+struct cert_changed_ctx {
+        struct gw_proxy *gp;
+        const char *name;
+        size_t n;
+};
+
+static int put_if_cert(const struct wl_proxy *p, void *userdata)
+{
+        struct cert_changed_ctx *ctx = userdata;
+        _cleanup_free_ char *err = NULL;
+        char cname[PROXY_ROUTE_HOST_MAX + 3];
+        int r;
+
+        if (p->tls_passthrough || gw_proxy_cert_name(p, cname, sizeof(cname)) < 0 ||
+            strcasecmp(cname, ctx->name) != 0)
+                return 0;
+        r = route_put(ctx->gp, p, NULL, &err);
+        if (r == -ENOMEM)
+                return r;
+        if (r >= 0)
+                ctx->n++;
+        return 0;
+}
+
+int gw_proxy_cert_changed(struct gw_daemon *d, const char *name)
+{
+        struct gw_proxy *gp = d->proxy;
+        struct cert_changed_ctx ctx = {gp, name, 0};
+        int r;
+
+        if (!gp || !gp->certs)
+                return 0;
+        r = wl_registry_foreach(d->reg, put_if_cert, &ctx);
+        if (r < 0) {
+                (void)builder_reset(gp);
+                return r;
+        }
+        if (ctx.n == 0)
+                return 0;
+        log_debug("Certificate %s changed: %zu route(s) put again", name, ctx.n);
+        return routes_publish(gp);
+}
+
+struct gw_certs *gw_proxy_certs(struct gw_daemon *d)
+{
+        return d->proxy ? d->proxy->certs : NULL;
 }
 
 struct restore_ctx {

@@ -83,7 +83,10 @@ def test_healthy_node(env):
     assert h["Healthy"] is True and h["Problems"] == []
     assert h["Namespace"]["Managed"] is False
     by = {l["Name"]: l for l in h["Listeners"]}
-    assert set(by) == {"https", "http", "metrics"}
+    assert set(by) == {"https", "http", "metrics", "dns"}
+    # [dns] listen_port = 0 in the tests' configuration: not configured.
+    assert by["dns"]["Configured"] is False and by["dns"]["Bound"] is False
+    assert h["CorruptStateFiles"] == 0 and h["CorruptWorkloads"] == []
     assert by["https"]["Configured"] and by["https"]["Bound"] and by["https"]["Error"] == ""
     assert by["https"]["Address"] == "127.0.0.1:%d" % env.https_port
     assert by["metrics"]["Address"] == "127.0.0.1:%d" % env.metrics_port
@@ -104,7 +107,7 @@ def test_healthy_node(env):
     d = json.loads(ctl(env, "--json", "status").stdout)
     assert d["info"]["Health"]["Healthy"] is True
     assert {l["Name"]: l["Bound"] for l in d["info"]["Health"]["Listeners"]} == \
-        {"https": True, "http": True, "metrics": True}
+        {"https": True, "http": True, "metrics": True, "dns": False}
 
 
 def test_redis_stopped(env):

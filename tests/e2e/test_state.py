@@ -3,11 +3,13 @@
 restarts, lifecycle signals."""
 
 import signal
+import subprocess
+import urllib.request
 
 import pytest
 
 import gobus
-from conftest import DOMAIN, Deadline, needs_gatewayd
+from conftest import DOMAIN, GATEWAYCTL, Deadline, needs_gatewayd
 
 pytestmark = needs_gatewayd
 
@@ -235,6 +237,15 @@ def test_issue_10_corrupt_state_file_is_set_aside(node):
     assert len(aside) == 1, list(wl_dir.iterdir())
     node.daemon.wait_log(r'corrupt state of workload "37-2-beta" \(it must be deployed again\)', since=mark)
     node.daemon.wait_log(r"1 corrupt workload state file\(s\) set aside", since=mark)
+    # Visible to the operator: Info, gatewayctl status, the gauge.
+    health = node.bus.info().data["Health"]
+    assert health["CorruptStateFiles"] == 1 and health["CorruptWorkloads"] == ["37-2-beta"]
+    p = subprocess.run([str(GATEWAYCTL), "--broker", node.redis.url, "status"], capture_output=True,
+                       text=True, timeout=15)
+    assert "corrupt state files: 1 (their workloads must be deployed again)" in p.stdout, p.stdout
+    assert "corrupt workload: 37-2-beta" in p.stdout, p.stdout
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % node.metrics_port, timeout=5) as r:
+        assert "gatewayd_state_corrupt_files 1" in r.read().decode()
     # The next start does not report the file as newly corrupt again.
     node.daemon.stop()
     mark = node.daemon.mark()
