@@ -38,6 +38,7 @@ enum gw_check {
         GW_CHECK_HTTPS,     /* the proxy accepts on the configured https address */
         GW_CHECK_HTTP,      /* ... and on the http one */
         GW_CHECK_METRICS,   /* the [metrics] listen endpoint is bound */
+        GW_CHECK_DNS,       /* the _acme-challenge responder listens (UDP and TCP) */
         GW_CHECK_BUS,       /* the bus transport is connected to Redis */
         _GW_CHECK_MAX,
 };
@@ -88,16 +89,16 @@ struct gw_daemon {
         struct gw_dns *dns;
         struct gw_op *ops; /* Set* calls in progress */
         struct gw_revalidator *reval;
-        struct gw_ns *ns;       /* the gateway namespace keeper (gwns.c) */
-        struct gw_proxy *proxy; /* routes and the proxy engine (proxy.c) */
-        struct gw_prom *prom;   /* the Prometheus endpoint (prometheus.c) */
-        struct gw_acme *acme;   /* the certificate manager (acme.c) */
+        struct gw_ns *ns;              /* the gateway namespace keeper (gwns.c) */
+        struct gw_proxy *proxy;        /* routes and the proxy engine (proxy.c) */
+        struct gw_prom *prom;          /* the Prometheus endpoint (prometheus.c) */
+        struct gw_acme *acme;          /* the certificate manager (acme.c) */
         struct gw_acme_tokens *tokens; /* HTTP-01 answers for the engine (acme.c) */
-        struct gw_dnsd *dnsd;   /* the _acme-challenge responder (dnsd.c) */
-        char **corrupt_ids;     /* IDs of workload files set aside as corrupt (at most
-                                 * GW_CORRUPT_IDS_MAX kept), for status and Info */
-        size_t n_corrupt_ids;   /* entries in @corrupt_ids */
-        size_t n_corrupt;       /* corrupt workload files in the state directory */
+        struct gw_dnsd *dnsd;          /* the _acme-challenge responder (dnsd.c) */
+        char **corrupt_ids;            /* IDs of workload files set aside as corrupt (at most
+                                        * GW_CORRUPT_IDS_MAX kept), for status and Info */
+        size_t n_corrupt_ids;          /* entries in @corrupt_ids */
+        size_t n_corrupt;              /* corrupt workload files in the state directory */
         struct gw_health health;
         struct gw_config *reload_cfg; /* a SIGHUP's file waiting for its namespace check */
         bool reload_again;            /* another SIGHUP came meanwhile */

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/macros.h"
 #include "daemon/daemon.h"
+#include "daemon/dnsd.h"
 #include "netns/netns.h"
 
 #define CHECK_INTERVAL_MS 3000
@@ -315,6 +316,7 @@ static void on_reconciled(int r, const char *report, const char *error, void *us
                 settle(ns);
                 mon_open(ns);
                 gw_proxy_ns_ready(ns->d);
+                gw_dnsd_ns_ready(ns->d);
         }
         job_done(ns);
 }

@@ -15,8 +15,10 @@
 
 #include "common/log.h"
 #include "common/macros.h"
+#include "daemon/acme.h"
 #include "daemon/daemon.h"
 #include "daemon/dns.h"
+#include "daemon/dnsd.h"
 #include "gw-version.h"
 
 #define DEFAULT_BROKER   "unix:///var/run/redis.sock"
@@ -125,6 +127,10 @@ static void daemon_stop(struct gw_daemon *d, const char *why)
         gw_manager_cancel_all(d);
         gw_revalidator_stop(d);
         gw_prom_close(d);
+        /* Orders are cancelled (their challenges removed) before the
+         * responder and the engine that answer them go. */
+        gw_acme_stop(d);
+        gw_dnsd_stop(d);
         /* Graceful: relayed connections get the engine's stop timeout, and
          * their bytes are in the counters once they are closed. */
         gw_proxy_stop(d);
@@ -213,6 +219,8 @@ static void reload_apply(struct gw_daemon *d, struct gw_config *nc_p)
         gw_ns_apply(d);
         gw_proxy_apply(d);
         gw_prom_apply(d);
+        gw_dnsd_apply(d);
+        gw_acme_apply(d);
         gw_revalidator_reconfigure(d);
         log_info("Configuration reloaded from %s", d->config_path);
         reload_finish(d, true, NULL);
@@ -489,8 +497,13 @@ int main(int argc, char *argv[])
          * Redis until the gateway namespace has settled (gwns.c resumes). */
         proto_bus_pause(d.bus);
         proto_bus_start(d.bus);
+        if (gw_acme_tokens_new(&d.tokens) < 0) {
+                log_error("Out of memory");
+                goto finish;
+        }
         if (gw_manager_apply_dns(&d) < 0 || gw_revalidator_start(&d) < 0 ||
-            gw_proxy_start(&d) < 0 || gw_ns_start(&d) < 0) {
+            gw_proxy_start(&d) < 0 || gw_ns_start(&d) < 0 || gw_dnsd_start(&d) < 0 ||
+            gw_acme_start(&d) < 0) {
                 daemon_stop(&d, "start-up failed");
                 uv_run(&loop, UV_RUN_DEFAULT);
                 goto finish;
@@ -514,7 +527,10 @@ finish:
         r = uv_loop_close(&loop);
         if (r < 0)
                 log_debug_errno(r, "Event loop not clean at exit: %m");
+        gw_acme_free(&d);
+        gw_dnsd_free(&d);
         gw_proxy_free(&d);
+        d.tokens = gw_acme_tokens_free(d.tokens);
         wl_registry_free(d.reg);
         gw_state_free(d.state);
         for (size_t i = 0; i < d.n_corrupt_ids; i++)

@@ -43,6 +43,7 @@
 #include "common/list.h"
 #include "common/log.h"
 #include "common/macros.h"
+#include "daemon/acme.h"
 #include "daemon/certs.h"
 #include "daemon/daemon.h"
 #include "netns/netns.h"
@@ -640,6 +641,8 @@ static int engine_take_fds(struct gw_proxy *gp, char **reterr)
                 .socket_factory_ud = gp,
                 .tls = gp->tls,
                 .http_plain = gp->want.http_plain,
+                .acme_token = gw_acme_token_lookup,
+                .acme_token_ud = gp->d->tokens,
         };
         int r;
 

@@ -206,7 +206,11 @@ DEFAULT_CONFIG = {
         "gateway_ipv6": "2001:db8:1::1",
     },
     "names": {"validation": "bus", "revalidate_interval": "1h"},
-    "dns": {"resolver": None, "timeout": "2s"},  # resolver filled with the fake DNS
+    # resolver filled with the fake DNS; no _acme-challenge responder and no
+    # ACME unless a test asks (tests/e2e/test_acme.py): the defaults would
+    # listen on :53 and order from Let's Encrypt.
+    "dns": {"resolver": None, "timeout": "2s", "listen_port": "0"},
+    "acme": {"enabled": "no"},
     "bus": {"call_timeout": "5s"},
     "log": {"level": "debug"},
 }

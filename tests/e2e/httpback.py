@@ -166,3 +166,22 @@ class Backend:
             self.srv.shutdown()
             self.srv.server_close()
             self.srv = None
+
+
+if __name__ == "__main__":
+    # `httpback.py HOST`: serve on HOST (an IPv6 address may still be
+    # settling, e.g. a fresh overlay address), print "LISTENING <port>".
+    import errno
+    import sys
+
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            b = Backend("main").start(sys.argv[1])
+            break
+        except OSError as e:
+            if e.errno != errno.EADDRNOTAVAIL or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    print("LISTENING %d" % b.port, flush=True)
+    b.thread.join()
