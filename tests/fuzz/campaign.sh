@@ -6,13 +6,15 @@
 # folds what they found into the checked-in corpus and prints, per target,
 # the edges ("cov") and executions.
 #
-# The corpus is kept minimal: hand-named seed files are always kept; the
-# files named by their SHA-1 (libFuzzer's names) are replaced by a small set
-# of old and new inputs that covers every edge they cover beyond the seeds
-# (-merge=1 into a directory holding only the seeds). -use_counters=0 makes
-# the merge count edges, not hit-count buckets: about a quarter of the files
-# for the same edges, so the corpus stays small enough to check in and to
-# replay in every build.
+# The merge counts edges, not hit-count buckets (-merge=1 -use_counters=0):
+# about a quarter of the files for the same edges, so the corpus stays small
+# enough to check in and to replay in every build. By default it only adds
+# the new inputs that reach edges the corpus does not, named by their SHA-1
+# as libFuzzer names them; nothing else changes. With MINIMIZE=1 the
+# SHA-1-named files are replaced by a small set of old and new inputs that
+# covers every edge they cover beyond the hand-named seeds, which are
+# always kept (a merge into a directory holding only the seeds). Use it
+# once in a while: the set it picks differs from run to run.
 #
 # Builds $FUZZ_BUILD (default build-fuzz: clang, -Dfuzz=true, ASan+UBSan) if
 # needed. Crashes, leaks, timeouts and UBSan reports stop a target; the input
@@ -20,6 +22,7 @@
 # -timeout-, -oom-) and the script exits 1. Logs are in the same directory.
 # Targets are every libFuzzer executable tests/fuzz/meson.build defines.
 set -uo pipefail
+shopt -s nullglob
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
@@ -75,6 +78,7 @@ for t in "${targets[@]}"; do
                 -artifact_prefix="$ART/$t-")
         [ -f "$dict" ] && args+=(-dict="$dict")
 
+        mkdir -p "$corpus"
         files0=$(ls "$corpus" | wc -l)
         read -r cov0 ft0 < <(cov_of "$fz" "$corpus")
         new=$(mktemp -d "/tmp/fuzz-$t-new.XXXXXX")
@@ -90,36 +94,40 @@ for t in "${targets[@]}"; do
                 status=1
         fi
 
-        # Re-minimize the hash-named part of the corpus against the seeds.
-        min=$(mktemp -d "/tmp/fuzz-$t-min.XXXXXX")
-        old=$(mktemp -d "/tmp/fuzz-$t-old.XXXXXX")
-        for f in "$corpus"/*; do
-                if [[ $(basename "$f") =~ $hashed ]]; then
-                        cp "$f" "$old/"
-                else
-                        cp "$f" "$min/"
-                fi
-        done
-        nseeds=$(ls "$min" | wc -l)
-        if "$fz" -merge=1 -use_counters=0 -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$ART/$t-merge-" \
-                "$min" "$old" "$new" \
-                >"$ART/$t-merge.log" 2>&1; then
-                find "$corpus" -maxdepth 1 -type f -regextype posix-egrep \
-                        -regex ".*/[0-9a-f]{40}" -delete
-                for f in "$min"/*; do
-                        [[ $(basename "$f") =~ $hashed ]] && cp "$f" "$corpus/"
+        merge=(-merge=1 -use_counters=0 -timeout=10 -rss_limit_mb=2048
+                -artifact_prefix="$ART/$t-merge-")
+        if [ "${MINIMIZE:-0}" = 1 ]; then
+                # Re-minimize the hash-named part of the corpus against the seeds.
+                min=$(mktemp -d "/tmp/fuzz-$t-min.XXXXXX")
+                old=$(mktemp -d "/tmp/fuzz-$t-old.XXXXXX")
+                for f in "$corpus"/*; do
+                        if [[ $(basename "$f") =~ $hashed ]]; then
+                                cp "$f" "$old/"
+                        else
+                                cp "$f" "$min/"
+                        fi
                 done
-        else
-                echo "fuzz-$t: merge failed, corpus unchanged; see $ART/$t-merge.log" >&2
+                if "$fz" "${merge[@]}" "$min" "$old" "$new" >"$ART/$t-merge.log" 2>&1; then
+                        find "$corpus" -maxdepth 1 -type f -regextype posix-egrep \
+                                -regex ".*/[0-9a-f]{40}" -delete
+                        for f in "$min"/*; do
+                                [[ $(basename "$f") =~ $hashed ]] && cp "$f" "$corpus/"
+                        done
+                else
+                        echo "fuzz-$t: merge failed, corpus unchanged; see $ART/$t-merge.log" >&2
+                        status=1
+                fi
+                rm -rf "$min" "$old"
+        elif ! "$fz" "${merge[@]}" "$corpus" "$new" >"$ART/$t-merge.log" 2>&1; then
+                echo "fuzz-$t: merge failed; see $ART/$t-merge.log" >&2
                 status=1
         fi
-        rm -rf "$new" "$min" "$old"
+        rm -rf "$new"
 
         files1=$(ls "$corpus" | wc -l)
         read -r cov1 ft1 < <(cov_of "$fz" "$corpus")
         rows+=("$(printf '%-12s %6s %12s %9s %9s %7s %7s  %s' "$t" "$secs" "${execs:-?}" \
                 "$cov0/$ft0" "$cov1/$ft1" "$files0" "$files1" "$finding")")
-        echo "    $nseeds seeds kept, $((files1 - nseeds)) hash-named inputs" >&2
 done
 
 printf '%-12s %6s %12s %9s %9s %7s %7s  %s\n' target secs execs "cov/ft0" "cov/ft1" \
