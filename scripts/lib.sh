@@ -5,7 +5,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY=/usr/bin/python3
 
 PACKAGES=(
-        meson ninja-build pkg-config gcc clang libclang-rt-14-dev
+        meson ninja-build pkg-config gcc clang libclang-rt-14-dev llvm-14
         libuv1-dev android-libboringssl-dev libnl-3-dev libnl-route-3-dev libmsgpack-dev
         libsystemd-dev libhiredis-dev libinih-dev libjansson-dev libc-ares-dev libcmocka-dev
         redis-server python3 python3-pytest python3-redis python3-msgpack python3-dnslib

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs every test: clang-format check, a gcc -Werror build with unit tests,
 # fuzz-corpus replays and the e2e suite, then the same suite again on a
-# clang ASan+UBSan build. Installs what it needs; safe to re-run.
+# clang ASan+UBSan build, and checks that the libFuzzer binaries' coverage
+# reaches the code they fuzz. Installs what it needs; safe to re-run.
 # Prints a closing "N passed, N failed, N skipped" line.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -95,9 +96,20 @@ GATEWAYD="$ROOT/build-asan/daemon/gatewayd" GATEWAYCTL="$ROOT/build-asan/cli/gat
         $PY -m pytest -q -p no:cacheprovider --junitxml="$RESULTS/e2e-asan.xml" tests/e2e
 pytest_results "$RESULTS/e2e-asan.xml" e2e-asan $?
 
+log "clang libFuzzer build: the fuzzers' coverage reaches the code under test"
+# Only the fuzz binaries and what they link ('ninja fuzz'), not the tree.
+if { [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true \
+        -Db_sanitize=address,undefined -Db_lundef=false >/dev/null; } &&
+        meson configure build-fuzz -Dfuzz=true >/dev/null && ninja -C build-fuzz fuzz >/dev/null; then
+        meson test -C build-fuzz --no-rebuild --print-errorlogs --suite fuzz-coverage
+        meson_results build-fuzz fuzz-cov
+else
+        record fuzz-cov 0 1 0
+fi
+
 P=0 F=0 S=0
 echo
-for f in format unit-gcc e2e-gcc unit-asan e2e-asan; do
+for f in format unit-gcc e2e-gcc unit-asan e2e-asan fuzz-cov; do
         read -r p fl s <"$RESULTS/$f"
         printf '  %-10s %4d passed, %d failed, %d skipped\n' "$f" "$p" "$fl" "$s"
         P=$((P + p)) F=$((F + fl)) S=$((S + s))
