@@ -119,7 +119,7 @@ static int san_names(X509 *leaf, char ***ret, size_t *ret_n)
                 if (!nn)
                         goto nomem;
                 names = nn;
-                names[n] = strndup((const char *)d, len);
+                names[n] = memdup_suffix0(d, len);
                 if (!names[n])
                         goto nomem;
                 n++;

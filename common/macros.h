@@ -104,3 +104,18 @@ static inline void *mfree(void *p)
         free(p);
         return NULL;
 }
+
+/* A NUL-terminated copy of @n bytes that need not be NUL-terminated
+ * themselves (strndup() may read past them looking for one: ASan's
+ * strict_string_checks says so). NULL on OOM. */
+static inline char *memdup_suffix0(const void *p, size_t n)
+{
+        char *c = malloc(n + 1);
+
+        if (!c)
+                return NULL;
+        if (n)
+                memcpy(c, p, n);
+        c[n] = 0;
+        return c;
+}

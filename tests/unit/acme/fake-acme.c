@@ -410,7 +410,7 @@ static char *cert_pem(X509 *x)
 
         assert(PEM_write_bio_X509(bio, x));
         BIO_mem_contents(bio, &d, &len);
-        s = strndup((const char *)d, len);
+        s = memdup_suffix0((const char *)d, len);
         BIO_free(bio);
         return s;
 }

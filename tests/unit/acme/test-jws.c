@@ -113,7 +113,7 @@ static char *a3_pem(bool sec1)
         else
                 assert_true(PEM_write_bio_PKCS8PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL));
         assert_true(BIO_mem_contents(bio, &data, &len));
-        out = strndup((const char *)data, len);
+        out = memdup_suffix0((const char *)data, len);
         BIO_free(bio);
         EVP_PKEY_free(pkey);
         BN_free(bn);

@@ -709,7 +709,6 @@ static void test_acme(void **state)
 {
         struct gw_config c;
         char ca[] = "/tmp/gw-test-ca.XXXXXX";
-        _cleanup_free_ char *extra = NULL, *reason = NULL;
         int fd = mkstemp(ca);
 
         assert_true(fd >= 0);
@@ -1370,6 +1369,12 @@ static void test_dist_example(void **state)
         assert_false(c.http_plain);
         assert_string_equal(addr_str(&c.metrics_listen, c.metrics_listen_len), "127.0.0.1:8082");
         assert_int_equal(c.log_level, LOG_INFO);
+        assert_int_equal(c.dns_listen_port, 53);
+        assert_true(c.acme_enabled);
+        assert_string_equal(c.acme_directory, GW_ACME_DIRECTORY_DEFAULT);
+        assert_null(c.acme_email);
+        assert_null(c.acme_ca_file);
+        assert_null(c.acme_profile);
 #else
         skip();
 #endif
