@@ -267,8 +267,11 @@ static void log_report(struct gw_ns *ns, const char *report, bool first)
                 if (first)
                         log_info("Gateway namespace %s: %s", ns->d->cfg.ns_name, line);
                 else
-                        log_warning("Gateway namespace %s drifted, repaired: %s",
-                                    ns->d->cfg.ns_name, line);
+                        /* Someone on the node can make it drift over and
+                         * over (a flapping link): the same repair is
+                         * counted, not logged each time. */
+                        log_ratelimit_warning("Gateway namespace %s drifted, repaired: %s",
+                                              ns->d->cfg.ns_name, line);
         }
 }
 

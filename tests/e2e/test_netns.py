@@ -338,6 +338,26 @@ def test_drift_is_repaired(ready, grid):
     assert d.running
 
 
+@pytest.mark.timeout_s(60)
+def test_issue_10_repeated_drift_is_logged_once(ready, grid):
+    """The same repair over and over (a flapping link, or anyone on the node
+    deleting a route in a loop) is logged once and then counted: "…
+    (repeated N times)" when the window ends or at stop."""
+    ns = ready.name
+    d = ready.daemon
+    mark = d.mark()
+    for i in range(5):
+        ip("-6", "route", "del", "200::/7", ns=ns)
+        ready.wait_good(REPAIR_TIMEOUT, "repair %d of the overlay route" % i)
+    with d.cond:
+        lines = [l for _, l in d.lines[mark:] if re.search(r"drifted, repaired: .*route 200::/7", l)]
+    assert len(lines) == 1, lines
+    d.stop()
+    d.wait_log(r"drifted, repaired: .*route 200::/7.* \(repeated 4 times\)", since=mark)
+    d.start()
+    ready.wait_good(REPAIR_TIMEOUT, "the namespace after the restart")
+
+
 # ---------------------------------------------------------------------------
 # 4. Switching the gateway off and on
 
