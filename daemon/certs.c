@@ -692,7 +692,6 @@ int gw_certs_new(const char *dir, struct gw_certs **ret)
         return 0;
 }
 
-
 struct gw_certs *gw_certs_free(struct gw_certs *c)
 {
         if (!c)
