@@ -14,7 +14,8 @@
 # the metrics (bus and Prometheus), deletes a workload, and stops everything.
 # Needs root (namespaces, veth, tun).
 #
-# Everything it makes is named gwdemo-* (the tests use gwt-*), is removed by
+# Everything it makes is named gwdemo-* (the tests use gwt-*; directories:
+# /tmp/gatewayd-demo.*, /var/lib/unbound/gatewayd-demo.*), is removed by
 # name or killed by PID at exit, also on failure or Ctrl-C, and is removed at
 # start if a killed run left it behind: the demo can be run again and again.
 set -euo pipefail
@@ -31,6 +32,7 @@ LOCK=/run/gatewayd-demo.lock
 RUNPIDS=/run/gatewayd-demo.pids # "PID MARK" for each process of the current run
 
 WORK=
+UNBOUND_DIR= # unbound's files: below /var/lib/unbound, the only place its AppArmor profile allows
 PIDS=() # redis (killed last)
 GWD_PID=
 NODE_HELPER=
@@ -51,12 +53,21 @@ die() {
         exit 1
 }
 
+# running PID: the process exists and is not a zombie (exited, not yet
+# reaped: init may take seconds to reap the orphans of a killed run).
+running() {
+        local st
+        st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+        st=${st##*) }
+        [ "${st%% *}" != Z ]
+}
+
 # stop_pid PID SECONDS: SIGTERM, then SIGKILL after SECONDS; reaps our children.
 stop_pid() {
         local pid=$1 end=$((SECONDS + $2))
         [ -n "$pid" ] || return 0
         kill "$pid" 2>/dev/null || return 0
-        while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.05; done
+        while running "$pid" && [ "$SECONDS" -lt "$end" ]; do sleep 0.05; done
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
 }
@@ -79,7 +90,7 @@ reap_leftovers() {
                 fi
         done < <(tac "$RUNPIDS")
         while read -r pid mark; do
-                case $mark in /tmp/gatewayd-demo.*) rm -rf "$mark" ;; esac
+                case $mark in /tmp/gatewayd-demo.* | /var/lib/unbound/gatewayd-demo.*) rm -rf "$mark" ;; esac
         done <"$RUNPIDS"
         rm -f "$RUNPIDS"
 }
@@ -123,6 +134,7 @@ cleanup() {
                 echo "Stopped every process the demo started; no gwdemo-* namespace or link is left."
         fi
         rm -rf "$WORK"
+        [ -z "$UNBOUND_DIR" ] || rm -rf "$UNBOUND_DIR"
         rm -f "$RUNPIDS"
         exit "$rc"
 }
@@ -142,6 +154,8 @@ build build
 
 WORK=$(mktemp -d /tmp/gatewayd-demo.XXXXXX)
 remember - "$WORK" # the directory alone
+UNBOUND_DIR=$(mktemp -d /var/lib/unbound/gatewayd-demo.XXXXXX)
+remember - "$UNBOUND_DIR"
 
 # node_expect WORD: read the node helper's lines up to WORD (VAR lines set
 # shell variables); its own steps are bounded, this read is too. (No 2>
@@ -184,7 +198,7 @@ log "Building the grid node: namespaces $NODE_NS (yggdrasil A, unbound, pebble)"
 coproc NODE { exec "$PY" "$ROOT/scripts/demo_node.py" --workdir "$WORK/node" \
         --node-ns "$NODE_NS" --wl-ns "$WL_NS" --gw-ns "$GW_NS" \
         --pub-link "$PUB_LINK" --ygg-link "$YGG_LINK" --tls-name "$TLS_NAME" \
-        --domain "$DOMAIN" --fqdn "$FQDN" 9>&-; }
+        --domain "$DOMAIN" --fqdn "$FQDN" --resolver-dir "$UNBOUND_DIR" 9>&-; }
 # (copies: bash drops NODE and NODE_PID when it reaps the coprocess)
 NODE_HELPER=$NODE_PID
 NODE_OUT=${NODE[0]}
@@ -194,7 +208,7 @@ remember "$YGG_A_PID" "$WORK"
 remember "$YGG_B_PID" "$WORK"
 remember "$HTTP_PID" "$HTTP_TOKEN"
 remember "$TLS_PID" "$HTTP_TOKEN"
-remember "$UNBOUND_PID" "$WORK" # their command lines name their files in $WORK
+remember "$UNBOUND_PID" "$UNBOUND_DIR" # their command lines name their files
 remember "$PEBBLE_PID" "$WORK"
 echo "yggdrasil A (node):      $NODE_YGG_ADDRESS, routes $NODE_YGG_SUBNET"
 echo "yggdrasil B (workload):  $WORKLOAD_ADDRESS, peered to A over veth wl0/node0"

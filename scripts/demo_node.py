@@ -76,14 +76,16 @@ class DemoNode(GridNode):
                             str(self.workdir / "https.log"))
         self.tls_port = int(self.tls.wait_line(r"^LISTENING (\d+)$", timeout).group(1))
 
-    def start_acme(self, domain, fqdns, timeout):
+    def start_acme(self, domain, fqdns, resolver_dir, timeout):
         """unbound and pebble in the node namespace. The resolver serves the
         parent zones with the records docs/dns-delegation.md tells a farmer
         to create for @domain (A/AAAA, a wildcard CNAME, the NS delegation
         of _acme-challenge) and an A/AAAA record for each FQDN in @fqdns,
-        all at the gateway's public addresses."""
+        all at the gateway's public addresses. unbound's files go to
+        @resolver_dir (below /var/lib/unbound: Debian's AppArmor profile for
+        unbound, enforced where AppArmor is on, allows nothing else)."""
         zones = sorted({n.split(".", 1)[1] for n in [domain, *fqdns]})
-        self.acme = acme_env.AcmeEnv(self.node_ns, self.workdir / "acme", zones=zones)
+        self.acme = acme_env.AcmeEnv(self.node_ns, self.workdir / "acme", zones=zones, resolver_dir=resolver_dir)
         r = self.acme.resolver
         r.point(domain)
         r.set("*." + domain, "CNAME", domain)
@@ -140,10 +142,11 @@ def main():
     ap.add_argument("--tls-name", required=True, help="the name the HTTPS workload has a certificate for")
     ap.add_argument("--domain", required=True, help="the gateway domain (its records go to the resolver)")
     ap.add_argument("--fqdn", action="append", default=[], help="an FQDN pointed at the gateway (repeatable)")
+    ap.add_argument("--resolver-dir", required=True, help="unbound's files (below /var/lib/unbound for AppArmor)")
     ap.add_argument("--timeout", type=float, default=20, help="seconds for each step")
     a = ap.parse_args()
 
-    why_not = gridnode.have_prerequisites() or acme_env.have_prerequisites()
+    why_not = gridnode.have_prerequisites() or acme_env.have_prerequisites(a.resolver_dir)
     if why_not:
         say("ERR", why_not)
         return 1
@@ -161,7 +164,7 @@ def main():
         g.remove_leftovers()
         g.up(a.timeout)
         g.start_tls(a.tls_name, a.timeout)
-        g.start_acme(a.domain, a.fqdn, a.timeout)
+        g.start_acme(a.domain, a.fqdn, a.resolver_dir, a.timeout)
         env = g.acme
         for k, v in (("NODE_YGG_ADDRESS", g.ygg_a.address), ("NODE_YGG_SUBNET", g.subnet),
                      ("WORKLOAD_ADDRESS", g.workload_addr), ("WORKLOAD_PORT", g.http_port),
