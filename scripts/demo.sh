@@ -1,15 +1,21 @@
 #!/bin/bash
 # The self-contained demo: builds gatewayd, starts a private Redis, builds a
 # grid node from network namespaces with two real Yggdrasil routers and an
-# HTTP and an HTTPS workload on the overlay (scripts/demo_node.py, reusing
-# tests/e2e/node.py; see docs/topology.md), runs gatewayd in the node's
-# namespace where it makes the gateway namespace and serves :443/:80 inside
-# it, deploys a name proxy, an FQDN proxy and a TLS-passthrough proxy with
-# gatewayctl over the bus, sends real requests through the gateway's public
-# address to the Yggdrasil backends, prints the metrics (bus and Prometheus),
-# deletes a workload, and stops everything. Needs root (namespaces, veth, tun).
+# HTTP and an HTTPS workload on the overlay, plus a real ACME server (pebble)
+# and a real recursive resolver (unbound) holding the farmer's DNS records
+# (scripts/demo_node.py, reusing tests/e2e/node.py and acme_env.py; see
+# docs/topology.md, docs/dns-delegation.md), runs gatewayd in the node's
+# namespace where it makes the gateway namespace and serves :443/:80 and its
+# _acme-challenge responder on :53 inside it, deploys a name proxy, an FQDN
+# proxy and a TLS-passthrough proxy with gatewayctl over the bus, waits for
+# the certificates gatewayd obtains (HTTP-01 for the FQDN, a wildcard by
+# DNS-01 for the names), sends real requests through the gateway's public
+# address to the Yggdrasil backends, verified against pebble's root, prints
+# the metrics (bus and Prometheus), deletes a workload, and stops everything.
+# Needs root (namespaces, veth, tun).
 #
-# Everything it makes is named gwdemo-* (the tests use gwt-*), is removed by
+# Everything it makes is named gwdemo-* (the tests use gwt-*; directories:
+# /tmp/gatewayd-demo.*, /var/lib/unbound/gatewayd-demo.*), is removed by
 # name or killed by PID at exit, also on failure or Ctrl-C, and is removed at
 # start if a killed run left it behind: the demo can be run again and again.
 set -euo pipefail
@@ -26,20 +32,34 @@ LOCK=/run/gatewayd-demo.lock
 RUNPIDS=/run/gatewayd-demo.pids # "PID MARK" for each process of the current run
 
 WORK=
-PIDS=() # redis, DNS responder (killed last)
+UNBOUND_DIR= # unbound's files: below /var/lib/unbound, the only place its AppArmor profile allows
+PIDS=() # redis (killed last)
 GWD_PID=
 NODE_HELPER=
 NODE_OUT=
 YGG_A_PID='' YGG_B_PID='' HTTP_PID='' HTTP_TOKEN='' TLS_PID='' TLS_PORT='' TLS_CA=''
+UNBOUND_PID='' PEBBLE_PID='' UNBOUND_LOG='' PEBBLE_LOG='' RESOLVER='' ZONE_FILE='' FQDN_ZONE_FILE=''
+ACME_DIRECTORY='' ACME_CA='' PEBBLE_ROOT=''
 DOMAIN=gw1.example.net
 PUBLIC_IP=203.0.113.10
+PUBLIC_IP6=2001:db8:1::10
 TLS_NAME=secure.$DOMAIN
+FQDN=app.example.org
 
 FAILED=
 die() {
-        printf '\033[1;31m==> demo failed: %s\033[0m\n' "$*" >&2
+        err "demo failed: $*"
         FAILED=1
         exit 1
+}
+
+# running PID: the process exists and is not a zombie (exited, not yet
+# reaped: init may take seconds to reap the orphans of a killed run).
+running() {
+        local st
+        st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+        st=${st##*) }
+        [ "${st%% *}" != Z ]
 }
 
 # stop_pid PID SECONDS: SIGTERM, then SIGKILL after SECONDS; reaps our children.
@@ -47,7 +67,7 @@ stop_pid() {
         local pid=$1 end=$((SECONDS + $2))
         [ -n "$pid" ] || return 0
         kill "$pid" 2>/dev/null || return 0
-        while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.05; done
+        while running "$pid" && [ "$SECONDS" -lt "$end" ]; do sleep 0.05; done
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
 }
@@ -70,7 +90,7 @@ reap_leftovers() {
                 fi
         done < <(tac "$RUNPIDS")
         while read -r pid mark; do
-                case $mark in /tmp/gatewayd-demo.*) rm -rf "$mark" ;; esac
+                case $mark in /tmp/gatewayd-demo.* | /var/lib/unbound/gatewayd-demo.*) rm -rf "$mark" ;; esac
         done <"$RUNPIDS"
         rm -f "$RUNPIDS"
 }
@@ -81,8 +101,8 @@ cleanup() {
         set +e
         if [ "$rc" -ne 0 ] && [ -z "$FAILED" ]; then
                 case $rc in
-                129 | 130 | 143) printf '\033[1;31m==> demo interrupted\033[0m\n' >&2 ;;
-                *) printf '\033[1;31m==> demo failed (exit status %d)\033[0m\n' "$rc" >&2 ;;
+                129 | 130 | 143) err "demo interrupted" ;;
+                *) err "demo failed (exit status $rc)" ;;
                 esac
         fi
         [ -n "$WORK" ] || exit "$rc"
@@ -93,11 +113,14 @@ cleanup() {
         log "Stopping everything"
         # gatewayd first: it would repair the gateway namespace removed below.
         stop_pid "$GWD_PID" 5
-        # The node helper kills yggdrasil A/B and the HTTP server by PID and
-        # removes the gateway's links and the namespaces by name...
-        stop_pid "$NODE_HELPER" 15
+        # The node helper kills pebble, unbound, yggdrasil A/B and the HTTP(S)
+        # servers by PID and removes the gateway's links and the namespaces
+        # by name...
+        stop_pid "$NODE_HELPER" 20
         # ...and should it have died first, the same by hand.
-        for pid in $TLS_PID $HTTP_PID $YGG_B_PID $YGG_A_PID; do stop_pid "$pid" 5; done
+        for pid in $PEBBLE_PID $UNBOUND_PID $TLS_PID $HTTP_PID $YGG_B_PID $YGG_A_PID; do
+                stop_pid "$pid" 5
+        done
         for ns in "$GW_NS" "$WL_NS" "$NODE_NS"; do
                 [ -e "$NETNS_DIR/$ns" ] && ip netns del "$ns" 2>/dev/null
         done
@@ -111,6 +134,7 @@ cleanup() {
                 echo "Stopped every process the demo started; no gwdemo-* namespace or link is left."
         fi
         rm -rf "$WORK"
+        [ -z "$UNBOUND_DIR" ] || rm -rf "$UNBOUND_DIR"
         rm -f "$RUNPIDS"
         exit "$rc"
 }
@@ -130,6 +154,8 @@ build build
 
 WORK=$(mktemp -d /tmp/gatewayd-demo.XXXXXX)
 remember - "$WORK" # the directory alone
+UNBOUND_DIR=$(mktemp -d /var/lib/unbound/gatewayd-demo.XXXXXX)
+remember - "$UNBOUND_DIR"
 
 # node_expect WORD: read the node helper's lines up to WORD (VAR lines set
 # shell variables); its own steps are bounded, this read is too. (No 2>
@@ -165,12 +191,14 @@ until redis-cli -s "$WORK/redis.sock" ping >/dev/null 2>&1; do
         sleep 0.05
 done
 
-log "Building the grid node: namespaces $NODE_NS (yggdrasil A) and $WL_NS (yggdrasil B + HTTP and HTTPS workloads)"
+log "Building the grid node: namespaces $NODE_NS (yggdrasil A, unbound, pebble)" \
+        "and $WL_NS (yggdrasil B + HTTP and HTTPS workloads)"
 # A coprocess: it reports on its stdout (READY, UPLINKS, PATH) and holds the
 # node until SIGTERM. Its stderr (errors only) goes to the terminal.
 coproc NODE { exec "$PY" "$ROOT/scripts/demo_node.py" --workdir "$WORK/node" \
         --node-ns "$NODE_NS" --wl-ns "$WL_NS" --gw-ns "$GW_NS" \
-        --pub-link "$PUB_LINK" --ygg-link "$YGG_LINK" --tls-name "$TLS_NAME" 9>&-; }
+        --pub-link "$PUB_LINK" --ygg-link "$YGG_LINK" --tls-name "$TLS_NAME" \
+        --domain "$DOMAIN" --fqdn "$FQDN" --resolver-dir "$UNBOUND_DIR" 9>&-; }
 # (copies: bash drops NODE and NODE_PID when it reaps the coprocess)
 NODE_HELPER=$NODE_PID
 NODE_OUT=${NODE[0]}
@@ -180,22 +208,21 @@ remember "$YGG_A_PID" "$WORK"
 remember "$YGG_B_PID" "$WORK"
 remember "$HTTP_PID" "$HTTP_TOKEN"
 remember "$TLS_PID" "$HTTP_TOKEN"
+remember "$UNBOUND_PID" "$UNBOUND_DIR" # their command lines name their files
+remember "$PEBBLE_PID" "$WORK"
 echo "yggdrasil A (node):      $NODE_YGG_ADDRESS, routes $NODE_YGG_SUBNET"
 echo "yggdrasil B (workload):  $WORKLOAD_ADDRESS, peered to A over veth wl0/node0"
 echo "workload HTTP server:    http://[$WORKLOAD_ADDRESS]:$WORKLOAD_PORT/ (bound to B's overlay address only)"
 echo "workload HTTPS server:   [$WORKLOAD_ADDRESS]:$TLS_PORT, its own certificate for $TLS_NAME (CA $TLS_CA)"
+echo "resolver (unbound):      $RESOLVER in $NODE_NS, recursive: it follows delegations like a public resolver"
+echo "ACME server (pebble):    $ACME_DIRECTORY in $NODE_NS (Let's Encrypt on a real node); root $PEBBLE_ROOT"
 
-log "Starting a DNS responder in $NODE_NS for the FQDN check (app.example.org -> 203.0.113.10)"
-nsenter --net="$NETNS_DIR/$NODE_NS" "$PY" "$ROOT/tests/e2e/tools/dns_server.py" \
-        --port-file "$WORK/dns.port" app.example.org=203.0.113.10 >"$WORK/dns.log" 2>&1 9>&- &
-PIDS+=($!)
-remember $! "$WORK"
-end=$((SECONDS + 10))
-until [ -s "$WORK/dns.port" ]; do
-        [ "$SECONDS" -lt "$end" ] || die "the DNS responder did not start: $(cat "$WORK/dns.log")"
-        sleep 0.05
-done
-DNS_PORT=$(cat "$WORK/dns.port")
+log "The farmer's DNS records for $DOMAIN (docs/dns-delegation.md), in the parent zone ${DOMAIN#*.}"
+# The three records a farmer creates (the zone file unbound serves; a real
+# node's are at the farmer's DNS provider), and the FQDN owner's record for
+# $FQDN, all at the gateway's public addresses.
+grep -E "^([^ ]*\.)?$DOMAIN\. " "$ZONE_FILE"
+grep -E "^$FQDN\. " "$FQDN_ZONE_FILE"
 
 cat >"$WORK/gatewayd.conf" <<CONF
 [gateway]
@@ -212,7 +239,17 @@ gateway_ipv6 = 2001:db8:1::1
 validation = off
 
 [dns]
-resolver = 127.0.0.1:$DNS_PORT
+; the node's resolver (unbound in $NODE_NS): the FQDN check and the ACME
+; server's name
+resolver = $RESOLVER
+; gatewayd's own _acme-challenge responder, on the gateway's public addresses
+listen_port = 53
+
+[acme]
+; pebble (a real node leaves directory at Let's Encrypt and ca_file empty)
+directory = $ACME_DIRECTORY
+ca_file = $ACME_CA
+email = farmer@example.net
 
 [namespace]
 ; the gateway namespace gatewayd makes and keeps: a veth to the node for the
@@ -263,20 +300,50 @@ node_expect UPLINKS
 
 log "The gateway namespace $GW_NS, made by gatewayd"
 show() { printf '\n$ %s\n' "$*"; "$@"; }
+in_node() { nsenter --net="$NETNS_DIR/$NODE_NS" "$@"; }
+show_node() { printf '\n$ %s\n' "$*"; in_node "$@"; }
 show ip -n "$GW_NS" -br addr
 show ip -n "$GW_NS" route
 show ip -n "$GW_NS" -6 route
+
+log "The delegation, checked as docs/dns-delegation.md tells the farmer (dig in $NODE_NS)"
+# 1. gatewayd's responder answers for _acme-challenge.$DOMAIN itself (aa) on the public
+# addresses; retried briefly: the host side of the public link was addressed just now.
+# 2. The resolver follows the NS record of the parent zone to it, as Let's Encrypt's will.
+CHALLENGE=_acme-challenge.$DOMAIN
+DIG=(dig +norecurse +time=1 +tries=1 "@$PUBLIC_IP" SOA "$CHALLENGE")
+printf '\n$ %s\n' "${DIG[*]}"
+end=$((SECONDS + 10))
+until out=$(in_node "${DIG[@]}") && grep -q 'status: NOERROR' <<<"$out"; do
+        [ "$SECONDS" -lt "$end" ] || die "gatewayd's responder does not answer on $PUBLIC_IP:53: $out"
+        sleep 0.2
+done
+grep -E '^;; (->>HEADER|flags)' <<<"$out"
+grep -A1 -E '^;; ANSWER SECTION' <<<"$out" | tail -n 1
+show_node dig +noall +answer +nottlid "@${RESOLVER%:*}" NS "$CHALLENGE"
+DIG=(dig "@${RESOLVER%:*}" TXT "$CHALLENGE")
+printf '\n$ %s\n' "${DIG[*]}"
+out=$(in_node "${DIG[@]}") || die "dig through the resolver failed: $out"
+grep -E '^;; (->>HEADER|flags)' <<<"$out"
+grep -A1 -E '^;; AUTHORITY SECTION' <<<"$out" | tail -n 1
+grep -q 'status: NOERROR' <<<"$out" || die "the resolver does not reach gatewayd's responder"
+echo "(no TXT value while no certificate is being issued: the responder's SOA, through the delegation)"
+
+# What pebble asks from here on (its validations) is shown once the certificates are issued.
+PEBBLE_MARK=$(wc -l <"$PEBBLE_LOG")
+UNBOUND_MARK=$(wc -l <"$UNBOUND_LOG")
 
 BACKEND="http://[$WORKLOAD_ADDRESS]:$WORKLOAD_PORT"
 log "Deploying over the bus (gatewayctl); the backend is the workload on Yggdrasil"
 run() { printf '\n$ gatewayctl %s\n' "$*"; "${CTL[@]}" "$@"; }
 run status
 run deploy name 37-1976-myapp myapp "$BACKEND"
-run deploy fqdn 37-1977-site app.example.org "$BACKEND"
+run deploy fqdn 37-1977-site "$FQDN" "$BACKEND"
 run deploy name 38-2000-other myapp 'http://[300:1:2::6]:80' || true
 run list
 run show 37-1976-myapp
 run metrics
+echo "(gatewayd has started ordering certificates for *.$DOMAIN and $FQDN: shown below)"
 
 log "The backend answers inside $GW_NS"
 node_expect PATH # a GET from $GW_NS over the overlay, retried with a deadline
@@ -295,7 +362,6 @@ log "TLS passthrough: $TLS_NAME through the gateway's public address to the HTTP
 run deploy name 37-1978-secure secure "[$WORKLOAD_ADDRESS]:$TLS_PORT" --passthrough
 # From the node's namespace, where $PUBLIC_IP is the gateway behind veth $PUB_LINK. curl checks
 # the certificate against the workload's own CA: TLS ends at the workload, not at the gateway.
-in_node() { nsenter --net="$NETNS_DIR/$NODE_NS" "$@"; }
 CURL=(curl -sS --max-time 10 --cacert "$TLS_CA" --resolve "$TLS_NAME:443:$PUBLIC_IP" "https://$TLS_NAME/")
 printf '\n$ %s\n' "${CURL[*]}"
 reply=
@@ -311,47 +377,97 @@ printf '\n$ openssl s_client -connect %s:443 -servername %s | openssl x509 -noou
         "$PUBLIC_IP" "$TLS_NAME"
 in_node openssl s_client -connect "$PUBLIC_IP:443" -servername "$TLS_NAME" </dev/null 2>/dev/null |
         openssl x509 -noout -subject -issuer
+
+log "An unknown name is refused"
+# No workload has this name and there is no default route: the gateway closes the connection
+# without a certificate. A handshake that succeeds here would be the failure.
 printf '\n$ openssl s_client -connect %s:443 -servername unknown.example.org\n' "$PUBLIC_IP"
 if in_node openssl s_client -connect "$PUBLIC_IP:443" -servername unknown.example.org </dev/null \
         >"$WORK/unknown.out" 2>&1; then
-        :
+        die "the gateway completed a handshake for unknown.example.org: $(grep -m1 subject= "$WORK/unknown.out")"
 fi
-grep -m1 -E "errno|error|no peer certificate" "$WORK/unknown.out" || true
-echo "(an unknown name is closed: no certificate, no default route)"
+grep -q "no peer certificate available" "$WORK/unknown.out" ||
+        die "unexpected answer for unknown.example.org: $(head -n 3 "$WORK/unknown.out")"
+echo "ok: refused as it should be: the connection was closed during the handshake, no certificate was sent"
 
-log "TLS termination: myapp.$DOMAIN and app.example.org to the HTTP workload on Yggdrasil"
-# The gateway's own self-signed certificates (*.$DOMAIN for name proxies, one per FQDN) until
-# ACME lands: hence -k.
-for host in "myapp.$DOMAIN" app.example.org; do
-        CURL=(curl -sS --max-time 10 -k --resolve "$host:443:$PUBLIC_IP" "https://$host/")
-        printf '\n$ %s\n' "${CURL[*]}"
-        reply=
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
-                reply=$(in_node "${CURL[@]}" 2>&1) && break
-                sleep 0.5
+log "Certificates from pebble: $FQDN by HTTP-01 (on :80)," \
+        "*.$DOMAIN by DNS-01 (through the delegation to gatewayd's responder)"
+# cert_states: "NAME STATE LAST-ERROR" per certificate gatewayd manages.
+cert_states() {
+        "${CTL[@]}" --json certs | "$PY" -c 'import json, sys
+for c in json.load(sys.stdin):
+    print(c["Name"], c["State"], " ".join(c["LastError"].split()) or "-")'
+}
+# wait_certs NAME...: until each is valid; a failed order is not retried for minutes (backoff).
+wait_certs() {
+        local end=$((SECONDS + 60)) states name line all
+        while true; do
+                states=$(cert_states) || die "gatewayctl certs failed"
+                all=1
+                for name in "$@"; do
+                        line=$(awk -v n="$name" '$1 == n' <<<"$states")
+                        case $(awk '{ print $2 }' <<<"$line") in
+                        valid) ;;
+                        failed) die "the order for $name failed: ${line#* failed }" ;;
+                        *) all= ;;
+                        esac
+                done
+                [ -z "$all" ] || return 0
+                [ "$SECONDS" -lt "$end" ] || die "no certificate within 60 s: $states"
+                sleep 0.2
         done
-        printf '%s\n' "$reply"
-        [[ $reply == "gridnode-ok $HTTP_TOKEN client=${GW_YGG_ADDRESS%/*}" ]] ||
-                die "the reply for $host is not the HTTP workload's answer to the gateway"
+}
+wait_certs "*.$DOMAIN" "$FQDN"
+run certs
+# How they were validated: pebble fetched the HTTP-01 token through the gateway's :80 (three
+# times, from three "vantage points"), and asked the resolver for the TXT values that only
+# gatewayd's responder has (the delegation; identical queries in flight are merged).
+printf '\n$ grep -E '\''validate w/ HTTP|Issued'\'' pebble.log | uniq -c       (the CA)\n'
+tail -n +$((PEBBLE_MARK + 1)) "$PEBBLE_LOG" | grep -E 'validate w/ HTTP|Issued certificate' |
+        sed -E 's/^Pebble [0-9\/]+ [0-9:]+ //' | uniq -c
+printf '\n$ grep TXT unbound.log | uniq -c       (the resolver pebble asks)\n'
+tail -n +$((UNBOUND_MARK + 1)) "$UNBOUND_LOG" | grep -E ' TXT IN$' | sed -E 's/^.* info: //' | uniq -c
+printf '\n$ grep Obtained gatewayd.log\n'
+grep -h "Obtained the certificate" "$WORK/gatewayd.log"
+
+log "TLS termination with the trusted certificates: myapp.$DOMAIN and $FQDN" \
+        "to the HTTP workload on Yggdrasil"
+# The names resolve through the farmer's records (myapp.$DOMAIN by the wildcard CNAME); curl
+# connects to the same address and verifies the chain against pebble's root: no -k.
+show_node dig +noall +answer +nottlid "@${RESOLVER%:*}" "myapp.$DOMAIN"
+for host in "myapp.$DOMAIN" "$FQDN"; do
+        for addr in "$PUBLIC_IP" "[$PUBLIC_IP6]"; do
+                CURL=(curl -sS --max-time 10 --cacert "$PEBBLE_ROOT" --resolve "$host:443:$addr" "https://$host/")
+                printf '\n$ %s\n' "${CURL[*]}"
+                reply=$(in_node "${CURL[@]}" 2>&1) || die "curl failed: $reply"
+                printf '%s\n' "$reply"
+                [[ $reply == "gridnode-ok $HTTP_TOKEN client=${GW_YGG_ADDRESS%/*}" ]] ||
+                        die "the reply for $host is not the HTTP workload's answer to the gateway"
+        done
 done
-printf '\n$ openssl s_client -connect %s:443 -servername myapp.%s | openssl x509 -noout -subject\n' \
-        "$PUBLIC_IP" "$DOMAIN"
-in_node openssl s_client -connect "$PUBLIC_IP:443" -servername "myapp.$DOMAIN" </dev/null 2>/dev/null |
-        openssl x509 -noout -subject
+for host in "myapp.$DOMAIN" "$FQDN"; do
+        printf '\n$ openssl s_client -connect %s:443 -servername %s | %s\n' "$PUBLIC_IP" "$host" \
+                "openssl x509 -noout -subject -issuer -ext subjectAltName"
+        in_node openssl s_client -connect "$PUBLIC_IP:443" -servername "$host" </dev/null 2>/dev/null |
+                openssl x509 -noout -subject -issuer -ext subjectAltName
+done
 CURL=(curl -sS --max-time 10 -o /dev/null -w '%{http_code} %{redirect_url}\n'
         --resolve "myapp.$DOMAIN:80:$PUBLIC_IP" "http://myapp.$DOMAIN/some/path?q=1")
 printf '\n$ %s\n' "${CURL[*]}"
 in_node "${CURL[@]}"
 echo "(plain HTTP is redirected to HTTPS, as zos's Traefik does)"
 
-log "Metrics: bytes through the gateway, over the bus and as Prometheus text"
+log "Metrics: bytes through the gateway (bus and Prometheus), certificates, ACME orders, DNS answers"
 run metrics
-printf '\n$ curl http://127.0.0.1:8082/metrics | grep service=   (in %s)\n' "$NODE_NS"
-in_node curl -sS --max-time 5 http://127.0.0.1:8082/metrics | grep -F 'service="'
+METRICS_RE='^(traefik|gatewayd)_[a-z_]+\{service=|^traefik_tls_certs|^gatewayd_acme_|^gatewayd_dns_answers.*NOERROR'
+printf '\n$ curl http://127.0.0.1:8082/metrics | grep -E '\''%s'\''   (in %s)\n' "$METRICS_RE" "$NODE_NS"
+in_node curl -sS --max-time 5 http://127.0.0.1:8082/metrics | grep -E "$METRICS_RE"
 
 log "Deleting a workload"
 run delete 37-1977-site
 run list
+run certs
+echo "(the FQDN's certificate went with its last workload; the domain's wildcard stays)"
 
 log "Daemon log"
 cat "$WORK/gatewayd.log"

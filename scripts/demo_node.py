@@ -1,10 +1,15 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""The grid node of scripts/demo.sh, built by tests/e2e/node.py (used as a
-library, unchanged; see docs/topology.md):
+"""The grid node of scripts/demo.sh, built by tests/e2e/node.py and
+tests/e2e/acme_env.py (used as libraries, unchanged; see docs/topology.md):
 
     <node ns>      yggdrasil A (listens on 10.231.0.1:12345); gatewayd runs
-                   here, started by demo.sh
+                   here, started by demo.sh; unbound on :53, the node's
+                   resolver, serving the parent zones of <domain> and of the
+                   FQDNs with the farmer's records (docs/dns-delegation.md)
+                   and following the delegation of _acme-challenge.<domain>
+                   to gatewayd's responder; pebble (ACME on :14000, its
+                   root at <workdir>/acme/pebble/pebble-root.pem)
     <wl ns>        yggdrasil B peered to A; an HTTP server and an HTTPS server
                    (its own certificate for <tls name>, from a throwaway CA
                    written to <workdir>/ca.pem) bound only to B's 200:… address
@@ -13,15 +18,18 @@ library, unchanged; see docs/topology.md):
 
 It runs as a coprocess of demo.sh and reports on stdout, one line each:
 
-    VAR <NAME> <value>   facts about the node (addresses, port, PIDs), then
-    READY                the node is up and the workload answers over Yggdrasil
+    VAR <NAME> <value>   facts about the node (addresses, port, PIDs, the ACME
+                         directory and root), then
+    READY                the node is up, the workload answers over Yggdrasil,
+                         unbound and pebble serve
     UPLINKS              the gateway's host-side veth ends are addressed
     PATH <reply>         the workload answered a GET from inside <gw ns>
     ERR <message>        something failed; the node is torn down, exit 1
 
 Then it waits for SIGTERM, SIGHUP or EOF on stdin and tears everything down:
-its processes by PID, then the gateway's links and all namespaces by name
-(gatewayd must be stopped first, or it would repair what is removed).
+its processes (pebble, unbound, the workloads, yggdrasil) by PID, then the
+gateway's links and all namespaces by name (gatewayd must be stopped first,
+or it would repair what is removed).
 SIGINT is ignored: on Ctrl-C demo.sh's trap stops gatewayd first and then
 this process."""
 
@@ -34,6 +42,7 @@ from pathlib import Path
 E2E = Path(__file__).resolve().parent.parent / "tests" / "e2e"
 sys.path.insert(0, str(E2E))
 
+import acme_env  # noqa: E402
 import node as gridnode  # noqa: E402
 from node import PYTHON, GridNode, LineProc, link_exists, netns_del, nsenter_argv  # noqa: E402
 from tlsback import CA  # noqa: E402
@@ -67,11 +76,36 @@ class DemoNode(GridNode):
                             str(self.workdir / "https.log"))
         self.tls_port = int(self.tls.wait_line(r"^LISTENING (\d+)$", timeout).group(1))
 
+    def start_acme(self, domain, fqdns, resolver_dir, timeout):
+        """unbound and pebble in the node namespace. The resolver serves the
+        parent zones with the records docs/dns-delegation.md tells a farmer
+        to create for @domain (A/AAAA, a wildcard CNAME, the NS delegation
+        of _acme-challenge) and an A/AAAA record for each FQDN in @fqdns,
+        all at the gateway's public addresses. unbound's files go to
+        @resolver_dir (below /var/lib/unbound: Debian's AppArmor profile for
+        unbound, enforced where AppArmor is on, allows nothing else)."""
+        zones = sorted({n.split(".", 1)[1] for n in [domain, *fqdns]})
+        self.acme = acme_env.AcmeEnv(self.node_ns, self.workdir / "acme", zones=zones, resolver_dir=resolver_dir)
+        r = self.acme.resolver
+        r.point(domain)
+        r.set("*." + domain, "CNAME", domain)
+        r.set("_acme-challenge." + domain, "NS", domain)
+        for f in fqdns:
+            r.point(f)
+        self.acme.start(timeout)
+        # The zone files unbound serves: the domain's parent zone, the first FQDN's.
+        self.zone_files = [str(r._zone_file(r.zone_of(n))) for n in [domain, *fqdns]]
+
     def down(self):
-        if getattr(self, "tls", None) is not None:
-            self.tls.kill()
-            self.tls = None
-        super().down()
+        try:
+            if getattr(self, "acme", None) is not None:
+                self.acme.stop()
+                self.acme = None
+        finally:
+            if getattr(self, "tls", None) is not None:
+                self.tls.kill()
+                self.tls = None
+            super().down()
 
     def remove_leftovers(self):
         """What a run killed before its cleanup may have left, by name."""
@@ -106,10 +140,13 @@ def main():
     ap.add_argument("--pub-link", required=True)
     ap.add_argument("--ygg-link", required=True)
     ap.add_argument("--tls-name", required=True, help="the name the HTTPS workload has a certificate for")
+    ap.add_argument("--domain", required=True, help="the gateway domain (its records go to the resolver)")
+    ap.add_argument("--fqdn", action="append", default=[], help="an FQDN pointed at the gateway (repeatable)")
+    ap.add_argument("--resolver-dir", required=True, help="unbound's files (below /var/lib/unbound for AppArmor)")
     ap.add_argument("--timeout", type=float, default=20, help="seconds for each step")
     a = ap.parse_args()
 
-    why_not = gridnode.have_prerequisites()
+    why_not = gridnode.have_prerequisites() or acme_env.have_prerequisites(a.resolver_dir)
     if why_not:
         say("ERR", why_not)
         return 1
@@ -127,12 +164,20 @@ def main():
         g.remove_leftovers()
         g.up(a.timeout)
         g.start_tls(a.tls_name, a.timeout)
+        g.start_acme(a.domain, a.fqdn, a.resolver_dir, a.timeout)
+        env = g.acme
         for k, v in (("NODE_YGG_ADDRESS", g.ygg_a.address), ("NODE_YGG_SUBNET", g.subnet),
                      ("WORKLOAD_ADDRESS", g.workload_addr), ("WORKLOAD_PORT", g.http_port),
                      ("GW_YGG_ADDRESS", g.ygg_address), ("GW_YGG_ROUTER", g.ygg_router),
                      ("YGG_A_PID", g.ygg_a.proc.proc.pid), ("YGG_B_PID", g.ygg_b.proc.proc.pid),
                      ("HTTP_PID", g.http.proc.pid), ("HTTP_TOKEN", g.token),
-                     ("TLS_PORT", g.tls_port), ("TLS_PID", g.tls.proc.pid), ("TLS_CA", g.tls_ca)):
+                     ("TLS_PORT", g.tls_port), ("TLS_PID", g.tls.proc.pid), ("TLS_CA", g.tls_ca),
+                     ("UNBOUND_PID", env.resolver.proc.proc.pid), ("PEBBLE_PID", env.pebble.proc.proc.pid),
+                     ("RESOLVER", env.resolver.address), ("ZONE_FILE", g.zone_files[0]),
+                     ("FQDN_ZONE_FILE", g.zone_files[-1]),
+                     ("ACME_DIRECTORY", env.pebble.directory_url), ("ACME_CA", env.https.ca),
+                     ("PEBBLE_ROOT", env.root_file()), ("PEBBLE_LOG", env.pebble.proc.logpath),
+                     ("UNBOUND_LOG", env.resolver.proc.logpath)):
             say("VAR", k, v)
         say("READY")
         # gatewayd (started by demo.sh now) makes the veth pairs.

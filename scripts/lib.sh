@@ -14,7 +14,15 @@ PACKAGES=(
         pebble unbound lego
 )
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+# Bold (log, on stdout) and bold red (err, on stderr) only when that stream
+# is a terminal and NO_COLOR is unset: a log file or CI gets plain text.
+_sgr() { [ -t "$1" ] && [ -z "${NO_COLOR-}" ]; }
+log() {
+        if _sgr 1; then printf '\033[1m==> %s\033[0m\n' "$*"; else printf '==> %s\n' "$*"; fi
+}
+err() {
+        if _sgr 2; then printf '\033[1;31m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi
+}
 
 # Install what is missing (idempotent; no apt-get update when all present).
 install_deps() {

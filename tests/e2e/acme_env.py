@@ -160,8 +160,14 @@ MGMT_PORT = 15000
 LOCAL_IP = "127.0.0.1"
 
 
-def have_prerequisites():
-    """None when this machine can run the ACME environment, else why not."""
+# A directory Debian's AppArmor profile for unbound lets it read and write
+# (owner rw): a resolver_dir below it works with the profile enforced.
+UNBOUND_APPARMOR_DIR = "/var/lib/unbound"
+
+
+def have_prerequisites(resolver_dir=None):
+    """None when this machine can run the ACME environment (with the
+    resolver's files in @resolver_dir, see AcmeEnv), else why not."""
     if os.geteuid() != 0:
         return "needs root (network namespaces)"
     for path, pkg in ((PEBBLE, "pebble"), (UNBOUND, "unbound"), (UNBOUND_CONTROL, "unbound")):
@@ -169,7 +175,9 @@ def have_prerequisites():
             return "needs %s (Debian package '%s')" % (path, pkg)
     # Debian ships an AppArmor profile for /usr/sbin/unbound that allows
     # only /etc/unbound and /var/lib/unbound; enforced, our temp config is
-    # unreadable.
+    # unreadable (one below UNBOUND_APPARMOR_DIR is not).
+    if resolver_dir is not None and Path(resolver_dir).resolve().is_relative_to(UNBOUND_APPARMOR_DIR):
+        return None
     try:
         with open("/sys/kernel/security/apparmor/profiles") as f:
             if any(line.startswith("unbound (enforce)") for line in f):
@@ -815,15 +823,18 @@ class Pebble:
 class AcmeEnv:
     """unbound + pebble in @ns. @zones: the parent zones the resolver
     serves (names the tests use must fall in one of them); pebble's own
-    name (pebble.acme.test → @pebble_address) is added. @pebble: Pebble
-    keyword settings. Usable as a context manager."""
+    name (pebble.acme.test → @pebble_address) is added. @resolver_dir:
+    where unbound's files go (default <workdir>/unbound; one below
+    UNBOUND_APPARMOR_DIR works where AppArmor enforces unbound's profile).
+    @pebble: Pebble keyword settings. Usable as a context manager."""
 
     def __init__(self, ns, workdir, zones=(), dns_port=53, pebble_address=ROUTER_IPS[0], pebble_ips=ROUTER_IPS,
-                 **pebble):
+                 resolver_dir=None, **pebble):
         self.ns = ns
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.resolver = Resolver(ns, self.dir / "unbound", zones=list(zones) + [PEBBLE_ZONE], port=dns_port)
+        self.resolver = Resolver(ns, resolver_dir or self.dir / "unbound", zones=list(zones) + [PEBBLE_ZONE],
+                                 port=dns_port)
         self.resolver.point(PEBBLE_NAME, *pebble_ips)
         self.https = None
         self.pebble_address = pebble_address
