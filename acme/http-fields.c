@@ -136,7 +136,7 @@ static int links_add(struct links *l, const char *base, const char *url, size_t 
                         break;
                 if (l->n >= ACME_HTTP_MAX_LINKS)
                         return 0;
-                rel = strndup(p, k);
+                rel = memdup_suffix0(p, k);
                 if (!rel)
                         return -ENOMEM;
                 for (char *c = rel; *c; c++)

@@ -122,7 +122,7 @@ int acme_http__url_parse(const char *url, struct acme_url *ret)
                         return r;
         }
 
-        host = strndup(h, (size_t)(he - h));
+        host = memdup_suffix0(h, (size_t)(he - h));
         if (!host)
                 return -ENOMEM;
         for (char *p = host; *p; p++)
@@ -204,7 +204,7 @@ static void uri_split(const char *s, size_t n, struct uri *u)
 /* RFC 3986 §5.2.4 on @in[0..n), appended to @out. */
 static int remove_dot_segments(const char *in, size_t n, struct strbuf *out)
 {
-        _cleanup_free_ char *buf = strndup(in, n);
+        _cleanup_free_ char *buf = memdup_suffix0(in, n);
         size_t start = out->len;
         char *p = buf;
 
