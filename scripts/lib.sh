@@ -48,5 +48,11 @@ build() {
         else
                 meson configure "$ROOT/$dir" "$@" >/dev/null
         fi
-        ninja -C "$ROOT/$dir" >/dev/null
+        # Quiet on success; on failure show what failed (ninja prints a failed
+        # command's output, such as a forbidden #include, on stdout).
+        local out
+        if ! out=$(ninja -C "$ROOT/$dir" 2>&1); then
+                printf '%s\n' "$out" | grep -v '^\[[0-9]*/[0-9]*\] '
+                return 1
+        fi
 }

@@ -4,6 +4,9 @@
 # clang ASan+UBSan build, and checks that the libFuzzer binaries' coverage
 # reaches the code they fuzz. Installs what it needs; safe to re-run.
 # Prints a closing "N passed, N failed, N skipped" line.
+# The unit tests also run on a clang ThreadSanitizer build. Every build
+# first checks each #include against the may-use table of
+# docs/ARCHITECTURE.md (scripts/check-includes.py).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -90,6 +93,19 @@ else
         record unit-asan 0 1 0
 fi
 
+# ThreadSanitizer over the unit tests only: the proxy engine's workers,
+# routes' lock-free snapshots, netns' worker and socket pool run threads
+# there; tests/unit/tsan/ has the shim and suppressions it needs.
+log "clang TSan build + unit tests"
+if CC=clang build build-tsan -Db_sanitize=thread -Db_lundef=false \
+        -Dbuildtype=debug -Dwerror=true; then
+        meson test -C build-tsan --suite unit --print-errorlogs --num-processes 2 \
+                --timeout-multiplier 3
+        meson_results build-tsan unit-tsan
+else
+        record unit-tsan 0 1 0
+fi
+
 log "e2e (pytest) against the ASan+UBSan build"
 GATEWAYD="$ROOT/build-asan/daemon/gatewayd" GATEWAYCTL="$ROOT/build-asan/cli/gatewayctl" \
         GW_TEST_TIMEOUT_MULTIPLIER=3 GW_SANITIZED=1 \
@@ -109,7 +125,7 @@ fi
 
 P=0 F=0 S=0
 echo
-for f in format unit-gcc e2e-gcc unit-asan e2e-asan fuzz-cov; do
+for f in format unit-gcc e2e-gcc unit-asan e2e-asan fuzz-cov unit-tsan; do
         read -r p fl s <"$RESULTS/$f"
         printf '  %-10s %4d passed, %d failed, %d skipped\n' "$f" "$p" "$fl" "$s"
         P=$((P + p)) F=$((F + fl)) S=$((S + s))
