@@ -38,8 +38,10 @@ struct gw_ns {
         bool managed;     /* the namespace exists because of us (for teardown) */
         bool ready;
         bool stopping;
-        bool settled;    /* the first outcome is known: the bus serves requests */
-        bool mon_reopen; /* open a new monitor once the old handle is closed */
+        bool settled;     /* the first outcome is known: the bus serves requests */
+        bool mon_reopen;  /* open a new monitor once the old handle is closed */
+        bool applying;    /* a new configuration is waiting for its reconcile */
+        bool run_applies; /* the reconcile running is that one: its changes are not drift */
         unsigned open_handles;
         char *error;              /* why the namespace is not ready, NULL when it is */
         struct netns_config last; /* what the last teardown must remove */
@@ -346,7 +348,7 @@ static void job_done(struct gw_ns *ns)
 static void on_reconciled(int r, const char *report, const char *error, void *userdata)
 {
         struct gw_ns *ns = userdata;
-        bool first = !ns->ready;
+        bool first = !ns->ready, applied = ns->run_applies;
         struct gw_ns_id id = {};
         char path[600];
 
@@ -357,7 +359,7 @@ static void on_reconciled(int r, const char *report, const char *error, void *us
                 set_error(ns, error ? error : strerror(-r));
         } else {
                 if (report && *report)
-                        log_report(ns, report, first && !ns->managed);
+                        log_report(ns, report, (first && !ns->managed) || applied);
                 if (!ns->ready)
                         log_info("Gateway namespace %s is ready", ns->d->cfg.ns_name);
                 /* Which namespace is ready, not what this run's report
@@ -479,6 +481,8 @@ static void ns_run(struct gw_ns *ns)
         }
         ns->last = c;
         ns->busy = true;
+        ns->run_applies = ns->applying;
+        ns->applying = false;
         if (netns_worker_reconcile(ns->w, &c, on_reconciled, ns) < 0) {
                 ns->busy = false;
                 set_error(ns, "out of memory");
@@ -547,6 +551,9 @@ void gw_ns_apply(struct gw_daemon *d)
 {
         if (!d->ns)
                 return;
+        /* What the new file changes (an overlay added, an address) is said
+         * as done, not as a repair of drift. */
+        d->ns->applying = true;
         ns_run(d->ns);
         ns_report(d->ns);
 }
