@@ -162,8 +162,12 @@ static int build_config(const struct gw_daemon *d, const struct gw_config *cfg,
                 const struct gw_overlay_config *oc = &cfg->overlays[i];
                 struct netns_overlay *o;
 
-                if (!oc->link)
+                if (!oc->link) {
+                        /* Not there: a link left by an earlier configuration
+                         * (or run) goes, with its routes. */
+                        snprintf(c->absent[c->n_absent++], IFNAMSIZ, "%s", gw_overlays[i].name);
                         continue;
+                }
                 o = &c->overlays[c->n_overlays++];
                 r = netns_link_spec_parse(oc->link, gw_overlays[i].name, &o->link, reterr);
                 if (r < 0)
@@ -179,23 +183,21 @@ static int build_config(const struct gw_daemon *d, const struct gw_config *cfg,
 }
 
 /* Must @last (built) be torn down before @c is built: another name,
- * directory or public link, or an overlay of @last gone or on another
- * link? An overlay that is only added is built in place, like a repair:
+ * directory or public link, or an overlay moved to another link (as a
+ * change of ygg_link always did)? An overlay added or removed is built or
+ * removed in place by reconcile (netns_config.absent), like a repair:
  * nothing that works is touched. */
 static bool needs_rebuild(const struct netns_config *last, const struct netns_config *c)
 {
         if (!streq(last->name, c->name) || !streq(last->run_dir, c->run_dir) ||
             memcmp(&last->public_link, &c->public_link, sizeof(c->public_link)) != 0)
                 return true;
-        for (unsigned i = 0; i < last->n_overlays; i++) {
-                bool kept = false;
-
-                for (unsigned j = 0; j < c->n_overlays && !kept; j++)
-                        kept = memcmp(&last->overlays[i].link, &c->overlays[j].link,
-                                      sizeof(c->overlays[j].link)) == 0;
-                if (!kept)
-                        return true;
-        }
+        for (unsigned i = 0; i < last->n_overlays; i++)
+                for (unsigned j = 0; j < c->n_overlays; j++)
+                        if (streq(last->overlays[i].link.name, c->overlays[j].link.name) &&
+                            memcmp(&last->overlays[i].link, &c->overlays[j].link,
+                                   sizeof(c->overlays[j].link)) != 0)
+                                return true;
         return false;
 }
 

@@ -89,6 +89,11 @@ struct netns_config {
         struct in6_addr gw6;           /* default route next hop; :: = no route */
         struct netns_overlay overlays[NETNS_OVERLAYS_MAX]; /* built in this order */
         unsigned n_overlays; /* 0..NETNS_OVERLAYS_MAX; links, prefixes all distinct */
+        /* Links the namespace must not have: the overlays known but not
+         * configured. Reconcile removes them (and their routes with them)
+         * like a link that is not the configured one; teardown too. */
+        char absent[NETNS_OVERLAYS_MAX][IFNAMSIZ];
+        unsigned n_absent; /* 0..NETNS_OVERLAYS_MAX */
 };
 
 /* ---- blocking operations ---- */
@@ -98,8 +103,9 @@ struct netns_config {
 
 /* Make everything match @c: namespace, loopback up, the public link and
  * each overlay's link up with their addresses, default routes via the
- * gateways, each overlay's prefix (200::/7, 400::/7) via its router,
- * forwarding and router advertisements off. Idempotent: a second
+ * gateways, each overlay's prefix (200::/7, 400::/7) via its router, no
+ * link named in @c->absent, forwarding and router advertisements off.
+ * Idempotent: a second
  * call changes nothing and appends nothing to @report (may be NULL). Each
  * change is appended to @report as one line ("created namespace gateway",
  * "added address 203.0.113.10/24 on public"). Returns 0 or -errno with
@@ -108,8 +114,9 @@ struct netns_config {
  * host namespace. Changes made before a failure stay (and are reported). */
 int netns_reconcile(const struct netns_config *c, struct strbuf *report, char **reterr);
 /* Remove the namespace, the veth pairs (by their host ends too) and the
- * macvlans; moved links go back to the host namespace under their old name
- * and admin state. Missing pieces are not errors. Each change is appended
+ * macvlans; moved links (the configured ones, and any under a name in
+ * @c->absent) go back to the host namespace under their old name and
+ * admin state. Missing pieces are not errors. Each change is appended
  * to @report (may be NULL). Returns 0 or -errno with *reterr. */
 int netns_teardown(const struct netns_config *c, struct strbuf *report, char **reterr);
 /* Check, changing nothing, whether @c can be built on this node before

@@ -931,6 +931,19 @@ static int check_config(const struct netns_config *c, char **reterr)
                                 return netns__fail(reterr, -EINVAL,
                                                    "the %s and %s links must differ",
                                                    links[j]->name, links[i]->name);
+        if (c->n_absent > NETNS_OVERLAYS_MAX)
+                return netns__fail(reterr, -EINVAL, "more than %u absent links",
+                                   NETNS_OVERLAYS_MAX);
+        for (unsigned i = 0; i < c->n_absent; i++) {
+                const char *a = c->absent[i];
+
+                if (!a[0] || strnlen(a, IFNAMSIZ) >= IFNAMSIZ || streq(a, "lo"))
+                        return netns__fail(reterr, -EINVAL, "invalid absent link name");
+                for (size_t j = 0; j < n; j++)
+                        if (streq(links[j]->name, a))
+                                return netns__fail(reterr, -EINVAL,
+                                                   "link %s is both configured and absent", a);
+        }
         if ((c->public_v4.family && c->public_v4.family != AF_INET) ||
             c->public_v4.prefixlen > 32 ||
             (c->public_v6.family && c->public_v6.family != AF_INET6) ||
@@ -942,6 +955,22 @@ static int check_config(const struct netns_config *c, char **reterr)
                         return r;
         }
         return 0;
+}
+
+/* An overlay that is not configured has no link (its routes go with it):
+ * a veth goes with its host end, a link we moved in goes back. */
+static int remove_absent(struct rc *rc, const char *name, const char *why)
+{
+        _cleanup_(link_putp) struct rtnl_link *l = NULL;
+        int r;
+
+        r = link_get(rc->ns, name, &l);
+        if (r == -ENODEV)
+                return 0;
+        if (r < 0)
+                return netns__nl_fail(rc->ns, rc->reterr, r, "looking up %s in namespace %s", name,
+                                      rc->c->name);
+        return remove_inner(rc, l, NULL, why);
 }
 
 int netns__reconcile_here(const struct netns_config *c, int home_fd, struct strbuf *report,
@@ -995,6 +1024,11 @@ int netns__reconcile_here(const struct netns_config *c, int home_fd, struct strb
                 return r;
         for (unsigned i = 0; i < c->n_overlays; i++) {
                 r = ensure_link(&rc, &c->overlays[i].link, &ovl[i]);
+                if (r < 0)
+                        return r;
+        }
+        for (unsigned i = 0; i < c->n_absent; i++) {
+                r = remove_absent(&rc, c->absent[i], " (not configured)");
                 if (r < 0)
                         return r;
         }
@@ -1193,6 +1227,14 @@ int netns__teardown_here(const struct netns_config *c, int home_fd, struct strbu
                                                       "looking up %s in namespace %s",
                                                       specs[i]->name, c->name);
                         r = remove_inner(&rc, inner, specs[i], "");
+                        if (r < 0)
+                                return r;
+                }
+                /* A link an earlier configuration moved in goes back too. */
+                for (unsigned i = 0; i < c->n_absent && i < NETNS_OVERLAYS_MAX; i++) {
+                        if (!c->absent[i][0] || strnlen(c->absent[i], IFNAMSIZ) >= IFNAMSIZ)
+                                continue; /* not a name (teardown runs no check_config()) */
+                        r = remove_absent(&rc, c->absent[i], "");
                         if (r < 0)
                                 return r;
                 }

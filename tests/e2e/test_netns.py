@@ -539,12 +539,13 @@ def test_mycelium_toggle_removes_and_rebuilds(ready_myc, grid, env):
     assert grid.fetch(ready_myc.name, url=grid.myc_workload_url, timeout=10).strip() == myc_body(grid)
 
 
-@pytest.mark.timeout_s(90)
+@pytest.mark.timeout_s(120)
 def test_mycelium_added_in_place_and_removed(ready, grid, env):
     """Mycelium added to a running Yggdrasil-only gateway by a SIGHUP: its
     link is checked first (a missing macvlan parent is refused as a whole),
     then built in place, without touching the namespace in use. Removed
-    again: the namespace is rebuilt without it, like any change of links."""
+    again, in place too; and a restart without its keys removes a link an
+    earlier run left."""
     ns = ready.name
     d = ready.daemon
     path = Path(gridnode.NETNS_RUN) / ns
@@ -576,15 +577,33 @@ def test_mycelium_added_in_place_and_removed(ready, grid, env):
     assert repair_lines(d, mark) == []
     assert env.bus.info().data["Health"]["Reload"]["Result"] == "ok"
 
-    # Removed: the namespace is made anew, without the link or its host end
-    # (not told by the inode: a freed namespace's is reused at once).
+    # Removed: in place too, the link with its host end and its route; the
+    # rest of the namespace is untouched.
     mark = d.mark()
     ready.mycelium = False
     ready.reload()
-    d.wait_log(r"Gateway namespace %s removed" % re.escape(ns), timeout=REPAIR_TIMEOUT, since=mark)
-    d.wait_log(r"Gateway namespace %s: created namespace" % re.escape(ns), timeout=REPAIR_TIMEOUT, since=mark)
-    ready.wait_ready()
-    assert not link_exists(grid.myc_host, grid.node_ns)
+    d.wait_log(r"Gateway namespace %s: deleted veth mycelium in namespace %s \(not configured\)"
+               % (re.escape(ns), re.escape(ns)), timeout=REPAIR_TIMEOUT, since=mark)
+    wait_until(lambda: not link_exists(grid.myc_host, grid.node_ns), REPAIR_TIMEOUT,
+               "host end %s removed" % grid.myc_host, detail=ready.explain)
     assert "mycelium" not in _links(ns) and _route(ns, "-6", "400::/7") is None
     assert ready.problems() == []
+    with d.cond:
+        torn = [l for _, l in d.lines[mark:] if "namespace %s removed" % ns in l or "created namespace" in l]
+    assert torn == [] and repair_lines(d, mark) == []
+    assert path.stat().st_ino == ino
+
+    # A link left by an earlier run whose file had Mycelium goes at start.
+    ready.mycelium = True
+    ready.reload()
+    ready.wait_ready()
+    d.stop()
+    assert "mycelium" in _links(ns)
+    mark = d.mark()
+    ready.mycelium = False
+    ready.start()
+    d.wait_log(r"Gateway namespace %s: deleted veth mycelium in namespace %s \(not configured\)"
+               % (re.escape(ns), re.escape(ns)), timeout=REPAIR_TIMEOUT, since=mark)
+    ready.wait_ready()
+    assert "mycelium" not in _links(ns) and not link_exists(grid.myc_host, grid.node_ns)
     assert grid.fetch(ns, timeout=10).strip() == grid.expected_body_prefix() + grid.subnet_host(10)

@@ -144,6 +144,12 @@ static inline struct netns_overlay *ntest_ygg(struct netns_config *c)
         return &c->overlays[0];
 }
 
+/* Say that @c has no link @name (an overlay not configured). */
+static inline void ntest_absent(struct netns_config *c, const char *name)
+{
+        snprintf(c->absent[c->n_absent++], IFNAMSIZ, "%s", name);
+}
+
 /* Add the mycelium overlay to @c: link @spec named "mycelium" inside,
  * 4a1:b2c3:d4e5:f6a7::10/64, 400::/7 via 4a1:b2c3:d4e5:f6a7::1. */
 static inline struct netns_overlay *ntest_add_mycelium(struct netns_config *c, const char *spec)

@@ -618,6 +618,58 @@ static void test_issue_12_overlays(void **state)
         assert_false(netns_exists(T.run_dir, T.name));
 }
 
+/* Issue 12: an overlay that is not configured is not there. Its link, left
+ * by an earlier configuration or run, is removed in place (its route with
+ * it), a moved one given back; teardown gives a moved one back too. */
+static void test_issue_12_absent_overlay(void **state)
+{
+        _cleanup_strbuf_ struct strbuf b = STRBUF_INIT;
+        struct netns_config c, both;
+        char buf[256], pub[32], ygg[32], myc[32];
+
+        snprintf(pub, sizeof(pub), "veth:%s", T.pub);
+        snprintf(ygg, sizeof(ygg), "veth:%s", T.ygg);
+        snprintf(myc, sizeof(myc), "veth:%s", T.myc);
+        ntest_config(&T, pub, ygg, &c);
+        both = c;
+        ntest_add_mycelium(&both, myc);
+        ntest_absent(&c, "mycelium");
+
+        reconcile_expect(&both, &b, 0);
+        assert_true(if_nametoindex(T.myc) > 0);
+        reconcile_expect(&c, &b, 0);
+        expect_line(&b, "deleted veth mycelium in namespace %s (not configured)", T.name);
+        if (strstr(b.data, "ygg") || strstr(b.data, "public"))
+                fail_msg("removing mycelium touched another link:\n%s", b.data);
+        assert_int_equal(if_nametoindex(T.myc), 0);
+        ntest_sh_out(buf, sizeof(buf), "nsenter --net=%s ip -6 route show 400::/7", T.path);
+        assert_string_equal(buf, "");
+        reconcile_expect(&c, &b, 0);
+        expect_empty(&b);
+
+        /* A link moved in as mycelium goes back under its name. */
+        assert_int_equal(ntest_sh("ip link add %s type veth peer name %sp && ip link set %s up",
+                                  T.moved, T.moved, T.moved),
+                         0);
+        snprintf(myc, sizeof(myc), "move:%s", T.moved);
+        assert_int_equal(netns_link_spec_parse(myc, "mycelium", &both.overlays[1].link, NULL), 0);
+        reconcile_expect(&both, &b, 0);
+        expect_line(&b, "moved %s into namespace %s as mycelium", T.moved, T.name);
+        reconcile_expect(&c, &b, 0);
+        expect_line(&b, "moved mycelium back to the host namespace as %s", T.moved);
+        assert_true(if_nametoindex(T.moved) > 0);
+
+        /* ... and at teardown by a configuration that no longer has it. */
+        reconcile_expect(&both, &b, 0);
+        assert_int_equal(if_nametoindex(T.moved), 0);
+        teardown_expect_ok(&c, &b);
+        expect_line(&b, "moved mycelium back to the host namespace as %s", T.moved);
+        expect_line(&b, "set %s up in the host namespace", T.moved);
+        assert_true(if_nametoindex(T.moved) > 0);
+        assert_false(netns_exists(T.run_dir, T.name));
+        assert_int_equal(ntest_sh("ip link del %s", T.moved), 0);
+}
+
 /* Overlay configurations that cannot be built touch nothing. */
 static void test_issue_12_bad_overlays(void **state)
 {
@@ -633,6 +685,8 @@ static void test_issue_12_bad_overlays(void **state)
                 {"host bits in prefix", "invalid prefix of overlay mycelium"},
                 {"no router", "mycelium_address and mycelium_router are required (IPv6)"},
                 {"too many", "more than 4 overlays"},
+                {"configured and absent", "link mycelium is both configured and absent"},
+                {"absent lo", "invalid absent link name"},
         };
 
         snprintf(pub, sizeof(pub), "veth:%s", T.pub);
@@ -667,6 +721,12 @@ static void test_issue_12_bad_overlays(void **state)
                         break;
                 case 6:
                         bad.n_overlays = NETNS_OVERLAYS_MAX + 1;
+                        break;
+                case 7:
+                        ntest_absent(&bad, "mycelium");
+                        break;
+                case 8:
+                        ntest_absent(&bad, "lo");
                         break;
                 }
                 assert_int_equal(netns_reconcile(&bad, NULL, &err), -EINVAL);
@@ -732,6 +792,7 @@ int main(void)
                 cmocka_unit_test_setup(test_errors, setup),
                 cmocka_unit_test_setup(test_issue_10_check, setup),
                 cmocka_unit_test_setup(test_issue_12_overlays, setup),
+                cmocka_unit_test_setup(test_issue_12_absent_overlay, setup),
                 cmocka_unit_test_setup(test_issue_12_bad_overlays, setup),
                 cmocka_unit_test_setup(test_no_permission, setup),
         };
