@@ -1256,7 +1256,7 @@ static const struct {
 
 /* ---- Info's "Health" (daemon/health.c) ---- */
 
-/* One checked component: the namespace, a listener, the bus. */
+/* One checked component: the namespace, an overlay, a listener, the bus. */
 struct health_part {
         struct slice name, where, error;
         bool has_wanted, wanted, has_ok, ok;
@@ -1274,7 +1274,7 @@ static bool key_is_any(const char *p, size_t n, const char *const *keys)
 static int health_part_read(struct mp_reader *r, struct health_part *ret)
 {
         static const char *const wanted_keys[] = {"Managed", "Configured", NULL};
-        static const char *const ok_keys[] = {"Ready", "Bound", "Connected", NULL};
+        static const char *const ok_keys[] = {"Ready", "Bound", "Connected", "Up", NULL};
         static const char *const where_keys[] = {"Path", "Address", "Broker", NULL};
         uint32_t count;
         int k;
@@ -1418,6 +1418,16 @@ static int health_render(struct mp_reader *r, struct strbuf *out)
                                 if (k >= 0)
                                         k = health_part_put(out, "listener", &h.name, &h, "bound",
                                                             "not bound", "not configured");
+                        }
+                } else if (mp_str_is(kp, kn, "Overlays")) {
+                        uint32_t n;
+
+                        k = mp_read_array(r, &n, NULL);
+                        for (uint32_t j = 0; j < n && k >= 0; j++) {
+                                k = health_part_read(r, &h);
+                                if (k >= 0)
+                                        k = health_part_put(out, "overlay", &h.name, &h, "up",
+                                                            "down", "not configured");
                         }
                 } else if (mp_str_is(kp, kn, "Reload")) {
                         k = health_reload_put(r, out);

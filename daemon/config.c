@@ -800,41 +800,60 @@ static int parse_link_spec(struct parse_ctx *ctx, const struct config_key *k, co
         return set_string(s, value, strlen(value));
 }
 
-/* Yggdrasil addresses live in 200::/7 (nodes 200::/8, their subnets 300::/8). */
-static bool in6_is_ygg(const struct in6_addr *a)
+const struct gw_overlay_info gw_overlays[_GW_OVERLAY_MAX] = {
+        /* Node addresses 200::/8, their routed subnets 300::/8. */
+        [GW_OVERLAY_YGG] = {"ygg", "Yggdrasil", "200::/7", {.s6_addr = {0x02}}, 7, true},
+        /* Node addresses and subnets in 400::/7 (zos networkd). */
+        [GW_OVERLAY_MYCELIUM] = {"mycelium", "Mycelium", "400::/7", {.s6_addr = {0x04}}, 7, false},
+};
+
+static bool in6_in_overlay(const struct in6_addr *a, const struct gw_overlay_info *o)
 {
-        return (a->s6_addr[0] & 0xfe) == 0x02;
+        unsigned bytes = o->prefixlen / 8, bits = o->prefixlen % 8;
+
+        if (memcmp(a->s6_addr, o->prefix.s6_addr, bytes) != 0)
+                return false;
+        return !bits || ((a->s6_addr[bytes] ^ o->prefix.s6_addr[bytes]) &
+                         (uint8_t)(0xff << (8 - bits))) == 0;
 }
 
-static int parse_ygg_address(struct parse_ctx *ctx, const struct config_key *k, const char *value,
-                             void *field)
+/* @field is one of ctx->c.overlays: which overlay a key belongs to. */
+static const struct gw_overlay_info *overlay_of(struct parse_ctx *ctx, const void *field)
 {
-        struct gw_config *c = field;
+        return &gw_overlays[(const struct gw_overlay_config *)field - ctx->c.overlays];
+}
+
+static int parse_overlay_address(struct parse_ctx *ctx, const struct config_key *k,
+                                 const char *value, void *field)
+{
+        const struct gw_overlay_info *info = overlay_of(ctx, field);
+        struct gw_overlay_config *o = field;
         int r;
 
-        r = parse_cidr(ctx, AF_INET6, value, &c->ygg_address, &c->ygg_prefix);
+        r = parse_cidr(ctx, AF_INET6, value, &o->address, &o->prefix);
         if (r < 0)
                 return r;
-        if (!in6_is_ygg(&c->ygg_address))
-                return set_reason(ctx, "'%s' is not a Yggdrasil address (200::/7)", value);
-        c->has_ygg_address = true;
+        if (!in6_in_overlay(&o->address, info))
+                return set_reason(ctx, "'%s' is not a %s address (%s)", value, info->title,
+                                  info->prefix_str);
+        o->has_address = true;
         return 0;
 }
 
-static int parse_ygg_router(struct parse_ctx *ctx, const struct config_key *k, const char *value,
-                            void *field)
+static int parse_overlay_router(struct parse_ctx *ctx, const struct config_key *k,
+                                const char *value, void *field)
 {
-        struct gw_config *c = field;
+        const struct gw_overlay_info *info = overlay_of(ctx, field);
+        struct gw_overlay_config *o = field;
         struct in6_addr a;
 
         if (inet_pton(AF_INET6, value, &a) != 1)
                 return set_reason(ctx, "invalid IPv6 address '%s'", value);
-        if (!in6_is_ygg(&a) && !IN6_IS_ADDR_LINKLOCAL(&a))
-                return set_reason(ctx,
-                                  "'%s' is neither a Yggdrasil (200::/7) nor a link-local address",
-                                  value);
-        c->ygg_router = a;
-        c->has_ygg_router = true;
+        if (!in6_in_overlay(&a, info) && !IN6_IS_ADDR_LINKLOCAL(&a))
+                return set_reason(ctx, "'%s' is neither a %s (%s) nor a link-local address", value,
+                                  info->title, info->prefix_str);
+        o->router = a;
+        o->has_router = true;
         return 0;
 }
 
@@ -1086,9 +1105,13 @@ static const struct config_key config_keys[] = {
         {"namespace", "netns_dir", parse_abs_path, OFF(netns_dir)},
         {"namespace", "name", parse_ns_name, OFF(ns_name)},
         {"namespace", "public_link", parse_link_spec, OFF(ns_public_link)},
-        {"namespace", "ygg_link", parse_link_spec, OFF(ns_ygg_link)},
-        {"namespace", "ygg_address", parse_ygg_address, 0},
-        {"namespace", "ygg_router", parse_ygg_router, 0},
+        {"namespace", "ygg_link", parse_link_spec, OFF(overlays[GW_OVERLAY_YGG].link)},
+        {"namespace", "ygg_address", parse_overlay_address, OFF(overlays[GW_OVERLAY_YGG])},
+        {"namespace", "ygg_router", parse_overlay_router, OFF(overlays[GW_OVERLAY_YGG])},
+        {"namespace", "mycelium_link", parse_link_spec, OFF(overlays[GW_OVERLAY_MYCELIUM].link)},
+        {"namespace", "mycelium_address", parse_overlay_address,
+         OFF(overlays[GW_OVERLAY_MYCELIUM])},
+        {"namespace", "mycelium_router", parse_overlay_router, OFF(overlays[GW_OVERLAY_MYCELIUM])},
 
         {"proxy", "http_port", parse_port, OFF(http_port), .min = 0, .max = 65535},
         {"proxy", "https_port", parse_port, OFF(https_port), .min = 0, .max = 65535},
@@ -1388,29 +1411,81 @@ static int check_address_pair(struct parse_ctx *ctx, const char *pub, bool has_p
         return 0;
 }
 
-/* The namespace is managed when public_link is set; then all its keys are needed. */
+/* The namespace is managed when public_link is set; then every key of the
+ * required overlays is needed, and an optional overlay has all its keys or
+ * none. */
 static int check_namespace(struct parse_ctx *ctx)
 {
         const struct gw_config *c = &ctx->c;
-        static const char *const keys[] = {"ygg_link", "ygg_address", "ygg_router"};
-        const bool have[] = {c->ns_ygg_link != NULL, c->has_ygg_address, c->has_ygg_router};
-        bool any = c->ns_public_link || have[0] || have[1] || have[2];
+        static const char *const suffixes[] = {"link", "address", "router"};
+        bool have[_GW_OVERLAY_MAX][ELEMENTSOF(suffixes)], any[_GW_OVERLAY_MAX] = {};
+        bool any_key = c->ns_public_link;
+        char key[64], other[64];
 
-        if (!any)
+        for (unsigned i = 0; i < _GW_OVERLAY_MAX; i++) {
+                const struct gw_overlay_config *o = &c->overlays[i];
+
+                have[i][0] = o->link != NULL;
+                have[i][1] = o->has_address;
+                have[i][2] = o->has_router;
+                for (size_t j = 0; j < ELEMENTSOF(suffixes); j++)
+                        any[i] = any[i] || have[i][j];
+                any_key = any_key || any[i];
+        }
+        if (!any_key)
                 return 0;
         if (!c->ns_public_link)
-                return fail(ctx, 0, "namespace", "public_link",
-                            "required when any of ygg_link, ygg_address, ygg_router is set");
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
-                if (!have[i])
-                        return fail(ctx, 0, "namespace", keys[i],
-                                    "required when public_link is set");
-        if (streq(strchr(c->ns_public_link, ':') + 1, strchr(c->ns_ygg_link, ':') + 1))
-                return fail(ctx, line_of(ctx, "namespace", "ygg_link"), "namespace", "ygg_link",
-                            "uses the same interface as public_link");
-        if (memcmp(&c->ygg_address, &c->ygg_router, sizeof(c->ygg_router)) == 0)
-                return fail(ctx, line_of(ctx, "namespace", "ygg_router"), "namespace", "ygg_router",
-                            "is the gateway's own ygg_address");
+                for (unsigned i = 0; i < _GW_OVERLAY_MAX; i++) {
+                        const char *n = gw_overlays[i].name;
+
+                        if (any[i])
+                                return fail(ctx, 0, "namespace", "public_link",
+                                            "required when any of %s_link, %s_address, %s_router "
+                                            "is set",
+                                            n, n, n);
+                }
+        for (unsigned i = 0; i < _GW_OVERLAY_MAX; i++) {
+                const char *set = NULL;
+
+                if (!gw_overlays[i].required && !any[i])
+                        continue; /* not there */
+                for (size_t j = 0; j < ELEMENTSOF(suffixes) && !set; j++)
+                        if (have[i][j])
+                                set = suffixes[j];
+                for (size_t j = 0; j < ELEMENTSOF(suffixes); j++) {
+                        if (have[i][j])
+                                continue;
+                        snprintf(key, sizeof(key), "%s_%s", gw_overlays[i].name, suffixes[j]);
+                        if (gw_overlays[i].required)
+                                return fail(ctx, 0, "namespace", key,
+                                            "required when public_link is set");
+                        return fail(ctx, 0, "namespace", key, "required when %s_%s is set",
+                                    gw_overlays[i].name, set);
+                }
+        }
+        for (unsigned i = 0; i < _GW_OVERLAY_MAX; i++) {
+                const struct gw_overlay_config *o = &c->overlays[i];
+
+                if (!o->link)
+                        continue;
+                snprintf(key, sizeof(key), "%s_link", gw_overlays[i].name);
+                if (streq(strchr(c->ns_public_link, ':') + 1, strchr(o->link, ':') + 1))
+                        return fail(ctx, line_of(ctx, "namespace", key), "namespace", key,
+                                    "uses the same interface as public_link");
+                for (unsigned j = 0; j < i; j++) {
+                        if (!c->overlays[j].link ||
+                            !streq(strchr(c->overlays[j].link, ':') + 1, strchr(o->link, ':') + 1))
+                                continue;
+                        snprintf(other, sizeof(other), "%s_link", gw_overlays[j].name);
+                        return fail(ctx, line_of(ctx, "namespace", key), "namespace", key,
+                                    "uses the same interface as %s", other);
+                }
+                if (memcmp(&o->address, &o->router, sizeof(o->router)) == 0) {
+                        snprintf(key, sizeof(key), "%s_router", gw_overlays[i].name);
+                        return fail(ctx, line_of(ctx, "namespace", key), "namespace", key,
+                                    "is the gateway's own %s_address", gw_overlays[i].name);
+                }
+        }
         return 0;
 }
 
@@ -1539,7 +1614,8 @@ void gw_config_done(struct gw_config *c)
         free(c->netns_dir);
         free(c->ns_name);
         free(c->ns_public_link);
-        free(c->ns_ygg_link);
+        for (unsigned i = 0; i < _GW_OVERLAY_MAX; i++)
+                free(c->overlays[i].link);
         /* The only owned field of struct wl_public_config; see wl_public_config_done(). */
         free(c->pc.domain);
         *c = (struct gw_config){};

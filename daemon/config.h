@@ -22,6 +22,36 @@ enum gw_name_validation {
 
 #define GW_ACME_DIRECTORY_DEFAULT "https://acme-v02.api.letsencrypt.org/directory"
 
+/* The overlay networks the gateway namespace reaches, each through a link
+ * of its own: [namespace] <name>_link, <name>_address, <name>_router. */
+enum gw_overlay {
+        GW_OVERLAY_YGG,      /* Yggdrasil, 200::/7; required while the namespace is managed */
+        GW_OVERLAY_MYCELIUM, /* Mycelium, 400::/7; optional */
+        _GW_OVERLAY_MAX,
+};
+
+struct gw_overlay_info {
+        const char *name;       /* key prefix, the link's name inside, reports: "ygg" */
+        const char *title;      /* "Yggdrasil", for messages */
+        const char *prefix_str; /* "200::/7" */
+        struct in6_addr prefix; /* the overlay's addresses: routed via its router */
+        uint8_t prefixlen;
+        bool required; /* needed whenever public_link is set */
+};
+
+/* Indexed by enum gw_overlay. */
+extern const struct gw_overlay_info gw_overlays[_GW_OVERLAY_MAX];
+
+struct gw_overlay_config {
+        char *link; /* "veth:<host>" | "macvlan:<parent>" | "move:<ifname>"; NULL: not
+                     * configured (then none of its keys is set) */
+        bool has_address;
+        struct in6_addr address; /* the gateway's address on the overlay */
+        uint8_t prefix;
+        bool has_router;
+        struct in6_addr router; /* next hop for the overlay's prefix */
+};
+
 struct gw_config {
         char *path; /* file it was read from */
 
@@ -56,12 +86,7 @@ struct gw_config {
         char *ns_name;        /* the gateway namespace; default "gateway" */
         char *ns_public_link; /* "veth:<host>" | "macvlan:<parent>" | "move:<ifname>"; NULL:
                                * the namespace is not managed (no [namespace] links set) */
-        char *ns_ygg_link;    /* same forms */
-        bool has_ygg_address;
-        struct in6_addr ygg_address; /* the gateway's overlay address */
-        uint8_t ygg_prefix;
-        bool has_ygg_router;
-        struct in6_addr ygg_router; /* next hop for 200::/7 */
+        struct gw_overlay_config overlays[_GW_OVERLAY_MAX]; /* by enum gw_overlay */
 
         /* [proxy] */
         uint16_t http_port;     /* default 80; 0 = no :80 listener */

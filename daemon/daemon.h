@@ -63,6 +63,10 @@ enum gw_reload_result {
 /* One struct: extend it with a check above (and a row in health.c). */
 struct gw_health {
         struct gw_health_check checks[_GW_CHECK_MAX];
+        /* By enum gw_overlay: wanted while configured in a managed, enabled
+         * namespace; ok while it is up (its link, address and route are in
+         * the namespace now at the path); where: the gateway's address on it. */
+        struct gw_health_check overlays[_GW_OVERLAY_MAX];
         struct {
                 enum gw_reload_result result;
                 char *error;      /* why the last reload was refused */
@@ -160,6 +164,10 @@ void gw_revalidator_reconfigure(struct gw_daemon *d);
  * @wanted/@ok is kept. Never fails (texts stay as they were on -ENOMEM). */
 void gw_health_set(struct gw_daemon *d, enum gw_check c, bool wanted, bool ok, const char *where,
                    const char *error);
+/* The same for overlay @o (not a /healthz problem of its own: the
+ * namespace check says why it is down). */
+void gw_health_set_overlay(struct gw_daemon *d, enum gw_overlay o, bool wanted, bool ok,
+                           const char *where, const char *error);
 /* A SIGHUP was applied (@ok) or refused (@error says why). */
 void gw_health_reload_done(struct gw_daemon *d, bool ok, const char *error);
 /* Re-read what changes without an event (the namespace at its path, the

@@ -17,6 +17,8 @@
 #include "daemon/dnsd.h"
 #include "netns/netns.h"
 
+_Static_assert(_GW_OVERLAY_MAX <= NETNS_OVERLAYS_MAX, "a netns_config has room for every overlay");
+
 #define CHECK_INTERVAL_MS 3000
 #define DEBOUNCE_MS       200
 
@@ -36,8 +38,10 @@ struct gw_ns {
         bool managed;     /* the namespace exists because of us (for teardown) */
         bool ready;
         bool stopping;
-        bool settled;    /* the first outcome is known: the bus serves requests */
-        bool mon_reopen; /* open a new monitor once the old handle is closed */
+        bool settled;     /* the first outcome is known: the bus serves requests */
+        bool mon_reopen;  /* open a new monitor once the old handle is closed */
+        bool applying;    /* a new configuration is waiting for its reconcile */
+        bool run_applies; /* the reconcile running is that one: its changes are not drift */
         unsigned open_handles;
         char *error;              /* why the namespace is not ready, NULL when it is */
         struct netns_config last; /* what the last teardown must remove */
@@ -81,6 +85,19 @@ static void ns_report(struct gw_ns *ns)
         }
         gw_health_set(d, GW_CHECK_NAMESPACE, ns_wanted(d), ok, path,
                       error ? error : "being set up");
+        /* Every overlay is built by the same reconcile, which succeeds as a
+         * whole or not: each configured one is up exactly while the
+         * namespace is ready, and down for the namespace's reason. */
+        for (unsigned i = 0; i < _GW_OVERLAY_MAX; i++) {
+                const struct gw_overlay_config *oc = &d->cfg.overlays[i];
+                char addr[INET6_ADDRSTRLEN + 8] = "";
+
+                if (oc->link && inet_ntop(AF_INET6, &oc->address, addr, sizeof(addr)))
+                        snprintf(addr + strlen(addr), sizeof(addr) - strlen(addr), "/%u",
+                                 oc->prefix);
+                gw_health_set_overlay(d, i, ns_wanted(d) && oc->link, ok, addr,
+                                      error ? error : "being set up");
+        }
 }
 
 void gw_ns_health_refresh(struct gw_daemon *d)
@@ -127,9 +144,6 @@ static int build_config(const struct gw_daemon *d, const struct gw_config *cfg,
         r = netns_link_spec_parse(cfg->ns_public_link, "public", &c->public_link, reterr);
         if (r < 0)
                 return r;
-        r = netns_link_spec_parse(cfg->ns_ygg_link, "ygg", &c->ygg_link, reterr);
-        if (r < 0)
-                return r;
         if (pc->has_ipv4) {
                 c->public_v4.family = AF_INET;
                 c->public_v4.v4 = pc->ipv4;
@@ -142,11 +156,60 @@ static int build_config(const struct gw_daemon *d, const struct gw_config *cfg,
                 c->public_v6.prefixlen = pc->ipv6_prefix;
                 c->gw6 = pc->gw6;
         }
-        c->ygg_address.family = AF_INET6;
-        c->ygg_address.v6 = cfg->ygg_address;
-        c->ygg_address.prefixlen = cfg->ygg_prefix;
-        c->ygg_router = cfg->ygg_router;
+        /* An overlay whose keys are absent is not there (config.c checked
+         * that a configured one has all three). */
+        for (unsigned i = 0; i < _GW_OVERLAY_MAX; i++) {
+                const struct gw_overlay_config *oc = &cfg->overlays[i];
+                struct netns_overlay *o;
+
+                if (!oc->link) {
+                        /* Not there: a link left by an earlier configuration
+                         * (or run) goes, with its routes. */
+                        snprintf(c->absent[c->n_absent++], IFNAMSIZ, "%s", gw_overlays[i].name);
+                        continue;
+                }
+                o = &c->overlays[c->n_overlays++];
+                r = netns_link_spec_parse(oc->link, gw_overlays[i].name, &o->link, reterr);
+                if (r < 0)
+                        return r;
+                o->address = (struct netns_prefix){
+                        .family = AF_INET6, .v6 = oc->address, .prefixlen = oc->prefix};
+                o->router = oc->router;
+                o->prefix = (struct netns_prefix){.family = AF_INET6,
+                                                  .v6 = gw_overlays[i].prefix,
+                                                  .prefixlen = gw_overlays[i].prefixlen};
+        }
         return 0;
+}
+
+/* Must @last (built) be torn down before @c is built: another name,
+ * directory or public link, or an overlay moved to another link (as a
+ * change of ygg_link always did)? An overlay added or removed is built or
+ * removed in place by reconcile (netns_config.absent), like a repair:
+ * nothing that works is touched. */
+static bool needs_rebuild(const struct netns_config *last, const struct netns_config *c)
+{
+        if (!streq(last->name, c->name) || !streq(last->run_dir, c->run_dir) ||
+            memcmp(&last->public_link, &c->public_link, sizeof(c->public_link)) != 0)
+                return true;
+        for (unsigned i = 0; i < last->n_overlays; i++)
+                for (unsigned j = 0; j < c->n_overlays; j++)
+                        if (streq(last->overlays[i].link.name, c->overlays[j].link.name) &&
+                            memcmp(&last->overlays[i].link, &c->overlays[j].link,
+                                   sizeof(c->overlays[j].link)) != 0)
+                                return true;
+        return false;
+}
+
+/* Do @a and @b ask for the same links (public and every overlay's)? */
+static bool same_links(const struct gw_config *a, const struct gw_config *b)
+{
+        if (!streq_ptr(a->ns_public_link, b->ns_public_link))
+                return false;
+        for (unsigned i = 0; i < _GW_OVERLAY_MAX; i++)
+                if (!streq_ptr(a->overlays[i].link, b->overlays[i].link))
+                        return false;
+        return true;
 }
 
 /* ---- the monitor socket ---- */
@@ -287,7 +350,7 @@ static void job_done(struct gw_ns *ns)
 static void on_reconciled(int r, const char *report, const char *error, void *userdata)
 {
         struct gw_ns *ns = userdata;
-        bool first = !ns->ready;
+        bool first = !ns->ready, applied = ns->run_applies;
         struct gw_ns_id id = {};
         char path[600];
 
@@ -298,7 +361,7 @@ static void on_reconciled(int r, const char *report, const char *error, void *us
                 set_error(ns, error ? error : strerror(-r));
         } else {
                 if (report && *report)
-                        log_report(ns, report, first && !ns->managed);
+                        log_report(ns, report, (first && !ns->managed) || applied);
                 if (!ns->ready)
                         log_info("Gateway namespace %s is ready", ns->d->cfg.ns_name);
                 /* Which namespace is ready, not what this run's report
@@ -406,11 +469,9 @@ static void ns_run(struct gw_ns *ns)
                 return;
         }
         /* A renamed namespace or changed links: remove the old one first.
-         * A SIGHUP checked that the new one can be built (gw_ns_check()). */
-        if (ns->managed && (!streq(ns->last.name, c.name) ||
-                            memcmp(&ns->last.public_link, &c.public_link, sizeof(c.public_link)) ||
-                            memcmp(&ns->last.ygg_link, &c.ygg_link, sizeof(c.ygg_link)) ||
-                            !streq(ns->last.run_dir, c.run_dir))) {
+         * A SIGHUP checked that the new one can be built (gw_ns_check()),
+         * an added overlay's link included. */
+        if (ns->managed && needs_rebuild(&ns->last, &c)) {
                 ns->ready = false; /* being rebuilt: not an error */
                 set_error(ns, NULL);
                 mon_close(ns);
@@ -422,6 +483,8 @@ static void ns_run(struct gw_ns *ns)
         }
         ns->last = c;
         ns->busy = true;
+        ns->run_applies = ns->applying;
+        ns->applying = false;
         if (netns_worker_reconcile(ns->w, &c, on_reconciled, ns) < 0) {
                 ns->busy = false;
                 set_error(ns, "out of memory");
@@ -490,6 +553,9 @@ void gw_ns_apply(struct gw_daemon *d)
 {
         if (!d->ns)
                 return;
+        /* What the new file changes (an overlay added, an address) is said
+         * as done, not as a repair of drift. */
+        d->ns->applying = true;
         ns_run(d->ns);
         ns_report(d->ns);
 }
@@ -516,9 +582,8 @@ int gw_ns_check(struct gw_daemon *d, const struct gw_config *nc, gw_ns_check_cb 
                 return -EBUSY;
         /* The same links, name and directory are repaired in place: nothing
          * is torn down, so nothing working is put at risk. */
-        if (ns_wanted(d) && streq_ptr(nc->ns_public_link, d->cfg.ns_public_link) &&
-            streq_ptr(nc->ns_ygg_link, d->cfg.ns_ygg_link) &&
-            streq_ptr(nc->ns_name, d->cfg.ns_name) && streq_ptr(nc->netns_dir, d->cfg.netns_dir))
+        if (ns_wanted(d) && same_links(nc, &d->cfg) && streq_ptr(nc->ns_name, d->cfg.ns_name) &&
+            streq_ptr(nc->netns_dir, d->cfg.netns_dir))
                 return 0;
         r = build_config(d, nc, &c, reterr);
         if (r < 0)

@@ -11,9 +11,12 @@
  * so a report is never older than the request that asks for it.
  *
  * A check that is not wanted (the namespace is not managed, a port is 0,
- * the gateway is off) is no problem and has no gauge. Adding a check is
+ * the gateway is off) is no problem and has no gauge. The overlays (issue
+ * 12) are reported the same way but are no problems of their own: one is
+ * up exactly while the namespace is ready, whose check says why not. Adding a check is
  * one enum value, one row in @checks below and a gw_health_set() call in
  * its owner. */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -80,12 +83,9 @@ static void set_text(char **p, const char *s)
         *p = copy;
 }
 
-void gw_health_set(struct gw_daemon *d, enum gw_check c, bool wanted, bool ok, const char *where,
-                   const char *error)
+static void check_set(struct gw_health_check *k, bool wanted, bool ok, const char *where,
+                      const char *error)
 {
-        struct gw_health_check *k = &d->health.checks[c];
-
-        assert((unsigned)c < _GW_CHECK_MAX);
         ok = ok && wanted;
         if (!k->set || k->wanted != wanted || k->ok != ok)
                 k->since_usec = realtime_usec();
@@ -101,6 +101,20 @@ void gw_health_set(struct gw_daemon *d, enum gw_check c, bool wanted, bool ok, c
         set_text(&k->error, error);
         if (error)
                 set_text(&k->last_error, error);
+}
+
+void gw_health_set(struct gw_daemon *d, enum gw_check c, bool wanted, bool ok, const char *where,
+                   const char *error)
+{
+        assert((unsigned)c < _GW_CHECK_MAX);
+        check_set(&d->health.checks[c], wanted, ok, where, error);
+}
+
+void gw_health_set_overlay(struct gw_daemon *d, enum gw_overlay o, bool wanted, bool ok,
+                           const char *where, const char *error)
+{
+        assert((unsigned)o < _GW_OVERLAY_MAX);
+        check_set(&d->health.overlays[o], wanted, ok, where, error);
 }
 
 void gw_health_reload_done(struct gw_daemon *d, bool ok, const char *error)
@@ -208,6 +222,39 @@ static int encode_check_map(struct strbuf *out, enum gw_check c, const struct gw
         return r;
 }
 
+/* {"Name", "Configured", "Up", "Address", "Prefix", "Router", "Error",
+ * "LastError", "Since"}: every overlay gatewayd knows, configured or not. */
+static int encode_overlay_map(struct strbuf *out, const struct gw_config *cfg, enum gw_overlay o,
+                              const struct gw_health_check *k)
+{
+        const struct gw_overlay_config *oc = &cfg->overlays[o];
+        char router[INET6_ADDRSTRLEN] = "";
+        int r;
+
+        if (oc->link && !inet_ntop(AF_INET6, &oc->router, router, sizeof(router)))
+                router[0] = 0;
+        r = proto_encode_map_header(out, 9);
+        if (r >= 0)
+                r = proto_encode_key_str(out, "Name", gw_overlays[o].name);
+        if (r >= 0)
+                r = proto_encode_key_bool(out, "Configured", k->wanted);
+        if (r >= 0)
+                r = proto_encode_key_bool(out, "Up", k->wanted && k->ok);
+        if (r >= 0)
+                r = proto_encode_key_str(out, "Address", k->wanted ? strempty(k->where) : "");
+        if (r >= 0)
+                r = proto_encode_key_str(out, "Prefix", gw_overlays[o].prefix_str);
+        if (r >= 0)
+                r = proto_encode_key_str(out, "Router", k->wanted ? router : "");
+        if (r >= 0)
+                r = proto_encode_key_str(out, "Error", strempty(k->error));
+        if (r >= 0)
+                r = proto_encode_key_str(out, "LastError", strempty(k->last_error));
+        if (r >= 0)
+                r = encode_time(out, "Since", k->since_usec);
+        return r;
+}
+
 int gw_health_encode(struct gw_daemon *d, struct strbuf *out)
 {
         static const enum gw_check listeners[] = {GW_CHECK_HTTPS, GW_CHECK_HTTP, GW_CHECK_METRICS,
@@ -218,7 +265,7 @@ int gw_health_encode(struct gw_daemon *d, struct strbuf *out)
         n = gw_health_problems(d, NULL);
         if (n < 0)
                 return n;
-        r = proto_encode_map_header(out, 8);
+        r = proto_encode_map_header(out, 9);
         if (r >= 0)
                 r = proto_encode_key_bool(out, "Healthy", n == 0);
         /* Workloads the bus confirmed whose state file was corrupt: they
@@ -251,6 +298,12 @@ int gw_health_encode(struct gw_daemon *d, struct strbuf *out)
                 r = encode_check_map(out, GW_CHECK_NAMESPACE, &h->checks[GW_CHECK_NAMESPACE],
                                      false);
         if (r >= 0)
+                r = proto_encode_str(out, "Overlays");
+        if (r >= 0)
+                r = proto_encode_array_header(out, _GW_OVERLAY_MAX);
+        for (unsigned o = 0; o < _GW_OVERLAY_MAX && r >= 0; o++)
+                r = encode_overlay_map(out, &d->cfg, o, &h->overlays[o]);
+        if (r >= 0)
                 r = proto_encode_str(out, "Listeners");
         if (r >= 0)
                 r = proto_encode_array_header(out, ELEMENTSOF(listeners));
@@ -279,6 +332,11 @@ void gw_health_done(struct gw_health *h)
                 free(h->checks[c].where);
                 free(h->checks[c].error);
                 free(h->checks[c].last_error);
+        }
+        for (unsigned o = 0; o < _GW_OVERLAY_MAX; o++) {
+                free(h->overlays[o].where);
+                free(h->overlays[o].error);
+                free(h->overlays[o].last_error);
         }
         free(h->reload.error);
         *h = (struct gw_health){};

@@ -247,6 +247,14 @@ static int render_health(struct gw_daemon *d, struct strbuf *b)
                 r = strbuf_printf(b, "gatewayd_namespace_ready %d\n",
                                   h->checks[GW_CHECK_NAMESPACE].ok);
         if (r >= 0)
+                r = put_family(b, "gatewayd_overlay_up", "gauge",
+                               "1 while a configured overlay network (ygg, mycelium) has its "
+                               "link, address and route in the ready gateway namespace.");
+        for (unsigned o = 0; o < _GW_OVERLAY_MAX && r >= 0; o++)
+                if (h->overlays[o].wanted)
+                        r = strbuf_printf(b, "gatewayd_overlay_up{overlay=\"%s\"} %d\n",
+                                          gw_overlays[o].name, h->overlays[o].ok);
+        if (r >= 0)
                 r = put_family(b, "gatewayd_listener_up", "gauge",
                                "1 while a configured listener accepts on its configured address.");
         for (enum gw_check c = GW_CHECK_HTTPS; c <= GW_CHECK_DNS && r >= 0; c++)

@@ -3,7 +3,8 @@
 
 /* The gateway's network namespace (libnl): create it the iproute2 way
  * (a bind mount of the namespace on <run_dir>/<name>), give it a public
- * link and a Yggdrasil link with addresses, routes and sysctls, keep it
+ * link and a link per overlay network (Yggdrasil, Mycelium) with
+ * addresses, routes and sysctls, keep it
  * correct (idempotent reconcile that reports what it repaired), tear it
  * down, and open sockets inside any named namespace.
  *
@@ -44,7 +45,7 @@ enum netns_link_kind {
 struct netns_link_spec {
         enum netns_link_kind kind;
         char host[IFNAMSIZ]; /* veth host end / macvlan parent / link to move */
-        char name[IFNAMSIZ]; /* name inside the namespace ("public", "ygg") */
+        char name[IFNAMSIZ]; /* name inside the namespace ("public", "ygg", "mycelium") */
 };
 
 /* Parse "veth:<name>", "macvlan:<parent>" or "move:<ifname>" into @ret, with
@@ -65,17 +66,34 @@ struct netns_prefix {
         unsigned char prefixlen;
 };
 
+/* An overlay network reached through a link of its own: the link (named
+ * link.name inside, e.g. "ygg" or "mycelium"), the gateway's address on it
+ * (from the node's subnet of that overlay) and one route for the overlay's
+ * prefix via the node's router on it. */
+struct netns_overlay {
+        struct netns_link_spec link;
+        struct netns_prefix address; /* AF_INET6, the gateway's address on the overlay */
+        struct in6_addr router;      /* next hop for @prefix (not ::) */
+        struct netns_prefix prefix;  /* AF_INET6, the overlay's prefix: 200::/7, 400::/7 */
+};
+
+#define NETNS_OVERLAYS_MAX 4
+
 struct netns_config {
         char name[64];     /* namespace name (a file name under run_dir) */
         char run_dir[256]; /* where named namespaces live; "" = "/run/netns" */
         struct netns_link_spec public_link;
-        struct netns_link_spec ygg_link;
-        struct netns_prefix public_v4;   /* family 0 when absent */
-        struct in_addr gw4;              /* default route next hop; 0.0.0.0 = no route */
-        struct netns_prefix public_v6;   /* family 0 when absent */
-        struct in6_addr gw6;             /* default route next hop; :: = no route */
-        struct netns_prefix ygg_address; /* the gateway's overlay address (required) */
-        struct in6_addr ygg_router;      /* next hop for 200::/7 (required) */
+        struct netns_prefix public_v4; /* family 0 when absent */
+        struct in_addr gw4;            /* default route next hop; 0.0.0.0 = no route */
+        struct netns_prefix public_v6; /* family 0 when absent */
+        struct in6_addr gw6;           /* default route next hop; :: = no route */
+        struct netns_overlay overlays[NETNS_OVERLAYS_MAX]; /* built in this order */
+        unsigned n_overlays; /* 0..NETNS_OVERLAYS_MAX; links, prefixes all distinct */
+        /* Links the namespace must not have: the overlays known but not
+         * configured. Reconcile removes them (and their routes with them)
+         * like a link that is not the configured one; teardown too. */
+        char absent[NETNS_OVERLAYS_MAX][IFNAMSIZ];
+        unsigned n_absent; /* 0..NETNS_OVERLAYS_MAX */
 };
 
 /* ---- blocking operations ---- */
@@ -83,9 +101,11 @@ struct netns_config {
 /* These run on a short-lived thread of their own (the caller's thread never
  * changes namespace) and block until done. The worker runs the same code. */
 
-/* Make everything match @c: namespace, loopback up, both links up with
- * their addresses, default routes via the gateways, 200::/7 via the ygg
- * router, forwarding and router advertisements off. Idempotent: a second
+/* Make everything match @c: namespace, loopback up, the public link and
+ * each overlay's link up with their addresses, default routes via the
+ * gateways, each overlay's prefix (200::/7, 400::/7) via its router, no
+ * link named in @c->absent, forwarding and router advertisements off.
+ * Idempotent: a second
  * call changes nothing and appends nothing to @report (may be NULL). Each
  * change is appended to @report as one line ("created namespace gateway",
  * "added address 203.0.113.10/24 on public"). Returns 0 or -errno with
@@ -94,8 +114,9 @@ struct netns_config {
  * host namespace. Changes made before a failure stay (and are reported). */
 int netns_reconcile(const struct netns_config *c, struct strbuf *report, char **reterr);
 /* Remove the namespace, the veth pairs (by their host ends too) and the
- * macvlans; moved links go back to the host namespace under their old name
- * and admin state. Missing pieces are not errors. Each change is appended
+ * macvlans; moved links (the configured ones, and any under a name in
+ * @c->absent) go back to the host namespace under their old name and
+ * admin state. Missing pieces are not errors. Each change is appended
  * to @report (may be NULL). Returns 0 or -errno with *reterr. */
 int netns_teardown(const struct netns_config *c, struct strbuf *report, char **reterr);
 /* Check, changing nothing, whether @c can be built on this node before

@@ -127,17 +127,12 @@ static bool is_zero(const void *p, size_t n)
         return true;
 }
 
-/* Do the first @plen bits of @a (of @family) equal those of @want? */
-static bool prefix_bits_eq(const struct nl_addr *a, int family, const void *want, unsigned plen)
+/* Do the first @plen bits of @x and @y equal? */
+static bool bits_eq(const void *x_, const void *y_, unsigned plen)
 {
-        const unsigned char *x, *y = want;
+        const unsigned char *x = x_, *y = y_;
         unsigned bytes = plen / 8, bits = plen % 8;
 
-        if (plen == 0)
-                return true;
-        if (!a || nl_addr_get_family(a) != family || nl_addr_get_len(a) < family_len(family))
-                return false;
-        x = nl_addr_get_binary_addr(a);
         if (memcmp(x, y, bytes) != 0)
                 return false;
         if (bits) {
@@ -147,6 +142,16 @@ static bool prefix_bits_eq(const struct nl_addr *a, int family, const void *want
                         return false;
         }
         return true;
+}
+
+/* Do the first @plen bits of @a (of @family) equal those of @want? */
+static bool prefix_bits_eq(const struct nl_addr *a, int family, const void *want, unsigned plen)
+{
+        if (plen == 0)
+                return true;
+        if (!a || nl_addr_get_family(a) != family || nl_addr_get_len(a) < family_len(family))
+                return false;
+        return bits_eq(nl_addr_get_binary_addr(a), want, plen);
 }
 
 static bool nladdr_eq(const struct nl_addr *a, int family, const void *want)
@@ -858,27 +863,114 @@ static int ensure_routes(struct rc *rc, struct want_route *want, size_t n_want)
 
 /* ---- reconcile ---- */
 
+/* The links of @c: public first, then the overlays in their order. Returns
+ * how many were stored in @ret (at most 1 + NETNS_OVERLAYS_MAX). */
+static size_t config_links(const struct netns_config *c,
+                           const struct netns_link_spec *ret[static 1 + NETNS_OVERLAYS_MAX])
+{
+        size_t n = 0;
+
+        ret[n++] = &c->public_link;
+        for (unsigned i = 0; i < c->n_overlays && i < NETNS_OVERLAYS_MAX; i++)
+                ret[n++] = &c->overlays[i].link;
+        return n;
+}
+
+/* Are the bits of @p beyond its length all zero (a network, not a host)? */
+static bool prefix_is_network(const struct netns_prefix *p)
+{
+        for (unsigned i = p->prefixlen; i < 128; i++)
+                if (p->v6.s6_addr[i / 8] & (0x80 >> (i % 8)))
+                        return false;
+        return true;
+}
+
+static int check_overlay(const struct netns_config *c, unsigned idx, char **reterr)
+{
+        const struct netns_overlay *o = &c->overlays[idx];
+        const char *name = o->link.name;
+
+        if (o->address.family != AF_INET6 || o->address.prefixlen > 128 ||
+            is_zero(&o->router, sizeof(o->router)))
+                return netns__fail(reterr, -EINVAL, "%s_address and %s_router are required (IPv6)",
+                                   name, name);
+        /* ::/0 is the public link's default route; a host part would make
+         * the route ambiguous to compare. */
+        if (o->prefix.family != AF_INET6 || o->prefix.prefixlen == 0 || o->prefix.prefixlen > 128 ||
+            !prefix_is_network(&o->prefix))
+                return netns__fail(reterr, -EINVAL, "invalid prefix of overlay %s", name);
+        for (unsigned j = 0; j < idx; j++) {
+                const struct netns_prefix *a = &c->overlays[j].prefix;
+
+                /* Two prefixes overlap when the shorter one covers the longer. */
+                if (bits_eq(&o->prefix.v6, &a->v6, MIN(a->prefixlen, o->prefix.prefixlen)))
+                        return netns__fail(reterr, -EINVAL,
+                                           "the prefixes of overlays %s and %s overlap",
+                                           c->overlays[j].link.name, name);
+        }
+        return 0;
+}
+
 static int check_config(const struct netns_config *c, char **reterr)
 {
-        const struct netns_link_spec *links[] = {&c->public_link, &c->ygg_link};
+        const struct netns_link_spec *links[1 + NETNS_OVERLAYS_MAX];
+        size_t n;
+        int r;
 
-        for (size_t i = 0; i < ELEMENTSOF(links); i++)
+        if (c->n_overlays > NETNS_OVERLAYS_MAX)
+                return netns__fail(reterr, -EINVAL, "more than %u overlays", NETNS_OVERLAYS_MAX);
+        n = config_links(c, links);
+        for (size_t i = 0; i < n; i++)
                 if ((unsigned)links[i]->kind >= _NETNS_LINK_KIND_MAX || !links[i]->host[0] ||
-                    !links[i]->name[0])
+                    !links[i]->name[0] || streq(links[i]->name, "lo"))
                         return netns__fail(reterr, -EINVAL, "invalid link configuration");
-        if (streq(c->public_link.name, c->ygg_link.name) ||
-            streq(c->public_link.host, c->ygg_link.host))
-                return netns__fail(reterr, -EINVAL, "the public and ygg links must differ");
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < i; j++)
+                        if (streq(links[j]->name, links[i]->name) ||
+                            streq(links[j]->host, links[i]->host))
+                                return netns__fail(reterr, -EINVAL,
+                                                   "the %s and %s links must differ",
+                                                   links[j]->name, links[i]->name);
+        if (c->n_absent > NETNS_OVERLAYS_MAX)
+                return netns__fail(reterr, -EINVAL, "more than %u absent links",
+                                   NETNS_OVERLAYS_MAX);
+        for (unsigned i = 0; i < c->n_absent; i++) {
+                const char *a = c->absent[i];
+
+                if (!a[0] || strnlen(a, IFNAMSIZ) >= IFNAMSIZ || streq(a, "lo"))
+                        return netns__fail(reterr, -EINVAL, "invalid absent link name");
+                for (size_t j = 0; j < n; j++)
+                        if (streq(links[j]->name, a))
+                                return netns__fail(reterr, -EINVAL,
+                                                   "link %s is both configured and absent", a);
+        }
         if ((c->public_v4.family && c->public_v4.family != AF_INET) ||
             c->public_v4.prefixlen > 32 ||
             (c->public_v6.family && c->public_v6.family != AF_INET6) ||
             c->public_v6.prefixlen > 128)
                 return netns__fail(reterr, -EINVAL, "invalid public address");
-        if (c->ygg_address.family != AF_INET6 || c->ygg_address.prefixlen > 128 ||
-            is_zero(&c->ygg_router, sizeof(c->ygg_router)))
-                return netns__fail(reterr, -EINVAL,
-                                   "ygg_address and ygg_router are required (IPv6)");
+        for (unsigned i = 0; i < c->n_overlays; i++) {
+                r = check_overlay(c, i, reterr);
+                if (r < 0)
+                        return r;
+        }
         return 0;
+}
+
+/* An overlay that is not configured has no link (its routes go with it):
+ * a veth goes with its host end, a link we moved in goes back. */
+static int remove_absent(struct rc *rc, const char *name, const char *why)
+{
+        _cleanup_(link_putp) struct rtnl_link *l = NULL;
+        int r;
+
+        r = link_get(rc->ns, name, &l);
+        if (r == -ENODEV)
+                return 0;
+        if (r < 0)
+                return netns__nl_fail(rc->ns, rc->reterr, r, "looking up %s in namespace %s", name,
+                                      rc->c->name);
+        return remove_inner(rc, l, NULL, why);
 }
 
 int netns__reconcile_here(const struct netns_config *c, int home_fd, struct strbuf *report,
@@ -886,7 +978,7 @@ int netns__reconcile_here(const struct netns_config *c, int home_fd, struct strb
 {
         _cleanup_(rc_done) struct rc rc = {
                 .c = c, .report = report, .reterr = reterr, .home_fd = home_fd, .ns_fd = -1};
-        int pub = 0, ygg = 0, r;
+        int pub = 0, ovl[NETNS_OVERLAYS_MAX] = {}, r;
         _cleanup_(link_putp) struct rtnl_link *lo = NULL;
 
         assert(c && home_fd >= 0);
@@ -930,30 +1022,44 @@ int netns__reconcile_here(const struct netns_config *c, int home_fd, struct strb
         r = ensure_link(&rc, &c->public_link, &pub);
         if (r < 0)
                 return r;
-        r = ensure_link(&rc, &c->ygg_link, &ygg);
-        if (r < 0)
-                return r;
-
-        {
-                struct want_addr want[3];
-                size_t n = 0;
-                const int ifindexes[] = {pub, ygg};
-                const char *const ifnames[] = {c->public_link.name, c->ygg_link.name};
-
-                if (c->public_v4.family)
-                        want[n++] = (struct want_addr){pub, c->public_link.name, &c->public_v4};
-                if (c->public_v6.family)
-                        want[n++] = (struct want_addr){pub, c->public_link.name, &c->public_v6};
-                want[n++] = (struct want_addr){ygg, c->ygg_link.name, &c->ygg_address};
-                r = ensure_addresses(&rc, want, n, ifindexes, ifnames, ELEMENTSOF(ifindexes));
+        for (unsigned i = 0; i < c->n_overlays; i++) {
+                r = ensure_link(&rc, &c->overlays[i].link, &ovl[i]);
+                if (r < 0)
+                        return r;
+        }
+        for (unsigned i = 0; i < c->n_absent; i++) {
+                r = remove_absent(&rc, c->absent[i], " (not configured)");
                 if (r < 0)
                         return r;
         }
 
         {
-                /* 200::/7 covers the Yggdrasil node addresses (200::/8) and
-                 * their routed subnets (300::/8). */
-                struct want_route want[3] = {
+                struct want_addr want[2 + NETNS_OVERLAYS_MAX];
+                int ifindexes[1 + NETNS_OVERLAYS_MAX] = {pub};
+                const char *ifnames[1 + NETNS_OVERLAYS_MAX] = {c->public_link.name};
+                size_t n = 0;
+
+                if (c->public_v4.family)
+                        want[n++] = (struct want_addr){pub, c->public_link.name, &c->public_v4};
+                if (c->public_v6.family)
+                        want[n++] = (struct want_addr){pub, c->public_link.name, &c->public_v6};
+                for (unsigned i = 0; i < c->n_overlays; i++) {
+                        const struct netns_overlay *o = &c->overlays[i];
+
+                        want[n++] = (struct want_addr){ovl[i], o->link.name, &o->address};
+                        ifindexes[1 + i] = ovl[i];
+                        ifnames[1 + i] = o->link.name;
+                }
+                r = ensure_addresses(&rc, want, n, ifindexes, ifnames, 1 + c->n_overlays);
+                if (r < 0)
+                        return r;
+        }
+
+        {
+                /* Each overlay's prefix via its router: 200::/7 covers the
+                 * Yggdrasil node addresses (200::/8) and their routed
+                 * subnets (300::/8), 400::/7 those of Mycelium. */
+                struct want_route want[2 + NETNS_OVERLAYS_MAX] = {
                         {.family = AF_INET,
                          .dst_len = 0,
                          .wanted = c->public_v4.family && !is_zero(&c->gw4, sizeof(c->gw4)),
@@ -966,16 +1072,20 @@ int netns__reconcile_here(const struct netns_config *c, int home_fd, struct strb
                          .gw.v6 = c->gw6,
                          .ifindex = pub,
                          .ifname = c->public_link.name},
-                        {.family = AF_INET6,
-                         .dst.v6.s6_addr = {0x02},
-                         .dst_len = 7,
-                         .wanted = true,
-                         .gw.v6 = c->ygg_router,
-                         .ifindex = ygg,
-                         .ifname = c->ygg_link.name},
                 };
 
-                r = ensure_routes(&rc, want, ELEMENTSOF(want));
+                for (unsigned i = 0; i < c->n_overlays; i++) {
+                        const struct netns_overlay *o = &c->overlays[i];
+
+                        want[2 + i] = (struct want_route){.family = AF_INET6,
+                                                          .dst.v6 = o->prefix.v6,
+                                                          .dst_len = o->prefix.prefixlen,
+                                                          .wanted = true,
+                                                          .gw.v6 = o->router,
+                                                          .ifindex = ovl[i],
+                                                          .ifname = o->link.name};
+                }
+                r = ensure_routes(&rc, want, 2 + c->n_overlays);
                 if (r < 0)
                         return r;
         }
@@ -988,9 +1098,10 @@ int netns__reconcile_here(const struct netns_config *c, int home_fd, struct strb
  * back (a link it moved in)? */
 static bool given_back_by(const struct netns_config *current, const char *name)
 {
-        const struct netns_link_spec *specs[] = {&current->public_link, &current->ygg_link};
+        const struct netns_link_spec *specs[1 + NETNS_OVERLAYS_MAX];
+        size_t n = config_links(current, specs);
 
-        for (size_t i = 0; i < ELEMENTSOF(specs); i++)
+        for (size_t i = 0; i < n; i++)
                 if (specs[i]->kind == NETNS_LINK_MOVE && streq(specs[i]->host, name))
                         return true;
         return false;
@@ -999,9 +1110,10 @@ static bool given_back_by(const struct netns_config *current, const char *name)
 /* Does tearing down @current delete the host link @name (a veth host end)? */
 static bool deleted_by(const struct netns_config *current, const char *name)
 {
-        const struct netns_link_spec *specs[] = {&current->public_link, &current->ygg_link};
+        const struct netns_link_spec *specs[1 + NETNS_OVERLAYS_MAX];
+        size_t n = config_links(current, specs);
 
-        for (size_t i = 0; i < ELEMENTSOF(specs); i++)
+        for (size_t i = 0; i < n; i++)
                 if (specs[i]->kind == NETNS_LINK_VETH && streq(specs[i]->host, name))
                         return true;
         return false;
@@ -1049,7 +1161,9 @@ int netns__check_here(const struct netns_config *c, const struct netns_config *c
                       char **reterr)
 {
         _cleanup_(netns__nl_freep) struct netns__nl *host = NULL;
+        const struct netns_link_spec *links[1 + NETNS_OVERLAYS_MAX];
         char path[512];
+        size_t n;
         int r;
 
         assert(c);
@@ -1063,10 +1177,13 @@ int netns__check_here(const struct netns_config *c, const struct netns_config *c
         r = netns__nl_open(&host);
         if (r < 0)
                 return netns__fail(reterr, r, "opening netlink");
-        r = check_link(host, c, current, &c->public_link, reterr);
-        if (r < 0)
-                return r;
-        return check_link(host, c, current, &c->ygg_link, reterr);
+        n = config_links(c, links);
+        for (size_t i = 0; i < n; i++) {
+                r = check_link(host, c, current, links[i], reterr);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* ---- teardown ---- */
@@ -1076,10 +1193,14 @@ int netns__teardown_here(const struct netns_config *c, int home_fd, struct strbu
 {
         _cleanup_(rc_done) struct rc rc = {
                 .c = c, .report = report, .reterr = reterr, .home_fd = home_fd, .ns_fd = -1};
-        const struct netns_link_spec *specs[] = {&c->public_link, &c->ygg_link};
+        const struct netns_link_spec *specs[1 + NETNS_OVERLAYS_MAX];
+        size_t n_specs;
         int r;
 
         assert(c && home_fd >= 0);
+        /* Whatever @c says, not more than there is room for: a teardown
+         * removes what it can. */
+        n_specs = config_links(c, specs);
 
         r = netns__path(c, rc.path, sizeof(rc.path));
         if (r < 0)
@@ -1093,7 +1214,7 @@ int netns__teardown_here(const struct netns_config *c, int home_fd, struct strbu
                 r = enter_namespace(&rc);
                 if (r < 0)
                         return r;
-                for (size_t i = 0; i < ELEMENTSOF(specs); i++) {
+                for (size_t i = 0; i < n_specs; i++) {
                         _cleanup_(link_putp) struct rtnl_link *inner = NULL;
 
                         if (!specs[i]->name[0])
@@ -1106,6 +1227,14 @@ int netns__teardown_here(const struct netns_config *c, int home_fd, struct strbu
                                                       "looking up %s in namespace %s",
                                                       specs[i]->name, c->name);
                         r = remove_inner(&rc, inner, specs[i], "");
+                        if (r < 0)
+                                return r;
+                }
+                /* A link an earlier configuration moved in goes back too. */
+                for (unsigned i = 0; i < c->n_absent && i < NETNS_OVERLAYS_MAX; i++) {
+                        if (!c->absent[i][0] || strnlen(c->absent[i], IFNAMSIZ) >= IFNAMSIZ)
+                                continue; /* not a name (teardown runs no check_config()) */
+                        r = remove_absent(&rc, c->absent[i], "");
                         if (r < 0)
                                 return r;
                 }
@@ -1127,7 +1256,7 @@ int netns__teardown_here(const struct netns_config *c, int home_fd, struct strbu
 
         /* Host ends whose peers were elsewhere (namespace deleted from
          * outside but kept alive). */
-        for (size_t i = 0; i < ELEMENTSOF(specs); i++) {
+        for (size_t i = 0; i < n_specs; i++) {
                 _cleanup_(link_putp) struct rtnl_link *host = NULL;
 
                 if (specs[i]->kind != NETNS_LINK_VETH || !specs[i]->host[0])

@@ -1,14 +1,25 @@
 # SPDX-License-Identifier: Apache-2.0
-"""A Zero-OS grid node built from network namespaces, with real Yggdrasil.
+"""A Zero-OS grid node built from network namespaces, with real Yggdrasil
+and a stand-in for Mycelium.
 
     [node ns]      gatewayd runs here (nsenter --net); yggdrasil A listens on
-                   tcp://10.231.0.1:12345 (veth wl0); IPv6 forwarding on
+                   tcp://10.231.0.1:12345 (veth wl0); IPv6 forwarding on;
+                   400::/7 routed to the workload over plain IPv6 (veth myc0)
       ├── wl0 ── node0 [workload ns]  yggdrasil B peered to A; an HTTP server
       │                               bound only to B's 200:… address
+      ├── myc0 ── myc1 [workload ns]  5c2:1:2:3::2 (a Mycelium address); an
+      │                               HTTP server bound only to it
       ├── gp<pid>  host end of the gateway's public veth (the daemon makes it):
       │            203.0.113.1/24, 2001:db8:1::1/64 — the "upstream router"
-      └── gy<pid>  host end of the gateway's ygg veth: <A's subnet>::1/64
+      ├── gy<pid>  host end of the gateway's ygg veth: <A's subnet>::1/64
+      └── gm<pid>  host end of the gateway's mycelium veth (when configured):
+                   4a1:b2c3:d4e5:f6a7::1/64, the node's Mycelium subnet
     [gateway ns]   created by gatewayd under /run/netns
+
+Mycelium is not packaged in Debian. What the gateway needs from it is a
+route for 400::/7, an address from the node's subnet and the link, so the
+node routes 400::/7 to the workload namespace itself, as mycelium's tun
+would (docs/topology.md).
 
 See docs/topology.md. Every name carries the test process' PID so that two
 runs never meet; everything is removed by name, every process is killed by
@@ -48,6 +59,13 @@ GATEWAY_V6 = "2001:db8:1::1"
 NODE_LINK_V4 = "10.231.0.1/24"
 WL_LINK_V4 = "10.231.0.2/24"
 YGG_PORT = 12345
+# Mycelium, stood in for by plain IPv6 routing (400::/7 is Mycelium's).
+MYC_SUBNET = "4a1:b2c3:d4e5:f6a7::/64"  # the node's Mycelium /64
+MYC_ADDRESS = "4a1:b2c3:d4e5:f6a7::10/64"  # the gateway's (mycelium_address)
+MYC_ROUTER = "4a1:b2c3:d4e5:f6a7::1"  # the node's side (mycelium_router)
+MYC_WORKLOAD = "5c2:1:2:3::2"  # a workload on another node's subnet: only 400::/7 reaches it
+MYC_NODE_LINK = "fd31:0:0:1::1/64"  # node ↔ workload, the stand-in for the overlay
+MYC_WL_LINK = "fd31:0:0:1::2/64"
 
 
 def have_prerequisites():
@@ -315,7 +333,7 @@ class GridNode:
 
     Names: node ns ``gwt-node-<pid>``, workload ns ``gwt-wl-<pid>``,
     gateway namespaces ``gwt-gw-<pid>-<n>`` (new_gateway_name()), host-side
-    veth ends ``gp<pid>`` / ``gy<pid>`` (≤ 9 characters)."""
+    veth ends ``gp<pid>`` / ``gy<pid>`` / ``gm<pid>`` (≤ 9 characters)."""
 
     def __init__(self, workdir, tag=None):
         self.tag = str(tag if tag is not None else os.getpid())
@@ -325,10 +343,11 @@ class GridNode:
         self.wl_ns = "gwt-wl-" + self.tag
         self.pub_host = "gp" + self.tag
         self.ygg_host = "gy" + self.tag
-        assert len(self.pub_host) <= 15 and len(self.ygg_host) <= 15
+        self.myc_host = "gm" + self.tag
+        assert max(len(self.pub_host), len(self.ygg_host), len(self.myc_host)) <= 15
         self._gw_seq = 0
-        self.ygg_a = self.ygg_b = self.http = None
-        self.http_port = None
+        self.ygg_a = self.ygg_b = self.http = self.myc_http = None
+        self.http_port = self.myc_http_port = None
         self.token = "tok%s-%d" % (self.tag, int(time.time()))
         self.made_ns = []
 
@@ -361,6 +380,16 @@ class GridNode:
     @property
     def workload_url(self):
         return "http://[%s]:%d/" % (self.workload_addr, self.http_port)
+
+    @property
+    def myc_workload_url(self):
+        """The HTTP server on the workload's Mycelium address only."""
+        return "http://[%s]:%d/" % (MYC_WORKLOAD, self.myc_http_port)
+
+    @staticmethod
+    def myc_gateway_addr():
+        """The gateway's Mycelium address, without the prefix length."""
+        return MYC_ADDRESS.split("/")[0]
 
     def expected_body_prefix(self):
         return "gridnode-ok %s client=" % self.token
@@ -404,12 +433,30 @@ class GridNode:
         # The overlay carries HTTP from the node itself (warms the path too).
         body = self.fetch(self.node_ns, timeout=dl.left())
         assert body.startswith(self.expected_body_prefix()), body
+
+        # Mycelium's part: 400::/7 between the node and the workload over a
+        # veth of plain IPv6, in both directions; the gateway's Mycelium
+        # subnet is on gm<pid> (configure_uplinks()), more specific than /7.
+        ip("link", "add", "myc0", "type", "veth", "peer", "name", "myc1", "netns", self.wl_ns, ns=self.node_ns)
+        ip("addr", "add", MYC_NODE_LINK, "dev", "myc0", "nodad", ns=self.node_ns)
+        ip("link", "set", "myc0", "up", ns=self.node_ns)
+        ip("addr", "add", MYC_WL_LINK, "dev", "myc1", "nodad", ns=self.wl_ns)
+        ip("addr", "add", MYC_WORKLOAD + "/64", "dev", "myc1", "nodad", ns=self.wl_ns)
+        ip("link", "set", "myc1", "up", ns=self.wl_ns)
+        ip("-6", "route", "add", "400::/7", "via", MYC_WL_LINK.split("/")[0], "dev", "myc0", ns=self.node_ns)
+        ip("-6", "route", "add", "400::/7", "via", MYC_NODE_LINK.split("/")[0], "dev", "myc1", ns=self.wl_ns)
+        self.myc_http = LineProc("http-myc", nsenter_argv(self.wl_ns, [PYTHON, "-u", "-c", HTTP_SERVER,
+                                                                       MYC_WORKLOAD, self.token, "10"]),
+                                 str(self.workdir / "http-myc.log"))
+        self.myc_http_port = int(self.myc_http.wait_line(r"^LISTENING (\d+)$", dl.left()).group(1))
+        body = self.fetch(self.node_ns, url=self.myc_workload_url, timeout=dl.left())
+        assert body.startswith(self.expected_body_prefix()), body
         return self
 
     def down(self):
         """Kill our processes by PID, remove our namespaces by name."""
         errors = []
-        for p in (self.http, self.ygg_b, self.ygg_a):
+        for p in (self.myc_http, self.http, self.ygg_b, self.ygg_a):
             try:
                 if isinstance(p, Yggdrasil):
                     p.stop()
@@ -443,8 +490,9 @@ class GridNode:
             time.sleep(min(0.1, dl.left()))
 
     # -- the gateway's side ---------------------------------------------------
-    def namespace_config(self, gw_name, **over):
-        """The daemon's [namespace] section for gateway namespace @gw_name."""
+    def namespace_config(self, gw_name, mycelium=False, **over):
+        """The daemon's [namespace] section for gateway namespace @gw_name;
+        with the Mycelium link too when @mycelium."""
         sec = {
             "name": gw_name,
             "netns_dir": NETNS_RUN,
@@ -453,10 +501,16 @@ class GridNode:
             "ygg_address": self.ygg_address,
             "ygg_router": self.ygg_router,
         }
+        if mycelium:
+            sec.update({
+                "mycelium_link": "veth:" + self.myc_host,
+                "mycelium_address": MYC_ADDRESS,
+                "mycelium_router": MYC_ROUTER,
+            })
         sec.update(over)
         return sec
 
-    def gateway_config(self, gw_name, enabled="yes", **ns_over):
+    def gateway_config(self, gw_name, enabled="yes", mycelium=False, **ns_over):
         """conftest-style overrides for a daemon with a gateway namespace."""
         return {
             "gateway": {
@@ -469,25 +523,30 @@ class GridNode:
                 "domain": "gw1.example.net",
             },
             "names": {"validation": "off"},
-            "namespace": self.namespace_config(gw_name, **ns_over),
+            "namespace": self.namespace_config(gw_name, mycelium, **ns_over),
         }
 
-    def configure_uplinks(self, timeout=10):
+    def configure_uplinks(self, timeout=10, mycelium=False):
         """Give the daemon-made host-side veth ends the node's side of the
-        addressing (idempotent: after a rebuild they are new links)."""
-        wait_until(lambda: link_exists(self.pub_host, self.node_ns) and link_exists(self.ygg_host, self.node_ns),
-                   timeout, "host-side veths %s/%s in %s" % (self.pub_host, self.ygg_host, self.node_ns))
+        addressing (idempotent: after a rebuild they are new links); the
+        Mycelium one too when @mycelium."""
+        links = [self.pub_host, self.ygg_host] + ([self.myc_host] if mycelium else [])
+        wait_until(lambda: all(link_exists(l, self.node_ns) for l in links),
+                   timeout, "host-side veths %s in %s" % ("/".join(links), self.node_ns))
         n = self.node_ns
         ip("addr", "replace", GATEWAY_V4 + "/24", "dev", self.pub_host, ns=n)
         ip("addr", "replace", GATEWAY_V6 + "/64", "dev", self.pub_host, "nodad", ns=n)
         ip("link", "set", self.pub_host, "up", ns=n)
         ip("addr", "replace", "%s/64" % self.ygg_router, "dev", self.ygg_host, "nodad", ns=n)
         ip("link", "set", self.ygg_host, "up", ns=n)
+        if mycelium:
+            ip("addr", "replace", "%s/64" % MYC_ROUTER, "dev", self.myc_host, "nodad", ns=n)
+            ip("link", "set", self.myc_host, "up", ns=n)
 
     def remove_gateway(self, gw_name):
         """Remove what a daemon made for @gw_name, by name (the daemon must
         be stopped first, or it would repair it)."""
-        for link in (self.pub_host, self.ygg_host):
+        for link in (self.pub_host, self.ygg_host, self.myc_host):
             if link_exists(link, self.node_ns):
                 ip("link", "del", link, ns=self.node_ns, check=False)
         netns_del(gw_name)

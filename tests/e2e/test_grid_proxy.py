@@ -6,6 +6,9 @@ client in the node namespace connects to the gateway's public address with
 SNI and gets the backend's certificate and bytes over the overlay, and the
 bus Metrics count exactly the raw bytes the client sent and received.
 
+A Mycelium backend (node.py routes 400::/7 to the workload) is served the
+same way.
+
 Needs root and yggdrasil; skipped otherwise."""
 
 import json
@@ -149,6 +152,36 @@ def test_terminated_over_yggdrasil(env, grid):
         assert r.stdout.split()[0] == "308", r.stdout
         m = env.bus.metrics().data
         assert m["Request"]["37-8-web"] > 0 and m["Response"]["37-8-web"] > 0, m
+    finally:
+        env.daemon.stop()
+        grid.remove_gateway(gw_name)
+
+
+def test_terminated_over_mycelium(env, grid):
+    """Issue 12: a workload whose backend is bound only to a Mycelium
+    (400::/7) address is served through the gateway: the gateway namespace
+    reaches it over its Mycelium link, from its own Mycelium address."""
+    gw_name = grid.new_gateway_name()
+    daemon = grid.make_daemon(env)
+    cfg = grid.gateway_config(gw_name, mycelium=True)
+    cfg["proxy"] = {"address": "::", "https_port": str(HTTPS_PORT), "http_port": "0"}
+    host = "myc.gw1.example.net"
+    try:
+        env.start_daemon(cfg)
+        grid.configure_uplinks(timeout=15, mycelium=True)
+        assert env.deploy_name("37-9-myc", "myc", [grid.myc_workload_url.rstrip("/")]) == host
+        dl = Deadline(20, "GET https://%s/ through the gateway" % host)
+        while True:
+            p = in_ns(grid.node_ns, ["curl", "-sS", "-k", "--max-time", "3", "--resolve",
+                                     "%s:%d:%s" % (host, HTTPS_PORT, PUBLIC_ADDR),
+                                     "https://%s:%d/" % (host, HTTPS_PORT)], check=False, timeout=10)
+            if p.returncode == 0 and p.stdout.startswith("gridnode-ok"):
+                break
+            if dl.expired:
+                raise AssertionError("curl failed: %s %s\n%s" % (p.stdout, p.stderr, daemon.log_tail(30)))
+        assert p.stdout.strip() == grid.expected_body_prefix() + grid.myc_gateway_addr(), p.stdout
+        m = env.bus.metrics().data
+        assert m["Request"]["37-9-myc"] > 0 and m["Response"]["37-9-myc"] > 0, m
     finally:
         env.daemon.stop()
         grid.remove_gateway(gw_name)

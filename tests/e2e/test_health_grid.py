@@ -3,7 +3,8 @@
 (issue 10, item 3), on a grid node made of namespaces (node.py): GET
 /healthz answers 503 with the reason while the namespace is not ready, and
 while a socket of someone else holds the configured port inside it; the
-gauges, Info and `gatewayctl status` say the same.
+gauges, Info and `gatewayctl status` say the same, and which overlays
+(Yggdrasil, Mycelium) are up.
 
 Needs root and yggdrasil; skipped otherwise."""
 
@@ -169,3 +170,56 @@ def test_port_held_inside_the_namespace(env, grid, tmp_path):
             holder.kill()
         env.daemon.stop()
         grid.remove_gateway(gw_name)
+
+
+@pytest.mark.timeout_s(90)
+def test_issue_12_overlays_reported(env, grid):
+    """Which overlays are up, in Info, `gatewayctl status` and the gauges:
+    down with the namespace's reason while it cannot be built (here: the
+    Mycelium macvlan's parent is missing), up once it is, and Mycelium "not
+    configured" (no series) once its keys are gone."""
+    gw_name = grid.new_gateway_name()
+    parent = "nsm" + grid.tag
+    grid.make_daemon(env)
+    myc_addr = gridnode.MYC_ADDRESS
+    try:
+        env.start_daemon(config(grid, gw_name, mycelium=True, mycelium_link="macvlan:" + parent))
+        wait_healthz(env, grid, 503, r"^namespace .*%s" % parent)
+        by = {o["Name"]: o for o in env.bus.info().data["Health"]["Overlays"]}
+        assert set(by) == {"ygg", "mycelium"}, by
+        for name in ("ygg", "mycelium"):
+            assert by[name]["Configured"] is True and by[name]["Up"] is False, by
+            assert "parent link %s of macvlan mycelium not found" % parent in by[name]["Error"], by
+        assert by["mycelium"]["Address"] == myc_addr and by["mycelium"]["Prefix"] == "400::/7", by
+        assert by["mycelium"]["Router"] == gridnode.MYC_ROUTER, by
+        assert by["ygg"]["Address"] == grid.ygg_address and by["ygg"]["Prefix"] == "200::/7", by
+        assert series(env, grid, "gatewayd_overlay_up") == {
+            '{overlay="ygg"}': 0, '{overlay="mycelium"}': 0}
+        text = status_text(env)
+        assert re.search(r"^overlay mycelium: down since \S+Z: parent link %s .* \(%s\)$"
+                         % (parent, re.escape(myc_addr)), text, re.M), text
+
+        # The parent appears: both overlays are up.
+        ip("link", "add", parent, "type", "veth", "peer", "name", parent + "p", ns=grid.node_ns)
+        ip("link", "set", parent, "up", ns=grid.node_ns)
+        assert wait_healthz(env, grid, 200, timeout=20) == "ok\n"
+        assert series(env, grid, "gatewayd_overlay_up") == {
+            '{overlay="ygg"}': 1, '{overlay="mycelium"}': 1}
+        by = {o["Name"]: o for o in env.bus.info().data["Health"]["Overlays"]}
+        assert by["mycelium"]["Up"] is True and by["mycelium"]["Error"] == "", by
+        assert parent in by["mycelium"]["LastError"], by
+        text = status_text(env)
+        assert re.search(r"^overlay ygg: up since \S+Z \(%s\)$" % re.escape(grid.ygg_address), text, re.M), text
+        assert re.search(r"^overlay mycelium: up since \S+Z \(%s\)$" % re.escape(myc_addr), text, re.M), text
+
+        # Mycelium's keys gone: not configured, no series; Yggdrasil up.
+        env.reload(config(grid, gw_name))
+        assert wait_healthz(env, grid, 200, timeout=20) == "ok\n"
+        assert series(env, grid, "gatewayd_overlay_up") == {'{overlay="ygg"}': 1}
+        text = status_text(env)
+        assert re.search(r"^overlay mycelium: not configured$", text, re.M), text
+        assert re.search(r"^overlay ygg: up since ", text, re.M), text
+    finally:
+        env.daemon.stop()
+        grid.remove_gateway(gw_name)
+        ip("link", "del", parent, ns=grid.node_ns, check=False)

@@ -57,10 +57,11 @@ class Gateway:
         self.env = env
         self.grid = grid
         self.name = name
+        self.mycelium = False  # configure the Mycelium link too (issue 12)
         self.daemon = grid.make_daemon(env)
 
     def config(self, enabled="yes", **ns_over):
-        return self.grid.gateway_config(self.name, enabled=enabled, **ns_over)
+        return self.grid.gateway_config(self.name, enabled=enabled, mycelium=self.mycelium, **ns_over)
 
     def start(self, enabled="yes", **ns_over):
         self.env.start_daemon(self.config(enabled, **ns_over))
@@ -73,7 +74,7 @@ class Gateway:
         """Wait until the namespace is exactly as configured, then give the
         node's side of the veths its addresses."""
         self.wait_good(timeout, "gateway namespace %s as configured" % self.name)
-        self.grid.configure_uplinks(timeout)
+        self.grid.configure_uplinks(timeout, mycelium=self.mycelium)
 
     def wait_good(self, timeout, what):
         wait_until(lambda: not self.problems(), timeout, what, detail=self.explain)
@@ -86,7 +87,7 @@ class Gateway:
         if not netns_exists(self.name):
             return ["namespace %s does not exist" % self.name]
         try:
-            return namespace_problems(self.name, self.grid)
+            return namespace_problems(self.name, self.grid, self.mycelium)
         except AssertionError as e:  # it vanished while we looked
             return ["cannot read namespace %s: %s" % (self.name, e)]
 
@@ -144,23 +145,27 @@ def _route(ns, family, dst):
     return None
 
 
-def namespace_problems(ns, grid):
+def namespace_problems(ns, grid, mycelium=False):
     p = []
     links = _links(ns)
-    for name in ("lo", "public", "ygg"):
+    for name in ("lo", "public", "ygg") + (("mycelium",) if mycelium else ()):
         if name not in links:
             p.append("no link %s" % name)
         elif "UP" not in links[name].get("flags", []):
             p.append("%s is not up (flags %s)" % (name, links[name].get("flags")))
     want = {"public": {gridnode.PUBLIC_V4, gridnode.PUBLIC_V6}, "ygg": {_norm(grid.ygg_address)}}
+    routes = [("-4", "default", gridnode.GATEWAY_V4, "public"),
+              ("-6", "default", gridnode.GATEWAY_V6, "public"),
+              ("-6", "200::/7", grid.ygg_router, "ygg")]
+    if mycelium:
+        want["mycelium"] = {_norm(gridnode.MYC_ADDRESS)}
+        routes.append(("-6", "400::/7", gridnode.MYC_ROUTER, "mycelium"))
     for dev, addrs in want.items():
         if dev in links:
             have = _addrs(ns, dev)
             for a in sorted(addrs - have):
                 p.append("%s lacks %s (has %s)" % (dev, a, sorted(have)))
-    for fam, dst, via, dev in (("-4", "default", gridnode.GATEWAY_V4, "public"),
-                               ("-6", "default", gridnode.GATEWAY_V6, "public"),
-                               ("-6", "200::/7", grid.ygg_router, "ygg")):
+    for fam, dst, via, dev in routes:
         r = _route(ns, fam, dst)
         if r is None:
             p.append("no route %s %s" % (fam, dst))
@@ -439,3 +444,166 @@ def test_missing_macvlan_parent(gateway, env, grid):
         d.stop()
         ip("link", "del", "doesnotexist0", ns=grid.node_ns, check=False)
 
+
+
+# ---------------------------------------------------------------------------
+# 7. Mycelium beside Yggdrasil (issue 12): the node routes 400::/7 to the
+# workload over plain IPv6 (node.py); the gateway needs the link, an address
+# from the node's Mycelium subnet and the route.
+
+
+@pytest.fixture
+def ready_myc(gateway):
+    """A daemon with both overlays configured, the namespace built and the
+    uplinks configured."""
+    gateway.mycelium = True
+    gateway.start()
+    gateway.wait_ready()
+    return gateway
+
+
+def myc_body(grid):
+    """What the Mycelium workload answers a request from the gateway's own
+    Mycelium address."""
+    return grid.expected_body_prefix() + grid.myc_gateway_addr()
+
+
+def test_mycelium_namespace_after_start(ready_myc, grid):
+    ns = ready_myc.name
+    assert ready_myc.problems() == []
+    assert _addrs(ns, "mycelium") == {gridnode.MYC_ADDRESS}
+    rm = _route(ns, "-6", "400::/7")
+    assert (_norm(rm["gateway"]), rm["dev"]) == (gridnode.MYC_ROUTER, "mycelium"), rm
+    # Yggdrasil is as it was.
+    assert _addrs(ns, "ygg") == {"%s/64" % grid.subnet_host(10)}
+    ry = _route(ns, "-6", "200::/7")
+    assert (_norm(ry["gateway"]), ry["dev"]) == (grid.ygg_router, "ygg"), ry
+    assert sysctl(ns, "net.ipv6.conf.mycelium.accept_ra") == "0"
+    assert link_exists(grid.myc_host, grid.node_ns) and not link_exists(grid.myc_host)
+    # A workload bound only to a 4xx address is reached over the Mycelium
+    # link, from the gateway's Mycelium address; the Yggdrasil one too.
+    assert grid.fetch(ns, url=grid.myc_workload_url, timeout=10).strip() == myc_body(grid)
+    assert grid.fetch(ns, timeout=10).strip() == grid.expected_body_prefix() + grid.subnet_host(10)
+
+
+MYC_DRIFTS = [
+    # (what, commands run in the gateway ns, regexes of the log lines naming it)
+    ("mycelium route", [["-6", "route", "del", "400::/7"]], [r"route 400::/7 via 4a1:b2c3:d4e5:f6a7::1\b"]),
+    ("mycelium address", [["addr", "del", gridnode.MYC_ADDRESS, "dev", "mycelium"]],
+     [r"address 4a1:b2c3:d4e5:f6a7::10/64"]),
+    ("mycelium down", [["link", "set", "mycelium", "down"]], [r"\bmycelium\b.*\bup\b"]),
+]
+
+
+@pytest.mark.timeout_s(60)
+def test_mycelium_drift_is_repaired(ready_myc, grid):
+    ns = ready_myc.name
+    d = ready_myc.daemon
+    drifts = MYC_DRIFTS + [
+        # 400::/7 through the wrong overlay's link.
+        ("mycelium route via ygg", [["-6", "route", "replace", "400::/7", "via", grid.ygg_router, "dev", "ygg"]],
+         [r"removed route 400::/7 via %s" % re.escape(grid.ygg_router)]),
+    ]
+    for what, cmds, rxs in drifts:
+        mark = d.mark()
+        for c in cmds:  # each fails unless it really changes something
+            ip(*c, ns=ns)
+        ready_myc.wait_good(REPAIR_TIMEOUT, "repair of %s" % what)
+        for rx in rxs:
+            line = d.wait_log(r"(?i)repair.*%s" % rx, timeout=REPAIR_TIMEOUT, since=mark)
+            print("%s repaired: %s" % (what, line))
+        assert d.running
+
+    # The link itself deleted: a new veth pair (whose node end the node
+    # addresses again), and the overlay works again.
+    mark = d.mark()
+    ip("link", "del", "mycelium", ns=ns)
+    ready_myc.wait_good(REPAIR_TIMEOUT, "the mycelium link re-created")
+    d.wait_log(r"(?i)repair.*created veth %s with peer mycelium" % grid.myc_host, timeout=REPAIR_TIMEOUT,
+               since=mark)
+    grid.configure_uplinks(mycelium=True)
+    assert grid.fetch(ns, url=grid.myc_workload_url, timeout=10).strip() == myc_body(grid)
+    assert d.running
+
+
+@pytest.mark.timeout_s(40)
+def test_mycelium_toggle_removes_and_rebuilds(ready_myc, grid, env):
+    ready_myc.reload(enabled="no")
+    wait_until(lambda: not (Path(gridnode.NETNS_RUN) / ready_myc.name).exists(),
+               REPAIR_TIMEOUT, "namespace %s removed" % ready_myc.name, detail=ready_myc.explain)
+    wait_until(lambda: not any(link_exists(l, grid.node_ns) for l in (grid.pub_host, grid.ygg_host, grid.myc_host)),
+               REPAIR_TIMEOUT, "host-side veths removed", detail=ready_myc.explain)
+    ready_myc.reload(enabled="yes")
+    ready_myc.wait_ready()
+    assert ready_myc.problems() == []
+    assert grid.fetch(ready_myc.name, url=grid.myc_workload_url, timeout=10).strip() == myc_body(grid)
+
+
+@pytest.mark.timeout_s(120)
+def test_mycelium_added_in_place_and_removed(ready, grid, env):
+    """Mycelium added to a running Yggdrasil-only gateway by a SIGHUP: its
+    link is checked first (a missing macvlan parent is refused as a whole),
+    then built in place, without touching the namespace in use. Removed
+    again, in place too; and a restart without its keys removes a link an
+    earlier run left."""
+    ns = ready.name
+    d = ready.daemon
+    path = Path(gridnode.NETNS_RUN) / ns
+    ino = path.stat().st_ino
+    assert "mycelium" not in _links(ns)
+
+    # A link that cannot be made: refused, nothing changes.
+    mark = d.mark()
+    ready.mycelium = True
+    ready.reload(mycelium_link="macvlan:nosuchdev0")
+    line = d.wait_log(r"Refusing the new configuration, keeping the old one: .*nosuchdev0", timeout=10,
+                      since=mark)
+    assert "parent link nosuchdev0 of macvlan mycelium not found" in line, line
+    assert env.bus.info().data["Health"]["Reload"]["Result"] == "failed"
+    assert path.stat().st_ino == ino and "mycelium" not in _links(ns)
+
+    # The good one: built in place.
+    mark = d.mark()
+    ready.reload()
+    ready.wait_ready()
+    assert ready.problems() == []
+    assert path.stat().st_ino == ino
+    assert grid.fetch(ns, url=grid.myc_workload_url, timeout=10).strip() == myc_body(grid)
+    with d.cond:
+        torn = [l for _, l in d.lines[mark:] if "deleted" in l or "removed" in l]
+    assert torn == []
+    # What the file asked for is logged as done, not as drift repaired.
+    d.wait_log(r"Gateway namespace %s: added route 400::/7 via" % re.escape(ns), since=mark)
+    assert repair_lines(d, mark) == []
+    assert env.bus.info().data["Health"]["Reload"]["Result"] == "ok"
+
+    # Removed: in place too, the link with its host end and its route; the
+    # rest of the namespace is untouched.
+    mark = d.mark()
+    ready.mycelium = False
+    ready.reload()
+    d.wait_log(r"Gateway namespace %s: deleted veth mycelium in namespace %s \(not configured\)"
+               % (re.escape(ns), re.escape(ns)), timeout=REPAIR_TIMEOUT, since=mark)
+    wait_until(lambda: not link_exists(grid.myc_host, grid.node_ns), REPAIR_TIMEOUT,
+               "host end %s removed" % grid.myc_host, detail=ready.explain)
+    assert "mycelium" not in _links(ns) and _route(ns, "-6", "400::/7") is None
+    assert ready.problems() == []
+    with d.cond:
+        torn = [l for _, l in d.lines[mark:] if "namespace %s removed" % ns in l or "created namespace" in l]
+    assert torn == [] and repair_lines(d, mark) == []
+    assert path.stat().st_ino == ino
+
+    # A link left by an earlier run whose file had Mycelium goes at start.
+    ready.mycelium = True
+    ready.reload()
+    ready.wait_ready()
+    d.stop()
+    assert "mycelium" in _links(ns)
+    mark = d.mark()
+    ready.mycelium = False
+    ready.start()
+    d.wait_log(r"Gateway namespace %s: deleted veth mycelium in namespace %s \(not configured\)"
+               % (re.escape(ns), re.escape(ns)), timeout=REPAIR_TIMEOUT, since=mark)
+    ready.wait_ready()
+    assert "mycelium" not in _links(ns) and not link_exists(grid.myc_host, grid.node_ns)
+    assert grid.fetch(ns, timeout=10).strip() == grid.expected_body_prefix() + grid.subnet_host(10)

@@ -828,11 +828,15 @@ static void test_namespace(void **state)
                 load_ok(NS_OK, &c);
                 assert_string_equal(c.ns_name, "gw0");
                 assert_string_equal(c.ns_public_link, "veth:gw-pub");
-                assert_string_equal(c.ns_ygg_link, "macvlan:eth1");
-                assert_true(c.has_ygg_address);
-                assert_int_equal(c.ygg_prefix, 64);
-                inet_ntop(AF_INET6, &c.ygg_router, addr, sizeof(addr));
+                assert_string_equal(c.overlays[GW_OVERLAY_YGG].link, "macvlan:eth1");
+                assert_true(c.overlays[GW_OVERLAY_YGG].has_address);
+                assert_int_equal(c.overlays[GW_OVERLAY_YGG].prefix, 64);
+                inet_ntop(AF_INET6, &c.overlays[GW_OVERLAY_YGG].router, addr, sizeof(addr));
                 assert_string_equal(addr, "300:1:2:3::1");
+                /* Mycelium's keys are absent: it is not there. */
+                assert_null(c.overlays[GW_OVERLAY_MYCELIUM].link);
+                assert_false(c.overlays[GW_OVERLAY_MYCELIUM].has_address);
+                assert_false(c.overlays[GW_OVERLAY_MYCELIUM].has_router);
         }
         {
                 /* Not managed unless configured; the name defaults to "gateway". */
@@ -863,6 +867,78 @@ static void test_namespace(void **state)
         load_fails("[namespace]\npublic_link = veth:a\nygg_link = move:a\n"
                    "ygg_address = 300::10/64\nygg_router = 300::1\n",
                    "t.conf:3: [namespace] ygg_link: uses the same interface as public_link");
+}
+
+#define NS_MYCELIUM                                                                                \
+        "mycelium_link = veth:gw-myc\nmycelium_address = 4a1:b2c3:d4e5:f6a7::10/64\n"              \
+        "mycelium_router = 4a1:b2c3:d4e5:f6a7::1\n"
+
+/* Issue 12: Mycelium beside Yggdrasil, with the same rules. */
+static void test_issue_12_mycelium(void **state)
+{
+        char addr[INET6_ADDRSTRLEN];
+
+        {
+                _cleanup_config_ struct gw_config c;
+                const struct gw_overlay_config *m;
+
+                load_ok(NS_OK NS_MYCELIUM, &c);
+                m = &c.overlays[GW_OVERLAY_MYCELIUM];
+                assert_string_equal(m->link, "veth:gw-myc");
+                assert_true(m->has_address && m->has_router);
+                assert_int_equal(m->prefix, 64);
+                inet_ntop(AF_INET6, &m->address, addr, sizeof(addr));
+                assert_string_equal(addr, "4a1:b2c3:d4e5:f6a7::10");
+                inet_ntop(AF_INET6, &m->router, addr, sizeof(addr));
+                assert_string_equal(addr, "4a1:b2c3:d4e5:f6a7::1");
+                /* Yggdrasil is unchanged beside it. */
+                assert_string_equal(c.overlays[GW_OVERLAY_YGG].link, "macvlan:eth1");
+        }
+        {
+                /* 5xx is in 400::/7 too; a link-local router is fine. */
+                _cleanup_config_ struct gw_config c;
+
+                load_ok(NS_OK "mycelium_link = move:eth2\nmycelium_address = 5ff::10/64\n"
+                              "mycelium_router = fe80::1\n",
+                        &c);
+                assert_string_equal(c.overlays[GW_OVERLAY_MYCELIUM].link, "move:eth2");
+        }
+        load_fails(
+                "[namespace]\nmycelium_address = 300:1:2:3::10/64\n",
+                "t.conf:2: [namespace] mycelium_address: '300:1:2:3::10/64' is not a Mycelium address (400::/7)");
+        load_fails(
+                "[namespace]\nmycelium_address = 600::10/64\n",
+                "t.conf:2: [namespace] mycelium_address: '600::10/64' is not a Mycelium address (400::/7)");
+        load_fails(
+                "[namespace]\nmycelium_router = 2001:db8::1\n",
+                "t.conf:2: [namespace] mycelium_router: '2001:db8::1' is neither a Mycelium (400::/7) nor a link-local address");
+        load_fails(
+                "[namespace]\nmycelium_link = tun:x\n",
+                "t.conf:2: [namespace] mycelium_link: invalid link 'tun:x': expected veth:<name>, macvlan:<parent> or move:<ifname>");
+        /* And Yggdrasil's address is not a Mycelium one, nor the reverse. */
+        load_fails(
+                "[namespace]\nygg_address = 4a1::10/64\n",
+                "t.conf:2: [namespace] ygg_address: '4a1::10/64' is not a Yggdrasil address (200::/7)");
+        /* Optional, but all or nothing. */
+        load_fails(NS_OK "mycelium_link = veth:gw-myc\n",
+                   "t.conf: [namespace] mycelium_address: required when mycelium_link is set");
+        load_fails(NS_OK "mycelium_router = 4a1::1\n",
+                   "t.conf: [namespace] mycelium_link: required when mycelium_router is set");
+        load_fails(
+                "[namespace]\n" NS_MYCELIUM,
+                "t.conf: [namespace] public_link: required when any of mycelium_link, mycelium_address, mycelium_router is set");
+        /* Yggdrasil stays required. */
+        load_fails("[namespace]\npublic_link = veth:gw-pub\n" NS_MYCELIUM,
+                   "t.conf: [namespace] ygg_link: required when public_link is set");
+        load_fails(NS_OK "mycelium_link = move:gw-pub\nmycelium_address = 4a1::10/64\n"
+                         "mycelium_router = 4a1::1\n",
+                   "t.conf:7: [namespace] mycelium_link: uses the same interface as public_link");
+        load_fails(NS_OK "mycelium_link = veth:eth1\nmycelium_address = 4a1::10/64\n"
+                         "mycelium_router = 4a1::1\n",
+                   "t.conf:7: [namespace] mycelium_link: uses the same interface as ygg_link");
+        load_fails(NS_OK "mycelium_link = veth:m\nmycelium_address = 4a1::10/64\n"
+                         "mycelium_router = 4a1::10\n",
+                   "t.conf:9: [namespace] mycelium_router: is the gateway's own mycelium_address");
 }
 
 static void test_proxy(void **state)
@@ -1400,6 +1476,7 @@ int main(void)
                 cmocka_unit_test(test_resolver),
                 cmocka_unit_test(test_acme),
                 cmocka_unit_test(test_namespace),
+                cmocka_unit_test(test_issue_12_mycelium),
                 cmocka_unit_test(test_proxy),
                 cmocka_unit_test(test_metrics),
                 cmocka_unit_test(test_unknown_section),

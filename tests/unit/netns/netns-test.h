@@ -27,6 +27,7 @@ struct ntest {
         char name[32];      /* namespace */
         char pub[IFNAMSIZ]; /* veth host ends */
         char ygg[IFNAMSIZ];
+        char myc[IFNAMSIZ];    /* host end of the mycelium veth */
         char parent[IFNAMSIZ]; /* dummy macvlan parent */
         char moved[IFNAMSIZ];  /* dummy link to move */
         char path[128];        /* run_dir/name */
@@ -100,6 +101,7 @@ static inline int ntest_init(struct ntest *t, const char *tag)
         snprintf(t->name, sizeof(t->name), "gwt%s%u", tag, pid);
         snprintf(t->pub, sizeof(t->pub), "gtp%u", pid);
         snprintf(t->ygg, sizeof(t->ygg), "gty%u", pid);
+        snprintf(t->myc, sizeof(t->myc), "gtc%u", pid);
         snprintf(t->parent, sizeof(t->parent), "gtd%u", pid);
         snprintf(t->moved, sizeof(t->moved), "gtm%u", pid);
         snprintf(t->path, sizeof(t->path), "%s/%s", t->run_dir, t->name);
@@ -107,7 +109,8 @@ static inline int ntest_init(struct ntest *t, const char *tag)
 }
 
 /* The documented example: public 203.0.113.10/24 + 2001:db8:1::10/64 with
- * gateways .1 and ::1, ygg 300:1:2:3::10/64 with router 300:1:2:3::1. */
+ * gateways .1 and ::1, ygg 300:1:2:3::10/64 with 200::/7 via router
+ * 300:1:2:3::1 (the first overlay; no other). */
 static inline void ntest_config(const struct ntest *t, const char *pub_spec, const char *ygg_spec,
                                 struct netns_config *c)
 {
@@ -115,7 +118,7 @@ static inline void ntest_config(const struct ntest *t, const char *pub_spec, con
         snprintf(c->name, sizeof(c->name), "%s", t->name);
         snprintf(c->run_dir, sizeof(c->run_dir), "%s", t->run_dir);
         if (netns_link_spec_parse(pub_spec, "public", &c->public_link, NULL) < 0 ||
-            netns_link_spec_parse(ygg_spec, "ygg", &c->ygg_link, NULL) < 0)
+            netns_link_spec_parse(ygg_spec, "ygg", &c->overlays[0].link, NULL) < 0)
                 abort();
         c->public_v4.family = AF_INET;
         inet_pton(AF_INET, "203.0.113.10", &c->public_v4.v4);
@@ -125,17 +128,52 @@ static inline void ntest_config(const struct ntest *t, const char *pub_spec, con
         inet_pton(AF_INET6, "2001:db8:1::10", &c->public_v6.v6);
         c->public_v6.prefixlen = 64;
         inet_pton(AF_INET6, "2001:db8:1::1", &c->gw6);
-        c->ygg_address.family = AF_INET6;
-        inet_pton(AF_INET6, "300:1:2:3::10", &c->ygg_address.v6);
-        c->ygg_address.prefixlen = 64;
-        inet_pton(AF_INET6, "300:1:2:3::1", &c->ygg_router);
+        c->n_overlays = 1;
+        c->overlays[0].address.family = AF_INET6;
+        inet_pton(AF_INET6, "300:1:2:3::10", &c->overlays[0].address.v6);
+        c->overlays[0].address.prefixlen = 64;
+        inet_pton(AF_INET6, "300:1:2:3::1", &c->overlays[0].router);
+        c->overlays[0].prefix.family = AF_INET6;
+        inet_pton(AF_INET6, "200::", &c->overlays[0].prefix.v6);
+        c->overlays[0].prefix.prefixlen = 7;
+}
+
+/* The ygg overlay of @c (ntest_config() puts it first). */
+static inline struct netns_overlay *ntest_ygg(struct netns_config *c)
+{
+        return &c->overlays[0];
+}
+
+/* Say that @c has no link @name (an overlay not configured). */
+static inline void ntest_absent(struct netns_config *c, const char *name)
+{
+        snprintf(c->absent[c->n_absent++], IFNAMSIZ, "%s", name);
+}
+
+/* Add the mycelium overlay to @c: link @spec named "mycelium" inside,
+ * 4a1:b2c3:d4e5:f6a7::10/64, 400::/7 via 4a1:b2c3:d4e5:f6a7::1. */
+static inline struct netns_overlay *ntest_add_mycelium(struct netns_config *c, const char *spec)
+{
+        struct netns_overlay *o = &c->overlays[c->n_overlays++];
+
+        memset(o, 0, sizeof(*o));
+        if (netns_link_spec_parse(spec, "mycelium", &o->link, NULL) < 0)
+                abort();
+        o->address.family = AF_INET6;
+        inet_pton(AF_INET6, "4a1:b2c3:d4e5:f6a7::10", &o->address.v6);
+        o->address.prefixlen = 64;
+        inet_pton(AF_INET6, "4a1:b2c3:d4e5:f6a7::1", &o->router);
+        o->prefix.family = AF_INET6;
+        inet_pton(AF_INET6, "400::", &o->prefix.v6);
+        o->prefix.prefixlen = 7;
+        return o;
 }
 
 /* Remove the namespace and links the test may have left, by name,
  * ignoring errors; run_dir stays. */
 static inline void ntest_reset(struct ntest *t)
 {
-        const char *links[] = {t->pub, t->ygg, t->parent, t->moved};
+        const char *links[] = {t->pub, t->ygg, t->myc, t->parent, t->moved};
 
         if (!t->run_dir[0])
                 return;

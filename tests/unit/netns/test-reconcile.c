@@ -436,7 +436,7 @@ static void test_errors(void **state)
         assert_int_equal(ntest_sh("ip link del %s", T.parent), 0); /* and its macvlan */
 
         /* Bad configurations touch nothing. */
-        c.ygg_address.family = 0;
+        ntest_ygg(&c)->address.family = 0;
         assert_int_equal(netns_reconcile(&c, NULL, &err), -EINVAL);
         free(err);
         err = NULL;
@@ -491,14 +491,14 @@ static void test_issue_10_check(void **state)
 
         /* A missing link to move, unless the namespace in use gives it back. */
         snprintf(ygg, sizeof(ygg), "move:%s", T.moved);
-        assert_int_equal(netns_link_spec_parse(ygg, "ygg", &c.ygg_link, NULL), 0);
+        assert_int_equal(netns_link_spec_parse(ygg, "ygg", &ntest_ygg(&c)->link, NULL), 0);
         check_expect(&c, NULL, -ENODEV, "to move into namespace");
         current = c;
         check_expect(&c, &current, 0, NULL);
 
         /* A veth host name taken by another kind of link. */
         snprintf(ygg, sizeof(ygg), "veth:%s", T.ygg);
-        assert_int_equal(netns_link_spec_parse(ygg, "ygg", &c.ygg_link, NULL), 0);
+        assert_int_equal(netns_link_spec_parse(ygg, "ygg", &ntest_ygg(&c)->link, NULL), 0);
         assert_int_equal(netns_link_spec_parse("veth:lo", "public", &c.public_link, NULL), 0);
         check_expect(&c, NULL, -EEXIST, "lo exists in the host namespace and is not a veth");
 
@@ -513,11 +513,232 @@ static void test_issue_10_check(void **state)
         check_expect(&c, NULL, 0, NULL);
 
         /* A bad configuration. */
-        c.ygg_address.family = 0;
+        ntest_ygg(&c)->address.family = 0;
         check_expect(&c, NULL, -EINVAL, NULL);
 
         teardown_expect_ok(&current, &b);
         assert_int_equal(ntest_sh("ip link del %s", T.parent), 0);
+}
+
+/* Issue 12: Mycelium (400::/7) beside Yggdrasil, from the same code: a
+ * link with an address from the node's subnet and a route for the prefix
+ * via the node's router; drift repaired; added in place; torn down. */
+static void test_issue_12_overlays(void **state)
+{
+        _cleanup_strbuf_ struct strbuf b = STRBUF_INIT;
+        struct netns_config c, both;
+        char buf[256], pub[32], ygg[32], myc[32];
+
+        snprintf(pub, sizeof(pub), "veth:%s", T.pub);
+        snprintf(ygg, sizeof(ygg), "veth:%s", T.ygg);
+        snprintf(myc, sizeof(myc), "veth:%s", T.myc);
+        ntest_config(&T, pub, ygg, &c);
+        both = c;
+        ntest_add_mycelium(&both, myc);
+
+        /* Yggdrasil alone first: no mycelium link, no 400::/7 route. */
+        reconcile_expect(&c, &b, 0);
+        assert_int_equal(if_nametoindex(T.myc), 0);
+        ntest_sh_out(buf, sizeof(buf), "nsenter --net=%s ip -6 route show 400::/7", T.path);
+        assert_string_equal(buf, "");
+
+        /* Mycelium added: built in place, nothing else changes. */
+        reconcile_expect(&both, &b, 0);
+        expect_line(&b, "created veth %s with peer mycelium in namespace %s", T.myc, T.name);
+        expect_line(&b, "set %s up in the host namespace", T.myc);
+        expect_line(&b, "set mycelium up");
+        expect_line(&b, "added address 4a1:b2c3:d4e5:f6a7::10/64 on mycelium");
+        expect_line(&b, "added route 400::/7 via 4a1:b2c3:d4e5:f6a7::1 dev mycelium");
+        if (strstr(b.data, "ygg") || strstr(b.data, "public"))
+                fail_msg("adding mycelium touched another link:\n%s", b.data);
+        reconcile_expect(&both, &b, 0);
+        expect_empty(&b);
+        assert_string_equal(ns_sysctl(buf, sizeof(buf), "net.ipv6.conf.mycelium.accept_ra"), "0");
+
+        /* Each overlay's addresses go their own way: 400::/7 covers 5xx too. */
+        ntest_sh_out(buf, sizeof(buf), "nsenter --net=%s ip -6 route get 5ff:1::2 2>&1", T.path);
+        assert_non_null(strstr(buf, "via 4a1:b2c3:d4e5:f6a7::1 dev mycelium"));
+        ntest_sh_out(buf, sizeof(buf), "nsenter --net=%s ip -6 route get 47f:1::2 2>&1", T.path);
+        assert_non_null(strstr(buf, "via 4a1:b2c3:d4e5:f6a7::1 dev mycelium"));
+        ntest_sh_out(buf, sizeof(buf), "nsenter --net=%s ip -6 route get 301:5::1 2>&1", T.path);
+        assert_non_null(strstr(buf, "via 300:1:2:3::1 dev ygg"));
+
+        /* Drift: the route, the address, the link, a foreign next hop. */
+        assert_int_equal(ntest_sh("nsenter --net=%s ip -6 route del 400::/7", T.path), 0);
+        reconcile_expect(&both, &b, 0);
+        expect_line(&b, "added route 400::/7 via 4a1:b2c3:d4e5:f6a7::1 dev mycelium");
+        assert_int_equal(ntest_sh("nsenter --net=%s ip addr del 4a1:b2c3:d4e5:f6a7::10/64 dev "
+                                  "mycelium",
+                                  T.path),
+                         0);
+        assert_int_equal(ntest_sh("nsenter --net=%s ip link set mycelium down", T.path), 0);
+        reconcile_expect(&both, &b, 0);
+        expect_line(&b, "set mycelium up");
+        expect_line(&b, "added address 4a1:b2c3:d4e5:f6a7::10/64 on mycelium");
+        expect_line(&b, "added route 400::/7 via 4a1:b2c3:d4e5:f6a7::1 dev mycelium");
+        assert_int_equal(ntest_sh("nsenter --net=%s ip -6 route replace 400::/7 via "
+                                  "4a1:b2c3:d4e5:f6a7::99 dev mycelium",
+                                  T.path),
+                         0);
+        reconcile_expect(&both, &b, 0);
+        expect_line(&b, "removed route 400::/7 via 4a1:b2c3:d4e5:f6a7::99");
+        expect_line(&b, "added route 400::/7 via 4a1:b2c3:d4e5:f6a7::1 dev mycelium");
+        /* A 400::/7 route through the wrong overlay's link is replaced too. */
+        assert_int_equal(ntest_sh("nsenter --net=%s ip -6 route replace 400::/7 via "
+                                  "300:1:2:3::1 dev ygg",
+                                  T.path),
+                         0);
+        reconcile_expect(&both, &b, 0);
+        expect_line(&b, "removed route 400::/7 via 300:1:2:3::1");
+        expect_line(&b, "added route 400::/7 via 4a1:b2c3:d4e5:f6a7::1 dev mycelium");
+        reconcile_expect(&both, &b, 0);
+        expect_empty(&b);
+
+        /* netns_check() looks at every overlay's link. */
+        {
+                struct netns_config bad = both;
+                char want[160];
+
+                snprintf(myc, sizeof(myc), "move:%s", T.moved);
+                assert_int_equal(
+                        netns_link_spec_parse(myc, "mycelium", &bad.overlays[1].link, NULL), 0);
+                snprintf(want, sizeof(want),
+                         "link %s to move into namespace %s not found in the host namespace",
+                         T.moved, T.name);
+                check_expect(&bad, &both, -ENODEV, want);
+                check_expect(&both, &both, 0, NULL);
+        }
+
+        /* Teardown removes both overlays' veths. */
+        teardown_expect_ok(&both, &b);
+        expect_line(&b, "deleted veth mycelium in namespace %s", T.name);
+        expect_line(&b, "deleted veth ygg in namespace %s", T.name);
+        assert_int_equal(if_nametoindex(T.myc), 0);
+        assert_int_equal(if_nametoindex(T.ygg), 0);
+        assert_false(netns_exists(T.run_dir, T.name));
+}
+
+/* Issue 12: an overlay that is not configured is not there. Its link, left
+ * by an earlier configuration or run, is removed in place (its route with
+ * it), a moved one given back; teardown gives a moved one back too. */
+static void test_issue_12_absent_overlay(void **state)
+{
+        _cleanup_strbuf_ struct strbuf b = STRBUF_INIT;
+        struct netns_config c, both;
+        char buf[256], pub[32], ygg[32], myc[32];
+
+        snprintf(pub, sizeof(pub), "veth:%s", T.pub);
+        snprintf(ygg, sizeof(ygg), "veth:%s", T.ygg);
+        snprintf(myc, sizeof(myc), "veth:%s", T.myc);
+        ntest_config(&T, pub, ygg, &c);
+        both = c;
+        ntest_add_mycelium(&both, myc);
+        ntest_absent(&c, "mycelium");
+
+        reconcile_expect(&both, &b, 0);
+        assert_true(if_nametoindex(T.myc) > 0);
+        reconcile_expect(&c, &b, 0);
+        expect_line(&b, "deleted veth mycelium in namespace %s (not configured)", T.name);
+        if (strstr(b.data, "ygg") || strstr(b.data, "public"))
+                fail_msg("removing mycelium touched another link:\n%s", b.data);
+        assert_int_equal(if_nametoindex(T.myc), 0);
+        ntest_sh_out(buf, sizeof(buf), "nsenter --net=%s ip -6 route show 400::/7", T.path);
+        assert_string_equal(buf, "");
+        reconcile_expect(&c, &b, 0);
+        expect_empty(&b);
+
+        /* A link moved in as mycelium goes back under its name. */
+        assert_int_equal(ntest_sh("ip link add %s type veth peer name %sp && ip link set %s up",
+                                  T.moved, T.moved, T.moved),
+                         0);
+        snprintf(myc, sizeof(myc), "move:%s", T.moved);
+        assert_int_equal(netns_link_spec_parse(myc, "mycelium", &both.overlays[1].link, NULL), 0);
+        reconcile_expect(&both, &b, 0);
+        expect_line(&b, "moved %s into namespace %s as mycelium", T.moved, T.name);
+        reconcile_expect(&c, &b, 0);
+        expect_line(&b, "moved mycelium back to the host namespace as %s", T.moved);
+        assert_true(if_nametoindex(T.moved) > 0);
+
+        /* ... and at teardown by a configuration that no longer has it. */
+        reconcile_expect(&both, &b, 0);
+        assert_int_equal(if_nametoindex(T.moved), 0);
+        teardown_expect_ok(&c, &b);
+        expect_line(&b, "moved mycelium back to the host namespace as %s", T.moved);
+        expect_line(&b, "set %s up in the host namespace", T.moved);
+        assert_true(if_nametoindex(T.moved) > 0);
+        assert_false(netns_exists(T.run_dir, T.name));
+        assert_int_equal(ntest_sh("ip link del %s", T.moved), 0);
+}
+
+/* Overlay configurations that cannot be built touch nothing. */
+static void test_issue_12_bad_overlays(void **state)
+{
+        struct netns_config c, bad;
+        char pub[32], ygg[32], myc[32];
+        struct {
+                const char *what, *text;
+        } cases[] = {
+                {"same link name", "the ygg and ygg links must differ"},
+                {"same host name", "the ygg and mycelium links must differ"},
+                {"overlapping prefixes", "the prefixes of overlays ygg and mycelium overlap"},
+                {"default prefix", "invalid prefix of overlay mycelium"},
+                {"host bits in prefix", "invalid prefix of overlay mycelium"},
+                {"no router", "mycelium_address and mycelium_router are required (IPv6)"},
+                {"too many", "more than 4 overlays"},
+                {"configured and absent", "link mycelium is both configured and absent"},
+                {"absent lo", "invalid absent link name"},
+        };
+
+        snprintf(pub, sizeof(pub), "veth:%s", T.pub);
+        snprintf(ygg, sizeof(ygg), "veth:%s", T.ygg);
+        snprintf(myc, sizeof(myc), "veth:%s", T.myc);
+        ntest_config(&T, pub, ygg, &c);
+        ntest_add_mycelium(&c, myc);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                char *err = NULL;
+
+                bad = c;
+                switch (i) {
+                case 0:
+                        snprintf(bad.overlays[1].link.name, IFNAMSIZ, "ygg");
+                        break;
+                case 1:
+                        snprintf(bad.overlays[1].link.host, IFNAMSIZ, "%s", T.ygg);
+                        break;
+                case 2:
+                        inet_pton(AF_INET6, "300::", &bad.overlays[1].prefix.v6);
+                        bad.overlays[1].prefix.prefixlen = 8;
+                        break;
+                case 3:
+                        memset(&bad.overlays[1].prefix.v6, 0, 16);
+                        bad.overlays[1].prefix.prefixlen = 0;
+                        break;
+                case 4:
+                        inet_pton(AF_INET6, "400::1", &bad.overlays[1].prefix.v6);
+                        break;
+                case 5:
+                        memset(&bad.overlays[1].router, 0, 16);
+                        break;
+                case 6:
+                        bad.n_overlays = NETNS_OVERLAYS_MAX + 1;
+                        break;
+                case 7:
+                        ntest_absent(&bad, "mycelium");
+                        break;
+                case 8:
+                        ntest_absent(&bad, "lo");
+                        break;
+                }
+                assert_int_equal(netns_reconcile(&bad, NULL, &err), -EINVAL);
+                if (!err || strncmp(err, cases[i].text, strlen(cases[i].text)) != 0)
+                        fail_msg("%s: error '%s', wanted '%s'", cases[i].what, strempty(err),
+                                 cases[i].text);
+                free(err);
+                err = NULL;
+                check_expect(&bad, NULL, -EINVAL, cases[i].text);
+        }
+        assert_false(netns_exists(T.run_dir, T.name));
+        assert_int_equal(if_nametoindex(T.pub), 0);
 }
 
 /* Without CAP_SYS_ADMIN: "permission denied ..." (in a child, which drops
@@ -570,6 +791,9 @@ int main(void)
                 cmocka_unit_test_setup(test_macvlan_move, setup),
                 cmocka_unit_test_setup(test_errors, setup),
                 cmocka_unit_test_setup(test_issue_10_check, setup),
+                cmocka_unit_test_setup(test_issue_12_overlays, setup),
+                cmocka_unit_test_setup(test_issue_12_absent_overlay, setup),
+                cmocka_unit_test_setup(test_issue_12_bad_overlays, setup),
                 cmocka_unit_test_setup(test_no_permission, setup),
         };
 

@@ -380,6 +380,19 @@ static void test_backend_address(void **state)
         assert_int_equal(sa.sin6_port, 4242); /* untouched on failure */
 }
 
+/* Issue 12: backends on Mycelium (400::/7), like zos, which accepts any IP:
+ * valid in both forms and dialled at that address (which overlay carries
+ * them is the gateway namespace's routing, not the workload's business). */
+static void test_issue_12_mycelium_backends(void **state)
+{
+        valid(false, "http://[4a1:b2c3:d4e5:f6a7::2]:8080");
+        valid(false, "http://[5ff:1:2::3]");
+        valid(true, "[4a1:b2c3:d4e5:f6a7::2]:443");
+        valid(true, "[5c2:1:2:3::2]:8443");
+        addr("http://[4a1:b2c3:d4e5:f6a7::2]:8080", false, "4a1:b2c3:d4e5:f6a7::2", 8080);
+        addr("[5c2:1:2:3::2]:8443", true, "5c2:1:2:3::2", 8443);
+}
+
 /* ---- Go helpers ---- */
 
 static void quote(const char *in, size_t n, const char *want)
@@ -487,6 +500,7 @@ int main(void)
                 cmocka_unit_test(test_own_public_ip),
                 cmocka_unit_test(test_own_ip_after_syntax),
                 cmocka_unit_test(test_backend_address),
+                cmocka_unit_test(test_issue_12_mycelium_backends),
                 cmocka_unit_test(test_go_quote),
                 cmocka_unit_test(test_go_parse_ip),
         };
