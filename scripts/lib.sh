@@ -12,6 +12,7 @@ PACKAGES=(
         python3-cryptography bind9-dnsutils
         clang-format-16 iproute2 curl openssl procps yggdrasil
         pebble unbound lego
+        debhelper dpkg-dev lintian scdoc bash-completion man-db systemd
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs every test: clang-format check, a gcc -Werror build with unit tests,
 # fuzz-corpus replays and the e2e suite, then the same suite again on a
-# clang ASan+UBSan build. Installs what it needs; safe to re-run.
+# clang ASan+UBSan build, then builds the Debian package and checks it
+# (scripts/package.sh). Installs what it needs; safe to re-run.
 # Prints a closing "N passed, N failed, N skipped" line.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -95,9 +96,16 @@ GATEWAYD="$ROOT/build-asan/daemon/gatewayd" GATEWAYCTL="$ROOT/build-asan/cli/gat
         $PY -m pytest -q -p no:cacheprovider --junitxml="$RESULTS/e2e-asan.xml" tests/e2e
 pytest_results "$RESULTS/e2e-asan.xml" e2e-asan $?
 
+log "Debian package: build, lintian, install into a throwaway root (scripts/package.sh)"
+scripts/package.sh | tee "$RESULTS/package.log"
+rc=${PIPESTATUS[0]}
+p=$(grep -c '^ok - ' "$RESULTS/package.log") f=$(grep -c '^not ok - ' "$RESULTS/package.log")
+[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+record package "$p" "$f" 0
+
 P=0 F=0 S=0
 echo
-for f in format unit-gcc e2e-gcc unit-asan e2e-asan; do
+for f in format unit-gcc e2e-gcc unit-asan e2e-asan package; do
         read -r p fl s <"$RESULTS/$f"
         printf '  %-10s %4d passed, %d failed, %d skipped\n' "$f" "$p" "$fl" "$s"
         P=$((P + p)) F=$((F + fl)) S=$((S + s))
