@@ -11,7 +11,7 @@ import time
 import pytest
 
 import gobus
-from conftest import DOMAIN, GATEWAYCTL, GATEWAYD, MULT, PUBLIC_IPV4, Deadline, needs_gatewayctl, needs_gatewayd, scaled
+from conftest import DOMAIN, GATEWAYCTL, GATEWAYD, MULT, PUBLIC_IPV4, REPO, Deadline, needs_gatewayctl, needs_gatewayd, scaled
 
 pytestmark = [needs_gatewayd, needs_gatewayctl]
 
@@ -262,3 +262,45 @@ def test_issue_12_version_has_commit(node):
     info = node.bus.info().data
     assert info["Version"] == version and info["Commit"] == commit, info
     assert "commit: %s\n" % commit in ok(ctl(node, "status")).stdout
+
+
+BASH_COMPLETION = "/usr/share/bash-completion/bash_completion"
+COMPLETE = r'''
+. "$BASH_COMPLETION"
+. "$COMPLETION"
+COMP_LINE=$LINE COMP_POINT=${#LINE}
+COMP_WORDS=($LINE)
+[[ $LINE == *" " ]] && COMP_WORDS+=("")
+COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+_gatewayctl gatewayctl "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
+printf '%s\n' "${COMPREPLY[@]}"
+'''
+
+
+def complete(env, line):
+    """What dist/gatewayctl.bash-completion offers for @line, with this
+    build's gatewayctl first on PATH."""
+    e = dict(os.environ, BASH_COMPLETION=BASH_COMPLETION, LINE=line,
+             COMPLETION=str(REPO / "dist" / "gatewayctl.bash-completion"),
+             PATH="%s:%s" % (GATEWAYCTL.parent, os.environ.get("PATH", "")))
+    p = subprocess.run(["bash", "-c", COMPLETE], capture_output=True, text=True, env=e, timeout=scaled(15))
+    assert p.returncode == 0, p
+    return p.stdout.split()
+
+
+@pytest.mark.skipif(not os.path.exists(BASH_COMPLETION), reason="bash-completion is not installed")
+def test_issue_12_bash_completion(node):
+    # The commands come from gatewayctl --help: each one offered is one gatewayctl knows.
+    commands = complete(node, "gatewayctl ")
+    assert {"deploy", "delete", "list", "show", "metrics", "status", "reload", "help"} <= set(commands), commands
+    for c in commands:
+        assert ctl(node, *(["help", c] if c != "help" else ["help"]), broker=False).returncode == 0, c
+    assert complete(node, "gatewayctl --json re") == ["reload"]
+    assert complete(node, "gatewayctl deploy ") == ["name", "fqdn"]
+    assert "--passthrough" in complete(node, "gatewayctl deploy name --")
+    assert complete(node, "gatewayctl help st") == ["status"]
+    # Workload IDs come from the daemon, on the broker of the command line.
+    node.deploy_name(WL, "myapp")
+    assert complete(node, "gatewayctl --broker %s delete " % node.redis.url) == [WL]
+    assert complete(node, "gatewayctl show --broker %s 37-" % node.redis.url) == [WL]
+    assert complete(node, "gatewayctl --broker %s show %s " % (node.redis.url, WL)) == []
