@@ -45,10 +45,11 @@ static void help(void)
                "  --config FILE      node configuration (default %s)\n"
                "  --log-level LEVEL  debug|info|notice|warning|error (overrides [log] level)\n"
                "  --log-target T     auto|journal|stderr (default auto: journal under systemd)\n"
-               "  -t, --check-config check the configuration file as a reload would, print\n"
+               "  -t, --check-config\n"
+               "                     check the configuration file as a reload would, print\n"
                "                     every error, and exit: 0 valid, 1 not\n"
                "  -h, --help         show this help\n"
-               "  --version          show the version\n",
+               "  --version          show the version and the commit\n",
                DEFAULT_BROKER, DEFAULT_ROOT, DEFAULT_CONFIG);
 }
 
