@@ -20,6 +20,7 @@
 #include "cli/table.h"
 #include "common/macros.h"
 #include "common/strbuf.h"
+#include "gw-commit.h"
 #include "gw-version.h"
 #include "proto/bus-sync.h"
 #include "proto/codec.h"
@@ -108,6 +109,7 @@ static const char main_help[] =
         "  metrics                           Show traffic counters per workload\n"
         "  status                            Show the bus workers and the daemon state\n"
         "  certs                             Show the managed certificates (ACME)\n"
+        "  reload                            Reload the daemon's configuration file\n"
         "  help [COMMAND]                    Show help for a command\n" COMMON_HELP "\n"
         "Exit status: 0 success, 1 the daemon returned an error, 2 usage error,\n"
         "3 broker unreachable, no reply in time or an invalid reply.\n";
@@ -170,6 +172,16 @@ static const char status_help[] =
         "what each worker is doing, then ask the manager for its state (Info). If the\n"
         "manager does not answer in time because its worker is busy, the status part is\n"
         "still printed and the manager is reported busy (exit status 0).\n" COMMON_HELP;
+
+static const char reload_help[] =
+        "Usage: gatewayctl reload\n"
+        "\n"
+        "Make gatewayd read its configuration file again, as SIGHUP (systemctl reload)\n"
+        "does, and wait for the outcome (Reload): prints the file's path when the new\n"
+        "configuration is applied; when it is refused, prints why (every error of the\n"
+        "file, one per line) and exits with status 1, and the running configuration\n"
+        "stays. A reload already under way read the file before the call came: the\n"
+        "answer is that of the next one.\n" COMMON_HELP;
 
 /* ======================================================================
  * Output
@@ -625,7 +637,7 @@ static int parse_options(struct ctl *ctl, int argc, char **argv, const struct op
                         fputs(help, stdout);
                         return CTL_EXIT_OK;
                 case ARG_VERSION:
-                        printf("gatewayctl %s\n", GATEWAYD_VERSION);
+                        printf("gatewayctl %s (commit %s)\n", GATEWAYD_VERSION, GATEWAYD_COMMIT);
                         return CTL_EXIT_OK;
                 case ARG_BROKER:
                         ctl->broker = optarg;
@@ -1244,6 +1256,7 @@ static const struct {
         const char *key, *label;
 } info_labels[] = {
         {"Version", "version"},
+        {"Commit", "commit"},
         {"Enabled", "enabled"},
         {"Domain", "domain"},
         {"Workloads", "workloads"},
@@ -1637,6 +1650,39 @@ static int cmd_status(struct ctl *ctl, int argc, char **argv)
         return ret;
 }
 
+static int cmd_reload(struct ctl *ctl, int argc, char **argv)
+{
+        _cleanup_(proto_response_donep) struct proto_response resp = {};
+        _cleanup_strbuf_ struct strbuf out = STRBUF_INIT;
+        const char *p;
+        size_t n;
+        bool nil;
+        struct mp_reader r;
+        int k;
+
+        k = parse_options(ctl, argc, argv, plain_options, false, reload_help, NULL, NULL);
+        if (k >= 0)
+                return k;
+        if (argc - optind != 0)
+                return usage_error("reload: unexpected argument '%s'", argv[optind]);
+        /* A refusal comes back as the method's error: printed verbatim, exit status 1. */
+        k = call_manager(ctl, "Reload", NULL, 0, &resp);
+        if (k != CTL_EXIT_OK)
+                return k;
+        if (ctl->json)
+                return emit_data_json(ctl, "Reload", &resp, "null");
+        if (!resp.has_data)
+                return invalid_reply(ctl, "Reload", -EDOM);
+        mp_reader_init(&r, resp.data.s, resp.data.n);
+        k = mp_read_strlike(&r, &p, &n, &nil);
+        if (k < 0 || nil)
+                return invalid_reply(ctl, "Reload", k < 0 ? k : -EDOM);
+        if (strbuf_puts(&out, "reloaded ") < 0 || put_sanitized(&out, p, n) < 0 ||
+            strbuf_putc(&out, '\n') < 0)
+                return oom(ctl);
+        return emit(ctl, &out);
+}
+
 /* ======================================================================
  * main
  * ====================================================================== */
@@ -1649,7 +1695,7 @@ static const struct command {
         {"deploy", cmd_deploy, deploy_help},    {"delete", cmd_delete, delete_help},
         {"list", cmd_list, list_help},          {"show", cmd_show, show_help},
         {"metrics", cmd_metrics, metrics_help}, {"status", cmd_status, status_help},
-        {"certs", cmd_certs, certs_help},
+        {"certs", cmd_certs, certs_help},       {"reload", cmd_reload, reload_help},
 };
 
 static const struct command *find_command(const char *name)

@@ -30,9 +30,17 @@
  * as a continuation of that key's value. We therefore feed it through our own reader, which
  * counts lines, refuses over-long lines and NUL bytes, and classifies each line the same way
  * inih will (see classify_line()), so that every error carries the right line number and a
- * message that names what is wrong. Only the first error is reported. */
+ * message that names what is wrong.
+ *
+ * Every error of the file is collected (gatewayd --check-config prints them all), each once, in
+ * line order. Parsing goes on after an error; what could only be a consequence of an earlier
+ * error is not reported: keys under a section header that was refused, and checks across keys
+ * that involve a refused value or that follow a line the parser could not attribute to a key. */
 
 #define CONFIG_FILE_MAX (1024 * 1024) /* bytes; a real file is a few hundred */
+/* Errors kept per load: a file of garbage has one per line, and every one of them is a log line
+ * on a refused reload. The rest are counted in a last line. */
+#define CONFIG_ERRORS_MAX 100
 
 #define MSEC_PER_SEC  UINT64_C(1000)
 #define MSEC_PER_MIN  (60 * MSEC_PER_SEC)
@@ -71,6 +79,11 @@ enum line_kind {
         LINE_BAD,          /* inih will report a syntax error */
 };
 
+struct config_error {
+        unsigned line; /* 0: about the file as a whole (checks across keys) */
+        char *msg;     /* complete message */
+};
+
 struct parse_ctx {
         const char *name; /* file name used in messages */
         const char *text; /* the whole file */
@@ -82,10 +95,14 @@ struct parse_ctx {
 
         struct gw_config c; /* being built */
         unsigned *set_line; /* per config_keys[] row: line that set it, or 0 */
+        bool *key_bad;      /* per config_keys[] row: a value of it was refused */
+        bool section_bad;   /* the current section header was refused: skip its keys */
+        bool unsure;        /* a line was not understood: skip the checks across keys */
 
-        char reason[1024]; /* written by parsers via set_reason() */
-        char *error;       /* first error, complete message */
-        unsigned error_line;
+        char reason[1024];           /* written by parsers via set_reason() */
+        struct config_error *errors; /* every error, in the order found */
+        size_t n_errors;             /* at most CONFIG_ERRORS_MAX */
+        size_t n_dropped;            /* errors past CONFIG_ERRORS_MAX */
         bool oom;
 };
 
@@ -1169,20 +1186,20 @@ static void known_sections(char *buf, size_t n)
 
 /* ---- errors ----------------------------------------------------------------------------- */
 
-/* Record "<file>[:<line>]: [[<section>]][ <key>]: <reason>" unless an error is already
- * recorded for an earlier line. Returns -EINVAL. */
+/* Record "<file>[:<line>]: [[<section>]][ <key>]: <reason>", unless the same message is recorded
+ * already. Returns -EINVAL. */
 static int fail(struct parse_ctx *ctx, unsigned line, const char *section, const char *key,
                 const char *fmt, ...) _printf_(5, 6);
 static int fail(struct parse_ctx *ctx, unsigned line, const char *section, const char *key,
                 const char *fmt, ...)
 {
         _cleanup_strbuf_ struct strbuf b = STRBUF_INIT;
+        struct config_error *e;
         va_list ap;
         int r;
 
-        if (ctx->error && (ctx->error_line <= line || line == 0))
+        if (ctx->oom)
                 return -EINVAL;
-
         r = strbuf_puts(&b, ctx->name);
         if (r >= 0 && line > 0)
                 r = strbuf_printf(&b, ":%u", line);
@@ -1205,10 +1222,147 @@ static int fail(struct parse_ctx *ctx, unsigned line, const char *section, const
                 ctx->oom = true;
                 return -EINVAL;
         }
-        free(ctx->error);
-        ctx->error = strbuf_steal(&b);
-        ctx->error_line = line;
+        for (size_t i = 0; i < ctx->n_errors; i++)
+                if (streq(ctx->errors[i].msg, b.data))
+                        return -EINVAL;
+        if (ctx->n_errors >= CONFIG_ERRORS_MAX) {
+                ctx->n_dropped++;
+                return -EINVAL;
+        }
+        e = reallocarray(ctx->errors, ctx->n_errors + 1, sizeof(*e));
+        if (!e) {
+                ctx->oom = true;
+                return -EINVAL;
+        }
+        ctx->errors = e;
+        ctx->errors[ctx->n_errors++] = (struct config_error){line, strbuf_steal(&b)};
         return -EINVAL;
+}
+
+static bool has_error_on_line(const struct parse_ctx *ctx, unsigned line)
+{
+        for (size_t i = 0; i < ctx->n_errors; i++)
+                if (ctx->errors[i].line == line)
+                        return true;
+        return false;
+}
+
+/* For sorting: errors about the file as a whole after those of a line. */
+static unsigned sort_line(const struct config_error *e)
+{
+        return e->line ? e->line : UINT_MAX;
+}
+
+/* Every error, one per line (no final newline), in line order; NULL on -ENOMEM. */
+static char *errors_join(struct parse_ctx *ctx)
+{
+        _cleanup_strbuf_ struct strbuf b = STRBUF_INIT;
+        int r = 0;
+
+        /* In line order, keeping the order found within a line (insertion sort: stable, and
+         * there are at most CONFIG_ERRORS_MAX). */
+        for (size_t i = 1; i < ctx->n_errors; i++) {
+                struct config_error t = ctx->errors[i];
+                size_t j = i;
+
+                for (; j > 0 && sort_line(&ctx->errors[j - 1]) > sort_line(&t); j--)
+                        ctx->errors[j] = ctx->errors[j - 1];
+                ctx->errors[j] = t;
+        }
+        for (size_t i = 0; i < ctx->n_errors && r >= 0; i++)
+                r = strbuf_printf(&b, "%s%s", i ? "\n" : "", ctx->errors[i].msg);
+        if (r >= 0 && ctx->n_dropped > 0)
+                r = strbuf_printf(&b, "\n%s: %zu more error%s not shown", ctx->name, ctx->n_dropped,
+                                  ctx->n_dropped == 1 ? "" : "s");
+        if (r < 0)
+                return NULL;
+        return strbuf_steal(&b);
+}
+
+/* ---- did you mean ----------------------------------------------------------------------- */
+
+/* Optimal string alignment distance (Levenshtein plus adjacent transpositions, so "prot" is
+ * one edit from "port"), ignoring case. Names longer than 64 bytes are never a typo of ours:
+ * they get a distance too large to suggest anything. */
+static size_t edit_distance(const char *a, const char *b)
+{
+        size_t m = strlen(a), n = strlen(b);
+        size_t d0[65], d1[65], d2[65], *prev2 = d0, *prev = d1, *cur = d2;
+
+        if (m > 64 || n > 64)
+                return SIZE_MAX;
+        for (size_t j = 0; j <= n; j++)
+                prev[j] = j;
+        for (size_t i = 1; i <= m; i++) {
+                size_t *t;
+
+                cur[0] = i;
+                for (size_t j = 1; j <= n; j++) {
+                        char ca = (char)tolower((unsigned char)a[i - 1]);
+                        char cb = (char)tolower((unsigned char)b[j - 1]);
+                        size_t v = prev[j - 1] + (ca != cb);
+
+                        v = MIN(v, prev[j] + 1);
+                        v = MIN(v, cur[j - 1] + 1);
+                        if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
+                            tolower((unsigned char)a[i - 2]) == cb)
+                                v = MIN(v, prev2[j - 2] + 1);
+                        cur[j] = v;
+                }
+                t = prev2;
+                prev2 = prev;
+                prev = cur;
+                cur = t;
+        }
+        return prev[n];
+}
+
+/* How many edits a suggestion may be away from what was written: one in three characters, so
+ * that a short name is not "corrected" into an unrelated one ("cache" is two edits from
+ * "acme"). */
+static size_t max_edits(const char *written)
+{
+        return MAX(strlen(written) / 3, (size_t)1);
+}
+
+/* The section closest to @section, or NULL. */
+static const char *suggest_section(const char *section)
+{
+        const char *best = NULL;
+        size_t best_d = max_edits(section) + 1;
+
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++) {
+                size_t d = edit_distance(section, config_keys[i].section);
+
+                if (d < best_d) {
+                        best = config_keys[i].section;
+                        best_d = d;
+                }
+        }
+        return best;
+}
+
+/* The key closest to @key: one of @section's if one is close enough, else the same name (or a
+ * close one) in another section. NULL if none is. */
+static const struct config_key *suggest_key(const char *section, const char *key)
+{
+        const struct config_key *best = NULL;
+        size_t best_score = SIZE_MAX, limit = max_edits(key);
+
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++) {
+                const struct config_key *k = &config_keys[i];
+                size_t d = edit_distance(key, k->key), score;
+
+                if (d > limit)
+                        continue;
+                /* One edit more weighs more than being in another section. */
+                score = 2 * d + !streq(k->section, section);
+                if (score < best_score) {
+                        best = k;
+                        best_score = score;
+                }
+        }
+        return best;
 }
 
 /* ---- the inih reader and handler -------------------------------------------------------- */
@@ -1257,7 +1411,11 @@ static void classify_line(struct parse_ctx *ctx, const char *line)
 
                 end = find_chars_or_comment(start + 1, "]");
                 if (*end != ']') {
+                        /* inih keeps the previous section: the keys that follow were meant
+                         * for another one, so they are not checked against it. */
                         ctx->kind = LINE_BAD;
+                        ctx->section_bad = true;
+                        ctx->unsure = true;
                         fail(ctx, ctx->line, NULL, NULL,
                              "syntax error: section header without closing ']'");
                         return;
@@ -1269,22 +1427,32 @@ static void classify_line(struct parse_ctx *ctx, const char *line)
                 for (rest = end + 1; isspace((unsigned char)*rest); rest++)
                         ;
                 if (*rest && !strchr(";#", *rest)) {
+                        ctx->unsure = true;
                         fail(ctx, ctx->line, NULL, NULL,
                              "syntax error: text after the section header's ']'");
-                        return;
                 }
                 snprintf(section, sizeof(section), "%.*s", (int)(end - start - 1), start + 1);
-                if (!section_known(section)) {
+                ctx->section_bad = !section_known(section);
+                if (ctx->section_bad) {
+                        const char *s = suggest_section(section);
                         char known[128];
 
+                        /* Its keys are reported with the header, not one by one. */
+                        ctx->unsure = true;
                         known_sections(known, sizeof(known));
-                        fail(ctx, ctx->line, section, NULL, "unknown section (expected %s)", known);
+                        if (s)
+                                fail(ctx, ctx->line, section, NULL,
+                                     "unknown section (did you mean [%s]?)", s);
+                        else
+                                fail(ctx, ctx->line, section, NULL, "unknown section (expected %s)",
+                                     known);
                 }
                 return;
         }
         end = find_chars_or_comment(start, "=:");
         if (*end != '=' && *end != ':') {
                 ctx->kind = LINE_BAD;
+                ctx->unsure = true;
                 fail(ctx, ctx->line, NULL, NULL, "syntax error: expected 'key = value'");
                 return;
         }
@@ -1293,11 +1461,13 @@ static void classify_line(struct parse_ctx *ctx, const char *line)
 }
 
 /* fgets()-like: hands inih one line (with its '\n') per call and counts lines. Stops the
- * parse (returns NULL) at the end of the text or on a line inih cannot take whole. */
+ * parse (returns NULL) at the end of the text. A line inih cannot take whole is reported and
+ * handed over as an empty line, so that the lines after it are still checked. */
 static char *on_read_line(char *str, int num, void *stream)
 {
         struct parse_ctx *ctx = stream;
         const char *p, *nl;
+        bool too_long, nul;
         size_t n, max;
 
         assert(num >= 3);
@@ -1313,13 +1483,25 @@ static char *on_read_line(char *str, int num, void *stream)
         /* Room for the line, its '\n' and the NUL. A longer line would be split by inih and
          * its tail parsed as a line of its own. */
         max = (size_t)num - 2;
-        if (n - (nl ? 1 : 0) > max) {
-                fail(ctx, ctx->line, NULL, NULL, "line is longer than %zu bytes", max);
-                return NULL;
-        }
-        if (memchr(p, '\0', n)) {
-                fail(ctx, ctx->line, NULL, NULL, "line contains a NUL byte");
-                return NULL;
+        too_long = n - (nl ? 1 : 0) > max;
+        nul = !too_long && memchr(p, '\0', n);
+        if (too_long || nul) {
+                const char *q = p;
+
+                if (too_long)
+                        fail(ctx, ctx->line, NULL, NULL, "line is longer than %zu bytes", max);
+                else
+                        fail(ctx, ctx->line, NULL, NULL, "line contains a NUL byte");
+                ctx->unsure = true;
+                /* A lost section header: its keys would land in the section before it. */
+                while (q < p + n && (*q == ' ' || *q == '\t'))
+                        q++;
+                if (q < p + n && *q == '[')
+                        ctx->section_bad = true;
+                /* inih treats an empty line as a comment: its state stays as it was. */
+                memcpy(str, "\n", 2);
+                classify_line(ctx, str);
+                return str;
         }
         memcpy(str, p, n);
         str[n] = '\0';
@@ -1327,38 +1509,58 @@ static char *on_read_line(char *str, int num, void *stream)
         return str;
 }
 
+/* The handler of one key line. Returns 1, or 0 after recording an error (inih counts it and
+ * goes on with the next line). */
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
         struct parse_ctx *ctx = user;
-        const struct config_key *k;
+        const struct config_key *k, *s;
         size_t idx;
         int r;
 
-        if (ctx->error || ctx->oom)
-                return 1; /* only the first error is reported; it is recorded already */
+        if (ctx->oom)
+                return 0;
+        /* Reported with its header already. */
+        if (ctx->section_bad)
+                return 1;
 
         if (ctx->kind == LINE_CONTINUATION) {
+                ctx->unsure = true;
+                if (find_key(section, name, &idx))
+                        ctx->key_bad[idx] = true;
                 fail(ctx, ctx->line, section[0] ? section : NULL, name,
                      "indented line would continue this key's value; continuation lines are not supported (remove the indentation)");
                 return 0;
         }
         if (!name[0]) {
+                ctx->unsure = true;
                 fail(ctx, ctx->line, section[0] ? section : NULL, NULL,
                      "syntax error: missing key before '='");
                 return 0;
         }
         if (!section[0]) {
+                ctx->unsure = true;
                 fail(ctx, ctx->line, NULL, name,
                      "key outside of any section (add a section header such as [gateway] above it)");
                 return 0;
         }
-        if (!section_known(section)) {
-                fail(ctx, ctx->line, section, NULL, "unknown section");
-                return 0;
-        }
         k = find_key(section, name, &idx);
         if (!k) {
-                fail(ctx, ctx->line, section, name, "unknown key");
+                s = suggest_key(section, name);
+                if (!s) {
+                        fail(ctx, ctx->line, section, name, "unknown key");
+                        return 0;
+                }
+                /* It was probably meant: checks across keys that involve it would only
+                 * report its absence. */
+                (void)find_key(s->section, s->key, &idx);
+                ctx->key_bad[idx] = true;
+                if (streq(s->section, section))
+                        fail(ctx, ctx->line, section, name, "unknown key (did you mean '%s'?)",
+                             s->key);
+                else
+                        fail(ctx, ctx->line, section, name,
+                             "unknown key (did you mean '%s' in [%s]?)", s->key, s->section);
                 return 0;
         }
         if (ctx->set_line[idx]) {
@@ -1368,16 +1570,16 @@ static int on_key(void *user, const char *section, const char *name, const char 
         }
         ctx->set_line[idx] = ctx->line;
 
-        if (!value[0] && !k->allow_empty) {
-                fail(ctx, ctx->line, section, name, "empty value");
-                return 0;
-        }
-        r = k->parse(ctx, k, value, (uint8_t *)&ctx->c + k->offset);
+        if (!value[0] && !k->allow_empty)
+                r = set_reason(ctx, "empty value");
+        else
+                r = k->parse(ctx, k, value, (uint8_t *)&ctx->c + k->offset);
         if (r == -ENOMEM) {
                 ctx->oom = true;
                 return 0;
         }
         if (r < 0) {
+                ctx->key_bad[idx] = true;
                 fail(ctx, ctx->line, section, name, "%s", ctx->reason);
                 return 0;
         }
@@ -1395,32 +1597,56 @@ static unsigned line_of(const struct parse_ctx *ctx, const char *section, const 
         return ctx->set_line[idx];
 }
 
-static int check_address_pair(struct parse_ctx *ctx, const char *pub, bool has_pub, const char *gw,
-                              bool has_gw, bool same)
+/* True when none of the keys named (in @section, NULL-terminated) had a value refused: a check
+ * across keys that involves such a key would only report a consequence of that error. */
+static bool keys_ok(const struct parse_ctx *ctx, const char *section, ...)
+        __attribute__((sentinel));
+static bool keys_ok(const struct parse_ctx *ctx, const char *section, ...)
+{
+        bool ok = true;
+        const char *key;
+        va_list ap;
+
+        va_start(ap, section);
+        while ((key = va_arg(ap, const char *))) {
+                size_t idx = 0;
+
+                if (!find_key(section, key, &idx))
+                        assert(!"no such key");
+                if (ctx->key_bad[idx])
+                        ok = false;
+        }
+        va_end(ap);
+        return ok;
+}
+
+static void check_address_pair(struct parse_ctx *ctx, const char *pub, bool has_pub, const char *gw,
+                               bool has_gw, bool same)
 {
         unsigned gw_line = line_of(ctx, "gateway", gw);
 
+        if (!keys_ok(ctx, "gateway", pub, gw, NULL))
+                return;
         if (has_gw && !has_pub)
-                return fail(ctx, gw_line, "gateway", gw, "set without %s", pub);
-        if (has_pub && !has_gw)
-                return fail(ctx, 0, "gateway", gw,
-                            "required when %s is set (the gateway namespace needs a default route)",
-                            pub);
-        if (has_pub && has_gw && same)
-                return fail(ctx, gw_line, "gateway", gw, "is the node's own address (%s)", pub);
-        return 0;
+                fail(ctx, gw_line, "gateway", gw, "set without %s", pub);
+        else if (has_pub && !has_gw)
+                fail(ctx, 0, "gateway", gw,
+                     "required when %s is set (the gateway namespace needs a default route)", pub);
+        else if (has_pub && has_gw && same)
+                fail(ctx, gw_line, "gateway", gw, "is the node's own address (%s)", pub);
 }
 
 /* The namespace is managed when public_link is set; then every key of the
  * required overlays is needed, and an optional overlay has all its keys or
- * none. */
-static int check_namespace(struct parse_ctx *ctx)
+ * none. Every problem is reported; none that only follows from a key that
+ * was already refused. */
+static void check_namespace(struct parse_ctx *ctx)
 {
         const struct gw_config *c = &ctx->c;
         static const char *const suffixes[] = {"link", "address", "router"};
         bool have[_GW_OVERLAY_MAX][ELEMENTSOF(suffixes)], any[_GW_OVERLAY_MAX] = {};
-        bool any_key = c->ns_public_link;
-        char key[64], other[64];
+        bool any_key = c->ns_public_link, bad[_GW_OVERLAY_MAX] = {};
+        char key[_GW_OVERLAY_MAX][ELEMENTSOF(suffixes)][64], other[64];
 
         for (unsigned i = 0; i < _GW_OVERLAY_MAX; i++) {
                 const struct gw_overlay_config *o = &c->overlays[i];
@@ -1428,93 +1654,93 @@ static int check_namespace(struct parse_ctx *ctx)
                 have[i][0] = o->link != NULL;
                 have[i][1] = o->has_address;
                 have[i][2] = o->has_router;
-                for (size_t j = 0; j < ELEMENTSOF(suffixes); j++)
+                for (size_t j = 0; j < ELEMENTSOF(suffixes); j++) {
+                        snprintf(key[i][j], sizeof(key[i][j]), "%s_%s", gw_overlays[i].name,
+                                 suffixes[j]);
                         any[i] = any[i] || have[i][j];
+                }
                 any_key = any_key || any[i];
+                bad[i] = !keys_ok(ctx, "namespace", key[i][0], key[i][1], key[i][2], NULL);
         }
-        if (!any_key)
-                return 0;
-        if (!c->ns_public_link)
+        if (!any_key || !keys_ok(ctx, "namespace", "public_link", NULL))
+                return;
+        if (!c->ns_public_link) {
                 for (unsigned i = 0; i < _GW_OVERLAY_MAX; i++) {
                         const char *n = gw_overlays[i].name;
 
-                        if (any[i])
-                                return fail(ctx, 0, "namespace", "public_link",
-                                            "required when any of %s_link, %s_address, %s_router "
-                                            "is set",
-                                            n, n, n);
+                        if (any[i] && !bad[i]) {
+                                fail(ctx, 0, "namespace", "public_link",
+                                     "required when any of %s_link, %s_address, %s_router is set",
+                                     n, n, n);
+                                return;
+                        }
                 }
+                return;
+        }
         for (unsigned i = 0; i < _GW_OVERLAY_MAX; i++) {
                 const char *set = NULL;
 
-                if (!gw_overlays[i].required && !any[i])
-                        continue; /* not there */
+                if (bad[i] || (!gw_overlays[i].required && !any[i]))
+                        continue; /* refused already, or not there */
                 for (size_t j = 0; j < ELEMENTSOF(suffixes) && !set; j++)
                         if (have[i][j])
                                 set = suffixes[j];
                 for (size_t j = 0; j < ELEMENTSOF(suffixes); j++) {
                         if (have[i][j])
                                 continue;
-                        snprintf(key, sizeof(key), "%s_%s", gw_overlays[i].name, suffixes[j]);
                         if (gw_overlays[i].required)
-                                return fail(ctx, 0, "namespace", key,
-                                            "required when public_link is set");
-                        return fail(ctx, 0, "namespace", key, "required when %s_%s is set",
-                                    gw_overlays[i].name, set);
+                                fail(ctx, 0, "namespace", key[i][j],
+                                     "required when public_link is set");
+                        else
+                                fail(ctx, 0, "namespace", key[i][j], "required when %s_%s is set",
+                                     gw_overlays[i].name, set);
+                        bad[i] = true;
                 }
         }
         for (unsigned i = 0; i < _GW_OVERLAY_MAX; i++) {
                 const struct gw_overlay_config *o = &c->overlays[i];
 
-                if (!o->link)
+                if (!o->link || bad[i])
                         continue;
-                snprintf(key, sizeof(key), "%s_link", gw_overlays[i].name);
                 if (streq(strchr(c->ns_public_link, ':') + 1, strchr(o->link, ':') + 1))
-                        return fail(ctx, line_of(ctx, "namespace", key), "namespace", key,
-                                    "uses the same interface as public_link");
+                        fail(ctx, line_of(ctx, "namespace", key[i][0]), "namespace", key[i][0],
+                             "uses the same interface as public_link");
                 for (unsigned j = 0; j < i; j++) {
-                        if (!c->overlays[j].link ||
+                        if (!c->overlays[j].link || bad[j] ||
                             !streq(strchr(c->overlays[j].link, ':') + 1, strchr(o->link, ':') + 1))
                                 continue;
                         snprintf(other, sizeof(other), "%s_link", gw_overlays[j].name);
-                        return fail(ctx, line_of(ctx, "namespace", key), "namespace", key,
-                                    "uses the same interface as %s", other);
+                        fail(ctx, line_of(ctx, "namespace", key[i][0]), "namespace", key[i][0],
+                             "uses the same interface as %s", other);
                 }
-                if (memcmp(&o->address, &o->router, sizeof(o->router)) == 0) {
-                        snprintf(key, sizeof(key), "%s_router", gw_overlays[i].name);
-                        return fail(ctx, line_of(ctx, "namespace", key), "namespace", key,
-                                    "is the gateway's own %s_address", gw_overlays[i].name);
-                }
+                if (memcmp(&o->address, &o->router, sizeof(o->router)) == 0)
+                        fail(ctx, line_of(ctx, "namespace", key[i][2]), "namespace", key[i][2],
+                             "is the gateway's own %s_address", gw_overlays[i].name);
         }
-        return 0;
 }
 
-static int check_proxy(struct parse_ctx *ctx)
+static void check_proxy(struct parse_ctx *ctx)
 {
         const struct gw_config *c = &ctx->c;
         unsigned hl = line_of(ctx, "proxy", "http_port"), sl = line_of(ctx, "proxy", "https_port");
 
+        if (!keys_ok(ctx, "proxy", "http_port", "https_port", NULL))
+                return;
         /* Name the key set last (one of them was set: the defaults differ). */
         if (c->http_port && c->http_port == c->https_port)
-                return fail(ctx, MAX(hl, sl), "proxy", sl >= hl ? "https_port" : "http_port",
-                            "is the same port as %s (%u)", sl >= hl ? "http_port" : "https_port",
-                            c->http_port);
-        return 0;
+                fail(ctx, MAX(hl, sl), "proxy", sl >= hl ? "https_port" : "http_port",
+                     "is the same port as %s (%u)", sl >= hl ? "http_port" : "https_port",
+                     c->http_port);
 }
 
-static int check_consistency(struct parse_ctx *ctx)
+static void check_public_addresses(struct parse_ctx *ctx)
 {
-        int rn = check_namespace(ctx);
-
-        if (rn >= 0)
-                rn = check_proxy(ctx);
-        if (rn < 0)
-                return rn;
         static const char *const address_keys[] = {"public_ipv4", "gateway_ipv4", "public_ipv6",
                                                    "gateway_ipv6"};
         const struct wl_public_config *pc = &ctx->c.pc;
-        int r;
 
+        if (!keys_ok(ctx, "gateway", "public_config", NULL))
+                return;
         if (ctx->c.public_config == GW_PUBLIC_CONFIG_BUS) {
                 /* The networker supplies the addresses: a file value would be ignored, which
                  * is never what the farmer meant. */
@@ -1522,25 +1748,31 @@ static int check_consistency(struct parse_ctx *ctx)
                         unsigned line = line_of(ctx, "gateway", address_keys[i]);
 
                         if (line)
-                                return fail(ctx, line, "gateway", address_keys[i],
-                                            "only used when public_config = file (it is bus)");
+                                fail(ctx, line, "gateway", address_keys[i],
+                                     "only used when public_config = file (it is bus)");
                 }
-                return 0;
+                return;
         }
 
-        r = check_address_pair(ctx, "public_ipv4", pc->has_ipv4, "gateway_ipv4", pc->has_gw4,
-                               pc->ipv4.s_addr == pc->gw4.s_addr);
-        if (r < 0)
-                return r;
-        r = check_address_pair(ctx, "public_ipv6", pc->has_ipv6, "gateway_ipv6", pc->has_gw6,
-                               memcmp(&pc->ipv6, &pc->gw6, sizeof(pc->ipv6)) == 0);
-        if (r < 0)
-                return r;
-        if (ctx->c.enabled && !pc->has_ipv4 && !pc->has_ipv6)
-                return fail(
-                        ctx, 0, "gateway", "public_ipv4",
-                        "required when public_config = file and enabled = yes (set public_ipv4, public_ipv6 or both)");
-        return 0;
+        check_address_pair(ctx, "public_ipv4", pc->has_ipv4, "gateway_ipv4", pc->has_gw4,
+                           pc->ipv4.s_addr == pc->gw4.s_addr);
+        check_address_pair(ctx, "public_ipv6", pc->has_ipv6, "gateway_ipv6", pc->has_gw6,
+                           memcmp(&pc->ipv6, &pc->gw6, sizeof(pc->ipv6)) == 0);
+        if (ctx->c.enabled && !pc->has_ipv4 && !pc->has_ipv6 &&
+            keys_ok(ctx, "gateway", "enabled", "public_ipv4", "public_ipv6", NULL))
+                fail(ctx, 0, "gateway", "public_ipv4",
+                     "required when public_config = file and enabled = yes (set public_ipv4, public_ipv6 or both)");
+}
+
+/* Checks across keys, once the whole file is read. Skipped after a line that was not understood
+ * (it may have been meant to set any key). */
+static void check_consistency(struct parse_ctx *ctx)
+{
+        if (ctx->unsure)
+                return;
+        check_namespace(ctx);
+        check_proxy(ctx);
+        check_public_addresses(ctx);
 }
 
 /* ---- public API ------------------------------------------------------------------------- */
@@ -1625,7 +1857,10 @@ static void parse_ctx_done(struct parse_ctx *ctx)
 {
         gw_config_done(&ctx->c);
         free(ctx->set_line);
-        free(ctx->error);
+        free(ctx->key_bad);
+        for (size_t i = 0; i < ctx->n_errors; i++)
+                free(ctx->errors[i].msg);
+        free(ctx->errors);
 }
 
 static void set_reterr(char **reterr, char *msg)
@@ -1653,21 +1888,28 @@ static int load_text(const char *name, const char *text, size_t len, struct gw_c
                 goto oom;
         ctx.c.path = strdup(name);
         ctx.set_line = calloc(ELEMENTSOF(config_keys), sizeof(unsigned));
-        if (!ctx.c.path || !ctx.set_line)
+        ctx.key_bad = calloc(ELEMENTSOF(config_keys), sizeof(bool));
+        if (!ctx.c.path || !ctx.set_line || !ctx.key_bad)
                 goto oom;
 
         r = ini_parse_stream(on_read_line, &ctx, on_key, &ctx);
         if (ctx.oom || r == -2)
                 goto oom;
-        /* inih found an error our line classifier did not foresee: still name the line. */
-        if (r > 0 && (!ctx.error || (unsigned)r < ctx.error_line))
+        /* inih found an error our line classifier did not foresee: still name the line. (inih
+         * returns the line of its first error only.) */
+        if (r > 0 && !has_error_on_line(&ctx, (unsigned)r)) {
+                ctx.unsure = true;
                 fail(&ctx, (unsigned)r, NULL, NULL, "syntax error");
-        if (!ctx.error)
-                (void)check_consistency(&ctx);
+        }
+        check_consistency(&ctx);
         if (ctx.oom)
                 goto oom;
-        if (ctx.error) {
-                set_reterr(reterr, TAKE_PTR(ctx.error));
+        if (ctx.n_errors > 0) {
+                char *msg = errors_join(&ctx);
+
+                if (!msg)
+                        goto oom;
+                set_reterr(reterr, msg);
                 return -EINVAL;
         }
 

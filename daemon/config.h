@@ -119,12 +119,15 @@ void gw_config_done(struct gw_config *c);
 
 /* Parse @path into @ret (which must be unset; it is initialised here). Unknown
  * sections/keys and bad values are errors. On failure returns -EINVAL (or
- * -errno for I/O, -ENOMEM) and sets *reterr to "<file>:<line>: [<section>]
- * <key>: <reason>" (or "<file>: <strerror>"); @ret is left unset (no need to
+ * -errno for I/O, -ENOMEM) and sets *reterr to every error of the file, one
+ * per line ('\n' between them, none at the end), in line order, each
+ * "<file>:<line>: [<section>] <key>: <reason>"; checks across keys come last
+ * and have no line when they are about a missing key ("<file>: [gateway]
+ * ..."). At most 100 are listed, then "<file>: N more errors not shown". An
+ * I/O error is one line, "<file>: <strerror>". @ret is left unset (no need to
  * call gw_config_done). A missing file is -ENOENT, a file that is not a
- * regular file -EBADF, one over 1 MiB -EFBIG. Only the first error is
- * reported; checks across keys have no line ("<file>: [gateway] ..."). The
- * caller owns *reterr (free()); it is NULL on -ENOMEM. @reterr may be NULL. */
+ * regular file -EBADF, one over 1 MiB -EFBIG. The caller owns *reterr
+ * (free()); it is NULL on -ENOMEM. @reterr may be NULL. */
 int gw_config_load(const char *path, struct gw_config *ret, char **reterr);
 
 /* Parse from a memory buffer (for tests and fuzzing); @name is used in errors. */

@@ -20,6 +20,7 @@ struct gw_op;
 struct strbuf;
 struct hashmap;
 struct gw_revalidator;
+struct gw_reload_wait;
 struct gw_ns;
 struct gw_prom;
 struct gw_acme;
@@ -107,6 +108,10 @@ struct gw_daemon {
         struct gw_config *reload_cfg; /* a SIGHUP's file waiting for its namespace check */
         bool reload_again;            /* another SIGHUP came meanwhile */
 
+        void (*reload)(struct gw_daemon *d); /* main.c's SIGHUP handling, for the bus Reload */
+        uint64_t reloads_started;            /* reloads that began reading the file */
+        struct gw_reload_wait *reload_waits; /* bus Reload calls waiting for a result */
+
         uv_signal_t sig_term, sig_int, sig_hup;
         uv_timer_t watchdog;
         uv_timer_t counters_timer;
@@ -123,6 +128,9 @@ struct gw_daemon {
 void gw_manager_on_request(struct proto_bus *bus, struct proto_bus_call *call, void *userdata);
 /* Abandon all in-flight calls (they are handled again after a restart). */
 void gw_manager_cancel_all(struct gw_daemon *d);
+/* A reload ended (@error: why it was refused, one line per error): answer the Reload calls
+ * that came before it began reading the file. */
+void gw_manager_reload_done(struct gw_daemon *d, bool ok, const char *error);
 /* Restore workloads from the state dir into the registry. */
 int gw_manager_restore(struct gw_daemon *d);
 /* (Re)create the resolver from the config. */

@@ -22,6 +22,7 @@
 #include "daemon/acme.h"
 #include "daemon/daemon.h"
 #include "daemon/dns.h"
+#include "gw-commit.h"
 #include "gw-version.h"
 #include "proxy/routes.h"
 
@@ -546,8 +547,22 @@ static void handle_set(struct gw_daemon *d, struct proto_bus_call *call, bool fq
                 op_failf(op, "gateway is not supported on this node: %s", strerror(-r));
 }
 
+/* A bus Reload waiting for the end of a reload that began after it came. */
+struct gw_reload_wait {
+        struct gw_reload_wait *next;
+        struct proto_bus_call *call;
+        uint64_t reload; /* d->reloads_started of the reload that answers it */
+};
+
 void gw_manager_cancel_all(struct gw_daemon *d)
 {
+        while (d->reload_waits) {
+                struct gw_reload_wait *w = d->reload_waits;
+
+                d->reload_waits = w->next;
+                reply_error(w->call, RESULT_OTHER, "gatewayd is shutting down");
+                free(w);
+        }
         while (d->ops) {
                 struct gw_op *op = d->ops;
 
@@ -753,9 +768,11 @@ static void handle_info(struct gw_daemon *d, struct proto_bus_call *call)
                 snprintf(v6 + strlen(v6), sizeof(v6) - strlen(v6), "/%u", pc->ipv6_prefix);
         gw_health_refresh(d);
         /* Keys are only ever added (gatewayctl prints unknown ones as sent). */
-        r = proto_encode_map_header(&data, 10);
+        r = proto_encode_map_header(&data, 11);
         if (r >= 0)
                 r = proto_encode_key_str(&data, "Version", GATEWAYD_VERSION);
+        if (r >= 0)
+                r = proto_encode_key_str(&data, "Commit", GATEWAYD_COMMIT);
         if (r >= 0)
                 r = proto_encode_key_bool(&data, "Enabled", d->cfg.enabled);
         if (r >= 0)
@@ -788,6 +805,67 @@ static void handle_info(struct gw_daemon *d, struct proto_bus_call *call)
         proto_bus_call_reply(call, data.data, data.len, NULL);
 }
 
+/* Reload(): read the configuration file again, as SIGHUP does, and answer once that reload
+ * has ended: Data is the file's path, or Error says why it was refused (every error of the
+ * file, one per line). A reload under way when the call comes read the file before it: the
+ * call waits for the next one (main.c runs it when this one ends). Each waiting call holds its
+ * bus worker, so the workers bound how many wait. */
+static void handle_reload(struct gw_daemon *d, struct proto_bus_call *call)
+{
+        struct gw_reload_wait *w;
+
+        if (!args_count(call, RESULT_OTHER, 0))
+                return;
+        if (!d->reload) {
+                reply_error(call, RESULT_OTHER, "reloading is not available");
+                return;
+        }
+        w = malloc(sizeof(*w));
+        if (!w) {
+                reply_error(call, RESULT_OTHER, "out of memory");
+                return;
+        }
+        *w = (struct gw_reload_wait){
+                .next = d->reload_waits,
+                .call = call,
+                .reload = d->reloads_started + 1,
+        };
+        d->reload_waits = w;
+        d->reload(d); /* may answer before it returns */
+}
+
+void gw_manager_reload_done(struct gw_daemon *d, bool ok, const char *error)
+{
+        struct gw_reload_wait **p = &d->reload_waits, *done = NULL;
+
+        /* Take them off the list first: a reply can start the next queued call at once, and
+         * that may be a Reload that begins (and ends) another reload. */
+        while (*p) {
+                struct gw_reload_wait *w = *p;
+
+                if (w->reload > d->reloads_started) {
+                        p = &w->next;
+                        continue;
+                }
+                *p = w->next;
+                w->next = done;
+                done = w;
+        }
+        while (done) {
+                struct gw_reload_wait *w = done;
+                _cleanup_strbuf_ struct strbuf data = STRBUF_INIT;
+
+                done = w->next;
+                if (!ok)
+                        reply_error(w->call, RESULT_OTHER, error ? error : "refused");
+                else if (proto_encode_str(&data, d->config_path) < 0)
+                        reply_error(w->call, RESULT_OTHER, "out of memory");
+                else
+                        proto_bus_call_reply(w->call, data.data, data.len, NULL);
+                free(w);
+        }
+}
+
 void gw_manager_on_request(struct proto_bus *bus, struct proto_bus_call *call, void *userdata)
 {
         struct gw_daemon *d = userdata;
@@ -810,6 +888,8 @@ void gw_manager_on_request(struct proto_bus *bus, struct proto_bus_call *call, v
                 handle_info(d, call);
         else if (proto_str_eq(m, "ListCertificates"))
                 handle_list_certs(d, call);
+        else if (proto_str_eq(m, "Reload"))
+                handle_reload(d, call);
         else
                 /* zbus's text; in Output.Error so Go callers do not crash. */
                 proto_bus_call_reply(call, NULL, 0, "not a function");

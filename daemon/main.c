@@ -19,6 +19,7 @@
 #include "daemon/daemon.h"
 #include "daemon/dns.h"
 #include "daemon/dnsd.h"
+#include "gw-commit.h"
 #include "gw-version.h"
 
 #define DEFAULT_BROKER   "unix:///var/run/redis.sock"
@@ -46,8 +47,11 @@ static void help(void)
                "  --config FILE      node configuration (default %s)\n"
                "  --log-level LEVEL  debug|info|notice|warning|error (overrides [log] level)\n"
                "  --log-target T     auto|journal|stderr (default auto: journal under systemd)\n"
+               "  -t, --check-config\n"
+               "                     check the configuration file as a reload would, print\n"
+               "                     every error, and exit: 0 valid, 1 not\n"
                "  -h, --help         show this help\n"
-               "  --version          show the version\n",
+               "  --version          show the version and the commit\n",
                DEFAULT_BROKER, DEFAULT_ROOT, DEFAULT_CONFIG);
 }
 
@@ -163,13 +167,24 @@ static int cli_log_level = -1;
 
 static void reload(struct gw_daemon *d);
 
-/* The end of every SIGHUP, applied or refused. */
+/* Log every line of @text (each error of a configuration file) as a message of its own,
+ * after @prefix. */
+static void log_error_lines(const char *prefix, const char *text)
+{
+        for (const char *p = text, *nl; p; p = nl ? nl + 1 : NULL) {
+                nl = strchr(p, '\n');
+                log_error("%s%.*s", prefix, nl ? (int)(nl - p) : (int)strlen(p), p);
+        }
+}
+
+/* The end of every SIGHUP or bus Reload, applied or refused. */
 static void reload_finish(struct gw_daemon *d, bool ok, const char *error)
 {
         if (!ok)
-                log_error("Refusing the new configuration, keeping the old one: %s", error);
+                log_error_lines("Refusing the new configuration, keeping the old one: ", error);
         gw_health_reload_done(d, ok, error);
         sd_notify(0, "READY=1");
+        gw_manager_reload_done(d, ok, error);
         if (d->reload_again && !d->stopping) {
                 d->reload_again = false;
                 reload(d);
@@ -257,6 +272,7 @@ static void reload(struct gw_daemon *d)
                 return;
         }
         sd_notify(0, "RELOADING=1");
+        d->reloads_started++;
         nc = calloc(1, sizeof(*nc));
         if (!nc) {
                 reload_finish(d, false, "out of memory");
@@ -289,6 +305,30 @@ static void reload(struct gw_daemon *d)
 static void on_sighup(uv_signal_t *s, int signum)
 {
         reload(s->data);
+}
+
+/* --check-config: what a reload reads, without starting anything. */
+static int check_config(const char *path)
+{
+        _cleanup_free_ char *err = NULL;
+        struct gw_config c;
+        int r;
+
+        r = gw_config_load(path, &c, &err);
+        if (r >= 0) {
+                gw_config_done(&c);
+                printf("%s: OK\n", path);
+                return 0;
+        }
+        if (!err) {
+                fprintf(stderr, "gatewayd: %s: %s\n", path, strerror(-r));
+                return 1;
+        }
+        /* Without a prefix: "<file>:<line>: ..." is what editors jump to. */
+        fprintf(stderr, "%s\n", err);
+        if (r == -EINVAL)
+                fprintf(stderr, "gatewayd: %s: not valid, a reload would be refused\n", path);
+        return 1;
 }
 
 static void on_watchdog(uv_timer_t *t)
@@ -335,7 +375,8 @@ int main(int argc, char *argv[])
                 ARG_CONFIG,
                 ARG_LOG_LEVEL,
                 ARG_LOG_TARGET,
-                ARG_VERSION
+                ARG_VERSION,
+                ARG_CHECK_CONFIG,
         };
         static const struct option options[] = {
                 {"broker", required_argument, NULL, ARG_BROKER},
@@ -346,10 +387,11 @@ int main(int argc, char *argv[])
                 {"log-target", required_argument, NULL, ARG_LOG_TARGET},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, ARG_VERSION},
+                {"check-config", no_argument, NULL, ARG_CHECK_CONFIG},
                 {}};
         const char *broker = DEFAULT_BROKER, *root = DEFAULT_ROOT, *config = DEFAULT_CONFIG;
         const char *log_target = "auto";
-        bool config_given = false;
+        bool config_given = false, check = false;
         long workers = 1;
         struct gw_daemon d = {};
         _cleanup_free_ char *err = NULL;
@@ -357,7 +399,7 @@ int main(int argc, char *argv[])
         char *end;
         int c, r;
 
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "ht", options, NULL)) >= 0) {
                 switch (c) {
                 case ARG_BROKER:
                         broker = optarg;
@@ -398,8 +440,12 @@ int main(int argc, char *argv[])
                 case 'h':
                         help();
                         return 0;
+                case 't':
+                case ARG_CHECK_CONFIG:
+                        check = true;
+                        break;
                 case ARG_VERSION:
-                        printf("gatewayd %s\n", GATEWAYD_VERSION);
+                        printf("gatewayd %s (commit %s)\n", GATEWAYD_VERSION, GATEWAYD_COMMIT);
                         return 0;
                 default:
                         return 2;
@@ -413,6 +459,8 @@ int main(int argc, char *argv[])
                 fprintf(stderr, "gatewayd: invalid number of workers\n");
                 return 2;
         }
+        if (check)
+                return check_config(config);
         /* Under systemd, stderr is connected to the journal (JOURNAL_STREAM). */
         if (streq(log_target, "journal") || (streq(log_target, "auto") && getenv("JOURNAL_STREAM")))
                 log_set_sink(sink_journal);
@@ -426,8 +474,11 @@ int main(int argc, char *argv[])
                 r = gw_config_init(&d.cfg);
         }
         if (r < 0) {
-                log_error("%s", err ? err : strerror(-r));
-                fprintf(stderr, "gatewayd: %s\n", err ? err : strerror(-r));
+                /* Each error once: the log is stderr, or the journal that stderr goes to under
+                 * systemd; only a journal reached otherwise leaves the terminal without it. */
+                log_error_lines("", err ? err : strerror(-r));
+                if (streq(log_target, "journal") && !getenv("JOURNAL_STREAM"))
+                        fprintf(stderr, "%s\n", err ? err : strerror(-r));
                 return 1;
         }
         apply_log_level(&d.cfg, cli_log_level);
@@ -438,6 +489,7 @@ int main(int argc, char *argv[])
         d.broker = (char *)broker;
         d.workers = (unsigned)workers;
         d.loop = &loop;
+        d.reload = reload;
         d.exit_code = 1; /* until the loop runs */
         gw_health_set(&d, GW_CHECK_BUS, true, false, broker, "not connected yet");
         signal(SIGPIPE, SIG_IGN);

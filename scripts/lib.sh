@@ -12,6 +12,7 @@ PACKAGES=(
         python3-cryptography bind9-dnsutils
         clang-format-16 iproute2 curl openssl procps yggdrasil
         pebble unbound lego
+        debhelper dpkg-dev lintian scdoc bash-completion man-db systemd
 )
 
 # Bold (log, on stdout) and bold red (err, on stderr) only when that stream

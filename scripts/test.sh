@@ -1,8 +1,10 @@
 #!/bin/bash
 # Runs every test: clang-format check, a gcc -Werror build with unit tests,
 # fuzz-corpus replays and the e2e suite, then the same suite again on a
-# clang ASan+UBSan build, and checks that the libFuzzer binaries' coverage
-# reaches the code they fuzz. Installs what it needs; safe to re-run.
+# clang ASan+UBSan build, checks that the libFuzzer binaries' coverage
+# reaches the code they fuzz, runs the unit tests under ThreadSanitizer,
+# then builds the Debian package and checks it (scripts/package.sh).
+# Installs what it needs; safe to re-run.
 # Prints a closing "N passed, N failed, N skipped" line.
 # The unit tests also run on a clang ThreadSanitizer build. Every build
 # first checks each #include against the may-use table of
@@ -123,9 +125,16 @@ else
         record fuzz-cov 0 1 0
 fi
 
+log "Debian package: build, lintian, install into a throwaway root (scripts/package.sh)"
+scripts/package.sh | tee "$RESULTS/package.log"
+rc=${PIPESTATUS[0]}
+p=$(grep -c '^ok - ' "$RESULTS/package.log") f=$(grep -c '^not ok - ' "$RESULTS/package.log")
+[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+record package "$p" "$f" 0
+
 P=0 F=0 S=0
 echo
-for f in format unit-gcc e2e-gcc unit-asan e2e-asan fuzz-cov unit-tsan; do
+for f in format unit-gcc e2e-gcc unit-asan e2e-asan fuzz-cov unit-tsan package; do
         read -r p fl s <"$RESULTS/$f"
         printf '  %-10s %4d passed, %d failed, %d skipped\n' "$f" "$p" "$fl" "$s"
         P=$((P + p)) F=$((F + fl)) S=$((S + s))

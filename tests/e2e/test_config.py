@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """Configuration file: start-up errors, SIGHUP live reload, refused reloads."""
 
+import os
 import re
+import subprocess
 
 import pytest
 
-from conftest import DOMAIN, PUBLIC_IPV4, render_config, needs_gatewayd
+from conftest import DOMAIN, GATEWAYD, PUBLIC_IPV4, REPO, render_config, needs_gatewayd, scaled
 
 pytestmark = needs_gatewayd
 
@@ -163,4 +165,105 @@ def test_config_file_render_roundtrip(env):
     text = render_config(env.make_config({"bus": {"max_payload": "1M"}}))
     env.daemon.write_config(text)
     env.daemon.start()
+    assert env.bus.info().data["Domain"] == DOMAIN
+
+
+# ---------------------------------------------------------------------------
+# Issue 11: gatewayd --check-config, and every error once at start-up
+
+BAD_FILE = """[gateway]
+enabled = yes
+public_config = file
+public_ipv4 = 203.0.113.10/24
+[proxy]
+http_prot = 8080
+https_port = 70000
+[dns]
+timeout = soon
+[log]
+level = loud
+"""
+# Each error of BAD_FILE, in line order; the missing gateway_ipv4 is a check across keys.
+BAD_ERRORS = [
+    "{p}:6: [proxy] http_prot: unknown key (did you mean 'http_port'?)",
+    "{p}:7: [proxy] https_port: 70000 is out of range (0 to 65535)",
+    "{p}:9: [dns] timeout: invalid duration 'soon' (expected a number with an optional unit ms, s, m, h or d)",
+    "{p}:11: [log] level: invalid value 'loud' (expected debug, info, notice, warning or error)",
+    "{p}: [gateway] gateway_ipv4: required when public_ipv4 is set (the gateway namespace needs a default route)",
+]
+
+
+def check_config(*args):
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "JOURNAL_STREAM")}
+    return subprocess.run([str(GATEWAYD), *args], capture_output=True, text=True, timeout=scaled(10),
+                          stdin=subprocess.DEVNULL, env=env)
+
+
+@pytest.mark.parametrize("flag", ["--check-config", "-t"])
+def test_issue_11_check_config_valid(env, flag):
+    path = env.write_config()
+    p = check_config(flag, "--config", str(path))
+    assert p.returncode == 0, p
+    assert p.stdout == "%s: OK\n" % path and p.stderr == ""
+
+
+def test_issue_11_check_config_every_error_once(env, tmp_path):
+    path = env.daemon.write_config(BAD_FILE)
+    p = check_config("--config", str(path), "--check-config")
+    assert p.returncode == 1, p
+    lines = p.stderr.splitlines()
+    assert lines[:-1] == [e.format(p=path) for e in BAD_ERRORS], p.stderr
+    assert lines[-1] == "gatewayd: %s: not valid, a reload would be refused" % path
+    assert p.stdout == ""
+
+
+def test_issue_11_check_config_starts_nothing(env, tmp_path):
+    # Nothing but the file is looked at: no state directory, no broker, no notify socket.
+    path = env.write_config()
+    root = tmp_path / "no-such-root"
+    p = check_config("-t", "--config", str(path), "--root", str(root), "--broker", "unix:///nonexistent/redis.sock")
+    assert p.returncode == 0, p
+    assert not root.exists()
+
+
+def test_issue_11_check_config_unreadable(env, tmp_path):
+    missing = tmp_path / "missing.conf"
+    p = check_config("--check-config", "--config", str(missing))
+    assert p.returncode == 1, p
+    assert p.stderr == "%s: No such file or directory\n" % missing
+    d = tmp_path / "a-directory.conf"
+    d.mkdir()
+    p = check_config("--check-config", "--config", str(d))
+    assert p.returncode == 1 and p.stderr == "%s: not a regular file\n" % d, p
+
+
+def test_issue_11_check_config_dist_example():
+    example = REPO / "dist" / "gatewayd.conf.example"
+    p = check_config("--check-config", "--config", str(example))
+    assert p.returncode == 0, p
+
+
+def test_issue_11_check_config_usage(env):
+    path = env.write_config()
+    p = check_config("--check-config", "--config", str(path), "extra")
+    assert p.returncode == 2 and p.stderr == "gatewayd: unexpected argument 'extra'\n", p
+
+
+def test_issue_11_start_reports_each_error_once(env):
+    # Measured before issue 11: only the first error, and printed twice.
+    path, log = start_expect_failure(env, BAD_FILE)
+    for e in BAD_ERRORS:
+        want = e.format(p=path)
+        assert sum(want in line for line in log.splitlines()) == 1, "%r in:\n%s" % (want, log)
+
+
+def test_issue_11_sighup_logs_every_error(env):
+    env.start_daemon()
+    mark = env.daemon.mark()
+    env.reload(text=BAD_FILE)
+    path = env.daemon.config_path
+    for e in BAD_ERRORS:
+        env.daemon.wait_log(re.escape("Refusing the new configuration, keeping the old one: " + e.format(p=path)),
+                            timeout=5, since=mark)
+    assert env.daemon.running
     assert env.bus.info().data["Domain"] == DOMAIN

@@ -4,13 +4,14 @@
 
 import json
 import os
+import re
 import subprocess
 import time
 
 import pytest
 
 import gobus
-from conftest import DOMAIN, GATEWAYCTL, MULT, PUBLIC_IPV4, Deadline, needs_gatewayctl, needs_gatewayd, scaled
+from conftest import DOMAIN, GATEWAYCTL, GATEWAYD, MULT, PUBLIC_IPV4, REPO, Deadline, needs_gatewayctl, needs_gatewayd, scaled
 
 pytestmark = [needs_gatewayd, needs_gatewayctl]
 
@@ -195,3 +196,111 @@ def test_no_reply_in_time(env):
     assert time.monotonic() - t0 < 5 * MULT
     p = ctl(env, "--timeout", "1", "--json", "list")
     assert p.returncode == 3 and "error" in json.loads(p.stdout)
+
+
+# ---------------------------------------------------------------------------
+# Issue 11: gatewayctl reload (the bus Reload); issue 12: the commit in --version and Info
+
+
+def test_issue_11_reload_applies(node):
+    node.write_config({"gateway": {"domain": "gw2.example.net"}})
+    mark = node.daemon.notify_mark()
+    p = ok(ctl(node, "reload"))
+    assert p.stdout == "reloaded %s\n" % node.daemon.config_path and p.stderr == ""
+    # The answer comes once the reload has ended, not when it was asked for.
+    assert node.bus.info().data["Domain"] == "gw2.example.net"
+    node.daemon.wait_notify("RELOADING=1", since=mark)
+    node.write_config({"gateway": {"domain": "gw3.example.net"}})
+    assert json.loads(ok(ctl(node, "--json", "reload")).stdout) == str(node.daemon.config_path)
+    assert node.bus.info().data["Domain"] == "gw3.example.net"
+
+
+@pytest.mark.parametrize("json_mode", [False, True])
+def test_issue_11_reload_refused(node, json_mode):
+    path = node.daemon.config_path
+    good = path.read_text()
+    bad = good.replace("enabled = yes", "enabled = perhaps").replace("[log]", "[log]\nlevel_ = x")
+    path.write_text(bad)
+    lines = bad.split("\n")
+    want = ("%s:%d: [gateway] enabled: invalid boolean 'perhaps' (expected yes/no, true/false, on/off or 1/0)\n"
+            "%s:%d: [log] level_: unknown key (did you mean 'level'?)"
+            % (path, lines.index("enabled = perhaps") + 1, path, lines.index("level_ = x") + 1))
+    p = ctl(node, *(["--json", "reload"] if json_mode else ["reload"]))
+    assert p.returncode == 1, p
+    if json_mode:
+        assert json.loads(p.stdout) == {"error": want}
+    else:
+        assert p.stderr == want + "\n" and p.stdout == ""
+    # The running configuration stays.
+    assert node.daemon.running
+    info = node.bus.info().data
+    assert info["Enabled"] is True and info["Domain"] == DOMAIN
+    # The bus method is the same, for the node's own tooling.
+    r = node.bus.gw("Reload")
+    assert r.error == want, r
+
+
+def test_issue_11_reload_usage(node):
+    assert ctl(node, "reload", "now").returncode == 2
+    r = node.bus.gw("Reload", "now")
+    assert r.error == "invalid number of arguments expecting 0 got 1", r
+
+
+def test_issue_11_reload_no_daemon(env):
+    p = ctl(env, "--timeout", "1", "reload")
+    assert p.returncode == 3, p
+
+
+def test_issue_12_version_has_commit(node):
+    d = subprocess.run([str(GATEWAYD), "--version"], capture_output=True, text=True, timeout=scaled(10))
+    c = ok(ctl(node, "--version", broker=False))
+    m = re.fullmatch(r"gatewayd (\S+) \(commit (\S+)\)\n", d.stdout)
+    assert m, d.stdout
+    version, commit = m.groups()
+    assert commit != "", d.stdout
+    assert c.stdout == "gatewayctl %s (commit %s)\n" % (version, commit)
+    info = node.bus.info().data
+    assert info["Version"] == version and info["Commit"] == commit, info
+    assert "commit: %s\n" % commit in ok(ctl(node, "status")).stdout
+
+
+BASH_COMPLETION = "/usr/share/bash-completion/bash_completion"
+COMPLETE = r'''
+. "$BASH_COMPLETION"
+. "$COMPLETION"
+COMP_LINE=$LINE COMP_POINT=${#LINE}
+COMP_WORDS=($LINE)
+[[ $LINE == *" " ]] && COMP_WORDS+=("")
+COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+_gatewayctl gatewayctl "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
+printf '%s\n' "${COMPREPLY[@]}"
+'''
+
+
+def complete(env, line):
+    """What dist/gatewayctl.bash-completion offers for @line, with this
+    build's gatewayctl first on PATH."""
+    e = dict(os.environ, BASH_COMPLETION=BASH_COMPLETION, LINE=line,
+             COMPLETION=str(REPO / "dist" / "gatewayctl.bash-completion"),
+             PATH="%s:%s" % (GATEWAYCTL.parent, os.environ.get("PATH", "")))
+    p = subprocess.run(["bash", "-c", COMPLETE], capture_output=True, text=True, env=e, timeout=scaled(15))
+    assert p.returncode == 0, p
+    return p.stdout.split()
+
+
+@pytest.mark.skipif(not os.path.exists(BASH_COMPLETION), reason="bash-completion is not installed")
+def test_issue_12_bash_completion(node):
+    # The commands come from gatewayctl --help: each one offered is one gatewayctl knows.
+    commands = complete(node, "gatewayctl ")
+    assert {"deploy", "delete", "list", "show", "metrics", "status", "reload", "help"} <= set(commands), commands
+    for c in commands:
+        assert ctl(node, *(["help", c] if c != "help" else ["help"]), broker=False).returncode == 0, c
+    assert complete(node, "gatewayctl --json re") == ["reload"]
+    assert complete(node, "gatewayctl deploy ") == ["name", "fqdn"]
+    assert "--passthrough" in complete(node, "gatewayctl deploy name --")
+    assert complete(node, "gatewayctl help st") == ["status"]
+    # Workload IDs come from the daemon, on the broker of the command line.
+    node.deploy_name(WL, "myapp")
+    assert complete(node, "gatewayctl --broker %s delete " % node.redis.url) == [WL]
+    assert complete(node, "gatewayctl show --broker %s 37-" % node.redis.url) == [WL]
+    assert complete(node, "gatewayctl --broker %s show %s " % (node.redis.url, WL)) == []

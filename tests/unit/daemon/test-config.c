@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "common/macros.h"
+#include "common/strbuf.h"
 #include "daemon/config.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -859,8 +860,11 @@ static void test_namespace(void **state)
                 "t.conf:2: [namespace] ygg_address: '2001:db8::1/64' is not a Yggdrasil address (200::/7)");
         load_fails("[namespace]\nygg_router = 10.0.0.1\n",
                    "t.conf:2: [namespace] ygg_router: invalid IPv6 address '10.0.0.1'");
+        /* Every missing key is named. */
         load_fails("[namespace]\npublic_link = veth:gw-pub\n",
-                   "t.conf: [namespace] ygg_link: required when public_link is set");
+                   "t.conf: [namespace] ygg_link: required when public_link is set\n"
+                   "t.conf: [namespace] ygg_address: required when public_link is set\n"
+                   "t.conf: [namespace] ygg_router: required when public_link is set");
         load_fails(
                 "[namespace]\nygg_router = 300::1\n",
                 "t.conf: [namespace] public_link: required when any of ygg_link, ygg_address, ygg_router is set");
@@ -921,15 +925,19 @@ static void test_issue_12_mycelium(void **state)
                 "t.conf:2: [namespace] ygg_address: '4a1::10/64' is not a Yggdrasil address (200::/7)");
         /* Optional, but all or nothing. */
         load_fails(NS_OK "mycelium_link = veth:gw-myc\n",
-                   "t.conf: [namespace] mycelium_address: required when mycelium_link is set");
+                   "t.conf: [namespace] mycelium_address: required when mycelium_link is set\n"
+                   "t.conf: [namespace] mycelium_router: required when mycelium_link is set");
         load_fails(NS_OK "mycelium_router = 4a1::1\n",
-                   "t.conf: [namespace] mycelium_link: required when mycelium_router is set");
+                   "t.conf: [namespace] mycelium_link: required when mycelium_router is set\n"
+                   "t.conf: [namespace] mycelium_address: required when mycelium_router is set");
         load_fails(
                 "[namespace]\n" NS_MYCELIUM,
                 "t.conf: [namespace] public_link: required when any of mycelium_link, mycelium_address, mycelium_router is set");
         /* Yggdrasil stays required. */
         load_fails("[namespace]\npublic_link = veth:gw-pub\n" NS_MYCELIUM,
-                   "t.conf: [namespace] ygg_link: required when public_link is set");
+                   "t.conf: [namespace] ygg_link: required when public_link is set\n"
+                   "t.conf: [namespace] ygg_address: required when public_link is set\n"
+                   "t.conf: [namespace] ygg_router: required when public_link is set");
         load_fails(NS_OK "mycelium_link = move:gw-pub\nmycelium_address = 4a1::10/64\n"
                          "mycelium_router = 4a1::1\n",
                    "t.conf:7: [namespace] mycelium_link: uses the same interface as public_link");
@@ -1056,13 +1064,16 @@ static void test_metrics(void **state)
 
 static void test_unknown_section(void **state)
 {
+        /* Its keys are not reported one by one. */
         load_fails(
-                "[gateway]\nenabled = no\n[proxies]\nlisten = 443\n",
+                "[gateway]\nenabled = no\n[proxies]\nlisten = 443\nport = 80\n",
                 "t.conf:3: [proxies]: unknown section (expected gateway, names, dns, acme, bus, namespace, proxy, metrics or log)");
-        /* Even without keys in it. */
         load_fails(
-                "[gateway]\nenabled = no\n\n[Gateway]\n",
-                "t.conf:4: [Gateway]: unknown section (expected gateway, names, dns, acme, bus, namespace, proxy, metrics or log)");
+                "[gateway]\nenabled = no\n[cache]\nsize = 1\n",
+                "t.conf:3: [cache]: unknown section (expected gateway, names, dns, acme, bus, namespace, proxy, metrics or log)");
+        /* Even without keys in it. */
+        load_fails("[gateway]\nenabled = no\n\n[Gateway]\n",
+                   "t.conf:4: [Gateway]: unknown section (did you mean [gateway]?)");
         load_fails(
                 "[]\n",
                 "t.conf:1: []: unknown section (expected gateway, names, dns, acme, bus, namespace, proxy, metrics or log)");
@@ -1070,12 +1081,16 @@ static void test_unknown_section(void **state)
 
 static void test_unknown_key(void **state)
 {
+        load_fails("[gateway]\nenabled = no\nflavour = vanilla\n",
+                   "t.conf:3: [gateway] flavour: unknown key");
         load_fails("[gateway]\nenabled = no\nenable = yes\n",
-                   "t.conf:3: [gateway] enable: unknown key");
+                   "t.conf:3: [gateway] enable: unknown key (did you mean 'enabled'?)");
         /* Keys belong to one section. */
-        load_fails("[dns]\ndomain = gw1.example.net\n", "t.conf:2: [dns] domain: unknown key");
+        load_fails("[dns]\ndomain = gw1.example.net\n",
+                   "t.conf:2: [dns] domain: unknown key (did you mean 'domain' in [gateway]?)");
         /* Key names are case-sensitive. */
-        load_fails("[log]\nLevel = info\n", "t.conf:2: [log] Level: unknown key");
+        load_fails("[log]\nLevel = info\n",
+                   "t.conf:2: [log] Level: unknown key (did you mean 'level'?)");
 }
 
 static void test_duplicate_key(void **state)
@@ -1119,18 +1134,144 @@ static void test_syntax_errors(void **state)
                 "t.conf:3: [dns] resolver: indented line would continue this key's value; continuation lines are not supported (remove the indentation)");
 }
 
-static void test_first_error_wins(void **state)
+/* Issue 11: every error of the file, each once, in line order (checks across keys last). */
+static void test_issue_11_every_error(void **state)
 {
         /* A bad value before a syntax error, and the other way round. */
         load_fails(
                 "[gateway]\nenabled = perhaps\nnonsense\n",
-                "t.conf:2: [gateway] enabled: invalid boolean 'perhaps' (expected yes/no, true/false, on/off or 1/0)");
-        load_fails("[gateway]\nnonsense\nenabled = perhaps\n[foo]\n",
-                   "t.conf:2: syntax error: expected 'key = value'");
-        /* A cross-key problem is reported only for an otherwise valid file. */
+                "t.conf:2: [gateway] enabled: invalid boolean 'perhaps' (expected yes/no, true/false, on/off or 1/0)\n"
+                "t.conf:3: syntax error: expected 'key = value'");
         load_fails(
-                "[gateway]\npublic_ipv4 = 203.0.113.10/24\n[log]\nlevel = loud\n",
-                "t.conf:4: [log] level: invalid value 'loud' (expected debug, info, notice, warning or error)");
+                "[gateway]\nnonsense\nenabled = perhaps\n[foo]\n",
+                "t.conf:2: syntax error: expected 'key = value'\n"
+                "t.conf:3: [gateway] enabled: invalid boolean 'perhaps' (expected yes/no, true/false, on/off or 1/0)\n"
+                "t.conf:4: [foo]: unknown section (expected gateway, names, dns, acme, bus, namespace, proxy, metrics or log)");
+        /* Errors of every kind in one file, and a check across keys that still applies. */
+        load_fails(
+                "[gateway]\n"
+                "enabled = yes\n"
+                "public_config = file\n"
+                "public_ipv4 = 203.0.113.10/24\n"
+                "[proxy]\n"
+                "http_prot = 8080\n"
+                "https_port = 70000\n"
+                "[dns]\n"
+                "timeout = soon\n"
+                "timeout = 1s\n"
+                "[log]\n"
+                "level = loud\n",
+                "t.conf:6: [proxy] http_prot: unknown key (did you mean 'http_port'?)\n"
+                "t.conf:7: [proxy] https_port: 70000 is out of range (0 to 65535)\n"
+                "t.conf:9: [dns] timeout: invalid duration 'soon' (expected a number with an optional unit ms, s, m, h or d)\n"
+                "t.conf:10: [dns] timeout: duplicate key (first set on line 9)\n"
+                "t.conf:12: [log] level: invalid value 'loud' (expected debug, info, notice, warning or error)\n"
+                "t.conf: [gateway] gateway_ipv4: required when public_ipv4 is set (the gateway namespace needs a default route)");
+        /* Every key that a check across keys names, not only the first. */
+        load_fails(
+                "[gateway]\npublic_ipv4 = 203.0.113.10/24\ngateway_ipv4 = 203.0.113.1\n"
+                "public_ipv6 = 2001:db8::10/64\n",
+                "t.conf:2: [gateway] public_ipv4: only used when public_config = file (it is bus)\n"
+                "t.conf:3: [gateway] gateway_ipv4: only used when public_config = file (it is bus)\n"
+                "t.conf:4: [gateway] public_ipv6: only used when public_config = file (it is bus)");
+        load_fails("[namespace]\npublic_link = veth:a\nygg_link = move:a\n"
+                   "ygg_address = 300::10/64\nygg_router = 300::10\n"
+                   "[proxy]\nhttp_port = 8080\nhttps_port = 8080\n",
+                   "t.conf:3: [namespace] ygg_link: uses the same interface as public_link\n"
+                   "t.conf:5: [namespace] ygg_router: is the gateway's own ygg_address\n"
+                   "t.conf:8: [proxy] https_port: is the same port as http_port (8080)");
+}
+
+/* Issue 11: what only follows from an earlier error is not reported as an error of its own. */
+static void test_issue_11_no_consequences(void **state)
+{
+        /* A refused address is not "missing" for the check of its pair... */
+        load_fails(
+                "[gateway]\npublic_config = file\npublic_ipv4 = 203.0.113.10\n"
+                "gateway_ipv4 = 203.0.113.1\n",
+                "t.conf:3: [gateway] public_ipv4: invalid IPv4 address/prefix '203.0.113.10': missing '/<prefix length>'");
+        /* ... nor is a key whose name was mistyped. */
+        load_fails("[gateway]\npublic_config = file\npublic_ipv : 203.0.113.10/24\n"
+                   "gateway_ipv4 = 203.0.113.1\n",
+                   "t.conf:3: [gateway] public_ipv: unknown key (did you mean 'public_ipv4'?)");
+        /* A refused mode or switch skips the checks that depend on it. */
+        load_fails(
+                "[gateway]\nenabled = yes\npublic_config = files\n",
+                "t.conf:3: [gateway] public_config: invalid value 'files' (expected file or bus)");
+        load_fails(
+                "[gateway]\nenabled = yess\npublic_config = file\n",
+                "t.conf:2: [gateway] enabled: invalid boolean 'yess' (expected yes/no, true/false, on/off or 1/0)");
+        load_fails(
+                "[namespace]\npublic_link = veth:gw-pub\nygg_link = veth:gw-ygg\n"
+                "ygg_address = 300::10\nygg_router = 300::1\n",
+                "t.conf:4: [namespace] ygg_address: invalid IPv6 address/prefix '300::10': missing '/<prefix length>'");
+        /* After a line that was not understood (it could have set any key), no check across
+         * keys runs. */
+        load_fails("[gateway]\nenabled = yes\npublic_config = file\npublic_ipv4 203.0.113.10/24\n",
+                   "t.conf:4: syntax error: expected 'key = value'");
+        /* The keys after a broken section header are not checked against the section before. */
+        load_fails("[log]\nlevel = info\n[gateway\nlevel = debug\nenabled = yes\n",
+                   "t.conf:3: syntax error: section header without closing ']'");
+        /* A key set twice is one error per repetition; its first value counts. */
+        load_fails("[log]\nlevel = info\nlevel = debug\nlevel = error\n",
+                   "t.conf:3: [log] level: duplicate key (first set on line 2)\n"
+                   "t.conf:4: [log] level: duplicate key (first set on line 2)");
+}
+
+/* Issue 11: a file of errors is reported up to a limit, with a count of the rest. */
+static void test_issue_11_error_limit(void **state)
+{
+        _cleanup_strbuf_ struct strbuf text = STRBUF_INIT, want = STRBUF_INIT;
+
+        assert_int_equal(strbuf_puts(&text, "[log]\n"), 0);
+        for (unsigned i = 0; i < 150; i++)
+                assert_int_equal(strbuf_printf(&text, "x%u\n", i), 0);
+        for (unsigned i = 0; i < 100; i++)
+                assert_int_equal(strbuf_printf(&want,
+                                               "t.conf:%u: syntax error: expected 'key = value'\n",
+                                               i + 2),
+                                 0);
+        assert_int_equal(strbuf_puts(&want, "t.conf: 50 more errors not shown"), 0);
+        load_fails(text.data, want.data);
+}
+
+/* Issue 11: "did you mean" for unknown keys and sections. */
+static void test_issue_11_suggestions(void **state)
+{
+        static const struct {
+                const char *text, *expected;
+        } cases[] = {
+                /* A transposition is one edit. */
+                {"[proxy]\nhttp_prot = 80\n",
+                 "t.conf:2: [proxy] http_prot: unknown key (did you mean 'http_port'?)"},
+                {"[names]\nrevalidate_intervall = 1h\n",
+                 "t.conf:2: [names] revalidate_intervall: unknown key (did you mean 'revalidate_interval'?)"},
+                {"[gateway]\npublic_ip4 = 203.0.113.10/24\n",
+                 "t.conf:2: [gateway] public_ip4: unknown key (did you mean 'public_ipv4'?)"},
+                {"[bus]\nmax-payload = 1M\n",
+                 "t.conf:2: [bus] max-payload: unknown key (did you mean 'max_payload'?)"},
+                /* The same name in another section. */
+                {"[gateway]\nname = gateway\n",
+                 "t.conf:2: [gateway] name: unknown key (did you mean 'name' in [namespace]?)"},
+                {"[dns]\nlisten = 127.0.0.1:8082\n",
+                 "t.conf:2: [dns] listen: unknown key (did you mean 'listen' in [metrics]?)"},
+                /* A close key of the section wins over an exact one elsewhere only when it is
+                 * closer. */
+                {"[dns]\nresolve = 1.1.1.1\n",
+                 "t.conf:2: [dns] resolve: unknown key (did you mean 'resolver'?)"},
+                /* Nothing close: no guess. */
+                {"[gateway]\nx = 1\n", "t.conf:2: [gateway] x: unknown key"},
+                {"[gateway]\nzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz = 1\n",
+                 "t.conf:2: [gateway] zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz: unknown key"},
+                /* Sections. */
+                {"[gatway]\nenabled = yes\n",
+                 "t.conf:1: [gatway]: unknown section (did you mean [gateway]?)"},
+                {"[DNS]\n", "t.conf:1: [DNS]: unknown section (did you mean [dns]?)"},
+                {"[metric]\n", "t.conf:1: [metric]: unknown section (did you mean [metrics]?)"},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                load_fails(cases[i].text, cases[i].expected);
 }
 
 static void test_comments_and_whitespace(void **state)
@@ -1207,8 +1348,10 @@ static void test_long_lines(void **state)
 
                 line[198] = 'x';
                 line[199] = '\0';
-                assert_true(asprintf(&text, "[log]\nlevel = error\n%s\nlevel = debug\n", line) > 0);
-                load_fails(text, "t.conf:3: line is longer than 198 bytes");
+                assert_true(asprintf(&text, "[log]\nlevel = error\n%s\nlevel = loud\n", line) > 0);
+                /* The lines after it are still checked. */
+                load_fails(text, "t.conf:3: line is longer than 198 bytes\n"
+                                 "t.conf:4: [log] level: duplicate key (first set on line 2)");
         }
         {
                 /* A long value, whose tail would otherwise look like a key line. */
@@ -1283,7 +1426,8 @@ static void test_cross_key(void **state)
         load_fails(
                 "[gateway]\nenabled = yes\n"
                 "public_ipv4 = 203.0.113.10/24\ngateway_ipv4 = 203.0.113.1\n",
-                "t.conf:3: [gateway] public_ipv4: only used when public_config = file (it is bus)");
+                "t.conf:3: [gateway] public_ipv4: only used when public_config = file (it is bus)\n"
+                "t.conf:4: [gateway] gateway_ipv4: only used when public_config = file (it is bus)");
         load_fails(
                 "[gateway]\npublic_config = bus\ngateway_ipv6 = fe80::1\n",
                 "t.conf:3: [gateway] gateway_ipv6: only used when public_config = file (it is bus)");
@@ -1483,7 +1627,10 @@ int main(void)
                 cmocka_unit_test(test_unknown_key),
                 cmocka_unit_test(test_duplicate_key),
                 cmocka_unit_test(test_syntax_errors),
-                cmocka_unit_test(test_first_error_wins),
+                cmocka_unit_test(test_issue_11_every_error),
+                cmocka_unit_test(test_issue_11_no_consequences),
+                cmocka_unit_test(test_issue_11_error_limit),
+                cmocka_unit_test(test_issue_11_suggestions),
                 cmocka_unit_test(test_comments_and_whitespace),
                 cmocka_unit_test(test_long_lines),
                 cmocka_unit_test(test_cross_key),
