@@ -1,0 +1,228 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The certificate manager (issue 8) against pebble and unbound, beyond the
+happy paths of test_acme.py: a damaged issued file, SIGHUP turning [acme]
+off and on, orders running side by side where one fails, HTTP-01 over
+each address family, the resolver replaced while the ACME client waits
+for an answer, and names whose certificate cannot be stored.
+
+Each test has its own pebble (a new CA) and gateway namespace; the grid
+node is shared by the module.
+"""
+
+import json
+import os
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+import acme_env
+import node as gridnode
+from conftest import Deadline, scaled
+from node import GridNode, in_ns
+from test_acme import DOMAIN, PUBLIC_V4, PUBLIC_V6, backend, certs, curl, scrape, served_serial, wait_cert  # noqa: F401
+
+_why_not = gridnode.have_prerequisites() or acme_env.have_prerequisites()
+pytestmark = pytest.mark.skipif(_why_not is not None, reason=_why_not or "")
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    g = GridNode(tmp_path_factory.mktemp("gridnode"))
+    try:
+        g.up()
+        yield g
+    finally:
+        g.down()
+
+
+def new_acme(grid, tmp, names=(), **pebble):
+    """pebble + unbound; @names: (name, *ips) to point (no ips: both of the
+    gateway's public addresses)."""
+    env = acme_env.AcmeEnv(grid.node_ns, tmp, zones=["example.org", "example.net"], **pebble)
+    r = env.resolver
+    for n in names:
+        name, ips = (n, ()) if isinstance(n, str) else (n[0], n[1:])
+        r.point(name, *ips)
+    r.point(DOMAIN)
+    r.delegate("_acme-challenge." + DOMAIN, DOMAIN)
+    env.start()
+    return env
+
+
+class Gateway:
+    """gatewayd in the grid node with [acme] pointed at @acme; cfg is the
+    overrides dict (change it and call reload())."""
+
+    def __init__(self, env, grid, acme, extra=None):
+        self.env, self.grid, self.acme = env, grid, acme
+        self.name = grid.new_gateway_name()
+        grid.make_daemon(env)
+        cfg = grid.gateway_config(self.name)
+        cfg["proxy"] = {"address": "::", "https_port": "443", "http_port": "80"}
+        cfg.update(acme.gatewayd_config())
+        cfg["acme"]["enabled"] = "yes"
+        cfg["acme"]["email"] = "farmer@example.net"
+        for k, v in (extra or {}).items():
+            cfg.setdefault(k, {}).update(v)
+        self.cfg = cfg
+
+    def start(self):
+        self.env.start_daemon(self.cfg)
+        self.grid.configure_uplinks(timeout=15)
+        return self
+
+    def reload(self):
+        self.env.reload(self.cfg)
+
+    def close(self):
+        try:
+            self.env.daemon.stop()
+        finally:
+            self.grid.remove_gateway(self.name)
+
+
+def pem_path(env, name):
+    return env.daemon.root / "certs" / "acme" / (name + ".pem")
+
+
+def wait_https(grid, host, root, timeout=20):
+    dl = Deadline(scaled(timeout), "HTTPS for %s verified by pebble's root" % host)
+    while True:
+        p = curl(grid, host, root, "/echo")
+        if p.returncode == 0:
+            return p
+        if dl.expired:
+            raise AssertionError("https://%s never verified: %s" % (host, p.stderr))
+        time.sleep(0.2)
+
+
+@pytest.mark.timeout_s(90)
+def test_damaged_issued_file_is_moved_aside_and_ordered_again(env, grid, backend, tmp_path):
+    acme = new_acme(grid, tmp_path / "acme", names=["app.example.org"], authz_reuse=0)
+    gw = Gateway(env, grid, acme)
+    try:
+        gw.start()
+        env.deploy_fqdn("38-1-app", "app.example.org", [backend], ips=(PUBLIC_V4,))
+        wait_cert(env, "app.example.org", lambda c: c["State"] == "valid", scaled(30), "valid")
+        root = acme.root_file()
+        first = served_serial(grid, "app.example.org")
+        pem = pem_path(env, "app.example.org")
+        text = pem.read_text()
+
+        # Stopped, the file loses the middle of its certificate (a torn
+        # write by something else, a bad disk block).
+        env.daemon.stop()
+        pem.write_text(text[:200] + text[400:])
+        mark = acme.pebble.order_mark()
+        log_mark = env.daemon.mark()
+        env.daemon.start()
+        grid.configure_uplinks(timeout=15)
+        env.daemon.wait_log(r"Moved the damaged certificate file .*app\.example\.org\.pem aside", since=log_mark)
+        aside = [p for p in pem.parent.iterdir() if p.name.startswith("app.example.org.pem.corrupt-")]
+        assert len(aside) == 1 and aside[0].read_text() == text[:200] + text[400:]
+
+        # A new certificate, at once (not after a backoff), stored and served.
+        c = wait_cert(env, "app.example.org", lambda c: c["State"] == "valid", scaled(30), "valid again")
+        assert c["LastError"] == "", c
+        assert len(acme.pebble.orders_since(mark)) == 1
+        assert pem.exists() and pem.read_text() != text
+        wait_https(grid, "app.example.org", root)
+        assert served_serial(grid, "app.example.org") != first
+        env.daemon.wait_log(r"Obtained the certificate for app\.example\.org", since=log_mark)
+    finally:
+        gw.close()
+        acme.stop()
+
+
+@pytest.mark.timeout_s(90)
+def test_sighup_acme_off_then_on(env, grid, backend, tmp_path):
+    """[acme] enabled = no: nothing is ordered, stored certificates are
+    still served; = yes again: what is due is ordered, what is valid is not."""
+    acme = new_acme(grid, tmp_path / "acme", names=["app.example.org", "two.example.org"], authz_reuse=0)
+    gw = Gateway(env, grid, acme)
+    try:
+        gw.cfg["acme"]["enabled"] = "no"
+        gw.start()
+        env.deploy_fqdn("38-2-app", "app.example.org", [backend], ips=(PUBLIC_V4,))
+        time.sleep(1.5)
+        c = certs(env)["app.example.org"]
+        assert c["State"] == "self-signed" and c["NextAttempt"] == 0, c
+        assert acme.pebble.orders() == []
+
+        gw.cfg["acme"]["enabled"] = "yes"
+        gw.reload()
+        wait_cert(env, "app.example.org", lambda c: c["State"] == "valid", scaled(30), "valid")
+        root = acme.root_file()
+        wait_https(grid, "app.example.org", root)
+        serial = served_serial(grid, "app.example.org")
+
+        # Off again: a name deployed now stays self-signed, the issued one
+        # is still served, and nothing reaches the CA.
+        gw.cfg["acme"]["enabled"] = "no"
+        gw.reload()
+        mark = acme.pebble.order_mark()
+        env.deploy_fqdn("38-3-two", "two.example.org", [backend], ips=(PUBLIC_V4,))
+        time.sleep(1.5)
+        assert acme.pebble.orders_since(mark) == []
+        listed = certs(env)
+        assert listed["app.example.org"]["State"] == "valid"
+        assert listed["two.example.org"]["State"] == "self-signed"
+        assert served_serial(grid, "app.example.org") == serial
+        wait_https(grid, "app.example.org", root)
+
+        # On: only the name without a certificate is ordered.
+        gw.cfg["acme"]["enabled"] = "yes"
+        gw.reload()
+        wait_cert(env, "two.example.org", lambda c: c["State"] == "valid", scaled(30), "valid")
+        assert len(acme.pebble.orders_since(mark)) == 1
+        assert served_serial(grid, "app.example.org") == serial
+        wait_https(grid, "two.example.org", root)
+    finally:
+        gw.close()
+        acme.stop()
+
+
+@pytest.mark.timeout_s(90)
+def test_orders_side_by_side_one_fails_http01_on_each_family(env, grid, backend, tmp_path):
+    """Three FQDN orders at once: v4.example.org has only an A record (pebble
+    validates over IPv4), v6.example.org only AAAA (over IPv6), and
+    bad.example.org's AAAA points where nothing listens (its challenge is
+    refused). The failure backs off and is shown; the others are issued."""
+    acme = new_acme(grid, tmp_path / "acme", authz_reuse=0,
+                    names=[("v4.example.org", PUBLIC_V4), ("v6.example.org", PUBLIC_V6),
+                           ("bad.example.org", PUBLIC_V4, gridnode.GATEWAY_V6)])
+    gw = Gateway(env, grid, acme)
+    try:
+        gw.start()
+        for i, name in enumerate(("bad.example.org", "v4.example.org", "v6.example.org")):
+            env.deploy_fqdn("38-%d-x" % (10 + i), name, [backend], ips=(PUBLIC_V4,))
+        bad = wait_cert(env, "bad.example.org", lambda c: c["State"] == "failed", scaled(40), "failed")
+        assert "connection" in bad["LastError"], bad
+        assert bad["NextAttempt"] - time.time() > 200, bad
+        for name in ("v4.example.org", "v6.example.org"):
+            c = wait_cert(env, name, lambda c: c["State"] == "valid", scaled(40), "valid")
+            assert c["LastError"] == "", c
+        root = acme.root_file()
+        p = curl(grid, "v4.example.org", root, "/echo", addr=PUBLIC_V4)
+        assert p.returncode == 0, p.stderr
+        p = curl(grid, "v6.example.org", root, "/echo", addr=PUBLIC_V6)
+        assert p.returncode == 0, p.stderr
+        # pebble dials the first address of AAAA-then-A: the only record of
+        # each name decided the family the token was fetched over.
+        asked = {(n, t) for _, n, t in acme.resolver.queries()}
+        assert ("v4.example.org", "A") in asked and ("v6.example.org", "AAAA") in asked, asked
+        env.daemon.wait_log(r"ACME order for bad\.example\.org failed: .*connection")
+        metrics = scrape(env, grid)
+        assert 'gatewayd_acme_orders_total{result="valid"} 2' in metrics
+        assert 'gatewayd_acme_orders_total{result="invalid"} 1' in metrics
+        assert 'gatewayd_acme_certificates{state="failed"} 1' in metrics
+        # The still self-signed name is served with what it has.
+        p = curl(grid, "bad.example.org", None, "/echo")
+        assert p.returncode == 0, p.stderr
+    finally:
+        gw.close()
+        acme.stop()
+
