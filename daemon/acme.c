@@ -21,6 +21,7 @@
 #include "acme/schedule.h"
 #include "common/fileio.h"
 #include "common/hashmap.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "common/macros.h"
 #include "common/siphash.h"
@@ -213,7 +214,8 @@ struct gw_acme {
         char *account_dir; /* the directory URL the account belongs to */
         struct acme_http *http;
         struct acme_client *client;
-        char *client_sig; /* directory|email|ca_file the client was made for */
+        char *client_sig;             /* directory|email|ca_file the client was made for */
+        struct resolve_req *resolves; /* the HTTPS client's lookups in flight */
 
         uv_timer_t timer;      /* next scheduling pass */
         uv_timer_t save_timer; /* debounced state.json write */
@@ -700,19 +702,36 @@ static void on_account(void *ud, const char *account_url)
                 log_warning_errno(r, "Failed to save the ACME account URL: %m");
 }
 
-/* The daemon's c-ares resolver behind the HTTPS client's hook. */
+/* The daemon's c-ares resolver behind the HTTPS client's hook. A SIGHUP
+ * that changes [dns] replaces d->dns, and gw_dns_free() drops the old
+ * one's queries without calling back (and frees them): requests are kept
+ * in a list so gw_acme_apply() can ask the new resolver again. */
 struct resolve_req {
+        struct gw_acme *m;
+        struct resolve_req *prev, *next; /* in m->resolves */
         acme_resolve_done_cb *done;
         void *done_ud;
+        struct gw_dns *dns; /* the resolver asked; its query dies with it */
         struct gw_dns_query *q;
+        char *host;
 };
+
+static void resolve_req_free(struct resolve_req *rr)
+{
+        LIST_REMOVE(rr->m->resolves, rr);
+        free(rr->host);
+        free(rr);
+}
 
 static void on_resolved(const char *error, char **addrs, size_t n, void *userdata)
 {
         struct resolve_req *rr = userdata;
+        acme_resolve_done_cb *done = rr->done;
+        void *done_ud = rr->done_ud;
 
-        rr->done(rr->done_ud, error ? -ENOENT : 0, error ? NULL : addrs, error ? 0 : n);
-        free(rr);
+        /* Gone before the call: @done may start another lookup. */
+        resolve_req_free(rr);
+        done(done_ud, error ? -ENOENT : 0, error ? NULL : addrs, error ? 0 : n);
 }
 
 static int resolve(void *resolve_ud, const char *host, acme_resolve_done_cb *done, void *done_ud,
@@ -722,17 +741,25 @@ static int resolve(void *resolve_ud, const char *host, acme_resolve_done_cb *don
         struct resolve_req *rr;
         int r;
 
-        if (!d->dns)
+        if (!d->dns || !d->acme)
                 return -ENOTCONN;
         rr = calloc(1, sizeof(*rr));
         if (!rr)
                 return -ENOMEM;
+        rr->host = strdup(host);
+        if (!rr->host) {
+                free(rr);
+                return -ENOMEM;
+        }
+        rr->m = d->acme;
         rr->done = done;
         rr->done_ud = done_ud;
+        rr->dns = d->dns;
+        LIST_PREPEND(rr->m->resolves, rr);
         *ret_handle = rr;
         r = gw_dns_lookup(d->dns, host, on_resolved, rr, &rr->q);
         if (r < 0) {
-                free(rr);
+                resolve_req_free(rr);
                 return r;
         }
         return 0;
@@ -740,10 +767,45 @@ static int resolve(void *resolve_ud, const char *host, acme_resolve_done_cb *don
 
 static void resolve_cancel(void *resolve_ud, void *handle)
 {
+        struct gw_daemon *d = resolve_ud;
         struct resolve_req *rr = handle;
 
-        gw_dns_query_cancel(rr->q);
-        free(rr);
+        /* A query of a replaced resolver is freed already. */
+        if (rr->dns == d->dns)
+                gw_dns_query_cancel(rr->q);
+        resolve_req_free(rr);
+}
+
+/* After a SIGHUP replaced the resolver: lookups the old one took with it
+ * are made again with the new one (or fail, which the HTTPS client
+ * reports like any failed lookup). */
+static void resolves_retry(struct gw_acme *m)
+{
+        struct gw_dns *dns = m->d->dns;
+
+        /* From the head each time: a failure's callback may start or cancel
+         * other lookups. */
+        for (;;) {
+                struct resolve_req *rr = m->resolves;
+                int r = -ENOTCONN;
+
+                while (rr && rr->dns == dns)
+                        rr = rr->next;
+                if (!rr)
+                        return;
+                log_debug("Looking up %s again with the new resolver", rr->host);
+                rr->dns = dns;
+                rr->q = NULL;
+                if (dns)
+                        r = gw_dns_lookup(dns, rr->host, on_resolved, rr, &rr->q);
+                if (r < 0) {
+                        acme_resolve_done_cb *done = rr->done;
+                        void *done_ud = rr->done_ud;
+
+                        resolve_req_free(rr);
+                        done(done_ud, r, NULL, 0);
+                }
+        }
 }
 
 static void client_close(struct gw_acme *m)
@@ -1154,6 +1216,7 @@ void gw_acme_apply(struct gw_daemon *d)
 
         if (!m)
                 return;
+        resolves_retry(m);
         sync_domain(m);
         if (!acme_on(d)) {
                 client_close(m);

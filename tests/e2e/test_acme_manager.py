@@ -226,3 +226,73 @@ def test_orders_side_by_side_one_fails_http01_on_each_family(env, grid, backend,
         gw.close()
         acme.stop()
 
+
+class SilentDns:
+    """A UDP "resolver" in @ns that reads queries and never answers (what a
+    resolver behind a dead link looks like); names() is what it was asked."""
+
+    def __init__(self, ns):
+        self.sock = acme_env.ns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.asked = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        from dnslib import DNSRecord
+        while not self._stop:
+            try:
+                data, _ = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                self.asked.append(str(DNSRecord.parse(data).q.qname).rstrip("."))
+            except Exception:  # noqa: BLE001 - not a query: ignore it
+                pass
+
+    def close(self):
+        self._stop = True
+        self._thread.join(2)
+        self.sock.close()
+
+
+@pytest.mark.timeout_s(90)
+def test_resolver_replaced_while_the_acme_client_resolves(env, grid, backend, tmp_path):
+    """SIGHUP replaces [dns] resolver while the ACME client waits for the
+    CA's address from the old one: the lookup is made again with the new
+    resolver (the old one and its queries are gone), the order goes on,
+    and nothing touches the freed query (ASan)."""
+    acme = new_acme(grid, tmp_path / "acme", names=["app.example.org"], authz_reuse=0)
+    silent = SilentDns(grid.node_ns)
+    gw = Gateway(env, grid, acme)
+    try:
+        gw.cfg["acme"]["enabled"] = "no"
+        gw.start()
+        # The FQDN check needs the working resolver.
+        env.deploy_fqdn("38-20-app", "app.example.org", [backend], ips=(PUBLIC_V4,))
+        good = gw.cfg["dns"]["resolver"]
+        gw.cfg["dns"]["resolver"] = silent.address
+        gw.cfg["acme"]["enabled"] = "yes"
+        gw.reload()
+        dl = Deadline(scaled(10), "the ACME client asking the silent resolver")
+        while acme_env.PEBBLE_NAME not in silent.asked:
+            assert not dl.expired, silent.asked
+            time.sleep(0.05)
+        gw.cfg["dns"]["resolver"] = good
+        gw.reload()
+        c = wait_cert(env, "app.example.org", lambda c: c["State"] == "valid", scaled(20), "valid")
+        assert c["LastError"] == "", c
+        wait_https(grid, "app.example.org", acme.root_file())
+        # Turning ACME off closes the client's connections (the stop path
+        # of a lookup, had one been left behind).
+        gw.cfg["acme"]["enabled"] = "no"
+        gw.reload()
+    finally:
+        gw.close()
+        silent.close()
+        acme.stop()
