@@ -200,6 +200,7 @@ struct mcert {
         struct acme_order *order; /* in flight */
         struct acme_ari_req *ari; /* in flight */
         bool order_is_renewal;    /* the order replaces a valid certificate */
+        bool refused;             /* never ordered: the store could not keep it (last_error) */
         char *dns_values[2];      /* dns-01 values installed for the order */
 };
 
@@ -247,7 +248,7 @@ static enum mcert_state mcert_state(const struct mcert *c)
 {
         if (c->order)
                 return c->has_cert ? MC_RENEWING : MC_PENDING;
-        if (c->backoff.failures > 0)
+        if (c->backoff.failures > 0 || c->refused)
                 return MC_FAILED;
         return c->has_cert ? MC_VALID : MC_SELF_SIGNED;
 }
@@ -358,6 +359,7 @@ static struct mcert *mcert_get(struct gw_acme *m, const char *key)
 /* Find or make the entry for @key ("*.d" or an FQDN, any case). */
 static struct mcert *mcert_ensure(struct gw_acme *m, const char *key)
 {
+        _cleanup_free_ char *why = NULL;
         struct mcert *c;
         char *k;
         int r;
@@ -392,6 +394,16 @@ static struct mcert *mcert_ensure(struct gw_acme *m, const char *key)
         if (!c->names[0] || (c->n_names == 2 && !c->names[1])) {
                 mcert_free(c);
                 return NULL;
+        }
+        /* A certificate the store cannot keep would be issued, thrown away
+         * and ordered again after each backoff, spending the CA's limits. */
+        r = gw_certs_check_name(k, &why);
+        if (r < 0) {
+                c->refused = true;
+                if (asprintf(&c->last_error, "not ordered: %s", why ? why : strerror(-r)) < 0)
+                        c->last_error = NULL;
+                c->last_error_at = now_sec();
+                log_warning("No certificate is ordered for %s: %s", k, why ? why : strerror(-r));
         }
         if (getrandom(&c->seed, sizeof(c->seed), GRND_NONBLOCK) != sizeof(c->seed))
                 c->seed = (uint64_t)(uintptr_t)c ^ (uint64_t)now_sec();
@@ -601,9 +613,10 @@ static void load_state(struct gw_acme *m)
                 json_int_t failures = 0, next = 0, at = 0, ari = 0;
                 const char *err = NULL;
 
-                if (!c || json_unpack(v, "{s?I, s?I, s?s, s?I, s?I}", "failures", &failures,
-                                      "next_attempt", &next, "last_error", &err, "last_error_at",
-                                      &at, "ari_next", &ari) < 0)
+                if (!c || c->refused ||
+                    json_unpack(v, "{s?I, s?I, s?s, s?I, s?I}", "failures", &failures,
+                                "next_attempt", &next, "last_error", &err, "last_error_at", &at,
+                                "ari_next", &ari) < 0)
                         continue;
                 c->backoff.failures = failures > 0 && failures < 1000 ? (unsigned)failures : 0;
                 c->backoff.next = next;
@@ -1087,7 +1100,7 @@ static int64_t mcert_due(const struct gw_acme *m, const struct mcert *c, bool *r
         int64_t order_at, ari_at = INT64_MAX;
 
         *ret_ari = false;
-        if (c->order || c->ari)
+        if (c->order || c->ari || c->refused)
                 return INT64_MAX;
         order_at = c->has_cert ? c->renew_at : 0;
         if (c->backoff.next > order_at)

@@ -296,3 +296,37 @@ def test_resolver_replaced_while_the_acme_client_resolves(env, grid, backend, tm
         gw.close()
         silent.close()
         acme.stop()
+
+
+# 244 bytes: a valid DNS name, but "<name>.pem" is longer than the store's
+# file names may be (write_file_atomic() needs room for its temporary name).
+LONG = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 40, "example.org"])
+
+
+@pytest.mark.timeout_s(60)
+def test_name_whose_certificate_cannot_be_stored_is_not_ordered(env, grid, backend, tmp_path):
+    """A certificate the store cannot keep would be issued, thrown away and
+    ordered again after every backoff (spending the CA's issuance limits):
+    such a name is not ordered; the reason is shown; the name is served
+    self-signed, and the other names are not held up."""
+    assert len(LONG) == 244
+    acme = new_acme(grid, tmp_path / "acme", names=[LONG, "app.example.org"], authz_reuse=0)
+    gw = Gateway(env, grid, acme)
+    try:
+        gw.start()
+        env.deploy_fqdn("38-30-long", LONG, [backend], ips=(PUBLIC_V4,))
+        env.deploy_fqdn("38-31-app", "app.example.org", [backend], ips=(PUBLIC_V4,))
+        wait_cert(env, "app.example.org", lambda c: c["State"] == "valid", scaled(30), "valid")
+        c = wait_cert(env, LONG, lambda c: c["LastError"] != "", scaled(10), "an error")
+        assert "too long" in c["LastError"], c
+        assert c["State"] == "failed" and c["NextAttempt"] == 0, c
+        # Only app.example.org reached the CA.
+        assert len(acme.pebble.orders()) == 1
+        time.sleep(1)
+        assert len(acme.pebble.orders()) == 1
+        assert not any(p.name.startswith("aaaa") for p in pem_path(env, "x").parent.iterdir())
+        p = curl(grid, LONG, None, "/echo")
+        assert p.returncode == 0, p.stderr
+    finally:
+        gw.close()
+        acme.stop()
