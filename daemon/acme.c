@@ -1114,6 +1114,29 @@ static int64_t mcert_due(const struct gw_acme *m, const struct mcert *c, bool *r
         return order_at;
 }
 
+/* Can @c's challenge be answered now? NULL if so, else why not; *ret_wait
+ * when it will be without a SIGHUP (the listener is configured but not
+ * serving yet: at start, while the namespace is made, or while a bind is
+ * retried). An order that nobody answers would only spend the CA's
+ * failed-validation limit and start a backoff. */
+static const char *challenge_blocked(const struct gw_acme *m, const struct mcert *c, bool *ret_wait)
+{
+        struct gw_daemon *d = m->d;
+
+        *ret_wait = false;
+        if (c->type == ACME_CHALLENGE_HTTP01) {
+                if (!d->cfg.http_port)
+                        return "not ordered: HTTP-01 is answered on [proxy] http_port, which is 0";
+                *ret_wait = !gw_health_ok(d, GW_CHECK_HTTP);
+                return *ret_wait ? "the http listener is not serving yet" : NULL;
+        }
+        if (!d->cfg.dns_listen_port)
+                return "not ordered: DNS-01 is answered by the [dns] listen_port responder, which "
+                       "is off (0)";
+        *ret_wait = !gw_dnsd_serving(d);
+        return *ret_wait ? "the _acme-challenge responder is not listening yet" : NULL;
+}
+
 static void on_timer(uv_timer_t *t);
 
 static void run_pass(struct gw_acme *m)
@@ -1130,8 +1153,9 @@ static void run_pass(struct gw_acme *m)
                 return;
         while (hashmap_iterate(m->certs, &state, &key, &v)) {
                 struct mcert *c = v;
-                bool ari;
+                bool ari, wait;
                 int64_t due = mcert_due(m, c, &ari);
+                const char *why;
                 int r;
 
                 if (due > now) {
@@ -1144,6 +1168,23 @@ static void run_pass(struct gw_acme *m)
                                 c->ari_next =
                                         now + (int64_t)acme_sched_ari_recheck(false, 0, c->seed);
                                 next = MIN(next, c->ari_next);
+                        }
+                        continue;
+                }
+                why = challenge_blocked(m, c, &wait);
+                if (wait) {
+                        /* Nothing logged: this is the normal start-up. */
+                        next = MIN(next, now + PASS_MIN_MS / 1000);
+                        continue;
+                }
+                if (why) {
+                        /* Configuration: logged once; a SIGHUP runs a pass. */
+                        if (!streq_ptr(c->last_error, why)) {
+                                log_warning("No certificate is ordered for %s: %s", c->key,
+                                            why + strlen("not ordered: "));
+                                free(c->last_error);
+                                c->last_error = strdup(why);
+                                c->last_error_at = now;
                         }
                         continue;
                 }

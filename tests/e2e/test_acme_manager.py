@@ -330,3 +330,50 @@ def test_name_whose_certificate_cannot_be_stored_is_not_ordered(env, grid, backe
     finally:
         gw.close()
         acme.stop()
+
+
+@pytest.mark.timeout_s(90)
+def test_no_order_while_its_challenge_cannot_be_answered(env, grid, backend, tmp_path):
+    """An order whose challenge nobody would answer only spends the CA's
+    failed-validation limits and starts a backoff: with [proxy] http_port
+    = 0 no HTTP-01 order is made, with [dns] listen_port = 0 no DNS-01
+    one (each shows why). Configured but not bound yet (here :8080 is
+    taken in the gateway namespace), the order waits for the listener and
+    starts once it serves, with no backoff."""
+    acme = new_acme(grid, tmp_path / "acme", names=["app.example.org"], authz_reuse=0, http_port=8080)
+    gw = Gateway(env, grid, acme)
+    try:
+        gw.cfg["proxy"]["http_port"] = "0"
+        gw.cfg["dns"]["listen_port"] = "0"
+        gw.start()
+        env.deploy_fqdn("38-40-app", "app.example.org", [backend], ips=(PUBLIC_V4,))
+        assert env.deploy_name("38-41-web", "web", [backend]) == "web." + DOMAIN
+        fqdn = wait_cert(env, "app.example.org", lambda c: c["LastError"] != "", scaled(10), "an error")
+        wild = wait_cert(env, "*." + DOMAIN, lambda c: c["LastError"] != "", scaled(10), "an error")
+        assert "http_port" in fqdn["LastError"] and "listen_port" in wild["LastError"], (fqdn, wild)
+        time.sleep(1.5)
+        assert acme.pebble.orders() == []
+        listed = certs(env)
+        assert listed["app.example.org"]["State"] == "self-signed", listed
+        assert listed["*." + DOMAIN]["State"] == "self-signed", listed
+
+        # :8080 taken in the gateway namespace: the engine cannot bind it
+        # (it retries); the responder can bind :53.
+        held = acme_env.ns_socket(gw.name, socket.AF_INET6, socket.SOCK_STREAM)
+        try:
+            held.bind(("::", 8080))
+            gw.cfg["proxy"]["http_port"] = "8080"
+            gw.cfg["dns"]["listen_port"] = "53"
+            gw.reload()
+            wait_cert(env, "*." + DOMAIN, lambda c: c["State"] == "valid", scaled(30), "valid")
+            time.sleep(2)
+            assert certs(env)["app.example.org"]["State"] == "self-signed"
+            assert len(acme.pebble.orders()) == 1  # the wildcard's
+        finally:
+            held.close()
+        c = wait_cert(env, "app.example.org", lambda c: c["State"] == "valid", scaled(40), "valid")
+        assert len(acme.pebble.orders()) == 2
+        wait_https(grid, "app.example.org", acme.root_file())
+    finally:
+        gw.close()
+        acme.stop()
