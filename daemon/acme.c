@@ -635,6 +635,7 @@ static void load_state(struct gw_acme *m)
 static int load_account(struct gw_acme *m)
 {
         _cleanup_free_ char *path = NULL, *pem = NULL, *meta_path = NULL, *meta = NULL;
+        bool new_key = false;
         size_t len;
         int r;
 
@@ -674,16 +675,24 @@ static int load_account(struct gw_acme *m)
                 if (r < 0)
                         return log_error_errno(r, "Failed to create the ACME account key: %m");
                 log_info("Created a new ACME account key in %s", path);
+                new_key = true;
         }
 
-        /* The account URL belongs to one directory. */
+        /* The account URL belongs to one directory and one key: a new key
+         * (the old one was damaged) signing under the old key's account
+         * URL has every request refused, so it registers anew. Files
+         * written before the key was recorded in them are trusted only
+         * with the key they were written with, which a new key is not. */
         if (asprintf(&meta_path, "%s/account.json", m->dir) < 0)
                 return -ENOMEM;
         if (read_file_full(meta_path, 64 * 1024, &meta, &len) >= 0) {
                 json_t *o = json_loadb(meta, len, 0, NULL);
-                const char *dir = NULL, *url = NULL;
+                const char *dir = NULL, *url = NULL, *key = NULL;
 
-                if (o && json_unpack(o, "{s:s, s:s}", "directory", &dir, "url", &url) == 0) {
+                if (o &&
+                    json_unpack(o, "{s:s, s:s, s?s}", "directory", &dir, "url", &url, "key",
+                                &key) == 0 &&
+                    (key ? streq(key, acme_key_thumbprint(m->account_key)) : !new_key)) {
                         m->account_dir = strdup(dir);
                         m->account_url = strdup(url);
                 }
@@ -705,7 +714,8 @@ static void on_account(void *ud, const char *account_url)
         free(m->account_dir);
         m->account_url = strdup(account_url);
         m->account_dir = strdup(dir);
-        o = json_pack("{s:s, s:s}", "directory", dir, "url", account_url);
+        o = json_pack("{s:s, s:s, s:s}", "directory", dir, "url", account_url, "key",
+                      acme_key_thumbprint(m->account_key));
         text = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         if (text)

@@ -377,3 +377,36 @@ def test_no_order_while_its_challenge_cannot_be_answered(env, grid, backend, tmp
     finally:
         gw.close()
         acme.stop()
+
+
+@pytest.mark.timeout_s(90)
+def test_damaged_account_key_makes_a_new_account(env, grid, backend, tmp_path):
+    """A damaged account key is moved aside and a new key made; the account
+    URL stored for the old key is no use with it (the CA would refuse
+    every request signed by the new key under the old account's URL):
+    a new account is registered and certificates are issued again."""
+    acme = new_acme(grid, tmp_path / "acme", names=["app.example.org", "two.example.org"], authz_reuse=0)
+    gw = Gateway(env, grid, acme)
+    try:
+        gw.start()
+        env.deploy_fqdn("38-50-app", "app.example.org", [backend], ips=(PUBLIC_V4,))
+        wait_cert(env, "app.example.org", lambda c: c["State"] == "valid", scaled(30), "valid")
+        acme_dir = env.daemon.root / "acme"
+        first_url = json.loads((acme_dir / "account.json").read_text())["url"]
+
+        env.daemon.stop()
+        (acme_dir / "account.key").write_text("-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n")
+        log_mark = env.daemon.mark()
+        env.daemon.start()
+        grid.configure_uplinks(timeout=15)
+        env.daemon.wait_log(r"The ACME account key .* is damaged; moved aside", since=log_mark)
+        assert any(p.name.startswith("account.key.corrupt-") for p in acme_dir.iterdir())
+        env.deploy_fqdn("38-51-two", "two.example.org", [backend], ips=(PUBLIC_V4,))
+        c = wait_cert(env, "two.example.org", lambda c: c["State"] != "pending", scaled(30), "done")
+        assert c["State"] == "valid", c
+        assert json.loads((acme_dir / "account.json").read_text())["url"] != first_url
+        # The certificate issued before still serves.
+        assert certs(env)["app.example.org"]["State"] == "valid"
+    finally:
+        gw.close()
+        acme.stop()
