@@ -432,7 +432,7 @@ static bool workload_cert(const struct wl_proxy *p, char *buf, size_t size)
 static void cert_unref(struct gw_acme *m, const char *key)
 {
         struct mcert *c = mcert_get(m, key);
-        const char *domain = m->d->cfg.pc.domain;
+        const char *domain = gw_pubconf_domain(m->d);
 
         if (!c || c->refs == 0)
                 return;
@@ -492,7 +492,7 @@ static int ref_one(const struct wl_proxy *p, void *userdata)
  * with none until a name workload needs it. */
 static void sync_domain(struct gw_acme *m)
 {
-        const char *domain = m->d->cfg.pc.domain;
+        const char *domain = gw_pubconf_domain(m->d);
         size_t state = 0;
         const char *key;
         void *v;

@@ -96,7 +96,7 @@ static void zones_push(struct gw_dnsd *s)
         const char *ns[ACME_DNS_ZONES_MAX][1];
         const char *txt[ACME_DNS_ZONES_MAX][ACME_DNS_TXT_MAX];
         struct acme_dns_zone zones[ACME_DNS_ZONES_MAX] = {};
-        const char *cfg_domain = s->d->cfg.pc.domain;
+        const char *cfg_domain = gw_pubconf_domain(s->d);
         _cleanup_free_ char *err = NULL;
         size_t n = 0;
         int r;

@@ -410,3 +410,51 @@ def test_damaged_account_key_makes_a_new_account(env, grid, backend, tmp_path):
     finally:
         gw.close()
         acme.stop()
+
+
+@pytest.mark.timeout_s(90)
+def test_domain_from_the_networker(env, grid, backend, tmp_path):
+    """public_config = bus (the default) with no [gateway] domain: the
+    gateway domain is the networker's. Its _acme-challenge zone is answered
+    before any order (the farmer's dig check), and its wildcard stays (and
+    is renewed) when the last name workload goes, as with a domain from
+    the file."""
+    acme = new_acme(grid, tmp_path / "acme", authz_reuse=0)
+    gw = Gateway(env, grid, acme)
+    try:
+        g = gw.cfg["gateway"]
+        for k in ("public_ipv4", "gateway_ipv4", "public_ipv6", "gateway_ipv6", "domain"):
+            g[k] = None  # merge_config: removed
+        g["public_config"] = "bus"
+        env.net.set_config(ipv4=gridnode.PUBLIC_V4, gw4=gridnode.GATEWAY_V4, ipv6=gridnode.PUBLIC_V6,
+                           gw6=gridnode.GATEWAY_V6, domain=DOMAIN)
+        gw.start()
+        dl = Deadline(scaled(15), "SOA for _acme-challenge.%s from the responder" % DOMAIN)
+        while True:
+            try:
+                rep = acme_env.dns_query(grid.node_ns, "%s:53" % PUBLIC_V4, "_acme-challenge." + DOMAIN, "SOA")
+                if rep.header.rcode == 0 and acme_env.answers(rep, "SOA"):
+                    break
+            except OSError:
+                pass
+            assert not dl.expired, "the responder does not answer for the networker's domain"
+            time.sleep(0.2)
+        assert rep.header.aa
+
+        assert env.deploy_name("38-60-web", "web", [backend]) == "web." + DOMAIN
+        wait_cert(env, "*." + DOMAIN, lambda c: c["State"] == "valid", scaled(30), "valid")
+        mark = acme.pebble.order_mark()
+        assert env.bus.delete_named_proxy("38-60-web").ok
+        c = certs(env).get("*." + DOMAIN)
+        assert c and c["State"] == "valid" and c["Workloads"] == 0, c
+        # After a restart too: the networker answers after the manager has
+        # started, and the stored wildcard is taken up then, not ordered.
+        env.daemon.restart()
+        grid.configure_uplinks(timeout=15)
+        wait_cert(env, "*." + DOMAIN, lambda c: c["State"] == "valid" and c["Workloads"] == 0, scaled(20),
+                  "kept after the restart")
+        time.sleep(1)
+        assert acme.pebble.orders_since(mark) == []
+    finally:
+        gw.close()
+        acme.stop()
