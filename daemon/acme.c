@@ -586,6 +586,7 @@ static void save_soon(struct gw_acme *m)
 
 static void load_state(struct gw_acme *m)
 {
+        int64_t now = now_sec();
         _cleanup_free_ char *text = NULL;
         json_t *o, *v;
         const char *key;
@@ -602,9 +603,18 @@ static void load_state(struct gw_acme *m)
         }
         o = json_loadb(text, len, 0, NULL);
         if (!json_is_object(o)) {
-                log_warning("%s is not a JSON object; the backoff state starts afresh",
-                            m->state_path);
+                _cleanup_free_ char *aside = NULL;
+
                 json_decref(o);
+                /* Kept for a look; the next save writes a new one. */
+                if (asprintf(&aside, "%s.corrupt-%lld", m->state_path, (long long)now) >= 0 &&
+                    rename(m->state_path, aside) >= 0)
+                        log_warning("%s is not a JSON object; moved aside to %s, the backoff "
+                                    "state starts afresh",
+                                    m->state_path, aside);
+                else
+                        log_warning("%s is not a JSON object; the backoff state starts afresh",
+                                    m->state_path);
                 return;
         }
         json_object_foreach(o, key, v)
@@ -619,9 +629,13 @@ static void load_state(struct gw_acme *m)
                                 "ari_next", &ari) < 0)
                         continue;
                 c->backoff.failures = failures > 0 && failures < 1000 ? (unsigned)failures : 0;
-                c->backoff.next = next;
+                /* Nothing further ahead than the scheduler ever sets (a
+                 * Retry-After is honoured up to 7 days, ARI re-checked at
+                 * least daily): a damaged value must not stop a name's
+                 * orders for good (or overflow the timer's milliseconds). */
+                c->backoff.next = MAX(MIN(next, now + ACME_SCHED_RETRY_AFTER_MAX), 0);
                 c->last_error_at = at;
-                c->ari_next = ari;
+                c->ari_next = MAX(MIN(ari, now + MAX(ARI_OFF_SEC, ACME_SCHED_ARI_MAX)), 0);
                 if (err && !(c->last_error = strndup(err, ERROR_TEXT_MAX)))
                         continue;
         }

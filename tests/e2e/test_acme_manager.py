@@ -458,3 +458,40 @@ def test_domain_from_the_networker(env, grid, backend, tmp_path):
     finally:
         gw.close()
         acme.stop()
+
+
+@pytest.mark.timeout_s(60)
+def test_damaged_backoff_state(env, grid, backend, tmp_path):
+    """acme/state.json with a next attempt no backoff could have set (a
+    flipped digit: 30,000 years ahead) must not stop a name's orders for
+    good: it is held to what the scheduler ever writes (a Retry-After of
+    at most 7 days). A file that does not parse is moved aside."""
+    acme = new_acme(grid, tmp_path / "acme", names=["app.example.org"])
+    gw = Gateway(env, grid, acme)
+    try:
+        gw.cfg["acme"]["enabled"] = "no"
+        gw.start()
+        env.deploy_fqdn("38-70-app", "app.example.org", [backend], ips=(PUBLIC_V4,))
+        env.daemon.stop()
+        state = env.daemon.root / "acme" / "state.json"
+        now = int(time.time())
+        state.write_text(json.dumps({"app.example.org": {
+            "failures": 2, "next_attempt": now + 10 ** 12, "last_error": "newOrder: serverInternal",
+            "last_error_at": now - 60, "ari_next": now + 10 ** 12}}))
+        gw.cfg["acme"]["enabled"] = "yes"
+        env.write_config(gw.cfg)
+        env.daemon.start()
+        c = certs(env)["app.example.org"]
+        assert c["State"] == "failed" and c["LastError"] == "newOrder: serverInternal", c
+        assert 0 < c["NextAttempt"] <= time.time() + 7 * 86400 + 60, c
+
+        env.daemon.stop()
+        state.write_text('{"app.example.org": {"failures": 2, "next_att')
+        log_mark = env.daemon.mark()
+        env.daemon.start()
+        env.daemon.wait_log(r"state\.json .*moved aside", since=log_mark)
+        assert any(p.name.startswith("state.json.corrupt-") for p in state.parent.iterdir())
+        assert certs(env)["app.example.org"]["State"] == "self-signed"
+    finally:
+        gw.close()
+        acme.stop()
