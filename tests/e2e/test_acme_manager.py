@@ -495,3 +495,171 @@ def test_damaged_backoff_state(env, grid, backend, tmp_path):
     finally:
         gw.close()
         acme.stop()
+
+
+@pytest.mark.timeout_s(60)
+def test_capability_off_then_on(env, grid, backend, tmp_path):
+    """[gateway] enabled = no: nothing is ordered (even with [acme] on);
+    back on, the listeners come up again and what is due is ordered once
+    they serve."""
+    acme = new_acme(grid, tmp_path / "acme", names=["app.example.org"], authz_reuse=0)
+    gw = Gateway(env, grid, acme)
+    try:
+        gw.cfg["acme"]["enabled"] = "no"
+        gw.start()
+        env.deploy_fqdn("38-80-app", "app.example.org", [backend], ips=(PUBLIC_V4,))
+        gw.cfg["gateway"]["enabled"] = "no"
+        gw.cfg["acme"]["enabled"] = "yes"
+        gw.reload()
+        time.sleep(1.5)
+        assert acme.pebble.orders() == []
+        assert certs(env)["app.example.org"]["State"] == "self-signed"
+        gw.cfg["gateway"]["enabled"] = "yes"
+        gw.reload()
+        grid.configure_uplinks(timeout=15)
+        c = wait_cert(env, "app.example.org", lambda c: c["State"] in ("valid", "failed"), scaled(30), "done")
+        assert c["State"] == "valid", c
+        assert len(acme.pebble.orders()) == 1
+        wait_https(grid, "app.example.org", acme.root_file())
+    finally:
+        gw.close()
+        acme.stop()
+
+
+class RateLimitingCa:
+    """A stand-in ACME server (pebble cannot send rateLimited): directory,
+    nonces and accounts as RFC 8555 says, and every newOrder answered 429
+    urn:ietf:params:acme:error:rateLimited with Retry-After: @retry_after.
+    HTTPS with @https (acme_env.HttpsCert), on 127.0.0.1 of @ns. Signatures
+    are not checked: only what the daemon does with the answer is tested."""
+
+    def __init__(self, ns, https, retry_after=3600):
+        import http.server
+        import ssl
+
+        ca = self
+        self.new_orders = 0
+        self.retry_after = retry_after
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _send(self, status, body=b"", ctype="application/json", headers=()):
+                self.send_response(status)
+                self.send_header("Replay-Nonce", "n%d" % time.monotonic_ns())
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_HEAD(self):
+                self._send(200)
+
+            def do_GET(self):
+                if self.path == "/dir":
+                    base = "https://127.0.0.1:%d" % ca.port
+                    self._send(200, json.dumps({"newNonce": base + "/nonce", "newAccount": base + "/acct",
+                                                "newOrder": base + "/order", "revokeCert": base + "/revoke",
+                                                "keyChange": base + "/key"}).encode())
+                else:
+                    self._send(200 if self.path == "/nonce" else 404)
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path == "/acct":
+                    self._send(201, b'{"status":"valid"}',
+                               headers=[("Location", "https://127.0.0.1:%d/acct/1" % ca.port)])
+                elif self.path == "/order":
+                    ca.new_orders += 1
+                    self._send(429, json.dumps({"type": "urn:ietf:params:acme:error:rateLimited",
+                                                "detail": "too many certificates for this name"}).encode(),
+                               ctype="application/problem+json", headers=[("Retry-After", str(ca.retry_after))])
+                else:
+                    self._send(404)
+
+        sock = acme_env.ns_socket(ns, socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        self.port = sock.getsockname()[1]
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(https.cert), str(https.key))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
+        self.server.socket.close()
+        self.server.socket = ctx.wrap_socket(sock, server_side=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def directory(self):
+        return "https://127.0.0.1:%d/dir" % self.port
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.mark.timeout_s(60)
+def test_rate_limited_order_honours_retry_after(env, grid, backend, tmp_path):
+    """newOrder answered 429 rateLimited with Retry-After: 3600: the name
+    is next tried in an hour (not after the 5-minute backoff), the problem
+    is shown and logged once, counted as rate_limited, and a restart does
+    not ask again before that."""
+    acme = new_acme(grid, tmp_path / "acme", names=["app.example.org"])
+    ca = RateLimitingCa(grid.node_ns, acme.https)
+    gw = Gateway(env, grid, acme)
+    try:
+        gw.cfg["acme"]["directory"] = ca.directory
+        gw.start()
+        env.deploy_fqdn("38-90-app", "app.example.org", [backend], ips=(PUBLIC_V4,))
+        c = wait_cert(env, "app.example.org", lambda c: c["State"] == "failed", scaled(20), "failed")
+        assert "rateLimited" in c["LastError"] and "too many certificates" in c["LastError"], c
+        assert 3600 - 60 <= c["NextAttempt"] - time.time() <= 3600 + 60, c
+        assert ca.new_orders == 1
+        metrics = scrape(env, grid)
+        assert 'gatewayd_acme_orders_total{result="rate_limited"} 1' in metrics, metrics
+        assert len(re.findall(r"warn: ACME order for app\.example\.org failed: .*rateLimited",
+                              env.daemon.log_text())) == 1
+        # Kept across a restart (state.json is written within 5 s, and at stop).
+        env.daemon.stop()
+        env.daemon.start()
+        time.sleep(1.5)
+        c = certs(env)["app.example.org"]
+        assert c["State"] == "failed" and c["NextAttempt"] - time.time() > 3000, c
+        assert ca.new_orders == 1
+    finally:
+        gw.close()
+        ca.close()
+        acme.stop()
+
+
+@pytest.mark.timeout_s(60)
+def test_stop_with_orders_in_flight(env, grid, backend, tmp_path):
+    """SIGTERM while HTTP-01 and DNS-01 orders run: they are cancelled
+    (their challenges removed through the hooks before the responder and
+    the engine go), the daemon exits cleanly (LeakSanitizer under ASan) and
+    the next start orders them again."""
+    acme = new_acme(grid, tmp_path / "acme", authz_reuse=0,
+                    names=["one.example.org", "two.example.org", "three.example.org"])
+    gw = Gateway(env, grid, acme)
+    try:
+        gw.start()
+        for i, name in enumerate(("one.example.org", "two.example.org", "three.example.org")):
+            env.deploy_fqdn("38-10%d-x" % i, name, [backend], ips=(PUBLIC_V4,))
+        env.deploy_name("38-104-web", "web", [backend])
+        acme.pebble.wait_for(lambda p: len(p.orders()) >= 4, scaled(15), "four orders at pebble")
+        env.daemon.stop()
+        assert env.daemon.proc.returncode == 0
+        env.daemon.start()
+        grid.configure_uplinks(timeout=15)
+        for name in ("one.example.org", "two.example.org", "three.example.org", "*." + DOMAIN):
+            wait_cert(env, name, lambda c: c["State"] == "valid", scaled(30), "valid")
+    finally:
+        gw.close()
+        acme.stop()
