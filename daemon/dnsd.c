@@ -259,6 +259,9 @@ static void batch_done(struct gw_dnsd *s)
                         s->last_error = err ? strdup(err) : NULL;
                 }
                 snprintf(s->desc, sizeof(s->desc), "not listening: %s", err ? err : strerror(-r));
+                /* Configured and not bound where configured (sockets of an
+                 * earlier spec may still serve, but not what is asked). */
+                gw_health_set(s->d, GW_CHECK_DNS, true, false, what, err ? err : strerror(-r));
                 retry_later(s);
                 return;
         }

@@ -663,3 +663,47 @@ def test_stop_with_orders_in_flight(env, grid, backend, tmp_path):
     finally:
         gw.close()
         acme.stop()
+
+
+def healthz(env, grid):
+    p = in_ns(grid.node_ns, ["curl", "-sS", "--max-time", "5", "-w", "\n%{http_code}",
+                             "http://127.0.0.1:%d/healthz" % env.metrics_port])
+    body, _, code = p.stdout.rpartition("\n")
+    return int(code), body
+
+
+@pytest.mark.timeout_s(60)
+def test_responder_that_cannot_bind_is_unhealthy(env, grid, backend, tmp_path):
+    """[dns] listen_port set by SIGHUP to a port something else holds in the
+    gateway namespace: /healthz says the dns listener is not bound and why
+    (it said nothing: the check stayed "not wanted" from listen_port = 0),
+    and once the port is free the responder binds and is healthy."""
+    acme = new_acme(grid, tmp_path / "acme")
+    gw = Gateway(env, grid, acme)
+    try:
+        gw.cfg["acme"]["enabled"] = "no"
+        gw.cfg["dns"]["listen_port"] = "0"
+        gw.start()
+        dl = Deadline(scaled(15), "healthy")
+        while healthz(env, grid)[0] != 200:
+            assert not dl.expired, healthz(env, grid)
+            time.sleep(0.2)
+        held = acme_env.ns_socket(gw.name, socket.AF_INET6, socket.SOCK_DGRAM)
+        try:
+            held.bind(("::", 5353))
+            gw.cfg["dns"]["listen_port"] = "5353"
+            gw.reload()
+            env.daemon.wait_log(r"_acme-challenge responder cannot listen on .*5353")
+            code, body = healthz(env, grid)
+            assert code == 503 and re.search(r"^dns .*5353.*: not bound: .*in use", body, re.M), (code, body)
+        finally:
+            held.close()
+        dl = Deadline(scaled(15), "the responder bound once the port is free")
+        while healthz(env, grid)[0] != 200:
+            assert not dl.expired, healthz(env, grid)
+            time.sleep(0.2)
+        rep = acme_env.dns_query(grid.node_ns, "%s:5353" % PUBLIC_V4, "_acme-challenge." + DOMAIN, "SOA")
+        assert rep.header.rcode == 0 and acme_env.answers(rep, "SOA")
+    finally:
+        gw.close()
+        acme.stop()
