@@ -707,3 +707,34 @@ def test_responder_that_cannot_bind_is_unhealthy(env, grid, backend, tmp_path):
     finally:
         gw.close()
         acme.stop()
+
+
+@pytest.mark.timeout_s(60)
+def test_renamed_and_passthrough_mid_order(env, grid, backend, tmp_path):
+    """An FQDN workload renamed, and another switched to passthrough, while
+    their orders run: the orders are cancelled, the old names leave the
+    list with no files, the new name is issued, and the daemon stays clean
+    (ASan)."""
+    acme = new_acme(grid, tmp_path / "acme", authz_reuse=0,
+                    names=["old.example.org", "new.example.org", "pass.example.org"])
+    gw = Gateway(env, grid, acme)
+    try:
+        gw.start()
+        env.deploy_fqdn("38-110-r", "old.example.org", [backend], ips=(PUBLIC_V4,))
+        env.deploy_fqdn("38-111-p", "pass.example.org", [backend], ips=(PUBLIC_V4,))
+        # Right after pebble saw both orders (before they can finish).
+        acme.pebble.wait_for(lambda p: len(p.orders()) >= 2, scaled(10), "two orders")
+        env.deploy_fqdn("38-110-r", "new.example.org", [backend], ips=(PUBLIC_V4,))
+        assert env.bus.set_fqdn_proxy("38-111-p", "pass.example.org", ["[%s]:443" % grid.workload_addr],
+                                      tls_passthrough=True).ok
+        listed = certs(env)
+        assert "old.example.org" not in listed and "pass.example.org" not in listed, listed
+        wait_cert(env, "new.example.org", lambda c: c["State"] == "valid", scaled(30), "valid")
+        assert not pem_path(env, "old.example.org").exists()
+        assert not pem_path(env, "pass.example.org").exists()
+        time.sleep(1)
+        assert set(certs(env)) == {"new.example.org"}
+        wait_https(grid, "new.example.org", acme.root_file())
+    finally:
+        gw.close()
+        acme.stop()
