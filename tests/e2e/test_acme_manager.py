@@ -738,3 +738,34 @@ def test_renamed_and_passthrough_mid_order(env, grid, backend, tmp_path):
     finally:
         gw.close()
         acme.stop()
+
+
+@pytest.mark.timeout_s(90)
+def test_directory_changed_by_sighup_mid_order(env, grid, backend, tmp_path):
+    """[acme] directory changed while an order runs: the order is cancelled
+    and made again with the new CA, under a new account of that CA; what
+    the old CA issued keeps being served."""
+    acme = new_acme(grid, tmp_path / "acme", authz_reuse=0, names=["app.example.org", "two.example.org"])
+    other = acme_env.Pebble(grid.node_ns, tmp_path / "pebble2", acme.https, acme.resolver, acme_port=14001,
+                            mgmt_port=15001, authz_reuse=0)
+    gw = Gateway(env, grid, acme)
+    try:
+        other.start()
+        gw.start()
+        env.deploy_fqdn("38-120-app", "app.example.org", [backend], ips=(PUBLIC_V4,))
+        wait_cert(env, "app.example.org", lambda c: c["State"] == "valid", scaled(30), "valid")
+        env.deploy_fqdn("38-121-two", "two.example.org", [backend], ips=(PUBLIC_V4,))
+        acme.pebble.wait_for(lambda p: len(p.orders()) >= 2, scaled(10), "the second order")
+        gw.cfg["acme"]["directory"] = other.directory_url
+        gw.reload()
+        c = wait_cert(env, "two.example.org", lambda c: c["State"] == "valid", scaled(30), "valid")
+        assert c["LastError"] == "", c
+        assert len(other.orders()) == 1
+        account = json.loads((env.daemon.root / "acme" / "account.json").read_text())
+        assert account["directory"] == other.directory_url
+        wait_https(grid, "two.example.org", other.root_file())
+        wait_https(grid, "app.example.org", acme.root_file())
+    finally:
+        gw.close()
+        other.stop()
+        acme.stop()
