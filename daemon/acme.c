@@ -255,7 +255,8 @@ static enum mcert_state mcert_state(const struct mcert *c)
 
 static bool acme_on(const struct gw_daemon *d)
 {
-        return d->cfg.enabled && d->cfg.acme_enabled && d->acme && !d->acme->stopped;
+        return d->cfg.enabled && d->cfg.acme_enabled && d->acme && !d->acme->stopped &&
+               d->acme->account_key;
 }
 
 static void queue_pass(struct gw_acme *m);
@@ -686,8 +687,12 @@ static int load_account(struct gw_acme *m)
                         r = write_file_atomic(m->dir, "account.key", out, n, 0600);
                 if (out)
                         OPENSSL_cleanse(out, n);
-                if (r < 0)
+                if (r < 0) {
+                        /* Not used unless stored: a restart would make
+                         * another account. */
+                        m->account_key = acme_key_free(m->account_key);
                         return log_error_errno(r, "Failed to create the ACME account key: %m");
+                }
                 log_info("Created a new ACME account key in %s", path);
                 new_key = true;
         }
@@ -1267,15 +1272,16 @@ int gw_acme_start(struct gw_daemon *d)
             asprintf(&m->state_path, "%s/acme/state.json", d->root) < 0)
                 return log_error_errno(-ENOMEM, "Out of memory");
         r = mkdir_p(m->dir, 0700);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create %s: %m", m->dir);
+        if (r < 0) /* the account key cannot be stored: ACME stays off */
+                log_error_errno(r, "Failed to create %s: %m", m->dir);
         uv_timer_init(d->loop, &m->timer);
         uv_timer_init(d->loop, &m->save_timer);
         m->timer.data = m->save_timer.data = m;
         m->timer_init = true;
-        r = load_account(m);
-        if (r < 0)
-                return r;
+        /* ACME problems never keep the gateway from serving: without a
+         * usable key (logged) ACME stays off until a SIGHUP finds one. */
+        if (load_account(m) < 0)
+                log_notice("ACME is off until a SIGHUP finds a usable account key");
 
         r = wl_registry_foreach(d->reg, ref_one, m);
         if (r < 0)
@@ -1296,6 +1302,8 @@ void gw_acme_apply(struct gw_daemon *d)
                 return;
         resolves_retry(m);
         sync_domain(m);
+        if (!m->account_key && d->cfg.enabled && d->cfg.acme_enabled && load_account(m) < 0)
+                log_notice("ACME is off until a SIGHUP finds a usable account key");
         if (!acme_on(d)) {
                 client_close(m);
                 return;

@@ -769,3 +769,38 @@ def test_directory_changed_by_sighup_mid_order(env, grid, backend, tmp_path):
         gw.close()
         other.stop()
         acme.stop()
+
+
+@pytest.mark.timeout_s(60)
+def test_unreadable_account_key_does_not_stop_the_gateway(env, grid, backend, tmp_path):
+    """An account key that cannot be read (here: a directory in its place)
+    turns ACME off with an error; the gateway itself starts and serves its
+    workloads. A SIGHUP after the operator fixed it turns ACME on."""
+    acme = new_acme(grid, tmp_path / "acme", names=["app.example.org"], authz_reuse=0)
+    gw = Gateway(env, grid, acme)
+    try:
+        gw.cfg["acme"]["enabled"] = "no"
+        gw.start()
+        env.deploy_fqdn("38-130-app", "app.example.org", [backend], ips=(PUBLIC_V4,))
+        env.daemon.stop()
+        key = env.daemon.root / "acme" / "account.key"
+        key.unlink()
+        key.mkdir()
+        gw.cfg["acme"]["enabled"] = "yes"
+        env.write_config(gw.cfg)
+        log_mark = env.daemon.mark()
+        env.daemon.start()
+        grid.configure_uplinks(timeout=15)
+        env.daemon.wait_log(r"error: .*ACME account key .*account\.key", since=log_mark)
+        p = curl(grid, "app.example.org", None, "/echo")
+        assert p.returncode == 0, p.stderr
+        time.sleep(1)
+        assert certs(env)["app.example.org"]["State"] == "self-signed"
+        assert acme.pebble.orders() == []
+
+        key.rmdir()
+        gw.reload()
+        wait_cert(env, "app.example.org", lambda c: c["State"] == "valid", scaled(30), "valid")
+    finally:
+        gw.close()
+        acme.stop()
