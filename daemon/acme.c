@@ -1355,7 +1355,7 @@ void gw_acme_free(struct gw_daemon *d)
 static int encode_one(struct strbuf *out, const struct mcert *c)
 {
         int64_t now = now_sec();
-        bool ari;
+        bool ari, wait, held;
         int64_t due = mcert_due(c->m, c, &ari);
         int r;
 
@@ -1380,9 +1380,13 @@ static int encode_one(struct strbuf *out, const struct mcert *c)
                 r = proto_encode_int64(out, c->has_cert ? c->not_after : 0);
         if (r >= 0 && (r = proto_encode_str(out, "RenewAt")) >= 0)
                 r = proto_encode_int64(out, c->has_cert ? c->renew_at : 0);
+        /* Held by the configuration: nothing happens before a SIGHUP. */
+        held = challenge_blocked(c->m, c, &wait) && !wait;
         if (r >= 0 && (r = proto_encode_str(out, "NextAttempt")) >= 0)
-                r = proto_encode_int64(
-                        out, c->order || !acme_on(c->m->d) || due == INT64_MAX ? 0 : MAX(due, now));
+                r = proto_encode_int64(out,
+                                       c->order || !acme_on(c->m->d) || due == INT64_MAX || held
+                                               ? 0
+                                               : MAX(due, now));
         if (r >= 0)
                 r = proto_encode_key_str(out, "LastError", strempty(c->last_error));
         if (r >= 0 && (r = proto_encode_str(out, "LastErrorTime")) >= 0)

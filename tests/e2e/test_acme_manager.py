@@ -351,6 +351,8 @@ def test_no_order_while_its_challenge_cannot_be_answered(env, grid, backend, tmp
         fqdn = wait_cert(env, "app.example.org", lambda c: c["LastError"] != "", scaled(10), "an error")
         wild = wait_cert(env, "*." + DOMAIN, lambda c: c["LastError"] != "", scaled(10), "an error")
         assert "http_port" in fqdn["LastError"] and "listen_port" in wild["LastError"], (fqdn, wild)
+        # Nothing happens before a SIGHUP: no next attempt to show.
+        assert fqdn["NextAttempt"] == 0 and wild["NextAttempt"] == 0, (fqdn, wild)
         time.sleep(1.5)
         assert acme.pebble.orders() == []
         listed = certs(env)
