@@ -201,6 +201,7 @@ struct mcert {
         struct acme_ari_req *ari; /* in flight */
         bool order_is_renewal;    /* the order replaces a valid certificate */
         bool refused;             /* never ordered: the store could not keep it (last_error) */
+        const char *held;         /* challenge_blocked()'s reason last logged (static), or NULL */
         char *dns_values[2];      /* dns-01 values installed for the order */
 };
 
@@ -1207,16 +1208,19 @@ static void run_pass(struct gw_acme *m)
                         continue;
                 }
                 if (why) {
-                        /* Configuration: logged once; a SIGHUP runs a pass. */
-                        if (!streq_ptr(c->last_error, why)) {
+                        /* Configuration: logged once (a pointer compare: a
+                         * pass walks every entry); a SIGHUP runs a pass. */
+                        if (c->held != why) {
                                 log_warning("No certificate is ordered for %s: %s", c->key,
                                             why + strlen("not ordered: "));
                                 free(c->last_error);
                                 c->last_error = strdup(why);
                                 c->last_error_at = now;
+                                c->held = why;
                         }
                         continue;
                 }
+                c->held = NULL;
                 if (m->in_flight >= ORDERS_MAX)
                         continue; /* the next order's end runs another pass */
                 r = order_start(c);
