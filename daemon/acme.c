@@ -21,6 +21,7 @@
 #include "acme/schedule.h"
 #include "common/fileio.h"
 #include "common/hashmap.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "common/macros.h"
 #include "common/siphash.h"
@@ -199,6 +200,8 @@ struct mcert {
         struct acme_order *order; /* in flight */
         struct acme_ari_req *ari; /* in flight */
         bool order_is_renewal;    /* the order replaces a valid certificate */
+        bool refused;             /* never ordered: the store could not keep it (last_error) */
+        const char *held;         /* challenge_blocked()'s reason last logged (static), or NULL */
         char *dns_values[2];      /* dns-01 values installed for the order */
 };
 
@@ -213,7 +216,8 @@ struct gw_acme {
         char *account_dir; /* the directory URL the account belongs to */
         struct acme_http *http;
         struct acme_client *client;
-        char *client_sig; /* directory|email|ca_file the client was made for */
+        char *client_sig;             /* directory|email|ca_file the client was made for */
+        struct resolve_req *resolves; /* the HTTPS client's lookups in flight */
 
         uv_timer_t timer;      /* next scheduling pass */
         uv_timer_t save_timer; /* debounced state.json write */
@@ -245,14 +249,15 @@ static enum mcert_state mcert_state(const struct mcert *c)
 {
         if (c->order)
                 return c->has_cert ? MC_RENEWING : MC_PENDING;
-        if (c->backoff.failures > 0)
+        if (c->backoff.failures > 0 || c->refused)
                 return MC_FAILED;
         return c->has_cert ? MC_VALID : MC_SELF_SIGNED;
 }
 
 static bool acme_on(const struct gw_daemon *d)
 {
-        return d->cfg.enabled && d->cfg.acme_enabled && d->acme && !d->acme->stopped;
+        return d->cfg.enabled && d->cfg.acme_enabled && d->acme && !d->acme->stopped &&
+               d->acme->account_key;
 }
 
 static void queue_pass(struct gw_acme *m);
@@ -356,6 +361,7 @@ static struct mcert *mcert_get(struct gw_acme *m, const char *key)
 /* Find or make the entry for @key ("*.d" or an FQDN, any case). */
 static struct mcert *mcert_ensure(struct gw_acme *m, const char *key)
 {
+        _cleanup_free_ char *why = NULL;
         struct mcert *c;
         char *k;
         int r;
@@ -391,6 +397,16 @@ static struct mcert *mcert_ensure(struct gw_acme *m, const char *key)
                 mcert_free(c);
                 return NULL;
         }
+        /* A certificate the store cannot keep would be issued, thrown away
+         * and ordered again after each backoff, spending the CA's limits. */
+        r = gw_certs_check_name(k, &why);
+        if (r < 0) {
+                c->refused = true;
+                if (asprintf(&c->last_error, "not ordered: %s", why ? why : strerror(-r)) < 0)
+                        c->last_error = NULL;
+                c->last_error_at = now_sec();
+                log_warning("No certificate is ordered for %s: %s", k, why ? why : strerror(-r));
+        }
         if (getrandom(&c->seed, sizeof(c->seed), GRND_NONBLOCK) != sizeof(c->seed))
                 c->seed = (uint64_t)(uintptr_t)c ^ (uint64_t)now_sec();
         r = hashmap_put(m->certs, c->key, c);
@@ -418,7 +434,7 @@ static bool workload_cert(const struct wl_proxy *p, char *buf, size_t size)
 static void cert_unref(struct gw_acme *m, const char *key)
 {
         struct mcert *c = mcert_get(m, key);
-        const char *domain = m->d->cfg.pc.domain;
+        const char *domain = gw_pubconf_domain(m->d);
 
         if (!c || c->refs == 0)
                 return;
@@ -478,7 +494,7 @@ static int ref_one(const struct wl_proxy *p, void *userdata)
  * with none until a name workload needs it. */
 static void sync_domain(struct gw_acme *m)
 {
-        const char *domain = m->d->cfg.pc.domain;
+        const char *domain = gw_pubconf_domain(m->d);
         size_t state = 0;
         const char *key;
         void *v;
@@ -572,6 +588,7 @@ static void save_soon(struct gw_acme *m)
 
 static void load_state(struct gw_acme *m)
 {
+        int64_t now = now_sec();
         _cleanup_free_ char *text = NULL;
         json_t *o, *v;
         const char *key;
@@ -588,9 +605,18 @@ static void load_state(struct gw_acme *m)
         }
         o = json_loadb(text, len, 0, NULL);
         if (!json_is_object(o)) {
-                log_warning("%s is not a JSON object; the backoff state starts afresh",
-                            m->state_path);
+                _cleanup_free_ char *aside = NULL;
+
                 json_decref(o);
+                /* Kept for a look; the next save writes a new one. */
+                if (asprintf(&aside, "%s.corrupt-%lld", m->state_path, (long long)now) >= 0 &&
+                    rename(m->state_path, aside) >= 0)
+                        log_warning("%s is not a JSON object; moved aside to %s, the backoff "
+                                    "state starts afresh",
+                                    m->state_path, aside);
+                else
+                        log_warning("%s is not a JSON object; the backoff state starts afresh",
+                                    m->state_path);
                 return;
         }
         json_object_foreach(o, key, v)
@@ -599,14 +625,19 @@ static void load_state(struct gw_acme *m)
                 json_int_t failures = 0, next = 0, at = 0, ari = 0;
                 const char *err = NULL;
 
-                if (!c || json_unpack(v, "{s?I, s?I, s?s, s?I, s?I}", "failures", &failures,
-                                      "next_attempt", &next, "last_error", &err, "last_error_at",
-                                      &at, "ari_next", &ari) < 0)
+                if (!c || c->refused ||
+                    json_unpack(v, "{s?I, s?I, s?s, s?I, s?I}", "failures", &failures,
+                                "next_attempt", &next, "last_error", &err, "last_error_at", &at,
+                                "ari_next", &ari) < 0)
                         continue;
                 c->backoff.failures = failures > 0 && failures < 1000 ? (unsigned)failures : 0;
-                c->backoff.next = next;
+                /* Nothing further ahead than the scheduler ever sets (a
+                 * Retry-After is honoured up to 7 days, ARI re-checked at
+                 * least daily): a damaged value must not stop a name's
+                 * orders for good (or overflow the timer's milliseconds). */
+                c->backoff.next = MAX(MIN(next, now + ACME_SCHED_RETRY_AFTER_MAX), 0);
                 c->last_error_at = at;
-                c->ari_next = ari;
+                c->ari_next = MAX(MIN(ari, now + MAX(ARI_OFF_SEC, ACME_SCHED_ARI_MAX)), 0);
                 if (err && !(c->last_error = strndup(err, ERROR_TEXT_MAX)))
                         continue;
         }
@@ -620,6 +651,7 @@ static void load_state(struct gw_acme *m)
 static int load_account(struct gw_acme *m)
 {
         _cleanup_free_ char *path = NULL, *pem = NULL, *meta_path = NULL, *meta = NULL;
+        bool new_key = false;
         size_t len;
         int r;
 
@@ -656,19 +688,31 @@ static int load_account(struct gw_acme *m)
                         r = write_file_atomic(m->dir, "account.key", out, n, 0600);
                 if (out)
                         OPENSSL_cleanse(out, n);
-                if (r < 0)
+                if (r < 0) {
+                        /* Not used unless stored: a restart would make
+                         * another account. */
+                        m->account_key = acme_key_free(m->account_key);
                         return log_error_errno(r, "Failed to create the ACME account key: %m");
+                }
                 log_info("Created a new ACME account key in %s", path);
+                new_key = true;
         }
 
-        /* The account URL belongs to one directory. */
+        /* The account URL belongs to one directory and one key: a new key
+         * (the old one was damaged) signing under the old key's account
+         * URL has every request refused, so it registers anew. Files
+         * written before the key was recorded in them are trusted only
+         * with the key they were written with, which a new key is not. */
         if (asprintf(&meta_path, "%s/account.json", m->dir) < 0)
                 return -ENOMEM;
         if (read_file_full(meta_path, 64 * 1024, &meta, &len) >= 0) {
                 json_t *o = json_loadb(meta, len, 0, NULL);
-                const char *dir = NULL, *url = NULL;
+                const char *dir = NULL, *url = NULL, *key = NULL;
 
-                if (o && json_unpack(o, "{s:s, s:s}", "directory", &dir, "url", &url) == 0) {
+                if (o &&
+                    json_unpack(o, "{s:s, s:s, s?s}", "directory", &dir, "url", &url, "key",
+                                &key) == 0 &&
+                    (key ? streq(key, acme_key_thumbprint(m->account_key)) : !new_key)) {
                         m->account_dir = strdup(dir);
                         m->account_url = strdup(url);
                 }
@@ -690,7 +734,8 @@ static void on_account(void *ud, const char *account_url)
         free(m->account_dir);
         m->account_url = strdup(account_url);
         m->account_dir = strdup(dir);
-        o = json_pack("{s:s, s:s}", "directory", dir, "url", account_url);
+        o = json_pack("{s:s, s:s, s:s}", "directory", dir, "url", account_url, "key",
+                      acme_key_thumbprint(m->account_key));
         text = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         if (text)
@@ -700,19 +745,36 @@ static void on_account(void *ud, const char *account_url)
                 log_warning_errno(r, "Failed to save the ACME account URL: %m");
 }
 
-/* The daemon's c-ares resolver behind the HTTPS client's hook. */
+/* The daemon's c-ares resolver behind the HTTPS client's hook. A SIGHUP
+ * that changes [dns] replaces d->dns, and gw_dns_free() drops the old
+ * one's queries without calling back (and frees them): requests are kept
+ * in a list so gw_acme_apply() can ask the new resolver again. */
 struct resolve_req {
+        struct gw_acme *m;
+        struct resolve_req *prev, *next; /* in m->resolves */
         acme_resolve_done_cb *done;
         void *done_ud;
+        struct gw_dns *dns; /* the resolver asked; its query dies with it */
         struct gw_dns_query *q;
+        char *host;
 };
+
+static void resolve_req_free(struct resolve_req *rr)
+{
+        LIST_REMOVE(rr->m->resolves, rr);
+        free(rr->host);
+        free(rr);
+}
 
 static void on_resolved(const char *error, char **addrs, size_t n, void *userdata)
 {
         struct resolve_req *rr = userdata;
+        acme_resolve_done_cb *done = rr->done;
+        void *done_ud = rr->done_ud;
 
-        rr->done(rr->done_ud, error ? -ENOENT : 0, error ? NULL : addrs, error ? 0 : n);
-        free(rr);
+        /* Gone before the call: @done may start another lookup. */
+        resolve_req_free(rr);
+        done(done_ud, error ? -ENOENT : 0, error ? NULL : addrs, error ? 0 : n);
 }
 
 static int resolve(void *resolve_ud, const char *host, acme_resolve_done_cb *done, void *done_ud,
@@ -722,17 +784,25 @@ static int resolve(void *resolve_ud, const char *host, acme_resolve_done_cb *don
         struct resolve_req *rr;
         int r;
 
-        if (!d->dns)
+        if (!d->dns || !d->acme)
                 return -ENOTCONN;
         rr = calloc(1, sizeof(*rr));
         if (!rr)
                 return -ENOMEM;
+        rr->host = strdup(host);
+        if (!rr->host) {
+                free(rr);
+                return -ENOMEM;
+        }
+        rr->m = d->acme;
         rr->done = done;
         rr->done_ud = done_ud;
+        rr->dns = d->dns;
+        LIST_PREPEND(rr->m->resolves, rr);
         *ret_handle = rr;
         r = gw_dns_lookup(d->dns, host, on_resolved, rr, &rr->q);
         if (r < 0) {
-                free(rr);
+                resolve_req_free(rr);
                 return r;
         }
         return 0;
@@ -740,10 +810,45 @@ static int resolve(void *resolve_ud, const char *host, acme_resolve_done_cb *don
 
 static void resolve_cancel(void *resolve_ud, void *handle)
 {
+        struct gw_daemon *d = resolve_ud;
         struct resolve_req *rr = handle;
 
-        gw_dns_query_cancel(rr->q);
-        free(rr);
+        /* A query of a replaced resolver is freed already. */
+        if (rr->dns == d->dns)
+                gw_dns_query_cancel(rr->q);
+        resolve_req_free(rr);
+}
+
+/* After a SIGHUP replaced the resolver: lookups the old one took with it
+ * are made again with the new one (or fail, which the HTTPS client
+ * reports like any failed lookup). */
+static void resolves_retry(struct gw_acme *m)
+{
+        struct gw_dns *dns = m->d->dns;
+
+        /* From the head each time: a failure's callback may start or cancel
+         * other lookups. */
+        for (;;) {
+                struct resolve_req *rr = m->resolves;
+                int r = -ENOTCONN;
+
+                while (rr && rr->dns == dns)
+                        rr = rr->next;
+                if (!rr)
+                        return;
+                log_debug("Looking up %s again with the new resolver", rr->host);
+                rr->dns = dns;
+                rr->q = NULL;
+                if (dns)
+                        r = gw_dns_lookup(dns, rr->host, on_resolved, rr, &rr->q);
+                if (r < 0) {
+                        acme_resolve_done_cb *done = rr->done;
+                        void *done_ud = rr->done_ud;
+
+                        resolve_req_free(rr);
+                        done(done_ud, r, NULL, 0);
+                }
+        }
 }
 
 static void client_close(struct gw_acme *m)
@@ -1025,7 +1130,7 @@ static int64_t mcert_due(const struct gw_acme *m, const struct mcert *c, bool *r
         int64_t order_at, ari_at = INT64_MAX;
 
         *ret_ari = false;
-        if (c->order || c->ari)
+        if (c->order || c->ari || c->refused)
                 return INT64_MAX;
         order_at = c->has_cert ? c->renew_at : 0;
         if (c->backoff.next > order_at)
@@ -1037,6 +1142,29 @@ static int64_t mcert_due(const struct gw_acme *m, const struct mcert *c, bool *r
                 return ari_at;
         }
         return order_at;
+}
+
+/* Can @c's challenge be answered now? NULL if so, else why not; *ret_wait
+ * when it will be without a SIGHUP (the listener is configured but not
+ * serving yet: at start, while the namespace is made, or while a bind is
+ * retried). An order that nobody answers would only spend the CA's
+ * failed-validation limit and start a backoff. */
+static const char *challenge_blocked(const struct gw_acme *m, const struct mcert *c, bool *ret_wait)
+{
+        struct gw_daemon *d = m->d;
+
+        *ret_wait = false;
+        if (c->type == ACME_CHALLENGE_HTTP01) {
+                if (!d->cfg.http_port)
+                        return "not ordered: HTTP-01 is answered on [proxy] http_port, which is 0";
+                *ret_wait = !gw_health_ok(d, GW_CHECK_HTTP);
+                return *ret_wait ? "the http listener is not serving yet" : NULL;
+        }
+        if (!d->cfg.dns_listen_port)
+                return "not ordered: DNS-01 is answered by the [dns] listen_port responder, which "
+                       "is off (0)";
+        *ret_wait = !gw_dnsd_serving(d);
+        return *ret_wait ? "the _acme-challenge responder is not listening yet" : NULL;
 }
 
 static void on_timer(uv_timer_t *t);
@@ -1055,8 +1183,9 @@ static void run_pass(struct gw_acme *m)
                 return;
         while (hashmap_iterate(m->certs, &state, &key, &v)) {
                 struct mcert *c = v;
-                bool ari;
+                bool ari, wait;
                 int64_t due = mcert_due(m, c, &ari);
+                const char *why;
                 int r;
 
                 if (due > now) {
@@ -1072,6 +1201,26 @@ static void run_pass(struct gw_acme *m)
                         }
                         continue;
                 }
+                why = challenge_blocked(m, c, &wait);
+                if (wait) {
+                        /* Nothing logged: this is the normal start-up. */
+                        next = MIN(next, now + PASS_MIN_MS / 1000);
+                        continue;
+                }
+                if (why) {
+                        /* Configuration: logged once (a pointer compare: a
+                         * pass walks every entry); a SIGHUP runs a pass. */
+                        if (c->held != why) {
+                                log_warning("No certificate is ordered for %s: %s", c->key,
+                                            why + strlen("not ordered: "));
+                                free(c->last_error);
+                                c->last_error = strdup(why);
+                                c->last_error_at = now;
+                                c->held = why;
+                        }
+                        continue;
+                }
+                c->held = NULL;
                 if (m->in_flight >= ORDERS_MAX)
                         continue; /* the next order's end runs another pass */
                 r = order_start(c);
@@ -1127,15 +1276,16 @@ int gw_acme_start(struct gw_daemon *d)
             asprintf(&m->state_path, "%s/acme/state.json", d->root) < 0)
                 return log_error_errno(-ENOMEM, "Out of memory");
         r = mkdir_p(m->dir, 0700);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create %s: %m", m->dir);
+        if (r < 0) /* the account key cannot be stored: ACME stays off */
+                log_error_errno(r, "Failed to create %s: %m", m->dir);
         uv_timer_init(d->loop, &m->timer);
         uv_timer_init(d->loop, &m->save_timer);
         m->timer.data = m->save_timer.data = m;
         m->timer_init = true;
-        r = load_account(m);
-        if (r < 0)
-                return r;
+        /* ACME problems never keep the gateway from serving: without a
+         * usable key (logged) ACME stays off until a SIGHUP finds one. */
+        if (load_account(m) < 0)
+                log_notice("ACME is off until a SIGHUP finds a usable account key");
 
         r = wl_registry_foreach(d->reg, ref_one, m);
         if (r < 0)
@@ -1154,7 +1304,10 @@ void gw_acme_apply(struct gw_daemon *d)
 
         if (!m)
                 return;
+        resolves_retry(m);
         sync_domain(m);
+        if (!m->account_key && d->cfg.enabled && d->cfg.acme_enabled && load_account(m) < 0)
+                log_notice("ACME is off until a SIGHUP finds a usable account key");
         if (!acme_on(d)) {
                 client_close(m);
                 return;
@@ -1206,7 +1359,7 @@ void gw_acme_free(struct gw_daemon *d)
 static int encode_one(struct strbuf *out, const struct mcert *c)
 {
         int64_t now = now_sec();
-        bool ari;
+        bool ari, wait, held;
         int64_t due = mcert_due(c->m, c, &ari);
         int r;
 
@@ -1231,9 +1384,13 @@ static int encode_one(struct strbuf *out, const struct mcert *c)
                 r = proto_encode_int64(out, c->has_cert ? c->not_after : 0);
         if (r >= 0 && (r = proto_encode_str(out, "RenewAt")) >= 0)
                 r = proto_encode_int64(out, c->has_cert ? c->renew_at : 0);
+        /* Held by the configuration: nothing happens before a SIGHUP. */
+        held = challenge_blocked(c->m, c, &wait) && !wait;
         if (r >= 0 && (r = proto_encode_str(out, "NextAttempt")) >= 0)
-                r = proto_encode_int64(
-                        out, c->order || !acme_on(c->m->d) || due == INT64_MAX ? 0 : MAX(due, now));
+                r = proto_encode_int64(out,
+                                       c->order || !acme_on(c->m->d) || due == INT64_MAX || held
+                                               ? 0
+                                               : MAX(due, now));
         if (r >= 0)
                 r = proto_encode_key_str(out, "LastError", strempty(c->last_error));
         if (r >= 0 && (r = proto_encode_str(out, "LastErrorTime")) >= 0)

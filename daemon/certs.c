@@ -567,6 +567,24 @@ int gw_certs_issued_pem(struct gw_certs *c, const char *name, char **ret_pem, si
         return 1;
 }
 
+int gw_certs_check_name(const char *name, char **reterr)
+{
+        char norm[CERT_NAME_MAX + 1], file[NAME_MAX + 1];
+        int r;
+
+        if (reterr)
+                *reterr = NULL;
+        r = name_normalize(name, norm, reterr);
+        if (r < 0)
+                return r;
+        if (!file_name(norm, "pem", file, sizeof(file)))
+                return fail(reterr, -ENAMETOOLONG,
+                            "certificate name too long to store (at most %d bytes)",
+                            CERT_FILE_NAME_MAX - (int)strlen(".pem") -
+                                    (norm[0] == '*' ? (int)strlen(WILDCARD_PREFIX) - 2 : 0));
+        return 0;
+}
+
 int gw_certs_install(struct gw_certs *c, const char *name, const char *chain, size_t chain_len,
                      const char *key, size_t key_len, struct proxy_cert **ret, char **reterr)
 {

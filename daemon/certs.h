@@ -57,6 +57,10 @@ int gw_certs_get(struct gw_certs *c, const char *name, struct proxy_cert **ret, 
  * *reterr (allocated; may be NULL). */
 int gw_certs_install(struct gw_certs *c, const char *name, const char *chain, size_t chain_len,
                      const char *key, size_t key_len, struct proxy_cert **ret, char **reterr);
+/* Could a certificate issued for @name be stored (a name the store accepts
+ * whose file name fits)? Returns 0, or -EINVAL/-ENAMETOOLONG with *reterr
+ * (allocated; may be NULL): the manager orders nothing for such a name. */
+int gw_certs_check_name(const char *name, char **reterr);
 /* The stored issued chain of @name (PEM, allocated, NUL-terminated; the key
  * is not returned): 1, 0 when there is none or it expired, or -errno (a
  * damaged file is logged and moved aside). */

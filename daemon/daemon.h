@@ -147,6 +147,10 @@ int gw_pubconf_get(struct gw_daemon *d, gw_pubconf_cb *cb, void *userdata,
                    struct proto_bus_pending **ret);
 /* Convert the networker's PublicConfig. */
 int gw_pubconf_from_proto(const struct proto_public_config *in, struct wl_public_config *out);
+/* The gateway domain in force: [gateway] domain, else (public_config =
+ * bus) the networker's as last fetched; NULL when there is none (yet).
+ * Borrowed until the next reload or fetch. */
+const char *gw_pubconf_domain(const struct gw_daemon *d);
 
 /* names.c: name-contract validation through api-gateway (§4.8). */
 enum gw_name_verdict {

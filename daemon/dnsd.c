@@ -96,7 +96,7 @@ static void zones_push(struct gw_dnsd *s)
         const char *ns[ACME_DNS_ZONES_MAX][1];
         const char *txt[ACME_DNS_ZONES_MAX][ACME_DNS_TXT_MAX];
         struct acme_dns_zone zones[ACME_DNS_ZONES_MAX] = {};
-        const char *cfg_domain = s->d->cfg.pc.domain;
+        const char *cfg_domain = gw_pubconf_domain(s->d);
         _cleanup_free_ char *err = NULL;
         size_t n = 0;
         int r;
@@ -259,6 +259,9 @@ static void batch_done(struct gw_dnsd *s)
                         s->last_error = err ? strdup(err) : NULL;
                 }
                 snprintf(s->desc, sizeof(s->desc), "not listening: %s", err ? err : strerror(-r));
+                /* Configured and not bound where configured (sockets of an
+                 * earlier spec may still serve, but not what is asked). */
+                gw_health_set(s->d, GW_CHECK_DNS, true, false, what, err ? err : strerror(-r));
                 retry_later(s);
                 return;
         }

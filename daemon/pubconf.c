@@ -7,7 +7,9 @@
 
 #include "common/log.h"
 #include "common/macros.h"
+#include "daemon/acme.h"
 #include "daemon/daemon.h"
+#include "daemon/dnsd.h"
 
 static unsigned mask_prefix(const uint8_t *m, size_t n)
 {
@@ -121,10 +123,18 @@ static void on_public_config(int r, const struct proto_response *resp, void *use
         } else {
                 struct wl_public_config copy = {};
 
-                /* Remembered for Info(); best effort. */
+                /* Remembered for Info() and gw_pubconf_domain(); best effort. */
                 if (wl_public_config_copy(&pc, &copy) >= 0) {
+                        bool domain_changed = !streq_ptr(req->d->pc_cache.domain, copy.domain);
+
                         wl_public_config_done(&req->d->pc_cache);
                         req->d->pc_cache = copy;
+                        /* The responder's zone and the wildcard kept for
+                         * the domain follow the networker's. */
+                        if (domain_changed && !req->d->stopping) {
+                                gw_dnsd_apply(req->d);
+                                gw_acme_apply(req->d);
+                        }
                 }
                 req->cb(0, NULL, &pc, req->userdata);
         }
@@ -159,4 +169,14 @@ int gw_pubconf_get(struct gw_daemon *d, gw_pubconf_cb *cb, void *userdata,
         if (r < 0)
                 free(req);
         return r;
+}
+
+const char *gw_pubconf_domain(const struct gw_daemon *d)
+{
+        if (d->cfg.pc.domain && *d->cfg.pc.domain)
+                return d->cfg.pc.domain;
+        if (d->cfg.public_config == GW_PUBLIC_CONFIG_BUS && d->pc_cache.domain &&
+            *d->pc_cache.domain)
+                return d->pc_cache.domain;
+        return NULL;
 }

@@ -948,6 +948,63 @@ static void test_issued(void **state)
         assert_false(gw_certs_serves_issued(c, "*.gw.example.io"));
 }
 
+/* @len bytes of labels of at most 63 ("aaa...a.aaa...a"), behind "*." if
+ * @wildcard (then @len counts the whole name). */
+static void long_name(char *buf, size_t len, bool wildcard)
+{
+        size_t i = 0;
+
+        if (wildcard) {
+                buf[i++] = '*';
+                buf[i++] = '.';
+        }
+        for (size_t label = 0; i < len; i++, label++) {
+                buf[i] = label == 63 && i + 1 < len ? '.' : 'a';
+                if (buf[i] == '.')
+                        label = (size_t)-1;
+        }
+        buf[len] = 0;
+}
+
+/* What the ACME manager asks before it orders: a certificate it could not
+ * store would be issued, thrown away and ordered again. */
+static void test_check_name(void **state)
+{
+        char name[300];
+        char *err = NULL;
+
+        assert_int_equal(gw_certs_check_name("app.example.org", &err), 0);
+        assert_null(err);
+        assert_int_equal(gw_certs_check_name("*.gw.example.org", NULL), 0);
+        assert_int_equal(gw_certs_check_name("App.Example.org.", NULL), 0);
+
+        /* "<name>.pem" must fit write_file_atomic()'s limit: 235 bytes. */
+        long_name(name, 235, false);
+        assert_int_equal(gw_certs_check_name(name, NULL), 0);
+        long_name(name, 236, false);
+        assert_int_equal(gw_certs_check_name(name, &err), -ENAMETOOLONG);
+        assert_non_null(strstr(err, "too long to store (at most 235 bytes)"));
+        err = mfree(err);
+        /* "_wildcard.<domain>.pem": 227 bytes with the "*.". */
+        long_name(name, 227, true);
+        assert_int_equal(gw_certs_check_name(name, NULL), 0);
+        long_name(name, 228, true);
+        assert_int_equal(gw_certs_check_name(name, &err), -ENAMETOOLONG);
+        assert_non_null(strstr(err, "at most 227 bytes"));
+        err = mfree(err);
+        long_name(name, 253, false);
+        assert_int_equal(gw_certs_check_name(name, NULL), -ENAMETOOLONG);
+
+        /* Not a name the store takes at all. */
+        assert_int_equal(gw_certs_check_name("", NULL), -EINVAL);
+        assert_int_equal(gw_certs_check_name("a b.example.org", &err), -EINVAL);
+        assert_non_null(err);
+        err = mfree(err);
+        assert_int_equal(gw_certs_check_name("a.*.example.org", NULL), -EINVAL);
+        long_name(name, 254, false);
+        assert_int_equal(gw_certs_check_name(name, NULL), -EINVAL);
+}
+
 /* An issued certificate past its notAfter is not served; its file stays
  * (the manager renews it and needs to know it was there). */
 static void test_issued_expired(void **state)
@@ -988,6 +1045,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_dir, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_issued, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_issued_expired, setup, teardown),
+                cmocka_unit_test(test_check_name),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
