@@ -17,8 +17,10 @@ typedef void gw_dns_cb(const char *error, char **addrs, size_t n, void *userdata
 
 /* @resolver: "ip:port" or "[ip6]:port". Returns 0 or -errno. */
 int gw_dns_new(uv_loop_t *loop, const char *resolver, unsigned timeout_ms, struct gw_dns **ret);
-/* Cancels every running query (their callbacks run with an error) and frees
- * the resolver once its handles are closed. Accepts NULL. */
+/* Cancels every running query — their callbacks do NOT run, so an owner
+ * with a lookup in flight ends it itself first (gw_manager_apply_dns() fails
+ * its calls, acme.c asks the new resolver) — and frees the resolver once its
+ * handles are closed. Accepts NULL. */
 void gw_dns_free(struct gw_dns *dns);
 /* Start a lookup; @cb runs exactly once unless cancelled; it may run before
  * this returns (an /etc/hosts hit or an immediate failure). Returns 0 or -errno. */
