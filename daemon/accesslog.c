@@ -384,6 +384,17 @@ static int drain(struct gw_accesslog *al, const uint64_t *cut)
         return 0;
 }
 
+static bool any_above_half(struct gw_accesslog *al)
+{
+        for (unsigned i = 0; i < al->sink.n_slots; i++) {
+                struct spsc_ring *ring = al->sink.slots[i].ring;
+
+                if (spsc_ring_used(ring) >= spsc_ring_size(ring) / 2)
+                        return true;
+        }
+        return false;
+}
+
 /* What is still queued when the writer gives up (the stop timeout passed). */
 static void count_lost(struct gw_accesslog *al)
 {
@@ -459,6 +470,11 @@ static void *writer_main(void *ud)
                         break;
 
                 timeout = GW_ACCESSLOG_TICK_MS;
+                /* A ring that filled past half while the pass wrote will
+                 * send no wakeup (that is once per crossing): go on at once
+                 * rather than let it fill up during a tick. */
+                if (r == 0 && any_above_half(al))
+                        timeout = 0;
                 if (r == -EIO && al->retry_at > now)
                         timeout = (int)MIN(al->retry_at - now, (uint64_t)GW_ACCESSLOG_RETRY_MS);
                 if (stopping)
