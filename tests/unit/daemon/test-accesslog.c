@@ -318,7 +318,7 @@ static void test_file_two_workers(void **state)
         assert_int_equal(st.dropped, args[0].dropped + args[1].dropped);
         assert_int_equal(lines + st.dropped, 2 * PER_WORKER);
         assert_int_equal(st.write_errors, 0);
-        print_message("%zu lines written, %" PRIu64 " dropped\n", lines, st.dropped);
+        print_message("# %zu lines written, %" PRIu64 " dropped\n", lines, st.dropped);
         free(buf);
         al = gw_accesslog_free(al);
 
@@ -504,7 +504,7 @@ static void test_stalled_fifo(void **state)
         gw_accesslog_stats(al, &st);
         assert_int_equal(st.dropped, fl.dropped);
         assert_int_equal(st.write_errors, 0);
-        print_message("stalled: %" PRIu64 " queued or written, %" PRIu64 " dropped, %" PRIu64
+        print_message("# stalled: %" PRIu64 " queued or written, %" PRIu64 " dropped, %" PRIu64
                       " written into the pipe\n",
                       fl.ok, fl.dropped, st.written);
 

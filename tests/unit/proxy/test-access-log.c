@@ -457,7 +457,8 @@ static void test_longest_line(void **state)
         assert_true(strings <= PROXY_ACCESS_WORKLOAD_MAX + PROXY_ACCESS_HOST_MAX +
                                        PROXY_ACCESS_METHOD_MAX + PROXY_ACCESS_PATH_MAX);
         assert_true(n - strings <= PROXY_ACCESS_FIXED_MAX);
-        print_message("longest line %zu bytes, %zu of them outside the strings\n", n, n - strings);
+        print_message("# longest line %zu bytes, %zu of them outside the strings\n", n,
+                      n - strings);
         assert_non_null(strstr(line, "\"duration_us\":18446744073709551,"));
         assert_non_null(strstr(line, "\"req_bytes\":18446744073709551615,"));
         json_decref(j);
