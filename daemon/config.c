@@ -1065,6 +1065,41 @@ invalid:
                 value);
 }
 
+/* [log] access: empty (off), "stderr", "journal", or an absolute path whose directory exists
+ * and that is not a directory itself. Opening it is the daemon's business (an open that fails
+ * is logged and the log stays where it was). */
+static int parse_access_log(struct parse_ctx *ctx, const struct config_key *k, const char *value,
+                            void *field)
+{
+        char **s = field, dir[PATH_MAX];
+        const char *slash;
+        struct stat st;
+        size_t n = strlen(value);
+
+        if (!value[0]) {
+                *s = mfree(*s);
+                return 0;
+        }
+        if (strcasecmp(value, "stderr") == 0)
+                return set_string(s, "stderr", 6);
+        if (strcasecmp(value, "journal") == 0)
+                return set_string(s, "journal", 7);
+        if (value[0] != '/')
+                return set_reason(ctx, "'%s' is neither stderr, journal nor an absolute path",
+                                  value);
+        if (n >= sizeof(dir))
+                return set_reason(ctx, "path longer than %zu bytes", sizeof(dir) - 1);
+        if (value[n - 1] == '/' || (stat(value, &st) == 0 && S_ISDIR(st.st_mode)))
+                return set_reason(ctx, "'%s' is a directory", value);
+        slash = strrchr(value, '/');
+        n = slash == value ? 1 : (size_t)(slash - value); /* "/x": the root */
+        memcpy(dir, value, n);
+        dir[n] = 0;
+        if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+                return set_reason(ctx, "directory '%s' of '%s' does not exist", dir, value);
+        return set_string(s, value, strlen(value));
+}
+
 /* ---- the key table ---------------------------------------------------------------------- */
 
 static const struct enum_name public_config_names[] = {
@@ -1139,6 +1174,8 @@ static const struct config_key config_keys[] = {
         {"metrics", "listen", parse_metrics_listen, 0, .allow_empty = true},
 
         {"log", "level", parse_enum, OFF(log_level), .names = log_level_names},
+        {"log", "access", parse_access_log, OFF(log_access), .allow_empty = true},
+        {"log", "access_query", parse_bool, OFF(log_access_query)},
 };
 
 static const struct config_key *find_key(const char *section, const char *key, size_t *ret_idx)
@@ -1846,6 +1883,7 @@ void gw_config_done(struct gw_config *c)
         free(c->netns_dir);
         free(c->ns_name);
         free(c->ns_public_link);
+        free(c->log_access);
         for (unsigned i = 0; i < _GW_OVERLAY_MAX; i++)
                 free(c->overlays[i].link);
         /* The only owned field of struct wl_public_config; see wl_public_config_done(). */

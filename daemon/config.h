@@ -101,7 +101,9 @@ struct gw_config {
         socklen_t metrics_listen_len;           /* 0: off (listen = empty) */
 
         /* [log] */
-        int log_level; /* syslog level; default LOG_INFO */
+        int log_level;         /* syslog level; default LOG_INFO */
+        char *log_access;      /* "stderr", "journal" or an absolute path; NULL (default): off */
+        bool log_access_query; /* the access log keeps query strings; default no */
 };
 
 /* "::", "203.0.113.10:443", "[::1]:8082" (@port 0: the address alone).

@@ -28,6 +28,7 @@ struct gw_acme_tokens;
 struct gw_dnsd;
 struct gw_certs;
 struct gw_proxy;
+struct gw_accesslog;
 struct netns_worker;
 struct netns_sockpool_stats;
 struct proxy_engine_stats;
@@ -100,6 +101,7 @@ struct gw_daemon {
         struct gw_acme *acme;          /* the certificate manager (acme.c) */
         struct gw_acme_tokens *tokens; /* HTTP-01 answers for the engine (acme.c) */
         struct gw_dnsd *dnsd;          /* the _acme-challenge responder (dnsd.c) */
+        struct gw_accesslog *alog;     /* the access log's rings and writer (accesslog.c) */
         char **corrupt_ids;            /* IDs of workload files set aside as corrupt (at most
                                         * GW_CORRUPT_IDS_MAX kept), for status and Info */
         size_t n_corrupt_ids;          /* entries in @corrupt_ids */
@@ -113,6 +115,7 @@ struct gw_daemon {
         struct gw_reload_wait *reload_waits; /* bus Reload calls waiting for a result */
 
         uv_signal_t sig_term, sig_int, sig_hup;
+        uv_signal_t sig_usr1; /* reopen the access log (logrotate) */
         uv_timer_t watchdog;
         uv_timer_t counters_timer;
         uint64_t watchdog_usec;

@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "common/macros.h"
+#include "daemon/accesslog.h"
 #include "daemon/acme.h"
 #include "daemon/daemon.h"
 #include "daemon/dns.h"
@@ -148,6 +149,7 @@ static void daemon_stop(struct gw_daemon *d, const char *why)
         close_handle((uv_handle_t *)&d->sig_term);
         close_handle((uv_handle_t *)&d->sig_int);
         close_handle((uv_handle_t *)&d->sig_hup);
+        close_handle((uv_handle_t *)&d->sig_usr1);
         close_handle((uv_handle_t *)&d->watchdog);
         close_handle((uv_handle_t *)&d->counters_timer);
         (void)log_ratelimit_flush(true);
@@ -234,6 +236,7 @@ static void reload_apply(struct gw_daemon *d, struct gw_config *nc_p)
         gw_ns_apply(d);
         gw_proxy_apply(d);
         gw_prom_apply(d);
+        gw_accesslog_apply(d);
         gw_dnsd_apply(d);
         gw_acme_apply(d);
         gw_revalidator_reconfigure(d);
@@ -304,7 +307,14 @@ static void reload(struct gw_daemon *d)
 
 static void on_sighup(uv_signal_t *s, int signum)
 {
+        /* Whatever the reload says: logrotate's postrotate may send either. */
+        gw_accesslog_reopen(s->data);
         reload(s->data);
+}
+
+static void on_sigusr1(uv_signal_t *s, int signum)
+{
+        gw_accesslog_reopen(s->data);
 }
 
 /* --check-config: what a reload reads, without starting anything. */
@@ -541,6 +551,9 @@ int main(int argc, char *argv[])
         uv_signal_start(&d.sig_term, on_sigterm, SIGTERM);
         uv_signal_start(&d.sig_int, on_sigterm, SIGINT);
         uv_signal_start(&d.sig_hup, on_sighup, SIGHUP);
+        uv_signal_init(&loop, &d.sig_usr1);
+        d.sig_usr1.data = &d;
+        uv_signal_start(&d.sig_usr1, on_sigusr1, SIGUSR1);
         uv_timer_init(&loop, &d.watchdog);
         uv_timer_init(&loop, &d.counters_timer);
         d.counters_timer.data = &d;
@@ -554,8 +567,8 @@ int main(int argc, char *argv[])
                 goto finish;
         }
         if (gw_manager_apply_dns(&d) < 0 || gw_revalidator_start(&d) < 0 ||
-            gw_proxy_start(&d) < 0 || gw_ns_start(&d) < 0 || gw_dnsd_start(&d) < 0 ||
-            gw_acme_start(&d) < 0) {
+            gw_accesslog_start(&d) < 0 || gw_proxy_start(&d) < 0 || gw_ns_start(&d) < 0 ||
+            gw_dnsd_start(&d) < 0 || gw_acme_start(&d) < 0) {
                 daemon_stop(&d, "start-up failed");
                 uv_run(&loop, UV_RUN_DEFAULT);
                 goto finish;
@@ -582,6 +595,7 @@ finish:
         gw_acme_free(&d);
         gw_dnsd_free(&d);
         gw_proxy_free(&d);
+        gw_accesslog_stop(&d); /* after every engine: nothing pushes any more */
         d.tokens = gw_acme_tokens_free(d.tokens);
         wl_registry_free(d.reg);
         gw_state_free(d.state);

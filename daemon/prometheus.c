@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/macros.h"
 #include "common/strbuf.h"
+#include "daemon/accesslog.h"
 #include "daemon/acme.h"
 #include "daemon/daemon.h"
 #include "daemon/dnsd.h"
@@ -380,6 +381,8 @@ int gw_prom_render(struct gw_daemon *d, struct strbuf *out)
                 r = gw_acme_render_metrics(d, out);
         if (r >= 0)
                 r = gw_dnsd_render_metrics(d, out);
+        if (r >= 0)
+                r = gw_accesslog_render_metrics(d, out);
         return r;
 }
 

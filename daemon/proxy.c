@@ -43,6 +43,7 @@
 #include "common/list.h"
 #include "common/log.h"
 #include "common/macros.h"
+#include "daemon/accesslog.h"
 #include "daemon/acme.h"
 #include "daemon/certs.h"
 #include "daemon/daemon.h"
@@ -643,6 +644,7 @@ static int engine_take_fds(struct gw_proxy *gp, char **reterr)
                 .http_plain = gp->want.http_plain,
                 .acme_token = gw_acme_token_lookup,
                 .acme_token_ud = gp->d->tokens,
+                .access_log = gw_accesslog_sink(gp->d->alog),
         };
         int r;
 

@@ -69,7 +69,8 @@ int proxy_socket_factory_default(void *ud, const struct proxy_route *r, const st
 typedef int proxy_acme_token_cb(void *ud, const char *host, const char *token, char *out,
                                 size_t size);
 
-struct proxy_tls; /* proxy/tls.h */
+struct proxy_tls;         /* proxy/tls.h */
+struct proxy_access_sink; /* proxy/access-log.h */
 
 /* Descriptors a worker keeps for itself out of its share of max_fds: its
  * loop's epoll fd, eventfd and libuv's spare fd, the HTTP side's epoll set,
@@ -118,6 +119,10 @@ struct proxy_config {
                                             * 0: 64 */
         uint64_t upstream_idle_timeout_ms; /* a pooled connection unused this long closes;
                                             * 0: 30 s */
+
+        /* The access log (proxy/access-log.h): borrowed, outlives the
+         * engine; NULL: no access log. */
+        struct proxy_access_sink *access_log;
 };
 
 /* Why a connection ended; counted per engine (proxy_engine_stats) and meant

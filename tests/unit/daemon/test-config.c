@@ -1062,6 +1062,62 @@ static void test_metrics(void **state)
                   "invalid listen address '239.1.1.1:80': 239.1.1.1 is a multicast address");
 }
 
+/* Issue 11: [log] access = <path>|journal|stderr (empty: off), access_query. */
+static void test_access_log(void **state)
+{
+        char dir[] = "/tmp/test-config-XXXXXX", path[64], reason[160];
+
+        assert_non_null(mkdtemp(dir));
+        {
+                _cleanup_config_ struct gw_config c = {};
+
+                load_ok("", &c);
+                assert_null(c.log_access);
+                assert_false(c.log_access_query);
+        }
+        static const struct {
+                const char *value, *stored;
+        } ok[] = {
+                {"stderr", "stderr"},   {"STDERR", "stderr"}, {"journal", "journal"},
+                {"Journal", "journal"}, {"/x.log", "/x.log"}, {"", NULL},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+                _cleanup_config_ struct gw_config c = {};
+
+                key_ok("log", "access", ok[i].value, "access_query = yes\n", &c);
+                if (ok[i].stored)
+                        assert_string_equal(c.log_access, ok[i].stored);
+                else
+                        assert_null(c.log_access);
+                assert_true(c.log_access_query);
+        }
+        {
+                _cleanup_config_ struct gw_config c = {};
+
+                /* A file that does not exist yet, in a directory that does. */
+                snprintf(path, sizeof(path), "%s/access.log", dir);
+                key_ok("log", "access", path, "access_query = no\n", &c);
+                assert_string_equal(c.log_access, path);
+                assert_false(c.log_access_query);
+        }
+        key_fails("log", "access", "access.log", NULL,
+                  "'access.log' is neither stderr, journal nor an absolute path");
+        key_fails("log", "access", "syslog", NULL,
+                  "'syslog' is neither stderr, journal nor an absolute path");
+        key_fails("log", "access", "/", NULL, "'/' is a directory");
+        snprintf(reason, sizeof(reason), "'%s' is a directory", dir);
+        key_fails("log", "access", dir, NULL, reason);
+        snprintf(path, sizeof(path), "%s/", dir);
+        snprintf(reason, sizeof(reason), "'%s' is a directory", path);
+        key_fails("log", "access", path, NULL, reason);
+        snprintf(path, sizeof(path), "%s/no/access.log", dir);
+        snprintf(reason, sizeof(reason), "directory '%s/no' of '%s' does not exist", dir, path);
+        key_fails("log", "access", path, NULL, reason);
+        key_fails("log", "access_query", "sometimes", NULL,
+                  "invalid boolean 'sometimes' (expected yes/no, true/false, on/off or 1/0)");
+        assert_int_equal(rmdir(dir), 0);
+}
+
 static void test_unknown_section(void **state)
 {
         /* Its keys are not reported one by one. */
@@ -1623,6 +1679,7 @@ int main(void)
                 cmocka_unit_test(test_issue_12_mycelium),
                 cmocka_unit_test(test_proxy),
                 cmocka_unit_test(test_metrics),
+                cmocka_unit_test(test_access_log),
                 cmocka_unit_test(test_unknown_section),
                 cmocka_unit_test(test_unknown_key),
                 cmocka_unit_test(test_duplicate_key),
