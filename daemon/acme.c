@@ -597,12 +597,16 @@ static void load_state(struct gw_acme *m)
         {
                 struct mcert *c = mcert_get(m, key);
                 json_int_t failures = 0, next = 0, at = 0, ari = 0;
-                const char *err = NULL;
+                json_t *jerr = NULL;
+                const char *err;
 
-                if (!c || json_unpack(v, "{s?I, s?I, s?s, s?I, s?I}", "failures", &failures,
-                                      "next_attempt", &next, "last_error", &err, "last_error_at",
+                /* "last_error" is null for a certificate without one (most
+                 * of them): "s" would refuse the entry, ARI times and all. */
+                if (!c || json_unpack(v, "{s?I, s?I, s?o, s?I, s?I}", "failures", &failures,
+                                      "next_attempt", &next, "last_error", &jerr, "last_error_at",
                                       &at, "ari_next", &ari) < 0)
                         continue;
+                err = json_string_value(jerr);
                 c->backoff.failures = failures > 0 && failures < 1000 ? (unsigned)failures : 0;
                 c->backoff.next = next;
                 c->last_error_at = at;
