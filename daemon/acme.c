@@ -41,6 +41,7 @@
 #define ARI_OFF_SEC    86400 /* after "no renewalInfo": ask the directory again in a day */
 #define ARI_SAVE_SEC   3600  /* state.json written this late when only ARI times changed */
 #define PASS_MIN_MS    1000  /* timer granularity for future events */
+#define PASS_DELAY_MS  10    /* from a change to its scheduling pass */
 
 /* ======================================================================
  * HTTP-01 token store (the only part used from other threads)
@@ -1114,14 +1115,19 @@ static void on_timer(uv_timer_t *t)
         run_pass(t->data);
 }
 
-/* A pass on the next loop iteration, so a burst of changes (a restore, a
- * reload) runs one pass. */
+/* A pass a little later, so a burst of changes (a restore, a reload) runs
+ * one pass, and after the bus reply queued with the change is written:
+ * libuv runs due timers before it polls, and the pass walks every entry
+ * and may sign and send an order (with 10,000 certificates about 1.5 ms
+ * ahead of the SetFQDNProxy reply, bench/acme_scale.py). The loop's time
+ * is updated first: the change may have taken a while (files, fsync). */
 static void queue_pass(struct gw_acme *m)
 {
         if (m->pass_queued || !m->timer_init || m->stopped)
                 return;
         m->pass_queued = true;
-        uv_timer_start(&m->timer, on_timer, 0, 0);
+        uv_update_time(m->d->loop);
+        uv_timer_start(&m->timer, on_timer, PASS_DELAY_MS, 0);
 }
 
 /* ======================================================================
