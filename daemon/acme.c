@@ -40,7 +40,9 @@
 #define STATE_FILE_MAX (64u << 20)
 #define ERROR_TEXT_MAX 512   /* bytes of a problem kept per certificate */
 #define ARI_OFF_SEC    86400 /* after "no renewalInfo": ask the directory again in a day */
+#define ARI_SAVE_SEC   3600  /* state.json written this late when only ARI times changed */
 #define PASS_MIN_MS    1000  /* timer granularity for future events */
+#define PASS_DELAY_MS  10    /* from a change to its scheduling pass */
 
 /* ======================================================================
  * HTTP-01 token store (the only part used from other threads)
@@ -578,12 +580,18 @@ fail:
         log_warning_errno(r, "Failed to save the ACME backoff state to %s: %m", m->state_path);
 }
 
-static void save_soon(struct gw_acme *m)
+/* Write state.json within @ms, or when an earlier write is already due. */
+static void save_within(struct gw_acme *m, uint64_t ms)
 {
-        if (m->save_pending || !m->timer_init)
+        if (!m->timer_init || (m->save_pending && uv_timer_get_due_in(&m->save_timer) <= ms))
                 return;
         m->save_pending = true;
-        uv_timer_start(&m->save_timer, on_save_timer, STATE_SAVE_MS, 0);
+        uv_timer_start(&m->save_timer, on_save_timer, ms, 0);
+}
+
+static void save_soon(struct gw_acme *m)
+{
+        save_within(m, STATE_SAVE_MS);
 }
 
 static void load_state(struct gw_acme *m)
@@ -623,13 +631,17 @@ static void load_state(struct gw_acme *m)
         {
                 struct mcert *c = mcert_get(m, key);
                 json_int_t failures = 0, next = 0, at = 0, ari = 0;
-                const char *err = NULL;
+                json_t *jerr = NULL;
+                const char *err;
 
+                /* "last_error" is null for a certificate without one (most
+                 * of them): "s" would refuse the entry, ARI times and all. */
                 if (!c || c->refused ||
-                    json_unpack(v, "{s?I, s?I, s?s, s?I, s?I}", "failures", &failures,
-                                "next_attempt", &next, "last_error", &err, "last_error_at", &at,
+                    json_unpack(v, "{s?I, s?I, s?o, s?I, s?I}", "failures", &failures,
+                                "next_attempt", &next, "last_error", &jerr, "last_error_at", &at,
                                 "ari_next", &ari) < 0)
                         continue;
+                err = json_string_value(jerr);
                 c->backoff.failures = failures > 0 && failures < 1000 ? (unsigned)failures : 0;
                 /* Nothing further ahead than the scheduler ever sets (a
                  * Retry-After is honoured up to 7 days, ARI re-checked at
@@ -1116,7 +1128,12 @@ static void on_ari(void *ud, int r, struct acme_renewal_info *ri,
         }
         c->ari_next = now + (int64_t)acme_sched_ari_recheck(ri->retry_after_s > 0,
                                                             ri->retry_after_s, c->seed);
-        save_soon(m);
+        /* The file holds every certificate (about 120 bytes each): with
+         * 10,000 of them, rechecked every 6 hours, answers come every 2 s
+         * and a write per answer would rewrite 1.2 MB every 5 s. The times
+         * only spare the CA a request after a restart; a clean stop writes
+         * them, a crash loses at most an hour of them. */
+        save_within(m, ARI_SAVE_SEC * 1000);
         queue_pass(m);
 }
 
@@ -1247,14 +1264,19 @@ static void on_timer(uv_timer_t *t)
         run_pass(t->data);
 }
 
-/* A pass on the next loop iteration, so a burst of changes (a restore, a
- * reload) runs one pass. */
+/* A pass a little later, so a burst of changes (a restore, a reload) runs
+ * one pass, and after the bus reply queued with the change is written:
+ * libuv runs due timers before it polls, and the pass walks every entry
+ * and may sign and send an order (with 10,000 certificates about 1.5 ms
+ * ahead of the SetFQDNProxy reply, bench/acme_scale.py). The loop's time
+ * is updated first: the change may have taken a while (files, fsync). */
 static void queue_pass(struct gw_acme *m)
 {
         if (m->pass_queued || !m->timer_init || m->stopped)
                 return;
         m->pass_queued = true;
-        uv_timer_start(&m->timer, on_timer, 0, 0);
+        uv_update_time(m->d->loop);
+        uv_timer_start(&m->timer, on_timer, PASS_DELAY_MS, 0);
 }
 
 /* ======================================================================

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -29,6 +30,19 @@
 #define CERT_CHAIN_MAX 8
 /* DNS names kept from the leaf's subjectAltName. */
 #define CERT_NAMES_MAX 100
+
+/* The certificates after the leaf come from one pool for the process: the
+ * thousands of certificates one CA issued to a node share its intermediate
+ * (about 1 KiB each), which is then kept once. Leaves are unique and stay
+ * out of it. The pool lives as long as the process (BoringSSL frees a pool
+ * only when it is empty); without it (no memory) chains are not shared. */
+static CRYPTO_BUFFER_POOL *chain_pool;
+static pthread_once_t chain_pool_once = PTHREAD_ONCE_INIT;
+
+static void chain_pool_init(void)
+{
+        chain_pool = CRYPTO_BUFFER_POOL_new();
+}
 
 struct proxy_cert {
         atomic_uint n_ref;
@@ -189,7 +203,10 @@ int proxy_cert_new_pem(const char *chain_pem, size_t chain_len, const char *key_
                         r = -ENOMEM;
                         goto fail;
                 }
-                c->chain[c->n_chain] = CRYPTO_BUFFER_new(der, (size_t)der_len, NULL);
+                if (c->n_chain > 0)
+                        (void)pthread_once(&chain_pool_once, chain_pool_init);
+                c->chain[c->n_chain] =
+                        CRYPTO_BUFFER_new(der, (size_t)der_len, c->n_chain > 0 ? chain_pool : NULL);
                 OPENSSL_free(der);
                 if (!c->chain[c->n_chain]) {
                         r = -ENOMEM;
@@ -253,6 +270,14 @@ int proxy_cert_new_pem(const char *chain_pem, size_t chain_len, const char *key_
                 r = -EINVAL;
                 goto fail;
         }
+        {
+                /* Collected into room for CERT_NAMES_MAX (800 bytes); keep
+                 * what is used, since a node holds thousands of them. */
+                char **names = realloc(c->names, c->n_names * sizeof(*c->names));
+
+                if (names)
+                        c->names = names;
+        }
         X509_free(leaf);
         BIO_free(bio);
         *ret = c;
@@ -297,6 +322,11 @@ bool proxy_cert_covers(const struct proxy_cert *c, const char *host, size_t len)
 long long proxy_cert_not_after(const struct proxy_cert *c)
 {
         return c ? c->not_after : 0;
+}
+
+const CRYPTO_BUFFER *proxy_cert_chain(const struct proxy_cert *c, size_t i)
+{
+        return c && i < c->n_chain ? c->chain[i] : NULL;
 }
 
 /* ---- the server context ---- */

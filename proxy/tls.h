@@ -53,6 +53,10 @@ static inline void proxy_cert_unrefp(struct proxy_cert **c)
 bool proxy_cert_covers(const struct proxy_cert *c, const char *host, size_t len);
 /* The leaf's notAfter as Unix seconds (for renewal and metrics). */
 long long proxy_cert_not_after(const struct proxy_cert *c);
+/* Certificate @i of the chain (0: the leaf), or NULL past its end. Those
+ * after the leaf come from a pool of the process: equal intermediates of
+ * different certificates are one buffer. */
+const CRYPTO_BUFFER *proxy_cert_chain(const struct proxy_cert *c, size_t i);
 
 /* The shared server context. Returns 0 or -ENOMEM/-EIO. */
 int proxy_tls_new(struct proxy_tls **ret);

@@ -930,6 +930,12 @@ static void test_issued(void **state)
         hex = mfree(hex);
         assert_true(covers(get_ok(c, "*.gw.example.io"), "gw.example.io"));
         assert_true(gw_certs_serves_issued(c, "*.gw.example.io"));
+        /* Served since the restart (the manager asks after the routes
+         * loaded it): the same chain, still without the key. */
+        assert_int_equal(gw_certs_issued_pem(c, "www.example.io", &pem, &len), 1);
+        assert_string_equal(pem, chain);
+        assert_int_equal(len, strlen(chain));
+        pem = mfree(pem);
 
         /* A damaged file is moved aside and the self-signed one served. */
         c = gw_certs_free(c);

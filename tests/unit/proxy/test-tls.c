@@ -469,6 +469,62 @@ static void test_pem_chain(void **state)
         SSL_CTX_free(cctx);
 }
 
+/* Certificates one CA issued share its intermediate: a node holds
+ * thousands, and each would otherwise keep its own copy (about 1 KiB). */
+static void test_pem_chain_shared(void **state)
+{
+        EVP_PKEY *ca_key = ec_key(NID_X9_62_prime256v1);
+        X509 *ca = make_x509(&(struct spec){.cn = "Test CA", .key = ca_key, .ca = true});
+        struct proxy_cert *c[3] = {};
+        const char *const names[3] = {"a.example.com", "b.example.com", "c.example.com"};
+        const CRYPTO_BUFFER *inter;
+        uint8_t *der = NULL;
+        int der_len = i2d_X509(ca, &der);
+
+        assert_true(der_len > 0);
+        for (size_t i = 0; i < ELEMENTSOF(c); i++) {
+                EVP_PKEY *k = ec_key(NID_X9_62_prime256v1);
+                X509 *leaf = make_x509(&(struct spec){.cn = names[i],
+                                                      .dns = (const char *const[]){names[i], NULL},
+                                                      .key = k,
+                                                      .issuer = ca,
+                                                      .issuer_key = ca_key});
+                char *chain = NULL, *key, *err = NULL;
+                size_t clen = 0, klen;
+
+                pem_append_x509(&chain, &clen, leaf);
+                pem_append_x509(&chain, &clen, ca);
+                key = pem_key(k, KEY_PKCS8, &klen);
+                if (proxy_cert_new_pem(chain, clen, key, klen, &c[i], &err) != 0)
+                        fail_msg("%s", strempty(err));
+                free(chain);
+                free(key);
+                X509_free(leaf);
+                EVP_PKEY_free(k);
+        }
+        inter = proxy_cert_chain(c[0], 1);
+        assert_non_null(inter);
+        assert_int_equal(CRYPTO_BUFFER_len(inter), der_len);
+        assert_memory_equal(CRYPTO_BUFFER_data(inter), der, (size_t)der_len);
+        assert_null(proxy_cert_chain(c[0], 2));
+        assert_null(proxy_cert_chain(NULL, 0));
+        for (size_t i = 1; i < ELEMENTSOF(c); i++) {
+                /* One buffer for the intermediate, one leaf each. */
+                assert_ptr_equal(proxy_cert_chain(c[i], 1), inter);
+                assert_ptr_not_equal(proxy_cert_chain(c[i], 0), proxy_cert_chain(c[0], 0));
+                assert_true(proxy_cert_covers(c[i], names[i], strlen(names[i])));
+                assert_false(proxy_cert_covers(c[i], names[0], strlen(names[0])));
+        }
+        /* The shared buffer outlives the certificate that made it. */
+        proxy_cert_unref(c[0]);
+        assert_memory_equal(CRYPTO_BUFFER_data(proxy_cert_chain(c[1], 1)), der, (size_t)der_len);
+        proxy_cert_unref(c[1]);
+        proxy_cert_unref(c[2]);
+        OPENSSL_free(der);
+        X509_free(ca);
+        EVP_PKEY_free(ca_key);
+}
+
 static void test_pem_bad(void **state)
 {
         EVP_PKEY *k = ec_key(NID_X9_62_prime256v1), *other = ec_key(NID_X9_62_prime256v1),
@@ -1012,6 +1068,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_pem_good),
                 cmocka_unit_test(test_pem_chain),
+                cmocka_unit_test(test_pem_chain_shared),
                 cmocka_unit_test(test_pem_bad),
                 cmocka_unit_test(test_pem_bad_intermediate),
                 cmocka_unit_test(test_covers),
