@@ -26,6 +26,7 @@
 #include "common/macros.h"
 #include "common/siphash.h"
 #include "common/strbuf.h"
+#include "daemon/acme-internal.h"
 #include "daemon/certs.h"
 #include "daemon/daemon.h"
 #include "daemon/dns.h"
@@ -34,210 +35,17 @@
 #include "proto/codec.h"
 #include "workloads/workloads.h"
 
-#define ORDERS_MAX     4    /* orders in flight at once (rate limits, memory) */
-#define TOKENS_MAX     256  /* HTTP-01 challenges installed at once */
-#define STATE_SAVE_MS  5000 /* backoff state written at most this often */
-#define STATE_FILE_MAX (64u << 20)
-#define ERROR_TEXT_MAX 512   /* bytes of a problem kept per certificate */
-#define ARI_OFF_SEC    86400 /* after "no renewalInfo": ask the directory again in a day */
-#define ARI_SAVE_SEC   3600  /* state.json written this late when only ARI times changed */
-#define PASS_MIN_MS    1000  /* timer granularity for future events */
-#define PASS_DELAY_MS  10    /* from a change to its scheduling pass */
-
-/* ======================================================================
- * HTTP-01 token store (the only part used from other threads)
- * ====================================================================== */
-
-struct token {
-        char *host;    /* identifier, lower-case */
-        char *token;   /* as the server gave it */
-        char *keyauth; /* the response body */
-};
-
-struct gw_acme_tokens {
-        pthread_mutex_t lock; /* guards n and entries */
-        size_t n;
-        struct token entries[TOKENS_MAX];
-};
-
-int gw_acme_tokens_new(struct gw_acme_tokens **ret)
-{
-        struct gw_acme_tokens *t = calloc(1, sizeof(*t));
-
-        if (!t)
-                return -ENOMEM;
-        pthread_mutex_init(&t->lock, NULL);
-        *ret = t;
-        return 0;
-}
-
-static void token_done(struct token *e)
-{
-        free(e->host);
-        free(e->token);
-        if (e->keyauth)
-                OPENSSL_cleanse(e->keyauth, strlen(e->keyauth));
-        free(e->keyauth);
-        *e = (struct token){};
-}
-
-struct gw_acme_tokens *gw_acme_tokens_free(struct gw_acme_tokens *t)
-{
-        if (!t)
-                return NULL;
-        for (size_t i = 0; i < t->n; i++)
-                token_done(&t->entries[i]);
-        pthread_mutex_destroy(&t->lock);
-        free(t);
-        return NULL;
-}
-
-static int tokens_add(struct gw_acme_tokens *t, const char *host, const char *token,
-                      const char *keyauth)
-{
-        struct token e = {strdup(host), strdup(token), strdup(keyauth)};
-        int r = 0;
-
-        if (!e.host || !e.token || !e.keyauth) {
-                token_done(&e);
-                return -ENOMEM;
-        }
-        for (char *p = e.host; *p; p++)
-                *p = (char)ascii_tolower((unsigned char)*p);
-        pthread_mutex_lock(&t->lock);
-        if (t->n < TOKENS_MAX)
-                t->entries[t->n++] = e;
-        else
-                r = -ENOSPC;
-        pthread_mutex_unlock(&t->lock);
-        if (r < 0)
-                token_done(&e);
-        return r;
-}
-
-static void tokens_remove(struct gw_acme_tokens *t, const char *host, const char *token)
-{
-        pthread_mutex_lock(&t->lock);
-        for (size_t i = 0; i < t->n; i++)
-                if (strcasecmp(t->entries[i].host, host) == 0 &&
-                    streq(t->entries[i].token, token)) {
-                        token_done(&t->entries[i]);
-                        t->entries[i] = t->entries[--t->n];
-                        t->entries[t->n] = (struct token){};
-                        break;
-                }
-        pthread_mutex_unlock(&t->lock);
-}
-
-int gw_acme_token_lookup(void *ud, const char *host, const char *token, char *out, size_t size)
-{
-        struct gw_acme_tokens *t = ud;
-        int r = -ENOENT;
-
-        if (!t)
-                return -ENOENT;
-        pthread_mutex_lock(&t->lock);
-        for (size_t i = 0; i < t->n; i++) {
-                const struct token *e = &t->entries[i];
-                size_t n;
-
-                /* The token must have been given for this very name: a
-                 * token of one identifier is not served under another. */
-                if (strcasecmp(e->host, host) != 0 || !streq(e->token, token))
-                        continue;
-                n = strlen(e->keyauth);
-                if (n >= size) {
-                        r = -ENOBUFS;
-                        break;
-                }
-                memcpy(out, e->keyauth, n + 1);
-                r = (int)n;
-                break;
-        }
-        pthread_mutex_unlock(&t->lock);
-        return r;
-}
-
-/* ======================================================================
- * Managed certificates
- * ====================================================================== */
-
-enum mcert_state {
-        MC_SELF_SIGNED, /* no issued certificate, no order yet (or ACME off) */
-        MC_PENDING,     /* first order in flight */
-        MC_VALID,       /* issued and not due */
-        MC_RENEWING,    /* issued, renewal order in flight */
-        MC_FAILED,      /* the last order failed; the next attempt is scheduled */
-        _MC_STATE_MAX,
-};
-
-static const char *const mcert_state_names[_MC_STATE_MAX] = {
+const char *const gw_acme__state_names[_MC_STATE_MAX] = {
         [MC_SELF_SIGNED] = "self-signed", [MC_PENDING] = "pending", [MC_VALID] = "valid",
         [MC_RENEWING] = "renewing",       [MC_FAILED] = "failed",
 };
 
-struct mcert {
-        struct gw_acme *m;
-        char *key;      /* "*.d" or the FQDN, lower-case: the hashmap key */
-        char *names[2]; /* what the order asks for: [key] or ["*.d", "d"] */
-        size_t n_names;
-        enum acme_challenge_type type; /* http-01 for an FQDN, dns-01 for a wildcard */
-        unsigned refs;                 /* terminated workloads served with it */
-        uint64_t seed;                 /* spreads this certificate's times */
-
-        bool has_cert;      /* an issued, unexpired certificate is stored */
-        int64_t not_before; /* its validity */
-        int64_t not_after;
-        char *issuer;      /* short printable issuer */
-        char *ari_id;      /* ARI certificate ID, or NULL */
-        int64_t renew_at;  /* when the renewal order is due */
-        int64_t ari_next;  /* when to ask the server's renewalInfo again (0: now) */
-        bool ari_window;   /* renew_at comes from an ARI window */
-        int64_t issued_at; /* when this process installed it (0: loaded) */
-
-        struct acme_sched_backoff backoff; /* failed orders in a row, and when to try again */
-        char *last_error;                  /* "<type>: <detail>" of the last failure, or NULL */
-        int64_t last_error_at;
-
-        struct acme_order *order; /* in flight */
-        struct acme_ari_req *ari; /* in flight */
-        bool order_is_renewal;    /* the order replaces a valid certificate */
-        bool refused;             /* never ordered: the store could not keep it (last_error) */
-        const char *held;         /* challenge_blocked()'s reason last logged (static), or NULL */
-        char *dns_values[2];      /* dns-01 values installed for the order */
-};
-
-struct gw_acme {
-        struct gw_daemon *d;
-        struct hashmap *certs; /* key -> struct mcert */
-        char *dir;             /* <root>/acme */
-        char *state_path;      /* <dir>/state.json */
-
-        struct acme_key *account_key;
-        char *account_url; /* for account_dir */
-        char *account_dir; /* the directory URL the account belongs to */
-        struct acme_http *http;
-        struct acme_client *client;
-        char *client_sig;             /* directory|email|ca_file the client was made for */
-        struct resolve_req *resolves; /* the HTTPS client's lookups in flight */
-
-        uv_timer_t timer;      /* next scheduling pass */
-        uv_timer_t save_timer; /* debounced state.json write */
-        bool timer_init, save_pending, pass_queued, stopped;
-        unsigned in_flight;   /* orders */
-        int64_t no_ari_until; /* the directory has no renewalInfo: not before this */
-
-        /* Counters for Prometheus. */
-        uint64_t orders_valid, orders_invalid, orders_rate_limited, orders_error;
-        uint64_t ari_fetches, ari_errors;
-};
-
-static int64_t now_sec(void)
+int64_t gw_acme__now(void)
 {
         return (int64_t)time(NULL);
 }
 
-static const char *fmt_time(int64_t t, char buf[static 32])
+const char *gw_acme__fmt_time(int64_t t, char buf[static 32])
 {
         time_t tt = (time_t)t;
         struct tm tm;
@@ -247,7 +55,7 @@ static const char *fmt_time(int64_t t, char buf[static 32])
         return buf;
 }
 
-static enum mcert_state mcert_state(const struct mcert *c)
+enum mcert_state gw_acme__state(const struct mcert *c)
 {
         if (c->order)
                 return c->has_cert ? MC_RENEWING : MC_PENDING;
@@ -256,13 +64,11 @@ static enum mcert_state mcert_state(const struct mcert *c)
         return c->has_cert ? MC_VALID : MC_SELF_SIGNED;
 }
 
-static bool acme_on(const struct gw_daemon *d)
+bool gw_acme__on(const struct gw_daemon *d)
 {
         return d->cfg.enabled && d->cfg.acme_enabled && d->acme && !d->acme->stopped &&
                d->acme->account_key;
 }
-
-static void queue_pass(struct gw_acme *m);
 
 static void mcert_free(struct mcert *c)
 {
@@ -307,7 +113,7 @@ static void mcert_clear_cert(struct mcert *c)
  * spread by the certificate's seed). */
 static void mcert_schedule_renewal(struct mcert *c)
 {
-        int64_t now = now_sec();
+        int64_t now = gw_acme__now();
 
         if (acme_sched_renewal_time(c->not_before, c->not_after, NULL, now, c->seed, &c->renew_at) <
             0)
@@ -355,7 +161,7 @@ static void mcert_load(struct mcert *c)
         }
 }
 
-static struct mcert *mcert_get(struct gw_acme *m, const char *key)
+struct mcert *gw_acme__get(struct gw_acme *m, const char *key)
 {
         return hashmap_get(m->certs, key);
 }
@@ -373,7 +179,7 @@ static struct mcert *mcert_ensure(struct gw_acme *m, const char *key)
                 return NULL;
         for (char *p = k; *p; p++)
                 *p = (char)ascii_tolower((unsigned char)*p);
-        c = mcert_get(m, k);
+        c = gw_acme__get(m, k);
         if (c) {
                 free(k);
                 return c;
@@ -406,11 +212,11 @@ static struct mcert *mcert_ensure(struct gw_acme *m, const char *key)
                 c->refused = true;
                 if (asprintf(&c->last_error, "not ordered: %s", why ? why : strerror(-r)) < 0)
                         c->last_error = NULL;
-                c->last_error_at = now_sec();
+                c->last_error_at = gw_acme__now();
                 log_warning("No certificate is ordered for %s: %s", k, why ? why : strerror(-r));
         }
         if (getrandom(&c->seed, sizeof(c->seed), GRND_NONBLOCK) != sizeof(c->seed))
-                c->seed = (uint64_t)(uintptr_t)c ^ (uint64_t)now_sec();
+                c->seed = (uint64_t)(uintptr_t)c ^ (uint64_t)gw_acme__now();
         r = hashmap_put(m->certs, c->key, c);
         if (r < 0) {
                 mcert_free(c);
@@ -435,7 +241,7 @@ static bool workload_cert(const struct wl_proxy *p, char *buf, size_t size)
 
 static void cert_unref(struct gw_acme *m, const char *key)
 {
-        struct mcert *c = mcert_get(m, key);
+        struct mcert *c = gw_acme__get(m, key);
         const char *domain = gw_pubconf_domain(m->d);
 
         if (!c || c->refs == 0)
@@ -448,7 +254,7 @@ static void cert_unref(struct gw_acme *m, const char *key)
         log_info("No workload uses the certificate for %s any more; renewals stop", c->key);
         hashmap_remove(m->certs, c->key);
         mcert_free(c);
-        queue_pass(m);
+        gw_acme__queue_pass(m);
 }
 
 static void cert_ref(struct gw_acme *m, const char *key)
@@ -460,7 +266,7 @@ static void cert_ref(struct gw_acme *m, const char *key)
                 return;
         }
         c->refs++;
-        queue_pass(m);
+        gw_acme__queue_pass(m);
 }
 
 void gw_acme_workload_changed(struct gw_daemon *d, const struct wl_proxy *old,
@@ -522,7 +328,7 @@ static void sync_domain(struct gw_acme *m)
 
                 if (asprintf(&key_w, "*.%s", domain) < 0)
                         return;
-                c = mcert_get(m, key_w);
+                c = gw_acme__get(m, key_w);
                 /* Keep renewing a stored wildcard even with no name workload. */
                 if (!c) {
                         _cleanup_free_ char *pem = NULL;
@@ -532,412 +338,6 @@ static void sync_domain(struct gw_acme *m)
                                 (void)mcert_ensure(m, key_w);
                 }
         }
-}
-
-/* ======================================================================
- * Backoff state (state.json): survives restarts so that a failing name
- * does not hit the server again at every start.
- * ====================================================================== */
-
-static void on_save_timer(uv_timer_t *t)
-{
-        struct gw_acme *m = t->data;
-        json_t *o = json_object();
-        size_t state = 0;
-        const char *key;
-        char *text;
-        void *v;
-        int r = -ENOMEM;
-
-        m->save_pending = false;
-        if (!o)
-                goto fail;
-        while (hashmap_iterate(m->certs, &state, &key, &v)) {
-                const struct mcert *c = v;
-                json_t *e;
-
-                if (c->backoff.failures == 0 && c->ari_next == 0)
-                        continue;
-                e = json_pack("{s:I, s:I, s:s?, s:I, s:I}", "failures",
-                              (json_int_t)c->backoff.failures, "next_attempt",
-                              (json_int_t)c->backoff.next, "last_error", c->last_error,
-                              "last_error_at", (json_int_t)c->last_error_at, "ari_next",
-                              (json_int_t)c->ari_next);
-                if (!e || json_object_set_new(o, key, e) < 0)
-                        goto fail;
-        }
-        text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-        json_decref(o);
-        o = NULL;
-        if (!text)
-                goto fail;
-        r = write_file_atomic(m->dir, "state.json", text, strlen(text), 0600);
-        free(text);
-        if (r >= 0)
-                return;
-fail:
-        json_decref(o);
-        log_warning_errno(r, "Failed to save the ACME backoff state to %s: %m", m->state_path);
-}
-
-/* Write state.json within @ms, or when an earlier write is already due. */
-static void save_within(struct gw_acme *m, uint64_t ms)
-{
-        if (!m->timer_init || (m->save_pending && uv_timer_get_due_in(&m->save_timer) <= ms))
-                return;
-        m->save_pending = true;
-        uv_timer_start(&m->save_timer, on_save_timer, ms, 0);
-}
-
-static void save_soon(struct gw_acme *m)
-{
-        save_within(m, STATE_SAVE_MS);
-}
-
-static void load_state(struct gw_acme *m)
-{
-        int64_t now = now_sec();
-        _cleanup_free_ char *text = NULL;
-        json_t *o, *v;
-        const char *key;
-        size_t len;
-        int r;
-
-        r = read_file_full(m->state_path, STATE_FILE_MAX, &text, &len);
-        if (r == -ENOENT)
-                return;
-        if (r < 0) {
-                log_warning_errno(r, "Failed to read %s (backoff state starts afresh): %m",
-                                  m->state_path);
-                return;
-        }
-        o = json_loadb(text, len, 0, NULL);
-        if (!json_is_object(o)) {
-                _cleanup_free_ char *aside = NULL;
-
-                json_decref(o);
-                /* Kept for a look; the next save writes a new one. */
-                if (asprintf(&aside, "%s.corrupt-%lld", m->state_path, (long long)now) >= 0 &&
-                    rename(m->state_path, aside) >= 0)
-                        log_warning("%s is not a JSON object; moved aside to %s, the backoff "
-                                    "state starts afresh",
-                                    m->state_path, aside);
-                else
-                        log_warning("%s is not a JSON object; the backoff state starts afresh",
-                                    m->state_path);
-                return;
-        }
-        json_object_foreach(o, key, v)
-        {
-                struct mcert *c = mcert_get(m, key);
-                json_int_t failures = 0, next = 0, at = 0, ari = 0;
-                json_t *jerr = NULL;
-                const char *err;
-
-                /* "last_error" is null for a certificate without one (most
-                 * of them): "s" would refuse the entry, ARI times and all. */
-                if (!c || c->refused ||
-                    json_unpack(v, "{s?I, s?I, s?o, s?I, s?I}", "failures", &failures,
-                                "next_attempt", &next, "last_error", &jerr, "last_error_at", &at,
-                                "ari_next", &ari) < 0)
-                        continue;
-                err = json_string_value(jerr);
-                c->backoff.failures = failures > 0 && failures < 1000 ? (unsigned)failures : 0;
-                /* Nothing further ahead than the scheduler ever sets (a
-                 * Retry-After is honoured up to 7 days, ARI re-checked at
-                 * least daily): a damaged value must not stop a name's
-                 * orders for good (or overflow the timer's milliseconds). */
-                c->backoff.next = MAX(MIN(next, now + ACME_SCHED_RETRY_AFTER_MAX), 0);
-                c->last_error_at = at;
-                c->ari_next = MAX(MIN(ari, now + MAX(ARI_OFF_SEC, ACME_SCHED_ARI_MAX)), 0);
-                if (err && !(c->last_error = strndup(err, ERROR_TEXT_MAX)))
-                        continue;
-        }
-        json_decref(o);
-}
-
-/* ======================================================================
- * Account and client
- * ====================================================================== */
-
-static int load_account(struct gw_acme *m)
-{
-        _cleanup_free_ char *path = NULL, *pem = NULL, *meta_path = NULL, *meta = NULL;
-        bool new_key = false;
-        size_t len;
-        int r;
-
-        if (asprintf(&path, "%s/account.key", m->dir) < 0)
-                return -ENOMEM;
-        r = read_file_full(path, 64 * 1024, &pem, &len);
-        if (r >= 0) {
-                r = acme_key_from_pem(pem, len, &m->account_key);
-                OPENSSL_cleanse(pem, len);
-                if (r < 0) {
-                        _cleanup_free_ char *aside = NULL;
-
-                        /* Never silently replace an account key: keep the file. */
-                        if (asprintf(&aside, "%s.corrupt-%lld", path, (long long)now_sec()) >= 0 &&
-                            rename(path, aside) >= 0)
-                                log_warning("The ACME account key %s is damaged; moved aside to "
-                                            "%s, a new account is made",
-                                            path, aside);
-                        else
-                                return log_error_errno(r, "The ACME account key %s is damaged: %m",
-                                                       path);
-                }
-        } else if (r != -ENOENT) {
-                return log_error_errno(r, "Failed to read the ACME account key %s: %m", path);
-        }
-        if (!m->account_key) {
-                _cleanup_free_ char *out = NULL;
-                size_t n = 0;
-
-                r = acme_key_generate(&m->account_key);
-                if (r >= 0)
-                        r = acme_key_to_pem(m->account_key, &out, &n);
-                if (r >= 0)
-                        r = write_file_atomic(m->dir, "account.key", out, n, 0600);
-                if (out)
-                        OPENSSL_cleanse(out, n);
-                if (r < 0) {
-                        /* Not used unless stored: a restart would make
-                         * another account. */
-                        m->account_key = acme_key_free(m->account_key);
-                        return log_error_errno(r, "Failed to create the ACME account key: %m");
-                }
-                log_info("Created a new ACME account key in %s", path);
-                new_key = true;
-        }
-
-        /* The account URL belongs to one directory and one key: a new key
-         * (the old one was damaged) signing under the old key's account
-         * URL has every request refused, so it registers anew. Files
-         * written before the key was recorded in them are trusted only
-         * with the key they were written with, which a new key is not. */
-        if (asprintf(&meta_path, "%s/account.json", m->dir) < 0)
-                return -ENOMEM;
-        if (read_file_full(meta_path, 64 * 1024, &meta, &len) >= 0) {
-                json_t *o = json_loadb(meta, len, 0, NULL);
-                const char *dir = NULL, *url = NULL, *key = NULL;
-
-                if (o &&
-                    json_unpack(o, "{s:s, s:s, s?s}", "directory", &dir, "url", &url, "key",
-                                &key) == 0 &&
-                    (key ? streq(key, acme_key_thumbprint(m->account_key)) : !new_key)) {
-                        m->account_dir = strdup(dir);
-                        m->account_url = strdup(url);
-                }
-                json_decref(o);
-        }
-        return 0;
-}
-
-static void on_account(void *ud, const char *account_url)
-{
-        struct gw_acme *m = ud;
-        const char *dir = m->d->cfg.acme_directory;
-        json_t *o;
-        char *text;
-        int r = -ENOMEM;
-
-        log_info("ACME account at %s: %s", dir, account_url);
-        free(m->account_url);
-        free(m->account_dir);
-        m->account_url = strdup(account_url);
-        m->account_dir = strdup(dir);
-        o = json_pack("{s:s, s:s, s:s}", "directory", dir, "url", account_url, "key",
-                      acme_key_thumbprint(m->account_key));
-        text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        json_decref(o);
-        if (text)
-                r = write_file_atomic(m->dir, "account.json", text, strlen(text), 0600);
-        free(text);
-        if (r < 0)
-                log_warning_errno(r, "Failed to save the ACME account URL: %m");
-}
-
-/* The daemon's c-ares resolver behind the HTTPS client's hook. A SIGHUP
- * that changes [dns] replaces d->dns, and gw_dns_free() drops the old
- * one's queries without calling back (and frees them): requests are kept
- * in a list so gw_acme_apply() can ask the new resolver again. */
-struct resolve_req {
-        struct gw_acme *m;
-        struct resolve_req *prev, *next; /* in m->resolves */
-        acme_resolve_done_cb *done;
-        void *done_ud;
-        struct gw_dns *dns; /* the resolver asked; its query dies with it */
-        struct gw_dns_query *q;
-        char *host;
-};
-
-static void resolve_req_free(struct resolve_req *rr)
-{
-        LIST_REMOVE(rr->m->resolves, rr);
-        free(rr->host);
-        free(rr);
-}
-
-static void on_resolved(const char *error, char **addrs, size_t n, void *userdata)
-{
-        struct resolve_req *rr = userdata;
-        acme_resolve_done_cb *done = rr->done;
-        void *done_ud = rr->done_ud;
-
-        /* Gone before the call: @done may start another lookup. */
-        resolve_req_free(rr);
-        done(done_ud, error ? -ENOENT : 0, error ? NULL : addrs, error ? 0 : n);
-}
-
-static int resolve(void *resolve_ud, const char *host, acme_resolve_done_cb *done, void *done_ud,
-                   void **ret_handle)
-{
-        struct gw_daemon *d = resolve_ud;
-        struct resolve_req *rr;
-        int r;
-
-        if (!d->dns || !d->acme)
-                return -ENOTCONN;
-        rr = calloc(1, sizeof(*rr));
-        if (!rr)
-                return -ENOMEM;
-        rr->host = strdup(host);
-        if (!rr->host) {
-                free(rr);
-                return -ENOMEM;
-        }
-        rr->m = d->acme;
-        rr->done = done;
-        rr->done_ud = done_ud;
-        rr->dns = d->dns;
-        LIST_PREPEND(rr->m->resolves, rr);
-        *ret_handle = rr;
-        r = gw_dns_lookup(d->dns, host, on_resolved, rr, &rr->q);
-        if (r < 0) {
-                resolve_req_free(rr);
-                return r;
-        }
-        return 0;
-}
-
-static void resolve_cancel(void *resolve_ud, void *handle)
-{
-        struct gw_daemon *d = resolve_ud;
-        struct resolve_req *rr = handle;
-
-        /* A query of a replaced resolver is freed already. */
-        if (rr->dns == d->dns)
-                gw_dns_query_cancel(rr->q);
-        resolve_req_free(rr);
-}
-
-/* After a SIGHUP replaced the resolver: lookups the old one took with it
- * are made again with the new one (or fail, which the HTTPS client
- * reports like any failed lookup). */
-static void resolves_retry(struct gw_acme *m)
-{
-        struct gw_dns *dns = m->d->dns;
-
-        /* From the head each time: a failure's callback may start or cancel
-         * other lookups. */
-        for (;;) {
-                struct resolve_req *rr = m->resolves;
-                int r = -ENOTCONN;
-
-                while (rr && rr->dns == dns)
-                        rr = rr->next;
-                if (!rr)
-                        return;
-                log_debug("Looking up %s again with the new resolver", rr->host);
-                rr->dns = dns;
-                rr->q = NULL;
-                if (dns)
-                        r = gw_dns_lookup(dns, rr->host, on_resolved, rr, &rr->q);
-                if (r < 0) {
-                        acme_resolve_done_cb *done = rr->done;
-                        void *done_ud = rr->done_ud;
-
-                        resolve_req_free(rr);
-                        done(done_ud, r, NULL, 0);
-                }
-        }
-}
-
-static void client_close(struct gw_acme *m)
-{
-        size_t state = 0;
-        const char *key;
-        void *v;
-
-        /* Orders belong to the client: cancel them first (hooks remove the
-         * challenges), then the client, then its transport. */
-        while (hashmap_iterate(m->certs, &state, &key, &v)) {
-                struct mcert *c = v;
-
-                if (c->order) {
-                        acme_order_cancel(c->order);
-                        c->order = NULL;
-                        m->in_flight--;
-                }
-                if (c->ari) {
-                        acme_ari_cancel(c->ari);
-                        c->ari = NULL;
-                }
-        }
-        acme_client_free(m->client);
-        m->client = NULL;
-        acme_http_free(m->http);
-        m->http = NULL;
-        m->client_sig = mfree(m->client_sig);
-}
-
-static int client_open(struct gw_acme *m)
-{
-        const struct gw_config *cfg = &m->d->cfg;
-        _cleanup_free_ char *sig = NULL, *err = NULL;
-        int r;
-
-        if (asprintf(&sig, "%s|%s|%s", cfg->acme_directory, strempty(cfg->acme_email),
-                     strempty(cfg->acme_ca_file)) < 0)
-                return -ENOMEM;
-        if (m->client && streq(sig, m->client_sig))
-                return 0;
-        client_close(m);
-
-        struct acme_http_config hc = {
-                .loop = m->d->loop,
-                .ca_file = cfg->acme_ca_file,
-                .resolve = resolve,
-                .resolve_cancel = resolve_cancel,
-                .resolve_ud = m->d,
-                .user_agent = "gatewayd/" GATEWAYD_VERSION,
-        };
-        r = acme_http_new(&hc, &m->http, &err);
-        if (r < 0)
-                return log_error_errno(r, "ACME is off: the HTTPS client cannot start: %s",
-                                       err ? err : strerror(-r));
-        struct acme_client_config cc = {
-                .loop = m->d->loop,
-                .http = acme_http_ops_default(),
-                .http_transport = m->http,
-                .directory_url = cfg->acme_directory,
-                .account_key = m->account_key,
-                .account_url = m->account_dir && streq(m->account_dir, cfg->acme_directory)
-                                       ? m->account_url
-                                       : NULL,
-                .email = cfg->acme_email,
-                .on_account = on_account,
-                .ud = m,
-        };
-        r = acme_client_new(&cc, &m->client);
-        if (r < 0) {
-                acme_http_free(m->http);
-                m->http = NULL;
-                return log_error_errno(r, "ACME is off: cannot make the client: %m");
-        }
-        m->client_sig = TAKE_PTR(sig);
-        m->no_ari_until = 0;
-        return 0;
 }
 
 /* ======================================================================
@@ -961,7 +361,8 @@ static int on_install(void *ud, const struct acme_challenge *ch)
         int r;
 
         if (ch->type == ACME_CHALLENGE_HTTP01)
-                return tokens_add(d->tokens, ch->identifier, ch->token, ch->key_authorization);
+                return gw_acme__tokens_add(d->tokens, ch->identifier, ch->token,
+                                           ch->key_authorization);
         /* dns-01: the TXT at _acme-challenge.<identifier>, two at once while
          * "*.d" and "d" are validated. */
         if (!gw_dnsd_serving(d))
@@ -983,7 +384,7 @@ static void on_remove(void *ud, const struct acme_challenge *ch)
         struct gw_daemon *d = c->m->d;
 
         if (ch->type == ACME_CHALLENGE_HTTP01) {
-                tokens_remove(d->tokens, ch->identifier, ch->token);
+                gw_acme__tokens_remove(d->tokens, ch->identifier, ch->token);
                 return;
         }
         gw_dnsd_txt_remove(d, ch->identifier, ch->dns_value);
@@ -1011,7 +412,7 @@ static void set_error(struct mcert *c, int r, const struct acme_problem *p)
          * characters, gatewayctl sanitises what it prints. */
         free(c->last_error);
         c->last_error = text ? strndup(text, ERROR_TEXT_MAX) : NULL;
-        c->last_error_at = now_sec();
+        c->last_error_at = gw_acme__now();
 }
 
 static void on_order_done(void *ud, int r, struct acme_order_result *res)
@@ -1019,7 +420,7 @@ static void on_order_done(void *ud, int r, struct acme_order_result *res)
         struct mcert *c = ud;
         struct gw_acme *m = c->m;
         struct gw_daemon *d = m->d;
-        int64_t now = now_sec();
+        int64_t now = gw_acme__now();
 
         c->order = NULL;
         m->in_flight--;
@@ -1047,9 +448,9 @@ static void on_order_done(void *ud, int r, struct acme_order_result *res)
                 routes_use(m, c->key);
                 log_info("%s the certificate for %s (issuer %s, valid until %s)",
                          c->order_is_renewal ? "Renewed" : "Obtained", c->key, strempty(c->issuer),
-                         fmt_time(c->not_after, when));
-                save_soon(m);
-                queue_pass(m);
+                         gw_acme__fmt_time(c->not_after, when));
+                gw_acme__save_soon(m);
+                gw_acme__queue_pass(m);
                 return;
         }
         set_error(c, r, &res->problem);
@@ -1063,8 +464,8 @@ static void on_order_done(void *ud, int r, struct acme_order_result *res)
 failed:
         acme_sched_failed(&c->backoff, now, res->problem.retry_after_s,
                           c->has_cert ? c->not_after : 0, c->seed);
-        save_soon(m);
-        queue_pass(m);
+        gw_acme__save_soon(m);
+        gw_acme__queue_pass(m);
 }
 
 static int order_start(struct mcert *c)
@@ -1099,13 +500,13 @@ static void on_ari(void *ud, int r, struct acme_renewal_info *ri,
 {
         struct mcert *c = ud;
         struct gw_acme *m = c->m;
-        int64_t now = now_sec();
+        int64_t now = gw_acme__now();
 
         c->ari = NULL;
         if (r == -EOPNOTSUPP) {
                 m->no_ari_until = now + ARI_OFF_SEC;
                 c->ari_next = m->no_ari_until;
-                queue_pass(m);
+                gw_acme__queue_pass(m);
                 return;
         }
         if (r < 0) {
@@ -1115,7 +516,7 @@ static void on_ari(void *ud, int r, struct acme_renewal_info *ri,
                 c->ari_next = now + (int64_t)acme_sched_ari_recheck(
                                             problem && problem->retry_after_s,
                                             problem ? problem->retry_after_s : 0, c->seed);
-                queue_pass(m);
+                gw_acme__queue_pass(m);
                 return;
         }
         m->ari_fetches++;
@@ -1133,8 +534,8 @@ static void on_ari(void *ud, int r, struct acme_renewal_info *ri,
          * and a write per answer would rewrite 1.2 MB every 5 s. The times
          * only spare the CA a request after a restart; a clean stop writes
          * them, a crash loses at most an hour of them. */
-        save_within(m, ARI_SAVE_SEC * 1000);
-        queue_pass(m);
+        gw_acme__save_within(m, ARI_SAVE_SEC * 1000);
+        gw_acme__queue_pass(m);
 }
 
 /* ======================================================================
@@ -1142,7 +543,7 @@ static void on_ari(void *ud, int r, struct acme_renewal_info *ri,
  * ====================================================================== */
 
 /* When @c next needs something, or INT64_MAX. */
-static int64_t mcert_due(const struct gw_acme *m, const struct mcert *c, bool *ret_ari)
+int64_t gw_acme__due(const struct gw_acme *m, const struct mcert *c, bool *ret_ari)
 {
         int64_t order_at, ari_at = INT64_MAX;
 
@@ -1166,7 +567,8 @@ static int64_t mcert_due(const struct gw_acme *m, const struct mcert *c, bool *r
  * serving yet: at start, while the namespace is made, or while a bind is
  * retried). An order that nobody answers would only spend the CA's
  * failed-validation limit and start a backoff. */
-static const char *challenge_blocked(const struct gw_acme *m, const struct mcert *c, bool *ret_wait)
+const char *gw_acme__challenge_blocked(const struct gw_acme *m, const struct mcert *c,
+                                       bool *ret_wait)
 {
         struct gw_daemon *d = m->d;
 
@@ -1188,20 +590,20 @@ static void on_timer(uv_timer_t *t);
 
 static void run_pass(struct gw_acme *m)
 {
-        int64_t now = now_sec(), next = INT64_MAX;
+        int64_t now = gw_acme__now(), next = INT64_MAX;
         size_t state = 0;
         const char *key;
         void *v;
 
         m->pass_queued = false;
-        if (!acme_on(m->d))
+        if (!gw_acme__on(m->d))
                 return;
-        if (!m->client && client_open(m) < 0)
+        if (!m->client && gw_acme__client_open(m) < 0)
                 return;
         while (hashmap_iterate(m->certs, &state, &key, &v)) {
                 struct mcert *c = v;
                 bool ari, wait;
-                int64_t due = mcert_due(m, c, &ari);
+                int64_t due = gw_acme__due(m, c, &ari);
                 const char *why;
                 int r;
 
@@ -1218,7 +620,7 @@ static void run_pass(struct gw_acme *m)
                         }
                         continue;
                 }
-                why = challenge_blocked(m, c, &wait);
+                why = gw_acme__challenge_blocked(m, c, &wait);
                 if (wait) {
                         /* Nothing logged: this is the normal start-up. */
                         next = MIN(next, now + PASS_MIN_MS / 1000);
@@ -1270,7 +672,7 @@ static void on_timer(uv_timer_t *t)
  * and may sign and send an order (with 10,000 certificates about 1.5 ms
  * ahead of the SetFQDNProxy reply, bench/acme_scale.py). The loop's time
  * is updated first: the change may have taken a while (files, fsync). */
-static void queue_pass(struct gw_acme *m)
+void gw_acme__queue_pass(struct gw_acme *m)
 {
         if (m->pass_queued || !m->timer_init || m->stopped)
                 return;
@@ -1306,17 +708,17 @@ int gw_acme_start(struct gw_daemon *d)
         m->timer_init = true;
         /* ACME problems never keep the gateway from serving: without a
          * usable key (logged) ACME stays off until a SIGHUP finds one. */
-        if (load_account(m) < 0)
+        if (gw_acme__load_account(m) < 0)
                 log_notice("ACME is off until a SIGHUP finds a usable account key");
 
         r = wl_registry_foreach(d->reg, ref_one, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to look at the workloads' certificates: %m");
         sync_domain(m);
-        load_state(m);
+        gw_acme__load_state(m);
         log_info("Managing %zu certificate(s) with ACME (%s)%s", hashmap_size(m->certs),
-                 d->cfg.acme_directory, acme_on(d) ? "" : "; ACME is off");
-        queue_pass(m);
+                 d->cfg.acme_directory, gw_acme__on(d) ? "" : "; ACME is off");
+        gw_acme__queue_pass(m);
         return 0;
 }
 
@@ -1326,18 +728,19 @@ void gw_acme_apply(struct gw_daemon *d)
 
         if (!m)
                 return;
-        resolves_retry(m);
+        gw_acme__resolves_retry(m);
         sync_domain(m);
-        if (!m->account_key && d->cfg.enabled && d->cfg.acme_enabled && load_account(m) < 0)
+        if (!m->account_key && d->cfg.enabled && d->cfg.acme_enabled &&
+            gw_acme__load_account(m) < 0)
                 log_notice("ACME is off until a SIGHUP finds a usable account key");
-        if (!acme_on(d)) {
-                client_close(m);
+        if (!gw_acme__on(d)) {
+                gw_acme__client_close(m);
                 return;
         }
         /* A new directory, contact or CA: a new client (orders restart). */
-        if (m->client && client_open(m) < 0)
+        if (m->client && gw_acme__client_open(m) < 0)
                 return;
-        queue_pass(m);
+        gw_acme__queue_pass(m);
 }
 
 void gw_acme_stop(struct gw_daemon *d)
@@ -1346,11 +749,8 @@ void gw_acme_stop(struct gw_daemon *d)
 
         if (!m || m->stopped)
                 return;
-        client_close(m);
-        if (m->save_pending) {
-                uv_timer_stop(&m->save_timer);
-                on_save_timer(&m->save_timer);
-        }
+        gw_acme__client_close(m);
+        gw_acme__save_now(m);
         m->stopped = true;
         if (m->timer_init) {
                 uv_close((uv_handle_t *)&m->timer, NULL);
@@ -1372,142 +772,4 @@ void gw_acme_free(struct gw_daemon *d)
         free(m->state_path);
         free(m);
         d->acme = NULL;
-}
-
-/* ======================================================================
- * Visibility
- * ====================================================================== */
-
-static int encode_one(struct strbuf *out, const struct mcert *c)
-{
-        int64_t now = now_sec();
-        bool ari, wait, held;
-        int64_t due = mcert_due(c->m, c, &ari);
-        int r;
-
-        r = proto_encode_map_header(out, 12);
-        if (r >= 0)
-                r = proto_encode_key_str(out, "Name", c->key);
-        if (r >= 0)
-                r = proto_encode_str(out, "Names");
-        if (r >= 0)
-                r = proto_encode_array_header(out, (uint32_t)c->n_names);
-        for (size_t i = 0; r >= 0 && i < c->n_names; i++)
-                r = proto_encode_str(out, c->names[i]);
-        if (r >= 0)
-                r = proto_encode_key_str(out, "Challenge", acme_challenge_type_str(c->type));
-        if (r >= 0)
-                r = proto_encode_key_str(out, "State", mcert_state_names[mcert_state(c)]);
-        if (r >= 0)
-                r = proto_encode_key_str(out, "Issuer", strempty(c->issuer));
-        if (r >= 0 && (r = proto_encode_str(out, "NotBefore")) >= 0)
-                r = proto_encode_int64(out, c->has_cert ? c->not_before : 0);
-        if (r >= 0 && (r = proto_encode_str(out, "NotAfter")) >= 0)
-                r = proto_encode_int64(out, c->has_cert ? c->not_after : 0);
-        if (r >= 0 && (r = proto_encode_str(out, "RenewAt")) >= 0)
-                r = proto_encode_int64(out, c->has_cert ? c->renew_at : 0);
-        /* Held by the configuration: nothing happens before a SIGHUP. */
-        held = challenge_blocked(c->m, c, &wait) && !wait;
-        if (r >= 0 && (r = proto_encode_str(out, "NextAttempt")) >= 0)
-                r = proto_encode_int64(out,
-                                       c->order || !acme_on(c->m->d) || due == INT64_MAX || held
-                                               ? 0
-                                               : MAX(due, now));
-        if (r >= 0)
-                r = proto_encode_key_str(out, "LastError", strempty(c->last_error));
-        if (r >= 0 && (r = proto_encode_str(out, "LastErrorTime")) >= 0)
-                r = proto_encode_int64(out, c->last_error ? c->last_error_at : 0);
-        if (r >= 0)
-                r = proto_encode_key_uint(out, "Workloads", c->refs);
-        return r;
-}
-
-int gw_acme_encode_list(struct gw_daemon *d, struct strbuf *out)
-{
-        struct gw_acme *m = d->acme;
-        size_t state = 0;
-        const char *key;
-        void *v;
-        int r;
-
-        r = proto_encode_array_header(out, m ? (uint32_t)hashmap_size(m->certs) : 0);
-        while (r >= 0 && m && hashmap_iterate(m->certs, &state, &key, &v))
-                r = encode_one(out, v);
-        return r;
-}
-
-/* A label value in the exposition format (backslash, quote, newline). */
-static int put_label(struct strbuf *out, const char *s)
-{
-        int r = 0;
-
-        for (; r >= 0 && *s; s++) {
-                if (*s == '\\' || *s == '"')
-                        r = strbuf_putc(out, '\\');
-                if (r >= 0)
-                        r = *s == '\n' ? strbuf_puts(out, "\\n") : strbuf_putc(out, *s);
-        }
-        return r;
-}
-
-int gw_acme_render_metrics(struct gw_daemon *d, struct strbuf *out)
-{
-        struct gw_acme *m = d->acme;
-        unsigned by_state[_MC_STATE_MAX] = {};
-        size_t state = 0;
-        const char *key;
-        void *v;
-        int r;
-
-        if (!m)
-                return 0;
-        r = strbuf_puts(out, "# HELP traefik_tls_certs_not_after Certificate expiry (Unix time) of "
-                             "the certificates gatewayd obtained.\n"
-                             "# TYPE traefik_tls_certs_not_after gauge\n");
-        while (r >= 0 && hashmap_iterate(m->certs, &state, &key, &v)) {
-                const struct mcert *c = v;
-
-                by_state[mcert_state(c)]++;
-                if (!c->has_cert)
-                        continue;
-                r = strbuf_puts(out, "traefik_tls_certs_not_after{cn=\"");
-                if (r >= 0)
-                        r = put_label(out, c->key);
-                if (r >= 0)
-                        r = strbuf_puts(out, "\",sans=\"");
-                for (size_t i = 0; r >= 0 && i < c->n_names; i++) {
-                        if (i > 0)
-                                r = strbuf_putc(out, ',');
-                        if (r >= 0)
-                                r = put_label(out, c->names[i]);
-                }
-                if (r >= 0)
-                        r = strbuf_printf(out, "\"} %" PRId64 "\n", c->not_after);
-        }
-        if (r >= 0)
-                r = strbuf_puts(out, "# HELP gatewayd_acme_certificates Managed certificates by "
-                                     "state.\n# TYPE gatewayd_acme_certificates gauge\n");
-        for (int i = 0; r >= 0 && i < _MC_STATE_MAX; i++)
-                r = strbuf_printf(out, "gatewayd_acme_certificates{state=\"%s\"} %u\n",
-                                  mcert_state_names[i], by_state[i]);
-        if (r >= 0)
-                r = strbuf_printf(
-                        out,
-                        "# HELP gatewayd_acme_orders_total ACME orders by result.\n"
-                        "# TYPE gatewayd_acme_orders_total counter\n"
-                        "gatewayd_acme_orders_total{result=\"valid\"} %" PRIu64 "\n"
-                        "gatewayd_acme_orders_total{result=\"invalid\"} %" PRIu64 "\n"
-                        "gatewayd_acme_orders_total{result=\"rate_limited\"} %" PRIu64 "\n"
-                        "gatewayd_acme_orders_total{result=\"error\"} %" PRIu64 "\n"
-                        "# HELP gatewayd_acme_orders_in_flight ACME orders running now.\n"
-                        "# TYPE gatewayd_acme_orders_in_flight gauge\n"
-                        "gatewayd_acme_orders_in_flight %u\n"
-                        "# HELP gatewayd_acme_renewal_info_total ARI renewalInfo answers by "
-                        "result.\n"
-                        "# TYPE gatewayd_acme_renewal_info_total counter\n"
-                        "gatewayd_acme_renewal_info_total{result=\"ok\"} %" PRIu64 "\n"
-                        "gatewayd_acme_renewal_info_total{result=\"error\"} %" PRIu64 "\n",
-                        m->orders_valid, m->orders_invalid, m->orders_rate_limited, m->orders_error,
-                        m->in_flight, m->ari_fetches, m->ari_errors);
-        return r;
 }
