@@ -44,9 +44,6 @@
  * headers (5 bytes per record) and early data after the hello. A hello cut
  * into hundreds of tiny records is refused rather than buffered. */
 #define HELLO_RAW_SLACK 2048u
-/* Relayed bytes are added to the route's shared counters in batches, so a
- * long stream shows up while it runs without an atomic add per read. */
-#define COUNTERS_FLUSH_BYTES (256u * 1024u)
 
 /* An int event field that holds no result yet. */
 #define EV_NONE 1
@@ -75,7 +72,6 @@ struct half {
         uint8_t *buf;       /* pending bytes, see @kind */
         size_t off;         /* pending bytes are buf[off, len) */
         size_t len;         /* */
-        uint64_t unflushed; /* written but not yet added to the route's counters */
         uv_write_t wreq;    /* the write in flight, if @writing */
         uv_shutdown_t sreq; /* shutdown of the other side's write end, if @shut */
         enum buf_kind kind; /* who owns @buf */
@@ -123,6 +119,7 @@ struct conn {
         /* RELAY */
         uint64_t last_active; /* uv_now() of the last read or write */
         struct half dir[_DIR_MAX];
+        struct proxy_counters_batch bytes; /* written but not yet on the route's counters */
 };
 
 struct worker;
@@ -323,24 +320,9 @@ static const struct proxy_config *conn_cfg(const struct conn *c)
         return &c->w->e->cfg;
 }
 
-static void conn_flush_counters(struct conn *c)
-{
-        if (!c->route)
-                return;
-        if (c->dir[DIR_REQ].unflushed)
-                atomic_fetch_add_explicit(&c->route->counters->request_bytes,
-                                          c->dir[DIR_REQ].unflushed, memory_order_relaxed);
-        if (c->dir[DIR_RESP].unflushed)
-                atomic_fetch_add_explicit(&c->route->counters->response_bytes,
-                                          c->dir[DIR_RESP].unflushed, memory_order_relaxed);
-        c->dir[DIR_REQ].unflushed = c->dir[DIR_RESP].unflushed = 0;
-}
-
 static void conn_account(struct conn *c, unsigned d, size_t n)
 {
-        c->dir[d].unflushed += n;
-        if (c->dir[d].unflushed >= COUNTERS_FLUSH_BYTES)
-                conn_flush_counters(c);
+        proxy_counters_batch_add(&c->bytes, d == DIR_RESP, n);
 }
 
 /* Runs from the last close_cb only: every handle is closed and no request
@@ -350,7 +332,7 @@ static void conn_free(struct conn *c)
         struct worker *w = c->w;
 
         assert(c->n_handles == 0);
-        conn_flush_counters(c);
+        proxy_counters_batch_flush(&c->bytes);
         proxy_route_unref(c->route);
         for (unsigned d = 0; d < _DIR_MAX; d++)
                 if (c->dir[d].kind == BUF_OWNED)
@@ -625,6 +607,7 @@ static void step_read_hello(struct conn *c)
                 return conn_hand_over(c, route);
 
         c->route = proxy_route_ref(route);
+        c->bytes.c = route->counters;
         /* A passthrough connection is one request (proxy/routes.h). */
         proxy_counters_add(route->counters, /* status= */ 0, 0, 0);
         c->first_backend = atomic_fetch_add_explicit(&route->rr_next, 1, memory_order_relaxed);
@@ -1143,16 +1126,6 @@ static void worker_begin_stop(struct worker *w)
         worker_maybe_finish(w);
 }
 
-/* Whether @c's route is still served as it was when @c was routed. */
-static bool route_still_current(const struct proxy_routes *snap, const struct proxy_route *r)
-{
-        const struct proxy_route *now = proxy_routes_lookup_id(snap, r->id);
-
-        if (now == r)
-                return true;
-        return now && now->mode == r->mode && streq(now->host, r->host);
-}
-
 static void worker_replace_listeners(struct worker *w)
 {
         int https_fd, http_fd;
@@ -1193,7 +1166,7 @@ static void on_async(uv_async_t *a)
          * synchronously, so walking on is safe. */
         for (struct conn *c = w->conns; c; c = c->next)
                 if (c->route && c->state != PROXY_CONN_ST_CLOSING &&
-                    !route_still_current(snap, c->route))
+                    !proxy_route_still_current(snap, c->route))
                         conn_close(c, PROXY_CLOSE_ROUTE_REMOVED);
         proxy_hw_routes_changed(w->hw);
 }

@@ -67,8 +67,6 @@
 #define ACME_PREFIX     "/.well-known/acme-challenge/"
 #define ACME_OUT_MAX    1024u
 #define POOL_BUCKETS0   64u
-/* Tunnelled bytes reach the route's counters in batches, as in engine.c. */
-#define COUNTERS_FLUSH_BYTES (256u * 1024u)
 
 /* ---- timeout queues ---- */
 
@@ -279,7 +277,7 @@ struct hconn {
         bool progress;     /* bytes moved during this step */
         bool shut_sent;    /* close_notify / SHUT_WR sent */
         bool handshake_ok; /* TLS handshake completed */
-        uint64_t tunnel_unflushed[2];
+        struct proxy_counters_batch tunnel_bytes; /* TUNNEL: not yet on the route's counters */
 };
 
 struct pool_key {
@@ -339,11 +337,7 @@ static void stat_add(atomic_uint_least64_t *a, uint64_t n)
 
 static bool hw_route_current(const struct proxy_hw *hw, const struct proxy_route *r)
 {
-        const struct proxy_route *now = proxy_routes_lookup_id(*hw->env.snap, r->id);
-
-        if (now == r)
-                return true;
-        return now && now->mode == r->mode && streq(now->host, r->host);
+        return proxy_route_still_current(*hw->env.snap, r);
 }
 
 /* ---- readiness (struct hpoll) ---- */
@@ -1324,19 +1318,6 @@ static void hc_set_route(struct hconn *c, struct proxy_route *r)
         c->route = proxy_route_ref(r);
 }
 
-static void hc_flush_tunnel_counters(struct hconn *c)
-{
-        if (!c->route)
-                return;
-        if (c->tunnel_unflushed[0])
-                atomic_fetch_add_explicit(&c->route->counters->request_bytes,
-                                          c->tunnel_unflushed[0], memory_order_relaxed);
-        if (c->tunnel_unflushed[1])
-                atomic_fetch_add_explicit(&c->route->counters->response_bytes,
-                                          c->tunnel_unflushed[1], memory_order_relaxed);
-        c->tunnel_unflushed[0] = c->tunnel_unflushed[1] = 0;
-}
-
 /* Count the current exchange once: on the route if it was proxied, and in
  * the worker's statistics if a status was answered. */
 static void hc_account(struct hconn *c)
@@ -1370,7 +1351,7 @@ static void on_hc_closed(struct hpoll *p)
         safe_close(c->fd);
         if (c->ssl)
                 SSL_free(c->ssl);
-        hc_flush_tunnel_counters(c);
+        proxy_counters_batch_flush(&c->tunnel_bytes);
         proxy_route_unref(c->route);
         proxy_route_unref(c->sni_route);
         free(c->prefix);
@@ -2385,9 +2366,7 @@ static void step_respond(struct hconn *c)
 
 static void hc_tunnel_count(struct hconn *c, unsigned d, uint64_t n)
 {
-        c->tunnel_unflushed[d] += n;
-        if (c->tunnel_unflushed[d] >= COUNTERS_FLUSH_BYTES)
-                hc_flush_tunnel_counters(c);
+        proxy_counters_batch_add(&c->tunnel_bytes, d == 1, n);
 }
 
 static void hc_tunnel_start(struct hconn *c)
@@ -2397,6 +2376,7 @@ static void hc_tunnel_start(struct hconn *c)
         /* The upgrade request and the 101 count as one request; the bytes
          * that follow are added to the route's byte counters as they flow. */
         hc_account(c);
+        c->tunnel_bytes.c = c->route->counters;
         /* Whatever followed the 101 head from the backend, and whatever the
          * client sent after its request, is tunnel payload. */
         x->uq.i = x->uq.n = 0;
