@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -25,6 +24,7 @@
 #include "common/log.h"
 #include "common/macros.h"
 #include "common/siphash.h"
+#include "proxy/ev.h"
 #include "proxy/http1.h"
 #include "proxy/routes.h"
 #include "proxy/tls.h"
@@ -32,7 +32,7 @@
 /* Design notes (docs/internals/proxy.md has the long form):
  *
  *  - Sockets are raw non-blocking fds in an epoll set of the worker's own
- *    (struct hpoll), which the worker's libuv loop watches as one fd; all
+ *    (proxy/ev.h), which the worker's libuv loop watches as one fd; all
  *    reads and writes are ours (recv/sendmsg, SSL_read/SSL_write through a
  *    BIO of our own). Not uv_poll_t: uv_poll_init() costs an epoll
  *    ADD+DEL probe and an ioctl, every uv_poll_start() a DEL and an ADD,
@@ -68,7 +68,7 @@
 #define ACME_OUT_MAX    1024u
 #define POOL_BUCKETS0   64u
 
-/* ---- timeout queues ---- */
+/* ---- timeout queues (struct ev deadline queues) ---- */
 
 enum tq_kind {
         TQ_HANDSHAKE, /* TLS handshake, from hand-over */
@@ -80,22 +80,7 @@ enum tq_kind {
         TQ_LINGER,    /* answered and half-closed: waiting for the client's EOF */
         TQ_POOL,      /* idle pooled upstream connection (struct upstream) */
         _TQ_MAX,
-        TQ_NONE = _TQ_MAX,
-};
-
-struct tq_link {
-        struct tq_link *prev, *next;
-        uint64_t since; /* uv_now() when queued; the deadline is since + the queue's duration */
-        uint8_t kind;   /* enum tq_kind, TQ_NONE when not queued */
-};
-
-struct tq {
-        struct tq_link head; /* sentinel of a circular list, oldest first */
-        uv_timer_t timer;
-        uint64_t dur;
-        struct proxy_hw *hw;
-        uint8_t kind;
-        bool armed;
+        TQ_NONE = EV_TQ_NONE,
 };
 
 /* ---- output queues and body pumps ---- */
@@ -207,50 +192,28 @@ struct xb {
         struct exch e;
 };
 
-/* An fd in the worker's epoll set (see the design notes). Objects holding
- * one are freed only from hw->reap_timer, after hpoll_close(): an event
- * already fetched for a closed one in the same batch is skipped, never
- * dispatched to freed memory. */
-struct hpoll;
-typedef void hpoll_cb(struct hpoll *p, int status, int events);
-struct hpoll {
-        int fd;
-        uint8_t events; /* UV_READABLE | UV_WRITABLE registered */
-        bool in_set;    /* in the epoll set */
-        bool closing;   /* hpoll_close() called: no more callbacks */
-        hpoll_cb *cb;
-        void (*close_cb)(struct hpoll *p);
-        struct hpoll *reap_next;
-        void *data;
-};
-
 struct pool_group;
 
 struct upstream {
-        struct hpoll poll;
-        struct tq_link tl; /* TQ_POOL while idle */
+        struct ev_handle h; /* the socket; TQ_POOL while idle */
         struct proxy_hw *hw;
         struct hconn *owner;       /* NULL while idle in the pool */
         struct pool_group *grp;    /* */
         struct upstream *gnext;    /* in grp->idle */
         struct upstream **gpprev;  /* */
         struct proxy_route *route; /* last route served (ref), for routes_changed */
-        int fd;
-        int err;         /* socket error seen (negative errno) */
-        unsigned events; /* current poll interest */
-        bool poll_init;  /* @poll initialised */
-        bool connecting; /* connect() in progress */
-        bool rd_ready;   /* readable per the last poll event */
-        bool wr_blocked; /* the last write would block */
-        bool wr_event;   /* writable event seen (connect completion) */
-        bool eof;        /* read returned 0 */
-        bool reused;     /* taken from the pool for the current request */
-        bool closing;    /* uv_close() issued */
+        int err;                   /* socket error seen (negative errno) */
+        bool connecting;           /* connect() in progress */
+        bool rd_ready;             /* readable per the last poll event */
+        bool wr_blocked;           /* the last write would block */
+        bool wr_event;             /* writable event seen (connect completion) */
+        bool eof;                  /* read returned 0 */
+        bool reused;               /* taken from the pool for the current request */
+        bool closing;              /* uv_close() issued */
 };
 
 struct hconn {
-        struct hpoll poll;
-        struct tq_link tl;
+        struct ev_handle h;        /* the client socket and the connection's deadline */
         struct hconn *prev, *next; /* in hw->conns */
         struct proxy_hw *hw;
         struct xb *x;                  /* exchange block, NULL while idle */
@@ -261,11 +224,9 @@ struct hconn {
         uint8_t *prefix;               /* TLS: bytes the engine peeked, fed first */
         uint32_t prefix_len, prefix_off;
         uint32_t linger_bytes;
-        int fd;
         int err; /* client socket error (negative errno) */
         uint8_t state;
         uint8_t reason; /* enum proxy_close_reason, once CLOSING */
-        uint8_t events; /* current poll interest */
         uint8_t peer_family;
         uint8_t peer[16];
         bool rd_ready;     /* readable per the last poll event / short read */
@@ -302,10 +263,9 @@ struct proxy_hw {
         const struct proxy_config *cfg;
         struct hconn *conns;
         unsigned n_conns;
-        unsigned n_upstreams; /* upstream objects not yet freed */
-        unsigned n_pooled;    /* idle in the pool, all groups (at most pool_room()) */
-        struct tq tq[_TQ_MAX];
-        unsigned n_timers_open;
+        unsigned n_upstreams;      /* upstream objects not yet freed */
+        unsigned n_pooled;         /* idle in the pool, all groups (at most pool_room()) */
+        struct ev ev;              /* the epoll set, deferred frees, deadline queues */
         struct xb *free_blocks[2]; /* [tls] */
         unsigned n_free_blocks[2];
         uint32_t in_cap, uin_cap, hout_cap, cout_cap;
@@ -314,21 +274,13 @@ struct proxy_hw {
         size_t n_buckets, n_groups;
         struct siphash_key hkey;
         uint8_t *scratch;
-        int epfd;              /* the worker's epoll set of struct hpoll */
-        uv_poll_t ep;          /* the loop's watch on @epfd */
-        uv_timer_t reap_timer; /* runs the close callbacks of hpoll_close() */
-        struct hpoll *reap;    /* closed, waiting for @reap_timer */
+        bool ev_init;
         bool stopping;
-        bool timers_closing;
+        bool ev_stopping;
         bool finished;
 };
 
 /* ---- small helpers ---- */
-
-static uint64_t hw_now(const struct proxy_hw *hw)
-{
-        return uv_now(hw->env.loop);
-}
 
 static void stat_add(atomic_uint_least64_t *a, uint64_t n)
 {
@@ -340,171 +292,10 @@ static bool hw_route_current(const struct proxy_hw *hw, const struct proxy_route
         return proxy_route_still_current(*hw->env.snap, r);
 }
 
-/* ---- readiness (struct hpoll) ---- */
-
-static void hpoll_init(struct hpoll *p, int fd, void *data)
-{
-        *p = (struct hpoll){.fd = fd, .data = data};
-}
-
-/* Register interest @events (UV_READABLE | UV_WRITABLE; 0 removes the fd
- * from the set). One epoll_ctl when something changes, none otherwise. */
-static int hpoll_set(struct proxy_hw *hw, struct hpoll *p, unsigned events, hpoll_cb *cb)
-{
-        struct epoll_event ev = {0};
-        int op;
-
-        p->cb = cb;
-        if (p->closing || (events == p->events && (p->in_set || events == 0)))
-                return 0;
-        if (events == 0)
-                op = EPOLL_CTL_DEL;
-        else {
-                op = p->in_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-                ev.events = ((events & UV_READABLE) ? EPOLLIN : 0) |
-                            ((events & UV_WRITABLE) ? EPOLLOUT : 0);
-                ev.data.ptr = p;
-        }
-        if (epoll_ctl(hw->epfd, op, p->fd, &ev) < 0)
-                return -errno;
-        p->in_set = events != 0;
-        p->events = (uint8_t)events;
-        return 0;
-}
-
-static void on_reap(uv_timer_t *t)
-{
-        struct proxy_hw *hw = t->data;
-
-        while (hw->reap) {
-                struct hpoll *p = hw->reap;
-
-                hw->reap = p->reap_next;
-                p->close_cb(p); /* frees the object holding @p */
-        }
-}
-
-/* No more callbacks; @close_cb runs from the reap timer (it closes the fd,
- * which takes it out of the epoll set, and frees). */
-static void hpoll_close(struct proxy_hw *hw, struct hpoll *p, void (*close_cb)(struct hpoll *p))
-{
-        assert(!p->closing);
-        p->closing = true;
-        p->close_cb = close_cb;
-        p->reap_next = hw->reap;
-        hw->reap = p;
-        if (!uv_is_active((uv_handle_t *)&hw->reap_timer))
-                (void)uv_timer_start(&hw->reap_timer, on_reap, 0, 0);
-}
-
-/* The worker's loop saw the epoll set readable: dispatch what is ready. */
-static void on_ep(uv_poll_t *h, int status, int events)
-{
-        struct proxy_hw *hw = h->data;
-        struct epoll_event evs[64];
-
-        (void)status;
-        (void)events;
-        for (unsigned round = 0; round < 4; round++) {
-                int n = epoll_wait(hw->epfd, evs, (int)ELEMENTSOF(evs), 0);
-
-                for (int i = 0; i < n; i++) {
-                        struct hpoll *p = evs[i].data.ptr;
-                        uint32_t e = evs[i].events;
-                        unsigned ev = 0;
-
-                        if (p->closing || !p->in_set)
-                                continue;
-                        if (e & (EPOLLERR | EPOLLHUP))
-                                ev = p->events; /* the next read/write says what */
-                        if (e & EPOLLIN)
-                                ev |= UV_READABLE;
-                        if (e & EPOLLOUT)
-                                ev |= UV_WRITABLE;
-                        ev &= p->events;
-                        if (ev)
-                                p->cb(p, 0, (int)ev);
-                }
-                if (n < (int)ELEMENTSOF(evs))
-                        return;
-        }
-}
-
 static void hc_step(struct hconn *c);
 static void hc_close(struct hconn *c, enum proxy_close_reason reason);
 static void upstream_close(struct upstream *u);
 static void hw_maybe_finish(struct proxy_hw *hw);
-
-/* ---- timeout queues ---- */
-
-static void tq_unlink(struct tq_link *l)
-{
-        if (l->kind == TQ_NONE)
-                return;
-        l->prev->next = l->next;
-        l->next->prev = l->prev;
-        l->prev = l->next = NULL;
-        l->kind = TQ_NONE;
-}
-
-static void on_tq_timer(uv_timer_t *t);
-
-/* Queue @l at the tail of queue @kind with the deadline now + duration.
- * The queue's timer is only started when it is not armed: an armed timer
- * fires for an entry that is at least as old. */
-static void tq_put(struct proxy_hw *hw, struct tq_link *l, enum tq_kind kind)
-{
-        struct tq *q = &hw->tq[kind];
-        uint64_t now = hw_now(hw);
-
-        if (l->kind == kind && l->since == now)
-                return;
-        tq_unlink(l);
-        l->since = now;
-        l->kind = (uint8_t)kind;
-        l->prev = q->head.prev;
-        l->next = &q->head;
-        q->head.prev->next = l;
-        q->head.prev = l;
-        if (!q->armed && !hw->timers_closing) {
-                (void)uv_timer_start(&q->timer, on_tq_timer, q->dur, 0);
-                q->armed = true;
-        }
-}
-
-static void tq_expire(struct proxy_hw *hw, enum tq_kind kind, struct tq_link *l)
-{
-        if (kind == TQ_POOL) {
-                upstream_close(container_of(l, struct upstream, tl));
-                return;
-        }
-        struct hconn *c = container_of(l, struct hconn, tl);
-
-        c->ev_timeout = true;
-        hc_step(c);
-}
-
-static void on_tq_timer(uv_timer_t *t)
-{
-        struct tq *q = t->data;
-        struct proxy_hw *hw = q->hw;
-        uint64_t now = hw_now(hw);
-
-        q->armed = false;
-        for (;;) {
-                struct tq_link *l = q->head.next;
-
-                if (l == &q->head)
-                        return;
-                if (l->since + q->dur > now) {
-                        (void)uv_timer_start(&q->timer, on_tq_timer, l->since + q->dur - now, 0);
-                        q->armed = true;
-                        return;
-                }
-                tq_unlink(l);
-                tq_expire(hw, q->kind, l);
-        }
-}
 
 /* ---- exchange blocks ---- */
 
@@ -749,7 +540,7 @@ static int bio_read(BIO *b, char *out, int len)
                                 BIO_set_retry_read(b);
                                 return -1;
                         }
-                        k = recv(c->fd, x->rin, RIN_CAP, 0);
+                        k = recv(c->h.fd, x->rin, RIN_CAP, 0);
                         if (k <= 0)
                                 return bio_read_fail(b, c, k);
                         x->rin_off = 0;
@@ -763,7 +554,7 @@ static int bio_read(BIO *b, char *out, int len)
                 return (int)n;
         }
         /* No exchange block (handshake): exact reads. */
-        k = recv(c->fd, out, (size_t)len, 0);
+        k = recv(c->h.fd, out, (size_t)len, 0);
         if (k <= 0)
                 return bio_read_fail(b, c, k);
         if (k < len)
@@ -779,7 +570,7 @@ static int bio_write(BIO *b, const char *in, int len)
         BIO_clear_retry_flags(b);
         if (len <= 0)
                 return 0;
-        k = send(c->fd, in, (size_t)len, MSG_NOSIGNAL);
+        k = send(c->h.fd, in, (size_t)len, MSG_NOSIGNAL);
         if (k >= 0)
                 return (int)k;
         if (errno == EAGAIN || errno == EINTR) {
@@ -840,7 +631,7 @@ static ssize_t hc_read(struct hconn *c, uint8_t *p, size_t n)
 
         assert(n > 0);
         if (!c->ssl) {
-                k = recv(c->fd, p, n, 0);
+                k = recv(c->h.fd, p, n, 0);
                 if (k > 0) {
                         if ((size_t)k < n)
                                 c->rd_ready = false;
@@ -889,7 +680,7 @@ static int hc_flush(struct hconn *c, struct oq *q, uint64_t *counted)
 
         while (q->left > 0) {
                 if (!c->ssl) {
-                        ssize_t k = oq_send(q, c->fd);
+                        ssize_t k = oq_send(q, c->h.fd);
 
                         if (k < 0 && k != -EAGAIN)
                                 return (int)k;
@@ -976,7 +767,7 @@ static int up_flush(struct upstream *u, struct oq *q)
 
         if (q->left == 0)
                 return 0;
-        k = oq_send(q, u->fd);
+        k = oq_send(q, u->h.fd);
         if (k < 0 && k != -EAGAIN)
                 return (int)k;
         if (q->left > 0)
@@ -1095,6 +886,8 @@ static void pool_group_maybe_free(struct proxy_hw *hw, struct pool_group *g)
         free(g);
 }
 
+static void on_up_event(struct ev_handle *h, unsigned events);
+
 static void pool_unlink(struct upstream *u)
 {
         if (!u->gpprev)
@@ -1106,27 +899,19 @@ static void pool_unlink(struct upstream *u)
         u->gpprev = NULL;
         u->grp->n_idle--;
         u->hw->n_pooled--;
-        tq_unlink(&u->tl);
+        ev_deadline(&u->hw->ev, &u->h, TQ_NONE);
 }
-
-static void on_up_poll(struct hpoll *p, int status, int events);
 
 static int up_poll_set(struct upstream *u, unsigned want)
 {
-        int r;
-
-        if (want == u->events || u->closing)
+        if (u->closing)
                 return 0;
-        r = hpoll_set(u->hw, &u->poll, want, on_up_poll);
-        if (r < 0)
-                return r;
-        u->events = want;
-        return 0;
+        return ev_set(&u->hw->ev, &u->h, want);
 }
 
-static void on_up_closed(struct hpoll *p)
+static void on_up_closed(struct ev_handle *h)
 {
-        struct upstream *u = p->data;
+        struct upstream *u = container_of(h, struct upstream, h);
         struct proxy_hw *hw = u->hw;
 
         proxy_route_unref(u->route);
@@ -1144,7 +929,6 @@ static void upstream_close(struct upstream *u)
         hw = u->hw;
         u->closing = true;
         pool_unlink(u);
-        tq_unlink(&u->tl);
         if (u->owner && u->owner->up == u)
                 u->owner->up = NULL;
         u->owner = NULL;
@@ -1157,10 +941,10 @@ static void upstream_close(struct upstream *u)
          * engine's descriptor accounting (pool_room, proxy_hw_pool_trim)
          * counts a closed connection as gone at once. close() takes the fd
          * out of the epoll set; an event already fetched for it is skipped
-         * (hpoll closing). */
-        u->fd = safe_close(u->fd);
-        if (u->poll_init) {
-                hpoll_close(hw, &u->poll, on_up_closed);
+         * (the handle is closing). */
+        if (u->h.fd >= 0) {
+                u->h.fd = safe_close(u->h.fd);
+                ev_close(&hw->ev, &u->h, on_up_closed);
                 return;
         }
         proxy_route_unref(u->route);
@@ -1206,9 +990,9 @@ static void pool_put(struct proxy_hw *hw, struct upstream *u)
         g->idle = u;
         g->n_idle++;
         hw->n_pooled++;
-        tq_put(hw, &u->tl, TQ_POOL);
+        ev_deadline(&hw->ev, &u->h, TQ_POOL);
         /* Reading stays on: a close or stray bytes from the backend end it. */
-        if (up_poll_set(u, UV_READABLE) < 0)
+        if (up_poll_set(u, EV_READ) < 0)
                 upstream_close(u);
 }
 
@@ -1245,8 +1029,7 @@ static int upstream_dial(struct proxy_hw *hw, struct proxy_route *route, const s
                 return -ENOMEM;
         }
         u->hw = hw;
-        u->fd = -1;
-        u->tl.kind = TQ_NONE;
+        ev_handle_init(&u->h, -1, on_up_event);
         u->grp = g;
         g->n_total++;
         u->route = proxy_route_ref(route);
@@ -1259,10 +1042,8 @@ static int upstream_dial(struct proxy_hw *hw, struct proxy_route *route, const s
                 upstream_close(u);
                 return r;
         }
-        u->fd = fd;
+        u->h.fd = fd;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        hpoll_init(&u->poll, fd, u);
-        u->poll_init = true;
         if (connect(fd, (const struct sockaddr *)&ss, len) < 0) {
                 if (errno != EINPROGRESS) {
                         r = -errno;
@@ -1275,17 +1056,20 @@ static int upstream_dial(struct proxy_hw *hw, struct proxy_route *route, const s
         return 0;
 }
 
-static void on_up_poll(struct hpoll *p, int status, int events)
+static void on_up_event(struct ev_handle *h, unsigned events)
 {
-        struct upstream *u = p->data;
+        struct upstream *u = container_of(h, struct upstream, h);
 
         if (u->closing)
                 return;
-        if (status < 0 && !u->err)
-                u->err = status;
-        if (events & UV_READABLE)
+        if (events & EV_TIMEOUT) {
+                /* Only an idle pooled connection has a deadline. */
+                upstream_close(u);
+                return;
+        }
+        if (events & EV_READ)
                 u->rd_ready = true;
-        if (events & UV_WRITABLE) {
+        if (events & EV_WRITE) {
                 u->wr_blocked = false;
                 u->wr_event = true;
         }
@@ -1342,13 +1126,13 @@ static void hc_release_block(struct hconn *c)
         xb_put(c->hw, TAKE_PTR(c->x));
 }
 
-static void on_hc_closed(struct hpoll *p)
+static void on_hc_closed(struct ev_handle *h)
 {
-        struct hconn *c = p->data;
+        struct hconn *c = container_of(h, struct hconn, h);
         struct proxy_hw *hw = c->hw;
         struct proxy_hw_stats *st = hw->env.stats;
 
-        safe_close(c->fd);
+        safe_close(c->h.fd);
         if (c->ssl)
                 SSL_free(c->ssl);
         proxy_counters_batch_flush(&c->tunnel_bytes);
@@ -1389,27 +1173,26 @@ static void hc_close(struct hconn *c, enum proxy_close_reason reason)
                 hc_account(c);
         c->reason = (uint8_t)reason;
         hc_set_state(c, HC_CLOSING);
-        tq_unlink(&c->tl);
         if (c->up)
                 upstream_close(c->up);
         /* An orderly end tells a TLS client it was not truncated. */
         if (c->ssl && c->handshake_ok && !c->shut_sent && !c->err && reason_is_orderly(reason))
                 (void)SSL_shutdown(c->ssl);
         hc_release_block(c);
-        hpoll_close(c->hw, &c->poll, on_hc_closed);
+        ev_close(&c->hw->ev, &c->h, on_hc_closed);
 }
 
-static void on_hc_poll(struct hpoll *p, int status, int events)
+static void on_hc_event(struct ev_handle *h, unsigned events)
 {
-        struct hconn *c = p->data;
+        struct hconn *c = container_of(h, struct hconn, h);
 
         if (c->state == HC_CLOSING)
                 return;
-        if (status < 0 && !c->err)
-                c->err = status;
-        if (events & UV_READABLE)
+        if (events & EV_TIMEOUT)
+                c->ev_timeout = true;
+        if (events & EV_READ)
                 c->rd_ready = true;
-        if (events & UV_WRITABLE)
+        if (events & EV_WRITE)
                 c->wr_blocked = false;
         hc_step(c);
 }
@@ -1544,7 +1327,7 @@ static void hc_linger(struct hconn *c, enum proxy_close_reason reason)
         if (c->ssl && !c->shut_sent)
                 (void)SSL_shutdown(c->ssl);
         c->shut_sent = true;
-        (void)shutdown(c->fd, SHUT_WR);
+        (void)shutdown(c->h.fd, SHUT_WR);
         hc_release_block(c);
         c->reason = (uint8_t)reason;
         c->linger_bytes = 0;
@@ -1556,7 +1339,7 @@ static void step_linger(struct hconn *c)
         if (c->ev_timeout || c->err)
                 return hc_close(c, c->reason);
         while (c->rd_ready) {
-                ssize_t k = recv(c->fd, c->hw->scratch, SCRATCH_SIZE, 0);
+                ssize_t k = recv(c->h.fd, c->hw->scratch, SCRATCH_SIZE, 0);
 
                 if (k > 0) {
                         c->linger_bytes += (uint32_t)k;
@@ -1954,7 +1737,7 @@ static void step_connect(struct hconn *c)
                         return; /* still connecting */
                 } else if (u->err) {
                         soerr = -u->err;
-                } else if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) {
+                } else if (getsockopt(u->h.fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) {
                         soerr = errno;
                 }
                 if (soerr == 0) {
@@ -2193,7 +1976,7 @@ read:
         }
         if (x->ulen < hw->uin_cap) {
                 size_t room = hw->uin_cap - x->ulen;
-                ssize_t k = recv(u->fd, x->uin + x->ulen, room, 0);
+                ssize_t k = recv(u->h.fd, x->uin + x->ulen, room, 0);
 
                 if (k > 0) {
                         x->ulen += (uint32_t)k;
@@ -2456,7 +2239,7 @@ static void step_tunnel(struct hconn *c)
                         }
                 }
                 if (x->cq.left == 0 && x->ulen == 0 && !u->eof && u->rd_ready) {
-                        ssize_t k = recv(u->fd, x->uin, hw->uin_cap, 0);
+                        ssize_t k = recv(u->h.fd, x->uin, hw->uin_cap, 0);
 
                         if (k > 0) {
                                 x->ulen = (uint32_t)k;
@@ -2523,7 +2306,7 @@ static enum tq_kind hc_timeout_kind(const struct hconn *c, bool *refresh)
 static unsigned hc_want_events(const struct hconn *c)
 {
         const struct xb *x = c->x;
-        unsigned ev = c->wr_blocked ? UV_WRITABLE : 0;
+        unsigned ev = c->wr_blocked ? EV_WRITE : 0;
         bool rd;
 
         switch (c->state) {
@@ -2546,24 +2329,24 @@ static unsigned hc_want_events(const struct hconn *c)
                 rd = false;
                 break;
         }
-        return ev | (rd ? UV_READABLE : 0);
+        return ev | (rd ? EV_READ : 0);
 }
 
 static unsigned up_want_events(const struct hconn *c, const struct upstream *u)
 {
         const struct xb *x = c->x;
-        unsigned ev = u->wr_blocked || u->connecting ? UV_WRITABLE : 0;
+        unsigned ev = u->wr_blocked || u->connecting ? EV_WRITE : 0;
 
         if (u->connecting || u->eof || u->err)
                 return ev;
         switch (c->state) {
         case HC_PROXY:
                 if (x->ulen < c->hw->uin_cap && !(x->e.resp_head && x->respp.done))
-                        ev |= UV_READABLE;
+                        ev |= EV_READ;
                 break;
         case HC_TUNNEL:
                 if (x->cq.left == 0 && x->ulen == 0)
-                        ev |= UV_READABLE;
+                        ev |= EV_READ;
                 break;
         default:
                 break;
@@ -2619,18 +2402,15 @@ static void hc_step(struct hconn *c)
         c->ev_timeout = false;
 
         kind = hc_timeout_kind(c, &refresh);
-        if (kind != c->tl.kind || c->timer_reset || (refresh && c->progress))
-                tq_put(hw, &c->tl, kind);
+        if (kind != c->h.tq || c->timer_reset || (refresh && c->progress))
+                ev_deadline(&hw->ev, &c->h, kind);
         c->timer_reset = false;
         c->progress = false;
 
         want = hc_want_events(c);
-        if (want != c->events) {
-                r = hpoll_set(hw, &c->poll, want, on_hc_poll);
-                if (r < 0)
-                        return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
-                c->events = (uint8_t)want;
-        }
+        r = ev_set(&hw->ev, &c->h, want);
+        if (r < 0)
+                return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
         if (c->up && up_poll_set(c->up, up_want_events(c, c->up)) < 0)
                 return hc_close(c, PROXY_CLOSE_UPSTREAM_ERROR);
 }
@@ -2676,30 +2456,12 @@ int proxy_hw_new(const struct proxy_hw_env *env, struct proxy_hw **ret)
         hw->hout_cap = cfg->max_head + HOUT_SLACK;
         hw->cout_cap = cfg->max_head + COUT_SLACK;
         siphash_key_random(&hw->hkey);
-        hw->epfd = epoll_create1(EPOLL_CLOEXEC);
-        if (hw->epfd < 0 || uv_poll_init(env->loop, &hw->ep, hw->epfd) < 0) {
-                safe_close(hw->epfd);
+        if (ev_init(&hw->ev, env->loop, durs, _TQ_MAX) < 0) {
                 free(hw->scratch);
                 free(hw);
                 return -ENOMEM;
         }
-        hw->ep.data = hw;
-        (void)uv_poll_start(&hw->ep, UV_READABLE, on_ep);
-        (void)uv_timer_init(env->loop, &hw->reap_timer);
-        hw->reap_timer.data = hw;
-        hw->n_timers_open += 2;
-        for (unsigned k = 0; k < _TQ_MAX; k++) {
-                struct tq *q = &hw->tq[k];
-
-                q->head.prev = q->head.next = &q->head;
-                q->head.kind = (uint8_t)k;
-                q->dur = durs[k] ? durs[k] : 1;
-                q->hw = hw;
-                q->kind = (uint8_t)k;
-                (void)uv_timer_init(env->loop, &q->timer);
-                q->timer.data = q;
-                hw->n_timers_open++;
-        }
+        hw->ev_init = true;
         *ret = hw;
         return 0;
 }
@@ -2724,8 +2486,7 @@ int proxy_hw_accept(struct proxy_hw *hw, int fd, enum proxy_hconn_kind kind,
                 return -ENOMEM;
         }
         c->hw = hw;
-        c->fd = fd;
-        c->tl.kind = TQ_NONE;
+        ev_handle_init(&c->h, fd, on_hc_event);
         if (peer->ss_family == AF_INET6) {
                 const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)peer;
 
@@ -2770,7 +2531,6 @@ int proxy_hw_accept(struct proxy_hw *hw, int fd, enum proxy_hconn_kind kind,
                 (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
                 c->state = HC_IDLE;
         }
-        hpoll_init(&c->poll, fd, c);
 
         LIST_PREPEND(hw->conns, c);
         hw->n_conns++;
@@ -2811,7 +2571,7 @@ static bool upstream_still_useful(const struct proxy_hw *hw, const struct upstre
 
 void proxy_hw_routes_changed(struct proxy_hw *hw)
 {
-        struct tq *pq = &hw->tq[TQ_POOL];
+        struct ev_link *l, *next;
 
         assert(hw);
         for (struct hconn *c = hw->conns; c; c = c->next) {
@@ -2830,54 +2590,38 @@ void proxy_hw_routes_changed(struct proxy_hw *hw)
                 /* Only a cache between requests: drop it. */
                 c->route = proxy_route_unref(c->route);
         }
-        for (struct tq_link *l = pq->head.next, *next; l != &pq->head; l = next) {
-                struct upstream *u = container_of(l, struct upstream, tl);
+        for (l = ev_tq_first(&hw->ev, TQ_POOL); l; l = next) {
+                struct upstream *u = container_of(ev_handle_of(l), struct upstream, h);
 
-                next = l->next;
+                next = ev_tq_next(&hw->ev, TQ_POOL, l);
                 if (!upstream_still_useful(hw, u))
                         upstream_close(u);
         }
 }
 
-static void hw_handle_closed(struct proxy_hw *hw)
+static void on_ev_stopped(struct ev *ev, void *ud)
 {
-        hw->n_timers_open--;
-        if (hw->n_timers_open == 0) {
-                hw->finished = true;
-                if (hw->env.conn_freed)
-                        hw->env.conn_freed(hw->env.ud);
-        }
-}
+        struct proxy_hw *hw = ud;
 
-static void on_tq_timer_closed(uv_handle_t *h)
-{
-        struct tq *q = h->data;
-
-        hw_handle_closed(q->hw);
-}
-
-static void on_hw_handle_closed(uv_handle_t *h)
-{
-        hw_handle_closed(h->data);
+        hw->finished = true;
+        if (hw->env.conn_freed)
+                hw->env.conn_freed(hw->env.ud);
 }
 
 static void hw_maybe_finish(struct proxy_hw *hw)
 {
-        if (!hw->stopping || hw->timers_closing || hw->n_conns > 0 || hw->n_upstreams > 0)
+        if (!hw->stopping || hw->ev_stopping || hw->n_conns > 0 || hw->n_upstreams > 0)
                 return;
-        hw->timers_closing = true;
-        for (unsigned k = 0; k < _TQ_MAX; k++)
-                uv_close((uv_handle_t *)&hw->tq[k].timer, on_tq_timer_closed);
-        uv_close((uv_handle_t *)&hw->ep, on_hw_handle_closed);
-        uv_close((uv_handle_t *)&hw->reap_timer, on_hw_handle_closed);
+        hw->ev_stopping = true;
+        ev_stop(&hw->ev, on_ev_stopped, hw);
 }
 
 static void hw_close_pool(struct proxy_hw *hw)
 {
-        struct tq *pq = &hw->tq[TQ_POOL];
+        struct ev_link *l;
 
-        while (pq->head.next != &pq->head)
-                upstream_close(container_of(pq->head.next, struct upstream, tl));
+        while ((l = ev_tq_first(&hw->ev, TQ_POOL)))
+                upstream_close(container_of(ev_handle_of(l), struct upstream, h));
 }
 
 void proxy_hw_begin_stop(struct proxy_hw *hw)
@@ -2934,10 +2678,10 @@ unsigned proxy_hw_n_pooled(const struct proxy_hw *hw)
 
 void proxy_hw_pool_trim(struct proxy_hw *hw, unsigned keep)
 {
-        struct tq *pq = &hw->tq[TQ_POOL];
+        struct ev_link *l;
 
-        while (hw->n_pooled > keep && pq->head.next != &pq->head)
-                upstream_close(container_of(pq->head.next, struct upstream, tl));
+        while (hw->n_pooled > keep && (l = ev_tq_first(&hw->ev, TQ_POOL)))
+                upstream_close(container_of(ev_handle_of(l), struct upstream, h));
 }
 
 bool proxy_hw_finished(const struct proxy_hw *hw)
@@ -2964,7 +2708,8 @@ struct proxy_hw *proxy_hw_free(struct proxy_hw *hw)
                 }
         free(hw->buckets);
         free(hw->scratch);
-        safe_close(hw->epfd);
+        if (hw->ev_init)
+                ev_done(&hw->ev);
         free(hw);
         return NULL;
 }
