@@ -7,7 +7,6 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +14,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <openssl/bio.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <uv.h>
 
@@ -27,6 +24,7 @@
 #include "proxy/ev.h"
 #include "proxy/http1.h"
 #include "proxy/routes.h"
+#include "proxy/sock.h"
 #include "proxy/tls.h"
 
 /* Design notes (docs/internals/proxy.md has the long form):
@@ -52,10 +50,7 @@
  *    per list fires for its head. Moving a connection between lists or to
  *    the tail of its list is O(1) and touches no timer. */
 
-#define OQ_MAX          24u    /* iovecs in one output batch */
 #define PUMP_CHUNKS     7u     /* re-encoded chunks per batch (3 iovecs each) */
-#define TX_CAP          16384u /* TLS: plaintext gathered into one SSL_write */
-#define RIN_CAP         16384u /* TLS: raw read-ahead, so a record costs one read() */
 #define UIN_EXTRA       16384u /* response buffer beyond max_head */
 #define CHUNK_LINE_MAX  4096u
 #define LINGER_MS       2000u
@@ -84,12 +79,6 @@ enum tq_kind {
 };
 
 /* ---- output queues and body pumps ---- */
-
-struct oq {
-        struct iovec iov[OQ_MAX];
-        uint8_t i, n;
-        size_t left; /* bytes not yet written */
-};
 
 /* Moves one message body from a source buffer to an output queue,
  * decoding the source framing and encoding the destination's. */
@@ -171,73 +160,51 @@ struct exch {
 struct xb {
         struct xb *next_free;
         bool tls;
-        uint8_t *in;   /* client bytes: request head, body, pipelined requests */
-        uint8_t *uin;  /* backend bytes: response head and body */
-        uint8_t *hout; /* the request head for the backend */
-        uint8_t *cout; /* the response head (or our answer) for the client */
-        uint8_t *tx;   /* TLS: plaintext gathered for one SSL_write */
-        uint8_t *rin;  /* TLS: raw read-ahead */
+        uint8_t *in;           /* client bytes: request head, body, pipelined requests */
+        uint8_t *uin;          /* backend bytes: response head and body */
+        uint8_t *hout;         /* the request head for the backend */
+        uint8_t *cout;         /* the response head (or our answer) for the client */
+        struct sock_tlsbuf tb; /* TLS: lent to the client socket while the block is held */
         struct proxy_h1_header *req_hdrs, *resp_hdrs;
         uint32_t in_off, in_len, in_fill; /* [in_off, in_fill) is queued in uq */
         uint32_t uoff, ulen, ufill;       /* [uoff, ufill) is queued in cq */
-        uint32_t rin_off, rin_len;
         uint32_t hout_len;
-        uint32_t tx_len; /* TLS: bytes of an SSL_write to retry (0: none) */
-        const uint8_t *tx_ptr;
         struct proxy_h1_req req;
         struct proxy_h1_resp resp;
         struct pump reqp, respp;
-        struct oq uq; /* to the backend */
-        struct oq cq; /* to the client */
+        struct iovq uq; /* to the backend */
+        struct iovq cq; /* to the client */
         struct exch e;
 };
 
 struct pool_group;
 
 struct upstream {
-        struct ev_handle h; /* the socket; TQ_POOL while idle */
+        struct sock *s; /* NULL until the socket factory gave one; TQ_POOL idle */
         struct proxy_hw *hw;
         struct hconn *owner;       /* NULL while idle in the pool */
         struct pool_group *grp;    /* */
         struct upstream *gnext;    /* in grp->idle */
         struct upstream **gpprev;  /* */
         struct proxy_route *route; /* last route served (ref), for routes_changed */
-        int err;                   /* socket error seen (negative errno) */
-        bool connecting;           /* connect() in progress */
-        bool rd_ready;             /* readable per the last poll event */
-        bool wr_blocked;           /* the last write would block */
-        bool wr_event;             /* writable event seen (connect completion) */
-        bool eof;                  /* read returned 0 */
         bool reused;               /* taken from the pool for the current request */
-        bool closing;              /* uv_close() issued */
+        bool closing;              /* upstream_close() called */
 };
 
 struct hconn {
-        struct ev_handle h;        /* the client socket and the connection's deadline */
+        struct sock *s;            /* the client socket; its deadline is the connection's */
         struct hconn *prev, *next; /* in hw->conns */
         struct proxy_hw *hw;
         struct xb *x;                  /* exchange block, NULL while idle */
-        SSL *ssl;                      /* TLS only */
         struct proxy_route *sni_route; /* TLS: the route the SNI chose (ref) */
         struct proxy_route *route;     /* route of the current/last request (ref, cached) */
         struct upstream *up;           /* backend connection of the current request */
-        uint8_t *prefix;               /* TLS: bytes the engine peeked, fed first */
-        uint32_t prefix_len, prefix_off;
         uint32_t linger_bytes;
-        int err; /* client socket error (negative errno) */
         uint8_t state;
-        uint8_t reason; /* enum proxy_close_reason, once CLOSING */
-        uint8_t peer_family;
-        uint8_t peer[16];
-        bool rd_ready;     /* readable per the last poll event / short read */
-        bool wr_blocked;   /* the last write would block */
-        bool rd_eof;       /* the client sent EOF */
-        bool bio_eof;      /* TLS: the BIO saw EOF */
-        bool ev_timeout;   /* the deadline of tl passed */
-        bool timer_reset;  /* state entered: restart the deadline */
-        bool progress;     /* bytes moved during this step */
-        bool shut_sent;    /* close_notify / SHUT_WR sent */
-        bool handshake_ok; /* TLS handshake completed */
+        uint8_t reason;                           /* enum proxy_close_reason, once CLOSING */
+        bool ev_timeout;                          /* the deadline passed */
+        bool timer_reset;                         /* state entered: restart the deadline */
+        bool progress;                            /* bytes moved during this step */
         struct proxy_counters_batch tunnel_bytes; /* TUNNEL: not yet on the route's counters */
 };
 
@@ -311,7 +278,7 @@ static struct xb *xb_get(struct proxy_hw *hw, bool tls)
                 hw->n_free_blocks[tls]--;
         } else {
                 size = sizeof(*x) + 2 * hdrs + hw->in_cap + hw->uin_cap + hw->hout_cap +
-                       hw->cout_cap + (tls ? TX_CAP + RIN_CAP : 0);
+                       hw->cout_cap + (tls ? SOCK_TLS_TX_CAP + SOCK_TLS_RIN_CAP : 0);
                 x = malloc(size);
                 if (!x)
                         return NULL;
@@ -328,19 +295,15 @@ static struct xb *xb_get(struct proxy_hw *hw, bool tls)
                 p += hw->hout_cap;
                 x->cout = p;
                 p += hw->cout_cap;
-                x->tx = tls ? p : NULL;
-                x->rin = tls ? p + TX_CAP : NULL;
+                x->tb.tx = tls ? p : NULL;
+                x->tb.rin = tls ? p + SOCK_TLS_TX_CAP : NULL;
                 x->tls = tls;
         }
         x->next_free = NULL;
         x->in_off = x->in_len = x->in_fill = 0;
         x->uoff = x->ulen = x->ufill = 0;
-        x->rin_off = x->rin_len = 0;
-        x->tx_len = 0;
-        x->uq.i = x->uq.n = 0;
-        x->uq.left = 0;
-        x->cq.i = x->cq.n = 0;
-        x->cq.left = 0;
+        iovq_reset(&x->uq);
+        iovq_reset(&x->cq);
         return x;
 }
 
@@ -355,55 +318,6 @@ static void xb_put(struct proxy_hw *hw, struct xb *x)
         x->next_free = hw->free_blocks[x->tls];
         hw->free_blocks[x->tls] = x;
         hw->n_free_blocks[x->tls]++;
-}
-
-/* ---- output queues ---- */
-
-static void oq_add(struct oq *q, const void *p, size_t n)
-{
-        if (n == 0)
-                return;
-        assert(q->n < OQ_MAX);
-        q->iov[q->n++] = (struct iovec){.iov_base = (void *)p, .iov_len = n};
-        q->left += n;
-}
-
-static void oq_advance(struct oq *q, size_t n)
-{
-        assert(n <= q->left);
-        q->left -= n;
-        while (n > 0) {
-                struct iovec *v = &q->iov[q->i];
-
-                if (n >= v->iov_len) {
-                        n -= v->iov_len;
-                        q->i++;
-                } else {
-                        v->iov_base = (uint8_t *)v->iov_base + n;
-                        v->iov_len -= n;
-                        n = 0;
-                }
-        }
-        if (q->left == 0)
-                q->i = q->n = 0;
-}
-
-/* One sendmsg() of what @q holds, retried on EINTR. Returns the bytes
- * written (@q is advanced past them) or -errno. After a short write or
- * -EAGAIN the socket buffer is full: the caller waits for POLLOUT rather
- * than collect an EAGAIN. */
-static ssize_t oq_send(struct oq *q, int fd)
-{
-        struct msghdr m = {.msg_iov = q->iov + q->i, .msg_iovlen = q->n - q->i};
-        ssize_t k;
-
-        do
-                k = sendmsg(fd, &m, MSG_NOSIGNAL);
-        while (k < 0 && errno == EINTR);
-        if (k < 0)
-                return -errno;
-        oq_advance(q, (size_t)k);
-        return k;
 }
 
 /* ---- body pumps ---- */
@@ -434,11 +348,11 @@ static bool pump_finished(const struct pump *p)
  * is empty. @eof: the source reached EOF (ends a close-delimited body).
  * Returns 0 or -EBADMSG/-EMSGSIZE for a malformed chunked source. */
 static int pump_fill(struct pump *p, const uint8_t *buf, uint32_t *pos, uint32_t len, bool eof,
-                     struct oq *q)
+                     struct iovq *q)
 {
         if (q->n == 0)
                 p->n_heads = 0;
-        while (!p->done && *pos < len && p->n_heads < PUMP_CHUNKS && q->n + 4u <= OQ_MAX) {
+        while (!p->done && *pos < len && p->n_heads < PUMP_CHUNKS && q->n + 4u <= IOVQ_MAX) {
                 size_t avail = len - *pos, dl = 0;
                 const uint8_t *data = buf + *pos;
                 int r;
@@ -472,12 +386,12 @@ static int pump_fill(struct pump *p, const uint8_t *buf, uint32_t *pos, uint32_t
                         if (p->dst == PROXY_H1_BODY_CHUNKED) {
                                 size_t hl = proxy_h1_chunk_head(p->heads[p->n_heads], dl);
 
-                                oq_add(q, p->heads[p->n_heads], hl);
-                                oq_add(q, data, dl);
-                                oq_add(q, PROXY_H1_CHUNK_END, 2);
+                                iovq_add(q, p->heads[p->n_heads], hl);
+                                iovq_add(q, data, dl);
+                                iovq_add(q, PROXY_H1_CHUNK_END, 2);
                                 p->n_heads++;
                         } else {
-                                oq_add(q, data, dl);
+                                iovq_add(q, data, dl);
                         }
                 }
                 if (p->src != PROXY_H1_BODY_CHUNKED)
@@ -485,294 +399,52 @@ static int pump_fill(struct pump *p, const uint8_t *buf, uint32_t *pos, uint32_t
         }
         if (p->src == PROXY_H1_BODY_CLOSE && eof && *pos == len)
                 p->done = true;
-        if (p->done && p->dst == PROXY_H1_BODY_CHUNKED && !p->last_queued && q->n < OQ_MAX) {
-                oq_add(q, PROXY_H1_CHUNK_LAST, sizeof(PROXY_H1_CHUNK_LAST) - 1);
+        if (p->done && p->dst == PROXY_H1_BODY_CHUNKED && !p->last_queued && q->n < IOVQ_MAX) {
+                iovq_add(q, PROXY_H1_CHUNK_LAST, sizeof(PROXY_H1_CHUNK_LAST) - 1);
                 p->last_queued = true;
         }
         return 0;
 }
 
-/* ---- the TLS BIO: the peeked prefix first, then the socket ---- */
+/* ---- client I/O ---- */
 
-static BIO_METHOD *bio_method;
-static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
-
-static int bio_read_fail(BIO *b, struct hconn *c, ssize_t k)
-{
-        if (k == 0) {
-                c->bio_eof = true;
-                return 0;
-        }
-        if (errno == EAGAIN || errno == EINTR) {
-                c->rd_ready = false;
-                BIO_set_retry_read(b);
-                return -1;
-        }
-        c->err = -errno;
-        return -1;
-}
-
-static int bio_read(BIO *b, char *out, int len)
-{
-        struct hconn *c = BIO_get_data(b);
-        struct xb *x = c->x;
-        size_t n;
-        ssize_t k;
-
-        BIO_clear_retry_flags(b);
-        if (len <= 0)
-                return 0;
-        if (c->prefix) {
-                n = MIN((size_t)len, (size_t)(c->prefix_len - c->prefix_off));
-                memcpy(out, c->prefix + c->prefix_off, n);
-                c->prefix_off += (uint32_t)n;
-                if (c->prefix_off == c->prefix_len)
-                        c->prefix = mfree(c->prefix);
-                return (int)n;
-        }
-        if (x && x->rin) {
-                if (x->rin_off == x->rin_len) {
-                        /* Read ahead: BoringSSL asks for a record header,
-                         * then its body; one read() serves both and the
-                         * records that follow. A short read drained the
-                         * socket, so do not ask again before a poll event. */
-                        if (!c->rd_ready) {
-                                BIO_set_retry_read(b);
-                                return -1;
-                        }
-                        k = recv(c->h.fd, x->rin, RIN_CAP, 0);
-                        if (k <= 0)
-                                return bio_read_fail(b, c, k);
-                        x->rin_off = 0;
-                        x->rin_len = (uint32_t)k;
-                        if ((size_t)k < RIN_CAP)
-                                c->rd_ready = false;
-                }
-                n = MIN((size_t)len, (size_t)(x->rin_len - x->rin_off));
-                memcpy(out, x->rin + x->rin_off, n);
-                x->rin_off += (uint32_t)n;
-                return (int)n;
-        }
-        /* No exchange block (handshake): exact reads. */
-        k = recv(c->h.fd, out, (size_t)len, 0);
-        if (k <= 0)
-                return bio_read_fail(b, c, k);
-        if (k < len)
-                c->rd_ready = false;
-        return (int)k;
-}
-
-static int bio_write(BIO *b, const char *in, int len)
-{
-        struct hconn *c = BIO_get_data(b);
-        ssize_t k;
-
-        BIO_clear_retry_flags(b);
-        if (len <= 0)
-                return 0;
-        k = send(c->h.fd, in, (size_t)len, MSG_NOSIGNAL);
-        if (k >= 0)
-                return (int)k;
-        if (errno == EAGAIN || errno == EINTR) {
-                c->wr_blocked = true;
-                BIO_set_retry_write(b);
-                return -1;
-        }
-        c->err = -errno;
-        return -1;
-}
-
-static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-        return cmd == BIO_CTRL_FLUSH ? 1 : 0;
-}
-
-static int bio_create(BIO *b)
-{
-        BIO_set_init(b, 1);
-        return 1;
-}
-
-static void bio_method_init(void)
-{
-        BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "gw-hconn");
-
-        if (!m)
-                return;
-        if (!BIO_meth_set_read(m, bio_read) || !BIO_meth_set_write(m, bio_write) ||
-            !BIO_meth_set_ctrl(m, bio_ctrl) || !BIO_meth_set_create(m, bio_create)) {
-                BIO_meth_free(m);
-                return;
-        }
-        bio_method = m;
-}
-
-/* Raw bytes the TLS layer holds that no poll event will announce. */
 static bool hc_tls_buffered(const struct hconn *c)
 {
-        if (!c->ssl)
-                return false;
-        return c->prefix || (c->x && c->x->rin && c->x->rin_off < c->x->rin_len) ||
-               SSL_has_pending(c->ssl);
+        return sock_buffered(c->s);
 }
 
 static bool hc_can_read(const struct hconn *c)
 {
-        return c->rd_ready || hc_tls_buffered(c);
+        return sock_can_read(c->s);
 }
-
-/* ---- client I/O ---- */
 
 /* Read into @p. Returns > 0 bytes, 0 at EOF, -EAGAIN, or another -errno. */
 static ssize_t hc_read(struct hconn *c, uint8_t *p, size_t n)
 {
-        ssize_t k;
-        int r;
+        ssize_t k = sock_read(c->s, p, n);
 
-        assert(n > 0);
-        if (!c->ssl) {
-                k = recv(c->h.fd, p, n, 0);
-                if (k > 0) {
-                        if ((size_t)k < n)
-                                c->rd_ready = false;
-                        c->progress = true;
-                        return k;
-                }
-                if (k == 0)
-                        return 0;
-                if (errno == EAGAIN || errno == EINTR) {
-                        c->rd_ready = false;
-                        return -EAGAIN;
-                }
-                return -errno;
-        }
-        ERR_clear_error();
-        r = SSL_read(c->ssl, p, (int)MIN(n, (size_t)INT_MAX));
-        if (r > 0) {
+        if (k > 0)
                 c->progress = true;
-                return r;
-        }
-        switch (SSL_get_error(c->ssl, r)) {
-        case SSL_ERROR_ZERO_RETURN:
-                return 0;
-        case SSL_ERROR_WANT_READ:
-                c->rd_ready = false;
-                return -EAGAIN;
-        case SSL_ERROR_WANT_WRITE:
-                /* A post-handshake reply (KeyUpdate) waits for the socket. */
-                c->wr_blocked = true;
-                c->rd_ready = false;
-                return -EAGAIN;
-        case SSL_ERROR_SYSCALL:
-                if (c->bio_eof)
-                        return 0;
-                return c->err < 0 ? c->err : -EIO;
-        default:
-                return -EPROTO;
-        }
+        return k;
 }
 
 /* Write @q to the client. Adds the bytes written to *counted. Returns 0
  * (possibly with bytes left: wr_blocked is set) or -errno. */
-static int hc_flush(struct hconn *c, struct oq *q, uint64_t *counted)
+static int hc_flush(struct hconn *c, struct iovq *q, uint64_t *counted)
 {
-        struct xb *x = c->x;
+        size_t before = q->left;
+        int r = sock_write(c->s, q, counted);
 
-        while (q->left > 0) {
-                if (!c->ssl) {
-                        ssize_t k = oq_send(q, c->h.fd);
-
-                        if (k < 0 && k != -EAGAIN)
-                                return (int)k;
-                        if (k > 0) {
-                                *counted += (uint64_t)k;
-                                c->progress = true;
-                        }
-                        if (q->left > 0)
-                                c->wr_blocked = true;
-                        return 0;
-                }
-
-                if (x->tx_len == 0) {
-                        const struct iovec *v = &q->iov[q->i];
-
-                        if (q->n - q->i == 1 || v->iov_len >= TX_CAP) {
-                                x->tx_ptr = v->iov_base;
-                                x->tx_len = (uint32_t)MIN(v->iov_len, (size_t)INT_MAX / 2);
-                        } else {
-                                /* Several pieces (head, chunk framing, data):
-                                 * one record, one send. */
-                                size_t n = 0;
-
-                                for (unsigned i = q->i; i < q->n && n < TX_CAP; i++) {
-                                        size_t k = MIN(q->iov[i].iov_len, TX_CAP - n);
-
-                                        memcpy(x->tx + n, q->iov[i].iov_base, k);
-                                        n += k;
-                                }
-                                x->tx_ptr = x->tx;
-                                x->tx_len = (uint32_t)n;
-                        }
-                }
-                ERR_clear_error();
-                int r = SSL_write(c->ssl, x->tx_ptr, (int)x->tx_len);
-
-                if (r > 0) {
-                        oq_advance(q, (size_t)r);
-                        *counted += (uint64_t)r;
-                        x->tx_len = 0;
-                        c->progress = true;
-                        continue;
-                }
-                switch (SSL_get_error(c->ssl, r)) {
-                case SSL_ERROR_WANT_WRITE:
-                        c->wr_blocked = true;
-                        return 0;
-                case SSL_ERROR_SYSCALL:
-                        return c->err < 0 ? c->err : -EPIPE;
-                default:
-                        return -EPROTO;
-                }
-        }
-        return 0;
-}
-
-static void hc_peer_str(const struct hconn *c, char *buf, size_t size)
-{
-        char *p = buf;
-
-        if (c->peer_family == AF_INET6) {
-                (void)inet_ntop(AF_INET6, c->peer, buf, (socklen_t)size);
-                return;
-        }
-        /* Per request: glibc's inet_ntop() goes through sprintf(). */
-        assert(size >= INET_ADDRSTRLEN);
-        for (unsigned i = 0; i < 4; i++) {
-                unsigned v = c->peer[i];
-
-                if (v >= 100)
-                        *p++ = (char)('0' + v / 100);
-                if (v >= 10)
-                        *p++ = (char)('0' + v / 10 % 10);
-                *p++ = (char)('0' + v % 10);
-                *p++ = i < 3 ? '.' : 0;
-        }
+        if (q->left < before)
+                c->progress = true;
+        return r;
 }
 
 /* ---- upstream connections and the pool ---- */
 
-static int up_flush(struct upstream *u, struct oq *q)
+static int up_flush(struct upstream *u, struct iovq *q)
 {
-        ssize_t k;
-
-        if (q->left == 0)
-                return 0;
-        k = oq_send(q, u->h.fd);
-        if (k < 0 && k != -EAGAIN)
-                return (int)k;
-        if (q->left > 0)
-                u->wr_blocked = true;
-        return 0;
+        return sock_write(u->s, q, NULL);
 }
 
 static void pool_key_of(struct pool_key *k, const struct sockaddr *sa, uint16_t port_override)
@@ -886,7 +558,7 @@ static void pool_group_maybe_free(struct proxy_hw *hw, struct pool_group *g)
         free(g);
 }
 
-static void on_up_event(struct ev_handle *h, unsigned events);
+static void on_up_event(struct sock *s, unsigned events);
 
 static void pool_unlink(struct upstream *u)
 {
@@ -899,19 +571,19 @@ static void pool_unlink(struct upstream *u)
         u->gpprev = NULL;
         u->grp->n_idle--;
         u->hw->n_pooled--;
-        ev_deadline(&u->hw->ev, &u->h, TQ_NONE);
+        sock_deadline(u->s, TQ_NONE);
 }
 
-static int up_poll_set(struct upstream *u, unsigned want)
+static int up_poll_set(struct upstream *u, bool rd)
 {
         if (u->closing)
                 return 0;
-        return ev_set(&u->hw->ev, &u->h, want);
+        return sock_want(u->s, rd);
 }
 
-static void on_up_closed(struct ev_handle *h)
+static void upstream_free(void *data)
 {
-        struct upstream *u = container_of(h, struct upstream, h);
+        struct upstream *u = data;
         struct proxy_hw *hw = u->hw;
 
         proxy_route_unref(u->route);
@@ -939,18 +611,10 @@ static void upstream_close(struct upstream *u)
         }
         /* The socket goes now, only the memory waits for the reap: the
          * engine's descriptor accounting (pool_room, proxy_hw_pool_trim)
-         * counts a closed connection as gone at once. close() takes the fd
-         * out of the epoll set; an event already fetched for it is skipped
-         * (the handle is closing). */
-        if (u->h.fd >= 0) {
-                u->h.fd = safe_close(u->h.fd);
-                ev_close(&hw->ev, &u->h, on_up_closed);
-                return;
-        }
-        proxy_route_unref(u->route);
-        free(u);
-        hw->n_upstreams--;
-        hw_maybe_finish(hw);
+         * counts a closed connection as gone at once. */
+        if (u->s)
+                return sock_close(u->s, false, upstream_free);
+        upstream_free(u);
 }
 
 /* How many idle connections the pool may hold now. */
@@ -976,13 +640,13 @@ static void pool_put(struct proxy_hw *hw, struct upstream *u)
         struct pool_group *g = u->grp;
         unsigned room = pool_room(hw);
 
-        if (hw->stopping || !g || g->n_idle >= hw->cfg->upstream_idle_max || u->err || u->eof ||
-            room == 0)
+        if (hw->stopping || !g || g->n_idle >= hw->cfg->upstream_idle_max || u->s->err ||
+            u->s->eof || room == 0)
                 return upstream_close(u);
         proxy_hw_pool_trim(hw, room - 1);
         u->owner = NULL;
         u->reused = false;
-        u->wr_blocked = false;
+        u->s->wr_blocked = false;
         u->gnext = g->idle;
         u->gpprev = &g->idle;
         if (g->idle)
@@ -990,9 +654,10 @@ static void pool_put(struct proxy_hw *hw, struct upstream *u)
         g->idle = u;
         g->n_idle++;
         hw->n_pooled++;
-        ev_deadline(&hw->ev, &u->h, TQ_POOL);
+        sock_set_cb(u->s, on_up_event, u);
+        sock_deadline(u->s, TQ_POOL);
         /* Reading stays on: a close or stray bytes from the backend end it. */
-        if (up_poll_set(u, EV_READ) < 0)
+        if (up_poll_set(u, true) < 0)
                 upstream_close(u);
 }
 
@@ -1029,7 +694,6 @@ static int upstream_dial(struct proxy_hw *hw, struct proxy_route *route, const s
                 return -ENOMEM;
         }
         u->hw = hw;
-        ev_handle_init(&u->h, -1, on_up_event);
         u->grp = g;
         g->n_total++;
         u->route = proxy_route_ref(route);
@@ -1042,23 +706,24 @@ static int upstream_dial(struct proxy_hw *hw, struct proxy_route *route, const s
                 upstream_close(u);
                 return r;
         }
-        u->h.fd = fd;
+        r = sock_new(&hw->ev, fd, on_up_event, u, &u->s);
+        if (r < 0) {
+                upstream_close(u);
+                return r;
+        }
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (connect(fd, (const struct sockaddr *)&ss, len) < 0) {
-                if (errno != EINPROGRESS) {
-                        r = -errno;
-                        upstream_close(u);
-                        return r;
-                }
-                u->connecting = true;
+        r = sock_connect(u->s, (const struct sockaddr *)&ss, len);
+        if (r < 0) {
+                upstream_close(u);
+                return r;
         }
         *ret = u;
         return 0;
 }
 
-static void on_up_event(struct ev_handle *h, unsigned events)
+static void on_up_event(struct sock *s, unsigned events)
 {
-        struct upstream *u = container_of(h, struct upstream, h);
+        struct upstream *u = s->data;
 
         if (u->closing)
                 return;
@@ -1066,12 +731,6 @@ static void on_up_event(struct ev_handle *h, unsigned events)
                 /* Only an idle pooled connection has a deadline. */
                 upstream_close(u);
                 return;
-        }
-        if (events & EV_READ)
-                u->rd_ready = true;
-        if (events & EV_WRITE) {
-                u->wr_blocked = false;
-                u->wr_event = true;
         }
         if (!u->owner) {
                 /* Idle in the pool: EOF, an error or unsolicited bytes all
@@ -1121,24 +780,30 @@ static void hc_account(struct hconn *c)
                                    x->e.resp_bytes);
 }
 
+static void hc_take_block(struct hconn *c, struct xb *x)
+{
+        c->x = x;
+        if (c->s->ssl)
+                sock_tls_lend(c->s, &x->tb);
+}
+
 static void hc_release_block(struct hconn *c)
 {
+        if (c->x && c->s->ssl)
+                sock_tls_lend(c->s, NULL);
         xb_put(c->hw, TAKE_PTR(c->x));
 }
 
-static void on_hc_closed(struct ev_handle *h)
+/* From the reap, after the socket was closed (sock_close()). */
+static void on_hc_freed(void *data)
 {
-        struct hconn *c = container_of(h, struct hconn, h);
+        struct hconn *c = data;
         struct proxy_hw *hw = c->hw;
         struct proxy_hw_stats *st = hw->env.stats;
 
-        safe_close(c->h.fd);
-        if (c->ssl)
-                SSL_free(c->ssl);
         proxy_counters_batch_flush(&c->tunnel_bytes);
         proxy_route_unref(c->route);
         proxy_route_unref(c->sni_route);
-        free(c->prefix);
         LIST_REMOVE(hw->conns, c);
         hw->n_conns--;
         atomic_fetch_sub_explicit(st->active, 1, memory_order_relaxed);
@@ -1175,25 +840,18 @@ static void hc_close(struct hconn *c, enum proxy_close_reason reason)
         hc_set_state(c, HC_CLOSING);
         if (c->up)
                 upstream_close(c->up);
-        /* An orderly end tells a TLS client it was not truncated. */
-        if (c->ssl && c->handshake_ok && !c->shut_sent && !c->err && reason_is_orderly(reason))
-                (void)SSL_shutdown(c->ssl);
         hc_release_block(c);
-        ev_close(&c->hw->ev, &c->h, on_hc_closed);
+        sock_close(c->s, reason_is_orderly(reason), on_hc_freed);
 }
 
-static void on_hc_event(struct ev_handle *h, unsigned events)
+static void on_hc_event(struct sock *s, unsigned events)
 {
-        struct hconn *c = container_of(h, struct hconn, h);
+        struct hconn *c = s->data;
 
         if (c->state == HC_CLOSING)
                 return;
         if (events & EV_TIMEOUT)
                 c->ev_timeout = true;
-        if (events & EV_READ)
-                c->rd_ready = true;
-        if (events & EV_WRITE)
-                c->wr_blocked = false;
         hc_step(c);
 }
 
@@ -1305,7 +963,7 @@ static void hc_respond(struct hconn *c, unsigned status, enum proxy_close_reason
         x->e.status = status;
         x->e.close = reason;
         x->e.keep_alive = false;
-        oq_add(&x->cq, x->cout, n);
+        iovq_add(&x->cq, x->cout, n);
         hc_set_state(c, HC_RESPOND);
 }
 
@@ -1322,12 +980,9 @@ static void hc_bad_request(struct hconn *c, int status)
  * unread request bytes do not turn our last answer into a reset. */
 static void hc_linger(struct hconn *c, enum proxy_close_reason reason)
 {
-        if (c->rd_eof || c->err)
+        if (c->s->eof || c->s->err)
                 return hc_close(c, reason);
-        if (c->ssl && !c->shut_sent)
-                (void)SSL_shutdown(c->ssl);
-        c->shut_sent = true;
-        (void)shutdown(c->h.fd, SHUT_WR);
+        sock_shutdown(c->s);
         hc_release_block(c);
         c->reason = (uint8_t)reason;
         c->linger_bytes = 0;
@@ -1336,23 +991,19 @@ static void hc_linger(struct hconn *c, enum proxy_close_reason reason)
 
 static void step_linger(struct hconn *c)
 {
-        if (c->ev_timeout || c->err)
+        if (c->ev_timeout || c->s->err)
                 return hc_close(c, c->reason);
-        while (c->rd_ready) {
-                ssize_t k = recv(c->h.fd, c->hw->scratch, SCRATCH_SIZE, 0);
+        while (c->s->rd_ready) {
+                ssize_t k = sock_drain(c->s, c->hw->scratch, SCRATCH_SIZE);
 
                 if (k > 0) {
                         c->linger_bytes += (uint32_t)k;
                         if (c->linger_bytes > LINGER_MAX)
                                 return hc_close(c, c->reason);
-                        if ((size_t)k < SCRATCH_SIZE)
-                                c->rd_ready = false;
                         continue;
                 }
-                if (k < 0 && (errno == EAGAIN || errno == EINTR)) {
-                        c->rd_ready = false;
+                if (k == -EAGAIN)
                         return;
-                }
                 return hc_close(c, c->reason);
         }
 }
@@ -1385,7 +1036,7 @@ static void hc_exchange_end(struct hconn *c)
         hc_account(c);
         if (u) {
                 bool reusable = x->e.req_sent_all && x->resp.h.keep_alive && x->uoff == x->ulen &&
-                                !u->eof && !u->err && x->respp.src != PROXY_H1_BODY_CLOSE;
+                                !u->s->eof && !u->s->err && x->respp.src != PROXY_H1_BODY_CLOSE;
 
                 c->up = NULL;
                 if (reusable)
@@ -1393,7 +1044,7 @@ static void hc_exchange_end(struct hconn *c)
                 else
                         upstream_close(u);
         }
-        if (c->rd_eof)
+        if (c->s->eof)
                 return hc_close(c, PROXY_CLOSE_KEEPALIVE_DONE);
         if (hw->stopping)
                 /* The answer is written; nothing more is read, and waiting
@@ -1456,11 +1107,11 @@ static void hc_proxy_begin(struct hconn *c, struct proxy_route *route, uint16_t 
         const struct proxy_h1_req *req = &x->req;
         char ip[INET6_ADDRSTRLEN], host[PROXY_ROUTE_HOST_MAX + 16];
         struct proxy_h1_span hs;
-        struct proxy_h1_forward f = {.client_ip = ip, .host = host, .https = c->ssl != NULL};
+        struct proxy_h1_forward f = {.client_ip = ip, .host = host, .https = c->s->ssl != NULL};
         int r;
 
         hc_set_route(c, route);
-        hc_peer_str(c, ip, sizeof(ip));
+        sock_peer_str(c->s, ip, sizeof(ip));
         hs = req->host_index >= 0 ? req->h.headers[req->host_index].value : req->authority;
         if (hs.len >= sizeof(host))
                 return hc_bad_request(c, 400);
@@ -1517,7 +1168,7 @@ static void hc_dispatch(struct hconn *c, int head_len)
         snap = proxy_routes_refresh(hw->env.routes, hw->env.snap);
         route = proxy_routes_lookup_wildcard(snap, host, hl);
 
-        if (c->ssl) {
+        if (c->s->ssl) {
                 /* The connection's certificate must cover the name, and the
                  * name must be ours and terminated here (RFC 9110 §7.4). */
                 if (!route || route->mode != PROXY_ROUTE_TERMINATE ||
@@ -1568,47 +1219,41 @@ static void step_handshake(struct hconn *c)
 
         if (c->ev_timeout)
                 return hc_close(c, PROXY_CLOSE_HELLO_TIMEOUT);
-        if (c->err)
+        if (c->s->err)
                 return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
-        ERR_clear_error();
-        r = SSL_do_handshake(c->ssl);
-        if (r == 1) {
-                c->handshake_ok = true;
+        r = sock_handshake(c->s);
+        if (r == 0)
+                return;
+        if (r > 0) {
                 stat_add(&st->tls_handshakes, 1);
-                if (SSL_session_reused(c->ssl))
+                if (SSL_session_reused(c->s->ssl))
                         stat_add(&st->tls_resumed, 1);
-                /* Any prefix bytes past the handshake are application
-                 * data: bio_read() still serves them first. */
+                /* Any replayed bytes past the handshake are application
+                 * data: the BIO still serves them first. */
                 return hc_set_state(c, HC_IDLE);
         }
-        switch (SSL_get_error(c->ssl, r)) {
-        case SSL_ERROR_WANT_READ:
-                c->rd_ready = false;
-                return;
-        case SSL_ERROR_WANT_WRITE:
-                c->wr_blocked = true;
-                return;
-        default:
-                if (c->bio_eof)
-                        return hc_close(c, PROXY_CLOSE_CLIENT_EOF);
-                if (c->err)
-                        return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
-                log_debug("proxy: hconn %p: TLS handshake failed", (void *)c);
-                return hc_close(c, PROXY_CLOSE_TLS_HANDSHAKE);
-        }
+        if (c->s->bio_eof)
+                return hc_close(c, PROXY_CLOSE_CLIENT_EOF);
+        if (c->s->err)
+                return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
+        log_debug("proxy: hconn %p: TLS handshake failed", (void *)c);
+        hc_close(c, PROXY_CLOSE_TLS_HANDSHAKE);
 }
 
 static void step_idle(struct hconn *c)
 {
+        struct xb *x;
+
         if (c->ev_timeout)
                 return hc_close(c, PROXY_CLOSE_KEEPALIVE_DONE);
-        if (c->err)
+        if (c->s->err)
                 return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
         if (!hc_can_read(c))
                 return;
-        c->x = xb_get(c->hw, c->ssl != NULL);
-        if (!c->x)
+        x = xb_get(c->hw, c->s->ssl != NULL);
+        if (!x)
                 return hc_close(c, PROXY_CLOSE_NOMEM);
+        hc_take_block(c, x);
         hc_set_state(c, HC_HEAD);
         hc_begin_request(c);
 }
@@ -1621,7 +1266,7 @@ static int hc_fill_in(struct hconn *c)
         uint32_t cap = c->hw->in_cap;
         ssize_t n;
 
-        if (c->rd_eof || !hc_can_read(c))
+        if (c->s->eof || !hc_can_read(c))
                 return 0;
         if (x->in_len == cap && x->in_off > 0 && x->uq.left == 0 && c->state != HC_HEAD) {
                 memmove(x->in, x->in + x->in_off, x->in_len - x->in_off);
@@ -1637,12 +1282,12 @@ static int hc_fill_in(struct hconn *c)
                 return 0;
         }
         if (n == 0) {
-                c->rd_eof = true;
+                c->s->eof = true;
                 return 0;
         }
         if (n == -EAGAIN)
                 return 0;
-        c->err = (int)n;
+        c->s->err = (int)n;
         hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
         return (int)n;
 }
@@ -1658,7 +1303,7 @@ static void step_head(struct hconn *c)
                         return hc_close(c, PROXY_CLOSE_KEEPALIVE_DONE);
                 return hc_respond(c, 408, PROXY_CLOSE_REQUEST_TIMEOUT, NULL);
         }
-        if (c->err)
+        if (c->s->err)
                 return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
         for (;;) {
                 if (x->in_len > 0) {
@@ -1670,7 +1315,7 @@ static void step_head(struct hconn *c)
                         if (x->in_len == c->hw->in_cap)
                                 return hc_bad_request(c, 431);
                 }
-                if (c->rd_eof)
+                if (c->s->eof)
                         return hc_close(c, x->in_len ? PROXY_CLOSE_CLIENT_EOF
                                                      : PROXY_CLOSE_KEEPALIVE_DONE);
                 if (!hc_can_read(c)) {
@@ -1702,9 +1347,8 @@ static void hc_attach(struct hconn *c, struct upstream *u)
                 proxy_route_unref(u->route);
                 u->route = proxy_route_ref(c->route);
         }
-        x->uq.i = x->uq.n = 0;
-        x->uq.left = 0;
-        oq_add(&x->uq, x->hout, x->hout_len);
+        iovq_reset(&x->uq);
+        iovq_add(&x->uq, x->hout, x->hout_len);
         x->in_fill = x->in_off;
         x->e.resp_any = false;
         x->uoff = x->ulen = x->ufill = 0;
@@ -1722,27 +1366,24 @@ static void step_connect(struct hconn *c)
         bool factory_failed;
         int r;
 
-        if (c->err)
+        if (c->s->err)
                 return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
         if (hc_fill_in(c) < 0)
                 return;
         if (u) {
-                int soerr = 0;
-                socklen_t sl = sizeof(soerr);
+                int soerr;
 
                 if (c->ev_timeout) {
                         c->ev_timeout = false;
                         soerr = ETIMEDOUT;
-                } else if (!u->wr_event && !u->err) {
+                } else if (!u->s->connect_event && !u->s->err) {
                         return; /* still connecting */
-                } else if (u->err) {
-                        soerr = -u->err;
-                } else if (getsockopt(u->h.fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) {
-                        soerr = errno;
+                } else if (u->s->err) {
+                        soerr = -u->s->err;
+                } else {
+                        soerr = -sock_connect_result(u->s);
                 }
                 if (soerr == 0) {
-                        u->connecting = false;
-                        u->wr_event = false;
                         stat_add(&st->upstream_connects, 1);
                         return hc_set_state(c, HC_PROXY);
                 }
@@ -1783,7 +1424,7 @@ static void step_connect(struct hconn *c)
                 }
                 x->e.all_factory = false;
                 hc_attach(c, u);
-                if (!u->connecting) {
+                if (!u->s->connecting) {
                         stat_add(&st->upstream_connects, 1);
                         return hc_set_state(c, HC_PROXY);
                 }
@@ -1852,7 +1493,7 @@ static bool hc_resp_head(struct hconn *c, int len)
                                 hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
                                 return true;
                         }
-                        oq_add(&x->cq, x->cout, (size_t)r);
+                        iovq_add(&x->cq, x->cout, (size_t)r);
                 }
                 x->e.interim = true;
                 x->uoff = 0;
@@ -1871,7 +1512,7 @@ static bool hc_resp_head(struct hconn *c, int len)
                 }
                 x->e.status = 101;
                 x->e.upgrade = true;
-                oq_add(&x->cq, x->cout, (size_t)r);
+                iovq_add(&x->cq, x->cout, (size_t)r);
                 x->uoff = 0;
                 x->ufill = (uint32_t)len;
                 return false;
@@ -1879,7 +1520,7 @@ static bool hc_resp_head(struct hconn *c, int len)
 
         /* The client connection stays only if its request was read entirely
          * (otherwise we cannot know where the next one starts). */
-        o.keep_alive = x->req.h.keep_alive && x->reqp.done && !c->rd_eof && !hw->stopping;
+        o.keep_alive = x->req.h.keep_alive && x->reqp.done && !c->s->eof && !hw->stopping;
         r = proxy_h1_resp_serialize(resp, x->uin, &o, x->cout, hw->cout_cap, &body);
         if (r < 0) {
                 hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
@@ -1889,11 +1530,11 @@ static bool hc_resp_head(struct hconn *c, int len)
         x->e.keep_alive = o.keep_alive && body != PROXY_H1_BODY_CLOSE;
         x->e.resp_head = true;
         pump_init(&x->respp, hw, resp->h.body, body, resp->h.content_length);
-        oq_add(&x->cq, x->cout, (size_t)r);
+        iovq_add(&x->cq, x->cout, (size_t)r);
         /* The body bytes that came with the head go out in the same write. */
         x->uoff = 0;
         pos = (uint32_t)len;
-        if (pump_fill(&x->respp, x->uin, &pos, x->ulen, c->up && c->up->eof, &x->cq) < 0) {
+        if (pump_fill(&x->respp, x->uin, &pos, x->ulen, c->up && c->up->s->eof, &x->cq) < 0) {
                 hc_close(c, PROXY_CLOSE_BAD_RESPONSE);
                 return true;
         }
@@ -1912,7 +1553,7 @@ static bool hc_pump_response(struct hconn *c, bool *moved)
         if (x->cq.left > 0) {
                 r = hc_flush(c, &x->cq, &x->e.resp_bytes);
                 if (r < 0) {
-                        c->err = r;
+                        c->s->err = r;
                         hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
                         return true;
                 }
@@ -1953,7 +1594,7 @@ static bool hc_pump_response(struct hconn *c, bool *moved)
                         x->uoff = x->ulen = x->ufill = 0;
                 uint32_t pos = x->uoff;
 
-                if (pump_fill(&x->respp, x->uin, &pos, x->ulen, u && u->eof, &x->cq) < 0) {
+                if (pump_fill(&x->respp, x->uin, &pos, x->ulen, u && u->s->eof, &x->cq) < 0) {
                         hc_close(c, PROXY_CLOSE_BAD_RESPONSE);
                         return true;
                 }
@@ -1967,7 +1608,7 @@ static bool hc_pump_response(struct hconn *c, bool *moved)
         }
 
 read:
-        if (!u || u->eof || !u->rd_ready || (x->e.resp_head && x->respp.done))
+        if (!u || u->s->eof || !u->s->rd_ready || (x->e.resp_head && x->respp.done))
                 goto eof;
         if (x->ulen == hw->uin_cap && x->uoff > 0 && x->cq.left == 0) {
                 memmove(x->uin, x->uin + x->uoff, x->ulen - x->uoff);
@@ -1975,23 +1616,15 @@ read:
                 x->uoff = x->ufill = 0;
         }
         if (x->ulen < hw->uin_cap) {
-                size_t room = hw->uin_cap - x->ulen;
-                ssize_t k = recv(u->h.fd, x->uin + x->ulen, room, 0);
+                ssize_t k = sock_read(u->s, x->uin + x->ulen, hw->uin_cap - x->ulen);
 
                 if (k > 0) {
                         x->ulen += (uint32_t)k;
-                        if ((size_t)k < room)
-                                u->rd_ready = false;
                         x->e.resp_any = true;
                         c->progress = true;
                         *moved = true;
                 } else if (k == 0) {
-                        u->eof = true;
                         *moved = true;
-                } else if (errno == EAGAIN || errno == EINTR) {
-                        u->rd_ready = false;
-                } else {
-                        u->err = -errno;
                 }
         } else if (!x->e.resp_head && !x->e.interim && !x->e.upgrade) {
                 /* Cannot happen: the parser refuses a head of max_head. */
@@ -1999,11 +1632,11 @@ read:
                 return true;
         }
 eof:
-        if (u && u->err) {
+        if (u && u->s->err) {
                 hc_upstream_failed(c, PROXY_CLOSE_UPSTREAM_ERROR);
                 return true;
         }
-        if (u && u->eof) {
+        if (u && u->s->eof) {
                 if (!x->e.resp_head && !x->e.interim && !x->e.upgrade && x->ulen == x->uoff) {
                         if (!x->e.resp_any && hc_retry(c))
                                 return true;
@@ -2041,7 +1674,7 @@ static void step_proxy(struct hconn *c)
                         return hc_respond(c, 408, PROXY_CLOSE_REQUEST_TIMEOUT, NULL);
                 return hc_respond(c, 504, PROXY_CLOSE_UPSTREAM_ERROR, NULL);
         }
-        if (c->err)
+        if (c->s->err)
                 return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
         assert(u);
 
@@ -2068,7 +1701,7 @@ static void step_proxy(struct hconn *c)
                         if (x->uq.left > 0) {
                                 r = up_flush(u, &x->uq);
                                 if (r < 0) {
-                                        u->err = r;
+                                        u->s->err = r;
                                         return hc_upstream_failed(c, PROXY_CLOSE_UPSTREAM_ERROR);
                                 }
                                 if (x->uq.left == 0) {
@@ -2088,18 +1721,18 @@ static void step_proxy(struct hconn *c)
                 }
 
                 /* Request body, or pipelined requests, while there is room. */
-                if (!c->rd_eof && hc_can_read(c)) {
+                if (!c->s->eof && hc_can_read(c)) {
                         uint32_t before = x->in_len;
 
                         if (hc_fill_in(c) < 0)
                                 return;
-                        if (x->in_len != before || c->rd_eof)
+                        if (x->in_len != before || c->s->eof)
                                 moved = true;
                 }
                 /* The client gave up in the middle of its request (its EOF
                  * may have come while a backend was being connected): once
                  * what it sent is queued, nothing will complete the body. */
-                if (c->rd_eof && !x->reqp.done && x->in_fill == x->in_len)
+                if (c->s->eof && !x->reqp.done && x->in_fill == x->in_len)
                         return hc_close(c, PROXY_CLOSE_CLIENT_EOF);
 
                 /* Backend -> client. */
@@ -2114,8 +1747,7 @@ static void step_proxy(struct hconn *c)
                                  * whole request: that connection cannot be
                                  * reused (hc_exchange_end), and what was
                                  * queued for it is dropped. */
-                                x->uq.i = x->uq.n = 0;
-                                x->uq.left = 0;
+                                iovq_reset(&x->uq);
                                 x->in_off = x->in_fill;
                         }
                         return hc_exchange_end(c);
@@ -2132,11 +1764,11 @@ static void step_respond(struct hconn *c)
 
         if (c->ev_timeout)
                 return hc_close(c, PROXY_CLOSE_IDLE_TIMEOUT);
-        if (c->err)
+        if (c->s->err)
                 return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
         r = hc_flush(c, &x->cq, &x->e.resp_bytes);
         if (r < 0) {
-                c->err = r;
+                c->s->err = r;
                 return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
         }
         if (x->cq.left > 0)
@@ -2162,8 +1794,7 @@ static void hc_tunnel_start(struct hconn *c)
         c->tunnel_bytes.c = c->route->counters;
         /* Whatever followed the 101 head from the backend, and whatever the
          * client sent after its request, is tunnel payload. */
-        x->uq.i = x->uq.n = 0;
-        x->uq.left = 0;
+        iovq_reset(&x->uq);
         if (x->in_off == x->in_len)
                 x->in_off = x->in_len = 0;
         x->in_fill = x->in_off;
@@ -2182,9 +1813,9 @@ static void step_tunnel(struct hconn *c)
 
         if (c->ev_timeout)
                 return hc_close(c, PROXY_CLOSE_IDLE_TIMEOUT);
-        if (c->err)
+        if (c->s->err)
                 return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
-        if (!u || u->err)
+        if (!u || u->s->err)
                 return hc_close(c, PROXY_CLOSE_UPSTREAM_ERROR);
         for (;;) {
                 bool moved = false;
@@ -2192,7 +1823,7 @@ static void step_tunnel(struct hconn *c)
 
                 /* client -> backend */
                 if (x->uq.left == 0 && x->in_off < x->in_len) {
-                        oq_add(&x->uq, x->in + x->in_off, x->in_len - x->in_off);
+                        iovq_add(&x->uq, x->in + x->in_off, x->in_len - x->in_off);
                         x->in_fill = x->in_len;
                 }
                 if (x->uq.left > 0) {
@@ -2206,30 +1837,29 @@ static void step_tunnel(struct hconn *c)
                                 c->progress = true;
                         }
                 }
-                if (x->uq.left == 0 && x->in_len == 0 && !c->rd_eof && hc_can_read(c)) {
+                if (x->uq.left == 0 && x->in_len == 0 && !c->s->eof && hc_can_read(c)) {
                         ssize_t n = hc_read(c, x->in, hw->in_cap);
 
                         if (n > 0) {
                                 x->in_len = (uint32_t)n;
                                 moved = true;
                         } else if (n == 0) {
-                                c->rd_eof = true;
                                 moved = true;
                         } else if (n != -EAGAIN) {
-                                c->err = (int)n;
+                                c->s->err = (int)n;
                                 return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
                         }
                 }
 
                 /* backend -> client */
                 if (x->cq.left == 0 && x->uoff < x->ulen) {
-                        oq_add(&x->cq, x->uin + x->uoff, x->ulen - x->uoff);
+                        iovq_add(&x->cq, x->uin + x->uoff, x->ulen - x->uoff);
                         x->ufill = x->ulen;
                 }
                 if (x->cq.left > 0) {
                         r = hc_flush(c, &x->cq, &sent);
                         if (r < 0) {
-                                c->err = r;
+                                c->s->err = r;
                                 return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
                         }
                         hc_tunnel_count(c, 1, sent);
@@ -2238,29 +1868,24 @@ static void step_tunnel(struct hconn *c)
                                 moved = true;
                         }
                 }
-                if (x->cq.left == 0 && x->ulen == 0 && !u->eof && u->rd_ready) {
-                        ssize_t k = recv(u->h.fd, x->uin, hw->uin_cap, 0);
+                if (x->cq.left == 0 && x->ulen == 0 && !u->s->eof && u->s->rd_ready) {
+                        ssize_t k = sock_read(u->s, x->uin, hw->uin_cap);
 
                         if (k > 0) {
                                 x->ulen = (uint32_t)k;
-                                if ((size_t)k < hw->uin_cap)
-                                        u->rd_ready = false;
                                 moved = true;
                                 c->progress = true;
                         } else if (k == 0) {
-                                u->eof = true;
                                 moved = true;
-                        } else if (errno == EAGAIN || errno == EINTR) {
-                                u->rd_ready = false;
-                        } else {
+                        } else if (k != -EAGAIN) {
                                 return hc_close(c, PROXY_CLOSE_UPSTREAM_ERROR);
                         }
                 }
 
                 /* Either side's EOF ends the tunnel once what the other side
                  * is owed has been written. */
-                if ((c->rd_eof && x->uq.left == 0 && x->in_len == 0) ||
-                    (u->eof && x->cq.left == 0 && x->ulen == 0))
+                if ((c->s->eof && x->uq.left == 0 && x->in_len == 0) ||
+                    (u->s->eof && x->cq.left == 0 && x->ulen == 0))
                         return hc_close(c, PROXY_CLOSE_DONE);
                 if (!moved)
                         return;
@@ -2303,10 +1928,11 @@ static enum tq_kind hc_timeout_kind(const struct hconn *c, bool *refresh)
         }
 }
 
-static unsigned hc_want_events(const struct hconn *c)
+/* Whether the client socket should be read (write interest is the
+ * socket's: while a write is blocked). */
+static bool hc_want_read(const struct hconn *c)
 {
         const struct xb *x = c->x;
-        unsigned ev = c->wr_blocked ? EV_WRITE : 0;
         bool rd;
 
         switch (c->state) {
@@ -2315,50 +1941,42 @@ static unsigned hc_want_events(const struct hconn *c)
                 rd = true;
                 break;
         case HC_IDLE:
-                rd = !c->rd_eof;
+                rd = !c->s->eof;
                 break;
         case HC_HEAD:
         case HC_CONNECT:
         case HC_PROXY:
-                rd = !c->rd_eof && x->in_len < c->hw->in_cap;
+                rd = !c->s->eof && x->in_len < c->hw->in_cap;
                 break;
         case HC_TUNNEL:
-                rd = !c->rd_eof && x->uq.left == 0 && x->in_len == 0;
+                rd = !c->s->eof && x->uq.left == 0 && x->in_len == 0;
                 break;
         default:
                 rd = false;
                 break;
         }
-        return ev | (rd ? EV_READ : 0);
+        return rd;
 }
 
-static unsigned up_want_events(const struct hconn *c, const struct upstream *u)
+static bool up_want_read(const struct hconn *c, const struct upstream *u)
 {
         const struct xb *x = c->x;
-        unsigned ev = u->wr_blocked || u->connecting ? EV_WRITE : 0;
 
-        if (u->connecting || u->eof || u->err)
-                return ev;
+        if (u->s->connecting || u->s->eof || u->s->err)
+                return false;
         switch (c->state) {
         case HC_PROXY:
-                if (x->ulen < c->hw->uin_cap && !(x->e.resp_head && x->respp.done))
-                        ev |= EV_READ;
-                break;
+                return x->ulen < c->hw->uin_cap && !(x->e.resp_head && x->respp.done);
         case HC_TUNNEL:
-                if (x->cq.left == 0 && x->ulen == 0)
-                        ev |= EV_READ;
-                break;
+                return x->cq.left == 0 && x->ulen == 0;
         default:
-                break;
+                return false;
         }
-        return ev;
 }
 
 static void hc_step(struct hconn *c)
 {
-        struct proxy_hw *hw = c->hw;
         enum tq_kind kind;
-        unsigned want;
         bool refresh;
         int r;
 
@@ -2402,16 +2020,15 @@ static void hc_step(struct hconn *c)
         c->ev_timeout = false;
 
         kind = hc_timeout_kind(c, &refresh);
-        if (kind != c->h.tq || c->timer_reset || (refresh && c->progress))
-                ev_deadline(&hw->ev, &c->h, kind);
+        if (kind != c->s->h.tq || c->timer_reset || (refresh && c->progress))
+                sock_deadline(c->s, kind);
         c->timer_reset = false;
         c->progress = false;
 
-        want = hc_want_events(c);
-        r = ev_set(&hw->ev, &c->h, want);
+        r = sock_want(c->s, hc_want_read(c));
         if (r < 0)
                 return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
-        if (c->up && up_poll_set(c->up, up_want_events(c, c->up)) < 0)
+        if (c->up && up_poll_set(c->up, up_want_read(c, c->up)) < 0)
                 return hc_close(c, PROXY_CLOSE_UPSTREAM_ERROR);
 }
 
@@ -2433,9 +2050,6 @@ int proxy_hw_new(const struct proxy_hw_env *env, struct proxy_hw **ret)
         };
 
         assert(env && env->loop && env->cfg && env->routes && env->snap && env->stats && ret);
-        (void)pthread_once(&bio_once, bio_method_init);
-        if (!bio_method)
-                return -ENOMEM;
         hw = calloc(1, sizeof(*hw));
         if (!hw)
                 return -ENOMEM;
@@ -2471,7 +2085,6 @@ int proxy_hw_accept(struct proxy_hw *hw, int fd, enum proxy_hconn_kind kind,
                     const uint8_t *prefix, size_t prefix_len)
 {
         struct hconn *c;
-        BIO *bio;
         int r;
 
         assert(hw && fd >= 0 && peer);
@@ -2486,43 +2099,22 @@ int proxy_hw_accept(struct proxy_hw *hw, int fd, enum proxy_hconn_kind kind,
                 return -ENOMEM;
         }
         c->hw = hw;
-        ev_handle_init(&c->h, fd, on_hc_event);
-        if (peer->ss_family == AF_INET6) {
-                const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)peer;
-
-                if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
-                        c->peer_family = AF_INET;
-                        memcpy(c->peer, a->sin6_addr.s6_addr + 12, 4);
-                } else {
-                        c->peer_family = AF_INET6;
-                        memcpy(c->peer, &a->sin6_addr, 16);
-                }
-        } else {
-                c->peer_family = AF_INET;
-                memcpy(c->peer, &((const struct sockaddr_in *)peer)->sin_addr, 4);
+        r = sock_new(&hw->ev, fd, on_hc_event, c, &c->s);
+        if (r < 0) {
+                free(c);
+                return r;
         }
-
+        sock_set_peer(c->s, peer);
         if (kind == PROXY_HCONN_TLS) {
-                r = proxy_tls_new_ssl(hw->cfg->tls, route->cert, &c->ssl);
+                SSL *ssl;
+
+                r = proxy_tls_new_ssl(hw->cfg->tls, route->cert, &ssl);
+                if (r >= 0)
+                        r = sock_tls_accept(c->s, ssl);
+                if (r >= 0)
+                        r = sock_replay(c->s, prefix, prefix_len);
                 if (r < 0)
                         goto fail;
-                bio = BIO_new(bio_method);
-                if (!bio) {
-                        r = -ENOMEM;
-                        goto fail;
-                }
-                BIO_set_data(bio, c);
-                SSL_set_bio(c->ssl, bio, bio);
-                SSL_set_accept_state(c->ssl);
-                if (prefix_len > 0) {
-                        c->prefix = malloc(prefix_len);
-                        if (!c->prefix) {
-                                r = -ENOMEM;
-                                goto fail;
-                        }
-                        memcpy(c->prefix, prefix, prefix_len);
-                        c->prefix_len = (uint32_t)prefix_len;
-                }
                 c->sni_route = proxy_route_ref(route);
                 c->state = HC_HANDSHAKE;
         } else {
@@ -2536,17 +2128,13 @@ int proxy_hw_accept(struct proxy_hw *hw, int fd, enum proxy_hconn_kind kind,
         hw->n_conns++;
         atomic_fetch_add_explicit(hw->env.stats->active, 1, memory_order_relaxed);
         /* Clients usually send at once: try before waiting for a poll. */
-        c->rd_ready = true;
+        c->s->rd_ready = true;
         c->timer_reset = true;
         hc_step(c);
         return 0;
 
 fail:
-        if (c->ssl)
-                SSL_free(c->ssl);
-        free(c->prefix);
-        proxy_route_unref(c->sni_route);
-        safe_close(fd);
+        sock_close(c->s, false, NULL);
         free(c);
         return r == -ENOMEM ? -ENOMEM : -EIO;
 }
@@ -2591,7 +2179,8 @@ void proxy_hw_routes_changed(struct proxy_hw *hw)
                 c->route = proxy_route_unref(c->route);
         }
         for (l = ev_tq_first(&hw->ev, TQ_POOL); l; l = next) {
-                struct upstream *u = container_of(ev_handle_of(l), struct upstream, h);
+                struct upstream *u =
+                        (struct upstream *)container_of(ev_handle_of(l), struct sock, h)->data;
 
                 next = ev_tq_next(&hw->ev, TQ_POOL, l);
                 if (!upstream_still_useful(hw, u))
@@ -2621,7 +2210,8 @@ static void hw_close_pool(struct proxy_hw *hw)
         struct ev_link *l;
 
         while ((l = ev_tq_first(&hw->ev, TQ_POOL)))
-                upstream_close(container_of(ev_handle_of(l), struct upstream, h));
+                upstream_close(
+                        (struct upstream *)container_of(ev_handle_of(l), struct sock, h)->data);
 }
 
 void proxy_hw_begin_stop(struct proxy_hw *hw)
@@ -2681,7 +2271,8 @@ void proxy_hw_pool_trim(struct proxy_hw *hw, unsigned keep)
         struct ev_link *l;
 
         while (hw->n_pooled > keep && (l = ev_tq_first(&hw->ev, TQ_POOL)))
-                upstream_close(container_of(ev_handle_of(l), struct upstream, h));
+                upstream_close(
+                        (struct upstream *)container_of(ev_handle_of(l), struct sock, h)->data);
 }
 
 bool proxy_hw_finished(const struct proxy_hw *hw)
