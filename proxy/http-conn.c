@@ -20,12 +20,12 @@
 #include "common/list.h"
 #include "common/log.h"
 #include "common/macros.h"
-#include "common/siphash.h"
 #include "proxy/ev.h"
 #include "proxy/http1.h"
 #include "proxy/routes.h"
 #include "proxy/sock.h"
 #include "proxy/tls.h"
+#include "proxy/upstream.h"
 
 /* Design notes (docs/internals/proxy.md has the long form):
  *
@@ -61,7 +61,6 @@
 #define COUT_SLACK      1024u /* our own fields (Location, framing) on a response head */
 #define ACME_PREFIX     "/.well-known/acme-challenge/"
 #define ACME_OUT_MAX    1024u
-#define POOL_BUCKETS0   64u
 
 /* ---- timeout queues (struct ev deadline queues) ---- */
 
@@ -177,20 +176,6 @@ struct xb {
         struct exch e;
 };
 
-struct pool_group;
-
-struct upstream {
-        struct sock *s; /* NULL until the socket factory gave one; TQ_POOL idle */
-        struct proxy_hw *hw;
-        struct hconn *owner;       /* NULL while idle in the pool */
-        struct pool_group *grp;    /* */
-        struct upstream *gnext;    /* in grp->idle */
-        struct upstream **gpprev;  /* */
-        struct proxy_route *route; /* last route served (ref), for routes_changed */
-        bool reused;               /* taken from the pool for the current request */
-        bool closing;              /* upstream_close() called */
-};
-
 struct hconn {
         struct sock *s;            /* the client socket; its deadline is the connection's */
         struct hconn *prev, *next; /* in hw->conns */
@@ -208,38 +193,17 @@ struct hconn {
         struct proxy_counters_batch tunnel_bytes; /* TUNNEL: not yet on the route's counters */
 };
 
-struct pool_key {
-        uint16_t family;
-        uint16_t port;
-        uint32_t scope;
-        uint8_t addr[16];
-};
-
-struct pool_group {
-        struct pool_group *hnext;
-        uint64_t hash;
-        struct upstream *idle; /* most recently used first */
-        unsigned n_idle;
-        unsigned n_total; /* upstreams of this group, idle or busy */
-        struct pool_key key;
-        char netns[]; /* "" when the route has none */
-};
-
 struct proxy_hw {
         struct proxy_hw_env env;
         const struct proxy_config *cfg;
         struct hconn *conns;
         unsigned n_conns;
-        unsigned n_upstreams;      /* upstream objects not yet freed */
-        unsigned n_pooled;         /* idle in the pool, all groups (at most pool_room()) */
+        struct upstream_pool pool; /* backend connections */
         struct ev ev;              /* the epoll set, deferred frees, deadline queues */
         struct xb *free_blocks[2]; /* [tls] */
         unsigned n_free_blocks[2];
         uint32_t in_cap, uin_cap, hout_cap, cout_cap;
         struct proxy_h1_limits req_limits, resp_limits;
-        struct pool_group **buckets;
-        size_t n_buckets, n_groups;
-        struct siphash_key hkey;
         uint8_t *scratch;
         bool ev_init;
         bool stopping;
@@ -261,7 +225,6 @@ static bool hw_route_current(const struct proxy_hw *hw, const struct proxy_route
 
 static void hc_step(struct hconn *c);
 static void hc_close(struct hconn *c, enum proxy_close_reason reason);
-static void upstream_close(struct upstream *u);
 static void hw_maybe_finish(struct proxy_hw *hw);
 
 /* ---- exchange blocks ---- */
@@ -447,298 +410,14 @@ static int up_flush(struct upstream *u, struct iovq *q)
         return sock_write(u->s, q, NULL);
 }
 
-static void pool_key_of(struct pool_key *k, const struct sockaddr *sa, uint16_t port_override)
-{
-        memset(k, 0, sizeof(*k));
-        k->family = sa->sa_family;
-        if (sa->sa_family == AF_INET6) {
-                const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-
-                k->port = a->sin6_port;
-                k->scope = a->sin6_scope_id;
-                memcpy(k->addr, &a->sin6_addr, 16);
-        } else {
-                const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-
-                k->port = a->sin_port;
-                memcpy(k->addr, &a->sin_addr, 4);
-        }
-        if (port_override)
-                k->port = htons(port_override);
-}
-
-static socklen_t pool_key_sockaddr(const struct pool_key *k, struct sockaddr_storage *ss)
-{
-        memset(ss, 0, sizeof(*ss));
-        if (k->family == AF_INET6) {
-                struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-
-                a->sin6_family = AF_INET6;
-                a->sin6_port = k->port;
-                a->sin6_scope_id = k->scope;
-                memcpy(&a->sin6_addr, k->addr, 16);
-                return sizeof(*a);
-        }
-        struct sockaddr_in *a = (struct sockaddr_in *)ss;
-
-        a->sin_family = AF_INET;
-        a->sin_port = k->port;
-        memcpy(&a->sin_addr, k->addr, 4);
-        return sizeof(*a);
-}
-
-static uint64_t pool_hash(const struct proxy_hw *hw, const struct pool_key *k, const char *netns)
-{
-        uint64_t h = siphash13(&hw->hkey, k, sizeof(*k), false);
-
-        if (netns && *netns)
-                h ^= siphash13(&hw->hkey, netns, strlen(netns), false) * 0x9e3779b97f4a7c15ull;
-        return h;
-}
-
-static int pool_grow(struct proxy_hw *hw)
-{
-        size_t n = hw->n_buckets ? hw->n_buckets * 2 : POOL_BUCKETS0;
-        struct pool_group **b = calloc(n, sizeof(*b));
-
-        if (!b)
-                return -ENOMEM;
-        for (size_t i = 0; i < hw->n_buckets; i++)
-                for (struct pool_group *g = hw->buckets[i], *next; g; g = next) {
-                        next = g->hnext;
-                        g->hnext = b[g->hash & (n - 1)];
-                        b[g->hash & (n - 1)] = g;
-                }
-        free(hw->buckets);
-        hw->buckets = b;
-        hw->n_buckets = n;
-        return 0;
-}
-
-static struct pool_group *pool_group_get(struct proxy_hw *hw, const struct pool_key *k,
-                                         const char *netns, bool create)
-{
-        uint64_t h = pool_hash(hw, k, netns);
-        const char *ns = netns ? netns : "";
-        struct pool_group *g;
-        size_t len;
-
-        if (hw->n_buckets)
-                for (g = hw->buckets[h & (hw->n_buckets - 1)]; g; g = g->hnext)
-                        if (g->hash == h && memcmp(&g->key, k, sizeof(*k)) == 0 &&
-                            streq(g->netns, ns))
-                                return g;
-        if (!create)
-                return NULL;
-        if (hw->n_groups >= hw->n_buckets && pool_grow(hw) < 0)
-                return NULL;
-        len = strlen(ns);
-        g = calloc(1, sizeof(*g) + len + 1);
-        if (!g)
-                return NULL;
-        g->hash = h;
-        g->key = *k;
-        memcpy(g->netns, ns, len + 1);
-        g->hnext = hw->buckets[h & (hw->n_buckets - 1)];
-        hw->buckets[h & (hw->n_buckets - 1)] = g;
-        hw->n_groups++;
-        return g;
-}
-
-static void pool_group_maybe_free(struct proxy_hw *hw, struct pool_group *g)
-{
-        struct pool_group **pp;
-
-        if (g->n_total > 0)
-                return;
-        for (pp = &hw->buckets[g->hash & (hw->n_buckets - 1)]; *pp != g; pp = &(*pp)->hnext)
-                ;
-        *pp = g->hnext;
-        hw->n_groups--;
-        free(g);
-}
-
-static void on_up_event(struct sock *s, unsigned events);
-
-static void pool_unlink(struct upstream *u)
-{
-        if (!u->gpprev)
-                return;
-        *u->gpprev = u->gnext;
-        if (u->gnext)
-                u->gnext->gpprev = u->gpprev;
-        u->gnext = NULL;
-        u->gpprev = NULL;
-        u->grp->n_idle--;
-        u->hw->n_pooled--;
-        sock_deadline(u->s, TQ_NONE);
-}
-
-static int up_poll_set(struct upstream *u, bool rd)
-{
-        if (u->closing)
-                return 0;
-        return sock_want(u->s, rd);
-}
-
-static void upstream_free(void *data)
-{
-        struct upstream *u = data;
-        struct proxy_hw *hw = u->hw;
-
-        proxy_route_unref(u->route);
-        free(u);
-        hw->n_upstreams--;
-        hw_maybe_finish(hw);
-}
-
-static void upstream_close(struct upstream *u)
-{
-        struct proxy_hw *hw;
-
-        if (!u || u->closing)
-                return;
-        hw = u->hw;
-        u->closing = true;
-        pool_unlink(u);
-        if (u->owner && u->owner->up == u)
-                u->owner->up = NULL;
-        u->owner = NULL;
-        if (u->grp) {
-                u->grp->n_total--;
-                pool_group_maybe_free(hw, u->grp);
-                u->grp = NULL;
-        }
-        /* The socket goes now, only the memory waits for the reap: the
-         * engine's descriptor accounting (pool_room, proxy_hw_pool_trim)
-         * counts a closed connection as gone at once. */
-        if (u->s)
-                return sock_close(u->s, false, upstream_free);
-        upstream_free(u);
-}
-
-/* How many idle connections the pool may hold now. */
-static unsigned pool_room(const struct proxy_hw *hw)
-{
-        unsigned room = hw->cfg->max_conns_per_worker;
-
-        if (hw->env.pool_room)
-                room = MIN(room, hw->env.pool_room(hw->env.ud));
-        return room;
-}
-
-/* Hand @u (owned, response complete, reusable) to the pool, or close it.
- * The pool is bounded per backend (upstream_idle_max) and in total: by
- * max_conns_per_worker (a client walking through many names would otherwise
- * leave an idle connection, an fd, per backend) and by what the worker's
- * descriptor share leaves after two per client connection (the fds those
- * may still need must stay free). At the bound, the connection idle the
- * longest (the head of TQ_POOL) makes room; with no room at all @u is
- * closed. */
-static void pool_put(struct proxy_hw *hw, struct upstream *u)
-{
-        struct pool_group *g = u->grp;
-        unsigned room = pool_room(hw);
-
-        if (hw->stopping || !g || g->n_idle >= hw->cfg->upstream_idle_max || u->s->err ||
-            u->s->eof || room == 0)
-                return upstream_close(u);
-        proxy_hw_pool_trim(hw, room - 1);
-        u->owner = NULL;
-        u->reused = false;
-        u->s->wr_blocked = false;
-        u->gnext = g->idle;
-        u->gpprev = &g->idle;
-        if (g->idle)
-                g->idle->gpprev = &u->gnext;
-        g->idle = u;
-        g->n_idle++;
-        hw->n_pooled++;
-        sock_set_cb(u->s, on_up_event, u);
-        sock_deadline(u->s, TQ_POOL);
-        /* Reading stays on: a close or stray bytes from the backend end it. */
-        if (up_poll_set(u, true) < 0)
-                upstream_close(u);
-}
-
-static struct upstream *pool_take(struct proxy_hw *hw, const struct pool_key *k, const char *netns)
-{
-        struct pool_group *g = pool_group_get(hw, k, netns, false);
-        struct upstream *u;
-
-        if (!g || !g->idle)
-                return NULL;
-        u = g->idle;
-        pool_unlink(u);
-        return u;
-}
-
-/* Dial a new connection for @route to @k. Returns 0 with *ret (connecting
- * or, rarely, connected), -ENOMEM, or the factory's/connect()'s -errno. */
-static int upstream_dial(struct proxy_hw *hw, struct proxy_route *route, const struct pool_key *k,
-                         struct upstream **ret, bool *ret_factory_failed)
-{
-        const struct proxy_config *cfg = hw->cfg;
-        struct sockaddr_storage ss;
-        socklen_t len = pool_key_sockaddr(k, &ss);
-        struct upstream *u;
-        struct pool_group *g;
-        int fd = -1, r, one = 1;
-
-        g = pool_group_get(hw, k, route->netns, true);
-        if (!g)
-                return -ENOMEM;
-        u = calloc(1, sizeof(*u));
-        if (!u) {
-                pool_group_maybe_free(hw, g);
-                return -ENOMEM;
-        }
-        u->hw = hw;
-        u->grp = g;
-        g->n_total++;
-        u->route = proxy_route_ref(route);
-        hw->n_upstreams++;
-
-        r = cfg->socket_factory(cfg->socket_factory_ud, route, (const struct sockaddr *)&ss, len,
-                                &fd);
-        if (r < 0) {
-                *ret_factory_failed = true;
-                upstream_close(u);
-                return r;
-        }
-        r = sock_new(&hw->ev, fd, on_up_event, u, &u->s);
-        if (r < 0) {
-                upstream_close(u);
-                return r;
-        }
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        r = sock_connect(u->s, (const struct sockaddr *)&ss, len);
-        if (r < 0) {
-                upstream_close(u);
-                return r;
-        }
-        *ret = u;
-        return 0;
-}
-
+/* The backend socket of the current request: step the connection. */
 static void on_up_event(struct sock *s, unsigned events)
 {
-        struct upstream *u = s->data;
+        struct hconn *c = s->data;
 
-        if (u->closing)
+        if (c->state == HC_CLOSING)
                 return;
-        if (events & EV_TIMEOUT) {
-                /* Only an idle pooled connection has a deadline. */
-                upstream_close(u);
-                return;
-        }
-        if (!u->owner) {
-                /* Idle in the pool: EOF, an error or unsolicited bytes all
-                 * mean it cannot carry another request. */
-                upstream_close(u);
-                return;
-        }
-        hc_step(u->owner);
+        hc_step(c);
 }
 
 /* ---- connection lifetime ---- */
@@ -838,8 +517,7 @@ static void hc_close(struct hconn *c, enum proxy_close_reason reason)
                 hc_account(c);
         c->reason = (uint8_t)reason;
         hc_set_state(c, HC_CLOSING);
-        if (c->up)
-                upstream_close(c->up);
+        upstream_close(TAKE_PTR(c->up));
         hc_release_block(c);
         sock_close(c->s, reason_is_orderly(reason), on_hc_freed);
 }
@@ -914,8 +592,7 @@ static void hc_respond(struct hconn *c, unsigned status, enum proxy_close_reason
         size_t n = 0, cap = c->hw->cout_cap, bl;
         int k;
 
-        if (c->up)
-                upstream_close(c->up);
+        upstream_close(TAKE_PTR(c->up));
         if (!x || x->cq.left > 0)
                 /* Something is already on its way to the client: an answer
                  * now would corrupt the stream. */
@@ -1039,10 +716,7 @@ static void hc_exchange_end(struct hconn *c)
                                 !u->s->eof && !u->s->err && x->respp.src != PROXY_H1_BODY_CLOSE;
 
                 c->up = NULL;
-                if (reusable)
-                        pool_put(hw, u);
-                else
-                        upstream_close(u);
+                upstream_release(u, reusable);
         }
         if (c->s->eof)
                 return hc_close(c, PROXY_CLOSE_KEEPALIVE_DONE);
@@ -1341,7 +1015,7 @@ static void hc_attach(struct hconn *c, struct upstream *u)
 {
         struct xb *x = c->x;
 
-        u->owner = c;
+        sock_set_cb(u->s, on_up_event, c);
         c->up = u;
         if (u->route != c->route) {
                 proxy_route_unref(u->route);
@@ -1398,22 +1072,20 @@ static void step_connect(struct hconn *c)
         while (x->e.attempt < route->n_backends) {
                 const struct proxy_backend *be =
                         &route->backends[(x->e.first_backend + x->e.attempt) % route->n_backends];
-                struct pool_key k;
+                struct upstream_key k;
 
                 x->e.attempt++;
-                pool_key_of(&k, (const struct sockaddr *)&be->addr, x->e.dial_port);
+                upstream_key_of(&k, (const struct sockaddr *)&be->addr, x->e.dial_port);
                 if (!x->e.no_pool) {
-                        u = pool_take(hw, &k, route->netns);
+                        u = upstream_take(&hw->pool, &k, route->netns);
                         if (u) {
                                 stat_add(&st->upstream_reused, 1);
-                                u->reused = true;
                                 hc_attach(c, u);
                                 return hc_set_state(c, HC_PROXY);
                         }
                 }
                 x->e.no_pool = false;
-                factory_failed = false;
-                r = upstream_dial(hw, route, &k, &u, &factory_failed);
+                r = upstream_dial(&hw->pool, route, &k, true, on_up_event, c, &u, &factory_failed);
                 if (r < 0) {
                         log_debug("proxy: hconn %p: backend %s: %s", (void *)c, be->text,
                                   strerror(-r));
@@ -2028,11 +1700,23 @@ static void hc_step(struct hconn *c)
         r = sock_want(c->s, hc_want_read(c));
         if (r < 0)
                 return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
-        if (c->up && up_poll_set(c->up, up_want_read(c, c->up)) < 0)
+        if (c->up && sock_want(c->up->s, up_want_read(c, c->up)) < 0)
                 return hc_close(c, PROXY_CLOSE_UPSTREAM_ERROR);
 }
 
 /* ---- public API ---- */
+
+static void on_upstream_freed(void *ud)
+{
+        hw_maybe_finish(ud);
+}
+
+static unsigned on_pool_room(void *ud)
+{
+        struct proxy_hw *hw = ud;
+
+        return hw->env.pool_room ? hw->env.pool_room(hw->env.ud) : UINT_MAX;
+}
 
 int proxy_hw_new(const struct proxy_hw_env *env, struct proxy_hw **ret)
 {
@@ -2069,13 +1753,23 @@ int proxy_hw_new(const struct proxy_hw_env *env, struct proxy_hw **ret)
         hw->uin_cap = cfg->max_head + UIN_EXTRA;
         hw->hout_cap = cfg->max_head + HOUT_SLACK;
         hw->cout_cap = cfg->max_head + COUT_SLACK;
-        siphash_key_random(&hw->hkey);
         if (ev_init(&hw->ev, env->loop, durs, _TQ_MAX) < 0) {
                 free(hw->scratch);
                 free(hw);
                 return -ENOMEM;
         }
         hw->ev_init = true;
+        (void)upstream_pool_init(&hw->pool, &(struct upstream_pool_env){
+                                                    .ev = &hw->ev,
+                                                    .factory = cfg->socket_factory,
+                                                    .factory_ud = cfg->socket_factory_ud,
+                                                    .idle_max = cfg->upstream_idle_max,
+                                                    .max_total = cfg->max_conns_per_worker,
+                                                    .tq_pool = TQ_POOL,
+                                                    .room = on_pool_room,
+                                                    .freed = on_upstream_freed,
+                                                    .ud = hw,
+                                            });
         *ret = hw;
         return 0;
 }
@@ -2139,28 +1833,8 @@ fail:
         return r == -ENOMEM ? -ENOMEM : -EIO;
 }
 
-static bool upstream_still_useful(const struct proxy_hw *hw, const struct upstream *u)
-{
-        const struct proxy_route *now = proxy_routes_lookup_id(*hw->env.snap, u->route->id);
-
-        if (now == u->route)
-                return true;
-        if (!now || !hw_route_current(hw, u->route) || !streq_ptr(now->netns, u->route->netns))
-                return false;
-        for (size_t i = 0; i < now->n_backends; i++) {
-                struct pool_key k;
-
-                pool_key_of(&k, (const struct sockaddr *)&now->backends[i].addr, 0);
-                if (memcmp(&k, &u->grp->key, sizeof(k)) == 0)
-                        return true;
-        }
-        return false;
-}
-
 void proxy_hw_routes_changed(struct proxy_hw *hw)
 {
-        struct ev_link *l, *next;
-
         assert(hw);
         for (struct hconn *c = hw->conns; c; c = c->next) {
                 if (c->state == HC_CLOSING)
@@ -2178,14 +1852,7 @@ void proxy_hw_routes_changed(struct proxy_hw *hw)
                 /* Only a cache between requests: drop it. */
                 c->route = proxy_route_unref(c->route);
         }
-        for (l = ev_tq_first(&hw->ev, TQ_POOL); l; l = next) {
-                struct upstream *u =
-                        (struct upstream *)container_of(ev_handle_of(l), struct sock, h)->data;
-
-                next = ev_tq_next(&hw->ev, TQ_POOL, l);
-                if (!upstream_still_useful(hw, u))
-                        upstream_close(u);
-        }
+        upstream_pool_routes_changed(&hw->pool, *hw->env.snap);
 }
 
 static void on_ev_stopped(struct ev *ev, void *ud)
@@ -2199,7 +1866,7 @@ static void on_ev_stopped(struct ev *ev, void *ud)
 
 static void hw_maybe_finish(struct proxy_hw *hw)
 {
-        if (!hw->stopping || hw->ev_stopping || hw->n_conns > 0 || hw->n_upstreams > 0)
+        if (!hw->stopping || hw->ev_stopping || hw->n_conns > 0 || hw->pool.n_open > 0)
                 return;
         hw->ev_stopping = true;
         ev_stop(&hw->ev, on_ev_stopped, hw);
@@ -2207,11 +1874,7 @@ static void hw_maybe_finish(struct proxy_hw *hw)
 
 static void hw_close_pool(struct proxy_hw *hw)
 {
-        struct ev_link *l;
-
-        while ((l = ev_tq_first(&hw->ev, TQ_POOL)))
-                upstream_close(
-                        (struct upstream *)container_of(ev_handle_of(l), struct sock, h)->data);
+        upstream_pool_close_idle(&hw->pool);
 }
 
 void proxy_hw_begin_stop(struct proxy_hw *hw)
@@ -2263,16 +1926,12 @@ unsigned proxy_hw_n_conns(const struct proxy_hw *hw)
 
 unsigned proxy_hw_n_pooled(const struct proxy_hw *hw)
 {
-        return hw ? hw->n_pooled : 0;
+        return hw ? hw->pool.n_idle : 0;
 }
 
 void proxy_hw_pool_trim(struct proxy_hw *hw, unsigned keep)
 {
-        struct ev_link *l;
-
-        while (hw->n_pooled > keep && (l = ev_tq_first(&hw->ev, TQ_POOL)))
-                upstream_close(
-                        (struct upstream *)container_of(ev_handle_of(l), struct sock, h)->data);
+        upstream_pool_trim(&hw->pool, keep);
 }
 
 bool proxy_hw_finished(const struct proxy_hw *hw)
@@ -2284,7 +1943,7 @@ struct proxy_hw *proxy_hw_free(struct proxy_hw *hw)
 {
         if (!hw)
                 return NULL;
-        assert(hw->finished || (hw->n_conns == 0 && hw->n_upstreams == 0));
+        assert(hw->finished || (hw->n_conns == 0 && hw->pool.n_open == 0));
         for (unsigned t = 0; t < 2; t++)
                 while (hw->free_blocks[t]) {
                         struct xb *x = hw->free_blocks[t];
@@ -2292,12 +1951,7 @@ struct proxy_hw *proxy_hw_free(struct proxy_hw *hw)
                         hw->free_blocks[t] = x->next_free;
                         free(x);
                 }
-        for (size_t i = 0; i < hw->n_buckets; i++)
-                for (struct pool_group *g = hw->buckets[i], *next; g; g = next) {
-                        next = g->hnext;
-                        free(g);
-                }
-        free(hw->buckets);
+        upstream_pool_done(&hw->pool);
         free(hw->scratch);
         if (hw->ev_init)
                 ev_done(&hw->ev);
