@@ -21,6 +21,8 @@
 #include "common/log.h"
 #include "common/macros.h"
 #include "proxy/ev.h"
+#include "proxy/exchange.h"
+#include "proxy/h1-body.h"
 #include "proxy/http1.h"
 #include "proxy/routes.h"
 #include "proxy/sock.h"
@@ -50,9 +52,7 @@
  *    per list fires for its head. Moving a connection between lists or to
  *    the tail of its list is O(1) and touches no timer. */
 
-#define PUMP_CHUNKS     7u     /* re-encoded chunks per batch (3 iovecs each) */
 #define UIN_EXTRA       16384u /* response buffer beyond max_head */
-#define CHUNK_LINE_MAX  4096u
 #define LINGER_MS       2000u
 #define LINGER_MAX      (256u * 1024u)
 #define BLOCK_CACHE_MAX 16u
@@ -75,21 +75,6 @@ enum tq_kind {
         TQ_POOL,      /* idle pooled upstream connection (struct upstream) */
         _TQ_MAX,
         TQ_NONE = EV_TQ_NONE,
-};
-
-/* ---- output queues and body pumps ---- */
-
-/* Moves one message body from a source buffer to an output queue,
- * decoding the source framing and encoding the destination's. */
-struct pump {
-        uint64_t left; /* LENGTH: body bytes still to come */
-        struct proxy_h1_chunked ch;
-        uint8_t src;      /* enum proxy_h1_body of the source */
-        uint8_t dst;      /* enum proxy_h1_body towards the destination */
-        bool done;        /* the source body ended: all of it is queued */
-        bool last_queued; /* dst CHUNKED: the last-chunk is queued */
-        uint8_t n_heads;  /* heads[] referenced by the queue (since it was last empty) */
-        uint8_t heads[PUMP_CHUNKS][PROXY_H1_CHUNK_HEAD_MAX];
 };
 
 /* ---- connections ---- */
@@ -129,30 +114,20 @@ static const unsigned hc_allowed[_HC_MAX] = {
 };
 #undef B
 
-/* Per-request state, reset at the start of every request. */
-struct exch {
-        uint64_t req_bytes;  /* request bytes received from the client (head + body) */
-        uint64_t resp_bytes; /* response bytes written to the client */
-        unsigned status;     /* final status answered, 0 until known */
-        unsigned first_backend;
-        unsigned attempt;
-        uint16_t dial_port;            /* non-zero: dial this port instead (ACME on :80) */
+/* Per-request state of the client side, reset at the start of every
+ * request (the backend side is the exchange, struct exch). */
+struct hreq {
+        uint64_t req_bytes;            /* request bytes received from the client (head + body) */
+        uint64_t resp_bytes;           /* response bytes written to the client */
+        unsigned status;               /* final status answered, 0 until known */
         enum proxy_close_reason close; /* RESPOND: why the connection ends afterwards */
         bool proxied;                  /* counted on c->route */
-        bool accounted;
-        bool head_req;     /* method HEAD */
-        bool client10;     /* HTTP/1.0 client */
-        bool websocket;    /* a WebSocket upgrade was forwarded */
-        bool req_sent_all; /* the whole request reached the backend */
-        bool resp_any;     /* the backend sent at least one byte */
-        bool resp_head;    /* the final response head is queued */
-        bool resp_done;    /* the response is completely written */
-        bool keep_alive;   /* the client connection survives this exchange */
-        bool interim;      /* a 1xx head is queued */
-        bool upgrade;      /* a 101 head is queued: tunnel once written */
-        bool retried;      /* the pooled connection failed; this is the fresh one */
-        bool no_pool;      /* the next attempt must dial */
-        bool all_factory;  /* every attempt so far failed in the socket factory */
+        bool accounted;                /* */
+        bool head_req;                 /* method HEAD */
+        bool client10;                 /* HTTP/1.0 client */
+        bool websocket;                /* a WebSocket upgrade was forwarded */
+        bool resp_done;                /* the response is completely written */
+        bool keep_alive;               /* the client connection survives this exchange */
 };
 
 /* The exchange block: memory a connection needs only while it is busy. */
@@ -160,20 +135,15 @@ struct xb {
         struct xb *next_free;
         bool tls;
         uint8_t *in;           /* client bytes: request head, body, pipelined requests */
-        uint8_t *uin;          /* backend bytes: response head and body */
         uint8_t *hout;         /* the request head for the backend */
         uint8_t *cout;         /* the response head (or our answer) for the client */
         struct sock_tlsbuf tb; /* TLS: lent to the client socket while the block is held */
         struct proxy_h1_header *req_hdrs, *resp_hdrs;
-        uint32_t in_off, in_len, in_fill; /* [in_off, in_fill) is queued in uq */
-        uint32_t uoff, ulen, ufill;       /* [uoff, ufill) is queued in cq */
-        uint32_t hout_len;
+        uint32_t in_off, in_len, in_fill; /* [in_off, in_fill) is queued in ex.uq */
         struct proxy_h1_req req;
-        struct proxy_h1_resp resp;
-        struct pump reqp, respp;
-        struct iovq uq; /* to the backend */
         struct iovq cq; /* to the client */
-        struct exch e;
+        struct exch ex; /* the backend side: connection, request queue, response */
+        struct hreq e;
 };
 
 struct hconn {
@@ -183,7 +153,6 @@ struct hconn {
         struct xb *x;                  /* exchange block, NULL while idle */
         struct proxy_route *sni_route; /* TLS: the route the SNI chose (ref) */
         struct proxy_route *route;     /* route of the current/last request (ref, cached) */
-        struct upstream *up;           /* backend connection of the current request */
         uint32_t linger_bytes;
         uint8_t state;
         uint8_t reason;                           /* enum proxy_close_reason, once CLOSING */
@@ -199,6 +168,7 @@ struct proxy_hw {
         struct hconn *conns;
         unsigned n_conns;
         struct upstream_pool pool; /* backend connections */
+        struct exch_env exch_env;  /* what every exchange of the worker shares */
         struct ev ev;              /* the epoll set, deferred frees, deadline queues */
         struct xb *free_blocks[2]; /* [tls] */
         unsigned n_free_blocks[2];
@@ -227,6 +197,8 @@ static void hc_step(struct hconn *c);
 static void hc_close(struct hconn *c, enum proxy_close_reason reason);
 static void hw_maybe_finish(struct proxy_hw *hw);
 
+static const struct exch_ops hc_exch_ops;
+
 /* ---- exchange blocks ---- */
 
 static struct xb *xb_get(struct proxy_hw *hw, bool tls)
@@ -248,11 +220,12 @@ static struct xb *xb_get(struct proxy_hw *hw, bool tls)
                 p = (uint8_t *)(x + 1);
                 x->req_hdrs = (struct proxy_h1_header *)p;
                 p += hdrs;
-                x->resp_hdrs = (struct proxy_h1_header *)p;
+                /* The response buffer and headers are the exchange's. */
+                exch_init(&x->ex, &hw->exch_env, &hc_exch_ops, NULL, p + hdrs + hw->in_cap,
+                          hw->uin_cap, (struct proxy_h1_header *)p, hw->resp_limits.max_headers);
                 p += hdrs;
                 x->in = p;
                 p += hw->in_cap;
-                x->uin = p;
                 p += hw->uin_cap;
                 x->hout = p;
                 p += hw->hout_cap;
@@ -264,8 +237,6 @@ static struct xb *xb_get(struct proxy_hw *hw, bool tls)
         }
         x->next_free = NULL;
         x->in_off = x->in_len = x->in_fill = 0;
-        x->uoff = x->ulen = x->ufill = 0;
-        iovq_reset(&x->uq);
         iovq_reset(&x->cq);
         return x;
 }
@@ -281,92 +252,6 @@ static void xb_put(struct proxy_hw *hw, struct xb *x)
         x->next_free = hw->free_blocks[x->tls];
         hw->free_blocks[x->tls] = x;
         hw->n_free_blocks[x->tls]++;
-}
-
-/* ---- body pumps ---- */
-
-static void pump_init(struct pump *p, const struct proxy_hw *hw, enum proxy_h1_body src,
-                      enum proxy_h1_body dst, uint64_t len)
-{
-        p->src = (uint8_t)src;
-        p->dst = (uint8_t)dst;
-        p->left = src == PROXY_H1_BODY_LENGTH ? len : 0;
-        p->done = src == PROXY_H1_BODY_NONE || (src == PROXY_H1_BODY_LENGTH && len == 0);
-        /* A zero-length chunked body still needs its last-chunk. */
-        p->last_queued = false;
-        p->n_heads = 0;
-        if (src == PROXY_H1_BODY_CHUNKED)
-                proxy_h1_chunked_init(&p->ch, CHUNK_LINE_MAX, hw->req_limits.max_head,
-                                      hw->req_limits.max_headers);
-}
-
-static bool pump_finished(const struct pump *p)
-{
-        return p->done && (p->dst != PROXY_H1_BODY_CHUNKED || p->last_queued);
-}
-
-/* Queue body bytes from @buf[*pos, len) into @q and advance *pos past what
- * was queued (the caller consumes it once @q is written). @q may still hold
- * earlier batches: the chunk heads they point to are not reused until it
- * is empty. @eof: the source reached EOF (ends a close-delimited body).
- * Returns 0 or -EBADMSG/-EMSGSIZE for a malformed chunked source. */
-static int pump_fill(struct pump *p, const uint8_t *buf, uint32_t *pos, uint32_t len, bool eof,
-                     struct iovq *q)
-{
-        if (q->n == 0)
-                p->n_heads = 0;
-        while (!p->done && *pos < len && p->n_heads < PUMP_CHUNKS && q->n + 4u <= IOVQ_MAX) {
-                size_t avail = len - *pos, dl = 0;
-                const uint8_t *data = buf + *pos;
-                int r;
-
-                switch (p->src) {
-                case PROXY_H1_BODY_LENGTH:
-                        dl = (size_t)MIN((uint64_t)avail, p->left);
-                        *pos += (uint32_t)dl;
-                        p->left -= dl;
-                        p->done = p->left == 0;
-                        break;
-                case PROXY_H1_BODY_CHUNKED:
-                        r = proxy_h1_chunked_decode(&p->ch, data, avail, &dl);
-                        if (r < 0)
-                                return r;
-                        data = buf + *pos + (size_t)r - dl;
-                        *pos += (uint32_t)r;
-                        p->done = proxy_h1_chunked_done(&p->ch);
-                        if (r == 0)
-                                return 0;
-                        break;
-                case PROXY_H1_BODY_CLOSE:
-                        dl = avail;
-                        *pos += (uint32_t)dl;
-                        break;
-                default:
-                        p->done = true;
-                        break;
-                }
-                if (dl > 0) {
-                        if (p->dst == PROXY_H1_BODY_CHUNKED) {
-                                size_t hl = proxy_h1_chunk_head(p->heads[p->n_heads], dl);
-
-                                iovq_add(q, p->heads[p->n_heads], hl);
-                                iovq_add(q, data, dl);
-                                iovq_add(q, PROXY_H1_CHUNK_END, 2);
-                                p->n_heads++;
-                        } else {
-                                iovq_add(q, data, dl);
-                        }
-                }
-                if (p->src != PROXY_H1_BODY_CHUNKED)
-                        break;
-        }
-        if (p->src == PROXY_H1_BODY_CLOSE && eof && *pos == len)
-                p->done = true;
-        if (p->done && p->dst == PROXY_H1_BODY_CHUNKED && !p->last_queued && q->n < IOVQ_MAX) {
-                iovq_add(q, PROXY_H1_CHUNK_LAST, sizeof(PROXY_H1_CHUNK_LAST) - 1);
-                p->last_queued = true;
-        }
-        return 0;
 }
 
 /* ---- client I/O ---- */
@@ -403,22 +288,21 @@ static int hc_flush(struct hconn *c, struct iovq *q, uint64_t *counted)
         return r;
 }
 
-/* ---- upstream connections and the pool ---- */
+/* ---- the backend side ---- */
 
-static int up_flush(struct upstream *u, struct iovq *q)
+/* The exchange's backend socket is ready or its deadline passed. */
+static void on_exch_wake(void *owner)
 {
-        return sock_write(u->s, q, NULL);
-}
-
-/* The backend socket of the current request: step the connection. */
-static void on_up_event(struct sock *s, unsigned events)
-{
-        struct hconn *c = s->data;
+        struct hconn *c = owner;
 
         if (c->state == HC_CLOSING)
                 return;
         hc_step(c);
 }
+
+static const struct exch_ops hc_exch_ops = {
+        .wake = on_exch_wake,
+};
 
 /* ---- connection lifetime ---- */
 
@@ -462,6 +346,7 @@ static void hc_account(struct hconn *c)
 static void hc_take_block(struct hconn *c, struct xb *x)
 {
         c->x = x;
+        x->ex.owner = c;
         if (c->s->ssl)
                 sock_tls_lend(c->s, &x->tb);
 }
@@ -517,7 +402,8 @@ static void hc_close(struct hconn *c, enum proxy_close_reason reason)
                 hc_account(c);
         c->reason = (uint8_t)reason;
         hc_set_state(c, HC_CLOSING);
-        upstream_close(TAKE_PTR(c->up));
+        if (c->x)
+                exch_abort(&c->x->ex);
         hc_release_block(c);
         sock_close(c->s, reason_is_orderly(reason), on_hc_freed);
 }
@@ -592,7 +478,8 @@ static void hc_respond(struct hconn *c, unsigned status, enum proxy_close_reason
         size_t n = 0, cap = c->hw->cout_cap, bl;
         int k;
 
-        upstream_close(TAKE_PTR(c->up));
+        if (x)
+                exch_abort(&x->ex);
         if (!x || x->cq.left > 0)
                 /* Something is already on its way to the client: an answer
                  * now would corrupt the stream. */
@@ -698,7 +585,6 @@ static void hc_begin_request(struct hconn *c)
                 x->in_off = 0;
         }
         x->in_fill = 0;
-        x->uoff = x->ulen = x->ufill = 0;
         proxy_h1_req_init(&x->req, &c->hw->req_limits, x->req_hdrs, c->hw->req_limits.max_headers);
 }
 
@@ -708,16 +594,9 @@ static void hc_exchange_end(struct hconn *c)
 {
         struct proxy_hw *hw = c->hw;
         struct xb *x = c->x;
-        struct upstream *u = c->up;
 
         hc_account(c);
-        if (u) {
-                bool reusable = x->e.req_sent_all && x->resp.h.keep_alive && x->uoff == x->ulen &&
-                                !u->s->eof && !u->s->err && x->respp.src != PROXY_H1_BODY_CLOSE;
-
-                c->up = NULL;
-                upstream_release(u, reusable);
-        }
+        exch_end(&x->ex);
         if (c->s->eof)
                 return hc_close(c, PROXY_CLOSE_KEEPALIVE_DONE);
         if (hw->stopping)
@@ -730,7 +609,7 @@ static void hc_exchange_end(struct hconn *c)
                  * answer into a reset, so close at once (as nginx does)
                  * instead of a half-close and a wait for its EOF — that costs
                  * a shutdown, a read and two poll changes per connection. */
-                if (!x->req.h.keep_alive && x->e.req_sent_all && x->in_off == x->in_len &&
+                if (!x->req.h.keep_alive && x->ex.req_sent_all && x->in_off == x->in_len &&
                     !hc_tls_buffered(c))
                         return hc_close(c, PROXY_CLOSE_KEEPALIVE_DONE);
                 return hc_linger(c, PROXY_CLOSE_KEEPALIVE_DONE);
@@ -794,14 +673,10 @@ static void hc_proxy_begin(struct hconn *c, struct proxy_route *route, uint16_t 
         r = proxy_h1_req_serialize(req, x->in, &f, x->hout, hw->hout_cap);
         if (r < 0)
                 return hc_bad_request(c, r == -ENOBUFS ? 431 : 400);
-        x->hout_len = (uint32_t)r;
         x->e.proxied = true;
-        x->e.dial_port = port;
         x->e.websocket = (req->flags & PROXY_H1_REQ_WEBSOCKET) != 0;
-        x->e.first_backend = atomic_fetch_add_explicit(&route->rr_next, 1, memory_order_relaxed);
-        x->e.all_factory = true;
-        pump_init(&x->reqp, hw, req->h.body, req->h.body, req->h.content_length);
-        proxy_h1_resp_init(&x->resp, &hw->resp_limits, x->resp_hdrs, hw->resp_limits.max_headers);
+        exch_begin(&x->ex, route, port, x->hout, (uint32_t)r, req->h.body, req->h.content_length,
+                   x->e.head_req);
         hc_set_state(c, HC_CONNECT);
 }
 
@@ -942,7 +817,7 @@ static int hc_fill_in(struct hconn *c)
 
         if (c->s->eof || !hc_can_read(c))
                 return 0;
-        if (x->in_len == cap && x->in_off > 0 && x->uq.left == 0 && c->state != HC_HEAD) {
+        if (x->in_len == cap && x->in_off > 0 && x->ex.uq.left == 0 && c->state != HC_HEAD) {
                 memmove(x->in, x->in + x->in_off, x->in_len - x->in_off);
                 x->in_len -= x->in_off;
                 x->in_fill = x->in_fill > x->in_off ? x->in_fill - x->in_off : 0;
@@ -1008,120 +883,34 @@ static void step_head(struct hconn *c)
 
 static void hc_no_backend(struct hconn *c)
 {
-        hc_respond(c, c->x->e.all_factory ? 503 : 502, PROXY_CLOSE_CONNECT_FAILED, NULL);
-}
-
-static void hc_attach(struct hconn *c, struct upstream *u)
-{
-        struct xb *x = c->x;
-
-        sock_set_cb(u->s, on_up_event, c);
-        c->up = u;
-        if (u->route != c->route) {
-                proxy_route_unref(u->route);
-                u->route = proxy_route_ref(c->route);
-        }
-        iovq_reset(&x->uq);
-        iovq_add(&x->uq, x->hout, x->hout_len);
-        x->in_fill = x->in_off;
-        x->e.resp_any = false;
-        x->uoff = x->ulen = x->ufill = 0;
-        proxy_h1_resp_init(&x->resp, &c->hw->resp_limits, x->resp_hdrs,
-                           c->hw->resp_limits.max_headers);
+        hc_respond(c, c->x->ex.all_factory ? 503 : 502, PROXY_CLOSE_CONNECT_FAILED, NULL);
 }
 
 static void step_connect(struct hconn *c)
 {
-        struct proxy_hw *hw = c->hw;
-        struct proxy_hw_stats *st = hw->env.stats;
         struct xb *x = c->x;
-        struct proxy_route *route = c->route;
-        struct upstream *u = c->up;
-        bool factory_failed;
         int r;
 
         if (c->s->err)
                 return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
         if (hc_fill_in(c) < 0)
                 return;
-        if (u) {
-                int soerr;
-
-                if (c->ev_timeout) {
-                        c->ev_timeout = false;
-                        soerr = ETIMEDOUT;
-                } else if (!u->s->connect_event && !u->s->err) {
-                        return; /* still connecting */
-                } else if (u->s->err) {
-                        soerr = -u->s->err;
-                } else {
-                        soerr = -sock_connect_result(u->s);
-                }
-                if (soerr == 0) {
-                        stat_add(&st->upstream_connects, 1);
-                        return hc_set_state(c, HC_PROXY);
-                }
-                log_debug("proxy: hconn %p: backend connect: %s", (void *)c, strerror(soerr));
-                stat_add(&st->connect_errors, 1);
-                x->e.all_factory = false;
-                upstream_close(u);
-                c->up = NULL;
-        }
-        c->ev_timeout = false;
-
-        while (x->e.attempt < route->n_backends) {
-                const struct proxy_backend *be =
-                        &route->backends[(x->e.first_backend + x->e.attempt) % route->n_backends];
-                struct upstream_key k;
-
-                x->e.attempt++;
-                upstream_key_of(&k, (const struct sockaddr *)&be->addr, x->e.dial_port);
-                if (!x->e.no_pool) {
-                        u = upstream_take(&hw->pool, &k, route->netns);
-                        if (u) {
-                                stat_add(&st->upstream_reused, 1);
-                                hc_attach(c, u);
-                                return hc_set_state(c, HC_PROXY);
-                        }
-                }
-                x->e.no_pool = false;
-                r = upstream_dial(&hw->pool, route, &k, true, on_up_event, c, &u, &factory_failed);
-                if (r < 0) {
-                        log_debug("proxy: hconn %p: backend %s: %s", (void *)c, be->text,
-                                  strerror(-r));
-                        stat_add(&st->connect_errors, 1);
-                        if (!factory_failed)
-                                x->e.all_factory = false;
-                        continue;
-                }
-                x->e.all_factory = false;
-                hc_attach(c, u);
-                if (!u->s->connecting) {
-                        stat_add(&st->upstream_connects, 1);
-                        return hc_set_state(c, HC_PROXY);
-                }
-                c->timer_reset = true;
-                return; /* wait for POLLOUT */
-        }
-        hc_no_backend(c);
+        r = exch_connect(&x->ex);
+        if (r == 0)
+                return; /* connecting */
+        if (r < 0)
+                return hc_no_backend(c);
+        /* The body starts right after the head, on every attempt. */
+        x->in_fill = x->in_off;
+        hc_set_state(c, HC_PROXY);
 }
 
 /* The pooled connection failed before answering: try once more on a new
  * connection to the same backend, if the request can be sent again. */
 static bool hc_retry(struct hconn *c)
 {
-        struct xb *x = c->x;
-        struct upstream *u = c->up;
-
-        if (!u || !u->reused || x->e.retried || x->e.resp_any || x->reqp.src != PROXY_H1_BODY_NONE)
+        if (!exch_retry(&c->x->ex))
                 return false;
-        log_debug("proxy: hconn %p: pooled connection failed, retrying once", (void *)c);
-        upstream_close(u);
-        c->up = NULL;
-        x->e.retried = true;
-        x->e.no_pool = true;
-        x->e.attempt--;
-        x->e.req_sent_all = false;
         hc_set_state(c, HC_CONNECT);
         return true;
 }
@@ -1130,28 +919,30 @@ static bool hc_retry(struct hconn *c)
  * client: 502 (or a retry); afterwards the client connection just ends. */
 static void hc_upstream_failed(struct hconn *c, enum proxy_close_reason reason)
 {
+        struct exch *ex = &c->x->ex;
+
         if (hc_retry(c))
                 return;
-        if (!c->x->e.resp_head && !c->x->e.interim && !c->x->e.upgrade)
+        if (!ex->resp_head && !ex->interim && !ex->upgrade)
                 return hc_respond(c, 502, reason, NULL);
         hc_close(c, reason);
 }
 
 static void hc_tunnel_start(struct hconn *c);
 
-/* A complete response head of @len bytes is in uin. Returns true if the
- * state changed (the caller returns). */
+/* A complete response head of @len bytes is in the exchange's buffer.
+ * Returns true if the state changed (the caller returns). */
 static bool hc_resp_head(struct hconn *c, int len)
 {
         struct proxy_hw *hw = c->hw;
         struct xb *x = c->x;
-        struct proxy_h1_resp *resp = &x->resp;
+        struct exch *ex = &x->ex;
+        struct proxy_h1_resp *resp = &ex->resp;
         struct proxy_h1_resp_opts o;
         enum proxy_h1_body body;
-        uint32_t pos;
         int r;
 
-        if (proxy_h1_resp_analyze(resp, x->uin, x->e.head_req) < 0) {
+        if (proxy_h1_resp_analyze(resp, ex->uin, x->e.head_req) < 0) {
                 hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
                 return true;
         }
@@ -1160,16 +951,16 @@ static bool hc_resp_head(struct hconn *c, int len)
                 /* Interim (100 Continue, 103 Early Hints): passed on to a
                  * 1.1 client, dropped for a 1.0 one. */
                 if (!x->e.client10) {
-                        r = proxy_h1_resp_serialize(resp, x->uin, &o, x->cout, hw->cout_cap, &body);
+                        r = proxy_h1_resp_serialize(resp, ex->uin, &o, x->cout, hw->cout_cap,
+                                                    &body);
                         if (r < 0) {
                                 hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
                                 return true;
                         }
                         iovq_add(&x->cq, x->cout, (size_t)r);
                 }
-                x->e.interim = true;
-                x->uoff = 0;
-                x->ufill = (uint32_t)len;
+                ex->interim = true;
+                (void)exch_resp_head_taken(ex, len, false, PROXY_H1_BODY_NONE, &x->cq);
                 return false;
         }
         if (resp->status == 101) {
@@ -1177,49 +968,42 @@ static bool hc_resp_head(struct hconn *c, int len)
                         hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
                         return true;
                 }
-                r = proxy_h1_resp_serialize(resp, x->uin, &o, x->cout, hw->cout_cap, &body);
+                r = proxy_h1_resp_serialize(resp, ex->uin, &o, x->cout, hw->cout_cap, &body);
                 if (r < 0) {
                         hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
                         return true;
                 }
                 x->e.status = 101;
-                x->e.upgrade = true;
+                ex->upgrade = true;
                 iovq_add(&x->cq, x->cout, (size_t)r);
-                x->uoff = 0;
-                x->ufill = (uint32_t)len;
+                (void)exch_resp_head_taken(ex, len, false, PROXY_H1_BODY_NONE, &x->cq);
                 return false;
         }
 
         /* The client connection stays only if its request was read entirely
          * (otherwise we cannot know where the next one starts). */
-        o.keep_alive = x->req.h.keep_alive && x->reqp.done && !c->s->eof && !hw->stopping;
-        r = proxy_h1_resp_serialize(resp, x->uin, &o, x->cout, hw->cout_cap, &body);
+        o.keep_alive = x->req.h.keep_alive && ex->reqp.done && !c->s->eof && !hw->stopping;
+        r = proxy_h1_resp_serialize(resp, ex->uin, &o, x->cout, hw->cout_cap, &body);
         if (r < 0) {
                 hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
                 return true;
         }
         x->e.status = resp->status;
         x->e.keep_alive = o.keep_alive && body != PROXY_H1_BODY_CLOSE;
-        x->e.resp_head = true;
-        pump_init(&x->respp, hw, resp->h.body, body, resp->h.content_length);
         iovq_add(&x->cq, x->cout, (size_t)r);
-        /* The body bytes that came with the head go out in the same write. */
-        x->uoff = 0;
-        pos = (uint32_t)len;
-        if (pump_fill(&x->respp, x->uin, &pos, x->ulen, c->up && c->up->s->eof, &x->cq) < 0) {
+        if (exch_resp_head_taken(ex, len, true, body, &x->cq) < 0) {
                 hc_close(c, PROXY_CLOSE_BAD_RESPONSE);
                 return true;
         }
-        x->ufill = pos;
         return false;
 }
 
 /* The response direction of PROXY. Returns true if the state changed. */
 static bool hc_pump_response(struct hconn *c, bool *moved)
 {
-        struct proxy_hw *hw = c->hw;
         struct xb *x = c->x;
-        struct upstream *u = c->up;
+        struct exch *ex = &x->ex;
+        struct upstream *u;
         int r;
 
         if (x->cq.left > 0) {
@@ -1233,25 +1017,19 @@ static bool hc_pump_response(struct hconn *c, bool *moved)
                         goto read;
                 *moved = true;
         }
-        if (x->uoff != x->ufill || x->e.upgrade || x->e.interim) {
+        if (ex->uoff != ex->ufill || ex->upgrade || ex->interim) {
                 /* Everything queued was written: release it. */
-                x->uoff = x->ufill;
-                if (x->e.upgrade) {
+                exch_resp_release(ex);
+                if (ex->upgrade) {
                         hc_tunnel_start(c);
                         return true;
                 }
-                if (x->e.interim) {
-                        x->e.interim = false;
-                        memmove(x->uin, x->uin + x->uoff, x->ulen - x->uoff);
-                        x->ulen -= x->uoff;
-                        x->uoff = x->ufill = 0;
-                        proxy_h1_resp_init(&x->resp, &hw->resp_limits, x->resp_hdrs,
-                                           hw->resp_limits.max_headers);
-                }
+                if (ex->interim)
+                        exch_resp_next_head(ex);
         }
-        if (!x->e.resp_head) {
-                if (x->ulen > 0 && !x->e.interim && !x->e.upgrade) {
-                        r = proxy_h1_resp_parse(&x->resp, x->uin, x->ulen);
+        if (!ex->resp_head) {
+                if (ex->ulen > 0 && !ex->interim && !ex->upgrade) {
+                        r = exch_resp_parse(ex);
                         if (r >= 0) {
                                 *moved = true;
                                 return hc_resp_head(c, r);
@@ -1262,69 +1040,47 @@ static bool hc_pump_response(struct hconn *c, bool *moved)
                         }
                 }
         } else if (x->cq.left == 0) {
-                if (x->uoff == x->ulen)
-                        x->uoff = x->ulen = x->ufill = 0;
-                uint32_t pos = x->uoff;
-
-                if (pump_fill(&x->respp, x->uin, &pos, x->ulen, u && u->s->eof, &x->cq) < 0) {
+                if (exch_resp_body(ex, &x->cq) < 0) {
                         hc_close(c, PROXY_CLOSE_BAD_RESPONSE);
                         return true;
                 }
-                x->ufill = pos;
                 if (x->cq.left > 0) {
                         *moved = true;
-                } else if (pump_finished(&x->respp)) {
+                } else if (h1_pump_finished(&ex->respp)) {
                         x->e.resp_done = true;
                         return false;
                 }
         }
 
 read:
-        if (!u || u->s->eof || !u->s->rd_ready || (x->e.resp_head && x->respp.done))
-                goto eof;
-        if (x->ulen == hw->uin_cap && x->uoff > 0 && x->cq.left == 0) {
-                memmove(x->uin, x->uin + x->uoff, x->ulen - x->uoff);
-                x->ulen -= x->uoff;
-                x->uoff = x->ufill = 0;
-        }
-        if (x->ulen < hw->uin_cap) {
-                ssize_t k = sock_read(u->s, x->uin + x->ulen, hw->uin_cap - x->ulen);
-
-                if (k > 0) {
-                        x->ulen += (uint32_t)k;
-                        x->e.resp_any = true;
-                        c->progress = true;
-                        *moved = true;
-                } else if (k == 0) {
-                        *moved = true;
-                }
-        } else if (!x->e.resp_head && !x->e.interim && !x->e.upgrade) {
-                /* Cannot happen: the parser refuses a head of max_head. */
+        r = exch_recv(ex, x->cq.left == 0);
+        if (r == -EMSGSIZE) {
                 hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
                 return true;
         }
-eof:
+        if (r > 0)
+                *moved = true;
+        u = ex->up;
         if (u && u->s->err) {
                 hc_upstream_failed(c, PROXY_CLOSE_UPSTREAM_ERROR);
                 return true;
         }
         if (u && u->s->eof) {
-                if (!x->e.resp_head && !x->e.interim && !x->e.upgrade && x->ulen == x->uoff) {
-                        if (!x->e.resp_any && hc_retry(c))
+                if (!ex->resp_head && !ex->interim && !ex->upgrade && ex->ulen == ex->uoff) {
+                        if (!ex->resp_any && hc_retry(c))
                                 return true;
                         hc_upstream_failed(c, PROXY_CLOSE_UPSTREAM_ERROR);
                         return true;
                 }
-                if (!x->e.resp_head && x->ulen > 0 && !x->e.interim && !x->e.upgrade) {
+                if (!ex->resp_head && ex->ulen > 0 && !ex->interim && !ex->upgrade) {
                         /* A head cut short. */
-                        r = proxy_h1_resp_parse(&x->resp, x->uin, x->ulen);
-                        if (r == -EAGAIN) {
+                        if (exch_resp_parse(ex) == -EAGAIN) {
                                 hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
                                 return true;
                         }
                 }
-                if (x->e.resp_head && !x->respp.done && x->respp.src != PROXY_H1_BODY_CLOSE &&
-                    x->uoff == x->ulen && x->cq.left == 0) {
+                if (ex->resp_head && !ex->respp.done && ex->respp.src != PROXY_H1_BODY_CLOSE &&
+                    ex->uoff == ex->ulen && x->cq.left == 0) {
                         hc_close(c, PROXY_CLOSE_BAD_RESPONSE);
                         return true;
                 }
@@ -1335,20 +1091,20 @@ eof:
 static void step_proxy(struct hconn *c)
 {
         struct xb *x = c->x;
-        struct upstream *u = c->up;
+        struct exch *ex = &x->ex;
         int r;
 
-        if (c->ev_timeout) {
-                c->ev_timeout = false;
-                if (x->e.resp_head || x->e.interim || x->e.upgrade)
+        if (c->ev_timeout || ex->ev_timeout) {
+                c->ev_timeout = ex->ev_timeout = false;
+                if (ex->resp_head || ex->interim || ex->upgrade)
                         return hc_close(c, PROXY_CLOSE_IDLE_TIMEOUT);
-                if (!x->reqp.done)
+                if (!ex->reqp.done)
                         return hc_respond(c, 408, PROXY_CLOSE_REQUEST_TIMEOUT, NULL);
                 return hc_respond(c, 504, PROXY_CLOSE_UPSTREAM_ERROR, NULL);
         }
         if (c->s->err)
                 return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
-        assert(u);
+        assert(ex->up);
 
         for (;;) {
                 bool moved = false;
@@ -1356,39 +1112,31 @@ static void step_proxy(struct hconn *c)
                 /* Client -> backend: the head, then the body. Body bytes are
                  * appended to the queue while it has room; the buffer region
                  * they come from is released once the queue is written. */
-                if (!x->e.req_sent_all) {
-                        if (!pump_finished(&x->reqp)) {
-                                uint32_t pos = x->in_fill;
+                if (!ex->req_sent_all) {
+                        uint32_t pos = x->in_fill;
 
-                                r = pump_fill(&x->reqp, x->in, &pos, x->in_len, false, &x->uq);
-                                if (r < 0) {
-                                        if (!x->e.resp_head && !x->e.interim && !x->e.upgrade &&
-                                            x->cq.left == 0)
-                                                return hc_bad_request(c, 400);
-                                        return hc_close(c, PROXY_CLOSE_BAD_REQUEST);
-                                }
-                                x->e.req_bytes += pos - x->in_fill;
-                                x->in_fill = pos;
+                        r = exch_req_fill(ex, x->in, &pos, x->in_len, false);
+                        if (r < 0) {
+                                if (!ex->resp_head && !ex->interim && !ex->upgrade &&
+                                    x->cq.left == 0)
+                                        return hc_bad_request(c, 400);
+                                return hc_close(c, PROXY_CLOSE_BAD_REQUEST);
                         }
-                        if (x->uq.left > 0) {
-                                r = up_flush(u, &x->uq);
-                                if (r < 0) {
-                                        u->s->err = r;
+                        x->e.req_bytes += pos - x->in_fill;
+                        x->in_fill = pos;
+                        if (ex->uq.left > 0) {
+                                r = exch_req_flush(ex);
+                                if (r < 0)
                                         return hc_upstream_failed(c, PROXY_CLOSE_UPSTREAM_ERROR);
-                                }
-                                if (x->uq.left == 0) {
+                                if (ex->uq.left == 0)
                                         moved = true;
-                                        c->progress = true;
-                                }
+                        } else {
+                                (void)exch_req_flush(ex);
                         }
-                        if (x->uq.left == 0) {
+                        if (ex->uq.left == 0) {
                                 x->in_off = x->in_fill;
                                 if (x->in_off == x->in_len)
                                         x->in_off = x->in_len = x->in_fill = 0;
-                                if (pump_finished(&x->reqp)) {
-                                        x->e.req_sent_all = true;
-                                        c->timer_reset = true;
-                                }
                         }
                 }
 
@@ -1404,22 +1152,19 @@ static void step_proxy(struct hconn *c)
                 /* The client gave up in the middle of its request (its EOF
                  * may have come while a backend was being connected): once
                  * what it sent is queued, nothing will complete the body. */
-                if (c->s->eof && !x->reqp.done && x->in_fill == x->in_len)
+                if (c->s->eof && !ex->reqp.done && x->in_fill == x->in_len)
                         return hc_close(c, PROXY_CLOSE_CLIENT_EOF);
 
                 /* Backend -> client. */
-                if (!x->e.resp_done) {
-                        if (hc_pump_response(c, &moved))
-                                return;
-                        u = c->up;
-                }
+                if (!x->e.resp_done && hc_pump_response(c, &moved))
+                        return;
                 if (x->e.resp_done) {
-                        if (!x->e.req_sent_all) {
+                        if (!ex->req_sent_all) {
                                 /* The backend answered before it took the
                                  * whole request: that connection cannot be
-                                 * reused (hc_exchange_end), and what was
-                                 * queued for it is dropped. */
-                                iovq_reset(&x->uq);
+                                 * reused (exch_end), and what was queued for
+                                 * it is dropped. */
+                                iovq_reset(&ex->uq);
                                 x->in_off = x->in_fill;
                         }
                         return hc_exchange_end(c);
@@ -1459,6 +1204,7 @@ static void hc_tunnel_count(struct hconn *c, unsigned d, uint64_t n)
 static void hc_tunnel_start(struct hconn *c)
 {
         struct xb *x = c->x;
+        struct exch *ex = &x->ex;
 
         /* The upgrade request and the 101 count as one request; the bytes
          * that follow are added to the route's byte counters as they flow. */
@@ -1466,13 +1212,13 @@ static void hc_tunnel_start(struct hconn *c)
         c->tunnel_bytes.c = c->route->counters;
         /* Whatever followed the 101 head from the backend, and whatever the
          * client sent after its request, is tunnel payload. */
-        iovq_reset(&x->uq);
+        iovq_reset(&ex->uq);
         if (x->in_off == x->in_len)
                 x->in_off = x->in_len = 0;
         x->in_fill = x->in_off;
-        if (x->uoff == x->ulen)
-                x->uoff = x->ulen = 0;
-        x->ufill = x->uoff;
+        if (ex->uoff == ex->ulen)
+                ex->uoff = ex->ulen = 0;
+        ex->ufill = ex->uoff;
         hc_set_state(c, HC_TUNNEL);
 }
 
@@ -1480,7 +1226,8 @@ static void step_tunnel(struct hconn *c)
 {
         struct proxy_hw *hw = c->hw;
         struct xb *x = c->x;
-        struct upstream *u = c->up;
+        struct exch *ex = &x->ex;
+        struct upstream *u = ex->up;
         int r;
 
         if (c->ev_timeout)
@@ -1494,22 +1241,22 @@ static void step_tunnel(struct hconn *c)
                 uint64_t sent = 0;
 
                 /* client -> backend */
-                if (x->uq.left == 0 && x->in_off < x->in_len) {
-                        iovq_add(&x->uq, x->in + x->in_off, x->in_len - x->in_off);
+                if (ex->uq.left == 0 && x->in_off < x->in_len) {
+                        iovq_add(&ex->uq, x->in + x->in_off, x->in_len - x->in_off);
                         x->in_fill = x->in_len;
                 }
-                if (x->uq.left > 0) {
-                        r = up_flush(u, &x->uq);
+                if (ex->uq.left > 0) {
+                        r = sock_write(u->s, &ex->uq, NULL);
                         if (r < 0)
                                 return hc_close(c, PROXY_CLOSE_UPSTREAM_ERROR);
-                        if (x->uq.left == 0) {
+                        if (ex->uq.left == 0) {
                                 hc_tunnel_count(c, 0, x->in_fill - x->in_off);
                                 x->in_off = x->in_len = x->in_fill = 0;
                                 moved = true;
                                 c->progress = true;
                         }
                 }
-                if (x->uq.left == 0 && x->in_len == 0 && !c->s->eof && hc_can_read(c)) {
+                if (ex->uq.left == 0 && x->in_len == 0 && !c->s->eof && hc_can_read(c)) {
                         ssize_t n = hc_read(c, x->in, hw->in_cap);
 
                         if (n > 0) {
@@ -1524,9 +1271,9 @@ static void step_tunnel(struct hconn *c)
                 }
 
                 /* backend -> client */
-                if (x->cq.left == 0 && x->uoff < x->ulen) {
-                        iovq_add(&x->cq, x->uin + x->uoff, x->ulen - x->uoff);
-                        x->ufill = x->ulen;
+                if (x->cq.left == 0 && ex->uoff < ex->ulen) {
+                        iovq_add(&x->cq, ex->uin + ex->uoff, ex->ulen - ex->uoff);
+                        ex->ufill = ex->ulen;
                 }
                 if (x->cq.left > 0) {
                         r = hc_flush(c, &x->cq, &sent);
@@ -1536,15 +1283,15 @@ static void step_tunnel(struct hconn *c)
                         }
                         hc_tunnel_count(c, 1, sent);
                         if (x->cq.left == 0) {
-                                x->uoff = x->ulen = x->ufill = 0;
+                                ex->uoff = ex->ulen = ex->ufill = 0;
                                 moved = true;
                         }
                 }
-                if (x->cq.left == 0 && x->ulen == 0 && !u->s->eof && u->s->rd_ready) {
-                        ssize_t k = sock_read(u->s, x->uin, hw->uin_cap);
+                if (x->cq.left == 0 && ex->ulen == 0 && !u->s->eof && u->s->rd_ready) {
+                        ssize_t k = sock_read(u->s, ex->uin, ex->ucap);
 
                         if (k > 0) {
-                                x->ulen = (uint32_t)k;
+                                ex->ulen = (uint32_t)k;
                                 moved = true;
                                 c->progress = true;
                         } else if (k == 0) {
@@ -1556,8 +1303,8 @@ static void step_tunnel(struct hconn *c)
 
                 /* Either side's EOF ends the tunnel once what the other side
                  * is owed has been written. */
-                if ((c->s->eof && x->uq.left == 0 && x->in_len == 0) ||
-                    (u->s->eof && x->cq.left == 0 && x->ulen == 0))
+                if ((c->s->eof && ex->uq.left == 0 && x->in_len == 0) ||
+                    (u->s->eof && x->cq.left == 0 && ex->ulen == 0))
                         return hc_close(c, PROXY_CLOSE_DONE);
                 if (!moved)
                         return;
@@ -1579,11 +1326,14 @@ static enum tq_kind hc_timeout_kind(const struct hconn *c, bool *refresh)
         case HC_HEAD:
                 return x && x->in_len > 0 ? TQ_REQUEST : TQ_KEEPALIVE;
         case HC_CONNECT:
-                return TQ_CONNECT;
+                /* The backend socket has the connect deadline. */
+                return TQ_NONE;
         case HC_PROXY:
-                if (!x->e.resp_head && !x->e.interim && !x->e.upgrade) {
-                        if (x->e.req_sent_all)
-                                return TQ_UPSTREAM;
+                if (!x->ex.resp_head && !x->ex.interim && !x->ex.upgrade) {
+                        /* Once sent, the backend socket has the
+                         * response-head deadline. */
+                        if (x->ex.req_sent_all)
+                                return TQ_NONE;
                         *refresh = true;
                         return TQ_REQUEST;
                 }
@@ -1621,7 +1371,7 @@ static bool hc_want_read(const struct hconn *c)
                 rd = !c->s->eof && x->in_len < c->hw->in_cap;
                 break;
         case HC_TUNNEL:
-                rd = !c->s->eof && x->uq.left == 0 && x->in_len == 0;
+                rd = !c->s->eof && x->ex.uq.left == 0 && x->in_len == 0;
                 break;
         default:
                 rd = false;
@@ -1630,17 +1380,17 @@ static bool hc_want_read(const struct hconn *c)
         return rd;
 }
 
-static bool up_want_read(const struct hconn *c, const struct upstream *u)
+/* Whether the backend socket should be read. */
+static bool up_want_read(const struct hconn *c)
 {
         const struct xb *x = c->x;
+        const struct exch *ex = &x->ex;
 
-        if (u->s->connecting || u->s->eof || u->s->err)
-                return false;
         switch (c->state) {
         case HC_PROXY:
-                return x->ulen < c->hw->uin_cap && !(x->e.resp_head && x->respp.done);
+                return ex->ulen < ex->ucap && !(ex->resp_head && ex->respp.done);
         case HC_TUNNEL:
-                return x->cq.left == 0 && x->ulen == 0;
+                return x->cq.left == 0 && ex->ulen == 0;
         default:
                 return false;
         }
@@ -1688,8 +1438,15 @@ static void hc_step(struct hconn *c)
                 if (c->state == before)
                         break;
                 c->ev_timeout = false;
+                if (c->x)
+                        c->x->ex.ev_timeout = false;
         }
         c->ev_timeout = false;
+        if (c->x) {
+                c->x->ex.ev_timeout = false;
+                c->progress |= c->x->ex.progress;
+                c->x->ex.progress = false;
+        }
 
         kind = hc_timeout_kind(c, &refresh);
         if (kind != c->s->h.tq || c->timer_reset || (refresh && c->progress))
@@ -1700,7 +1457,7 @@ static void hc_step(struct hconn *c)
         r = sock_want(c->s, hc_want_read(c));
         if (r < 0)
                 return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
-        if (c->up && sock_want(c->up->s, up_want_read(c, c->up)) < 0)
+        if (c->x && exch_poll(&c->x->ex, up_want_read(c)) < 0)
                 return hc_close(c, PROXY_CLOSE_UPSTREAM_ERROR);
 }
 
@@ -1770,6 +1527,15 @@ int proxy_hw_new(const struct proxy_hw_env *env, struct proxy_hw **ret)
                                                     .freed = on_upstream_freed,
                                                     .ud = hw,
                                             });
+        hw->exch_env = (struct exch_env){
+                .pool = &hw->pool,
+                .tq_connect = TQ_CONNECT,
+                .tq_upstream = TQ_UPSTREAM,
+                .limits = &hw->resp_limits,
+                .st_connects = &env->stats->upstream_connects,
+                .st_reused = &env->stats->upstream_reused,
+                .st_connect_errors = &env->stats->connect_errors,
+        };
         *ret = hw;
         return 0;
 }
