@@ -241,6 +241,12 @@ int exch_resp_body(struct exch *x, struct iovq *q)
         pos = x->uoff;
         r = h1_pump_fill(&x->respp, x->uin, &pos, x->ulen, x->up && x->up->s->eof, q);
         x->ufill = pos;
+        /* Only framing consumed (a CRLF, part of a size line): nothing of it
+         * is queued, so release it now. Left in [uoff, ufill), a compaction
+         * before the owner's next release would move it to the front and
+         * the decoder, which already took it, would see it twice. */
+        if (q->left == 0)
+                exch_resp_release(x);
         return r;
 }
 

@@ -157,8 +157,9 @@ int exch_resp_head_taken(struct exch *x, int len, bool final, enum proxy_h1_body
 /* The interim head was written: drop it and parse the next head. */
 void exch_resp_next_head(struct exch *x);
 
-/* Queue the next body bytes into @q (empty), framed as the head said.
- * Returns 0 or -EBADMSG/-EMSGSIZE. */
+/* Queue the next body bytes into @q (empty), framed as the head said;
+ * framing consumed without data is released at once. Returns 0 or
+ * -EBADMSG/-EMSGSIZE. */
 int exch_resp_body(struct exch *x, struct iovq *q);
 
 /* The owner wrote everything it had queued: release it in the buffer. */

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -371,6 +372,84 @@ static void test_upstream_deadline(void **state)
         fx_stop(&f);
 }
 
+/* A chunked response whose full buffer ends in framing only (the CRLF
+ * after a chunk's data and half of the next size line) right after the
+ * owner's queue was full: the owner writes, the next fill consumes the
+ * framing without queueing anything, and the read that follows moves the
+ * unread tail to the front. The consumed framing must not be moved along
+ * and decoded a second time (it was, and the body came out wrong). */
+static void test_chunk_framing_at_buffer_end(void **state)
+{
+        static const char head[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        static char resp[2 * UCAP], want[UCAP];
+        struct fx f;
+        struct proxy_route *r;
+        struct iovq q;
+        size_t n = 0, s1, nw = 0, got = 0;
+        char out[UCAP];
+        int be, k;
+
+        fx_start(&f, 5000);
+        r = route_to(&f, &f.port, 1);
+        exch_begin(&f.x, r, 0, (const uint8_t *)HEAD, (uint32_t)strlen(HEAD), PROXY_H1_BODY_NONE, 0,
+                   false);
+        assert_int_equal(connect_wait(&f), 1);
+        be = accept_backend(&f);
+        assert_int_equal(exch_req_flush(&f.x), 0);
+
+        /* head, chunk 1 (3 hex digits), 20 chunks of one byte, then "1f"
+         * (half a size line): exactly UCAP bytes. The owner's queue holds 21
+         * pieces, so the first fill stops right after the last data byte. */
+        s1 = UCAP - strlen(head) - 5 - 2 - 20 * 6 - 2;
+        assert_true(s1 >= 0x100 && s1 < 0x1000);
+        n += (size_t)sprintf(resp + n, "%s%zx\r\n", head, s1);
+        memset(resp + n, 'a', s1);
+        memset(want + nw, 'a', s1);
+        n += s1;
+        nw += s1;
+        n += (size_t)sprintf(resp + n, "\r\n");
+        for (unsigned i = 0; i < 20; i++) {
+                n += (size_t)sprintf(resp + n, "1\r\nb\r\n");
+                want[nw++] = 'b';
+        }
+        n += (size_t)sprintf(resp + n, "1f");
+        assert_int_equal(n, UCAP);
+        n += (size_t)sprintf(resp + n, "\r\n%031d\r\n0\r\n\r\n", 0);
+        memset(want + nw, '0', 31);
+        nw += 31;
+        assert_int_equal(write(be, resp, n), (ssize_t)n);
+
+        /* The owner's order, as HTTP/1.1's: write and release, fill, read. */
+        iovq_reset(&q);
+        f.x.up->s->rd_ready = true;
+        assert_int_equal(exch_recv(&f.x, true), 1);
+        assert_int_equal(f.x.ulen, UCAP);
+        k = exch_resp_parse(&f.x);
+        assert_int_equal(k, (int)strlen(head));
+        assert_int_equal(proxy_h1_resp_analyze(&f.x.resp, f.x.uin, false), 0);
+        assert_int_equal(exch_resp_head_taken(&f.x, k, true, PROXY_H1_BODY_CLOSE, &q), 0);
+        assert_int_equal(q.n, 21);
+        for (unsigned i = 0; i < 100; i++) {
+                for (unsigned j = q.i; j < q.n; j++) {
+                        assert_true(got + q.iov[j].iov_len <= sizeof(out));
+                        memcpy(out + got, q.iov[j].iov_base, q.iov[j].iov_len);
+                        got += q.iov[j].iov_len;
+                }
+                iovq_reset(&q);
+                exch_resp_release(&f.x);
+                if (h1_pump_finished(&f.x.respp))
+                        break;
+                assert_int_equal(exch_resp_body(&f.x, &q), 0);
+                f.x.up->s->rd_ready = true;
+                assert_true(exch_recv(&f.x, q.left == 0) >= 0);
+        }
+        assert_true(h1_pump_finished(&f.x.respp));
+        assert_int_equal(got, nw);
+        assert_memory_equal(out, want, nw);
+        close(be);
+        fx_stop(&f);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -378,6 +457,7 @@ int main(void)
                 cmocka_unit_test(test_failover),
                 cmocka_unit_test(test_retry_once),
                 cmocka_unit_test(test_upstream_deadline),
+                cmocka_unit_test(test_chunk_framing_at_buffer_end),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
