@@ -24,6 +24,7 @@
 #include "proxy/exchange.h"
 #include "proxy/h1-body.h"
 #include "proxy/http1.h"
+#include "proxy/relay.h"
 #include "proxy/routes.h"
 #include "proxy/sock.h"
 #include "proxy/tls.h"
@@ -141,8 +142,9 @@ struct xb {
         struct proxy_h1_header *req_hdrs, *resp_hdrs;
         uint32_t in_off, in_len, in_fill; /* [in_off, in_fill) is queued in ex.uq */
         struct proxy_h1_req req;
-        struct iovq cq; /* to the client */
-        struct exch ex; /* the backend side: connection, request queue, response */
+        struct iovq cq;     /* to the client */
+        struct exch ex;     /* the backend side: connection, request queue, response */
+        struct relay relay; /* TUNNEL: the bytes after a 101, through in and ex.uin */
         struct hreq e;
 };
 
@@ -155,11 +157,10 @@ struct hconn {
         struct proxy_route *route;     /* route of the current/last request (ref, cached) */
         uint32_t linger_bytes;
         uint8_t state;
-        uint8_t reason;                           /* enum proxy_close_reason, once CLOSING */
-        bool ev_timeout;                          /* the deadline passed */
-        bool timer_reset;                         /* state entered: restart the deadline */
-        bool progress;                            /* bytes moved during this step */
-        struct proxy_counters_batch tunnel_bytes; /* TUNNEL: not yet on the route's counters */
+        uint8_t reason;   /* enum proxy_close_reason, once CLOSING */
+        bool ev_timeout;  /* the deadline passed */
+        bool timer_reset; /* state entered: restart the deadline */
+        bool progress;    /* bytes moved during this step */
 };
 
 struct proxy_hw {
@@ -365,7 +366,6 @@ static void on_hc_freed(void *data)
         struct proxy_hw *hw = c->hw;
         struct proxy_hw_stats *st = hw->env.stats;
 
-        proxy_counters_batch_flush(&c->tunnel_bytes);
         proxy_route_unref(c->route);
         proxy_route_unref(c->sni_route);
         LIST_REMOVE(hw->conns, c);
@@ -400,6 +400,8 @@ static void hc_close(struct hconn *c, enum proxy_close_reason reason)
         log_debug("proxy: hconn %p: closing: %s", (void *)c, proxy_close_reason_str(reason));
         if (c->x && c->x->e.proxied)
                 hc_account(c);
+        if (c->state == HC_TUNNEL)
+                relay_done(&c->x->relay);
         c->reason = (uint8_t)reason;
         hc_set_state(c, HC_CLOSING);
         if (c->x)
@@ -1196,11 +1198,6 @@ static void step_respond(struct hconn *c)
 
 /* ---- WebSocket tunnel ---- */
 
-static void hc_tunnel_count(struct hconn *c, unsigned d, uint64_t n)
-{
-        proxy_counters_batch_add(&c->tunnel_bytes, d == 1, n);
-}
-
 static void hc_tunnel_start(struct hconn *c)
 {
         struct xb *x = c->x;
@@ -1209,106 +1206,38 @@ static void hc_tunnel_start(struct hconn *c)
         /* The upgrade request and the 101 count as one request; the bytes
          * that follow are added to the route's byte counters as they flow. */
         hc_account(c);
-        c->tunnel_bytes.c = c->route->counters;
+        relay_init(&x->relay, c->s, ex->up->s, NULL, 0, c->route->counters,
+                   /* half_close= */ false);
         /* Whatever followed the 101 head from the backend, and whatever the
-         * client sent after its request, is tunnel payload. */
-        iovq_reset(&ex->uq);
-        if (x->in_off == x->in_len)
-                x->in_off = x->in_len = 0;
-        x->in_fill = x->in_off;
-        if (ex->uoff == ex->ulen)
-                ex->uoff = ex->ulen = 0;
-        ex->ufill = ex->uoff;
+         * client sent after its request, is tunnel payload; the block's
+         * buffers stay the tunnel's. */
+        relay_own_buffer(&x->relay, RELAY_UP, x->in, c->hw->in_cap, x->in_off, x->in_len);
+        relay_own_buffer(&x->relay, RELAY_DOWN, ex->uin, ex->ucap, ex->uoff, ex->ulen);
         hc_set_state(c, HC_TUNNEL);
 }
 
 static void step_tunnel(struct hconn *c)
 {
-        struct proxy_hw *hw = c->hw;
         struct xb *x = c->x;
-        struct exch *ex = &x->ex;
-        struct upstream *u = ex->up;
+        bool progress = false;
         int r;
 
         if (c->ev_timeout)
                 return hc_close(c, PROXY_CLOSE_IDLE_TIMEOUT);
         if (c->s->err)
                 return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
-        if (!u || u->s->err)
+        if (x->ex.up->s->err)
                 return hc_close(c, PROXY_CLOSE_UPSTREAM_ERROR);
-        for (;;) {
-                bool moved = false;
-                uint64_t sent = 0;
-
-                /* client -> backend */
-                if (ex->uq.left == 0 && x->in_off < x->in_len) {
-                        iovq_add(&ex->uq, x->in + x->in_off, x->in_len - x->in_off);
-                        x->in_fill = x->in_len;
-                }
-                if (ex->uq.left > 0) {
-                        r = sock_write(u->s, &ex->uq, NULL);
-                        if (r < 0)
-                                return hc_close(c, PROXY_CLOSE_UPSTREAM_ERROR);
-                        if (ex->uq.left == 0) {
-                                hc_tunnel_count(c, 0, x->in_fill - x->in_off);
-                                x->in_off = x->in_len = x->in_fill = 0;
-                                moved = true;
-                                c->progress = true;
-                        }
-                }
-                if (ex->uq.left == 0 && x->in_len == 0 && !c->s->eof && hc_can_read(c)) {
-                        ssize_t n = hc_read(c, x->in, hw->in_cap);
-
-                        if (n > 0) {
-                                x->in_len = (uint32_t)n;
-                                moved = true;
-                        } else if (n == 0) {
-                                moved = true;
-                        } else if (n != -EAGAIN) {
-                                c->s->err = (int)n;
-                                return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
-                        }
-                }
-
-                /* backend -> client */
-                if (x->cq.left == 0 && ex->uoff < ex->ulen) {
-                        iovq_add(&x->cq, ex->uin + ex->uoff, ex->ulen - ex->uoff);
-                        ex->ufill = ex->ulen;
-                }
-                if (x->cq.left > 0) {
-                        r = hc_flush(c, &x->cq, &sent);
-                        if (r < 0) {
-                                c->s->err = r;
-                                return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
-                        }
-                        hc_tunnel_count(c, 1, sent);
-                        if (x->cq.left == 0) {
-                                ex->uoff = ex->ulen = ex->ufill = 0;
-                                moved = true;
-                        }
-                }
-                if (x->cq.left == 0 && ex->ulen == 0 && !u->s->eof && u->s->rd_ready) {
-                        ssize_t k = sock_read(u->s, ex->uin, ex->ucap);
-
-                        if (k > 0) {
-                                ex->ulen = (uint32_t)k;
-                                moved = true;
-                                c->progress = true;
-                        } else if (k == 0) {
-                                moved = true;
-                        } else if (k != -EAGAIN) {
-                                return hc_close(c, PROXY_CLOSE_UPSTREAM_ERROR);
-                        }
-                }
-
-                /* Either side's EOF ends the tunnel once what the other side
-                 * is owed has been written. */
-                if ((c->s->eof && ex->uq.left == 0 && x->in_len == 0) ||
-                    (u->s->eof && x->cq.left == 0 && ex->ulen == 0))
-                        return hc_close(c, PROXY_CLOSE_DONE);
-                if (!moved)
-                        return;
-        }
+        r = relay_step(&x->relay, &progress);
+        if (progress)
+                c->progress = true;
+        if (r == -ENOMEM)
+                return hc_close(c, PROXY_CLOSE_NOMEM);
+        if (r < 0)
+                return hc_close(c, x->relay.err_side ? PROXY_CLOSE_UPSTREAM_ERROR
+                                                     : PROXY_CLOSE_CLIENT_ERROR);
+        if (r > 0)
+                hc_close(c, PROXY_CLOSE_DONE);
 }
 
 /* ---- the step driver ---- */
@@ -1370,9 +1299,6 @@ static bool hc_want_read(const struct hconn *c)
         case HC_PROXY:
                 rd = !c->s->eof && x->in_len < c->hw->in_cap;
                 break;
-        case HC_TUNNEL:
-                rd = !c->s->eof && x->ex.uq.left == 0 && x->in_len == 0;
-                break;
         default:
                 rd = false;
                 break;
@@ -1389,8 +1315,6 @@ static bool up_want_read(const struct hconn *c)
         switch (c->state) {
         case HC_PROXY:
                 return ex->ulen < ex->ucap && !(ex->resp_head && ex->respp.done);
-        case HC_TUNNEL:
-                return x->cq.left == 0 && ex->ulen == 0;
         default:
                 return false;
         }
@@ -1454,6 +1378,13 @@ static void hc_step(struct hconn *c)
         c->timer_reset = false;
         c->progress = false;
 
+        if (c->state == HC_TUNNEL) {
+                r = relay_poll(&c->x->relay);
+                if (r < 0)
+                        return hc_close(c, c->x->relay.err_side ? PROXY_CLOSE_UPSTREAM_ERROR
+                                                                : PROXY_CLOSE_CLIENT_ERROR);
+                return;
+        }
         r = sock_want(c->s, hc_want_read(c));
         if (r < 0)
                 return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
