@@ -29,6 +29,7 @@ struct obj {
 };
 
 static unsigned timeout_seq;
+static unsigned total_reads; /* across objects, some of which may be freed */
 
 static void on_freed(struct ev_handle *h)
 {
@@ -48,6 +49,7 @@ static void on_event(struct ev_handle *h, unsigned events)
                 char buf[64];
 
                 o->n_read++;
+                total_reads++;
                 (void)read(h->fd, buf, sizeof(buf));
         }
         if (events & EV_WRITE)
@@ -160,6 +162,7 @@ static void test_close_with_pending_event(void **state)
         ob = obj_new(&ev, b[0], &freed_b);
         oa->close_other = ob;
         ob->close_other = oa;
+        total_reads = 0;
         assert_int_equal(ev_set(&ev, &oa->h, EV_READ), 0);
         assert_int_equal(ev_set(&ev, &ob->h, EV_READ), 0);
         assert_int_equal(write(a[1], "x", 1), 1);
@@ -167,7 +170,7 @@ static void test_close_with_pending_event(void **state)
         (void)uv_run(&loop, UV_RUN_ONCE);
         /* Whichever came first closed the other, which got no callback
          * although its event was in the same batch. */
-        assert_int_equal(oa->n_read + ob->n_read, 1);
+        assert_int_equal(total_reads, 1);
         assert_true(freed_a != freed_b);
         if (!freed_a)
                 ev_close(&ev, &oa->h, on_freed);
