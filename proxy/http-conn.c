@@ -1,6 +1,4 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "proxy/http-conn.h"
-
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
@@ -15,7 +13,6 @@
 #include <unistd.h>
 
 #include <openssl/ssl.h>
-#include <uv.h>
 
 #include "common/list.h"
 #include "common/log.h"
@@ -23,12 +20,14 @@
 #include "proxy/ev.h"
 #include "proxy/exchange.h"
 #include "proxy/h1-body.h"
+#include "proxy/h1-server.h"
 #include "proxy/http1.h"
 #include "proxy/relay.h"
 #include "proxy/routes.h"
 #include "proxy/sock.h"
 #include "proxy/tls.h"
 #include "proxy/upstream.h"
+#include "proxy/worker.h"
 
 /* Design notes (docs/internals/proxy.md has the long form):
  *
@@ -54,55 +53,36 @@
  *    the tail of its list is O(1) and touches no timer. */
 
 #define UIN_EXTRA       16384u /* response buffer beyond max_head */
-#define LINGER_MS       2000u
 #define LINGER_MAX      (256u * 1024u)
 #define BLOCK_CACHE_MAX 16u
-#define SCRATCH_SIZE    16384u
 #define HOUT_SLACK      1024u /* forwarding fields we add to a request head */
 #define COUT_SLACK      1024u /* our own fields (Location, framing) on a response head */
 #define ACME_PREFIX     "/.well-known/acme-challenge/"
 #define ACME_OUT_MAX    1024u
 
-/* ---- timeout queues (struct ev deadline queues) ---- */
-
-enum tq_kind {
-        TQ_HANDSHAKE, /* TLS handshake, from hand-over */
-        TQ_REQUEST,   /* request head from its first byte; request body stall */
-        TQ_KEEPALIVE, /* idle client between requests */
-        TQ_CONNECT,   /* one backend connect attempt */
-        TQ_UPSTREAM,  /* request sent, waiting for the response head */
-        TQ_IDLE,      /* response body, our own answer, tunnel: stall */
-        TQ_LINGER,    /* answered and half-closed: waiting for the client's EOF */
-        TQ_POOL,      /* idle pooled upstream connection (struct upstream) */
-        _TQ_MAX,
-        TQ_NONE = EV_TQ_NONE,
-};
-
 /* ---- connections ---- */
 
 enum hc_state {
-        HC_HANDSHAKE, /* TLS handshake */
-        HC_IDLE,      /* between requests, no exchange block */
-        HC_HEAD,      /* reading a request head */
-        HC_CONNECT,   /* picking/dialing a backend */
-        HC_PROXY,     /* request and response flowing */
-        HC_RESPOND,   /* writing our own answer, then LINGER */
-        HC_TUNNEL,    /* WebSocket after 101: raw bytes both ways */
-        HC_LINGER,    /* write side shut, draining the client until EOF */
-        HC_CLOSING,   /* uv_close() issued; freed by its callback */
+        HC_IDLE,    /* between requests, no exchange block */
+        HC_HEAD,    /* reading a request head */
+        HC_CONNECT, /* picking/dialing a backend */
+        HC_PROXY,   /* request and response flowing */
+        HC_RESPOND, /* writing our own answer, then LINGER */
+        HC_TUNNEL,  /* WebSocket after 101: raw bytes both ways */
+        HC_LINGER,  /* write side shut, draining the client until EOF */
+        HC_CLOSING, /* the socket is closed; freed from its reap */
         _HC_MAX,
 };
 
 static const char *const hc_state_names[_HC_MAX] = {
-        [HC_HANDSHAKE] = "handshake", [HC_IDLE] = "idle",     [HC_HEAD] = "head",
-        [HC_CONNECT] = "connect",     [HC_PROXY] = "proxy",   [HC_RESPOND] = "respond",
-        [HC_TUNNEL] = "tunnel",       [HC_LINGER] = "linger", [HC_CLOSING] = "closing",
+        [HC_IDLE] = "idle",     [HC_HEAD] = "head",       [HC_CONNECT] = "connect",
+        [HC_PROXY] = "proxy",   [HC_RESPOND] = "respond", [HC_TUNNEL] = "tunnel",
+        [HC_LINGER] = "linger", [HC_CLOSING] = "closing",
 };
 
 #define B(s) (1u << (s))
 /* Legal transitions (every state may also go to CLOSING). */
 static const unsigned hc_allowed[_HC_MAX] = {
-        [HC_HANDSHAKE] = B(HC_IDLE),
         [HC_IDLE] = B(HC_HEAD),
         [HC_HEAD] = B(HC_IDLE) | B(HC_CONNECT) | B(HC_RESPOND),
         [HC_CONNECT] = B(HC_PROXY) | B(HC_RESPOND),
@@ -149,9 +129,8 @@ struct xb {
 };
 
 struct hconn {
-        struct sock *s;            /* the client socket; its deadline is the connection's */
-        struct hconn *prev, *next; /* in hw->conns */
-        struct proxy_hw *hw;
+        struct proxy_conn base;        /* on the worker's list (base.w: the worker) */
+        struct sock *s;                /* the client socket; its deadline is the connection's */
         struct xb *x;                  /* exchange block, NULL while idle */
         struct proxy_route *sni_route; /* TLS: the route the SNI chose (ref) */
         struct proxy_route *route;     /* route of the current/last request (ref, cached) */
@@ -163,46 +142,32 @@ struct hconn {
         bool progress;    /* bytes moved during this step */
 };
 
-struct proxy_hw {
-        struct proxy_hw_env env;
+/* The HTTP/1.1 server's state shared by the connections of one worker. */
+struct h1_ctx {
+        struct proxy_worker *w;
         const struct proxy_config *cfg;
-        struct hconn *conns;
-        unsigned n_conns;
-        struct upstream_pool pool; /* backend connections */
         struct exch_env exch_env;  /* what every exchange of the worker shares */
-        struct ev ev;              /* the epoll set, deferred frees, deadline queues */
         struct xb *free_blocks[2]; /* [tls] */
         unsigned n_free_blocks[2];
         uint32_t in_cap, uin_cap, hout_cap, cout_cap;
         struct proxy_h1_limits req_limits, resp_limits;
-        uint8_t *scratch;
-        bool ev_init;
-        bool stopping;
-        bool ev_stopping;
-        bool finished;
 };
 
 /* ---- small helpers ---- */
 
-static void stat_add(atomic_uint_least64_t *a, uint64_t n)
+static struct h1_ctx *hc_ctx(const struct hconn *c)
 {
-        atomic_fetch_add_explicit(a, n, memory_order_relaxed);
-}
-
-static bool hw_route_current(const struct proxy_hw *hw, const struct proxy_route *r)
-{
-        return proxy_route_still_current(*hw->env.snap, r);
+        return c->base.w->h1;
 }
 
 static void hc_step(struct hconn *c);
 static void hc_close(struct hconn *c, enum proxy_close_reason reason);
-static void hw_maybe_finish(struct proxy_hw *hw);
 
 static const struct exch_ops hc_exch_ops;
 
 /* ---- exchange blocks ---- */
 
-static struct xb *xb_get(struct proxy_hw *hw, bool tls)
+static struct xb *xb_get(struct h1_ctx *hw, bool tls)
 {
         struct xb *x = hw->free_blocks[tls];
         size_t hdrs = (size_t)hw->req_limits.max_headers * sizeof(struct proxy_h1_header);
@@ -242,11 +207,11 @@ static struct xb *xb_get(struct proxy_hw *hw, bool tls)
         return x;
 }
 
-static void xb_put(struct proxy_hw *hw, struct xb *x)
+static void xb_put(struct h1_ctx *hw, struct xb *x)
 {
         if (!x)
                 return;
-        if (hw->n_free_blocks[x->tls] >= BLOCK_CACHE_MAX || hw->stopping) {
+        if (hw->n_free_blocks[x->tls] >= BLOCK_CACHE_MAX || hw->w->stopping) {
                 free(x);
                 return;
         }
@@ -330,18 +295,12 @@ static void hc_set_route(struct hconn *c, struct proxy_route *r)
 static void hc_account(struct hconn *c)
 {
         struct xb *x = c->x;
-        struct proxy_hw_stats *st = c->hw->env.stats;
 
         if (!x || x->e.accounted)
                 return;
         x->e.accounted = true;
-        if (x->e.status >= 100 && x->e.status <= 599) {
-                stat_add(&st->http_requests, 1);
-                stat_add(&st->http_status[x->e.status / 100 - 1], 1);
-        }
-        if (x->e.proxied && c->route)
-                proxy_counters_add(c->route->counters, x->e.status, x->e.req_bytes,
-                                   x->e.resp_bytes);
+        proxy_request_done(c->base.w, x->e.proxied ? c->route : NULL, x->e.status, x->e.req_bytes,
+                           x->e.resp_bytes);
 }
 
 static void hc_take_block(struct hconn *c, struct xb *x)
@@ -356,26 +315,18 @@ static void hc_release_block(struct hconn *c)
 {
         if (c->x && c->s->ssl)
                 sock_tls_lend(c->s, NULL);
-        xb_put(c->hw, TAKE_PTR(c->x));
+        xb_put(hc_ctx(c), TAKE_PTR(c->x));
 }
 
 /* From the reap, after the socket was closed (sock_close()). */
 static void on_hc_freed(void *data)
 {
         struct hconn *c = data;
-        struct proxy_hw *hw = c->hw;
-        struct proxy_hw_stats *st = hw->env.stats;
 
         proxy_route_unref(c->route);
         proxy_route_unref(c->sni_route);
-        LIST_REMOVE(hw->conns, c);
-        hw->n_conns--;
-        atomic_fetch_sub_explicit(st->active, 1, memory_order_relaxed);
-        stat_add(&st->closed[c->reason], 1);
+        proxy_conn_freed(&c->base, c->reason);
         free(c);
-        if (hw->env.conn_freed)
-                hw->env.conn_freed(hw->env.ud);
-        hw_maybe_finish(hw);
 }
 
 static bool reason_is_orderly(enum proxy_close_reason r)
@@ -477,7 +428,7 @@ static void hc_respond(struct hconn *c, unsigned status, enum proxy_close_reason
         struct xb *x = c->x;
         char line[96];
         const char *rs = status_reason(status);
-        size_t n = 0, cap = c->hw->cout_cap, bl;
+        size_t n = 0, cap = hc_ctx(c)->cout_cap, bl;
         int k;
 
         if (x)
@@ -560,7 +511,7 @@ static void step_linger(struct hconn *c)
         if (c->ev_timeout || c->s->err)
                 return hc_close(c, c->reason);
         while (c->s->rd_ready) {
-                ssize_t k = sock_drain(c->s, c->hw->scratch, SCRATCH_SIZE);
+                ssize_t k = sock_drain(c->s, c->base.w->scratch, PROXY_SCRATCH_SIZE);
 
                 if (k > 0) {
                         c->linger_bytes += (uint32_t)k;
@@ -587,21 +538,22 @@ static void hc_begin_request(struct hconn *c)
                 x->in_off = 0;
         }
         x->in_fill = 0;
-        proxy_h1_req_init(&x->req, &c->hw->req_limits, x->req_hdrs, c->hw->req_limits.max_headers);
+        proxy_h1_req_init(&x->req, &hc_ctx(c)->req_limits, x->req_hdrs,
+                          hc_ctx(c)->req_limits.max_headers);
 }
 
 /* The response is complete: count it, give the backend connection back and
  * wait for the next request (or end the connection). */
 static void hc_exchange_end(struct hconn *c)
 {
-        struct proxy_hw *hw = c->hw;
+        struct h1_ctx *hw = hc_ctx(c);
         struct xb *x = c->x;
 
         hc_account(c);
         exch_end(&x->ex);
         if (c->s->eof)
                 return hc_close(c, PROXY_CLOSE_KEEPALIVE_DONE);
-        if (hw->stopping)
+        if (hw->w->stopping)
                 /* The answer is written; nothing more is read, and waiting
                  * for the client's EOF would hold up the stop. */
                 return hc_close(c, PROXY_CLOSE_STOP);
@@ -635,8 +587,8 @@ static bool is_token_char(uint8_t ch)
 
 static void hc_acme_answer(struct hconn *c, const char *host, const uint8_t *tok, size_t tok_len)
 {
-        const struct proxy_config *cfg = c->hw->cfg;
-        char token[256], *out = (char *)c->hw->scratch;
+        const struct proxy_config *cfg = hc_ctx(c)->cfg;
+        char token[256], *out = (char *)c->base.w->scratch;
         struct ans a = {.ctype = "application/octet-stream"};
         int r = -ENOENT;
 
@@ -657,7 +609,7 @@ static void hc_acme_answer(struct hconn *c, const char *host, const uint8_t *tok
 /* Proxy the parsed request to @route's backends (port @port, if non-zero). */
 static void hc_proxy_begin(struct hconn *c, struct proxy_route *route, uint16_t port)
 {
-        struct proxy_hw *hw = c->hw;
+        struct h1_ctx *hw = hc_ctx(c);
         struct xb *x = c->x;
         const struct proxy_h1_req *req = &x->req;
         char ip[INET6_ADDRSTRLEN], host[PROXY_ROUTE_HOST_MAX + 16];
@@ -684,7 +636,7 @@ static void hc_proxy_begin(struct hconn *c, struct proxy_route *route, uint16_t 
 
 static void hc_dispatch(struct hconn *c, int head_len)
 {
-        struct proxy_hw *hw = c->hw;
+        struct h1_ctx *hw = hc_ctx(c);
         const struct proxy_config *cfg = hw->cfg;
         struct xb *x = c->x;
         struct proxy_h1_req *req = &x->req;
@@ -716,7 +668,7 @@ static void hc_dispatch(struct hconn *c, int head_len)
                 return hc_bad_request(c, 400);
         host[hl] = 0;
 
-        snap = proxy_routes_refresh(hw->env.routes, hw->env.snap);
+        snap = proxy_worker_snap(hw->w);
         route = proxy_routes_lookup_wildcard(snap, host, hl);
 
         if (c->s->ssl) {
@@ -763,34 +715,6 @@ static void hc_dispatch(struct hconn *c, int head_len)
 
 /* ---- steps ---- */
 
-static void step_handshake(struct hconn *c)
-{
-        struct proxy_hw_stats *st = c->hw->env.stats;
-        int r;
-
-        if (c->ev_timeout)
-                return hc_close(c, PROXY_CLOSE_HELLO_TIMEOUT);
-        if (c->s->err)
-                return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
-        r = sock_handshake(c->s);
-        if (r == 0)
-                return;
-        if (r > 0) {
-                stat_add(&st->tls_handshakes, 1);
-                if (SSL_session_reused(c->s->ssl))
-                        stat_add(&st->tls_resumed, 1);
-                /* Any replayed bytes past the handshake are application
-                 * data: the BIO still serves them first. */
-                return hc_set_state(c, HC_IDLE);
-        }
-        if (c->s->bio_eof)
-                return hc_close(c, PROXY_CLOSE_CLIENT_EOF);
-        if (c->s->err)
-                return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
-        log_debug("proxy: hconn %p: TLS handshake failed", (void *)c);
-        hc_close(c, PROXY_CLOSE_TLS_HANDSHAKE);
-}
-
 static void step_idle(struct hconn *c)
 {
         struct xb *x;
@@ -801,7 +725,7 @@ static void step_idle(struct hconn *c)
                 return hc_close(c, PROXY_CLOSE_CLIENT_ERROR);
         if (!hc_can_read(c))
                 return;
-        x = xb_get(c->hw, c->s->ssl != NULL);
+        x = xb_get(hc_ctx(c), c->s->ssl != NULL);
         if (!x)
                 return hc_close(c, PROXY_CLOSE_NOMEM);
         hc_take_block(c, x);
@@ -814,7 +738,7 @@ static void step_idle(struct hconn *c)
 static int hc_fill_in(struct hconn *c)
 {
         struct xb *x = c->x;
-        uint32_t cap = c->hw->in_cap;
+        uint32_t cap = hc_ctx(c)->in_cap;
         ssize_t n;
 
         if (c->s->eof || !hc_can_read(c))
@@ -863,7 +787,7 @@ static void step_head(struct hconn *c)
                                 return hc_dispatch(c, r);
                         if (r != -EAGAIN)
                                 return hc_bad_request(c, proxy_h1_err_status(x->req.h.err));
-                        if (x->in_len == c->hw->in_cap)
+                        if (x->in_len == hc_ctx(c)->in_cap)
                                 return hc_bad_request(c, 431);
                 }
                 if (c->s->eof)
@@ -936,7 +860,7 @@ static void hc_tunnel_start(struct hconn *c);
  * Returns true if the state changed (the caller returns). */
 static bool hc_resp_head(struct hconn *c, int len)
 {
-        struct proxy_hw *hw = c->hw;
+        struct h1_ctx *hw = hc_ctx(c);
         struct xb *x = c->x;
         struct exch *ex = &x->ex;
         struct proxy_h1_resp *resp = &ex->resp;
@@ -984,7 +908,7 @@ static bool hc_resp_head(struct hconn *c, int len)
 
         /* The client connection stays only if its request was read entirely
          * (otherwise we cannot know where the next one starts). */
-        o.keep_alive = x->req.h.keep_alive && ex->reqp.done && !c->s->eof && !hw->stopping;
+        o.keep_alive = x->req.h.keep_alive && ex->reqp.done && !c->s->eof && !hw->w->stopping;
         r = proxy_h1_resp_serialize(resp, ex->uin, &o, x->cout, hw->cout_cap, &body);
         if (r < 0) {
                 hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
@@ -1211,7 +1135,7 @@ static void hc_tunnel_start(struct hconn *c)
         /* Whatever followed the 101 head from the backend, and whatever the
          * client sent after its request, is tunnel payload; the block's
          * buffers stay the tunnel's. */
-        relay_own_buffer(&x->relay, RELAY_UP, x->in, c->hw->in_cap, x->in_off, x->in_len);
+        relay_own_buffer(&x->relay, RELAY_UP, x->in, hc_ctx(c)->in_cap, x->in_off, x->in_len);
         relay_own_buffer(&x->relay, RELAY_DOWN, ex->uin, ex->ucap, ex->uoff, ex->ulen);
         hc_set_state(c, HC_TUNNEL);
 }
@@ -1242,40 +1166,38 @@ static void step_tunnel(struct hconn *c)
 
 /* ---- the step driver ---- */
 
-static enum tq_kind hc_timeout_kind(const struct hconn *c, bool *refresh)
+static unsigned hc_timeout_kind(const struct hconn *c, bool *refresh)
 {
         const struct xb *x = c->x;
 
         *refresh = false;
         switch (c->state) {
-        case HC_HANDSHAKE:
-                return TQ_HANDSHAKE;
         case HC_IDLE:
-                return TQ_KEEPALIVE;
+                return PROXY_TQ_KEEPALIVE;
         case HC_HEAD:
-                return x && x->in_len > 0 ? TQ_REQUEST : TQ_KEEPALIVE;
+                return x && x->in_len > 0 ? PROXY_TQ_REQUEST : PROXY_TQ_KEEPALIVE;
         case HC_CONNECT:
                 /* The backend socket has the connect deadline. */
-                return TQ_NONE;
+                return EV_TQ_NONE;
         case HC_PROXY:
                 if (!x->ex.resp_head && !x->ex.interim && !x->ex.upgrade) {
                         /* Once sent, the backend socket has the
                          * response-head deadline. */
                         if (x->ex.req_sent_all)
-                                return TQ_NONE;
+                                return EV_TQ_NONE;
                         *refresh = true;
-                        return TQ_REQUEST;
+                        return PROXY_TQ_REQUEST;
                 }
                 *refresh = true;
-                return TQ_IDLE;
+                return PROXY_TQ_IDLE;
         case HC_RESPOND:
         case HC_TUNNEL:
                 *refresh = true;
-                return TQ_IDLE;
+                return PROXY_TQ_IDLE;
         case HC_LINGER:
-                return TQ_LINGER;
+                return PROXY_TQ_LINGER;
         default:
-                return TQ_NONE;
+                return EV_TQ_NONE;
         }
 }
 
@@ -1287,7 +1209,6 @@ static bool hc_want_read(const struct hconn *c)
         bool rd;
 
         switch (c->state) {
-        case HC_HANDSHAKE:
         case HC_LINGER:
                 rd = true;
                 break;
@@ -1297,7 +1218,7 @@ static bool hc_want_read(const struct hconn *c)
         case HC_HEAD:
         case HC_CONNECT:
         case HC_PROXY:
-                rd = !c->s->eof && x->in_len < c->hw->in_cap;
+                rd = !c->s->eof && x->in_len < hc_ctx(c)->in_cap;
                 break;
         default:
                 rd = false;
@@ -1322,7 +1243,7 @@ static bool up_want_read(const struct hconn *c)
 
 static void hc_step(struct hconn *c)
 {
-        enum tq_kind kind;
+        unsigned kind;
         bool refresh;
         int r;
 
@@ -1330,9 +1251,6 @@ static void hc_step(struct hconn *c)
                 enum hc_state before = c->state;
 
                 switch (c->state) {
-                case HC_HANDSHAKE:
-                        step_handshake(c);
-                        break;
                 case HC_IDLE:
                         step_idle(c);
                         break;
@@ -1392,46 +1310,61 @@ static void hc_step(struct hconn *c)
                 return hc_close(c, PROXY_CLOSE_UPSTREAM_ERROR);
 }
 
+/* ---- the worker's view: route changes and stop ---- */
+
+static void on_routes_changed(struct proxy_conn *pc)
+{
+        struct hconn *c = container_of(pc, struct hconn, base);
+        const struct proxy_routes *snap = c->base.w->snap;
+
+        if (c->state == HC_CLOSING)
+                return;
+        if (c->sni_route && !proxy_route_still_current(snap, c->sni_route))
+                return hc_close(c, PROXY_CLOSE_ROUTE_REMOVED);
+        if (!c->route || proxy_route_still_current(snap, c->route))
+                return;
+        if (c->x && c->x->e.proxied && c->state != HC_LINGER)
+                return hc_close(c, PROXY_CLOSE_ROUTE_REMOVED);
+        /* Only a cache between requests: drop it. */
+        c->route = proxy_route_unref(c->route);
+}
+
+static void on_stop(struct proxy_conn *pc, bool now)
+{
+        struct hconn *c = container_of(pc, struct hconn, base);
+
+        switch (c->state) {
+        case HC_IDLE:
+        case HC_LINGER:
+        case HC_HEAD: /* a partial request is not answered */
+                return hc_close(c, PROXY_CLOSE_STOP);
+        default:
+                /* A request in flight finishes (its answer says
+                 * "Connection: close") unless the deadline passed. */
+                if (now)
+                        hc_close(c, PROXY_CLOSE_STOP);
+                return;
+        }
+}
+
+static const struct proxy_conn_ops hc_ops = {
+        .name = "http/1.1",
+        .routes_changed = on_routes_changed,
+        .stop = on_stop,
+};
+
 /* ---- public API ---- */
 
-static void on_upstream_freed(void *ud)
+int h1_ctx_new(struct proxy_worker *w, struct h1_ctx **ret)
 {
-        hw_maybe_finish(ud);
-}
+        const struct proxy_config *cfg = w->cfg;
+        struct h1_ctx *hw;
 
-static unsigned on_pool_room(void *ud)
-{
-        struct proxy_hw *hw = ud;
-
-        return hw->env.pool_room ? hw->env.pool_room(hw->env.ud) : UINT_MAX;
-}
-
-int proxy_hw_new(const struct proxy_hw_env *env, struct proxy_hw **ret)
-{
-        struct proxy_hw *hw;
-        const struct proxy_config *cfg = env->cfg;
-        uint64_t durs[_TQ_MAX] = {
-                [TQ_HANDSHAKE] = cfg->handshake_timeout_ms,
-                [TQ_REQUEST] = cfg->request_timeout_ms,
-                [TQ_KEEPALIVE] = cfg->keepalive_timeout_ms,
-                [TQ_CONNECT] = cfg->connect_timeout_ms,
-                [TQ_UPSTREAM] = cfg->upstream_timeout_ms,
-                [TQ_IDLE] = cfg->idle_timeout_ms,
-                [TQ_LINGER] = LINGER_MS,
-                [TQ_POOL] = cfg->upstream_idle_timeout_ms,
-        };
-
-        assert(env && env->loop && env->cfg && env->routes && env->snap && env->stats && ret);
         hw = calloc(1, sizeof(*hw));
         if (!hw)
                 return -ENOMEM;
-        hw->env = *env;
+        hw->w = w;
         hw->cfg = cfg;
-        hw->scratch = malloc(SCRATCH_SIZE);
-        if (!hw->scratch) {
-                free(hw);
-                return -ENOMEM;
-        }
         hw->req_limits = (struct proxy_h1_limits){.max_head = cfg->max_head,
                                                   .max_headers = cfg->max_headers,
                                                   .max_target = cfg->max_head};
@@ -1441,160 +1374,21 @@ int proxy_hw_new(const struct proxy_hw_env *env, struct proxy_hw **ret)
         hw->uin_cap = cfg->max_head + UIN_EXTRA;
         hw->hout_cap = cfg->max_head + HOUT_SLACK;
         hw->cout_cap = cfg->max_head + COUT_SLACK;
-        if (ev_init(&hw->ev, env->loop, durs, _TQ_MAX) < 0) {
-                free(hw->scratch);
-                free(hw);
-                return -ENOMEM;
-        }
-        hw->ev_init = true;
-        (void)upstream_pool_init(&hw->pool, &(struct upstream_pool_env){
-                                                    .ev = &hw->ev,
-                                                    .factory = cfg->socket_factory,
-                                                    .factory_ud = cfg->socket_factory_ud,
-                                                    .idle_max = cfg->upstream_idle_max,
-                                                    .max_total = cfg->max_conns_per_worker,
-                                                    .tq_pool = TQ_POOL,
-                                                    .room = on_pool_room,
-                                                    .freed = on_upstream_freed,
-                                                    .ud = hw,
-                                            });
         hw->exch_env = (struct exch_env){
-                .pool = &hw->pool,
-                .tq_connect = TQ_CONNECT,
-                .tq_upstream = TQ_UPSTREAM,
+                .pool = &w->pool,
+                .tq_connect = PROXY_TQ_CONNECT,
+                .tq_upstream = PROXY_TQ_UPSTREAM,
                 .limits = &hw->resp_limits,
-                .st_connects = &env->stats->upstream_connects,
-                .st_reused = &env->stats->upstream_reused,
-                .st_connect_errors = &env->stats->connect_errors,
+                .st_connects = &w->stats.upstream_connects,
+                .st_reused = &w->stats.upstream_reused,
+                .st_connect_errors = &w->stats.connect_errors,
         };
         *ret = hw;
         return 0;
 }
 
-int proxy_hw_accept(struct proxy_hw *hw, int fd, enum proxy_hconn_kind kind,
-                    const struct sockaddr_storage *peer, struct proxy_route *route,
-                    const uint8_t *prefix, size_t prefix_len)
+static void free_blocks(struct h1_ctx *hw)
 {
-        struct hconn *c;
-        int r;
-
-        assert(hw && fd >= 0 && peer);
-        assert(kind == PROXY_HCONN_PLAIN || (route && route->cert && hw->cfg->tls));
-        if (hw->stopping) {
-                safe_close(fd);
-                return -ESHUTDOWN;
-        }
-        c = calloc(1, sizeof(*c));
-        if (!c) {
-                safe_close(fd);
-                return -ENOMEM;
-        }
-        c->hw = hw;
-        r = sock_new(&hw->ev, fd, on_hc_event, c, &c->s);
-        if (r < 0) {
-                free(c);
-                return r;
-        }
-        sock_set_peer(c->s, peer);
-        if (kind == PROXY_HCONN_TLS) {
-                SSL *ssl;
-
-                r = proxy_tls_new_ssl(hw->cfg->tls, route->cert, &ssl);
-                if (r >= 0)
-                        r = sock_tls_accept(c->s, ssl);
-                if (r >= 0)
-                        r = sock_replay(c->s, prefix, prefix_len);
-                if (r < 0)
-                        goto fail;
-                c->sni_route = proxy_route_ref(route);
-                c->state = HC_HANDSHAKE;
-        } else {
-                int one = 1;
-
-                (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-                c->state = HC_IDLE;
-        }
-
-        LIST_PREPEND(hw->conns, c);
-        hw->n_conns++;
-        atomic_fetch_add_explicit(hw->env.stats->active, 1, memory_order_relaxed);
-        /* Clients usually send at once: try before waiting for a poll. */
-        c->s->rd_ready = true;
-        c->timer_reset = true;
-        hc_step(c);
-        return 0;
-
-fail:
-        sock_close(c->s, false, NULL);
-        free(c);
-        return r == -ENOMEM ? -ENOMEM : -EIO;
-}
-
-void proxy_hw_routes_changed(struct proxy_hw *hw)
-{
-        assert(hw);
-        for (struct hconn *c = hw->conns; c; c = c->next) {
-                if (c->state == HC_CLOSING)
-                        continue;
-                if (c->sni_route && !hw_route_current(hw, c->sni_route)) {
-                        hc_close(c, PROXY_CLOSE_ROUTE_REMOVED);
-                        continue;
-                }
-                if (!c->route || hw_route_current(hw, c->route))
-                        continue;
-                if (c->x && c->x->e.proxied && c->state != HC_LINGER) {
-                        hc_close(c, PROXY_CLOSE_ROUTE_REMOVED);
-                        continue;
-                }
-                /* Only a cache between requests: drop it. */
-                c->route = proxy_route_unref(c->route);
-        }
-        upstream_pool_routes_changed(&hw->pool, *hw->env.snap);
-}
-
-static void on_ev_stopped(struct ev *ev, void *ud)
-{
-        struct proxy_hw *hw = ud;
-
-        hw->finished = true;
-        if (hw->env.conn_freed)
-                hw->env.conn_freed(hw->env.ud);
-}
-
-static void hw_maybe_finish(struct proxy_hw *hw)
-{
-        if (!hw->stopping || hw->ev_stopping || hw->n_conns > 0 || hw->pool.n_open > 0)
-                return;
-        hw->ev_stopping = true;
-        ev_stop(&hw->ev, on_ev_stopped, hw);
-}
-
-static void hw_close_pool(struct proxy_hw *hw)
-{
-        upstream_pool_close_idle(&hw->pool);
-}
-
-void proxy_hw_begin_stop(struct proxy_hw *hw)
-{
-        assert(hw);
-        if (hw->stopping)
-                return;
-        hw->stopping = true;
-        for (struct hconn *c = hw->conns; c; c = c->next)
-                switch (c->state) {
-                case HC_HANDSHAKE:
-                case HC_IDLE:
-                case HC_LINGER:
-                        hc_close(c, PROXY_CLOSE_STOP);
-                        break;
-                case HC_HEAD:
-                        /* A partial request is not answered. */
-                        hc_close(c, PROXY_CLOSE_STOP);
-                        break;
-                default:
-                        break;
-                }
-        hw_close_pool(hw);
         for (unsigned t = 0; t < 2; t++)
                 while (hw->free_blocks[t]) {
                         struct xb *x = hw->free_blocks[t];
@@ -1603,55 +1397,46 @@ void proxy_hw_begin_stop(struct proxy_hw *hw)
                         free(x);
                 }
         hw->n_free_blocks[0] = hw->n_free_blocks[1] = 0;
-        hw_maybe_finish(hw);
 }
 
-void proxy_hw_close_all(struct proxy_hw *hw)
+void h1_ctx_begin_stop(struct h1_ctx *hw)
 {
-        assert(hw);
-        proxy_hw_begin_stop(hw);
-        for (struct hconn *c = hw->conns; c; c = c->next)
-                hc_close(c, PROXY_CLOSE_STOP);
-        hw_close_pool(hw);
-        hw_maybe_finish(hw);
+        if (hw)
+                free_blocks(hw);
 }
 
-unsigned proxy_hw_n_conns(const struct proxy_hw *hw)
-{
-        return hw ? hw->n_conns : 0;
-}
-
-unsigned proxy_hw_n_pooled(const struct proxy_hw *hw)
-{
-        return hw ? hw->pool.n_idle : 0;
-}
-
-void proxy_hw_pool_trim(struct proxy_hw *hw, unsigned keep)
-{
-        upstream_pool_trim(&hw->pool, keep);
-}
-
-bool proxy_hw_finished(const struct proxy_hw *hw)
-{
-        return !hw || hw->finished;
-}
-
-struct proxy_hw *proxy_hw_free(struct proxy_hw *hw)
+struct h1_ctx *h1_ctx_free(struct h1_ctx *hw)
 {
         if (!hw)
                 return NULL;
-        assert(hw->finished || (hw->n_conns == 0 && hw->pool.n_open == 0));
-        for (unsigned t = 0; t < 2; t++)
-                while (hw->free_blocks[t]) {
-                        struct xb *x = hw->free_blocks[t];
-
-                        hw->free_blocks[t] = x->next_free;
-                        free(x);
-                }
-        upstream_pool_done(&hw->pool);
-        free(hw->scratch);
-        if (hw->ev_init)
-                ev_done(&hw->ev);
+        free_blocks(hw);
         free(hw);
         return NULL;
+}
+
+int h1_conn_start(struct proxy_worker *w, struct sock *s, struct proxy_route *sni_route,
+                  struct proxy_conn *from)
+{
+        struct hconn *c;
+
+        assert(w && s);
+        if (w->stopping)
+                return -ESHUTDOWN;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->s = s;
+        c->sni_route = proxy_route_ref(sni_route);
+        c->state = HC_IDLE;
+        if (from)
+                proxy_conn_switch(from, &c->base, &hc_ops);
+        else
+                proxy_conn_add(w, &c->base, &hc_ops);
+        sock_set_cb(s, on_hc_event, c);
+        /* Clients usually send at once: try before waiting for an event
+         * (after a TLS handshake, replayed bytes may be waiting too). */
+        c->s->rd_ready = true;
+        c->timer_reset = true;
+        hc_step(c);
+        return 0;
 }

@@ -91,7 +91,7 @@ int sock_new(struct ev *ev, int fd, sock_cb *cb, void *data, struct sock **ret)
 {
         struct sock *s;
 
-        assert(ev && fd >= 0 && cb && ret);
+        assert(ev && fd >= 0 && ret);
         s = calloc(1, sizeof(*s));
         if (!s) {
                 safe_close(fd);

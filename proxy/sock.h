@@ -111,8 +111,9 @@ struct sock {
 };
 
 /* Wrap @fd (non-blocking, CLOEXEC; connected, accepted or connecting) with
- * handler @cb/@data. The fd is ours from now on, also on failure. Returns
- * 0 or -ENOMEM. */
+ * handler @cb/@data (may be NULL until sock_set_cb(), which must come
+ * before any interest is declared). The fd is ours from now on, also on
+ * failure. Returns 0 or -ENOMEM. */
 int sock_new(struct ev *ev, int fd, sock_cb *cb, void *data, struct sock **ret);
 
 /* Hand the socket to another protocol handler. */
