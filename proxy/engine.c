@@ -132,21 +132,6 @@ const char *proxy_close_reason_str(enum proxy_close_reason r)
         return close_reason_names[r];
 }
 
-/* ---- default socket factory ---- */
-
-int proxy_socket_factory_default(void *ud, const struct proxy_route *r, const struct sockaddr *addr,
-                                 socklen_t len, int *ret_fd)
-{
-        int fd;
-
-        assert(addr && ret_fd);
-        fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        *ret_fd = fd;
-        return 0;
-}
-
 /* ---- accepting ---- */
 
 static bool worker_full(const struct worker *w)

@@ -23,6 +23,21 @@ struct upstream_group {
         char netns[]; /* "" when the route has none */
 };
 
+/* ---- the default socket factory ---- */
+
+int proxy_socket_factory_default(void *ud, const struct proxy_route *r, const struct sockaddr *addr,
+                                 socklen_t len, int *ret_fd)
+{
+        int fd;
+
+        assert(addr && ret_fd);
+        fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        *ret_fd = fd;
+        return 0;
+}
+
 /* ---- keys and groups ---- */
 
 void upstream_key_of(struct upstream_key *k, const struct sockaddr *sa, uint16_t port_override)
