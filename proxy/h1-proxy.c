@@ -34,7 +34,7 @@ const struct exch_ops h1__exch_ops = {
 /* Proxy the parsed request to @route's backends (port @port, if non-zero). */
 void h1__proxy_begin(struct hconn *c, struct proxy_route *route, uint16_t port)
 {
-        struct h1_ctx *hw = hc_ctx(c);
+        struct h1_ctx *ctx = hc_ctx(c);
         struct xb *x = c->x;
         const struct proxy_h1_req *req = &x->req;
         char ip[INET6_ADDRSTRLEN], host[PROXY_ROUTE_HOST_MAX + 16];
@@ -49,7 +49,7 @@ void h1__proxy_begin(struct hconn *c, struct proxy_route *route, uint16_t port)
                 return h1__bad_request(c, 400);
         memcpy(host, x->in + hs.off, hs.len);
         host[hs.len] = 0;
-        r = proxy_h1_req_serialize(req, x->in, &f, x->hout, hw->hout_cap);
+        r = proxy_h1_req_serialize(req, x->in, &f, x->hout, ctx->hout_cap);
         if (r < 0)
                 return h1__bad_request(c, r == -ENOBUFS ? 431 : 400);
         x->e.proxied = true;
@@ -130,7 +130,7 @@ static void hc_tunnel_start(struct hconn *c)
  * Returns true if the state changed (the caller returns). */
 static bool hc_resp_head(struct hconn *c, int len)
 {
-        struct h1_ctx *hw = hc_ctx(c);
+        struct h1_ctx *ctx = hc_ctx(c);
         struct xb *x = c->x;
         struct exch *ex = &x->ex;
         struct proxy_h1_resp *resp = &ex->resp;
@@ -147,7 +147,7 @@ static bool hc_resp_head(struct hconn *c, int len)
                 /* Interim (100 Continue, 103 Early Hints): passed on to a
                  * 1.1 client, dropped for a 1.0 one. */
                 if (!x->e.client10) {
-                        r = proxy_h1_resp_serialize(resp, ex->uin, &o, x->cout, hw->cout_cap,
+                        r = proxy_h1_resp_serialize(resp, ex->uin, &o, x->cout, ctx->cout_cap,
                                                     &body);
                         if (r < 0) {
                                 hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
@@ -164,7 +164,7 @@ static bool hc_resp_head(struct hconn *c, int len)
                         hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
                         return true;
                 }
-                r = proxy_h1_resp_serialize(resp, ex->uin, &o, x->cout, hw->cout_cap, &body);
+                r = proxy_h1_resp_serialize(resp, ex->uin, &o, x->cout, ctx->cout_cap, &body);
                 if (r < 0) {
                         hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
                         return true;
@@ -178,8 +178,8 @@ static bool hc_resp_head(struct hconn *c, int len)
 
         /* The client connection stays only if its request was read entirely
          * (otherwise we cannot know where the next one starts). */
-        o.keep_alive = x->req.h.keep_alive && ex->reqp.done && !c->s->eof && !hw->w->stopping;
-        r = proxy_h1_resp_serialize(resp, ex->uin, &o, x->cout, hw->cout_cap, &body);
+        o.keep_alive = x->req.h.keep_alive && ex->reqp.done && !c->s->eof && !ctx->w->stopping;
+        r = proxy_h1_resp_serialize(resp, ex->uin, &o, x->cout, ctx->cout_cap, &body);
         if (r < 0) {
                 hc_upstream_failed(c, PROXY_CLOSE_BAD_RESPONSE);
                 return true;
@@ -374,14 +374,14 @@ void h1__step_proxy(struct hconn *c)
  * wait for the next request (or end the connection). */
 static void hc_exchange_end(struct hconn *c)
 {
-        struct h1_ctx *hw = hc_ctx(c);
+        struct h1_ctx *ctx = hc_ctx(c);
         struct xb *x = c->x;
 
         h1__account(c);
         exch_end(&x->ex);
         if (c->s->eof)
                 return h1__close(c, PROXY_CLOSE_KEEPALIVE_DONE);
-        if (hw->w->stopping)
+        if (ctx->w->stopping)
                 /* The answer is written; nothing more is read, and waiting
                  * for the client's EOF would hold up the stop. */
                 return h1__close(c, PROXY_CLOSE_STOP);

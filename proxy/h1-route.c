@@ -154,8 +154,8 @@ static void hc_acme_answer(struct hconn *c, const char *host, const uint8_t *tok
 
 void h1__dispatch(struct hconn *c, int head_len)
 {
-        struct h1_ctx *hw = hc_ctx(c);
-        const struct proxy_config *cfg = hw->cfg;
+        struct h1_ctx *ctx = hc_ctx(c);
+        const struct proxy_config *cfg = ctx->cfg;
         struct xb *x = c->x;
         struct proxy_h1_req *req = &x->req;
         struct proxy_routes *snap;
@@ -186,7 +186,7 @@ void h1__dispatch(struct hconn *c, int head_len)
                 return h1__bad_request(c, 400);
         host[hl] = 0;
 
-        snap = proxy_worker_snap(hw->w);
+        snap = proxy_worker_snap(ctx->w);
         route = proxy_routes_lookup_wildcard(snap, host, hl);
 
         if (c->s->ssl) {

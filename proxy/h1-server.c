@@ -58,19 +58,19 @@ static const unsigned hc_allowed[_HC_MAX] = {
 
 /* ---- exchange blocks ---- */
 
-static struct xb *xb_get(struct h1_ctx *hw, bool tls)
+static struct xb *xb_get(struct h1_ctx *ctx, bool tls)
 {
-        struct xb *x = hw->free_blocks[tls];
-        size_t hdrs = (size_t)hw->req_limits.max_headers * sizeof(struct proxy_h1_header);
+        struct xb *x = ctx->free_blocks[tls];
+        size_t hdrs = (size_t)ctx->req_limits.max_headers * sizeof(struct proxy_h1_header);
         size_t size;
         uint8_t *p;
 
         if (x) {
-                hw->free_blocks[tls] = x->next_free;
-                hw->n_free_blocks[tls]--;
+                ctx->free_blocks[tls] = x->next_free;
+                ctx->n_free_blocks[tls]--;
         } else {
-                size = sizeof(*x) + 2 * hdrs + hw->in_cap + hw->uin_cap + hw->hout_cap +
-                       hw->cout_cap + (tls ? SOCK_TLS_TX_CAP + SOCK_TLS_RIN_CAP : 0);
+                size = sizeof(*x) + 2 * hdrs + ctx->in_cap + ctx->uin_cap + ctx->hout_cap +
+                       ctx->cout_cap + (tls ? SOCK_TLS_TX_CAP + SOCK_TLS_RIN_CAP : 0);
                 x = malloc(size);
                 if (!x)
                         return NULL;
@@ -78,16 +78,16 @@ static struct xb *xb_get(struct h1_ctx *hw, bool tls)
                 x->req_hdrs = (struct proxy_h1_header *)p;
                 p += hdrs;
                 /* The response buffer and headers are the exchange's. */
-                exch_init(&x->ex, &hw->exch_env, &h1__exch_ops, NULL, p + hdrs + hw->in_cap,
-                          hw->uin_cap, (struct proxy_h1_header *)p, hw->resp_limits.max_headers);
+                exch_init(&x->ex, &ctx->exch_env, &h1__exch_ops, NULL, p + hdrs + ctx->in_cap,
+                          ctx->uin_cap, (struct proxy_h1_header *)p, ctx->resp_limits.max_headers);
                 p += hdrs;
                 x->in = p;
-                p += hw->in_cap;
-                p += hw->uin_cap;
+                p += ctx->in_cap;
+                p += ctx->uin_cap;
                 x->hout = p;
-                p += hw->hout_cap;
+                p += ctx->hout_cap;
                 x->cout = p;
-                p += hw->cout_cap;
+                p += ctx->cout_cap;
                 x->tb.tx = tls ? p : NULL;
                 x->tb.rin = tls ? p + SOCK_TLS_TX_CAP : NULL;
                 x->tls = tls;
@@ -98,17 +98,17 @@ static struct xb *xb_get(struct h1_ctx *hw, bool tls)
         return x;
 }
 
-static void xb_put(struct h1_ctx *hw, struct xb *x)
+static void xb_put(struct h1_ctx *ctx, struct xb *x)
 {
         if (!x)
                 return;
-        if (hw->n_free_blocks[x->tls] >= BLOCK_CACHE_MAX || hw->w->stopping) {
+        if (ctx->n_free_blocks[x->tls] >= BLOCK_CACHE_MAX || ctx->w->stopping) {
                 free(x);
                 return;
         }
-        x->next_free = hw->free_blocks[x->tls];
-        hw->free_blocks[x->tls] = x;
-        hw->n_free_blocks[x->tls]++;
+        x->next_free = ctx->free_blocks[x->tls];
+        ctx->free_blocks[x->tls] = x;
+        ctx->n_free_blocks[x->tls]++;
 }
 
 /* ---- client I/O ---- */
@@ -592,59 +592,59 @@ static const struct proxy_conn_ops hc_ops = {
 int h1_ctx_new(struct proxy_worker *w, struct h1_ctx **ret)
 {
         const struct proxy_config *cfg = w->cfg;
-        struct h1_ctx *hw;
+        struct h1_ctx *ctx;
 
-        hw = calloc(1, sizeof(*hw));
-        if (!hw)
+        ctx = calloc(1, sizeof(*ctx));
+        if (!ctx)
                 return -ENOMEM;
-        hw->w = w;
-        hw->cfg = cfg;
-        hw->req_limits = (struct proxy_h1_limits){.max_head = cfg->max_head,
-                                                  .max_headers = cfg->max_headers,
-                                                  .max_target = cfg->max_head};
-        hw->resp_limits = hw->req_limits;
-        hw->in_cap = cfg->max_head;
+        ctx->w = w;
+        ctx->cfg = cfg;
+        ctx->req_limits = (struct proxy_h1_limits){.max_head = cfg->max_head,
+                                                   .max_headers = cfg->max_headers,
+                                                   .max_target = cfg->max_head};
+        ctx->resp_limits = ctx->req_limits;
+        ctx->in_cap = cfg->max_head;
         /* Room for a 16 KiB body behind a full head: one read, one write. */
-        hw->uin_cap = cfg->max_head + UIN_EXTRA;
-        hw->hout_cap = cfg->max_head + HOUT_SLACK;
-        hw->cout_cap = cfg->max_head + COUT_SLACK;
-        hw->exch_env = (struct exch_env){
+        ctx->uin_cap = cfg->max_head + UIN_EXTRA;
+        ctx->hout_cap = cfg->max_head + HOUT_SLACK;
+        ctx->cout_cap = cfg->max_head + COUT_SLACK;
+        ctx->exch_env = (struct exch_env){
                 .pool = &w->pool,
                 .tq_connect = PROXY_TQ_CONNECT,
                 .tq_upstream = PROXY_TQ_UPSTREAM,
-                .limits = &hw->resp_limits,
+                .limits = &ctx->resp_limits,
                 .st_connects = &w->stats.upstream_connects,
                 .st_reused = &w->stats.upstream_reused,
                 .st_connect_errors = &w->stats.connect_errors,
         };
-        *ret = hw;
+        *ret = ctx;
         return 0;
 }
 
-static void free_blocks(struct h1_ctx *hw)
+static void free_blocks(struct h1_ctx *ctx)
 {
         for (unsigned t = 0; t < 2; t++)
-                while (hw->free_blocks[t]) {
-                        struct xb *x = hw->free_blocks[t];
+                while (ctx->free_blocks[t]) {
+                        struct xb *x = ctx->free_blocks[t];
 
-                        hw->free_blocks[t] = x->next_free;
+                        ctx->free_blocks[t] = x->next_free;
                         free(x);
                 }
-        hw->n_free_blocks[0] = hw->n_free_blocks[1] = 0;
+        ctx->n_free_blocks[0] = ctx->n_free_blocks[1] = 0;
 }
 
-void h1_ctx_begin_stop(struct h1_ctx *hw)
+void h1_ctx_begin_stop(struct h1_ctx *ctx)
 {
-        if (hw)
-                free_blocks(hw);
+        if (ctx)
+                free_blocks(ctx);
 }
 
-struct h1_ctx *h1_ctx_free(struct h1_ctx *hw)
+struct h1_ctx *h1_ctx_free(struct h1_ctx *ctx)
 {
-        if (!hw)
+        if (!ctx)
                 return NULL;
-        free_blocks(hw);
-        free(hw);
+        free_blocks(ctx);
+        free(ctx);
         return NULL;
 }
 
