@@ -18,12 +18,12 @@ void ev_handle_init(struct ev_handle *h, int fd, ev_cb *cb)
         *h = (struct ev_handle){.fd = fd, .tq = EV_TQ_NONE, .cb = cb};
 }
 
-int ev_set(struct ev *ev, struct ev_handle *h, unsigned events)
+int ev__set(struct ev *ev, struct ev_handle *h, unsigned events)
 {
         struct epoll_event e = {0};
         int op;
 
-        if (h->closing || (events == h->events && (h->in_set || events == 0)))
+        if (h->closing)
                 return 0;
         assert(h->fd >= 0);
         if (events == 0) {
@@ -122,7 +122,7 @@ static void tq_arm(struct ev_tq *q, uint64_t ms)
         q->armed = true;
 }
 
-void ev_deadline(struct ev *ev, struct ev_handle *h, unsigned tq)
+void ev__deadline(struct ev *ev, struct ev_handle *h, unsigned tq)
 {
         struct ev_tq *q;
         uint64_t now;

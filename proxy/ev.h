@@ -113,15 +113,29 @@ static inline uint64_t ev_now(const struct ev *ev)
 /* Set up @h for @fd (-1: deadlines only); no interest yet. */
 void ev_handle_init(struct ev_handle *h, int fd, ev_cb *cb);
 
+int ev__set(struct ev *ev, struct ev_handle *h, unsigned events);
+void ev__deadline(struct ev *ev, struct ev_handle *h, unsigned tq);
+
 /* Register interest @events (EV_READ | EV_WRITE; 0 takes the fd out of the
- * set): one epoll_ctl when something changes, none otherwise. Returns 0 or
- * -errno. Does nothing on a closing handle. */
-int ev_set(struct ev *ev, struct ev_handle *h, unsigned events);
+ * set): one epoll_ctl when something changes, none otherwise (that check is
+ * inline: it runs several times per request). Returns 0 or -errno. Does
+ * nothing on a closing handle. */
+static inline int ev_set(struct ev *ev, struct ev_handle *h, unsigned events)
+{
+        if (events == h->events && (h->in_set || events == 0))
+                return 0;
+        return ev__set(ev, h, events);
+}
 
 /* Put @h at the tail of queue @tq (EV_TQ_NONE: out of any queue); its
  * deadline is now + the queue's duration. Nothing happens when @h is
  * already in @tq since this same ms. */
-void ev_deadline(struct ev *ev, struct ev_handle *h, unsigned tq);
+static inline void ev_deadline(struct ev *ev, struct ev_handle *h, unsigned tq)
+{
+        if (tq == EV_TQ_NONE && h->tq == EV_TQ_NONE)
+                return;
+        ev__deadline(ev, h, tq);
+}
 
 /* No more callbacks for @h; @free runs from the reap, on a later loop
  * iteration. The fd is the owner's to close (close() takes it out of the

@@ -19,11 +19,11 @@
 #include "proxy/sock.h"
 #include "proxy/worker.h"
 
-#define UIN_EXTRA       16384u /* response buffer beyond max_head */
-#define LINGER_MAX      (256u * 1024u)
-#define BLOCK_CACHE_MAX 16u
-#define HOUT_SLACK      1024u /* forwarding fields we add to a request head */
-#define COUT_SLACK      1024u /* our own fields (Location, framing) on a response head */
+#define H1_UIN_EXTRA       16384u /* response buffer beyond max_head */
+#define H1_LINGER_MAX      (256u * 1024u)
+#define H1_BLOCK_CACHE_MAX 16u
+#define H1_HOUT_SLACK      1024u /* forwarding fields we add to a request head */
+#define H1_COUT_SLACK      1024u /* our own fields (Location, framing) on a response head */
 
 enum hc_state {
         HC_IDLE,    /* between requests, no exchange block */

@@ -14,26 +14,18 @@
 
 /* Design notes (docs/internals/proxy.md has the long form):
  *
- *  - Sockets are raw non-blocking fds in an epoll set of the worker's own
- *    (proxy/ev.h), which the worker's libuv loop watches as one fd; all
- *    reads and writes are ours (recv/sendmsg, SSL_read/SSL_write through a
- *    BIO of our own). Not uv_poll_t: uv_poll_init() costs an epoll
- *    ADD+DEL probe and an ioctl, every uv_poll_start() a DEL and an ADD,
- *    and closing a DEL — five syscalls per connection before any I/O;
- *    here a connection costs one EPOLL_CTL_ADD, interest changes one MOD,
- *    and close() removes the fd. Read interest stays on while a side may
- *    be read; write interest is added only while a write would block.
  *  - A connection is one explicit state machine (enum hc_state, transition
- *    table hc_allowed); poll and timer callbacks only record the event and
- *    call h1__step().
- *  - Memory: an idle connection is a struct hconn (and for TLS its SSL);
- *    everything needed while a request is in flight (head buffers, body
- *    buffers, parsers, output queues) is one "exchange block" taken from a
+ *    table hc_allowed); socket events and deadlines only record what
+ *    happened and call h1__step(), which runs steps until the state stops
+ *    changing, then puts the client socket in the deadline queue of its
+ *    state and declares both sockets' interest.
+ *  - Memory: an idle connection is a struct hconn and its struct sock (and
+ *    for TLS its SSL); everything needed while a request is in flight (head
+ *    buffers, body buffers, parsers, output queues, the exchange, the TLS
+ *    buffers lent to the socket) is one "exchange block" taken from a
  *    per-worker free list and given back when the connection goes idle.
- *  - Timeouts: no timer per connection. Every kind of deadline has a fixed
- *    duration, so a FIFO list per kind is sorted by deadline; one uv_timer
- *    per list fires for its head. Moving a connection between lists or to
- *    the tail of its list is O(1) and touches no timer. */
+ *  - The backend side of each request is an exchange (proxy/exchange.h),
+ *    which carries its own deadlines on the backend socket. */
 
 static const char *const hc_state_names[_HC_MAX] = {
         [HC_IDLE] = "idle",     [HC_HEAD] = "head",       [HC_CONNECT] = "connect",
@@ -102,7 +94,7 @@ static void xb_put(struct h1_ctx *ctx, struct xb *x)
 {
         if (!x)
                 return;
-        if (ctx->n_free_blocks[x->tls] >= BLOCK_CACHE_MAX || ctx->w->stopping) {
+        if (ctx->n_free_blocks[x->tls] >= H1_BLOCK_CACHE_MAX || ctx->w->stopping) {
                 free(x);
                 return;
         }
@@ -271,7 +263,7 @@ static void step_linger(struct hconn *c)
 
                 if (k > 0) {
                         c->linger_bytes += (uint32_t)k;
-                        if (c->linger_bytes > LINGER_MAX)
+                        if (c->linger_bytes > H1_LINGER_MAX)
                                 return h1__close(c, c->reason);
                         continue;
                 }
@@ -605,9 +597,9 @@ int h1_ctx_new(struct proxy_worker *w, struct h1_ctx **ret)
         ctx->resp_limits = ctx->req_limits;
         ctx->in_cap = cfg->max_head;
         /* Room for a 16 KiB body behind a full head: one read, one write. */
-        ctx->uin_cap = cfg->max_head + UIN_EXTRA;
-        ctx->hout_cap = cfg->max_head + HOUT_SLACK;
-        ctx->cout_cap = cfg->max_head + COUT_SLACK;
+        ctx->uin_cap = cfg->max_head + H1_UIN_EXTRA;
+        ctx->hout_cap = cfg->max_head + H1_HOUT_SLACK;
+        ctx->cout_cap = cfg->max_head + H1_COUT_SLACK;
         ctx->exch_env = (struct exch_env){
                 .pool = &w->pool,
                 .tq_connect = PROXY_TQ_CONNECT,

@@ -22,37 +22,6 @@ struct sock_replay {
         uint8_t bytes[];
 };
 
-/* ---- iovec queues ---- */
-
-void iovq_add(struct iovq *q, const void *p, size_t n)
-{
-        if (n == 0)
-                return;
-        assert(q->n < IOVQ_MAX);
-        q->iov[q->n++] = (struct iovec){.iov_base = (void *)p, .iov_len = n};
-        q->left += n;
-}
-
-void iovq_advance(struct iovq *q, size_t n)
-{
-        assert(n <= q->left);
-        q->left -= n;
-        while (n > 0) {
-                struct iovec *v = &q->iov[q->i];
-
-                if (n >= v->iov_len) {
-                        n -= v->iov_len;
-                        q->i++;
-                } else {
-                        v->iov_base = (uint8_t *)v->iov_base + n;
-                        v->iov_len -= n;
-                        n = 0;
-                }
-        }
-        if (q->left == 0)
-                q->i = q->n = 0;
-}
-
 /* One sendmsg() of what @q holds, retried on EINTR. Returns the bytes
  * written (@q is advanced past them) or -errno. After a short write or
  * -EAGAIN the socket buffer is full: the caller waits for EV_WRITE rather
@@ -358,12 +327,8 @@ void sock_tls_lend(struct sock *s, struct sock_tlsbuf *tb)
         s->tb = tb;
 }
 
-bool sock_buffered(const struct sock *s)
+bool sock__tls_buffered(const struct sock *s)
 {
-        if (s->replay)
-                return true;
-        if (!s->ssl)
-                return false;
         return (s->tb && s->tb->rin_off < s->tb->rin_len) || SSL_has_pending(s->ssl);
 }
 
@@ -512,13 +477,6 @@ int sock_write(struct sock *s, struct iovq *q, uint64_t *counted)
                 }
         }
         return 0;
-}
-
-int sock_want(struct sock *s, bool rd)
-{
-        unsigned ev = (rd ? EV_READ : 0) | (s->wr_blocked || s->connecting ? EV_WRITE : 0);
-
-        return ev_set(s->ev, &s->h, ev);
 }
 
 /* ---- connecting ---- */

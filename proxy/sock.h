@@ -30,6 +30,7 @@
  * callback) from the event layer's reap, so an object reached from a
  * callback chain stays valid until that chain returns. */
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,10 +59,36 @@ static inline void iovq_reset(struct iovq *q)
 }
 
 /* Queue @n bytes at @p (no-op for 0); the caller checks the room
- * (q->n < IOVQ_MAX). */
-void iovq_add(struct iovq *q, const void *p, size_t n);
+ * (q->n < IOVQ_MAX). Inline: several calls per request. */
+static inline void iovq_add(struct iovq *q, const void *p, size_t n)
+{
+        if (n == 0)
+                return;
+        assert(q->n < IOVQ_MAX);
+        q->iov[q->n++] = (struct iovec){.iov_base = (void *)p, .iov_len = n};
+        q->left += n;
+}
+
 /* Drop @n written bytes from the front. */
-void iovq_advance(struct iovq *q, size_t n);
+static inline void iovq_advance(struct iovq *q, size_t n)
+{
+        assert(n <= q->left);
+        q->left -= n;
+        while (n > 0) {
+                struct iovec *v = &q->iov[q->i];
+
+                if (n >= v->iov_len) {
+                        n -= v->iov_len;
+                        q->i++;
+                } else {
+                        v->iov_base = (uint8_t *)v->iov_base + n;
+                        v->iov_len -= n;
+                        n = 0;
+                }
+        }
+        if (q->left == 0)
+                q->i = q->n = 0;
+}
 
 /* ---- the socket ---- */
 
@@ -145,8 +172,14 @@ int sock_handshake(struct sock *s);
  * connection is ending, since bytes read ahead are in it). */
 void sock_tls_lend(struct sock *s, struct sock_tlsbuf *tb);
 
+bool sock__tls_buffered(const struct sock *s);
 /* Bytes read from the fd (or replayed) that no poll event will announce. */
-bool sock_buffered(const struct sock *s);
+static inline bool sock_buffered(const struct sock *s)
+{
+        if (s->replay)
+                return true;
+        return s->ssl && sock__tls_buffered(s);
+}
 static inline bool sock_can_read(const struct sock *s)
 {
         return s->rd_ready || sock_buffered(s);
@@ -167,7 +200,11 @@ int sock_write(struct sock *s, struct iovq *q, uint64_t *counted);
 
 /* Declare interest: EV_READ if @rd, EV_WRITE while wr_blocked or
  * connecting. Returns 0 or -errno (epoll_ctl). */
-int sock_want(struct sock *s, bool rd);
+static inline int sock_want(struct sock *s, bool rd)
+{
+        return ev_set(s->ev, &s->h,
+                      (rd ? EV_READ : 0) | (s->wr_blocked || s->connecting ? EV_WRITE : 0));
+}
 
 /* Put the socket at the tail of deadline queue @tq (EV_TQ_NONE: none). */
 static inline void sock_deadline(struct sock *s, unsigned tq)
