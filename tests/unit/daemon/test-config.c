@@ -709,7 +709,6 @@ static void test_acme(void **state)
 {
         struct gw_config c;
         char ca[] = "/tmp/gw-test-ca.XXXXXX";
-        _cleanup_free_ char *extra = NULL, *reason = NULL;
         int fd = mkstemp(ca);
 
         assert_true(fd >= 0);
