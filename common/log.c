@@ -60,9 +60,8 @@ int log_level_from_string(const char *s)
 }
 
 /* Format into @msg (%m prints @error) with control characters blanked. */
-static void format_msg(char *msg, size_t size, int error, const char *fmt, va_list ap)
-        _printf_(4, 0);
-static void format_msg(char *msg, size_t size, int error, const char *fmt, va_list ap)
+_printf_(4, 0) static void format_msg(char *msg, size_t size, int error, const char *fmt,
+                                      va_list ap)
 {
         /* %m in glibc prints strerror(errno): make it print the passed error. */
         errno = error < 0 ? -error : error;
