@@ -117,6 +117,13 @@ struct proxy_worker {
         void (*conn_freed)(struct proxy_worker *w);
 };
 
+/* Check @cfg's bounds (-EINVAL), fill in every default, resolve the worker
+ * count, max_fds (0: from RLIMIT_NOFILE) and max_conns_per_worker; the
+ * descriptors each worker's connections may claim go to *ret_worker_fds
+ * (-EMFILE when that leaves too few, see proxy.h). (config.c) */
+int proxy_config_resolve(const struct proxy_config *cfg, struct proxy_config *ret,
+                         unsigned *ret_worker_fds);
+
 /* Set up @w on @loop (its thread's), with @fds descriptors for client and
  * backend connections. Returns 0 or -errno; on failure proxy_worker_done()
  * undoes what was done. */
