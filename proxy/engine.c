@@ -400,6 +400,7 @@ static int worker_init(struct worker *w)
         int fd, r;
 
         w->new_https_fd = w->new_http_fd = -1;
+        w->pw.idx = w->idx;
         r = uv_mutex_init(&w->lmutex);
         if (r < 0)
                 return r;

@@ -97,6 +97,7 @@ struct proxy_conn {
 
 struct proxy_worker {
         struct ev ev;                     /* the epoll set, deferred frees, deadline queues */
+        unsigned idx;                     /* the worker's index (per-worker rings, logs) */
         const struct proxy_config *cfg;   /* defaults resolved; outlives the worker */
         struct proxy_route_table *routes; /* */
         struct proxy_routes *snap;        /* cached snapshot (proxy_routes_refresh) */
