@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "common/macros.h"
+#include "proxy-test.h"
 #include "proxy/ev.h"
 
 struct obj {
@@ -224,8 +225,7 @@ static void test_deadlines(void **state)
         assert_int_equal(timeout_seq, 0);
         ev_deadline(&ev, &o[0]->h, 0);
         assert_ptr_equal(ev_tq_first(&ev, 0), &o[1]->h.tl);
-        while (timeout_seq < 4)
-                (void)uv_run(&loop, UV_RUN_ONCE);
+        LOOP_UNTIL(&loop, timeout_seq >= 4);
         assert_int_equal(o[1]->order, 1);
         assert_int_equal(o[2]->order, 2);
         assert_int_equal(o[0]->order, 3);
@@ -257,8 +257,7 @@ static void test_close_unqueues(void **state)
         ev_deadline(&ev, &o2->h, 2);
         ev_close(&ev, &o->h, on_freed);
         assert_ptr_equal(ev_tq_first(&ev, 2), &o2->h.tl);
-        while (timeout_seq < 1)
-                (void)uv_run(&loop, UV_RUN_ONCE);
+        LOOP_UNTIL(&loop, timeout_seq >= 1);
         assert_true(freed);
         assert_int_equal(o2->n_timeout, 1);
         ev_close(&ev, &o2->h, on_freed);

@@ -365,8 +365,7 @@ static void test_upstream_deadline(void **state)
         f.x.interim = false;
         assert_int_equal(exch_poll(&f.x, true), 0);
         f.wakes = 0;
-        while (!f.x.ev_timeout)
-                (void)uv_run(&f.loop, UV_RUN_ONCE);
+        LOOP_UNTIL(&f.loop, f.x.ev_timeout);
         assert_int_equal(f.wakes, 1);
         close(be);
         fx_stop(&f);

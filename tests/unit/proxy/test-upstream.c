@@ -245,8 +245,7 @@ static void test_idle_close(void **state)
         upstream_release(b, true);
         assert_int_equal(f.pool.n_idle, 1);
         /* Nothing happens on the socket: the 50 ms deadline closes it. */
-        for (unsigned n = 0; n < 1000 && f.pool.n_idle > 0; n++)
-                (void)uv_run(&f.loop, UV_RUN_ONCE);
+        LOOP_UNTIL(&f.loop, f.pool.n_idle == 0);
         assert_int_equal(f.pool.n_idle, 0);
         fx_stop(&f);
         close(pb);
