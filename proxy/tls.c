@@ -24,7 +24,6 @@
 
 #include "common/macros.h"
 #include "common/siphash.h"
-#include "ssl/ssl-util.h"
 
 /* Enough for a leaf and a few intermediates; a longer chain is refused. */
 #define CERT_CHAIN_MAX 8
@@ -158,9 +157,9 @@ static int cert_not_after(X509 *leaf, long long *ret)
 int proxy_cert_new_pem(const char *chain_pem, size_t chain_len, const char *key_pem, size_t key_len,
                        struct proxy_cert **ret, char **reterr)
 {
-        _cleanup_(X509_freep) X509 *leaf = NULL, *x = NULL;
-        _cleanup_(BIO_freep) BIO *bio = NULL;
         struct proxy_cert *c = NULL;
+        X509 *leaf = NULL, *x = NULL;
+        BIO *bio = NULL;
         int r;
 
         if (!chain_pem || !key_pem || chain_len > INT_MAX || key_len > INT_MAX || !ret)
@@ -215,7 +214,8 @@ int proxy_cert_new_pem(const char *chain_pem, size_t chain_len, const char *key_
                         goto fail;
                 }
         }
-        BIO_free(TAKE_PTR(bio));
+        BIO_free(bio);
+        bio = NULL;
         if (!leaf) {
                 seterr(reterr, "no certificate in chain");
                 r = -EINVAL;
@@ -253,9 +253,14 @@ int proxy_cert_new_pem(const char *chain_pem, size_t chain_len, const char *key_
                 r = -EINVAL;
                 goto fail;
         }
+        X509_free(leaf);
+        BIO_free(bio);
         *ret = c;
         return 0;
 fail:
+        X509_free(leaf);
+        X509_free(x);
+        BIO_free(bio);
         cert_free(c);
         return r;
 }
@@ -378,7 +383,7 @@ struct proxy_tls *proxy_tls_free(struct proxy_tls *t)
 
 int proxy_tls_new_ssl(struct proxy_tls *t, const struct proxy_cert *cert, SSL **ret)
 {
-        _cleanup_(SSL_freep) SSL *ssl = NULL;
+        SSL *ssl;
 
         if (!t || !cert || !ret)
                 return -EINVAL;
@@ -387,13 +392,14 @@ int proxy_tls_new_ssl(struct proxy_tls *t, const struct proxy_cert *cert, SSL **
                 return -ENOMEM;
         if (!SSL_set_chain_and_key(ssl, cert->chain, cert->n_chain, cert->key, NULL)) {
                 ERR_clear_error();
+                SSL_free(ssl);
                 return -ENOMEM;
         }
         /* Free the handshake configuration once the handshake is done:
          * memory per idle connection. */
         SSL_set_shed_handshake_config(ssl, 1);
         SSL_set_accept_state(ssl);
-        *ret = TAKE_PTR(ssl);
+        *ret = ssl;
         return 0;
 }
 
