@@ -16,14 +16,10 @@
 #include "acme/http-internal.h"
 #include "common/fileio.h"
 #include "common/macros.h"
+#include "ssl/ssl-util.h"
 
 #define ROOTS_DEFAULT  "/etc/ssl/certs/ca-certificates.crt"
 #define ROOTS_MAX_SIZE (16u << 20) /* a trust-anchor file larger than this is a mistake */
-
-static void ssl_ctx_freep(SSL_CTX **p)
-{
-        SSL_CTX_free(*p);
-}
 
 /* Add every certificate of the PEM file @path to @store. */
 static int load_pem(X509_STORE *store, const char *what, const char *path, char **reterr)
@@ -65,7 +61,7 @@ static int load_pem(X509_STORE *store, const char *what, const char *path, char 
 
 int acme_http__tls_ctx_new(const struct acme_http_config *cfg, SSL_CTX **ret, char **reterr)
 {
-        _cleanup_(ssl_ctx_freep) SSL_CTX *ctx = NULL;
+        _cleanup_(SSL_CTX_freep) SSL_CTX *ctx = NULL;
         bool ca = cfg->ca_file && *cfg->ca_file;
         X509_STORE *store;
         int r;

@@ -492,6 +492,9 @@ class HAProxy(Target):
 # namespace and the peers use a separate port for this case. Both PIDs are
 # measured; the idle one adds nothing.
 GATEWAYD_BIN = os.environ.get("GATEWAYD") or os.path.join(REPO_DIR, "build", "daemon", "gatewayd")
+# A second gatewayd build (e.g. the main branch) measured as target
+# "gatewayd-base" in the same interleaved rounds: before/after comparisons.
+GATEWAYD_BASE_BIN = os.environ.get("GATEWAYD_BASE")
 
 
 def _redis(wd, name):
@@ -509,7 +512,8 @@ def _redis(wd, name):
     return sock
 
 
-def _gatewayd_instance(env, name, https_port, http_port, backend, passthrough, reuse=False):
+def _gatewayd_instance(env, name, https_port, http_port, backend, passthrough, reuse=False,
+                       binary=None):
     wd = env["wd"]
     sock = os.path.join(wd, name + ".sock") if reuse else _redis(wd, name)
     conf = os.path.join(wd, name + ".conf")
@@ -521,7 +525,8 @@ def _gatewayd_instance(env, name, https_port, http_port, backend, passthrough, r
                 "workers = 1\nhttp_plain = yes\n"
                 "[metrics]\nlisten =\n[log]\nlevel = warning\n")
     state = os.path.join(wd, name + "-state")
-    proc = spawn("gatewayd-" + name, ["taskset", "-c", PROXY_CPU, GATEWAYD_BIN, "--broker", "unix://" + sock,
+    proc = spawn("gatewayd-" + name, ["taskset", "-c", PROXY_CPU, binary or GATEWAYD_BIN,
+                                      "--broker", "unix://" + sock,
                                       "--root", state, "--config", conf, "--log-target", "stderr"],
                  stdout=env["log"], stderr=env["log"])
     sys.path.insert(0, os.path.join(REPO_DIR, "tests", "e2e"))
@@ -641,17 +646,24 @@ def gatewayd_route_bench(env, what, n_routes=100000):
 
 class Gatewayd(Target):
     name = "gatewayd"
+    key = "gatewayd"  # port names in env["ports"]
+    inst = "gw"       # instance (and Redis) names
 
-    def start(self, env):
-        p = env["ports"]
+    def binary(self):
         if not os.access(GATEWAYD_BIN, os.X_OK):
             raise NotYet("gatewayd binary not found at %s (build it, or set GATEWAYD)" % GATEWAYD_BIN)
-        self.ports = {"http": p["gatewayd_http"], "https": p["gatewayd_https"],
-                      "passthrough": p["gatewayd_passthrough"]}
-        self.proc = _gatewayd_instance(env, "gw", p["gatewayd_https"], p["gatewayd_http"],
-                                       "http://%s:%d" % (ORIGIN_IP, p["origin_http"]), False)
-        self.proc_pt = _gatewayd_instance(env, "gwpt", p["gatewayd_passthrough"], 0,
-                                          "%s:%d" % (ORIGIN_IP, p["origin_https"]), True)
+        return GATEWAYD_BIN
+
+    def start(self, env):
+        p, k, binary = env["ports"], self.key, self.binary()
+        self.ports = {"http": p[k + "_http"], "https": p[k + "_https"],
+                      "passthrough": p[k + "_passthrough"]}
+        self.proc = _gatewayd_instance(env, self.inst, p[k + "_https"], p[k + "_http"],
+                                       "http://%s:%d" % (ORIGIN_IP, p["origin_http"]), False,
+                                       binary=binary)
+        self.proc_pt = _gatewayd_instance(env, self.inst + "pt", p[k + "_passthrough"], 0,
+                                          "%s:%d" % (ORIGIN_IP, p["origin_https"]), True,
+                                          binary=binary)
         for port in self.ports.values():
             wait_port(port, proc=self.proc)
 
@@ -662,7 +674,7 @@ class Gatewayd(Target):
         for p in (self.proc, self.proc_pt):
             stop(p)
         for name, p in list(_procs):
-            if name.startswith("redis-gw"):
+            if name in ("redis-" + self.inst, "redis-" + self.inst + "pt"):
                 stop(p)
         self.start(env)
 
@@ -673,8 +685,26 @@ class Gatewayd(Target):
         return tool_version(["git", "-C", REPO_DIR, "describe", "--always", "--dirty"])
 
 
-TARGETS = {"nginx": Nginx, "haproxy": HAProxy, "gatewayd": Gatewayd}
-TARGET_ORDER = ["gatewayd", "nginx", "haproxy"]
+class GatewaydBase(Gatewayd):
+    """The binary in $GATEWAYD_BASE, for before/after runs in the same rounds."""
+    name = "gatewayd-base"
+    key = "gatewayd_base"
+    inst = "gwb"
+
+    def binary(self):
+        if not GATEWAYD_BASE_BIN or not os.access(GATEWAYD_BASE_BIN, os.X_OK):
+            raise NotYet("set GATEWAYD_BASE to a gatewayd binary for target gatewayd-base")
+        return GATEWAYD_BASE_BIN
+
+    def supports(self, case_id):
+        return CASE_BY_ID[case_id][2] != "route"
+
+    def version(self):
+        return GATEWAYD_BASE_BIN
+
+
+TARGETS = {"nginx": Nginx, "haproxy": HAProxy, "gatewayd": Gatewayd, "gatewayd-base": GatewaydBase}
+TARGET_ORDER = ["gatewayd", "gatewayd-base", "nginx", "haproxy"]
 
 # --------------------------------------------------------------------------
 # load generators
@@ -860,7 +890,7 @@ def ratio(results, cid, a, b):
 
 
 def markdown(results, meta, case_ids):
-    cols = ["nginx", "haproxy", "gatewayd"]
+    cols = ["nginx", "haproxy", "gatewayd", "gatewayd-base"]
     lines = []
     lines.append("Primary figure: the proxy's own CPU per request/connection (median of rounds, "
                  "range in brackets); idle rows are RSS bytes per idle connection.")
@@ -906,6 +936,19 @@ def markdown(results, meta, case_ids):
                 lines.append(f"| {cid} | {t} | {s['bytes_per_conn']:.0f} | {s['rss_base_kib']} → "
                              f"{s['rss_after_kib']} | {s['conns']} (+{s['prime']} priming) "
                              f"| {s['errors']} |")
+    if any(results.get(cid, {}).get("gatewayd-base", {}).get("status") == "ok" for cid in case_ids):
+        lines.append("")
+        lines.append("Before/after ($GATEWAYD_BASE as gatewayd-base, same rounds; for load cases the "
+                     "median µs/op with the range of the rounds):")
+        lines.append("")
+        lines.append("| case | gatewayd-base | gatewayd | gatewayd/base |")
+        lines.append("|---|---:|---:|---:|")
+        for cid in case_ids:
+            if results.get(cid, {}).get("gatewayd-base", {}).get("status") != "ok":
+                continue
+            lines.append(f"| {CASE_BY_ID[cid][1]} | {cell(results, cid, 'gatewayd-base')} "
+                         f"| {cell(results, cid, 'gatewayd')} "
+                         f"| {ratio(results, cid, 'gatewayd', 'gatewayd-base')} |")
     notes = []
     for cid in case_ids:
         for t, r in results.get(cid, {}).items():
@@ -987,7 +1030,9 @@ def main():
     ports = {"origin_http": bp + 80, "origin_https": bp + 443,
              "nginx_http": bp + 180, "nginx_https": bp + 543,
              "haproxy_http": bp + 280, "haproxy_https": bp + 643, "haproxy_passthrough": bp + 644,
-             "gatewayd_http": bp + 380, "gatewayd_https": bp + 743, "gatewayd_passthrough": bp + 744}
+             "gatewayd_http": bp + 380, "gatewayd_https": bp + 743, "gatewayd_passthrough": bp + 744,
+             "gatewayd_base_http": bp + 390, "gatewayd_base_https": bp + 753,
+             "gatewayd_base_passthrough": bp + 754}
     results = {cid: {} for cid in case_ids}
     started = datetime.datetime.now(datetime.timezone.utc)
     meta = {"started": started.isoformat(), "host": platform.node(), "kernel": platform.release(),

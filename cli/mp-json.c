@@ -10,46 +10,7 @@
 #include <time.h>
 
 #include "common/macros.h"
-
-/* Length of the well-formed UTF-8 sequence at @s (RFC 3629: no overlong
- * forms, no surrogates, nothing above U+10FFFF), or 0 if there is none. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-        unsigned char c = s[0];
-
-        if (c < 0x80)
-                return 1;
-        if (c >= 0xc2 && c <= 0xdf)
-                return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
-        if (c >= 0xe0 && c <= 0xef) {
-                unsigned char lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-
-                return n >= 3 && s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ? 3 : 0;
-        }
-        if (c >= 0xf0 && c <= 0xf4) {
-                unsigned char lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-
-                return n >= 4 && s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 &&
-                                       (s[3] & 0xc0) == 0x80
-                               ? 4
-                               : 0;
-        }
-        return 0;
-}
-
-bool cli_utf8_valid(const char *s, size_t n)
-{
-        const unsigned char *p = (const unsigned char *)s;
-
-        for (size_t i = 0; i < n;) {
-                size_t k = utf8_seq_len(p + i, n - i);
-
-                if (k == 0)
-                        return false;
-                i += k;
-        }
-        return true;
-}
+#include "common/utf8.h"
 
 int cli_json_put_string(struct strbuf *out, const char *s, size_t n)
 {
@@ -89,7 +50,7 @@ int cli_json_put_string(struct strbuf *out, const char *s, size_t n)
                         i++;
                         continue;
                 }
-                k = utf8_seq_len(p + i, n - i);
+                k = utf8_seq_len((const char *)p + i, n - i);
                 if (k == 0) {
                         /* One replacement per bad byte, like Go's strings.ToValidUTF8
                          * without the run merging; the output stays valid JSON. */
@@ -294,7 +255,7 @@ static int item_to_json(struct strbuf *out, struct mp_reader *r, int indent, int
         case MP_STR:
                 return cli_json_put_string(out, v.s.p, v.s.n);
         case MP_BIN:
-                if (cli_utf8_valid(v.s.p, v.s.n))
+                if (utf8_valid(v.s.p, v.s.n))
                         return cli_json_put_string(out, v.s.p, v.s.n);
                 return put_base64(out, (const uint8_t *)v.s.p, v.s.n);
         case MP_ARRAY:

@@ -32,8 +32,6 @@ int cli_mp_item_to_json(struct strbuf *out, struct mp_reader *r, int indent);
 /* Append @s as a quoted JSON string, replacing invalid UTF-8 by U+FFFD. */
 int cli_json_put_string(struct strbuf *out, const char *s, size_t n);
 
-bool cli_utf8_valid(const char *s, size_t n);
-
 /* Format a Go time as RFC3339 in UTC: with @nanos, the fraction is
  * printed as Go's RFC3339Nano does (trailing zeros trimmed); without, it
  * is dropped. Returns 0 or -ERANGE (year out of range or buffer small). */

@@ -34,6 +34,7 @@
 #include "common/macros.h"
 #include "common/siphash.h"
 #include "proxy/tls.h"
+#include "ssl/ssl-util.h"
 
 #define CERT_NAME_MAX    253    /* bytes, as a DNS name */
 #define CERT_LABEL_MAX   63     /* bytes per label */
@@ -58,55 +59,6 @@ struct gw_certs {
         char *issued_dir;      /* <dir>/acme: certificates an ACME server issued */
         struct hashmap *cache; /* normalized name -> struct cert_entry */
 };
-
-static void EVP_PKEY_freep(EVP_PKEY **p)
-{
-        EVP_PKEY_free(*p);
-}
-static void X509_freep(X509 **p)
-{
-        X509_free(*p);
-}
-static void X509_NAME_freep(X509_NAME **p)
-{
-        X509_NAME_free(*p);
-}
-static void BIO_freep(BIO **p)
-{
-        BIO_free(*p);
-}
-static void BN_freep(BIGNUM **p)
-{
-        BN_free(*p);
-}
-static void ASN1_INTEGER_freep(ASN1_INTEGER **p)
-{
-        ASN1_INTEGER_free(*p);
-}
-static void ASN1_BIT_STRING_freep(ASN1_BIT_STRING **p)
-{
-        ASN1_BIT_STRING_free(*p);
-}
-static void BASIC_CONSTRAINTS_freep(BASIC_CONSTRAINTS **p)
-{
-        BASIC_CONSTRAINTS_free(*p);
-}
-static void EXTENDED_KEY_USAGE_freep(EXTENDED_KEY_USAGE **p)
-{
-        EXTENDED_KEY_USAGE_free(*p);
-}
-static void GENERAL_NAMES_freep(GENERAL_NAMES **p)
-{
-        GENERAL_NAMES_free(*p);
-}
-static void GENERAL_NAME_freep(GENERAL_NAME **p)
-{
-        GENERAL_NAME_free(*p);
-}
-static void ASN1_IA5STRING_freep(ASN1_IA5STRING **p)
-{
-        ASN1_IA5STRING_free(*p);
-}
 
 static int fail(char **reterr, int error, const char *fmt, ...) _printf_(3, 4);
 static int fail(char **reterr, int error, const char *fmt, ...)

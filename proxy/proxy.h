@@ -7,7 +7,7 @@
  *
  * Listeners: the caller passes one bound socket per port (@https_fd,
  * @http_fd; either may be -1, not both). Every worker polls its own
- * F_DUPFD_CLOEXEC copy with a uv_poll_t and accept4()s in bounded batches,
+ * F_DUPFD_CLOEXEC copy in its epoll set and accept4()s in bounded batches,
  * so all workers poll the same accept queue (one fd, no SO_REUSEPORT): the
  * kernel hands each connection to whichever worker accepts first. A worker
  * at its connection limit (both ports count) stops polling until a
@@ -18,7 +18,7 @@
  *
  * Descriptors: the engine never holds more than max_fds descriptors. Each
  * worker gets max_fds / workers, keeps PROXY_ENGINE_WORKER_FDS of that for
- * itself (its loop, listener copies, epoll set) and counts every client
+ * itself (its loops, listener copies, epoll set) and counts every client
  * connection as two (client and backend socket) and every idle pooled
  * backend connection as one; at the bound it stops accepting, and closes
  * idle pooled connections to make room for clients. So a process limit
@@ -26,10 +26,10 @@
  * clients do.
  *
  * :443 peeks the ClientHello: a passthrough route is relayed as TCP, a
- * terminated one is handed to the HTTP side (TLS with the route's
- * certificate, then HTTP/1.1 to the backends); :80 is HTTP (ACME
- * challenges, 308 to https, or proxying with @http_plain). See
- * proxy/http-conn.h and docs/internals/proxy.md.
+ * terminated one switches to TLS with the route's certificate on the same
+ * socket, then to HTTP/1.1 to the backends; :80 is HTTP (ACME challenges,
+ * 308 to https, or proxying with @http_plain). See proxy/tls-front.h,
+ * proxy/h1-server.h and docs/internals/proxy.md.
  *
  * Outgoing sockets come from a socket factory, which the daemon implements
  * with its namespace worker; the proxy cannot tell which namespace a socket
@@ -73,10 +73,9 @@ struct proxy_tls;         /* proxy/tls.h */
 struct proxy_access_sink; /* proxy/access-log.h */
 
 /* Descriptors a worker keeps for itself out of its share of max_fds: its
- * loop's epoll fd, eventfd and libuv's spare fd, the HTTP side's epoll set,
- * its two listener copies and two more while the listeners are replaced,
- * one in flight while a terminated :443 socket changes hands and one just
- * accepted while pooled backend connections make room for it. */
+ * loop's epoll fd, eventfd and libuv's spare fd, its own epoll set, its two
+ * listener copies and two more while the listeners are replaced, one just
+ * accepted while pooled backend connections make room for it, and spares. */
 #define PROXY_ENGINE_WORKER_FDS 16u
 /* When max_fds is 0: the soft RLIMIT_NOFILE minus this many for the rest of
  * the process (stdio, a log socket, the caller's own loop). */
@@ -153,14 +152,15 @@ enum proxy_close_reason {
 
 const char *proxy_close_reason_str(enum proxy_close_reason r);
 
-/* The states of a :443 connection (engine.c has the transition table). */
+/* The states of a :443 connection before HTTP/1.1 takes it over (the
+ * transition table is in tls-front.c). */
 enum proxy_conn_state {
         PROXY_CONN_ST_ACCEPTED,         /* accepted, not yet reading */
         PROXY_CONN_ST_READ_HELLO,       /* buffering and peeking the ClientHello */
+        PROXY_CONN_ST_TLS_HANDSHAKE,    /* terminated route: TLS handshake on the socket */
         PROXY_CONN_ST_CONNECT_UPSTREAM, /* dialing a backend of a passthrough route */
-        PROXY_CONN_ST_UPSTREAM_RESET,   /* closing a failed backend socket before the next */
         PROXY_CONN_ST_RELAY,            /* relaying bytes both ways */
-        PROXY_CONN_ST_CLOSING,          /* uv_close() issued; freed by the last close_cb */
+        PROXY_CONN_ST_CLOSING,          /* the socket is closed; freed from its reap */
         _PROXY_CONN_ST_MAX,
 };
 
@@ -192,7 +192,7 @@ int proxy_engine_new(const struct proxy_config *cfg, struct proxy_route_table *r
                      struct proxy_engine **ret);
 
 /* Open the listeners on every worker and start the threads. Returns 0, or
- * the first -errno (dup, uv_tcp_open, listen, thread creation); on failure
+ * the first -errno (dup, listen, epoll, thread creation); on failure
  * nothing keeps running and the engine may only be freed. */
 int proxy_engine_start(struct proxy_engine *e);
 

@@ -225,6 +225,18 @@ void proxy_counters_read(struct proxy_counters *c, struct proxy_counters_values 
                 ret->status[i] = atomic_load_explicit(&c->status[i], memory_order_relaxed);
 }
 
+void proxy_counters_batch_flush(struct proxy_counters_batch *b)
+{
+        assert(b);
+        if (b->c && b->pending[0])
+                atomic_fetch_add_explicit(&b->c->request_bytes, b->pending[0],
+                                          memory_order_relaxed);
+        if (b->c && b->pending[1])
+                atomic_fetch_add_explicit(&b->c->response_bytes, b->pending[1],
+                                          memory_order_relaxed);
+        b->pending[0] = b->pending[1] = 0;
+}
+
 /* ---- routes ---- */
 
 const char *proxy_route_mode_str(enum proxy_route_mode m)
@@ -841,6 +853,15 @@ struct proxy_route *proxy_routes_lookup_id(const struct proxy_routes *s, const c
                 return NULL;
         k = make_key(s->k0, s->k1, KEY_ID, id, len);
         return node_find(s->roots[KEY_ID], KEY_ID, &k);
+}
+
+bool proxy_route_still_current(const struct proxy_routes *s, const struct proxy_route *r)
+{
+        const struct proxy_route *now = proxy_routes_lookup_id(s, r->id);
+
+        if (now == r)
+                return true;
+        return now && now->mode == r->mode && streq(now->host, r->host);
 }
 
 int proxy_host_wildcard(const char *host, size_t len, char *buf, size_t size)

@@ -89,6 +89,29 @@ void proxy_counters_add(struct proxy_counters *c, unsigned status, uint64_t requ
                         uint64_t response_bytes);
 void proxy_counters_read(struct proxy_counters *c, struct proxy_counters_values *ret);
 
+/* Bytes a long-lived stream (a passthrough connection, a WebSocket tunnel)
+ * moved, added to its route's shared block in batches of this many bytes
+ * per direction and at the end: a stream shows up while it runs, without
+ * an atomic add per read. */
+#define PROXY_COUNTERS_BATCH_BYTES (256u * 1024u)
+
+struct proxy_counters_batch {
+        struct proxy_counters *c; /* borrowed: the owner holds the route (and so @c) */
+        uint64_t pending[2];      /* [0] request bytes, [1] response bytes not yet added */
+};
+
+/* Add what is pending to b->c (nothing without one). */
+void proxy_counters_batch_flush(struct proxy_counters_batch *b);
+
+/* Count @n bytes in direction @response (false: client -> backend). */
+static inline void proxy_counters_batch_add(struct proxy_counters_batch *b, bool response,
+                                            uint64_t n)
+{
+        b->pending[response] += n;
+        if (b->pending[response] >= PROXY_COUNTERS_BATCH_BYTES)
+                proxy_counters_batch_flush(b);
+}
+
 /* ---- routes ---- */
 
 struct proxy_backend {
@@ -150,6 +173,11 @@ uint64_t proxy_routes_generation(const struct proxy_routes *s);
 struct proxy_route *proxy_routes_lookup(const struct proxy_routes *s, const char *host, size_t len);
 /* The route for workload ID @id (exact bytes), or NULL. Borrowed as above. */
 struct proxy_route *proxy_routes_lookup_id(const struct proxy_routes *s, const char *id);
+/* Whether @r (the route a connection was routed with, held by it) is still
+ * served as it was: @s has a route of the same workload ID with the same
+ * host and mode. Other changes (backends, certificate) make a new route
+ * object but leave connections alone; those keep the route they hold. */
+bool proxy_route_still_current(const struct proxy_routes *s, const struct proxy_route *r);
 /* For certificate and SNI selection: the route for @host, else the route
  * stored under "*.<parent of @host>" (one label, RFC 6125 §6.4.3), else NULL.
  * Borrowed as above. */

@@ -10,6 +10,7 @@
 
 #include "common/macros.h"
 #include "common/strbuf.h"
+#include "common/utf8.h"
 #include "workloads/workloads-internal.h"
 
 /* Backend validation exactly as zos gridtypes/zos/gw.go (Backend.Valid,
@@ -102,10 +103,10 @@ int wl__go_quote(struct strbuf *b, const char *s, size_t n)
 
         for (size_t i = 0; r >= 0 && i < n;) {
                 size_t size;
-                uint32_t c = wl__utf8_decode(s + i, n - i, &size);
+                uint32_t c = utf8_decode(s + i, n - i, &size);
                 char esc[10];
 
-                if (size == 1 && c == WL__RUNE_ERROR) {
+                if (size == 1 && c == UTF8_RUNE_ERROR) {
                         /* An invalid byte is shown as \xNN. */
                         esc[0] = '\\';
                         esc[1] = 'x';

@@ -9,83 +9,10 @@
 
 #include "common/macros.h"
 #include "common/strbuf.h"
+#include "common/utf8.h"
 #include "workloads/workloads-internal.h"
 
-/* ---- UTF-8 and white space as Go's fmt scanner sees them ---- */
-
-uint32_t wl__utf8_decode(const char *str, size_t n, size_t *ret_size)
-{
-        const unsigned char *s = (const unsigned char *)str;
-        unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-        size_t need;
-        uint32_t r;
-
-        *ret_size = 1;
-        if (c < 0x80)
-                return c;
-        /* Go's utf8.DecodeRune acceptance table: no overlongs, no
-         * surrogates, nothing above U+10FFFF. */
-        if (c >= 0xC2 && c <= 0xDF) {
-                need = 1;
-                r = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-                need = 2;
-                r = c & 0x0F;
-                if (c == 0xE0)
-                        lo = 0xA0;
-                else if (c == 0xED)
-                        hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-                need = 3;
-                r = c & 0x07;
-                if (c == 0xF0)
-                        lo = 0x90;
-                else if (c == 0xF4)
-                        hi = 0x8F;
-        } else {
-                return WL__RUNE_ERROR;
-        }
-        if (n < need + 1)
-                return WL__RUNE_ERROR;
-        for (size_t i = 1; i <= need; i++) {
-                unsigned char cc = s[i];
-
-                if (cc < (i == 1 ? lo : 0x80) || cc > (i == 1 ? hi : 0xBF))
-                        return WL__RUNE_ERROR;
-                r = (r << 6) | (cc & 0x3F);
-        }
-        *ret_size = need + 1;
-        return r;
-}
-
-int wl__utf8_append(struct strbuf *b, uint32_t r)
-{
-        char buf[4];
-        size_t n;
-
-        if (r > 0x10FFFF || (r >= 0xD800 && r <= 0xDFFF))
-                r = WL__RUNE_ERROR;
-        if (r < 0x80) {
-                buf[0] = (char)r;
-                n = 1;
-        } else if (r < 0x800) {
-                buf[0] = (char)(0xC0 | (r >> 6));
-                buf[1] = (char)(0x80 | (r & 0x3F));
-                n = 2;
-        } else if (r < 0x10000) {
-                buf[0] = (char)(0xE0 | (r >> 12));
-                buf[1] = (char)(0x80 | ((r >> 6) & 0x3F));
-                buf[2] = (char)(0x80 | (r & 0x3F));
-                n = 3;
-        } else {
-                buf[0] = (char)(0xF0 | (r >> 18));
-                buf[1] = (char)(0x80 | ((r >> 12) & 0x3F));
-                buf[2] = (char)(0x80 | ((r >> 6) & 0x3F));
-                buf[3] = (char)(0x80 | (r & 0x3F));
-                n = 4;
-        }
-        return strbuf_append(b, buf, n);
-}
+/* ---- white space as Go's fmt scanner sees it ---- */
 
 bool wl__go_is_space(uint32_t r)
 {
@@ -145,7 +72,7 @@ static bool peek_rune(const struct scanner *sc, uint32_t *ret, size_t *ret_size)
 {
         if (sc->pos >= sc->n)
                 return false;
-        *ret = wl__utf8_decode(sc->s + sc->pos, sc->n - sc->pos, ret_size);
+        *ret = utf8_decode(sc->s + sc->pos, sc->n - sc->pos, ret_size);
         return true;
 }
 
@@ -223,6 +150,7 @@ static int scan_literal(struct scanner *sc, char c, char **reterr)
 /* convertString('s') into @ret. */
 static int scan_string(struct scanner *sc, struct strbuf *ret, char **reterr)
 {
+        char u[UTF8_MAX_LEN];
         const char *err;
         uint32_t r;
         size_t size;
@@ -234,7 +162,8 @@ static int scan_string(struct scanner *sc, struct strbuf *ret, char **reterr)
         if (sc->pos >= sc->n)
                 return scan_error(reterr, "EOF");
         while (peek_rune(sc, &r, &size) && !wl__go_is_space(r)) {
-                k = wl__utf8_append(ret, r);
+                /* Go's AppendRune: a bad byte becomes U+FFFD. */
+                k = strbuf_append(ret, u, utf8_encode(r, u));
                 if (k < 0)
                         return k;
                 sc->pos += size;

@@ -12,13 +12,6 @@
 #include "common/macros.h"
 #include "common/strbuf.h"
 
-#define WL__RUNE_ERROR 0xFFFDu
-
-/* Go utf8.DecodeRune on the @n bytes at @s (n >= 1): the rune and its size;
- * an invalid or truncated sequence decodes as (U+FFFD, 1). */
-uint32_t wl__utf8_decode(const char *s, size_t n, size_t *ret_size);
-/* Append @r UTF-8 encoded (Go utf8.AppendRune; invalid runes as U+FFFD). */
-int wl__utf8_append(struct strbuf *b, uint32_t r);
 /* Go fmt's isSpace: the unicode.White_Space set. */
 bool wl__go_is_space(uint32_t r);
 /* Append Go strconv.Quote(@s[0..n)). */

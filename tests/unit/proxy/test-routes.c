@@ -285,6 +285,92 @@ static void test_remove_and_rename(void **state)
         }
 }
 
+/* The check every connection kind runs on a route change: same ID, same
+ * host and mode means "still current", whatever else changed. */
+static void test_still_current(void **state)
+{
+        _cleanup_(proxy_routes_builder_freep) struct proxy_routes_builder *b = NULL;
+        _cleanup_(proxy_routes_unrefp) struct proxy_routes *s1 = NULL, *s2 = NULL, *s3 = NULL,
+                                                           *s4 = NULL;
+        struct proxy_route *one, *two;
+
+        assert_int_equal(proxy_routes_builder_new(NULL, &b), 0);
+        assert_int_equal(put(b, "w1", "one.example.com", "10.0.0.1:80", 80), 0);
+        assert_int_equal(put(b, "w2", "two.example.com", "10.0.0.1:80", 80), 0);
+        s1 = commit(b);
+        one = lookup(s1, "one.example.com");
+        two = lookup(s1, "two.example.com");
+        assert_true(proxy_route_still_current(s1, one));
+
+        /* New backends: a new route object, but the same name and mode. */
+        assert_int_equal(put(b, "w1", "one.example.com", "10.0.0.2:81", 81), 1);
+        s2 = commit(b);
+        assert_ptr_not_equal(lookup(s2, "one.example.com"), one);
+        assert_true(proxy_route_still_current(s2, one));
+        assert_true(proxy_route_still_current(s2, two));
+
+        /* Renamed, or another mode: no longer current. */
+        assert_int_equal(put(b, "w1", "uno.example.com", "10.0.0.2:81", 81), 1);
+        {
+                struct proxy_backend be = backend("10.0.0.1", 443, "10.0.0.1:443");
+                struct proxy_route_spec spec = {.id = "w2",
+                                                .host = "two.example.com",
+                                                .mode = PROXY_ROUTE_PASSTHROUGH,
+                                                .backends = &be,
+                                                .n_backends = 1};
+
+                assert_int_equal(proxy_routes_builder_put(b, &spec), 1);
+        }
+        s3 = commit(b);
+        assert_false(proxy_route_still_current(s3, one));
+        assert_false(proxy_route_still_current(s3, two));
+
+        /* Removed. */
+        assert_int_equal(proxy_routes_builder_remove_id(b, "w1"), 1);
+        s4 = commit(b);
+        assert_false(proxy_route_still_current(s4, lookup(s3, "uno.example.com")));
+}
+
+/* Stream bytes reach the shared block per PROXY_COUNTERS_BATCH_BYTES and
+ * at the flush, each direction on its own counter. */
+static void test_counters_batch(void **state)
+{
+        _cleanup_(proxy_counters_unrefp) struct proxy_counters *c = NULL;
+        struct proxy_counters_batch b = {0};
+        struct proxy_counters_values v;
+
+        assert_int_equal(proxy_counters_new(&c), 0);
+        /* No counters block: counting and flushing are no-ops. */
+        proxy_counters_batch_add(&b, false, PROXY_COUNTERS_BATCH_BYTES);
+        proxy_counters_batch_flush(&b);
+        b.c = c;
+        proxy_counters_batch_add(&b, false, PROXY_COUNTERS_BATCH_BYTES - 1);
+        proxy_counters_batch_add(&b, true, 10);
+        proxy_counters_read(c, &v);
+        assert_int_equal(v.request_bytes, 0);
+        assert_int_equal(v.response_bytes, 0);
+        /* A full batch in one direction flushes both. */
+        proxy_counters_batch_add(&b, false, 1);
+        proxy_counters_read(c, &v);
+        assert_int_equal(v.request_bytes, PROXY_COUNTERS_BATCH_BYTES);
+        assert_int_equal(v.response_bytes, 10);
+        proxy_counters_batch_add(&b, false, 7);
+        proxy_counters_batch_add(&b, true, PROXY_COUNTERS_BATCH_BYTES);
+        proxy_counters_read(c, &v);
+        assert_int_equal(v.response_bytes, PROXY_COUNTERS_BATCH_BYTES + 10);
+        assert_int_equal(v.request_bytes, PROXY_COUNTERS_BATCH_BYTES + 7);
+        proxy_counters_batch_add(&b, false, 7);
+        proxy_counters_read(c, &v);
+        assert_int_equal(v.request_bytes, PROXY_COUNTERS_BATCH_BYTES + 7);
+        proxy_counters_batch_flush(&b);
+        proxy_counters_read(c, &v);
+        assert_int_equal(v.request_bytes, PROXY_COUNTERS_BATCH_BYTES + 14);
+        assert_int_equal(v.requests, 0); /* bytes only */
+        proxy_counters_batch_flush(&b);
+        proxy_counters_read(c, &v);
+        assert_int_equal(v.request_bytes, PROXY_COUNTERS_BATCH_BYTES + 14);
+}
+
 static void test_invalid(void **state)
 {
         _cleanup_(proxy_routes_builder_freep) struct proxy_routes_builder *b = NULL;
@@ -871,6 +957,8 @@ int main(void)
                 cmocka_unit_test(test_lookup),
                 cmocka_unit_test(test_replace_keeps_counters),
                 cmocka_unit_test(test_remove_and_rename),
+                cmocka_unit_test(test_still_current),
+                cmocka_unit_test(test_counters_batch),
                 cmocka_unit_test(test_invalid),
                 cmocka_unit_test(test_wildcard),
                 cmocka_unit_test(test_lifetimes),

@@ -192,22 +192,8 @@ static void test_null_reterr(void **state)
         assert_int_equal(wl_id_parse("x", &ret, NULL), -EINVAL);
 }
 
-static void test_utf8_decode(void **state)
+static void test_go_is_space(void **state)
 {
-        size_t n;
-
-        assert_int_equal(wl__utf8_decode("a", 1, &n), 'a');
-        assert_int_equal(n, 1);
-        assert_int_equal(wl__utf8_decode("\xc3\xa9", 2, &n), 0xe9);
-        assert_int_equal(n, 2);
-        assert_int_equal(wl__utf8_decode("\xf0\x9f\x98\x80", 4, &n), 0x1f600);
-        assert_int_equal(n, 4);
-        assert_int_equal(wl__utf8_decode("\xf4\x90\x80\x80", 4, &n), WL__RUNE_ERROR);
-        assert_int_equal(n, 1);
-        assert_int_equal(wl__utf8_decode("\xe0\x80\x80", 3, &n), WL__RUNE_ERROR); /* overlong */
-        assert_int_equal(n, 1);
-        assert_int_equal(wl__utf8_decode("\xc3\xa9", 1, &n), WL__RUNE_ERROR); /* truncated */
-        assert_int_equal(n, 1);
         assert_true(wl__go_is_space(' '));
         assert_true(wl__go_is_space(0x85));
         assert_true(wl__go_is_space(0x202f));
@@ -229,7 +215,7 @@ int main(void)
                 cmocka_unit_test(test_overflow),
                 cmocka_unit_test(test_name_too_long_for_buffer),
                 cmocka_unit_test(test_null_reterr),
-                cmocka_unit_test(test_utf8_decode),
+                cmocka_unit_test(test_go_is_space),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

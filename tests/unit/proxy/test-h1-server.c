@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Integration tests for the HTTP side of the proxy engine (http-conn.c) over
+/* Integration tests for the HTTP side of the proxy engine (h1-*.c) over
  * loopback: an engine with :443 and :80 listeners, a small blocking HTTP/1.1
  * backend on threads, and real clients: plain sockets, and BoringSSL TLS
  * clients against a self-signed ECDSA P-256 certificate made here. Every

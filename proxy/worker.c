@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "proxy/worker.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+
+#include "common/list.h"
+#include "common/macros.h"
+#include "proxy/h1-server.h"
+#include "proxy/routes.h"
+
+static void worker_maybe_finish(struct proxy_worker *w);
+
+static void on_upstream_freed(void *ud)
+{
+        worker_maybe_finish(ud);
+}
+
+static unsigned on_pool_room(void *ud)
+{
+        return proxy_worker_pool_room(ud);
+}
+
+int proxy_worker_init(struct proxy_worker *w, uv_loop_t *loop, const struct proxy_config *cfg,
+                      struct proxy_route_table *routes, unsigned fds,
+                      void (*conn_freed)(struct proxy_worker *w))
+{
+        const uint64_t durs[_PROXY_TQ_MAX] = {
+                [PROXY_TQ_HANDSHAKE] = cfg->handshake_timeout_ms,
+                [PROXY_TQ_REQUEST] = cfg->request_timeout_ms,
+                [PROXY_TQ_KEEPALIVE] = cfg->keepalive_timeout_ms,
+                [PROXY_TQ_CONNECT] = cfg->connect_timeout_ms,
+                [PROXY_TQ_UPSTREAM] = cfg->upstream_timeout_ms,
+                [PROXY_TQ_IDLE] = cfg->idle_timeout_ms,
+                [PROXY_TQ_LINGER] = PROXY_LINGER_MS,
+                [PROXY_TQ_POOL] = cfg->upstream_idle_timeout_ms,
+                [PROXY_TQ_BACKOFF] = PROXY_BACKOFF_MS,
+        };
+        int r;
+
+        w->cfg = cfg;
+        w->routes = routes;
+        w->fds = fds;
+        w->conn_freed = conn_freed;
+        w->rbuf = malloc(cfg->relay_buf_size);
+        w->scratch = malloc(PROXY_SCRATCH_SIZE);
+        if (!w->rbuf || !w->scratch)
+                return -ENOMEM;
+        r = ev_init(&w->ev, loop, durs, _PROXY_TQ_MAX);
+        if (r < 0)
+                return r;
+        w->ev_init = true;
+        r = upstream_pool_init(&w->pool, &(struct upstream_pool_env){
+                                                 .ev = &w->ev,
+                                                 .factory = cfg->socket_factory,
+                                                 .factory_ud = cfg->socket_factory_ud,
+                                                 .idle_max = cfg->upstream_idle_max,
+                                                 .max_total = cfg->max_conns_per_worker,
+                                                 .tq_pool = PROXY_TQ_POOL,
+                                                 .room = on_pool_room,
+                                                 .freed = on_upstream_freed,
+                                                 .ud = w,
+                                         });
+        if (r < 0)
+                return r;
+        return h1_ctx_new(w, &w->h1);
+}
+
+void proxy_worker_done(struct proxy_worker *w)
+{
+        assert(w->n_conns == 0 && w->pool.n_open == 0);
+        w->h1 = h1_ctx_free(w->h1);
+        upstream_pool_done(&w->pool);
+        if (w->ev_init)
+                ev_done(&w->ev);
+        w->ev_init = false;
+        w->snap = proxy_routes_unref(w->snap);
+        w->rbuf = mfree(w->rbuf);
+        w->scratch = mfree(w->scratch);
+}
+
+struct proxy_routes *proxy_worker_snap(struct proxy_worker *w)
+{
+        return proxy_routes_refresh(w->routes, &w->snap);
+}
+
+/* ---- connections ---- */
+
+void proxy_conn_add(struct proxy_worker *w, struct proxy_conn *c, const struct proxy_conn_ops *ops)
+{
+        c->w = w;
+        c->ops = ops;
+        LIST_PREPEND(w->conns, c);
+        w->n_conns++;
+        atomic_fetch_add_explicit(&w->stats.active, 1, memory_order_relaxed);
+}
+
+void proxy_conn_switch(struct proxy_conn *from, struct proxy_conn *to,
+                       const struct proxy_conn_ops *ops)
+{
+        struct proxy_worker *w = from->w;
+
+        /* The new one goes first, so a walk that is at @from goes on with
+         * the connections after it, not with @to. */
+        LIST_REMOVE(w->conns, from);
+        to->w = w;
+        to->ops = ops;
+        LIST_PREPEND(w->conns, to);
+}
+
+void proxy_conn_freed(struct proxy_conn *c, enum proxy_close_reason reason)
+{
+        struct proxy_worker *w = c->w;
+
+        LIST_REMOVE(w->conns, c);
+        w->n_conns--;
+        atomic_fetch_sub_explicit(&w->stats.active, 1, memory_order_relaxed);
+        proxy_stat_add(&w->stats.closed[reason], 1);
+        if (w->conn_freed)
+                w->conn_freed(w);
+        worker_maybe_finish(w);
+}
+
+void proxy_request_done(struct proxy_worker *w, struct proxy_route *route, unsigned status,
+                        uint64_t req_bytes, uint64_t resp_bytes)
+{
+        if (status >= 100 && status <= 599) {
+                proxy_stat_add(&w->stats.http_requests, 1);
+                proxy_stat_add(&w->stats.http_status[status / 100 - 1], 1);
+        }
+        if (route)
+                proxy_counters_add(route->counters, status, req_bytes, resp_bytes);
+}
+
+/* Descriptors: a client connection claims two of the worker's share (its
+ * socket and a backend's, which it may open at any time), an idle pooled
+ * backend connection one. max_conns_per_worker <= fds / 2, so client
+ * connections below the limit always fit; the pool gets what they leave. */
+unsigned proxy_worker_pool_room(const struct proxy_worker *w)
+{
+        unsigned claimed = 2 * w->n_conns;
+
+        return claimed < w->fds ? w->fds - claimed : 0;
+}
+
+/* ---- route changes and stop ---- */
+
+void proxy_worker_routes_changed(struct proxy_worker *w)
+{
+        const struct proxy_routes *snap = proxy_worker_snap(w);
+
+        /* O(connections) lookups per change. A connection closing (or
+         * switching protocol) stays on the list until it is freed from the
+         * reap, so walking on is safe. */
+        for (struct proxy_conn *c = w->conns, *next; c; c = next) {
+                next = c->next;
+                c->ops->routes_changed(c);
+        }
+        upstream_pool_routes_changed(&w->pool, snap);
+}
+
+static void on_ev_stopped(struct ev *ev, void *ud)
+{
+        struct proxy_worker *w = ud;
+
+        w->finished = true;
+        if (w->conn_freed)
+                w->conn_freed(w);
+}
+
+static void worker_maybe_finish(struct proxy_worker *w)
+{
+        if (!w->stopping || w->ev_stopping || w->n_conns > 0 || w->pool.n_open > 0)
+                return;
+        w->ev_stopping = true;
+        ev_stop(&w->ev, on_ev_stopped, w);
+}
+
+void proxy_worker_begin_stop(struct proxy_worker *w)
+{
+        if (w->stopping)
+                return;
+        w->stopping = true;
+        for (struct proxy_conn *c = w->conns, *next; c; c = next) {
+                next = c->next;
+                c->ops->stop(c, false);
+        }
+        upstream_pool_close_idle(&w->pool);
+        h1_ctx_begin_stop(w->h1);
+        worker_maybe_finish(w);
+}
+
+void proxy_worker_close_all(struct proxy_worker *w)
+{
+        proxy_worker_begin_stop(w);
+        for (struct proxy_conn *c = w->conns, *next; c; c = next) {
+                next = c->next;
+                c->ops->stop(c, true);
+        }
+        upstream_pool_close_idle(&w->pool);
+        worker_maybe_finish(w);
+}
