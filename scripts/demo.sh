@@ -18,8 +18,35 @@
 # /tmp/gatewayd-demo.*, /var/lib/unbound/gatewayd-demo.*), is removed by
 # name or killed by PID at exit, also on failure or Ctrl-C, and is removed at
 # start if a killed run left it behind: the demo can be run again and again.
+#
+# Usage: scripts/demo.sh [--keep | --stop]
+#   --keep  at the end, leave the node running (Redis, the namespaces,
+#           yggdrasil, pebble, unbound, the workloads and gatewayd with its
+#           two remaining workloads) and print how to use it; a failed run
+#           still stops everything.
+#   --stop  stop what a --keep run left running, by PID and by name, as the
+#           cleanup at exit does. A plain run does the same first.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+
+KEEP=
+case ${1-} in
+"") ;;
+--keep) KEEP=1 ;;
+--stop) ;;
+-h | --help)
+        sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
+        exit 0
+        ;;
+*)
+        echo "usage: $0 [--keep | --stop]" >&2
+        exit 2
+        ;;
+esac
+[ $# -le 1 ] || {
+        echo "usage: $0 [--keep | --stop]" >&2
+        exit 2
+}
 
 # Names (the host-side veth ends live in the node namespace; at most 15 chars).
 NODE_NS=gwdemo-node
@@ -30,6 +57,7 @@ YGG_LINK=gwdemo-ygg
 NETNS_DIR=/run/netns
 LOCK=/run/gatewayd-demo.lock
 RUNPIDS=/run/gatewayd-demo.pids # "PID MARK" for each process of the current run
+KEPT_INFO=/run/gatewayd-demo.kept # how to use the node a --keep run left running
 
 WORK=
 UNBOUND_DIR= # unbound's files: below /var/lib/unbound, the only place its AppArmor profile allows
@@ -37,6 +65,7 @@ PIDS=() # redis (killed last)
 GWD_PID=
 NODE_HELPER=
 NODE_OUT=
+NODE_IN=
 YGG_A_PID='' YGG_B_PID='' HTTP_PID='' HTTP_TOKEN='' TLS_PID='' TLS_PORT='' TLS_CA=''
 UNBOUND_PID='' PEBBLE_PID='' UNBOUND_LOG='' PEBBLE_LOG='' RESOLVER='' ZONE_FILE='' FQDN_ZONE_FILE=''
 ACME_DIRECTORY='' ACME_CA='' PEBBLE_ROOT=''
@@ -77,22 +106,45 @@ stop_pid() {
 # up by the next one.
 remember() { echo "$1 $2" >>"$RUNPIDS"; }
 
-# The processes a killed run left, newest first: by PID, and only while
-# their command line still carries the mark (a PID may have been reused).
+# The processes a killed run or a --keep run left, newest first: by PID,
+# and only while their command line still carries the mark (a PID may have
+# been reused); then their directories. A --keep run wrote the file in the
+# order of the cleanup below: gatewayd, the node helper (which takes the
+# node down), the node's processes, Redis.
 reap_leftovers() {
-        local pid mark
-        [ -s "$RUNPIDS" ] || return 0
-        while read -r pid mark; do
-                [ -r "/proc/$pid/cmdline" ] || continue
-                if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$mark"; then
-                        echo "Stopping PID $pid, left by a demo run that was killed"
-                        stop_pid "$pid" 5
-                fi
-        done < <(tac "$RUNPIDS")
-        while read -r pid mark; do
-                case $mark in /tmp/gatewayd-demo.* | /var/lib/unbound/gatewayd-demo.*) rm -rf "$mark" ;; esac
-        done <"$RUNPIDS"
-        rm -f "$RUNPIDS"
+        local pid mark why="a demo run that was killed"
+        [ -s "$KEPT_INFO" ] && why="./scripts/demo.sh --keep"
+        if [ -s "$RUNPIDS" ]; then
+                while read -r pid mark; do
+                        [ -r "/proc/$pid/cmdline" ] || continue
+                        if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$mark"; then
+                                echo "Stopping PID $pid ($(cat "/proc/$pid/comm" 2>/dev/null)), left by $why"
+                                stop_pid "$pid" 20
+                        fi
+                done < <(tac "$RUNPIDS")
+                while read -r pid mark; do
+                        case $mark in /tmp/gatewayd-demo.* | /var/lib/unbound/gatewayd-demo.*) rm -rf "$mark" ;; esac
+                done <"$RUNPIDS"
+        fi
+        rm -f "$RUNPIDS" "$KEPT_INFO"
+}
+
+# Namespaces by name (the gateway's host-side links are in the node's and go
+# with it); then whether anything named gwdemo-* is left: prints it, fails.
+remove_namespaces() {
+        local ns
+        for ns in "$GW_NS" "$WL_NS" "$NODE_NS"; do
+                [ -e "$NETNS_DIR/$ns" ] && ip netns del "$ns" 2>/dev/null
+        done
+        return 0
+}
+check_nothing_left() {
+        local left
+        left=$( (ip netns list | grep -E '^gwdemo-'; ip -o link show | grep -oE ' gwdemo-[^:@ ]*') || true)
+        if [ -n "$left" ]; then
+                printf 'warning: left behind: %s\n' "$(echo $left)" >&2
+                return 1
+        fi
 }
 
 cleanup() {
@@ -121,17 +173,12 @@ cleanup() {
         for pid in $PEBBLE_PID $UNBOUND_PID $TLS_PID $HTTP_PID $YGG_B_PID $YGG_A_PID; do
                 stop_pid "$pid" 5
         done
-        for ns in "$GW_NS" "$WL_NS" "$NODE_NS"; do
-                [ -e "$NETNS_DIR/$ns" ] && ip netns del "$ns" 2>/dev/null
-        done
+        remove_namespaces
         for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}" 5; done
-        local left
-        left=$(ip netns list | grep -E '^gwdemo-' || true)
-        if [ -n "$left" ]; then
-                printf 'warning: namespaces left behind: %s\n' "$left" >&2
-                rc=1
-        else
+        if check_nothing_left; then
                 echo "Stopped every process the demo started; no gwdemo-* namespace or link is left."
+        else
+                rc=1
         fi
         rm -rf "$WORK"
         [ -z "$UNBOUND_DIR" ] || rm -rf "$UNBOUND_DIR"
@@ -146,6 +193,15 @@ trap 'exit 129' HUP
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces, veth, tun)"
 exec 9>"$LOCK"
 flock -n 9 || die "another demo is running (lock $LOCK)"
+if [ "${1-}" = --stop ]; then
+        [ -s "$RUNPIDS" ] || [ -n "$(ip netns list | grep -E '^gwdemo-')" ] ||
+                echo "No demo node is running."
+        reap_leftovers
+        remove_namespaces
+        check_nothing_left || exit 1
+        echo "No demo process, no gwdemo-* namespace or link is left."
+        exit 0
+fi
 reap_leftovers
 
 install_deps
@@ -182,7 +238,7 @@ node_expect() {
 
 log "Starting a private Redis on $WORK/redis.sock"
 redis-server --port 0 --unixsocket "$WORK/redis.sock" --unixsocketperm 700 --save '' \
-        --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 9>&- &
+        --appendonly no --dir "$WORK" </dev/null >"$WORK/redis.log" 2>&1 9>&- &
 PIDS+=($!)
 remember $! "$WORK"
 end=$((SECONDS + 10))
@@ -202,6 +258,7 @@ coproc NODE { exec "$PY" "$ROOT/scripts/demo_node.py" --workdir "$WORK/node" \
 # (copies: bash drops NODE and NODE_PID when it reaps the coprocess)
 NODE_HELPER=$NODE_PID
 NODE_OUT=${NODE[0]}
+NODE_IN=${NODE[1]}
 remember "$NODE_HELPER" "$WORK"
 node_expect READY
 remember "$YGG_A_PID" "$WORK"
@@ -277,7 +334,7 @@ cat "$WORK/gatewayd.conf"
 log "Starting gatewayd in $NODE_NS (nsenter --net=$NETNS_DIR/$NODE_NS)"
 nsenter --net="$NETNS_DIR/$NODE_NS" "$ROOT/build/daemon/gatewayd" --broker "unix://$WORK/redis.sock" \
         --root "$WORK/state" --config "$WORK/gatewayd.conf" --log-target stderr \
-        2>"$WORK/gatewayd.log" 9>&- &
+        </dev/null >/dev/null 2>"$WORK/gatewayd.log" 9>&- &
 GWD_PID=$! # nsenter execs: this is gatewayd's PID
 remember "$GWD_PID" "$WORK"
 CTL=("$ROOT/build/cli/gatewayctl" --broker "unix://$WORK/redis.sock")
@@ -472,3 +529,52 @@ echo "(the FQDN's certificate went with its last workload; the domain's wildcard
 log "Daemon log"
 cat "$WORK/gatewayd.log"
 log "Demo finished"
+[ -n "$KEEP" ] || exit 0
+
+# --keep: the node helper stops watching its stdin (this script is about to
+# go) and waits for SIGTERM; the cleanup trap is dropped; reap_leftovers
+# (--stop, or the next run) finds everything by PID and name.
+log "Keeping the node running (--keep)"
+echo KEEP >&"$NODE_IN"
+node_expect KEPT
+# Newest last: reap_leftovers stops them in the cleanup's order, gatewayd
+# first (it would repair what the helper removes), Redis last.
+{
+        echo "- $WORK"
+        echo "- $UNBOUND_DIR"
+        echo "${PIDS[0]} $WORK"
+        for pid in $YGG_A_PID $YGG_B_PID $PEBBLE_PID; do echo "$pid $WORK"; done
+        echo "$HTTP_PID $HTTP_TOKEN"
+        echo "$TLS_PID $HTTP_TOKEN"
+        echo "$UNBOUND_PID $UNBOUND_DIR"
+        echo "$NODE_HELPER $WORK"
+        echo "$GWD_PID $WORK"
+} >"$RUNPIDS.new"
+mv "$RUNPIDS.new" "$RUNPIDS"
+BROKER=unix://$WORK/redis.sock
+IN_NODE="ip netns exec $NODE_NS"
+cat >"$KEPT_INFO" <<INFO
+The demo node is running: gatewayd (PID $GWD_PID) in namespace $NODE_NS, serving in
+$GW_NS on $PUBLIC_IP and [$PUBLIC_IP6]; Redis, yggdrasil, pebble, unbound and the workload
+servers beside it. Files: $WORK (gatewayd.conf, gatewayd.log, state/).
+
+gatewayctl, over the demo's bus:
+  $ROOT/build/cli/gatewayctl --broker $BROKER status
+  $ROOT/build/cli/gatewayctl --broker $BROKER certs
+  $ROOT/build/cli/gatewayctl --broker $BROKER list
+  $ROOT/build/cli/gatewayctl --broker $BROKER deploy name 37-1979-more more '$BACKEND'
+
+Requests, from the node's namespace (curl checks pebble's root, or the passthrough
+workload's own CA):
+  $IN_NODE curl -sS --cacert $PEBBLE_ROOT --resolve myapp.$DOMAIN:443:$PUBLIC_IP https://myapp.$DOMAIN/
+  $IN_NODE curl -sS --cacert $TLS_CA --resolve $TLS_NAME:443:$PUBLIC_IP https://$TLS_NAME/
+  $IN_NODE curl -sS http://127.0.0.1:8082/healthz
+  $IN_NODE curl -sS http://127.0.0.1:8082/metrics
+  tail -f $WORK/gatewayd.log
+
+Stop it (a plain $ROOT/scripts/demo.sh stops it first, too):
+  $ROOT/scripts/demo.sh --stop
+INFO
+trap - EXIT
+log "The demo node keeps running (these lines are in $KEPT_INFO)"
+cat "$KEPT_INFO"

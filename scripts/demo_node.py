@@ -24,16 +24,21 @@ It runs as a coprocess of demo.sh and reports on stdout, one line each:
                          unbound and pebble serve
     UPLINKS              the gateway's host-side veth ends are addressed
     PATH <reply>         the workload answered a GET from inside <gw ns>
+    KEPT                 after a KEEP line on stdin (demo.sh --keep): from
+                         now on its stdout and stderr go to
+                         <workdir>/helper.log and EOF on stdin is ignored
     ERR <message>        something failed; the node is torn down, exit 1
 
-Then it waits for SIGTERM, SIGHUP or EOF on stdin and tears everything down:
-its processes (pebble, unbound, the workloads, yggdrasil) by PID, then the
-gateway's links and all namespaces by name (gatewayd must be stopped first,
-or it would repair what is removed).
+Then it waits for SIGTERM, SIGHUP or EOF on stdin (before KEEP) and tears
+everything down: its processes (pebble, unbound, the workloads, yggdrasil)
+by PID, then the gateway's links and all namespaces by name (gatewayd must
+be stopped first, or it would repair what is removed). It stays the parent
+of those processes: they log through its pipes.
 SIGINT is ignored: on Ctrl-C demo.sh's trap stops gatewayd first and then
 this process."""
 
 import argparse
+import os
 import signal
 import sys
 import traceback
@@ -127,6 +132,16 @@ class Stop(Exception):
     pass
 
 
+def keep(logpath):
+    """Say KEPT, then write to @logpath instead of demo.sh's pipe and
+    terminal: both go away with demo.sh."""
+    say("KEPT")
+    fd = os.open(logpath, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    for target in (1, 2):
+        os.dup2(fd, target)
+    os.close(fd)
+
+
 def say(*words):
     print(*words, flush=True)
 
@@ -186,7 +201,13 @@ def main():
         # Retried until the deadline: the gateway's overlay address may still
         # be in DAD, and the first packets over a fresh path may be lost.
         say("PATH", g.fetch(g.gw_ns, timeout=a.timeout).strip())
-        sys.stdin.read()  # until EOF (demo.sh is gone) or a signal
+        # Until EOF (demo.sh is gone) or a signal; or KEEP: demo.sh goes,
+        # the node stays until SIGTERM (demo.sh --stop).
+        for line in sys.stdin:
+            if line.strip() == "KEEP":
+                keep(Path(a.workdir) / "helper.log")
+                while True:
+                    signal.pause()
     except Stop:
         pass
     except BrokenPipeError:
