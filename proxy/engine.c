@@ -220,8 +220,12 @@ static void listener_close(struct listener *l)
 {
         if (!l)
                 return;
-        /* close() takes it out of the epoll set; the memory waits for the
-         * reap (an event may already be fetched for it). */
+        /* Out of the epoll set first: @fd is a dup, and epoll keys its
+         * entries on the open file description, which the daemon's copy and
+         * the other workers' dups keep open, so close() alone would leave
+         * the entry reporting events for freed memory. The memory still
+         * waits for the reap (an event may already be fetched for it). */
+        (void)ev_set(&l->w->pw.ev, &l->h, 0);
         l->h.fd = safe_close(l->h.fd);
         ev_close(&l->w->pw.ev, &l->h, on_listener_freed);
 }

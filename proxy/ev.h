@@ -9,7 +9,9 @@
  *   - struct ev_handle: an fd in the epoll set (or fd -1: a deadline only)
  *     with a callback for readiness and for its deadline. Interest changes
  *     cost one epoll_ctl when something changes and none otherwise; close()
- *     of the fd takes it out of the set. Not one uv_poll_t per socket:
+ *     of the fd takes it out of the set only when no other fd shares its
+ *     open file description (a dup'd listener must ev_set(h, 0) first).
+ *     Not one uv_poll_t per socket:
  *     uv_poll_init() probes with EPOLL_CTL_ADD+DEL and an ioctl, every
  *     uv_poll_start() DELs and re-ADDs (docs/internals/proxy.md).
  *   - Deferred freeing: after ev_close() the handle gets no callback, and
@@ -139,7 +141,8 @@ static inline void ev_deadline(struct ev *ev, struct ev_handle *h, unsigned tq)
 
 /* No more callbacks for @h; @free runs from the reap, on a later loop
  * iteration. The fd is the owner's to close (close() takes it out of the
- * set); closing it at once is fine. */
+ * set unless a dup of it is open elsewhere: then ev_set(h, 0) first);
+ * closing it at once is fine. */
 void ev_close(struct ev *ev, struct ev_handle *h, ev_free_cb *free);
 
 /* Handles in queue @tq, oldest first: for walks that may close the

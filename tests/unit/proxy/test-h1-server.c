@@ -1523,6 +1523,56 @@ static void test_replace_listeners(void **state)
         fx_stop(&f);
 }
 
+/* A replaced listener whose socket someone else still holds open (the
+ * daemon keeps its own copy of each listener until the swap is done, and
+ * every worker has a dup): a connection queued on the old socket must not
+ * wake a worker for the listener it freed. epoll keys its entries on the
+ * open file description, so close() of a dup leaves the entry in the set. */
+static void test_replaced_listener_held_open(void **state)
+{
+        struct msg m;
+        struct fx f;
+        struct rd *c;
+        uint16_t old_port, new_port;
+        int old_fd, new_fd, conns[4];
+
+        fx_start(&f, NULL);
+        fx_routes(&f);
+        old_fd = listen_on(INADDR_LOOPBACK, 0, &old_port);
+        assert_int_equal(proxy_engine_replace_listeners(f.engine, old_fd, -1), 0);
+        f.https_port = old_port;
+        c = tls_client(&f, "a.test");
+        get(c, "a.test", "/", &m);
+        assert_int_equal(m.status, 200);
+        client_free(c);
+
+        new_fd = listen_on(INADDR_LOOPBACK, 0, &new_port);
+        assert_int_equal(proxy_engine_replace_listeners(f.engine, new_fd, -1), 0);
+        close(new_fd);
+        f.https_port = new_port;
+        for (int i = 0; i < 4; i++) { /* both workers have swapped */
+                c = tls_client(&f, "a.test");
+                get(c, "a.test", "/", &m);
+                assert_int_equal(m.status, 200);
+                client_free(c);
+        }
+        sleep_ms(50);
+        /* @old_fd still listens: these wait in its backlog, and the
+         * workers' stale epoll entries (if any) report them. */
+        for (size_t i = 0; i < ELEMENTSOF(conns); i++)
+                conns[i] = connect_loopback(old_port);
+        sleep_ms(100);
+        c = tls_client(&f, "a.test");
+        get(c, "a.test", "/", &m);
+        assert_int_equal(m.status, 200);
+        client_free(c);
+        for (size_t i = 0; i < ELEMENTSOF(conns); i++)
+                close(conns[i]);
+        close(old_fd);
+        wait_idle(&f);
+        fx_stop(&f);
+}
+
 /* Timeouts: an idle keep-alive connection closes, a request head that
  * does not complete in time gets 408. */
 static void test_timeouts(void **state)
@@ -1968,6 +2018,7 @@ int main(void)
                 cmocka_unit_test(test_expect_continue),
                 cmocka_unit_test(test_http_plain),
                 cmocka_unit_test(test_replace_listeners),
+                cmocka_unit_test(test_replaced_listener_held_open),
                 cmocka_unit_test(test_timeouts),
                 cmocka_unit_test(test_conn_limit_both_kinds),
                 cmocka_unit_test(test_chunked_upload_backpressure),
