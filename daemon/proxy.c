@@ -484,6 +484,8 @@ static void stats_add(struct proxy_engine_stats *to, const struct proxy_engine_s
         to->upstream_connects += s->upstream_connects;
         to->upstream_reused += s->upstream_reused;
         to->active += s->active;
+        for (size_t i = 0; i < ELEMENTSOF(s->open); i++)
+                to->open[i] += s->open[i];
         to->connect_errors += s->connect_errors;
         to->accept_backoffs += s->accept_backoffs;
         for (size_t i = 0; i < ELEMENTSOF(s->closed); i++)
@@ -501,6 +503,7 @@ bool gw_proxy_stats(struct gw_daemon *d, struct proxy_engine_stats *ret, unsigne
                 return false;
         *ret = gp->base;
         ret->active = 0;
+        ret->open[0] = ret->open[1] = 0;
         if (gp->engine) {
                 proxy_engine_stats(gp->engine, &s);
                 stats_add(ret, &s);
@@ -540,6 +543,7 @@ static struct proxy_engine *engine_retire(struct gw_proxy *gp, struct proxy_engi
 
         proxy_engine_stats(e, &s);
         s.active = 0;
+        s.open[0] = s.open[1] = 0;
         stats_add(&gp->base, &s);
         proxy_engine_free(e);
         log_info("Proxy stopped");

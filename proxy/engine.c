@@ -615,6 +615,8 @@ void proxy_engine_stats(const struct proxy_engine *e, struct proxy_engine_stats 
                 ret->accept_backoffs +=
                         atomic_load_explicit(&h->accept_backoffs, memory_order_relaxed);
                 ret->active += atomic_load_explicit(&h->active, memory_order_relaxed);
+                for (unsigned k = 0; k < 2; k++)
+                        ret->open[k] += atomic_load_explicit(&h->open[k], memory_order_relaxed);
                 ret->connect_errors +=
                         atomic_load_explicit(&h->connect_errors, memory_order_relaxed);
                 ret->tls_handshakes +=

@@ -17,6 +17,7 @@
 #include "proxy/http1.h"
 #include "proxy/relay.h"
 #include "proxy/sock.h"
+#include "proxy/svcstats.h"
 #include "proxy/worker.h"
 
 #define H1_UIN_EXTRA       16384u /* response buffer beyond max_head */
@@ -42,7 +43,10 @@ enum hc_state {
 struct hreq {
         uint64_t req_bytes;            /* request bytes received from the client (head + body) */
         uint64_t resp_bytes;           /* response bytes written to the client */
+        uint64_t start_us;             /* uv_hrtime() in µs when the head was complete, 0 before */
         unsigned status;               /* final status answered, 0 until known */
+        uint8_t method;                /* enum proxy_method, for the route's statistics */
+        uint8_t version;               /* enum proxy_http_version: 1.0 or 1.1 */
         enum proxy_close_reason close; /* RESPOND: why the connection ends afterwards */
         bool proxied;                  /* counted on c->route */
         bool accounted;                /* */

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "common/log.h"
 #include "common/macros.h"
 #include "proxy/h1-internal.h"
@@ -152,6 +154,21 @@ static void hc_acme_answer(struct hconn *c, const char *host, const uint8_t *tok
         h1__respond(c, 200, PROXY_CLOSE_KEEPALIVE_DONE, &a);
 }
 
+/* The parser's methods as the route's statistics count them (Traefik's
+ * set: the same nine, anything else OTHER). */
+static const uint8_t h1_methods[_PROXY_H1_METHOD_MAX] = {
+        [PROXY_H1_METHOD_OTHER] = PROXY_METHOD_OTHER,
+        [PROXY_H1_METHOD_GET] = PROXY_METHOD_GET,
+        [PROXY_H1_METHOD_HEAD] = PROXY_METHOD_HEAD,
+        [PROXY_H1_METHOD_POST] = PROXY_METHOD_POST,
+        [PROXY_H1_METHOD_PUT] = PROXY_METHOD_PUT,
+        [PROXY_H1_METHOD_DELETE] = PROXY_METHOD_DELETE,
+        [PROXY_H1_METHOD_CONNECT] = PROXY_METHOD_CONNECT,
+        [PROXY_H1_METHOD_OPTIONS] = PROXY_METHOD_OPTIONS,
+        [PROXY_H1_METHOD_TRACE] = PROXY_METHOD_TRACE,
+        [PROXY_H1_METHOD_PATCH] = PROXY_METHOD_PATCH,
+};
+
 void h1__dispatch(struct hconn *c, int head_len)
 {
         struct h1_ctx *ctx = hc_ctx(c);
@@ -169,6 +186,9 @@ void h1__dispatch(struct hconn *c, int head_len)
         x->e.req_bytes = (uint64_t)head_len;
         x->e.head_req = req->method_id == PROXY_H1_METHOD_HEAD;
         x->e.client10 = req->h.minor == 0;
+        x->e.start_us = uv_hrtime() / 1000u;
+        x->e.method = h1_methods[req->method_id];
+        x->e.version = x->e.client10 ? PROXY_HTTP_1_0 : PROXY_HTTP_1_1;
         r = proxy_h1_req_analyze(req, x->in);
         if (r < 0)
                 return h1__bad_request(c, proxy_h1_err_status(req->h.err));

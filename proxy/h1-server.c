@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "common/log.h"
 #include "common/macros.h"
 #include "proxy/h1-internal.h"
@@ -162,12 +164,23 @@ void h1__set_route(struct hconn *c, struct proxy_route *r)
 void h1__account(struct hconn *c)
 {
         struct xb *x = c->x;
+        struct proxy_request_info ri;
+        uint64_t now;
 
         if (!x || x->e.accounted)
                 return;
         x->e.accounted = true;
-        proxy_request_done(c->base.w, x->e.proxied ? c->route : NULL, x->e.status, x->e.req_bytes,
-                           x->e.resp_bytes);
+        now = x->e.start_us ? uv_hrtime() / 1000u : 0;
+        ri = (struct proxy_request_info){
+                .status = x->e.status,
+                .method = x->e.method,
+                .version = x->e.version,
+                .websocket = x->e.websocket,
+                .req_bytes = x->e.req_bytes,
+                .resp_bytes = x->e.resp_bytes,
+                .duration_us = now > x->e.start_us ? now - x->e.start_us : 0,
+        };
+        proxy_request_done(c->base.w, x->e.proxied ? c->route : NULL, &ri);
 }
 
 static void hc_take_block(struct hconn *c, struct xb *x)
@@ -657,7 +670,7 @@ int h1_conn_start(struct proxy_worker *w, struct sock *s, struct proxy_route *sn
         if (from)
                 proxy_conn_switch(from, &c->base, &hc_ops);
         else
-                proxy_conn_add(w, &c->base, &hc_ops);
+                proxy_conn_add(w, &c->base, &hc_ops, /* https= */ s->ssl != NULL);
         sock_set_cb(s, on_hc_event, c);
         /* Clients usually send at once: try before waiting for an event
          * (after a TLS handshake, replayed bytes may be waiting too). */

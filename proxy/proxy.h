@@ -175,6 +175,7 @@ struct proxy_engine_stats {
         uint64_t upstream_connects;        /* new backend connections for HTTP */
         uint64_t upstream_reused;          /* HTTP requests sent on a pooled connection */
         uint64_t active;                   /* connections not yet freed */
+        uint64_t open[2];                  /* ... by entry point: [0] :443, [1] :80 */
         uint64_t connect_errors;           /* failed backend attempts (incl. timeouts) */
         uint64_t accept_backoffs;          /* a listener paused after EMFILE, ENFILE, ENOMEM,
                                             * ENOBUFS (or another accept4() error) */

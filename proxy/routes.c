@@ -13,6 +13,7 @@
 
 #include "common/macros.h"
 #include "common/siphash.h"
+#include "proxy/svcstats.h"
 #include "proxy/tls.h"
 
 /* ======================================================================
@@ -197,8 +198,10 @@ struct proxy_counters *proxy_counters_ref(struct proxy_counters *c)
 
 struct proxy_counters *proxy_counters_unref(struct proxy_counters *c)
 {
-        if (c && atomic_fetch_sub_explicit(&c->n_ref, 1, memory_order_acq_rel) == 1)
+        if (c && atomic_fetch_sub_explicit(&c->n_ref, 1, memory_order_acq_rel) == 1) {
+                proxy__svcstats_free(atomic_load_explicit(&c->svc, memory_order_relaxed));
                 free(c);
+        }
         return NULL;
 }
 

@@ -37,7 +37,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-struct proxy_cert; /* proxy/tls.h */
+struct proxy_cert;     /* proxy/tls.h */
+struct proxy_svcstats; /* proxy/svcstats.h */
 
 #define PROXY_ROUTE_HOST_MAX         253 /* bytes in a host name, without a trailing dot */
 #define PROXY_ROUTE_LABEL_MAX        63  /* bytes in one label */
@@ -64,6 +65,9 @@ struct proxy_counters {
         atomic_uint_least64_t request_bytes; /* client -> backend payload bytes */
         atomic_uint_least64_t response_bytes; /* backend -> client payload bytes */
         atomic_uint_least64_t status[5];      /* [0] = 1xx ... [4] = 5xx */
+        /* Codes, methods, durations, versions (svcstats.h): allocated at the
+         * first HTTP request, NULL until then; freed with the block. */
+        struct proxy_svcstats *_Atomic svc;
 };
 
 struct proxy_counters_values {

@@ -477,7 +477,7 @@ int tls_front_start(struct proxy_worker *w, struct sock *s)
         c->s = s;
         c->state = PROXY_CONN_ST_ACCEPTED;
         sock_set_cb(s, on_client_event, c);
-        proxy_conn_add(w, &c->base, &front_ops);
+        proxy_conn_add(w, &c->base, &front_ops, /* https= */ true);
         front_step(c);
         return 0;
 }

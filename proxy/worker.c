@@ -9,6 +9,7 @@
 #include "common/macros.h"
 #include "proxy/h1-server.h"
 #include "proxy/routes.h"
+#include "proxy/svcstats.h"
 
 static void worker_maybe_finish(struct proxy_worker *w);
 
@@ -87,13 +88,16 @@ struct proxy_routes *proxy_worker_snap(struct proxy_worker *w)
 
 /* ---- connections ---- */
 
-void proxy_conn_add(struct proxy_worker *w, struct proxy_conn *c, const struct proxy_conn_ops *ops)
+void proxy_conn_add(struct proxy_worker *w, struct proxy_conn *c, const struct proxy_conn_ops *ops,
+                    bool https)
 {
         c->w = w;
         c->ops = ops;
+        c->https = https;
         LIST_PREPEND(w->conns, c);
         w->n_conns++;
         atomic_fetch_add_explicit(&w->stats.active, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&w->stats.open[!https], 1, memory_order_relaxed);
 }
 
 void proxy_conn_switch(struct proxy_conn *from, struct proxy_conn *to,
@@ -106,6 +110,7 @@ void proxy_conn_switch(struct proxy_conn *from, struct proxy_conn *to,
         LIST_REMOVE(w->conns, from);
         to->w = w;
         to->ops = ops;
+        to->https = from->https;
         LIST_PREPEND(w->conns, to);
 }
 
@@ -116,21 +121,27 @@ void proxy_conn_freed(struct proxy_conn *c, enum proxy_close_reason reason)
         LIST_REMOVE(w->conns, c);
         w->n_conns--;
         atomic_fetch_sub_explicit(&w->stats.active, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&w->stats.open[!c->https], 1, memory_order_relaxed);
         proxy_stat_add(&w->stats.closed[reason], 1);
         if (w->conn_freed)
                 w->conn_freed(w);
         worker_maybe_finish(w);
 }
 
-void proxy_request_done(struct proxy_worker *w, struct proxy_route *route, unsigned status,
-                        uint64_t req_bytes, uint64_t resp_bytes)
+void proxy_request_done(struct proxy_worker *w, struct proxy_route *route,
+                        const struct proxy_request_info *ri)
 {
+        unsigned status = ri->status;
+
         if (status >= 100 && status <= 599) {
                 proxy_stat_add(&w->stats.http_requests, 1);
                 proxy_stat_add(&w->stats.http_status[status / 100 - 1], 1);
         }
-        if (route)
-                proxy_counters_add(route->counters, status, req_bytes, resp_bytes);
+        if (!route)
+                return;
+        proxy_counters_add(route->counters, status, ri->req_bytes, ri->resp_bytes);
+        /* -ENOMEM: the request is in the plain counters above only. */
+        (void)proxy_svcstats_add(route->counters, ri);
 }
 
 /* Descriptors: a client connection claims two of the worker's share (its

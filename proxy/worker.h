@@ -32,6 +32,7 @@
 #include "proxy/proxy.h"
 #include "proxy/upstream.h"
 
+struct proxy_request_info; /* proxy/svcstats.h */
 struct proxy_route;
 struct proxy_route_table;
 struct proxy_routes;
@@ -60,6 +61,7 @@ struct proxy_worker_stats {
         atomic_uint_least64_t accepted;
         atomic_uint_least64_t accept_backoffs;
         atomic_uint_least64_t active;
+        atomic_uint_least64_t open[2]; /* active by entry point: [0] :443, [1] :80 */
         atomic_uint_least64_t tls_handshakes;
         atomic_uint_least64_t tls_resumed;
         atomic_uint_least64_t http_requests;
@@ -93,6 +95,7 @@ struct proxy_conn {
         struct proxy_conn *prev, *next; /* in w->conns */
         const struct proxy_conn_ops *ops;
         struct proxy_worker *w;
+        bool https; /* accepted on :443 (kept across a protocol switch) */
 };
 
 struct proxy_worker {
@@ -138,8 +141,11 @@ void proxy_worker_done(struct proxy_worker *w);
 /* The current snapshot, refreshed without an atomic RMW if unchanged. */
 struct proxy_routes *proxy_worker_snap(struct proxy_worker *w);
 
-/* A new client connection @c of @w speaking @ops: on the list, active. */
-void proxy_conn_add(struct proxy_worker *w, struct proxy_conn *c, const struct proxy_conn_ops *ops);
+/* A new client connection @c of @w speaking @ops, accepted on :443 if
+ * @https, else on :80: on the list, active (and open on that entry point
+ * until proxy_conn_freed()). */
+void proxy_conn_add(struct proxy_worker *w, struct proxy_conn *c, const struct proxy_conn_ops *ops,
+                    bool https);
 /* @to takes @from's place (a protocol switch): @from is off the list and
  * may be freed; the count does not change. */
 void proxy_conn_switch(struct proxy_conn *from, struct proxy_conn *to,
@@ -149,11 +155,11 @@ void proxy_conn_switch(struct proxy_conn *from, struct proxy_conn *to,
 void proxy_conn_freed(struct proxy_conn *c, enum proxy_close_reason reason);
 
 /* The end of one request, counted once: in the worker's statistics if
- * @status is a status (100..599), and on @route if not NULL (a proxied
- * request: status, request bytes as received, response bytes as written).
- * The single place where a request's end is known. */
-void proxy_request_done(struct proxy_worker *w, struct proxy_route *route, unsigned status,
-                        uint64_t req_bytes, uint64_t resp_bytes);
+ * @ri->status is a status (100..599), and on @route if not NULL (a proxied
+ * request: status, bytes, method, protocol, HTTP version and duration as
+ * @ri says). The single place where a request's end is known. */
+void proxy_request_done(struct proxy_worker *w, struct proxy_route *route,
+                        const struct proxy_request_info *ri);
 
 /* Idle pooled connections the descriptors allow now: @fds minus two per
  * client connection. */
