@@ -71,8 +71,13 @@ struct gw_health {
         struct gw_health_check overlays[_GW_OVERLAY_MAX];
         struct {
                 enum gw_reload_result result;
-                char *error;      /* why the last reload was refused */
-                uint64_t at_usec; /* CLOCK_REALTIME of the last reload, 0 = none */
+                char *error;             /* why the last reload was refused */
+                uint64_t at_usec;        /* CLOCK_REALTIME of the last reload, 0 = none */
+                uint64_t ok_at_usec;     /* ... of the last configuration applied: the start's
+                                          * (set by the metrics endpoint) or a reload's */
+                uint64_t applied;        /* reloads applied since the start */
+                uint64_t refused;        /* reloads refused since the start */
+                uint64_t failed_at_usec; /* ... the last of them, 0 = none */
         } reload;
 };
 

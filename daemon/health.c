@@ -121,6 +121,13 @@ void gw_health_reload_done(struct gw_daemon *d, bool ok, const char *error)
 {
         d->health.reload.result = ok ? GW_RELOAD_OK : GW_RELOAD_FAILED;
         d->health.reload.at_usec = realtime_usec();
+        if (ok) {
+                d->health.reload.ok_at_usec = d->health.reload.at_usec;
+                d->health.reload.applied++;
+        } else {
+                d->health.reload.refused++;
+                d->health.reload.failed_at_usec = d->health.reload.at_usec;
+        }
         set_text(&d->health.reload.error, ok ? NULL : error ? error : "unknown");
 }
 

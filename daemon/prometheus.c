@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/list.h"
@@ -28,9 +29,12 @@
 #include "daemon/acme.h"
 #include "daemon/daemon.h"
 #include "daemon/dnsd.h"
+#include "gw-commit.h"
+#include "gw-version.h"
 #include "netns/netns.h"
 #include "proxy/proxy.h"
 #include "proxy/routes.h"
+#include "proxy/svcstats.h"
 
 #define PROM_HEAD_MAX   4096
 #define PROM_TIMEOUT_MS 30000
@@ -100,9 +104,12 @@ static int put_family(struct strbuf *b, const char *name, const char *type, cons
         return strbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* One per-route family: what each route contributes is @fn's business. */
+/* One per-route family: what each route contributes is render_route()'s
+ * business. */
 enum route_metric {
-        RM_REQUESTS_BY_CODE, /* traefik_service_requests_total{code="2xx"} (terminated) */
+        RM_REQUESTS_BY_CODE, /* traefik_service_requests_total{code,method,protocol} */
+        RM_DURATION,         /* traefik_service_request_duration_seconds{protocol} */
+        RM_VERSION,          /* gatewayd_service_requests_by_version_total{version} */
         RM_REQUEST_BYTES,
         RM_RESPONSE_BYTES,
         RM_REQUESTS, /* gatewayd_service_requests_total{mode=} */
@@ -114,16 +121,119 @@ struct render_ctx {
         const char *name;
 };
 
-static int put_service(struct strbuf *b, const char *name, const struct proxy_route *r)
+/* @name{service="<id>" (the label set is left open). */
+static int put_service(struct strbuf *b, const char *name, const char *suffix,
+                       const struct proxy_route *r)
 {
-        int k = strbuf_printf(b, "%s{service=\"", name);
+        int k = strbuf_printf(b, "%s%s{service=\"", name, suffix);
 
         if (k >= 0)
                 k = put_label(b, r->id);
-        if (k >= 0)
-                k = strbuf_puts(b, "\",host=\"");
-        if (k >= 0)
-                k = put_label(b, r->host);
+        return k;
+}
+
+/* A duration in µs as seconds, exactly (no float rounding). */
+static int put_seconds(struct strbuf *b, uint64_t us)
+{
+        return strbuf_printf(b, "%" PRIu64 ".%06" PRIu64, us / 1000000u, us % 1000000u);
+}
+
+/* A bucket bound as Prometheus' Go client writes it ("0.1", "5"): queries
+ * match le by its text. */
+static int put_le(struct strbuf *b, uint64_t us)
+{
+        char buf[32];
+        int n = snprintf(buf, sizeof(buf), "%" PRIu64 ".%06" PRIu64, us / 1000000u, us % 1000000u);
+
+        while (n > 0 && buf[n - 1] == '0')
+                n--;
+        if (n > 0 && buf[n - 1] == '.')
+                n--;
+        buf[n] = 0;
+        return strbuf_puts(b, buf);
+}
+
+static int render_codes(struct render_ctx *ctx, const struct proxy_route *r,
+                        const struct proxy_svcstats_values *sv)
+{
+        int k = 0;
+
+        for (size_t i = 0; i < sv->n_codes && k >= 0; i++) {
+                const struct proxy_svc_code_count *cc = &sv->codes[i];
+
+                k = put_service(ctx->b, ctx->name, "", r);
+                /* An overflow bucket (the workload's slots were all taken)
+                 * is a status class with an unknown method. */
+                if (k >= 0 && cc->overflow && cc->status > 0)
+                        k = strbuf_printf(ctx->b, "\",code=\"%uxx\",method=\"other\"", cc->status);
+                else if (k >= 0 && cc->overflow)
+                        k = strbuf_puts(ctx->b, "\",code=\"0\",method=\"other\"");
+                else if (k >= 0)
+                        k = strbuf_printf(ctx->b, "\",code=\"%u\",method=\"%s\"", cc->status,
+                                          proxy_method_str(cc->method));
+                if (k >= 0)
+                        k = strbuf_printf(ctx->b, ",protocol=\"%s\"} %" PRIu64 "\n",
+                                          proxy_svc_protocol_str(cc->protocol), cc->count);
+        }
+        return k;
+}
+
+static int render_duration(struct render_ctx *ctx, const struct proxy_route *r,
+                           const struct proxy_svcstats_values *sv)
+{
+        int k = 0;
+
+        for (unsigned p = 0; p < _PROXY_SVC_PROTOCOL_MAX && k >= 0; p++) {
+                const char *proto = proxy_svc_protocol_str(p);
+                uint64_t count = 0;
+
+                for (size_t b = 0; b <= PROXY_SVC_DURATION_BUCKETS; b++)
+                        count += sv->duration[p][b];
+                if (!count)
+                        continue; /* a protocol appears once it was used */
+                count = 0;
+                for (size_t b = 0; b <= PROXY_SVC_DURATION_BUCKETS && k >= 0; b++) {
+                        count += sv->duration[p][b]; /* the buckets are cumulative */
+                        k = put_service(ctx->b, ctx->name, "_bucket", r);
+                        if (k >= 0)
+                                k = strbuf_printf(ctx->b, "\",protocol=\"%s\",le=\"", proto);
+                        if (k >= 0 && b < PROXY_SVC_DURATION_BUCKETS)
+                                k = put_le(ctx->b, proxy_svc_duration_bounds_us[b]);
+                        else if (k >= 0)
+                                k = strbuf_puts(ctx->b, "+Inf");
+                        if (k >= 0)
+                                k = strbuf_printf(ctx->b, "\"} %" PRIu64 "\n", count);
+                }
+                if (k >= 0)
+                        k = put_service(ctx->b, ctx->name, "_sum", r);
+                if (k >= 0)
+                        k = strbuf_printf(ctx->b, "\",protocol=\"%s\"} ", proto);
+                if (k >= 0)
+                        k = put_seconds(ctx->b, sv->duration_sum_us[p]);
+                if (k >= 0)
+                        k = strbuf_putc(ctx->b, '\n');
+                if (k >= 0)
+                        k = put_service(ctx->b, ctx->name, "_count", r);
+                if (k >= 0)
+                        k = strbuf_printf(ctx->b, "\",protocol=\"%s\"} %" PRIu64 "\n", proto,
+                                          count);
+        }
+        return k;
+}
+
+static int render_versions(struct render_ctx *ctx, const struct proxy_route *r,
+                           const struct proxy_svcstats_values *sv)
+{
+        int k = 0;
+
+        for (unsigned v = 0; v < _PROXY_HTTP_VERSION_MAX && k >= 0; v++) {
+                if (!sv->version[v])
+                        continue;
+                k = put_service(ctx->b, ctx->name, "", r);
+                if (k >= 0)
+                        k = strbuf_printf(ctx->b, "\",version=\"%s\"} %" PRIu64 "\n",
+                                          proxy_http_version_str(v), sv->version[v]);
+        }
         return k;
 }
 
@@ -131,6 +241,7 @@ static int render_route(struct proxy_route *r, void *userdata)
 {
         struct render_ctx *ctx = userdata;
         struct proxy_counters_values v;
+        struct proxy_svcstats_values sv;
         int k = 0;
 
         proxy_counters_read(r->counters, &v);
@@ -140,27 +251,26 @@ static int render_route(struct proxy_route *r, void *userdata)
                 return 0;
         switch (ctx->m) {
         case RM_REQUESTS_BY_CODE:
-                if (r->mode != PROXY_ROUTE_TERMINATE)
+        case RM_DURATION:
+        case RM_VERSION:
+                /* Kept since the start (not in counters.json): a workload
+                 * has these once it answered an HTTP request since. */
+                if (!proxy_svcstats_read(r->counters, &sv))
                         return 0;
-                for (unsigned i = 0; i < 5 && k >= 0; i++) {
-                        if (!v.status[i])
-                                continue; /* a code appears once it was answered */
-                        k = put_service(ctx->b, ctx->name, r);
-                        if (k >= 0)
-                                k = strbuf_printf(ctx->b, "\",code=\"%uxx\"} %" PRIu64 "\n", i + 1,
-                                                  v.status[i]);
-                }
+                k = ctx->m == RM_REQUESTS_BY_CODE ? render_codes(ctx, r, &sv)
+                    : ctx->m == RM_DURATION       ? render_duration(ctx, r, &sv)
+                                                  : render_versions(ctx, r, &sv);
                 break;
         case RM_REQUEST_BYTES:
         case RM_RESPONSE_BYTES:
-                k = put_service(ctx->b, ctx->name, r);
+                k = put_service(ctx->b, ctx->name, "", r);
                 if (k >= 0)
                         k = strbuf_printf(ctx->b, "\"} %" PRIu64 "\n",
                                           ctx->m == RM_REQUEST_BYTES ? v.request_bytes
                                                                      : v.response_bytes);
                 break;
         case RM_REQUESTS:
-                k = put_service(ctx->b, ctx->name, r);
+                k = put_service(ctx->b, ctx->name, "", r);
                 if (k >= 0)
                         k = strbuf_printf(ctx->b, "\",mode=\"%s\"} %" PRIu64 "\n",
                                           proxy_route_mode_str(r->mode), v.requests);
@@ -173,15 +283,21 @@ static int render_routes(struct strbuf *b, const struct proxy_routes *s)
 {
         static const struct {
                 enum route_metric m;
-                const char *name, *help;
+                const char *name, *type, *help;
         } families[] = {
-                {RM_REQUESTS_BY_CODE, "traefik_service_requests_total",
-                 "HTTP responses of a terminated workload by status class."},
-                {RM_REQUEST_BYTES, "traefik_service_requests_bytes_total",
+                {RM_REQUESTS_BY_CODE, "traefik_service_requests_total", "counter",
+                 "HTTP requests a terminated workload answered, by status code, method and "
+                 "protocol (code=\"0\": none was sent)."},
+                {RM_DURATION, "traefik_service_request_duration_seconds", "histogram",
+                 "From a request's complete head to the end of its response (a WebSocket: of "
+                 "its tunnel)."},
+                {RM_VERSION, "gatewayd_service_requests_by_version_total", "counter",
+                 "HTTP requests a terminated workload answered, by HTTP version of the client."},
+                {RM_REQUEST_BYTES, "traefik_service_requests_bytes_total", "counter",
                  "Bytes from clients to the workload's backends (raw TLS for passthrough)."},
-                {RM_RESPONSE_BYTES, "traefik_service_responses_bytes_total",
+                {RM_RESPONSE_BYTES, "traefik_service_responses_bytes_total", "counter",
                  "Bytes from the workload's backends to clients (raw TLS for passthrough)."},
-                {RM_REQUESTS, "gatewayd_service_requests_total",
+                {RM_REQUESTS, "gatewayd_service_requests_total", "counter",
                  "HTTP requests (terminate) or TCP connections (passthrough) of a workload."},
         };
         int r = 0;
@@ -189,7 +305,7 @@ static int render_routes(struct strbuf *b, const struct proxy_routes *s)
         for (size_t i = 0; i < ELEMENTSOF(families) && r >= 0; i++) {
                 struct render_ctx ctx = {b, families[i].m, families[i].name};
 
-                r = put_family(b, families[i].name, "counter", families[i].help);
+                r = put_family(b, families[i].name, families[i].type, families[i].help);
                 if (r >= 0)
                         r = proxy_routes_foreach(s, render_route, &ctx);
         }
@@ -287,6 +403,30 @@ static int render_health(struct gw_daemon *d, struct strbuf *b)
         if (r >= 0)
                 r = strbuf_printf(b, "gatewayd_reload_timestamp_seconds %" PRIu64 "\n",
                                   h->reload.at_usec / 1000000u);
+        /* Traefik's names (v2.4..2.8 for the failure pair, still the
+         * names its dashboards use). */
+        const struct {
+                const char *name, *type, *help;
+                uint64_t v;
+        } traefik[] = {
+                {"traefik_config_reloads_total", "counter",
+                 "Configuration reloads (SIGHUP or the bus Reload) applied since the start.",
+                 h->reload.applied},
+                {"traefik_config_reloads_failure_total", "counter",
+                 "Configuration reloads refused since the start (the running one was kept).",
+                 h->reload.refused},
+                {"traefik_config_last_reload_success", "gauge",
+                 "Time the running configuration was applied (at the start or by a reload).",
+                 h->reload.ok_at_usec / 1000000u},
+                {"traefik_config_last_reload_failure", "gauge",
+                 "Time of the last refused reload (0: none since the start).",
+                 h->reload.failed_at_usec / 1000000u},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(traefik) && r >= 0; i++) {
+                r = put_family(b, traefik[i].name, traefik[i].type, traefik[i].help);
+                if (r >= 0)
+                        r = strbuf_printf(b, "%s %" PRIu64 "\n", traefik[i].name, traefik[i].v);
+        }
         return r;
 }
 
@@ -353,6 +493,30 @@ static int render_engine(struct gw_daemon *d, struct strbuf *b, size_t n_routes)
                                 b, "gatewayd_connections_closed_total{reason=\"%s\"} %" PRIu64 "\n",
                                 reason, st.closed[i]);
         }
+        /* Traefik v3's name and labels (v2's traefik_entrypoint_open_connections
+         * counted requests in flight by method; these are TCP connections). */
+        if (r >= 0)
+                r = put_family(b, "traefik_open_connections", "gauge",
+                               "Client connections open now, by entry point (https: :443, "
+                               "http: :80).");
+        for (unsigned i = 0; i < ELEMENTSOF(st.open) && r >= 0; i++)
+                r = strbuf_printf(b,
+                                  "traefik_open_connections{entrypoint=\"%s\",protocol=\"TCP\"} "
+                                  "%" PRIu64 "\n",
+                                  i == 0 ? "https" : "http", st.open[i]);
+        if (r >= 0)
+                r = put_family(b, "gatewayd_build_info", "gauge",
+                               "Always 1; the version and git commit of the running gatewayd.");
+        if (r >= 0)
+                r = strbuf_puts(b, "gatewayd_build_info{version=\"");
+        if (r >= 0)
+                r = put_label(b, GATEWAYD_VERSION);
+        if (r >= 0)
+                r = strbuf_puts(b, "\",commit=\"");
+        if (r >= 0)
+                r = put_label(b, GATEWAYD_COMMIT);
+        if (r >= 0)
+                r = strbuf_puts(b, "\"} 1\n");
         if (r >= 0)
                 r = render_sockpool(d, b);
         if (r >= 0)
@@ -756,6 +920,15 @@ void gw_prom_apply(struct gw_daemon *d)
 
         if (d->stopping)
                 return;
+        /* At the start, after the configuration was read: Traefik's
+         * last_reload_success counts the first load too. */
+        if (!d->health.reload.ok_at_usec) {
+                struct timespec ts;
+
+                (void)clock_gettime(CLOCK_REALTIME, &ts);
+                d->health.reload.ok_at_usec =
+                        (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+        }
         if (!pm) {
                 pm = calloc(1, sizeof(*pm));
                 if (!pm) {
