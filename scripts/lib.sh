@@ -9,7 +9,7 @@ PACKAGES=(
         libuv1-dev android-libboringssl-dev libnl-3-dev libnl-route-3-dev libmsgpack-dev
         libsystemd-dev libhiredis-dev libinih-dev libjansson-dev libc-ares-dev libcmocka-dev
         redis-server python3 python3-pytest python3-redis python3-msgpack python3-dnslib
-        python3-cryptography bind9-dnsutils
+        python3-cryptography python3-yaml bind9-dnsutils prometheus
         clang-format-16 iproute2 curl openssl procps yggdrasil
         pebble unbound lego
         debhelper dpkg-dev lintian scdoc bash-completion man-db systemd
