@@ -289,8 +289,8 @@ static int render_routes(struct strbuf *b, const struct proxy_routes *s)
                  "HTTP requests a terminated workload answered, by status code, method and "
                  "protocol (code=\"0\": none was sent)."},
                 {RM_DURATION, "traefik_service_request_duration_seconds", "histogram",
-                 "From a request's complete head to the end of its response (a WebSocket: of "
-                 "its tunnel)."},
+                 "From a request's complete head to the end of its response (a WebSocket "
+                 "upgrade: to its 101, the tunnel's lifetime left out)."},
                 {RM_VERSION, "gatewayd_service_requests_by_version_total", "counter",
                  "HTTP requests a terminated workload answered, by HTTP version of the client."},
                 {RM_REQUEST_BYTES, "traefik_service_requests_bytes_total", "counter",

@@ -56,7 +56,7 @@ enum proxy_method proxy_method_from_token(const char *p, size_t n);
 /* The protocol label as Traefik writes it. */
 enum proxy_svc_protocol {
         PROXY_SVC_HTTP,      /* "http": a request and its response */
-        PROXY_SVC_WEBSOCKET, /* "websocket": an upgrade request, its tunnel included */
+        PROXY_SVC_WEBSOCKET, /* "websocket": a request that asked for a WebSocket upgrade */
         _PROXY_SVC_PROTOCOL_MAX,
 };
 
@@ -80,7 +80,7 @@ struct proxy_request_info {
         bool websocket;                  /* an upgrade to WebSocket was asked for */
         uint64_t req_bytes;              /* as received from the client (head + body) */
         uint64_t resp_bytes;             /* as written to the client (head + body) */
-        uint64_t duration_us;            /* request head complete -> response (or tunnel) done */
+        uint64_t duration_us; /* request head complete -> response done (a tunnel: its 101) */
 };
 
 #define PROXY_SVC_CODE_SLOTS       16
