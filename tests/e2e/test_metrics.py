@@ -11,6 +11,7 @@ fixtures): zos refuses loopback addresses in http:// backends."""
 import re
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -262,3 +263,80 @@ def test_build_info_and_reload_metrics(gw, backend):
     assert samples(text, "traefik_config_reloads_failure_total") == {L(): 1}
     assert samples(text, "traefik_config_last_reload_success")[L()] == ok_at
     assert samples(text, "traefik_config_last_reload_failure")[L()] >= ok_at
+
+
+class UpgradeBackend:
+    """Answers every request with 101 and then echoes bytes until EOF: a
+    WebSocket backend as far as the gateway is concerned."""
+
+    def __init__(self, host):
+        self.ls = socket.create_server((host, 0))
+        self.url = "http://%s:%d" % (host, self.ls.getsockname()[1])
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        buf = b""
+        try:
+            while b"\r\n\r\n" not in buf:
+                d = c.recv(4096)
+                if not d:
+                    return
+                buf += d
+            c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\n"
+                      b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+            while True:
+                d = c.recv(4096)
+                if not d:
+                    return
+                c.sendall(d)
+        except OSError:
+            return
+        finally:
+            c.close()
+
+    def stop(self):
+        self.ls.close()
+
+
+def test_websocket_tunnel(gw, private_net):  # noqa: F811
+    up = UpgradeBackend(BACKEND_IP)
+    try:
+        gw.deploy_fqdn(WL, FQDN, [up.url])
+        s = tls_conn(gw.https_port, FQDN)
+        s.sendall(b"GET /chat HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                  % FQDN.encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = s.recv(4096)
+            assert d
+            buf += d
+        assert buf.startswith(b"HTTP/1.1 101 "), buf
+        s.sendall(b"ping")
+        got = buf.split(b"\r\n\r\n", 1)[1]
+        while len(got) < 4:
+            got += s.recv(4096)
+        assert got == b"ping"
+        # Counted when the tunnel started, while it is still open.
+        text = wait_requests(gw, 1)
+        assert of_service(samples(text, "traefik_service_requests_total")) == \
+            {L(code="101", method="GET", protocol="websocket"): 1}
+        assert of_service(samples(text, "traefik_service_request_duration_seconds_count")) == \
+            {L(protocol="websocket"): 1}
+        assert of_service(samples(text, "gatewayd_service_requests_by_version_total")) == \
+            {L(version="1.1"): 1}
+        assert samples(text, "traefik_open_connections")[L(entrypoint="https", protocol="TCP")] == 1
+        s.close()
+    finally:
+        up.stop()
