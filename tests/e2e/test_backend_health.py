@@ -289,7 +289,7 @@ def test_killed_backend_under_load(env, grid, backends):
         # A comes back: the active check finds it, no client request needed.
         _, proc_a2 = backends.start("A", port=int(url_a.rsplit(":", 1)[1]))
         wait_up(env, grid, wlid, url_a, 1, timeout=20)
-        first = proc_a2.wait_line(r"^REQ ", 5).group(0)
+        first = proc_a2.wait_line(r"^REQ .*$", 5).group(0)
         assert first == "REQ HEAD /", first
         show = ctl(env, "show", wlid)
         assert re.search(r"^  %s: up since \S+, last error \S+: " % re.escape(url_a), show.stdout, re.M), \
@@ -346,7 +346,7 @@ def test_unreachable_backend_host_under_load(env, grid, backends):
         ip("-6", "addr", "add", addr_c + "/128", "dev", "lo", "nodad", ns=grid.wl_ns)
         _, proc_c = backends.start("C", addr=addr_c, port=port_c)
         wait_up(env, grid, wlid, url_c, 1, timeout=40)
-        assert proc_c.wait_line(r"^REQ ", 5).group(0) == "REQ HEAD /"
+        assert proc_c.wait_line(r"^REQ .*$", 5).group(0) == "REQ HEAD /"
         bodies = set()
         for _ in range(6):
             st, body, _ = curl(grid, host)
