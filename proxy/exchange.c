@@ -120,8 +120,10 @@ int exch_connect(struct exch *x)
                 be = &route->backends[x->cur];
                 x->attempt++;
                 /* Only healthy backends while there is one. */
-                if (!x->dial_port && proxy_backend_down(be))
+                if (!x->dial_port && proxy_backend_down(be)) {
+                        proxy_health_adopt(env->health, route, x->cur);
                         continue;
+                }
                 upstream_key_of(&k, (const struct sockaddr *)&be->addr, x->dial_port);
                 if (!x->no_pool) {
                         u = upstream_take(env->pool, &k, route->netns);

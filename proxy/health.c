@@ -232,8 +232,10 @@ static void on_check_timer(uv_timer_t *t)
 
         if (hs->stopping)
                 return;
-        /* The route as it is now, if it still has this backend. */
-        if (!now || !proxy_route_still_current(snap, c->route))
+        /* The route of the workload as it is now (renamed or with another
+         * mode too: the block says it is the same backend), if it still
+         * has this backend. */
+        if (!now)
                 return check_end(c);
         for (size_t i = 0; i < now->n_backends && !be; i++)
                 if (now->backends[i].health == c->h)
@@ -333,6 +335,17 @@ void proxy_health_report(struct proxy_health *hs, struct proxy_route *route, siz
                          route->id, proxy_backend_failure_str(f), err ? ": " : "",
                          err ? strerror(err) : "");
         }
+}
+
+void proxy_health_adopt(struct proxy_health *hs, struct proxy_route *route, size_t idx)
+{
+        struct proxy_backend_health *h = route->backends[idx].health;
+
+        if (!hs || hs->stopping || atomic_load_explicit(&h->checking, memory_order_relaxed) ||
+            atomic_exchange_explicit(&h->checking, true, memory_order_relaxed))
+                return;
+        if (check_start(hs, route, idx) < 0)
+                atomic_store_explicit(&h->checking, false, memory_order_relaxed);
 }
 
 void proxy_health_stop(struct proxy_health *hs)

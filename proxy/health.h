@@ -67,6 +67,10 @@ void proxy_health_stop(struct proxy_health *hs);
 void proxy_health_report(struct proxy_health *hs, struct proxy_route *route, size_t idx,
                          enum proxy_backend_failure f, int err);
 
+/* Backend @idx of @route is down: if no worker checks it (its check ended
+ * with the engine that ran it, or could not start), this one takes it. */
+void proxy_health_adopt(struct proxy_health *hs, struct proxy_route *route, size_t idx);
+
 static inline bool proxy_backend_down(const struct proxy_backend *be)
 {
         return atomic_load_explicit(&be->health->down, memory_order_relaxed);

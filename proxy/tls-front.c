@@ -296,8 +296,10 @@ static void step_connect(struct front *c)
                 c->cur = (c->first_backend + c->attempt) % route->n_backends;
                 be = &route->backends[c->cur];
                 c->attempt++;
-                if (proxy_backend_down(be))
+                if (proxy_backend_down(be)) {
+                        proxy_health_adopt(&w->health, route, c->cur);
                         continue;
+                }
                 upstream_key_of(&k, (const struct sockaddr *)&be->addr, 0);
                 r = upstream_dial(&w->pool, route, &k, /* pooled= */ false, on_up_event, c, &c->up,
                                   &factory_failed);

@@ -1410,6 +1410,30 @@ static void test_backend_health_passive_active(void **state)
         }
         wait_idle(&f);
         assert_true(atomic_load(&back->n_reqs) >= 2); /* the check and a request */
+
+        /* Down without a check (its engine stopped meanwhile): the next
+         * request that skips it gives it a check of its own. */
+        {
+                _cleanup_(proxy_routes_unrefp) struct proxy_routes *s =
+                        proxy_routes_acquire(f.table);
+                struct proxy_backend_health *h =
+                        proxy_routes_lookup_id(s, "wh")->backends[1].health;
+
+                assert_false(atomic_load(&h->checking));
+                atomic_store(&h->down, true);
+        }
+        /* Two: round robin starts one of them at the down backend. */
+        for (unsigned i = 0; i < 2; i++) {
+                c = tls_client(&f, "a.test");
+                get(c, "a.test", "/f", &m);
+                assert_int_equal(m.status, 200);
+                client_free(c);
+        }
+        end = now_ms() + WAIT_MS;
+        while (backend_is_down(&f, "wh", 1)) {
+                assert_true(now_ms() < end);
+                sleep_ms(5);
+        }
         fx_stop(&f);
         backend_stop(back);
 }
