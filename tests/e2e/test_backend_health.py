@@ -19,6 +19,7 @@ Needs root and yggdrasil; skipped otherwise."""
 
 import json
 import re
+import ssl
 import subprocess
 import sys
 import time
@@ -171,11 +172,12 @@ def backends(grid):
         b.close()
 
 
-def start_gateway(env, grid):
+def start_gateway(env, grid, https_port=0):
     gw_name = grid.new_gateway_name()
     grid.make_daemon(env)
     cfg = grid.gateway_config(gw_name)
-    cfg["proxy"] = {"address": "::", "https_port": "0", "http_port": str(HTTP_PORT), "http_plain": "yes"}
+    cfg["proxy"] = {"address": "::", "https_port": str(https_port), "http_port": str(HTTP_PORT),
+                    "http_plain": "yes"}
     env.start_daemon(cfg)
     grid.configure_uplinks(timeout=15)
     return gw_name
@@ -397,6 +399,53 @@ def test_all_down_page_show_and_metrics(env, grid):
         assert [(h["Backend"], h["Up"], h["LastError"]) for h in bh] == \
             [(u, False, "connect: Connection refused") for u in urls], bh
         assert all(h["Since"] and h["LastErrorTime"] for h in bh), bh
+    finally:
+        env.daemon.stop()
+        grid.remove_gateway(gw_name)
+
+
+@pytest.mark.timeout_s(90)
+def test_passthrough_backend_down_and_back(env, grid, backends):
+    """Passthrough: a refused backend is skipped, all down closes the
+    connection, and a TCP connect (the check) brings it back."""
+    gw_name = start_gateway(env, grid, https_port=8443)
+    wlid, name = "37-24-pass", "pass"
+    host = name + ".gw1.example.net"
+    port = 8098
+    url = "[%s]:%d" % (grid.workload_addr, port)
+    try:
+        env.deploy_name(wlid, name, [url], tls_passthrough=True)
+        probe = ("import socket,sys\n"
+                 "s=socket.create_connection((sys.argv[1],8443),timeout=5)\n"
+                 "s.sendall(bytes.fromhex(sys.argv[2]))\n"
+                 "print('closed' if s.recv(100)==b'' else 'data')\n")
+        # A ClientHello with SNI @host is all the gateway needs to route it.
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = ctx.wrap_bio(inc, out, server_hostname=host)
+        try:
+            obj.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        hello = out.read().hex()
+        dl = Deadline(20, "backend %s marked down" % url)
+        while True:
+            p = in_ns(grid.node_ns, [PYTHON, "-c", probe, PUBLIC_ADDR, hello], check=False, timeout=10)
+            v = series(metrics(env, grid), "gatewayd_backend_up", service=wlid, backend=url)
+            if p.stdout.strip() == "closed" and v == 0:
+                break
+            assert not dl.expired, (p.stdout, p.stderr, v)
+            time.sleep(0.2)
+        m = metrics(env, grid)
+        assert series(m, "gatewayd_backend_failures_total", service=wlid, reason="connect") >= 1, m
+        show = ctl(env, "show", wlid)
+        assert re.search(r"^  %s: down since \S+, last error \S+: connect: Connection refused$"
+                         % re.escape(url), show.stdout, re.M), show.stdout
+        # Something listens again: the check's TCP connect is enough.
+        backends.start("P", port=port)
+        wait_up(env, grid, wlid, url, 1, timeout=20)
     finally:
         env.daemon.stop()
         grid.remove_gateway(gw_name)
