@@ -14,6 +14,8 @@ namespace through the gateway's public address.
   answers;
 - every backend down: 503 with a page that says so; `gatewayctl show` and
   the Prometheus series give each backend's state and the failures.
+- passthrough: a refused backend goes down, all down closes the
+  connection, and the check (a TCP connect) brings it back.
 
 Needs root and yggdrasil; skipped otherwise."""
 
