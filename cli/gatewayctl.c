@@ -502,11 +502,77 @@ struct proxy_info {
         size_t n_backends;
         char created[64], updated[64];
         double request_bytes, response_bytes;
+        struct strbuf health; /* one line per backend, for show */
+        size_t n_health;
 };
 
 static void proxy_info_done(struct proxy_info *pi)
 {
         strbuf_done(&pi->backends);
+        strbuf_done(&pi->health);
+}
+
+/* ProxyInfo.BackendHealth[i] */
+struct backend_health {
+        struct slice backend, last_error;
+        bool up;
+        char since[64], last_error_time[64];
+};
+
+static const char *const backend_health_fields[] = {
+        "Backend", "Up", "Since", "LastError", "LastErrorTime",
+};
+
+static int on_backend_health_field(int idx, struct mp_reader *r, void *ud)
+{
+        struct backend_health *h = ud;
+
+        switch (idx) {
+        case 0:
+                return read_slice(r, &h->backend);
+        case 1:
+                return mp_read_bool(r, &h->up);
+        case 2:
+                return read_time(r, h->since, sizeof(h->since));
+        case 3:
+                return read_slice(r, &h->last_error);
+        default:
+                return read_time(r, h->last_error_time, sizeof(h->last_error_time));
+        }
+}
+
+/* "  BACKEND: up|down since TIME, last error TIME: ERROR" per backend. */
+static int read_backend_health(struct mp_reader *r, struct proxy_info *pi)
+{
+        uint32_t count;
+        int k;
+
+        k = mp_read_array(r, &count, NULL);
+        if (k < 0)
+                return k;
+        for (uint32_t i = 0; i < count; i++) {
+                struct backend_health h = {.since = "-", .last_error_time = "-"};
+                bool nil;
+
+                k = mp_read_struct(r, backend_health_fields, ELEMENTSOF(backend_health_fields),
+                                   on_backend_health_field, &h, &nil);
+                if (k < 0)
+                        return k;
+                if (nil)
+                        continue;
+                if ((k = strbuf_puts(&pi->health, "\n  ")) < 0 ||
+                    (k = put_sanitized(&pi->health, h.backend.p ? h.backend.p : "", h.backend.n)) <
+                            0 ||
+                    (k = strbuf_printf(&pi->health, ": %s since %s", h.up ? "up" : "down",
+                                       h.since)) < 0)
+                        return k;
+                if (h.last_error.set && h.last_error.n > 0 &&
+                    ((k = strbuf_printf(&pi->health, ", last error %s: ", h.last_error_time)) < 0 ||
+                     (k = put_sanitized(&pi->health, h.last_error.p, h.last_error.n)) < 0))
+                        return k;
+                pi->n_health++;
+        }
+        return 0;
 }
 
 static int read_backends(struct mp_reader *r, struct proxy_info *pi)
@@ -535,7 +601,7 @@ static int read_backends(struct mp_reader *r, struct proxy_info *pi)
 /* ProxyInfo, in the daemon's field order (also read positionally). */
 static const char *const proxy_info_fields[] = {
         "ID",      "Kind",    "FQDN",    "Name",         "Backends",      "TLSPassthrough",
-        "Network", "Created", "Updated", "RequestBytes", "ResponseBytes",
+        "Network", "Created", "Updated", "RequestBytes", "ResponseBytes", "BackendHealth",
 };
 
 static int on_proxy_info_field(int idx, struct mp_reader *r, void *ud)
@@ -563,8 +629,10 @@ static int on_proxy_info_field(int idx, struct mp_reader *r, void *ud)
                 return read_time(r, ret->updated, sizeof(ret->updated));
         case 9:
                 return mp_read_float(r, &ret->request_bytes);
-        default:
+        case 10:
                 return mp_read_float(r, &ret->response_bytes);
+        default:
+                return read_backend_health(r, ret);
         }
 }
 
@@ -1024,7 +1092,10 @@ static int cmd_show(struct ctl *ctl, int argc, char **argv)
             strbuf_printf(&out, "\ncreated: %s\nupdated: %s\nrequest bytes: ", pi.created,
                           pi.updated) < 0 ||
             put_bytes(&out, pi.request_bytes) < 0 || strbuf_puts(&out, "\nresponse bytes: ") < 0 ||
-            put_bytes(&out, pi.response_bytes) < 0 || strbuf_putc(&out, '\n') < 0)
+            put_bytes(&out, pi.response_bytes) < 0 ||
+            strbuf_printf(&out, "\nbackend health:%s", pi.n_health > 0 ? pi.health.data : " -") <
+                    0 ||
+            strbuf_putc(&out, '\n') < 0)
                 return oom(ctl);
         return emit(ctl, &out);
 }

@@ -628,11 +628,48 @@ static void handle_metrics(struct gw_daemon *d, struct proto_bus_call *call)
         proto_bus_call_reply(call, data.data, data.len, NULL);
 }
 
+/* ProxyInfo.BackendHealth from the route's backends (none without one). */
+struct health_rows {
+        struct proto_backend_health rows[PROXY_ROUTE_BACKENDS_MAX];
+        char errors[PROXY_ROUTE_BACKENDS_MAX][96];
+        size_t n;
+};
+
+static void collect_health(const struct proxy_routes *routes, const char *id, struct health_rows *h)
+{
+        const struct proxy_route *r = routes ? proxy_routes_lookup_id(routes, id) : NULL;
+
+        h->n = 0;
+        for (size_t i = 0; r && i < r->n_backends && i < PROXY_ROUTE_BACKENDS_MAX; i++) {
+                struct proxy_backend_health_values v;
+                struct proto_backend_health *row = &h->rows[h->n];
+
+                proxy_backend_health_read(r->backends[i].health, &v);
+                *row = (struct proto_backend_health){
+                        .backend = r->backends[i].text,
+                        .up = !v.down,
+                        .since_ms = v.since_ms,
+                        .last_error_ms = v.has_error ? v.last_error_ms : 0,
+                };
+                if (v.has_error) {
+                        snprintf(h->errors[h->n], sizeof(h->errors[h->n]), "%s%s%s",
+                                 proxy_backend_failure_str(v.last_error), v.last_errno ? ": " : "",
+                                 v.last_errno ? strerror(v.last_errno) : "");
+                        row->last_error = h->errors[h->n];
+                }
+                h->n++;
+        }
+}
+
 static int encode_proxy_info(const struct proxy_routes *routes, struct strbuf *out,
                              const struct wl_proxy *p)
 {
+        _cleanup_free_ struct health_rows *h = malloc(sizeof(*h));
         struct gw_counters c;
 
+        if (!h)
+                return -ENOMEM;
+        collect_health(routes, p->id, h);
         gw_proxy_counters(routes, p->id, &c);
         struct proto_proxy_info pi = {
                 .id = p->id,
@@ -647,6 +684,8 @@ static int encode_proxy_info(const struct proxy_routes *routes, struct strbuf *o
                 .updated_sec = (int64_t)(p->updated_usec / 1000000),
                 .request_bytes = (double)c.request_bytes,
                 .response_bytes = (double)c.response_bytes,
+                .health = h->rows,
+                .n_health = h->n,
         };
         return proto_proxy_info_encode(out, &pi);
 }

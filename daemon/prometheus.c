@@ -312,6 +312,84 @@ static int render_routes(struct strbuf *b, const struct proxy_routes *s)
         return r;
 }
 
+/* Backend health (docs/internals/proxy.md, "Backend health"): per
+ * workload, each backend's state and the failures by reason. Bounded like
+ * the traffic families: a workload has series once it had traffic or a
+ * failure, not all 100k idle ones. */
+struct backends_ctx {
+        struct strbuf *b;
+        bool failures; /* the failures family, else gatewayd_backend_up */
+};
+
+static int put_backend_service(struct strbuf *b, const char *name, const struct proxy_route *r)
+{
+        int k = strbuf_printf(b, "%s{service=\"", name);
+
+        if (k >= 0)
+                k = put_label(b, r->id);
+        return k;
+}
+
+static int render_route_backends(struct proxy_route *r, void *userdata)
+{
+        struct backends_ctx *ctx = userdata;
+        struct proxy_counters_values v;
+        uint64_t failed = 0;
+        int k = 0;
+
+        proxy_counters_read(r->counters, &v);
+        for (unsigned i = 0; i < _PROXY_BACKEND_FAIL_MAX; i++)
+                failed += v.backend_failures[i];
+        if (!v.requests && !failed)
+                return 0;
+        if (ctx->failures) {
+                for (unsigned i = 0; i < _PROXY_BACKEND_FAIL_MAX && k >= 0; i++) {
+                        if (!v.backend_failures[i])
+                                continue;
+                        k = put_backend_service(ctx->b, "gatewayd_backend_failures_total", r);
+                        if (k >= 0)
+                                k = strbuf_printf(ctx->b, "\",reason=\"%s\"} %" PRIu64 "\n",
+                                                  proxy_backend_failure_str(i),
+                                                  v.backend_failures[i]);
+                }
+                return k < 0 ? k : 0;
+        }
+        for (size_t i = 0; i < r->n_backends && k >= 0; i++) {
+                struct proxy_backend_health_values hv;
+
+                proxy_backend_health_read(r->backends[i].health, &hv);
+                k = put_backend_service(ctx->b, "gatewayd_backend_up", r);
+                if (k >= 0)
+                        k = strbuf_puts(ctx->b, "\",backend=\"");
+                if (k >= 0)
+                        k = put_label(ctx->b, r->backends[i].text);
+                if (k >= 0)
+                        k = strbuf_printf(ctx->b, "\"} %d\n", !hv.down);
+        }
+        return k < 0 ? k : 0;
+}
+
+static int render_backends(struct strbuf *b, const struct proxy_routes *s)
+{
+        struct backends_ctx ctx = {b, false};
+        int r;
+
+        r = put_family(b, "gatewayd_backend_up", "gauge",
+                       "1 while a backend of a workload is up, 0 while it is marked down "
+                       "(passive failures, active checks).");
+        if (r >= 0)
+                r = proxy_routes_foreach(s, render_route_backends, &ctx);
+        if (r >= 0)
+                r = put_family(b, "gatewayd_backend_failures_total", "counter",
+                               "Backend failures of a workload's requests by reason: connect "
+                               "(refused, unreachable), timeout (connect), reset (before any "
+                               "response byte).");
+        ctx.failures = true;
+        if (r >= 0)
+                r = proxy_routes_foreach(s, render_route_backends, &ctx);
+        return r;
+}
+
 /* Backend sockets made inside namespaces (netns_sockpool). */
 static int render_sockpool(struct gw_daemon *d, struct strbuf *b)
 {
@@ -537,6 +615,8 @@ int gw_prom_render(struct gw_daemon *d, struct strbuf *out)
         gw_health_refresh(d);
         if (s)
                 r = render_routes(out, s);
+        if (s && r >= 0)
+                r = render_backends(out, s);
         if (r >= 0)
                 r = render_engine(d, out, s ? proxy_routes_size(s) : 0);
         if (r >= 0)

@@ -1023,7 +1023,7 @@ int proto_proxy_info_encode(struct strbuf *out, const struct proto_proxy_info *p
         PACKER(pk, out);
         int r;
 
-        PK(msgpack_pack_map(&pk, 11));
+        PK(msgpack_pack_map(&pk, 12));
         if ((r = proto_encode_key_str(out, "ID", pi->id)) < 0 ||
             (r = proto_encode_key_str(out, "Kind", pi->kind)) < 0 ||
             (r = proto_encode_key_str(out, "FQDN", pi->fqdn)) < 0 ||
@@ -1050,5 +1050,32 @@ int proto_proxy_info_encode(struct strbuf *out, const struct proto_proxy_info *p
         if ((r = pack_key(&pk, "ResponseBytes")) < 0)
                 return r;
         PK(msgpack_pack_double(&pk, pi->response_bytes));
+        if ((r = pack_key(&pk, "BackendHealth")) < 0)
+                return r;
+        PK(msgpack_pack_array(&pk, pi->n_health));
+        for (size_t i = 0; i < pi->n_health; i++) {
+                const struct proto_backend_health *h = &pi->health[i];
+
+                PK(msgpack_pack_map(&pk, 5));
+                if ((r = proto_encode_key_str(out, "Backend", h->backend)) < 0 ||
+                    (r = proto_encode_key_bool(out, "Up", h->up)) < 0 ||
+                    (r = pack_key(&pk, "Since")) < 0)
+                        return r;
+                if (h->since_ms > 0)
+                        r = proto_encode_time(out, h->since_ms / 1000,
+                                              (uint32_t)(h->since_ms % 1000) * 1000000u);
+                else
+                        r = msgpack_pack_nil(&pk) < 0 ? -ENOMEM : 0;
+                if (r < 0 || (r = proto_encode_key_str(out, "LastError", h->last_error)) < 0 ||
+                    (r = pack_key(&pk, "LastErrorTime")) < 0)
+                        return r;
+                if (h->last_error_ms > 0)
+                        r = proto_encode_time(out, h->last_error_ms / 1000,
+                                              (uint32_t)(h->last_error_ms % 1000) * 1000000u);
+                else
+                        r = msgpack_pack_nil(&pk) < 0 ? -ENOMEM : 0;
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }

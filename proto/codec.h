@@ -157,8 +157,18 @@ int proto_contract_result_decode(const void *p, size_t n, struct proto_contract 
 
 /* ---- operator methods (gatewayd extension, not in zos) ---- */
 
+/* One entry of ProxyInfo.BackendHealth: map{Backend, Up, Since, LastError,
+ * LastErrorTime}; times nil when 0 (Since: up since the route was made). */
+struct proto_backend_health {
+        const char *backend;
+        bool up;
+        int64_t since_ms;
+        const char *last_error; /* NULL: nil (none yet) */
+        int64_t last_error_ms;
+};
+
 /* ProxyInfo: map{ID, Kind, FQDN, Name, Backends, TLSPassthrough, Network, Created, Updated,
- * RequestBytes, ResponseBytes}. */
+ * RequestBytes, ResponseBytes, BackendHealth}. */
 struct proto_proxy_info {
         const char *id;
         const char *kind; /* "name" | "fqdn" */
@@ -170,6 +180,8 @@ struct proto_proxy_info {
         const char *network; /* NULL: nil */
         int64_t created_sec, updated_sec;
         double request_bytes, response_bytes;
+        const struct proto_backend_health *health; /* BackendHealth: [] when none is known */
+        size_t n_health;
 };
 /* Appends one ProxyInfo map (use proto_encode_array_header() for lists). */
 int proto_proxy_info_encode(struct strbuf *out, const struct proto_proxy_info *pi);

@@ -31,6 +31,9 @@
 #define DEFAULT_UPSTREAM_MS  60000u
 #define DEFAULT_POOL_MAX     64u
 #define DEFAULT_POOL_IDLE_MS 30000u
+#define DEFAULT_CHECK_MIN_MS 1000u
+#define DEFAULT_CHECK_MAX_MS 10000u
+#define MAX_CHECK_MS         3600000u
 
 static const char *const close_reason_names[_PROXY_CLOSE_MAX] = {
         [PROXY_CLOSE_DONE] = "done",
@@ -135,6 +138,13 @@ int proxy_config_resolve(const struct proxy_config *cfg, struct proxy_config *re
                 c.relay_buf_size = DEFAULT_RELAY_BUF;
         if (!c.socket_factory)
                 c.socket_factory = proxy_socket_factory_default;
+        if (!c.backend_check_min_ms)
+                c.backend_check_min_ms = DEFAULT_CHECK_MIN_MS;
+        if (!c.backend_check_max_ms)
+                c.backend_check_max_ms = MAX(DEFAULT_CHECK_MAX_MS, c.backend_check_min_ms);
+        if (c.backend_check_min_ms > c.backend_check_max_ms ||
+            c.backend_check_max_ms > MAX_CHECK_MS)
+                return -EINVAL;
 
         n = c.workers ? c.workers : MIN(uv_available_parallelism(), MAX_WORKERS);
         if (n == 0)

@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "common/macros.h"
+#include "proxy/health.h"
 #include "proxy/routes.h"
 #include "proxy/upstream.h"
 
@@ -51,6 +52,7 @@ void exch_begin(struct exch *x, struct proxy_route *route, uint16_t port, const 
         x->attempt = 0;
         x->dial_port = port;
         x->head_req = head_req;
+        x->idempotent = x->all_down = false;
         x->req_sent_all = x->resp_any = x->resp_head = x->interim = x->upgrade = false;
         x->retried = x->no_pool = x->ev_timeout = x->progress = false;
         x->all_factory = true;
@@ -102,15 +104,26 @@ int exch_connect(struct exch *x)
                 stat_add(env->st_connect_errors);
                 x->all_factory = false;
                 upstream_close(TAKE_PTR(x->up));
+                if (!x->dial_port)
+                        proxy_health_report(env->health, route, x->cur,
+                                            soerr == ETIMEDOUT ? PROXY_BACKEND_FAIL_TIMEOUT
+                                                               : PROXY_BACKEND_FAIL_CONNECT,
+                                            soerr);
         }
         x->ev_timeout = false;
 
         while (x->attempt < route->n_backends) {
-                const struct proxy_backend *be =
-                        &route->backends[(x->first_backend + x->attempt) % route->n_backends];
+                const struct proxy_backend *be;
                 struct upstream_key k;
 
+                x->cur = (x->first_backend + x->attempt) % route->n_backends;
+                be = &route->backends[x->cur];
                 x->attempt++;
+                /* Only healthy backends while there is one. */
+                if (!x->dial_port && proxy_backend_down(be)) {
+                        proxy_health_adopt(env->health, route, x->cur);
+                        continue;
+                }
                 upstream_key_of(&k, (const struct sockaddr *)&be->addr, x->dial_port);
                 if (!x->no_pool) {
                         u = upstream_take(env->pool, &k, route->netns);
@@ -126,8 +139,12 @@ int exch_connect(struct exch *x)
                         log_debug("proxy: exchange %p: backend %s: %s", (void *)x, be->text,
                                   strerror(-r));
                         stat_add(env->st_connect_errors);
-                        if (!factory_failed)
+                        if (!factory_failed) {
                                 x->all_factory = false;
+                                if (!x->dial_port)
+                                        proxy_health_report(env->health, route, x->cur,
+                                                            PROXY_BACKEND_FAIL_CONNECT, -r);
+                        }
                         continue;
                 }
                 x->all_factory = false;
@@ -140,6 +157,9 @@ int exch_connect(struct exch *x)
                 sock_deadline(u->s, env->tq_connect);
                 return 0; /* wait for EV_WRITE */
         }
+        x->all_down = !x->dial_port && proxy_route_all_down(route);
+        if (x->all_down)
+                x->all_factory = false;
         return -EHOSTUNREACH;
 }
 
@@ -147,7 +167,25 @@ bool exch_retry(struct exch *x)
 {
         struct upstream *u = x->up;
 
-        if (!u || !u->reused || x->retried || x->resp_any || x->reqp.src != PROXY_H1_BODY_NONE)
+        if (!u || x->resp_any)
+                return false;
+        if (!u->reused) {
+                int err = u->s->err ? -u->s->err : 0;
+
+                /* A new connection: the backend failed (a stale pooled one
+                 * says nothing about it). */
+                if (!x->dial_port)
+                        proxy_health_report(x->env->health, x->route, x->cur,
+                                            PROXY_BACKEND_FAIL_RESET, err);
+                if (!x->idempotent || x->reqp.src != PROXY_H1_BODY_NONE)
+                        return false;
+                log_debug("proxy: exchange %p: new connection failed, next backend", (void *)x);
+                upstream_close(TAKE_PTR(x->up));
+                x->no_pool = false;
+                x->req_sent_all = false;
+                return true;
+        }
+        if (x->retried || x->reqp.src != PROXY_H1_BODY_NONE)
                 return false;
         log_debug("proxy: exchange %p: pooled connection failed, retrying once", (void *)x);
         upstream_close(TAKE_PTR(x->up));

@@ -8,11 +8,16 @@
  * the client, its framing and what is answered (502/503/504 are its
  * decisions); the exchange keeps the backend side:
  *
- *   - choosing a backend: round-robin from the route's cursor, failing
- *     over to the next on a factory/connect error or connect timeout,
- *     a pooled connection first, else a new one (proxy/upstream.h);
+ *   - choosing a backend: round-robin from the route's cursor over the
+ *     backends that are not down (proxy/health.h), failing over to the
+ *     next on a factory/connect error or connect timeout, a pooled
+ *     connection first, else a new one (proxy/upstream.h);
+ *   - backend health: a connect error or timeout, or a new connection that
+ *     fails before any response byte, is reported (the backend goes down);
  *   - one retry on a fresh connection when a pooled one failed before any
  *     response byte and the request has no body (it can be sent again);
+ *     after a new connection failed that way, the next backend, when the
+ *     request is safe to resend (exch_retry());
  *   - the request: the serialised head (the caller's memory) and the body,
  *     framed by an h1_pump from the caller's buffer into the queue towards
  *     the backend;
@@ -36,6 +41,7 @@
 #include "proxy/http1.h"
 #include "proxy/sock.h"
 
+struct proxy_health;
 struct proxy_route;
 struct upstream;
 struct upstream_pool;
@@ -49,6 +55,7 @@ struct exch_env {
         atomic_uint_least64_t *st_connects;   /* new backend connections */
         atomic_uint_least64_t *st_reused;     /* exchanges on a pooled connection */
         atomic_uint_least64_t *st_connect_errors; /* failed attempts (incl. timeouts) */
+        struct proxy_health *health; /* backend failures go here (NULL: counted only) */
 };
 
 struct exch_ops {
@@ -82,9 +89,13 @@ struct exch {
         struct h1_pump respp; /* the body, from @uin into the owner's queue */
 
         unsigned first_backend; /* the route's round-robin cursor value */
-        unsigned attempt;       /* backends tried */
+        unsigned attempt;       /* backends tried (or skipped as down) */
+        unsigned cur;           /* the index of the backend of @up */
         uint16_t dial_port;     /* non-zero: dial this port instead (ACME on :80) */
         bool head_req;          /* method HEAD: the response has no body */
+        bool idempotent;        /* set by the owner after exch_begin(): the method is
+                                 * idempotent (RFC 9110 9.2.2), see exch_retry() */
+        bool all_down;          /* exch_connect() failed because every backend is down */
         bool req_sent_all;      /* the whole request reached the backend */
         bool resp_any;          /* the backend sent at least one byte */
         bool resp_head;         /* the owner took the final response head */
@@ -112,13 +123,21 @@ void exch_begin(struct exch *x, struct proxy_route *route, uint16_t port, const 
 /* Get a connected backend. Returns 1 when one is attached (its queue holds
  * the head: the owner starts feeding the body from its beginning), 0 while
  * a connect is in progress (wake() comes), or -EHOSTUNREACH when every
- * backend failed (x->all_factory: only the socket factory did, a 503
- * rather than a 502). */
+ * backend failed or is down (x->all_factory: only the socket factory did;
+ * x->all_down: every backend of the route is down now; both a 503 rather
+ * than a 502). Down backends are skipped (not for a @port override). */
 int exch_connect(struct exch *x);
 
-/* The pooled connection failed before any response byte: set up one more
- * attempt on a fresh connection to the same backend if the request can be
- * sent again (no body). Returns true if so (the owner connects again). */
+/* The backend connection failed (error or EOF) before the response head.
+ * If no response byte came:
+ *   - a pooled connection (the backend may have closed it while idle): one
+ *     more attempt on a fresh connection to the same backend if the
+ *     request has no body;
+ *   - a new connection: the backend is reported (reset) and the next
+ *     backend is tried if the request is safe to resend: x->idempotent
+ *     and no body (so nothing of it was consumed from the client).
+ * Nothing reached the client in either case (no response byte, so no 1xx).
+ * Returns true if the owner connects again. */
 bool exch_retry(struct exch *x);
 
 /* Queue request body from @buf[*pos, len) (advancing *pos); @eof ends a

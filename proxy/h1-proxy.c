@@ -31,6 +31,23 @@ const struct exch_ops h1__exch_ops = {
         .wake = on_exch_wake,
 };
 
+/* RFC 9110 9.2.2: a request with this method may be sent again after a
+ * failure (an unknown method is not assumed to be). */
+static bool method_idempotent(enum proxy_h1_method m)
+{
+        switch (m) {
+        case PROXY_H1_METHOD_GET:
+        case PROXY_H1_METHOD_HEAD:
+        case PROXY_H1_METHOD_PUT:
+        case PROXY_H1_METHOD_DELETE:
+        case PROXY_H1_METHOD_OPTIONS:
+        case PROXY_H1_METHOD_TRACE:
+                return true;
+        default:
+                return false;
+        }
+}
+
 /* Proxy the parsed request to @route's backends (port @port, if non-zero). */
 void h1__proxy_begin(struct hconn *c, struct proxy_route *route, uint16_t port)
 {
@@ -56,12 +73,25 @@ void h1__proxy_begin(struct hconn *c, struct proxy_route *route, uint16_t port)
         x->e.websocket = (req->flags & PROXY_H1_REQ_WEBSOCKET) != 0;
         exch_begin(&x->ex, route, port, x->hout, (uint32_t)r, req->h.body, req->h.content_length,
                    x->e.head_req);
+        x->ex.idempotent = method_idempotent(req->method_id);
         h1__set_state(c, HC_CONNECT);
 }
 
+/* Every backend is down: 503 with a page that says so (the health checks
+ * bring a backend back without a request, docs/internals/proxy.md). */
+static const char down_page[] =
+        "503 Service Unavailable\n\n"
+        "The backend of this site is unreachable. Please try again later.\n";
+
 static void hc_no_backend(struct hconn *c)
 {
-        h1__respond(c, c->x->ex.all_factory ? 503 : 502, PROXY_CLOSE_CONNECT_FAILED, NULL);
+        const struct exch *ex = &c->x->ex;
+
+        if (ex->all_down)
+                return h1__respond(
+                        c, 503, PROXY_CLOSE_CONNECT_FAILED,
+                        &(struct ans){.body = down_page, .body_len = sizeof(down_page) - 1});
+        h1__respond(c, ex->all_factory ? 503 : 502, PROXY_CLOSE_CONNECT_FAILED, NULL);
 }
 
 void h1__step_connect(struct hconn *c)

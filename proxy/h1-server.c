@@ -621,6 +621,7 @@ int h1_ctx_new(struct proxy_worker *w, struct h1_ctx **ret)
                 .st_connects = &w->stats.upstream_connects,
                 .st_reused = &w->stats.upstream_reused,
                 .st_connect_errors = &w->stats.connect_errors,
+                .health = &w->health,
         };
         *ret = ctx;
         return 0;

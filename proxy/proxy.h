@@ -122,6 +122,13 @@ struct proxy_config {
         /* The access log (proxy/access-log.h): borrowed, outlives the
          * engine; NULL: no access log. */
         struct proxy_access_sink *access_log;
+
+        /* Backend health (docs/internals/proxy.md, "Backend health"): a
+         * backend marked down is checked again after a jittered delay that
+         * doubles per failed check from @backend_check_min_ms up to
+         * @backend_check_max_ms. 0: 1 s and 10 s. */
+        uint64_t backend_check_min_ms;
+        uint64_t backend_check_max_ms;
 };
 
 /* Why a connection ended; counted per engine (proxy_engine_stats) and meant

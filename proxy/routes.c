@@ -226,6 +226,9 @@ void proxy_counters_read(struct proxy_counters *c, struct proxy_counters_values 
         ret->response_bytes = atomic_load_explicit(&c->response_bytes, memory_order_relaxed);
         for (size_t i = 0; i < ELEMENTSOF(ret->status); i++)
                 ret->status[i] = atomic_load_explicit(&c->status[i], memory_order_relaxed);
+        for (size_t i = 0; i < ELEMENTSOF(ret->backend_failures); i++)
+                ret->backend_failures[i] =
+                        atomic_load_explicit(&c->backend_failures[i], memory_order_relaxed);
 }
 
 void proxy_counters_batch_flush(struct proxy_counters_batch *b)
@@ -238,6 +241,66 @@ void proxy_counters_batch_flush(struct proxy_counters_batch *b)
                 atomic_fetch_add_explicit(&b->c->response_bytes, b->pending[1],
                                           memory_order_relaxed);
         b->pending[0] = b->pending[1] = 0;
+}
+
+/* ---- backend health ---- */
+
+const char *proxy_backend_failure_str(enum proxy_backend_failure f)
+{
+        switch (f) {
+        case PROXY_BACKEND_FAIL_CONNECT:
+                return "connect";
+        case PROXY_BACKEND_FAIL_TIMEOUT:
+                return "timeout";
+        case PROXY_BACKEND_FAIL_RESET:
+                return "reset";
+        default:
+                return NULL;
+        }
+}
+
+int proxy_backend_health_new(struct proxy_backend_health **ret)
+{
+        struct proxy_backend_health *h;
+
+        assert(ret);
+        h = calloc(1, sizeof(*h));
+        if (!h)
+                return -ENOMEM;
+        atomic_init(&h->n_ref, 1);
+        *ret = h;
+        return 0;
+}
+
+struct proxy_backend_health *proxy_backend_health_ref(struct proxy_backend_health *h)
+{
+        if (h)
+                atomic_fetch_add_explicit(&h->n_ref, 1, memory_order_relaxed);
+        return h;
+}
+
+struct proxy_backend_health *proxy_backend_health_unref(struct proxy_backend_health *h)
+{
+        if (h && atomic_fetch_sub_explicit(&h->n_ref, 1, memory_order_acq_rel) == 1)
+                free(h);
+        return NULL;
+}
+
+void proxy_backend_health_read(const struct proxy_backend_health *h,
+                               struct proxy_backend_health_values *ret)
+{
+        unsigned e;
+
+        assert(h && ret);
+        e = atomic_load_explicit(&h->last_error, memory_order_relaxed);
+        *ret = (struct proxy_backend_health_values){
+                .down = atomic_load_explicit(&h->down, memory_order_relaxed),
+                .has_error = e > 0 && e <= _PROXY_BACKEND_FAIL_MAX,
+                .last_error = e > 0 ? (enum proxy_backend_failure)(e - 1) : 0,
+                .last_errno = atomic_load_explicit(&h->last_errno, memory_order_relaxed),
+                .since_ms = atomic_load_explicit(&h->since_ms, memory_order_relaxed),
+                .last_error_ms = atomic_load_explicit(&h->last_error_ms, memory_order_relaxed),
+        };
 }
 
 /* ---- routes ---- */
@@ -266,6 +329,8 @@ struct proxy_route *proxy_route_unref(struct proxy_route *r)
         if (r && atomic_fetch_sub_explicit(&r->n_ref, 1, memory_order_acq_rel) == 1) {
                 proxy_counters_unref(r->counters);
                 proxy_cert_unref(r->cert);
+                for (size_t i = 0; i < r->n_backends; i++)
+                        proxy_backend_health_unref(r->backends[i].health);
                 free(r);
         }
         return NULL;
@@ -366,11 +431,30 @@ static bool route_equals_spec(const struct proxy_route *r, const struct proxy_ro
         return true;
 }
 
+/* The health block of @prev's backend with the address of @be, if @prev
+ * dials in the same namespace; NULL otherwise. */
+static struct proxy_backend_health *health_of(const struct proxy_route *prev,
+                                              const struct proxy_route_spec *spec,
+                                              const struct proxy_backend *be)
+{
+        if (!prev || !streq_ptr(prev->netns, spec->netns))
+                return NULL;
+        for (size_t i = 0; i < prev->n_backends; i++) {
+                const struct proxy_backend *a = &prev->backends[i];
+
+                if (a->addr_len == be->addr_len && memcmp(&a->addr, &be->addr, a->addr_len) == 0)
+                        return a->health;
+        }
+        return NULL;
+}
+
 /* One allocation: the struct, the backends, then id, host, netns and
- * backend texts. Takes a new reference on @counters. */
+ * backend texts (the health blocks are their own: shared, or new). Takes
+ * a new reference on @counters. */
 static int route_new(const struct proxy_route_spec *spec, const char *host, size_t host_len,
                      size_t id_len, size_t netns_len, size_t text_len,
-                     struct proxy_counters *counters, uint64_t generation, struct proxy_route **ret)
+                     struct proxy_counters *counters, const struct proxy_route *prev,
+                     uint64_t generation, struct proxy_route **ret)
 {
         size_t n = spec->n_backends;
         size_t size = sizeof(struct proxy_route) + n * sizeof(struct proxy_backend) + id_len + 1 +
@@ -409,6 +493,16 @@ static int route_new(const struct proxy_route_spec *spec, const char *host, size
                 r->backends[i].addr_len = spec->backends[i].addr_len;
                 r->backends[i].text = memcpy(p, spec->backends[i].text, l + 1);
                 p += l + 1;
+                r->backends[i].health =
+                        proxy_backend_health_ref(health_of(prev, spec, &spec->backends[i]));
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (r->backends[i].health)
+                        continue;
+                if (proxy_backend_health_new(&r->backends[i].health) < 0) {
+                        proxy_route_unref(r);
+                        return -ENOMEM;
+                }
         }
         *ret = r;
         return 0;
@@ -1046,7 +1140,7 @@ int proxy_routes_builder_put(struct proxy_routes_builder *b, const struct proxy_
                         return ret;
                 counters = fresh;
         }
-        ret = route_new(spec, host, (size_t)host_len, id_len, netns_len, text_len, counters,
+        ret = route_new(spec, host, (size_t)host_len, id_len, netns_len, text_len, counters, by_id,
                         b->base_generation + 1, &r);
         if (ret < 0)
                 return ret;

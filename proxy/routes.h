@@ -68,6 +68,7 @@ struct proxy_counters {
         /* Codes, methods, durations, versions (svcstats.h): allocated at the
          * first HTTP request, NULL until then; freed with the block. */
         struct proxy_svcstats *_Atomic svc;
+        atomic_uint_least64_t backend_failures[3]; /* by enum proxy_backend_failure */
 };
 
 struct proxy_counters_values {
@@ -75,6 +76,7 @@ struct proxy_counters_values {
         uint64_t request_bytes;
         uint64_t response_bytes;
         uint64_t status[5];
+        uint64_t backend_failures[3];
 };
 
 /* A zeroed block with one reference. Returns 0 or -ENOMEM. */
@@ -116,12 +118,61 @@ static inline void proxy_counters_batch_add(struct proxy_counters_batch *b, bool
                 proxy_counters_batch_flush(b);
 }
 
+/* ---- backend health ---- */
+
+/* Why a backend was marked down (docs/internals/proxy.md, "Backend
+ * health"); also the reason label of the failure counters. */
+enum proxy_backend_failure {
+        PROXY_BACKEND_FAIL_CONNECT, /* connect() failed: refused, unreachable, ... */
+        PROXY_BACKEND_FAIL_TIMEOUT, /* no connection within connect_timeout_ms */
+        PROXY_BACKEND_FAIL_RESET,   /* a new connection reset or closed before any response byte */
+        _PROXY_BACKEND_FAIL_MAX,
+};
+
+/* "connect", "timeout", "reset"; NULL when out of range. */
+const char *proxy_backend_failure_str(enum proxy_backend_failure f);
+
+/* The health of one backend of one workload: shared by every worker
+ * (relaxed atomics, no lock) and by every version of the route that keeps
+ * this backend (same address and port), so a route update does not forget
+ * that a backend is down. Written by the engine only. */
+struct proxy_backend_health {
+        atomic_uint n_ref;
+        atomic_bool down;                   /* requests avoid it while another backend is up */
+        atomic_bool checking;               /* a worker owns its active check */
+        atomic_uint fails;                  /* failures in a row (the back-off's exponent) */
+        atomic_uint last_error;             /* enum proxy_backend_failure + 1; 0: none yet */
+        atomic_int last_errno;              /* the errno of the last failure (positive), 0: none */
+        atomic_int_least64_t since_ms;      /* CLOCK_REALTIME ms of the last up/down change */
+        atomic_int_least64_t last_error_ms; /* CLOCK_REALTIME ms of the last failure */
+};
+
+struct proxy_backend_health_values {
+        bool down;
+        bool has_error;
+        enum proxy_backend_failure last_error;
+        int last_errno;
+        int64_t since_ms; /* 0: up since the route was made */
+        int64_t last_error_ms;
+};
+
+/* A fresh "up" block with one reference. 0 or -ENOMEM. */
+int proxy_backend_health_new(struct proxy_backend_health **ret);
+struct proxy_backend_health *proxy_backend_health_ref(struct proxy_backend_health *h);
+/* Accepts NULL; returns NULL. */
+struct proxy_backend_health *proxy_backend_health_unref(struct proxy_backend_health *h);
+void proxy_backend_health_read(const struct proxy_backend_health *h,
+                               struct proxy_backend_health_values *ret);
+
 /* ---- routes ---- */
 
 struct proxy_backend {
         struct sockaddr_storage addr; /* AF_INET or AF_INET6, ready for connect() */
         socklen_t addr_len; /* sizeof(struct sockaddr_in) or sizeof(struct sockaddr_in6) */
         const char *text;   /* the workload's original text, for logs and the bus */
+        /* In a route: never NULL, shared with the previous version of the
+         * route when it had the same address. Ignored in a spec. */
+        struct proxy_backend_health *health;
 };
 
 /* Immutable after the builder created it (except @rr_next, the engine's
@@ -225,7 +276,9 @@ static inline void proxy_routes_builder_freep(struct proxy_routes_builder **b)
 }
 
 /* Add or replace the route of @spec->id. The counters block carries over
- * from the previous version of the same ID unless @spec->counters is set.
+ * from the previous version of the same ID unless @spec->counters is set;
+ * so does the health of each backend whose address (incl. port) the
+ * previous version also had (compared as proxy_backend.addr).
  * If the ID had another host, that host is removed (a rename).
  * Returns 0 (added), 1 (replaced), 2 (identical to the current version:
  * nothing changed, the route object and its generation are kept),

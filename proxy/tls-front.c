@@ -45,7 +45,8 @@ struct front {
         struct proxy_route *route; /* pinned: the SNI's route */
         struct upstream *up;       /* passthrough: the backend */
         unsigned first_backend;    /* the route's round-robin cursor value */
-        unsigned attempt;          /* backends tried */
+        unsigned attempt;          /* backends tried (or skipped as down) */
+        unsigned cur;              /* the index of the backend of @up */
         struct relay relay;        /* RELAY */
 };
 
@@ -279,13 +280,26 @@ static void step_connect(struct front *c)
                 log_debug("proxy: conn %p: backend connect: %s", (void *)c, strerror(soerr));
                 proxy_stat_add(&w->stats.connect_errors, 1);
                 upstream_close(TAKE_PTR(c->up));
+                proxy_health_report(&w->health, route, c->cur,
+                                    soerr == ETIMEDOUT ? PROXY_BACKEND_FAIL_TIMEOUT
+                                                       : PROXY_BACKEND_FAIL_CONNECT,
+                                    soerr);
         }
+        /* Only healthy backends while there is one; all down: closed. A
+         * passthrough connection is not retried after it was relayed (the
+         * backend may have taken the hello), nor is a reset counted: what
+         * the client sends is the backend's TLS, not ours to judge. */
         while (c->attempt < route->n_backends) {
-                const struct proxy_backend *be =
-                        &route->backends[(c->first_backend + c->attempt) % route->n_backends];
+                const struct proxy_backend *be;
                 struct upstream_key k;
 
+                c->cur = (c->first_backend + c->attempt) % route->n_backends;
+                be = &route->backends[c->cur];
                 c->attempt++;
+                if (proxy_backend_down(be)) {
+                        proxy_health_adopt(&w->health, route, c->cur);
+                        continue;
+                }
                 upstream_key_of(&k, (const struct sockaddr *)&be->addr, 0);
                 r = upstream_dial(&w->pool, route, &k, /* pooled= */ false, on_up_event, c, &c->up,
                                   &factory_failed);
@@ -293,6 +307,9 @@ static void step_connect(struct front *c)
                         log_debug("proxy: conn %p: backend %s: %s", (void *)c, be->text,
                                   strerror(-r));
                         proxy_stat_add(&w->stats.connect_errors, 1);
+                        if (!factory_failed)
+                                proxy_health_report(&w->health, route, c->cur,
+                                                    PROXY_BACKEND_FAIL_CONNECT, -r);
                         continue;
                 }
                 if (!c->up->s->connecting)

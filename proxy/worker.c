@@ -23,6 +23,11 @@ static unsigned on_pool_room(void *ud)
         return proxy_worker_pool_room(ud);
 }
 
+static struct proxy_routes *on_health_snap(void *ud)
+{
+        return proxy_worker_snap(ud);
+}
+
 int proxy_worker_init(struct proxy_worker *w, uv_loop_t *loop, const struct proxy_config *cfg,
                       struct proxy_route_table *routes, unsigned fds,
                       void (*conn_freed)(struct proxy_worker *w))
@@ -65,6 +70,17 @@ int proxy_worker_init(struct proxy_worker *w, uv_loop_t *loop, const struct prox
                                          });
         if (r < 0)
                 return r;
+        proxy_health_init(&w->health, &(struct proxy_health_env){
+                                              .loop = loop,
+                                              .ev = &w->ev,
+                                              .pool = &w->pool,
+                                              .tq_connect = PROXY_TQ_CONNECT,
+                                              .tq_response = PROXY_TQ_UPSTREAM,
+                                              .check_min_ms = cfg->backend_check_min_ms,
+                                              .check_max_ms = cfg->backend_check_max_ms,
+                                              .snap = on_health_snap,
+                                              .ud = w,
+                                      });
         return h1_ctx_new(w, &w->h1);
 }
 
@@ -198,6 +214,7 @@ void proxy_worker_begin_stop(struct proxy_worker *w)
                 c->ops->stop(c, false);
         }
         upstream_pool_close_idle(&w->pool);
+        proxy_health_stop(&w->health);
         h1_ctx_begin_stop(w->h1);
         worker_maybe_finish(w);
 }

@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "proxy/ev.h"
+#include "proxy/health.h"
 #include "proxy/proxy.h"
 #include "proxy/upstream.h"
 
@@ -106,6 +107,7 @@ struct proxy_worker {
         struct proxy_routes *snap;        /* cached snapshot (proxy_routes_refresh) */
         struct proxy_worker_stats stats;  /* */
         struct upstream_pool pool;        /* backend connections (pooled or not) */
+        struct proxy_health health;       /* active checks of down backends (health.h) */
         struct h1_ctx *h1;                /* the HTTP/1.1 server's shared state */
         struct proxy_conn *conns;         /* client connections, closing ones included */
         unsigned n_conns;                 /* */

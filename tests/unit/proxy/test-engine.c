@@ -572,9 +572,10 @@ static void test_connect_failover(void **state)
         ports[1] = f.backend->port;
         table_put(f.table, "w1", "example.com", PROXY_ROUTE_PASSTHROUGH, ports, 2);
         cnt = route_counters(f.table, "w1");
-        /* Round robin starts once at each backend: one of the two
-         * connections meets the dead one first and moves on. */
-        for (unsigned i = 0; i < 2; i++) {
+        /* Round robin starts once at each backend: one of the
+         * connections meets the dead one first and moves on; it is down
+         * from then on, so the others do not try it (backend health). */
+        for (unsigned i = 0; i < 4; i++) {
                 fd = connect_loopback(f.port);
                 echo_roundtrip(&f, fd, cap_openssl_sni, sizeof(cap_openssl_sni), 10, i);
                 close(fd);
@@ -582,16 +583,25 @@ static void test_connect_failover(void **state)
         wait_idle(&f);
         proxy_engine_stats(f.engine, &st);
         assert_int_equal(st.connect_errors, 1);
-        check_counters(cnt, 2, 2 * (sizeof(cap_openssl_sni) + 10),
-                       2 * (sizeof(cap_openssl_sni) + 10));
+        check_counters(cnt, 4, 4 * (sizeof(cap_openssl_sni) + 10),
+                       4 * (sizeof(cap_openssl_sni) + 10));
+        {
+                struct proxy_counters_values v;
 
-        /* Every backend dead: closed. */
+                proxy_counters_read(cnt, &v);
+                assert_int_equal(v.backend_failures[PROXY_BACKEND_FAIL_CONNECT], 1);
+        }
+
+        /* Every backend dead (and down: the update kept it): closed at
+         * once, without another attempt. */
         table_put(f.table, "w1", "example.com", PROXY_ROUTE_PASSTHROUGH, &dead, 1);
         fd = connect_loopback(f.port);
         expect_closed_silently(fd, cap_openssl_sni, sizeof(cap_openssl_sni));
         close(fd);
         wait_idle(&f);
         assert_int_equal(closed(&f, PROXY_CLOSE_CONNECT_FAILED), 1);
+        proxy_engine_stats(f.engine, &st);
+        assert_int_equal(st.connect_errors, 1);
         fx_stop(&f);
 }
 

@@ -21,6 +21,7 @@
 
 #include "proxy-test.h"
 #include "proxy/exchange.h"
+#include "proxy/health.h"
 #include "proxy/upstream.h"
 
 enum { TQ_POOL, TQ_CONNECT, TQ_UPSTREAM, N_TQ };
@@ -377,6 +378,28 @@ static void test_upstream_deadline(void **state)
  * framing without queueing anything, and the read that follows moves the
  * unread tail to the front. The consumed framing must not be moved along
  * and decoded a second time (it was, and the body came out wrong). */
+/* The check back-off: doubles per failure from min up to max, half of it
+ * random ("equal jitter"). */
+static void test_health_backoff(void **state)
+{
+        uint64_t rnd = 0x9e3779b97f4a7c15ull, prev = 0;
+        unsigned distinct = 0;
+
+        for (unsigned fails = 1; fails <= 40; fails++) {
+                uint64_t d = fails >= 4 ? 400 : 50ull << (fails - 1);
+
+                for (unsigned i = 0; i < 50; i++) {
+                        uint64_t v = proxy_health_backoff_ms(50, 400, fails, &rnd);
+
+                        assert_true(v >= d - d / 2 && v <= d);
+                        distinct += v != prev;
+                        prev = v;
+                }
+        }
+        assert_true(distinct > 100);
+        assert_int_equal(proxy_health_backoff_ms(1, 1, 1, &rnd), 1);
+}
+
 static void test_chunk_framing_at_buffer_end(void **state)
 {
         static const char head[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -457,6 +480,7 @@ int main(void)
                 cmocka_unit_test(test_retry_once),
                 cmocka_unit_test(test_upstream_deadline),
                 cmocka_unit_test(test_chunk_framing_at_buffer_end),
+                cmocka_unit_test(test_health_backoff),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -347,7 +347,9 @@ struct backend {
         atomic_uint n_conns;
         atomic_uint n_reqs;
         atomic_uint n_open;
-        unsigned slow_ms; /* /slow waits this long */
+        unsigned slow_ms;      /* /slow waits this long */
+        atomic_bool reset_all; /* reset each connection once a request head came */
+        atomic_uint n_resets;
         pthread_mutex_t mu;
         struct breq reqs[BE_REQS];
         pthread_t conn_threads[BE_CONNS];
@@ -407,6 +409,13 @@ static void *be_conn_main(void *arg)
                 memset(m, 0, sizeof(*m));
                 if (!rd_head(r, m->head, sizeof(m->head)))
                         break;
+                if (atomic_load(&b->reset_all)) {
+                        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+                        (void)setsockopt(r->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+                        atomic_fetch_add(&b->n_resets, 1);
+                        break;
+                }
                 sscanf(m->head, "%15s %511s", method, path);
                 if (!rd_msg_body(r, m, false, false))
                         break;
@@ -1266,7 +1275,8 @@ static void test_acme_passthrough_port80(void **state)
         backend_stop(b80);
 }
 
-/* A dead backend is skipped; all dead is 502; a silent one is 504. */
+/* A dead backend is skipped; all dead is 503 (they are down); a silent
+ * one is 504. */
 static void test_backend_failures(void **state)
 {
         struct proxy_config cfg = {.upstream_timeout_ms = 300};
@@ -1294,7 +1304,7 @@ static void test_backend_failures(void **state)
         table_put(f.table, "wa", "a.test", PROXY_ROUTE_TERMINATE, &dead, 1, f.cert_a);
         c = tls_client(&f, "a.test");
         get(c, "a.test", "/f", &m);
-        assert_int_equal(m.status, 502);
+        assert_int_equal(m.status, 503);
         assert_true(m.close);
         rd_expect_eof(c);
         client_free(c);
@@ -1310,6 +1320,183 @@ static void test_backend_failures(void **state)
         assert_int_equal(st.closed[PROXY_CLOSE_CONNECT_FAILED], 1);
         assert_int_equal(st.http_status[4], 2);
         fx_stop(&f);
+}
+
+/* The health of backend @i of workload @id as the table has it now. */
+static bool backend_is_down(struct fx *f, const char *id, size_t i)
+{
+        _cleanup_(proxy_routes_unrefp) struct proxy_routes *s = proxy_routes_acquire(f->table);
+        struct proxy_route *r = proxy_routes_lookup_id(s, id);
+
+        assert_non_null(r);
+        assert_true(i < r->n_backends);
+        return atomic_load(&r->backends[i].health->down);
+}
+
+static uint64_t backend_failures(struct fx *f, const char *id, enum proxy_backend_failure why)
+{
+        _cleanup_(proxy_routes_unrefp) struct proxy_routes *s = proxy_routes_acquire(f->table);
+        struct proxy_route *r = proxy_routes_lookup_id(s, id);
+        struct proxy_counters_values v;
+
+        assert_non_null(r);
+        proxy_counters_read(r->counters, &v);
+        return v.backend_failures[why];
+}
+
+/* Passive health: a refused backend is marked down after one failure and
+ * requests avoid it (one connect error, not one per second request); the
+ * route update that keeps it keeps its state; its active check (HEAD /)
+ * brings it back once it listens, without a client request. */
+static void test_backend_health_passive_active(void **state)
+{
+        struct proxy_config cfg = {.backend_check_min_ms = 50, .backend_check_max_ms = 200};
+        struct backend *back;
+        uint16_t ports[3], dead;
+        uint64_t end;
+        struct msg m;
+        struct fx f;
+        struct rd *c;
+        int fd;
+
+        fd = listen_on(INADDR_LOOPBACK, 0, &dead);
+        close(fd);
+        fx_start(&f, &cfg);
+        ports[0] = dead;
+        ports[1] = f.be->port;
+        table_put(f.table, "wh", "a.test", PROXY_ROUTE_TERMINATE, ports, 2, f.cert_a);
+        for (unsigned i = 0; i < 8; i++) {
+                c = tls_client(&f, "a.test");
+                get(c, "a.test", "/f", &m);
+                assert_int_equal(m.status, 200);
+                client_free(c);
+        }
+        wait_idle(&f);
+        assert_int_equal(stats(&f).connect_errors, 1);
+        assert_int_equal(backend_failures(&f, "wh", PROXY_BACKEND_FAIL_CONNECT), 1);
+        assert_true(backend_is_down(&f, "wh", 0));
+        assert_false(backend_is_down(&f, "wh", 1));
+        assert_int_equal(atomic_load(&f.be->n_reqs), 8);
+
+        /* An update that keeps the dead backend (now second) keeps it down. */
+        ports[0] = f.be->port;
+        ports[1] = dead;
+        table_put(f.table, "wh", "a.test", PROXY_ROUTE_TERMINATE, ports, 2, f.cert_a);
+        assert_true(backend_is_down(&f, "wh", 1));
+        for (unsigned i = 0; i < 4; i++) {
+                c = tls_client(&f, "a.test");
+                get(c, "a.test", "/f", &m);
+                assert_int_equal(m.status, 200);
+                client_free(c);
+        }
+        wait_idle(&f);
+        assert_int_equal(stats(&f).connect_errors, 1);
+
+        /* It comes back: only the checks talk to it until it is up. */
+        back = backend_start_on(INADDR_LOOPBACK, dead);
+        assert_non_null(back);
+        end = now_ms() + WAIT_MS;
+        while (backend_is_down(&f, "wh", 1)) {
+                assert_true(now_ms() < end);
+                sleep_ms(5);
+        }
+        assert_true(strncmp(be_req(back, 0), "HEAD / HTTP/1.1\r\n", 17) == 0);
+        assert_non_null(strstr(be_req(back, 0), "Host: a.test\r\n"));
+        for (unsigned i = 0; i < 4; i++) {
+                c = tls_client(&f, "a.test");
+                get(c, "a.test", "/f", &m);
+                assert_int_equal(m.status, 200);
+                client_free(c);
+        }
+        wait_idle(&f);
+        assert_true(atomic_load(&back->n_reqs) >= 2); /* the check and a request */
+
+        /* Down without a check (its engine stopped meanwhile): the next
+         * request that skips it gives it a check of its own. */
+        {
+                _cleanup_(proxy_routes_unrefp) struct proxy_routes *s =
+                        proxy_routes_acquire(f.table);
+                struct proxy_backend_health *h =
+                        proxy_routes_lookup_id(s, "wh")->backends[1].health;
+
+                assert_false(atomic_load(&h->checking));
+                atomic_store(&h->down, true);
+        }
+        /* Two: round robin starts one of them at the down backend. */
+        for (unsigned i = 0; i < 2; i++) {
+                c = tls_client(&f, "a.test");
+                get(c, "a.test", "/f", &m);
+                assert_int_equal(m.status, 200);
+                client_free(c);
+        }
+        end = now_ms() + WAIT_MS;
+        while (backend_is_down(&f, "wh", 1)) {
+                assert_true(now_ms() < end);
+                sleep_ms(5);
+        }
+        fx_stop(&f);
+        backend_stop(back);
+}
+
+/* A new connection reset before any response byte: the backend goes down;
+ * an idempotent request without a body goes to the next backend, a POST
+ * gets a 502; all down is a 503 page and costs no connect attempt. */
+static void test_backend_health_reset_retry(void **state)
+{
+        struct proxy_config cfg = {.backend_check_min_ms = 60000, .backend_check_max_ms = 60000};
+        static const char post[] =
+                "POST /p HTTP/1.1\r\nHost: b.test\r\nContent-Length: 3\r\n\r\nabc";
+        struct backend *rst;
+        uint16_t ports[2], dead;
+        uint64_t errs;
+        struct msg m;
+        struct fx f;
+        struct rd *c;
+        int fd;
+
+        fx_start(&f, &cfg);
+        rst = backend_start();
+        atomic_store(&rst->reset_all, true);
+        ports[0] = rst->port;
+        ports[1] = f.be->port;
+        table_put(f.table, "wr", "a.test", PROXY_ROUTE_TERMINATE, ports, 2, f.cert_a);
+        c = tls_client(&f, "a.test");
+        get(c, "a.test", "/f", &m);
+        assert_int_equal(m.status, 200);
+        client_free(c);
+        assert_int_equal(atomic_load(&rst->n_resets), 1);
+        assert_int_equal(backend_failures(&f, "wr", PROXY_BACKEND_FAIL_RESET), 1);
+        assert_true(backend_is_down(&f, "wr", 0));
+
+        /* Not safe to resend: the POST's 502 (a new workload: fresh state). */
+        table_put(f.table, "wp", "b.test", PROXY_ROUTE_TERMINATE, ports, 2, f.cert_b);
+        c = tls_client(&f, "b.test");
+        send_str(c, post);
+        assert_true(rd_response(c, &m, false));
+        assert_int_equal(m.status, 502);
+        client_free(c);
+        assert_int_equal(atomic_load(&rst->n_resets), 2);
+        assert_int_equal(backend_failures(&f, "wp", PROXY_BACKEND_FAIL_RESET), 1);
+
+        /* All down: the page, at once, without dialling. */
+        fd = listen_on(INADDR_LOOPBACK, 0, &dead);
+        close(fd);
+        table_remove(f.table, "wr");
+        table_put(f.table, "wd", "a.test", PROXY_ROUTE_TERMINATE, &dead, 1, f.cert_a);
+        for (unsigned i = 0; i < 3; i++) {
+                c = tls_client(&f, "a.test");
+                get(c, "a.test", "/f", &m);
+                assert_int_equal(m.status, 503);
+                assert_non_null(memmem(m.body, m.body_kept, "unreachable", 11));
+                client_free(c);
+                if (i == 0)
+                        errs = stats(&f).connect_errors;
+        }
+        wait_idle(&f);
+        assert_int_equal(stats(&f).connect_errors, errs);
+        assert_int_equal(backend_failures(&f, "wd", PROXY_BACKEND_FAIL_CONNECT), 1);
+        fx_stop(&f);
+        backend_stop(rst);
 }
 
 /* Malformed requests get a 4xx and the connection ends. */
@@ -2011,6 +2198,8 @@ int main(void)
                 cmocka_unit_test(test_http_redirect_404_acme),
                 cmocka_unit_test(test_acme_passthrough_port80),
                 cmocka_unit_test(test_backend_failures),
+                cmocka_unit_test(test_backend_health_passive_active),
+                cmocka_unit_test(test_backend_health_reset_retry),
                 cmocka_unit_test(test_bad_requests),
                 cmocka_unit_test(test_route_removal),
                 cmocka_unit_test(test_stop_drains),

@@ -225,6 +225,76 @@ static void test_replace_keeps_counters(void **state)
         assert_ptr_not_equal(r2->counters, mine);
 }
 
+static int put_n(struct proxy_routes_builder *b, const char *id, const char *netns,
+                 const uint16_t *ports, size_t n)
+{
+        struct proxy_backend be[4];
+        struct proxy_route_spec spec = {
+                .id = id,
+                .host = "h.example.com",
+                .mode = PROXY_ROUTE_TERMINATE,
+                .backends = be,
+                .n_backends = n,
+                .netns = netns,
+        };
+
+        assert_true(n <= 4);
+        for (size_t i = 0; i < n; i++)
+                be[i] = backend("10.0.0.1", ports[i], "b");
+        return proxy_routes_builder_put(b, &spec);
+}
+
+/* A backend's health block is shared by the versions of a route that keep
+ * its address (in the same namespace); a new address gets a fresh one. */
+static void test_health_carried_over(void **state)
+{
+        _cleanup_(proxy_routes_builder_freep) struct proxy_routes_builder *b = NULL;
+        _cleanup_(proxy_routes_unrefp) struct proxy_routes *s1 = NULL, *s2 = NULL, *s3 = NULL,
+                                                           *s4 = NULL;
+        struct proxy_backend_health_values v;
+        struct proxy_route *r1, *r2, *r3, *r4;
+
+        assert_int_equal(proxy_routes_builder_new(NULL, &b), 0);
+        assert_int_equal(put_n(b, "w1", NULL, (const uint16_t[]){80, 81}, 2), 0);
+        s1 = commit(b);
+        r1 = proxy_routes_lookup_id(s1, "w1");
+        assert_non_null(r1->backends[0].health);
+        assert_ptr_not_equal(r1->backends[0].health, r1->backends[1].health);
+        proxy_backend_health_read(r1->backends[1].health, &v);
+        assert_false(v.down);
+        assert_false(v.has_error);
+        atomic_store(&r1->backends[1].health->down, true);
+        atomic_store(&r1->backends[1].health->last_error, PROXY_BACKEND_FAIL_TIMEOUT + 1);
+
+        /* :81 kept (now first), :80 dropped, :82 new. */
+        assert_int_equal(put_n(b, "w1", NULL, (const uint16_t[]){81, 82}, 2), 1);
+        s2 = commit(b);
+        r2 = proxy_routes_lookup_id(s2, "w1");
+        assert_ptr_equal(r2->backends[0].health, r1->backends[1].health);
+        proxy_backend_health_read(r2->backends[0].health, &v);
+        assert_true(v.down);
+        assert_true(v.has_error);
+        assert_int_equal(v.last_error, PROXY_BACKEND_FAIL_TIMEOUT);
+        assert_ptr_not_equal(r2->backends[1].health, r1->backends[0].health);
+        assert_false(atomic_load(&r2->backends[1].health->down));
+
+        /* Another namespace: another network, fresh state. */
+        assert_int_equal(put_n(b, "w1", "/run/netns/x", (const uint16_t[]){81, 82}, 2), 1);
+        s3 = commit(b);
+        r3 = proxy_routes_lookup_id(s3, "w1");
+        assert_ptr_not_equal(r3->backends[0].health, r2->backends[0].health);
+        assert_false(atomic_load(&r3->backends[0].health->down));
+
+        /* Removed and added again: fresh. */
+        assert_int_equal(proxy_routes_builder_remove_id(b, "w1"), 1);
+        assert_int_equal(put_n(b, "w1", NULL, (const uint16_t[]){81}, 1), 0);
+        s4 = commit(b);
+        r4 = proxy_routes_lookup_id(s4, "w1");
+        assert_false(atomic_load(&r4->backends[0].health->down));
+        assert_string_equal(proxy_backend_failure_str(PROXY_BACKEND_FAIL_RESET), "reset");
+        assert_null(proxy_backend_failure_str(_PROXY_BACKEND_FAIL_MAX));
+}
+
 static void test_remove_and_rename(void **state)
 {
         _cleanup_(proxy_routes_builder_freep) struct proxy_routes_builder *b = NULL;
@@ -956,6 +1026,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_lookup),
                 cmocka_unit_test(test_replace_keeps_counters),
+                cmocka_unit_test(test_health_carried_over),
                 cmocka_unit_test(test_remove_and_rename),
                 cmocka_unit_test(test_still_current),
                 cmocka_unit_test(test_counters_batch),
