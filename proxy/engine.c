@@ -650,3 +650,9 @@ unsigned proxy_engine_max_fds(const struct proxy_engine *e)
         assert(e);
         return e->cfg.max_fds;
 }
+
+uint64_t proxy_engine_stop_timeout_ms(const struct proxy_engine *e)
+{
+        assert(e);
+        return e->cfg.stop_timeout_ms;
+}

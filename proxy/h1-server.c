@@ -560,9 +560,15 @@ static void on_stop(struct proxy_conn *pc, bool now)
         struct hconn *c = container_of(pc, struct hconn, base);
 
         switch (c->state) {
+        case HC_HEAD:
+                /* A request whose head is arriving is served like one in
+                 * flight (its answer says "Connection: close"; the request
+                 * deadline bounds it); woken without a byte, it is idle. */
+                if (!now && c->x && c->x->in_len > 0)
+                        return;
+                return h1__close(c, PROXY_CLOSE_STOP);
         case HC_IDLE:
         case HC_LINGER:
-        case HC_HEAD: /* a partial request is not answered */
                 return h1__close(c, PROXY_CLOSE_STOP);
         default:
                 /* A request in flight finishes (its answer says
