@@ -63,6 +63,9 @@
 #define DRAIN_STATUS_MS 1000u
 #define DRAIN_LOG_MS    5000u
 #define DRAIN_MARGIN_MS 15000u
+/* Busy connections' deadline when the engine stops for a restart or the
+ * capability switch (not SIGTERM). */
+#define RESTART_STOP_MS 5000u
 
 /* Descriptors the daemon keeps out of the proxy's reach (issue 10): the
  * engine gets the open-file limit minus these (proxy_config.max_fds), so
@@ -123,6 +126,7 @@ struct gw_proxy {
         struct listen_spec have;     /* what @engine listens on */
         int have_fds[_L_MAX];        /* our copies of @engine's listeners (the engine has dups) */
         struct proxy_engine *dying;  /* being stopped on the thread pool */
+        uint64_t dying_ms;           /* ... within this deadline */
         uv_work_t stop_work;
         struct proxy_engine_stats base; /* totals of engines already freed */
 
@@ -581,35 +585,43 @@ static void on_engine_stopped(uv_work_t *w, int status)
 static void do_engine_stop(uv_work_t *w)
 {
         struct gw_proxy *gp = container_of(w, struct gw_proxy, stop_work);
-        int r = proxy_engine_stop(gp->dying);
+        int r = proxy_engine_stop_within(gp->dying, gp->dying_ms);
 
         if (r < 0)
                 log_warning_errno(r, "Proxy workers did not stop cleanly: %m");
 }
 
-/* Stop the engine without blocking the loop (or inline when @sync). */
-static void engine_stop(struct gw_proxy *gp, bool sync)
+/* Stop the engine without blocking the loop (or inline when @sync): busy
+ * connections get the engine's drain deadline, or at most RESTART_STOP_MS
+ * when @restart (the capability switched off, an engine restart: serving
+ * again must not wait for a whole drain). */
+static void engine_stop(struct gw_proxy *gp, bool sync, bool restart)
 {
+        uint64_t ms;
         int r;
 
         if (!gp->engine)
                 return;
+        ms = proxy_engine_stop_timeout_ms(gp->engine);
+        if (restart)
+                ms = MIN(ms, (uint64_t)RESTART_STOP_MS);
         gp->have = (struct listen_spec){};
         /* Our copies would keep the ports listening with nobody accepting. */
         for (unsigned i = 0; i < _L_MAX; i++)
                 gp->have_fds[i] = safe_close(gp->have_fds[i]);
         if (sync || gp->dying) {
-                r = proxy_engine_stop(gp->engine);
+                r = proxy_engine_stop_within(gp->engine, ms);
                 if (r < 0)
                         log_warning_errno(r, "Proxy workers did not stop cleanly: %m");
                 gp->engine = engine_retire(gp, gp->engine);
                 return;
         }
+        gp->dying_ms = ms;
         gp->dying = TAKE_PTR(gp->engine);
         r = uv_queue_work(gp->d->loop, &gp->stop_work, do_engine_stop, on_engine_stopped);
         if (r < 0) {
                 gp->engine = TAKE_PTR(gp->dying);
-                engine_stop(gp, true);
+                engine_stop(gp, true, restart);
         }
 }
 
@@ -948,7 +960,7 @@ static void apply_listeners(struct gw_proxy *gp)
                         log_info("Stopping the proxy (%s)",
                                  !d->cfg.enabled ? "the gateway capability is off"
                                                  : "no port configured");
-                engine_stop(gp, false);
+                engine_stop(gp, false, true);
                 return;
         }
         spec_configured(d, &want);
@@ -963,7 +975,7 @@ static void apply_listeners(struct gw_proxy *gp)
         if (gp->engine && gp->have.http_plain != want.http_plain) {
                 batch_cancel(gp);
                 log_info("Restarting the proxy (http_plain = %s)", want.http_plain ? "yes" : "no");
-                engine_stop(gp, false);
+                engine_stop(gp, false, true);
                 return;
         }
         r = batch_start(gp, &want);
@@ -1074,7 +1086,7 @@ void gw_proxy_stop(struct gw_daemon *d)
         uv_timer_stop(&gp->retry_timer);
         if (gp->engine)
                 log_info("Stopping the proxy");
-        engine_stop(gp, true);
+        engine_stop(gp, true, false);
 }
 
 /* What is left of the drain, as systemd's STATUS= (and the log, every
@@ -1130,7 +1142,7 @@ void gw_proxy_drain(struct gw_daemon *d, void (*done)(struct gw_daemon *d))
                 gp->drain_deadline_ms = gp->drain_start_ms + timeout_ms;
                 /* Closes our copies of the listeners at once and stops the
                  * workers on the thread pool; the loop keeps running. */
-                engine_stop(gp, false);
+                engine_stop(gp, false, false);
         }
         if (!gp->dying) {
                 /* Nothing was serving, or the thread pool refused the work

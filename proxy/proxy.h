@@ -215,6 +215,9 @@ void proxy_engine_routes_changed(struct proxy_engine *e);
  * then close them, and join the workers. Returns 0, or -EBUSY if a worker's
  * loop still had handles (a bug; it is reported, not hidden). Idempotent. */
 int proxy_engine_stop(struct proxy_engine *e);
+/* The same with a deadline of @timeout_ms instead of stop_timeout_ms (a
+ * restart that should not wait for a whole drain). */
+int proxy_engine_stop_within(struct proxy_engine *e, uint64_t timeout_ms);
 
 /* Stop if needed, then free. Accepts NULL; returns NULL. */
 struct proxy_engine *proxy_engine_free(struct proxy_engine *e);
