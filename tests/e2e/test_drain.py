@@ -25,11 +25,13 @@ import pytest
 from conftest import Deadline, needs_gatewayd, scaled
 from httpback import Backend, pattern
 from test_http_proxy import BACKEND_IP, CURL, FQDN, Gw, private_net, read_response, tls_conn  # noqa: F401
+from tlsback import CA, Client, EchoServer
 
 pytestmark = needs_gatewayd
 
 SLOW_N = 512 * 1024  # 32 pieces of 16 KiB ...
 SLOW_MS = 250  # ... 250 ms apart: ~8 s
+PT = "pt.example.org"
 
 
 @pytest.fixture
@@ -39,10 +41,17 @@ def backend(private_net):  # noqa: F811
     b.stop()
 
 
-def test_sigterm_drains_in_flight_and_exits_0(private_net, env, backend):  # noqa: F811
+def test_sigterm_drains_in_flight_and_exits_0(private_net, env, backend, tmp_path):  # noqa: F811
     gw = Gw(env)
     env.deploy_fqdn("37-1-app", FQDN, [backend.url])
     d = env.daemon
+    ca = CA()
+    crt, key = ca.issue(PT).write(str(tmp_path), "pt")
+    pt = EchoServer(crt, key, host=BACKEND_IP).start()
+    env.deploy_fqdn("37-2-pt", PT, [pt.backend], tls_passthrough=True)
+    # A passthrough tunnel open across the SIGTERM.
+    tunnel = Client(("127.0.0.1", gw.https), ca.client_context(), PT, timeout=scaled(10))
+    tunnel.echo(b"before")
 
     # An idle keep-alive connection on each port, each after one request.
     idle_tls = tls_conn(gw.https, FQDN)
@@ -81,8 +90,9 @@ def test_sigterm_drains_in_flight_and_exits_0(private_net, env, backend):  # noq
     t0 = time.monotonic()
     d.signal(signal.SIGTERM)
     d.wait_notify("STOPPING=1", since=mark)
-    # What is left: the download (the idle connections were closed at once).
-    want = "STATUS=Draining: 1 connections with a request or tunnel in flight, the rest are closed in "
+    # What is left: the download, the tunnel and the request whose head is
+    # arriving (the idle connections were closed at once).
+    want = "STATUS=Draining: 3 connections with a request or tunnel in flight, the rest are closed in "
     dl = Deadline(10, "a STATUS= line about the drain")
     while not any(l.startswith(want) for _, m in d.notify[mark:] for l in m.split("\n")):
         dl.check(repr(d.notify[mark:]))
@@ -118,6 +128,11 @@ def test_sigterm_drains_in_flight_and_exits_0(private_net, env, backend):  # noq
             pass
         assert got == b"" or b"connection: close" in got.lower(), got
         s.close()
+
+    # The tunnel carries on, and ends when its client ends it.
+    tunnel.echo(b"during the drain")
+    tunnel.finish()
+    pt.stop()
 
     # The download finishes intact, well after the old fixed 5 s.
     t.join(scaled(60))
