@@ -513,8 +513,10 @@ def _redis(wd, name):
 
 
 def _gatewayd_instance(env, name, https_port, http_port, backend, passthrough, reuse=False,
-                       binary=None):
+                       binary=None, access_log=False):
     wd = env["wd"]
+    # The access log (target gatewayd-log): a file in the run's directory.
+    alog = f"access = {os.path.join(wd, name + '-access.log')}\n" if access_log else ""
     sock = os.path.join(wd, name + ".sock") if reuse else _redis(wd, name)
     conf = os.path.join(wd, name + ".conf")
     with open(conf, "w") as f:
@@ -523,7 +525,7 @@ def _gatewayd_instance(env, name, https_port, http_port, backend, passthrough, r
                 "[names]\nvalidation = off\n"
                 f"[proxy]\naddress = 127.0.0.1\nhttps_port = {https_port}\nhttp_port = {http_port}\n"
                 "workers = 1\nhttp_plain = yes\n"
-                "[metrics]\nlisten =\n[log]\nlevel = warning\n")
+                "[metrics]\nlisten =\n[log]\nlevel = warning\n" + alog)
     state = os.path.join(wd, name + "-state")
     proc = spawn("gatewayd-" + name, ["taskset", "-c", PROXY_CPU, binary or GATEWAYD_BIN,
                                       "--broker", "unix://" + sock,
@@ -648,6 +650,7 @@ class Gatewayd(Target):
     name = "gatewayd"
     key = "gatewayd"  # port names in env["ports"]
     inst = "gw"       # instance (and Redis) names
+    access_log = False
 
     def binary(self):
         if not os.access(GATEWAYD_BIN, os.X_OK):
@@ -660,10 +663,10 @@ class Gatewayd(Target):
                       "passthrough": p[k + "_passthrough"]}
         self.proc = _gatewayd_instance(env, self.inst, p[k + "_https"], p[k + "_http"],
                                        "http://%s:%d" % (ORIGIN_IP, p["origin_http"]), False,
-                                       binary=binary)
+                                       binary=binary, access_log=self.access_log)
         self.proc_pt = _gatewayd_instance(env, self.inst + "pt", p[k + "_passthrough"], 0,
                                           "%s:%d" % (ORIGIN_IP, p["origin_https"]), True,
-                                          binary=binary)
+                                          binary=binary, access_log=self.access_log)
         for port in self.ports.values():
             wait_port(port, proc=self.proc)
 
@@ -703,8 +706,20 @@ class GatewaydBase(Gatewayd):
         return GATEWAYD_BASE_BIN
 
 
-TARGETS = {"nginx": Nginx, "haproxy": HAProxy, "gatewayd": Gatewayd, "gatewayd-base": GatewaydBase}
-TARGET_ORDER = ["gatewayd", "gatewayd-base", "nginx", "haproxy"]
+class GatewaydLog(Gatewayd):
+    """The same build with [log] access = a file: the access log's cost."""
+    name = "gatewayd-log"
+    key = "gatewayd_log"
+    inst = "gwl"
+    access_log = True
+
+    def supports(self, case_id):
+        return CASE_BY_ID[case_id][2] != "route"
+
+
+TARGETS = {"nginx": Nginx, "haproxy": HAProxy, "gatewayd": Gatewayd, "gatewayd-base": GatewaydBase,
+           "gatewayd-log": GatewaydLog}
+TARGET_ORDER = ["gatewayd", "gatewayd-base", "gatewayd-log", "nginx", "haproxy"]
 
 # --------------------------------------------------------------------------
 # load generators
@@ -890,7 +905,7 @@ def ratio(results, cid, a, b):
 
 
 def markdown(results, meta, case_ids):
-    cols = ["nginx", "haproxy", "gatewayd", "gatewayd-base"]
+    cols = ["nginx", "haproxy", "gatewayd", "gatewayd-base", "gatewayd-log"]
     lines = []
     lines.append("Primary figure: the proxy's own CPU per request/connection (median of rounds, "
                  "range in brackets); idle rows are RSS bytes per idle connection.")
@@ -949,6 +964,19 @@ def markdown(results, meta, case_ids):
             lines.append(f"| {CASE_BY_ID[cid][1]} | {cell(results, cid, 'gatewayd-base')} "
                          f"| {cell(results, cid, 'gatewayd')} "
                          f"| {ratio(results, cid, 'gatewayd', 'gatewayd-base')} |")
+    if any(results.get(cid, {}).get("gatewayd-log", {}).get("status") == "ok" for cid in case_ids):
+        lines.append("")
+        lines.append("Access log on vs off (gatewayd-log: the same build with [log] access = a file, "
+                     "same rounds):")
+        lines.append("")
+        lines.append("| case | gatewayd | gatewayd-log | log/off |")
+        lines.append("|---|---:|---:|---:|")
+        for cid in case_ids:
+            if results.get(cid, {}).get("gatewayd-log", {}).get("status") != "ok":
+                continue
+            lines.append(f"| {CASE_BY_ID[cid][1]} | {cell(results, cid, 'gatewayd')} "
+                         f"| {cell(results, cid, 'gatewayd-log')} "
+                         f"| {ratio(results, cid, 'gatewayd-log', 'gatewayd')} |")
     notes = []
     for cid in case_ids:
         for t, r in results.get(cid, {}).items():
@@ -1032,7 +1060,9 @@ def main():
              "haproxy_http": bp + 280, "haproxy_https": bp + 643, "haproxy_passthrough": bp + 644,
              "gatewayd_http": bp + 380, "gatewayd_https": bp + 743, "gatewayd_passthrough": bp + 744,
              "gatewayd_base_http": bp + 390, "gatewayd_base_https": bp + 753,
-             "gatewayd_base_passthrough": bp + 754}
+             "gatewayd_base_passthrough": bp + 754,
+             "gatewayd_log_http": bp + 395, "gatewayd_log_https": bp + 763,
+             "gatewayd_log_passthrough": bp + 764}
     results = {cid: {} for cid in case_ids}
     started = datetime.datetime.now(datetime.timezone.utc)
     meta = {"started": started.isoformat(), "host": platform.node(), "kernel": platform.release(),

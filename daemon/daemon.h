@@ -290,6 +290,12 @@ struct gw_certs *gw_proxy_certs(struct gw_daemon *d);
 /* Graceful engine stop (SIGTERM): blocks for at most the engine's stop
  * timeout. */
 void gw_proxy_stop(struct gw_daemon *d);
+/* SIGTERM's drain: the listeners close at once, the workers stop on the
+ * thread pool (requests and tunnels in flight finish up to the engine's
+ * stop timeout, then the rest is closed) while the loop runs on and sends
+ * STATUS= with what is left; @done is called on the loop once the engine
+ * is stopped (at once when none serves). */
+void gw_proxy_drain(struct gw_daemon *d, void (*done)(struct gw_daemon *d));
 /* Stop and close the handles (then run the loop dry and call free). */
 void gw_proxy_close(struct gw_daemon *d);
 void gw_proxy_free(struct gw_daemon *d);

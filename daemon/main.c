@@ -117,10 +117,10 @@ static void close_handle(uv_handle_t *h)
                 uv_close(h, NULL);
 }
 
+static void daemon_stop_finish(struct gw_daemon *d);
+
 static void daemon_stop(struct gw_daemon *d, const char *why)
 {
-        int r;
-
         if (d->stopping)
                 return;
         d->stopping = true;
@@ -136,9 +136,19 @@ static void daemon_stop(struct gw_daemon *d, const char *why)
          * responder and the engine that answer them go. */
         gw_acme_stop(d);
         gw_dnsd_stop(d);
-        /* Graceful: relayed connections get the engine's stop timeout, and
-         * their bytes are in the counters once they are closed. */
-        gw_proxy_stop(d);
+        /* Graceful: requests and tunnels in flight get the engine's stop
+         * timeout while the loop runs on (STATUS= says what is left); their
+         * bytes are in the counters once they are closed, then the rest of
+         * the stop saves them. */
+        gw_proxy_drain(d, daemon_stop_finish);
+}
+
+/* After the drain: the namespace, the state, the handles; the loop then runs
+ * dry and main() exits 0. */
+static void daemon_stop_finish(struct gw_daemon *d)
+{
+        int r;
+
         gw_ns_stop(d);
         gw_dns_free(d->dns);
         d->dns = NULL;
@@ -307,9 +317,14 @@ static void reload(struct gw_daemon *d)
 
 static void on_sighup(uv_signal_t *s, int signum)
 {
+        struct gw_daemon *d = s->data;
+
         /* Whatever the reload says: logrotate's postrotate may send either. */
-        gw_accesslog_reopen(s->data);
-        reload(s->data);
+        gw_accesslog_reopen(d);
+        if (d->stopping)
+                /* Draining: a reload would start what is being stopped. */
+                return;
+        reload(d);
 }
 
 static void on_sigusr1(uv_signal_t *s, int signum)

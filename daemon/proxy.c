@@ -40,6 +40,8 @@
 #include <strings.h>
 #include <sys/resource.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "common/list.h"
 #include "common/log.h"
 #include "common/macros.h"
@@ -55,6 +57,15 @@
 #define RETRY_MAX_MS   30000
 #define RECLAIM_MS     10
 #define LISTEN_BACKLOG 511
+/* Draining (SIGTERM): STATUS= every DRAIN_STATUS_MS, a log line every
+ * DRAIN_LOG_MS, and systemd told to wait the drain deadline plus
+ * DRAIN_MARGIN_MS (the namespace's teardown and the state's save). */
+#define DRAIN_STATUS_MS 1000u
+#define DRAIN_LOG_MS    5000u
+#define DRAIN_MARGIN_MS 15000u
+/* Busy connections' deadline when the engine stops for a restart or the
+ * capability switch (not SIGTERM). */
+#define RESTART_STOP_MS 5000u
 
 /* Descriptors the daemon keeps out of the proxy's reach (issue 10): the
  * engine gets the open-file limit minus these (proxy_config.max_fds), so
@@ -115,6 +126,7 @@ struct gw_proxy {
         struct listen_spec have;     /* what @engine listens on */
         int have_fds[_L_MAX];        /* our copies of @engine's listeners (the engine has dups) */
         struct proxy_engine *dying;  /* being stopped on the thread pool */
+        uint64_t dying_ms;           /* ... within this deadline */
         uv_work_t stop_work;
         struct proxy_engine_stats base; /* totals of engines already freed */
 
@@ -134,8 +146,12 @@ struct gw_proxy {
 
         uv_timer_t retry_timer;
         uv_timer_t reclaim_timer;
+        uv_timer_t drain_timer; /* STATUS= while draining */
         unsigned open_handles;
         bool stopped;
+        /* SIGTERM's drain: called once the engine is stopped (gw_proxy_drain()). */
+        void (*drained)(struct gw_daemon *d);
+        uint64_t drain_start_ms, drain_deadline_ms; /* uv_now() */
 };
 
 static void proxy_apply(struct gw_proxy *gp);
@@ -550,6 +566,15 @@ static struct proxy_engine *engine_retire(struct gw_proxy *gp, struct proxy_engi
         return NULL;
 }
 
+static void drain_finish(struct gw_proxy *gp)
+{
+        void (*done)(struct gw_daemon *d) = TAKE_PTR(gp->drained);
+
+        uv_timer_stop(&gp->drain_timer);
+        if (done)
+                done(gp->d);
+}
+
 static void on_engine_stopped(uv_work_t *w, int status)
 {
         struct gw_proxy *gp = container_of(w, struct gw_proxy, stop_work);
@@ -557,40 +582,50 @@ static void on_engine_stopped(uv_work_t *w, int status)
         gp->dying = engine_retire(gp, gp->dying);
         if (!gp->stopped)
                 proxy_apply(gp);
+        else
+                drain_finish(gp);
 }
 
 static void do_engine_stop(uv_work_t *w)
 {
         struct gw_proxy *gp = container_of(w, struct gw_proxy, stop_work);
-        int r = proxy_engine_stop(gp->dying);
+        int r = proxy_engine_stop_within(gp->dying, gp->dying_ms);
 
         if (r < 0)
                 log_warning_errno(r, "Proxy workers did not stop cleanly: %m");
 }
 
-/* Stop the engine without blocking the loop (or inline when @sync). */
-static void engine_stop(struct gw_proxy *gp, bool sync)
+/* Stop the engine without blocking the loop (or inline when @sync): busy
+ * connections get the engine's drain deadline, or at most RESTART_STOP_MS
+ * when @restart (the capability switched off, an engine restart: serving
+ * again must not wait for a whole drain). */
+static void engine_stop(struct gw_proxy *gp, bool sync, bool restart)
 {
+        uint64_t ms;
         int r;
 
         if (!gp->engine)
                 return;
+        ms = proxy_engine_stop_timeout_ms(gp->engine);
+        if (restart)
+                ms = MIN(ms, (uint64_t)RESTART_STOP_MS);
         gp->have = (struct listen_spec){};
         /* Our copies would keep the ports listening with nobody accepting. */
         for (unsigned i = 0; i < _L_MAX; i++)
                 gp->have_fds[i] = safe_close(gp->have_fds[i]);
         if (sync || gp->dying) {
-                r = proxy_engine_stop(gp->engine);
+                r = proxy_engine_stop_within(gp->engine, ms);
                 if (r < 0)
                         log_warning_errno(r, "Proxy workers did not stop cleanly: %m");
                 gp->engine = engine_retire(gp, gp->engine);
                 return;
         }
+        gp->dying_ms = ms;
         gp->dying = TAKE_PTR(gp->engine);
         r = uv_queue_work(gp->d->loop, &gp->stop_work, do_engine_stop, on_engine_stopped);
         if (r < 0) {
                 gp->engine = TAKE_PTR(gp->dying);
-                engine_stop(gp, true);
+                engine_stop(gp, true, restart);
         }
 }
 
@@ -929,7 +964,7 @@ static void apply_listeners(struct gw_proxy *gp)
                         log_info("Stopping the proxy (%s)",
                                  !d->cfg.enabled ? "the gateway capability is off"
                                                  : "no port configured");
-                engine_stop(gp, false);
+                engine_stop(gp, false, true);
                 return;
         }
         spec_configured(d, &want);
@@ -944,7 +979,7 @@ static void apply_listeners(struct gw_proxy *gp)
         if (gp->engine && gp->have.http_plain != want.http_plain) {
                 batch_cancel(gp);
                 log_info("Restarting the proxy (http_plain = %s)", want.http_plain ? "yes" : "no");
-                engine_stop(gp, false);
+                engine_stop(gp, false, true);
                 return;
         }
         r = batch_start(gp, &want);
@@ -1009,8 +1044,9 @@ int gw_proxy_start(struct gw_daemon *d)
                 gp->fds[i] = gp->have_fds[i] = -1;
         uv_timer_init(d->loop, &gp->retry_timer);
         uv_timer_init(d->loop, &gp->reclaim_timer);
-        gp->retry_timer.data = gp->reclaim_timer.data = gp;
-        gp->open_handles = 2;
+        uv_timer_init(d->loop, &gp->drain_timer);
+        gp->retry_timer.data = gp->reclaim_timer.data = gp->drain_timer.data = gp;
+        gp->open_handles = 3;
         d->proxy = gp;
 
         r = proxy_route_table_new(&gp->table);
@@ -1054,7 +1090,80 @@ void gw_proxy_stop(struct gw_daemon *d)
         uv_timer_stop(&gp->retry_timer);
         if (gp->engine)
                 log_info("Stopping the proxy");
-        engine_stop(gp, true);
+        engine_stop(gp, true, false);
+}
+
+/* What is left of the drain, as systemd's STATUS= (and the log, every
+ * DRAIN_LOG_MS). */
+static void drain_report(struct gw_proxy *gp, bool log)
+{
+        struct proxy_engine_stats s;
+        uint64_t now = uv_now(gp->d->loop);
+        uint64_t left = gp->drain_deadline_ms > now ? gp->drain_deadline_ms - now : 0;
+
+        if (!gp->dying)
+                return;
+        proxy_engine_stats(gp->dying, &s);
+        sd_notifyf(0,
+                   "STATUS=Draining: %" PRIu64 " connections with a request or tunnel in flight, "
+                   "the rest are closed in %" PRIu64 " s",
+                   s.active, (left + 999) / 1000);
+        if (log)
+                log_info("Draining: %" PRIu64 " connections in flight, %" PRIu64 " s left",
+                         s.active, (left + 999) / 1000);
+}
+
+static void on_drain_timer(uv_timer_t *t)
+{
+        struct gw_proxy *gp = t->data;
+        uint64_t elapsed = uv_now(gp->d->loop) - gp->drain_start_ms;
+
+        drain_report(gp, elapsed / DRAIN_STATUS_MS % (DRAIN_LOG_MS / DRAIN_STATUS_MS) == 0);
+}
+
+void gw_proxy_drain(struct gw_daemon *d, void (*done)(struct gw_daemon *d))
+{
+        struct gw_proxy *gp = d->proxy;
+        uint64_t timeout_ms;
+
+        if (!gp) {
+                done(d);
+                return;
+        }
+        gp->stopped = true;
+        batch_cancel(gp);
+        uv_timer_stop(&gp->retry_timer);
+        if (gp->engine) {
+                timeout_ms = proxy_engine_stop_timeout_ms(gp->engine);
+                log_info("Draining the proxy: new connections are refused, in-flight requests "
+                         "and tunnels get %" PRIu64 " s",
+                         (timeout_ms + 999) / 1000);
+                /* systemd waits this long whatever TimeoutStopSec says (the
+                 * rest of the stop, saving state, takes well under the margin). */
+                sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%" PRIu64,
+                           (timeout_ms + DRAIN_MARGIN_MS) * UINT64_C(1000));
+                gp->drain_start_ms = uv_now(d->loop);
+                gp->drain_deadline_ms = gp->drain_start_ms + timeout_ms;
+                /* Closes our copies of the listeners at once and stops the
+                 * workers on the thread pool; the loop keeps running. */
+                engine_stop(gp, false, false);
+        }
+        if (!gp->dying) {
+                /* Nothing was serving, or the thread pool refused the work
+                 * (engine_stop() then stopped inline). */
+                done(d);
+                return;
+        }
+        /* Also when a capability-off stop was already under way: it ends in
+         * on_engine_stopped() too. */
+        gp->drained = done;
+        uv_timer_start(&gp->drain_timer, on_drain_timer, DRAIN_STATUS_MS, DRAIN_STATUS_MS);
+        /* The count comes with the first tick: until the workers have seen
+         * the stop, idle connections are still counted. */
+        sd_notifyf(0,
+                   "STATUS=Draining: new connections are refused, the rest are closed in %" PRIu64
+                   " s",
+                   (gp->drain_deadline_ms - gp->drain_start_ms + 999) / 1000);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -1073,6 +1182,7 @@ void gw_proxy_close(struct gw_daemon *d)
         gw_proxy_stop(d);
         uv_close((uv_handle_t *)&gp->retry_timer, on_handle_closed);
         uv_close((uv_handle_t *)&gp->reclaim_timer, on_handle_closed);
+        uv_close((uv_handle_t *)&gp->drain_timer, on_handle_closed);
 }
 
 void gw_proxy_free(struct gw_daemon *d)

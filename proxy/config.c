@@ -16,7 +16,7 @@
 #define DEFAULT_HANDSHAKE_MS 10000u
 #define DEFAULT_CONNECT_MS   5000u
 #define DEFAULT_IDLE_MS      300000u
-#define DEFAULT_STOP_MS      5000u
+#define DEFAULT_STOP_MS      30000u
 #define DEFAULT_RELAY_BUF    16384u
 #define MIN_RELAY_BUF        1024u
 #define MAX_RELAY_BUF        (1u << 20)

@@ -78,6 +78,7 @@ struct proxy_engine {
         struct proxy_route_table *routes;
         bool started;
         bool stopped;
+        uint64_t stop_ms; /* this stop's deadline (written before the workers are woken) */
         unsigned n_workers;
         struct worker workers[];
 };
@@ -316,7 +317,7 @@ static void worker_begin_stop(struct worker *w)
         worker_take_new_listeners(w, &a, &b);
         safe_close(a);
         safe_close(b);
-        (void)uv_timer_start(&w->stop_timer, on_stop_timer, w->e->cfg.stop_timeout_ms, 0);
+        (void)uv_timer_start(&w->stop_timer, on_stop_timer, w->e->stop_ms, 0);
         proxy_worker_begin_stop(&w->pw);
 }
 
@@ -552,12 +553,20 @@ void proxy_engine_routes_changed(struct proxy_engine *e)
 
 int proxy_engine_stop(struct proxy_engine *e)
 {
+        assert(e);
+        return proxy_engine_stop_within(e, e->cfg.stop_timeout_ms);
+}
+
+int proxy_engine_stop_within(struct proxy_engine *e, uint64_t timeout_ms)
+{
         int r = 0;
 
         assert(e);
         if (!e->started || e->stopped)
                 return 0;
         e->stopped = true;
+        /* Read by each worker after its stop_requested (release/acquire). */
+        e->stop_ms = timeout_ms;
         for (unsigned i = 0; i < e->n_workers; i++) {
                 struct worker *w = &e->workers[i];
 
@@ -651,4 +660,10 @@ unsigned proxy_engine_max_fds(const struct proxy_engine *e)
 {
         assert(e);
         return e->cfg.max_fds;
+}
+
+uint64_t proxy_engine_stop_timeout_ms(const struct proxy_engine *e)
+{
+        assert(e);
+        return e->cfg.stop_timeout_ms;
 }

@@ -50,6 +50,7 @@ void exch_begin(struct exch *x, struct proxy_route *route, uint16_t port, const 
         proxy_h1_resp_init(&x->resp, x->env->limits, x->resp_hdrs, x->max_headers);
         x->first_backend = atomic_fetch_add_explicit(&route->rr_next, 1, memory_order_relaxed);
         x->attempt = 0;
+        x->be = NULL;
         x->dial_port = port;
         x->head_req = head_req;
         x->idempotent = x->all_down = false;
@@ -124,6 +125,7 @@ int exch_connect(struct exch *x)
                         proxy_health_adopt(env->health, route, x->cur);
                         continue;
                 }
+                x->be = be;
                 upstream_key_of(&k, (const struct sockaddr *)&be->addr, x->dial_port);
                 if (!x->no_pool) {
                         u = upstream_take(env->pool, &k, route->netns);

@@ -42,6 +42,7 @@
 #include "proxy/sock.h"
 
 struct proxy_health;
+struct proxy_backend;
 struct proxy_route;
 struct upstream;
 struct upstream_pool;
@@ -106,6 +107,8 @@ struct exch {
         bool all_factory;       /* every attempt so far failed in the socket factory */
         bool ev_timeout;        /* a deadline of the backend socket passed */
         bool progress;          /* bytes moved to or from the backend since cleared */
+        /* The backend of the last attempt (the route's), NULL: none yet. */
+        const struct proxy_backend *be;
 };
 
 /* Bind @x to its worker and owner and to the owner's response buffer

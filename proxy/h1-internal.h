@@ -41,6 +41,9 @@ enum hc_state {
 /* Per-request state of the client side, reset at the start of every
  * request (the backend side is the exchange, struct exch). */
 struct hreq {
+        uint64_t start_ns;             /* access log: the request began (0: log off then) */
+        uint64_t up_start_ns;          /* ... the first backend attempt began */
+        uint64_t up_head_ns;           /* ... the final (or 101) response head arrived */
         uint64_t req_bytes;            /* request bytes received from the client (head + body) */
         uint64_t resp_bytes;           /* response bytes written to the client */
         uint64_t start_us;             /* uv_hrtime() in µs when the head was complete, 0 before */
@@ -55,6 +58,10 @@ struct hreq {
         bool websocket;                /* a WebSocket upgrade was forwarded */
         bool resp_done;                /* the response is completely written */
         bool keep_alive;               /* the client connection survives this exchange */
+        bool parsed;                   /* the head parsed: method and target are in x->in */
+        bool analyzed;                 /* ... and analyzed: the Host too */
+        bool routed;                   /* c->route is this request's (the line's workload) */
+        bool logged;                   /* the access log's line is out (or skipped) */
 };
 
 /* The exchange block: memory a connection needs only while it is busy. */
@@ -80,6 +87,7 @@ struct hconn {
         struct xb *x;                  /* exchange block, NULL while idle */
         struct proxy_route *sni_route; /* TLS: the route the SNI chose (ref) */
         struct proxy_route *route;     /* route of the current/last request (ref, cached) */
+        char *tun_log; /* TUNNEL with the access log on: method, host, path (h1-access.c) */
         uint32_t linger_bytes;
         uint8_t state;
         uint8_t reason;   /* enum proxy_close_reason, once CLOSING */
@@ -156,6 +164,16 @@ void h1__respond(struct hconn *c, unsigned status, enum proxy_close_reason reaso
                  const struct ans *a);
 /* Answer a malformed request (@status, or 400 when <= 0). */
 void h1__bad_request(struct hconn *c, int status);
+
+/* ---- h1-access.c ---- */
+
+/* The access log's line for the current request, once (nothing when the
+ * log is off or was off when it began): @closed with @reason when the
+ * client connection ends with it. Before the block's buffers move on. */
+void h1__access_log(struct hconn *c, bool closed, enum proxy_close_reason reason);
+/* A WebSocket tunnel starts (x->in becomes payload): keep what its line
+ * needs, logged by h1__access_log() at the close. */
+void h1__access_tunnel_start(struct hconn *c);
 
 /* ---- h1-proxy.c ---- */
 

@@ -69,7 +69,9 @@ void h1__proxy_begin(struct hconn *c, struct proxy_route *route, uint16_t port)
         r = proxy_h1_req_serialize(req, x->in, &f, x->hout, ctx->hout_cap);
         if (r < 0)
                 return h1__bad_request(c, r == -ENOBUFS ? 431 : 400);
-        x->e.proxied = true;
+        x->e.proxied = x->e.routed = true;
+        if (x->e.start_ns)
+                x->e.up_start_ns = proxy_access_clock(ctx->w);
         x->e.websocket = (req->flags & PROXY_H1_REQ_WEBSOCKET) != 0;
         exch_begin(&x->ex, route, port, x->hout, (uint32_t)r, req->h.body, req->h.content_length,
                    x->e.head_req);
@@ -146,6 +148,7 @@ static void hc_tunnel_start(struct hconn *c)
         /* The upgrade request and the 101 count as one request; the bytes
          * that follow are added to the route's byte counters as they flow. */
         h1__account(c);
+        h1__access_tunnel_start(c);
         relay_init(&x->relay, c->s, ex->up->s, NULL, 0, c->route->counters,
                    /* half_close= */ false);
         /* Whatever followed the 101 head from the backend, and whatever the
@@ -200,6 +203,8 @@ static bool hc_resp_head(struct hconn *c, int len)
                         return true;
                 }
                 x->e.status = 101;
+                if (x->e.start_ns)
+                        x->e.up_head_ns = proxy_access_clock(ctx->w);
                 ex->upgrade = true;
                 iovq_add(&x->cq, x->cout, (size_t)r);
                 (void)exch_resp_head_taken(ex, len, false, PROXY_H1_BODY_NONE, &x->cq);
@@ -215,6 +220,8 @@ static bool hc_resp_head(struct hconn *c, int len)
                 return true;
         }
         x->e.status = resp->status;
+        if (x->e.start_ns)
+                x->e.up_head_ns = proxy_access_clock(ctx->w);
         x->e.keep_alive = o.keep_alive && body != PROXY_H1_BODY_CLOSE;
         iovq_add(&x->cq, x->cout, (size_t)r);
         if (exch_resp_head_taken(ex, len, true, body, &x->cq) < 0) {
@@ -408,6 +415,11 @@ static void hc_exchange_end(struct hconn *c)
         struct xb *x = c->x;
 
         h1__account(c);
+        /* The line before the block's buffers move on; whether the client
+         * connection ends with it as the branches below decide. */
+        h1__access_log(c, c->s->eof || ctx->w->stopping || !x->e.keep_alive,
+                       !c->s->eof && ctx->w->stopping ? PROXY_CLOSE_STOP
+                                                      : PROXY_CLOSE_KEEPALIVE_DONE);
         exch_end(&x->ex);
         if (c->s->eof)
                 return h1__close(c, PROXY_CLOSE_KEEPALIVE_DONE);

@@ -184,6 +184,7 @@ void h1__dispatch(struct hconn *c, int head_len)
 
         x->in_off = (uint32_t)head_len;
         x->e.req_bytes = (uint64_t)head_len;
+        x->e.parsed = true;
         x->e.head_req = req->method_id == PROXY_H1_METHOD_HEAD;
         x->e.client10 = req->h.minor == 0;
         x->e.start_us = uv_hrtime() / 1000u;
@@ -192,6 +193,7 @@ void h1__dispatch(struct hconn *c, int head_len)
         r = proxy_h1_req_analyze(req, x->in);
         if (r < 0)
                 return h1__bad_request(c, proxy_h1_err_status(req->h.err));
+        x->e.analyzed = true;
         if (req->form == PROXY_H1_FORM_AUTHORITY || req->h.body == PROXY_H1_BODY_CLOSE)
                 return h1__bad_request(c, 400);
         hl = req->host.len;
@@ -231,6 +233,8 @@ void h1__dispatch(struct hconn *c, int head_len)
                         /* The backend terminates TLS itself and gets its own
                          * certificate over its port 80. */
                         return h1__proxy_begin(c, route, 80);
+                h1__set_route(c, route);
+                x->e.routed = true;
                 while (tl < pl - (sizeof(ACME_PREFIX) - 1) && is_token_char(tok[tl]))
                         tl++;
                 if (tl != pl - (sizeof(ACME_PREFIX) - 1))
@@ -240,6 +244,8 @@ void h1__dispatch(struct hconn *c, int head_len)
         if (route->mode == PROXY_ROUTE_TERMINATE && cfg->http_plain)
                 return h1__proxy_begin(c, route, 0);
 
+        h1__set_route(c, route);
+        x->e.routed = true;
         struct ans a = {.loc_host = (const char *)x->in + req->host.off,
                         .loc_host_len = req->host.len,
                         .loc_path = path,

@@ -205,6 +205,7 @@ static void on_hc_freed(void *data)
 
         proxy_route_unref(c->route);
         proxy_route_unref(c->sni_route);
+        free(c->tun_log);
         proxy_conn_freed(&c->base, c->reason);
         free(c);
 }
@@ -229,6 +230,10 @@ void h1__close(struct hconn *c, enum proxy_close_reason reason)
         if (c->state == HC_CLOSING)
                 return;
         log_debug("proxy: hconn %p: closing: %s", (void *)c, proxy_close_reason_str(reason));
+        /* A request cut short (or a tunnel's end) has its line now; a
+         * connection woken without a byte of a new request has none. */
+        if (c->x && (c->state != HC_HEAD || c->x->in_len > 0))
+                h1__access_log(c, true, reason);
         if (c->x && c->x->e.proxied)
                 h1__account(c);
         if (c->state == HC_TUNNEL)
@@ -293,6 +298,7 @@ void h1__begin_request(struct hconn *c)
         struct xb *x = c->x;
 
         memset(&x->e, 0, sizeof(x->e));
+        x->e.start_ns = proxy_access_clock(c->base.w);
         if (x->in_off > 0) {
                 memmove(x->in, x->in + x->in_off, x->in_len - x->in_off);
                 x->in_len -= x->in_off;
@@ -414,6 +420,7 @@ static void step_respond(struct hconn *c)
         if (x->cq.left > 0)
                 return;
         h1__account(c);
+        h1__access_log(c, true, x->e.close);
         h1__linger(c, x->e.close);
 }
 
@@ -573,9 +580,15 @@ static void on_stop(struct proxy_conn *pc, bool now)
         struct hconn *c = container_of(pc, struct hconn, base);
 
         switch (c->state) {
+        case HC_HEAD:
+                /* A request whose head is arriving is served like one in
+                 * flight (its answer says "Connection: close"; the request
+                 * deadline bounds it); woken without a byte, it is idle. */
+                if (!now && c->x && c->x->in_len > 0)
+                        return;
+                return h1__close(c, PROXY_CLOSE_STOP);
         case HC_IDLE:
         case HC_LINGER:
-        case HC_HEAD: /* a partial request is not answered */
                 return h1__close(c, PROXY_CLOSE_STOP);
         default:
                 /* A request in flight finishes (its answer says

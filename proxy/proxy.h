@@ -99,7 +99,7 @@ struct proxy_config {
         uint64_t handshake_timeout_ms;           /* accept -> hello / TLS handshake done; 0: 10 s */
         uint64_t connect_timeout_ms;             /* per backend attempt; 0: 5 s */
         uint64_t idle_timeout_ms;                /* relay with no bytes either way; 0: 300 s */
-        uint64_t stop_timeout_ms;                /* graceful stop bound; 0: 5 s */
+        uint64_t stop_timeout_ms;                /* graceful stop bound; 0: 30 s */
         size_t relay_buf_size;                   /* per direction per connection; 0: 16 KiB */
         proxy_socket_factory_cb *socket_factory; /* NULL: proxy_socket_factory_default */
         void *socket_factory_ud;                 /* passed to @socket_factory */
@@ -223,6 +223,9 @@ void proxy_engine_routes_changed(struct proxy_engine *e);
  * then close them, and join the workers. Returns 0, or -EBUSY if a worker's
  * loop still had handles (a bug; it is reported, not hidden). Idempotent. */
 int proxy_engine_stop(struct proxy_engine *e);
+/* The same with a deadline of @timeout_ms instead of stop_timeout_ms (a
+ * restart that should not wait for a whole drain). */
+int proxy_engine_stop_within(struct proxy_engine *e, uint64_t timeout_ms);
 
 /* Stop if needed, then free. Accepts NULL; returns NULL. */
 struct proxy_engine *proxy_engine_free(struct proxy_engine *e);
@@ -242,3 +245,5 @@ unsigned proxy_engine_workers(const struct proxy_engine *e);
  * the descriptors the engine may hold in total (max_fds resolved). */
 unsigned proxy_engine_max_conns(const struct proxy_engine *e);
 unsigned proxy_engine_max_fds(const struct proxy_engine *e);
+/* The graceful stop's deadline (stop_timeout_ms, default resolved). */
+uint64_t proxy_engine_stop_timeout_ms(const struct proxy_engine *e);

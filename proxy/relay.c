@@ -78,6 +78,7 @@ static int dir_write(struct relay *r, unsigned d, bool *progress)
         if (written) {
                 dir->off += (uint32_t)written;
                 proxy_counters_batch_add(&r->bytes, d == RELAY_DOWN, written);
+                r->total[d] += written;
                 *progress = true;
         }
         if (k < 0) {

@@ -51,6 +51,7 @@ struct relay {
         uint8_t *shared;                   /* the worker's read buffer, @shared_cap bytes */
         uint32_t shared_cap;               /* */
         struct proxy_counters_batch bytes; /* bytes.c: the route's counters (borrowed) */
+        uint64_t total[2];                 /* bytes written per direction (the access log) */
         bool half_close;                   /* see above */
         uint8_t err_side;                  /* after an error: 0 the client, 1 the backend failed */
 };

@@ -105,11 +105,37 @@ void sock_set_peer(struct sock *s, const struct sockaddr_storage *peer)
 {
         if (peer->ss_family == AF_INET6) {
                 memcpy(s->peer, &((const struct sockaddr_in6 *)peer)->sin6_addr, 16);
+                s->peer_port = ((const struct sockaddr_in6 *)peer)->sin6_port;
                 return;
         }
         memset(s->peer, 0, 10);
         s->peer[10] = s->peer[11] = 0xff;
         memcpy(s->peer + 12, &((const struct sockaddr_in *)peer)->sin_addr, 4);
+        s->peer_port = ((const struct sockaddr_in *)peer)->sin_port;
+}
+
+const struct sockaddr *sock_peer_sockaddr(const struct sock *s, struct sockaddr_storage *ss)
+{
+        static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        static const uint8_t none[16];
+
+        memset(ss, 0, sizeof(struct sockaddr_in6));
+        if (memcmp(s->peer, none, sizeof(none)) == 0 && s->peer_port == 0) {
+                ss->ss_family = AF_UNSPEC;
+        } else if (memcmp(s->peer, v4mapped, sizeof(v4mapped)) == 0) {
+                struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+                in->sin_family = AF_INET;
+                in->sin_port = s->peer_port;
+                memcpy(&in->sin_addr, s->peer + 12, 4);
+        } else {
+                struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+                in6->sin6_family = AF_INET6;
+                in6->sin6_port = s->peer_port;
+                memcpy(&in6->sin6_addr, s->peer, 16);
+        }
+        return (const struct sockaddr *)ss;
 }
 
 void sock_peer_str(const struct sock *s, char *buf, size_t size)

@@ -127,6 +127,7 @@ struct sock {
         struct sock_tlsbuf *tb;     /* TLS: buffers lent by a busy owner, or NULL */
         int err;                    /* the first socket error (negative errno), 0 */
         uint8_t peer[16];           /* the client's address, IPv4 as ::ffff:a.b.c.d */
+        uint16_t peer_port;         /* ... and its port (network order) */
         bool rd_ready : 1;          /* readable per the last event or read */
         bool wr_blocked : 1;        /* the last write would block */
         bool eof : 1;               /* a read returned 0 (after TLS: close_notify or EOF) */
@@ -150,10 +151,14 @@ static inline void sock_set_cb(struct sock *s, sock_cb *cb, void *data)
         s->data = data;
 }
 
-/* Record the peer address (client sockets; for X-Forwarded-For). */
+/* Record the peer address and port (client sockets; for X-Forwarded-For
+ * and the access log). */
 void sock_set_peer(struct sock *s, const struct sockaddr_storage *peer);
 /* The peer address as text (@size >= INET6_ADDRSTRLEN). */
 void sock_peer_str(const struct sock *s, char *buf, size_t size);
+/* The peer address and port as a sockaddr (AF_INET for a mapped IPv4
+ * address); AF_UNSPEC if none was recorded. Returns @ss. */
+const struct sockaddr *sock_peer_sockaddr(const struct sock *s, struct sockaddr_storage *ss);
 
 /* Serve @n bytes at @p (copied) before anything read from the fd: what the
  * :443 front read while peeking. On a TLS socket they are fed to the TLS

@@ -48,6 +48,13 @@ struct front {
         unsigned attempt;          /* backends tried (or skipped as down) */
         unsigned cur;              /* the index of the backend of @up */
         struct relay relay;        /* RELAY */
+
+        /* The access log (times 0 while it is off). */
+        uint64_t start_ns;              /* the accept */
+        uint64_t up_start_ns;           /* passthrough: the first backend attempt */
+        uint64_t up_head_ns;            /* ... connected */
+        const struct proxy_backend *be; /* ... of the last attempt (c->route's) */
+        char *sni;                      /* passthrough: the SNI (the hello goes to the relay) */
 };
 
 static const char *const state_names[_PROXY_CONN_ST_MAX] = {
@@ -99,8 +106,51 @@ static void on_front_freed(void *data)
 
         proxy_route_unref(c->route);
         free(c->hello_mem);
+        free(c->sni);
         proxy_conn_freed(&c->base, c->reason);
         free(c);
+}
+
+/* The access log's line of a passthrough connection, or of one that ended
+ * before a request (a bad or unknown ClientHello, a failed handshake): only
+ * once the client sent something. */
+static void front_access_log(struct front *c, enum proxy_close_reason reason)
+{
+        struct proxy_worker *w = c->base.w;
+        struct proxy_access_record rec = {0};
+        struct sockaddr_storage cl, up;
+        bool pt = c->state == PROXY_CONN_ST_CONNECT_UPSTREAM || c->state == PROXY_CONN_ST_RELAY;
+        const char *sni = NULL;
+
+        if (!c->start_ns || !proxy_access_on(w))
+                return;
+        if (!pt && c->raw_len == 0)
+                return; /* nothing was sent: a scan, an idle connect */
+        rec.start_ns = c->start_ns;
+        rec.client = sock_peer_sockaddr(c->s, &cl);
+        if (c->route)
+                rec.workload = (struct proxy_access_str){c->route->id, strlen(c->route->id)};
+        if (pt)
+                sni = c->sni;
+        else if (c->hello_mem && proxy_tls_hello_done(&c->hello))
+                sni = proxy_tls_hello_sni(&c->hello);
+        else if (c->route)
+                sni = c->route->host; /* TLS began: the SNI chose this route */
+        if (sni)
+                rec.host = (struct proxy_access_str){sni, strlen(sni)};
+        if (pt) {
+                rec.upstream_start_ns = c->up_start_ns;
+                rec.upstream_head_ns = c->up_head_ns;
+                rec.upstream = proxy_access_backend(c->be, 0, &up);
+                rec.req_bytes = c->relay.total[RELAY_UP];
+                rec.resp_bytes = c->relay.total[RELAY_DOWN];
+                rec.proto = PROXY_ACCESS_PROTO_PASSTHROUGH;
+        } else {
+                rec.req_bytes = c->raw_len; /* the hello (and what came with it) */
+        }
+        rec.closed = true;
+        rec.close = (uint8_t)reason;
+        proxy_access_emit(w, &rec);
 }
 
 static void front_close(struct front *c, enum proxy_close_reason reason)
@@ -108,6 +158,7 @@ static void front_close(struct front *c, enum proxy_close_reason reason)
         if (c->state == PROXY_CONN_ST_CLOSING)
                 return;
         log_debug("proxy: conn %p: closing: %s", (void *)c, proxy_close_reason_str(reason));
+        front_access_log(c, reason);
         if (c->state == PROXY_CONN_ST_RELAY)
                 relay_done(&c->relay);
         c->reason = (uint8_t)reason;
@@ -204,6 +255,12 @@ static void step_read_hello(struct front *c)
                 return start_tls(c, route);
 
         c->route = proxy_route_ref(route);
+        if (c->start_ns) {
+                /* Without it the line has no host: no allocation failure
+                 * stops the connection. */
+                c->sni = strdup(sni);
+                c->up_start_ns = proxy_access_clock(w);
+        }
         /* A passthrough connection is one request (proxy/routes.h). */
         proxy_counters_add(route->counters, /* status= */ 0, 0, 0);
         c->first_backend = atomic_fetch_add_explicit(&route->rr_next, 1, memory_order_relaxed);
@@ -246,6 +303,8 @@ static void start_relay(struct front *c)
 {
         struct proxy_worker *w = c->base.w;
 
+        if (c->start_ns)
+                c->up_head_ns = proxy_access_clock(w);
         relay_init(&c->relay, c->s, c->up->s, w->rbuf, (uint32_t)w->cfg->relay_buf_size,
                    c->route->counters, /* half_close= */ true);
         /* Everything the client sent so far (the hello, maybe early data) is
@@ -300,6 +359,7 @@ static void step_connect(struct front *c)
                         proxy_health_adopt(&w->health, route, c->cur);
                         continue;
                 }
+                c->be = be;
                 upstream_key_of(&k, (const struct sockaddr *)&be->addr, 0);
                 r = upstream_dial(&w->pool, route, &k, /* pooled= */ false, on_up_event, c, &c->up,
                                   &factory_failed);
@@ -493,6 +553,7 @@ int tls_front_start(struct proxy_worker *w, struct sock *s)
         }
         c->s = s;
         c->state = PROXY_CONN_ST_ACCEPTED;
+        c->start_ns = proxy_access_clock(w);
         sock_set_cb(s, on_client_event, c);
         proxy_conn_add(w, &c->base, &front_ops, /* https= */ true);
         front_step(c);

@@ -28,6 +28,7 @@
 
 #include <uv.h>
 
+#include "proxy/access-log.h"
 #include "proxy/ev.h"
 #include "proxy/health.h"
 #include "proxy/proxy.h"
@@ -162,6 +163,29 @@ void proxy_conn_freed(struct proxy_conn *c, enum proxy_close_reason reason);
  * @ri says). The single place where a request's end is known. */
 void proxy_request_done(struct proxy_worker *w, struct proxy_route *route,
                         const struct proxy_request_info *ri);
+
+/* ---- the access log (access-engine.c) ---- */
+
+/* Whether @w's lines go anywhere now (one relaxed load). */
+static inline bool proxy_access_on(const struct proxy_worker *w)
+{
+        const struct proxy_access_sink *s = w->cfg->access_log;
+
+        return s && atomic_load_explicit(&s->enabled, memory_order_relaxed);
+}
+
+/* CLOCK_MONOTONIC in ns while the log is on, 0 (no clock read) while off: a
+ * record whose start is 0 was begun with the log off and is not written. */
+uint64_t proxy_access_clock(const struct proxy_worker *w);
+
+/* Backend @be (NULL: none), dialled on @port_override instead of its own
+ * port if not 0, as a sockaddr in @ss; returns NULL or @ss. */
+struct proxy_backend;
+const struct sockaddr *proxy_access_backend(const struct proxy_backend *be, uint16_t port_override,
+                                            struct sockaddr_storage *ss);
+
+/* Push @rec into @w's ring (proxy__access_emit()). */
+void proxy_access_emit(struct proxy_worker *w, struct proxy_access_record *rec);
 
 /* Idle pooled connections the descriptors allow now: @fds minus two per
  * client connection. */

@@ -401,10 +401,50 @@ static void test_peer_str(void **state)
         assert_string_equal(buf, "2001:db8::1");
 }
 
+static void test_peer_sockaddr(void **state)
+{
+        struct sockaddr_storage ss = {0}, out;
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+        const struct sockaddr_in *o4 = (const struct sockaddr_in *)&out;
+        const struct sockaddr_in6 *o6 = (const struct sockaddr_in6 *)&out;
+        struct sock s = {0};
+
+        /* Nothing recorded: unknown. */
+        assert_ptr_equal(sock_peer_sockaddr(&s, &out), (const struct sockaddr *)&out);
+        assert_int_equal(out.ss_family, AF_UNSPEC);
+        a4->sin_family = AF_INET;
+        a4->sin_addr.s_addr = htonl(0xc0000207);
+        a4->sin_port = htons(51234);
+        sock_set_peer(&s, &ss);
+        sock_peer_sockaddr(&s, &out);
+        assert_int_equal(out.ss_family, AF_INET);
+        assert_int_equal(ntohl(o4->sin_addr.s_addr), 0xc0000207);
+        assert_int_equal(ntohs(o4->sin_port), 51234);
+        /* A mapped IPv4 address comes back as AF_INET, with its port. */
+        memset(&ss, 0, sizeof(ss));
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(443);
+        assert_int_equal(inet_pton(AF_INET6, "::ffff:192.0.2.8", &a6->sin6_addr), 1);
+        sock_set_peer(&s, &ss);
+        sock_peer_sockaddr(&s, &out);
+        assert_int_equal(out.ss_family, AF_INET);
+        assert_int_equal(ntohl(o4->sin_addr.s_addr), 0xc0000208);
+        assert_int_equal(ntohs(o4->sin_port), 443);
+        assert_int_equal(inet_pton(AF_INET6, "2001:db8::1", &a6->sin6_addr), 1);
+        a6->sin6_port = htons(1);
+        sock_set_peer(&s, &ss);
+        sock_peer_sockaddr(&s, &out);
+        assert_int_equal(out.ss_family, AF_INET6);
+        assert_memory_equal(&o6->sin6_addr, &a6->sin6_addr, 16);
+        assert_int_equal(ntohs(o6->sin6_port), 1);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_replay_then_socket),
+                cmocka_unit_test(test_peer_sockaddr),
                 cmocka_unit_test(test_write_backpressure),
                 cmocka_unit_test(test_tls_replayed_hello),
                 cmocka_unit_test(test_tls_garbage),
