@@ -267,15 +267,17 @@ def test_lines_field_by_field_and_reopen(private_net, env, backend, tmp_path):  
         check_line(b, t0, t1, client_port=s2["local_port"], workload=None, host="nope.example.net",
                    path="/x", status=404, req_bytes=s2["req"], resp_bytes=s2["resp"], upstream=None)
 
-        # 5. A 502 of ours: the backend refuses; the upstream tried is named.
+        # 5. An error answer of ours: the only backend refuses, so it is
+        # marked down and the request gets the 503 "unreachable" page; the
+        # upstream tried is named.
         env.deploy_fqdn(WL, FQDN, ["http://%s:%d" % (BACKEND_IP, dead)])
         t0 = time.time()
         rc, s = curl_sizes(gw, FQDN, "/x")
         t1 = time.time()
-        assert s["code"] == 502
+        assert s["code"] == 503
         n += 1
         j = wait_lines(log, n)[-1]
-        check_line(j, t0, t1, client_port=s["local_port"], workload=WL, status=502, req_bytes=s["req"],
+        check_line(j, t0, t1, client_port=s["local_port"], workload=WL, status=503, req_bytes=s["req"],
                    resp_bytes=s["resp"], upstream="%s:%d" % (BACKEND_IP, dead), close="connect-failed",
                    tls="TLSv1.3")
         env.deploy_fqdn(WL, FQDN, [backend.url])
