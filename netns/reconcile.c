@@ -275,6 +275,15 @@ static int enter_namespace(struct rc *rc)
 
 /* ---- sysctls ---- */
 
+/* The gateway namespace's own port sysctls (docs/internals/netns.md): the
+ * local ports for connections to backends (the kernel's default is 32768
+ * 60999; below 10000 stay the well-known and common service ports, so a
+ * listener bound later never finds its port taken by an outgoing
+ * connection), and tcp_tw_reuse 1 (the default 2 reuses TIME_WAIT ports
+ * only on loopback). */
+#define NETNS_LOCAL_PORT_RANGE "10000 65535"
+#define NETNS_TCP_TW_REUSE     "1"
+
 /* Set /proc/sys/<key> (a path relative to /proc/sys) to @want unless it
  * already is. /proc/sys/net shows the network namespace of the thread
  * that opens the file, so this addresses the namespace we are in. */
@@ -304,7 +313,21 @@ static int sysctl_ensure(struct rc *rc, const char *want, const char *fmt, ...)
                 return netns__fail(rc->reterr, -errno, "reading %s in namespace %s", name,
                                    rc->c->name);
         cur[n] = 0;
-        cur[strcspn(cur, " \t\n")] = 0;
+        /* Fields separated by one space, as @want has them (the kernel
+         * separates ip_local_port_range's with a tab). */
+        {
+                size_t j = 0;
+
+                for (size_t i = 0; cur[i]; i++) {
+                        if (!strchr(" \t\n", cur[i]))
+                                cur[j++] = cur[i];
+                        else if (j > 0 && cur[j - 1] != ' ')
+                                cur[j++] = ' ';
+                }
+                if (j > 0 && cur[j - 1] == ' ')
+                        j--;
+                cur[j] = 0;
+        }
         if (streq(cur, want))
                 return 0;
         fd = safe_close(fd);
@@ -1009,6 +1032,17 @@ int netns__reconcile_here(const struct netns_config *c, int home_fd, struct strb
         if (r < 0)
                 return r;
         r = sysctl_ensure(&rc, "0", "net/ipv6/conf/default/accept_ra");
+        if (r < 0)
+                return r;
+        /* Outgoing connections to backends start here: every one takes a
+         * local port, and one the proxy closed waits in TIME_WAIT for 60 s.
+         * Twice the kernel's default range, and TIME_WAIT ports reused for
+         * new outgoing connections (safe with TCP timestamps) rather than
+         * connect() failing with EADDRNOTAVAIL under churn. */
+        r = sysctl_ensure(&rc, NETNS_LOCAL_PORT_RANGE, "net/ipv4/ip_local_port_range");
+        if (r < 0)
+                return r;
+        r = sysctl_ensure(&rc, NETNS_TCP_TW_REUSE, "net/ipv4/tcp_tw_reuse");
         if (r < 0)
                 return r;
 

@@ -29,7 +29,6 @@
 #define DEFAULT_REQUEST_MS   30000u
 #define DEFAULT_KEEPALIVE_MS 60000u
 #define DEFAULT_UPSTREAM_MS  60000u
-#define DEFAULT_POOL_MAX     64u
 #define DEFAULT_POOL_IDLE_MS 30000u
 #define DEFAULT_CHECK_MIN_MS 1000u
 #define DEFAULT_CHECK_MAX_MS 10000u
@@ -120,8 +119,6 @@ int proxy_config_resolve(const struct proxy_config *cfg, struct proxy_config *re
                 c.keepalive_timeout_ms = DEFAULT_KEEPALIVE_MS;
         if (!c.upstream_timeout_ms)
                 c.upstream_timeout_ms = DEFAULT_UPSTREAM_MS;
-        if (!c.upstream_idle_max)
-                c.upstream_idle_max = DEFAULT_POOL_MAX;
         if (!c.upstream_idle_timeout_ms)
                 c.upstream_idle_timeout_ms = DEFAULT_POOL_IDLE_MS;
         if (!c.hello_max)
@@ -154,6 +151,12 @@ int proxy_config_resolve(const struct proxy_config *cfg, struct proxy_config *re
         r = resolve_fds(&c, ret_worker_fds);
         if (r < 0)
                 return r;
+        /* 0 stays 0: per backend, the pool keeps what demand left idle, as
+         * far as the worker's descriptors allow (its total bound is
+         * max_conns_per_worker, see proxy_worker_pool_room()). A configured
+         * bound above that total would never bind. */
+        if (c.upstream_idle_max > c.max_conns_per_worker)
+                c.upstream_idle_max = c.max_conns_per_worker;
         *ret = c;
         return 0;
 }

@@ -250,7 +250,8 @@ void upstream_release(struct upstream *u, bool reusable)
         struct upstream_group *g = u->grp;
         unsigned room;
 
-        if (!reusable || p->closed || !g || g->n_idle >= p->env.idle_max || u->s->err || u->s->eof)
+        if (!reusable || p->closed || !g || (p->env.idle_max && g->n_idle >= p->env.idle_max) ||
+            u->s->err || u->s->eof)
                 return upstream_close(u);
         room = pool_room(p);
         if (room == 0)

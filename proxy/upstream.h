@@ -9,12 +9,15 @@
  * upstream_pool_env, and knows nothing about HTTP.
  *
  * The pool: per (namespace, backend address incl. port) a group with a
- * LIFO list of idle connections (at most idle_max), in a hash table keyed
- * with SipHash. In total at most max_total idle connections, and no more
- * than the owner's room() allows (the worker's descriptor share after two
- * per client connection); at the bound the connection idle the longest
- * makes room. Idle connections keep read interest: EOF, an error or stray
- * bytes close them; so does their deadline (queue tq_pool). */
+ * LIFO list of idle connections (at most idle_max when that is not 0), in
+ * a hash table keyed with SipHash. In total at most max_total idle
+ * connections, and no more than the owner's room() allows (the worker's
+ * descriptor share after two per client connection); at the bound the
+ * connection idle the longest makes room. So the pool grows with demand
+ * (every connection a burst needed is kept while descriptors allow) and
+ * shrinks when idle: LIFO reuse leaves the surplus at the bottom of each
+ * list, where its deadline (queue tq_pool) closes it. Idle connections
+ * keep read interest: EOF, an error or stray bytes close them too. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,7 +36,8 @@ struct upstream_pool_env {
         struct ev *ev;
         proxy_socket_factory_cb *factory; /* never NULL */
         void *factory_ud;
-        unsigned idle_max;  /* idle connections per backend */
+        unsigned idle_max;  /* idle connections per backend; 0: no bound of its own
+                             * (max_total and room() still apply) */
         unsigned max_total; /* idle connections in all */
         unsigned tq_pool;   /* the deadline queue of idle connections */
         /* Idle connections the owner's descriptors allow now; NULL: no bound

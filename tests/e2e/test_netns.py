@@ -34,6 +34,9 @@ NETNS_CONNECT = Path(os.environ.get("NETNS_CONNECT") or REPO / "build" / "netns"
 PERIODIC_CHECK = 3  # seconds between the daemon's own checks (daemon/gwns.c)
 REPAIR_TIMEOUT = 10  # "within a few seconds", with room for a loaded CI machine
 WLID = "37-1-myapp"
+# The gateway namespace's own port sysctls (docs/internals/netns.md): local
+# ports for backend connections and TIME_WAIT reuse (issue 11).
+PORT_SYSCTLS = {"net.ipv4.ip_local_port_range": "10000 65535", "net.ipv4.tcp_tw_reuse": "1"}
 
 
 # ---------------------------------------------------------------------------
@@ -175,6 +178,10 @@ def namespace_problems(ns, grid, mycelium=False):
         v = sysctl(ns, key)
         if v != "0":
             p.append("%s = %s" % (key, v))
+    for key, want in PORT_SYSCTLS.items():
+        v = " ".join(sysctl(ns, key).split())
+        if v != want:
+            p.append("%s = %s, want %s" % (key, v, want))
     return p
 
 
@@ -255,6 +262,38 @@ def test_namespace_after_start(ready, grid):
     for addr in ("203.0.113.10", "2001:db8:1::10"):
         p = in_ns(grid.node_ns, [gridnode.PYTHON, "-c", PROBE, addr, "9"], check=False)
         assert p.stdout.strip() == "ECONNREFUSED", (addr, p.stdout, p.stderr)
+
+
+@pytest.mark.timeout_s(60)
+def test_issue_11_port_sysctls(ready, grid):
+    """The gateway namespace's ip_local_port_range and tcp_tw_reuse are the
+    documented values after it is made, after a change from outside (drift)
+    and in a namespace made anew."""
+    ns = ready.name
+    d = ready.daemon
+    for key, want in PORT_SYSCTLS.items():
+        assert " ".join(sysctl(ns, key).split()) == want, key
+    # The node's namespace keeps the kernel's values: only the gateway's own
+    # are set.
+    assert " ".join(sysctl(grid.node_ns, "net.ipv4.ip_local_port_range").split()) != \
+        PORT_SYSCTLS["net.ipv4.ip_local_port_range"]
+    mark = d.mark()
+    in_ns(ns, ["sh", "-c", "echo '32768 60999' > /proc/sys/net/ipv4/ip_local_port_range; "
+               "echo 2 > /proc/sys/net/ipv4/tcp_tw_reuse"])
+    ready.wait_good(REPAIR_TIMEOUT, "the port sysctls repaired")
+    d.wait_log(r"(?i)repair.*net\.ipv4\.ip_local_port_range=10000 65535", timeout=REPAIR_TIMEOUT,
+               since=mark)
+    d.wait_log(r"(?i)repair.*net\.ipv4\.tcp_tw_reuse=1", timeout=REPAIR_TIMEOUT, since=mark)
+
+    path = Path(gridnode.NETNS_RUN) / ns
+    old_ino = path.stat().st_ino
+    ip("netns", "del", ns)
+    wait_until(lambda: path.exists() and path.stat().st_ino != old_ino, REPAIR_TIMEOUT,
+               "a new namespace at %s" % path, detail=ready.explain)
+    ready.wait_good(REPAIR_TIMEOUT, "namespace %s re-created" % ns)
+    for key, want in PORT_SYSCTLS.items():
+        assert " ".join(sysctl(ns, key).split()) == want, key
+    assert d.running
 
 
 # ---------------------------------------------------------------------------

@@ -35,6 +35,7 @@
 #include "proxy-test.h"
 #include "proxy/proxy.h"
 #include "proxy/routes.h"
+#include "proxy/worker.h"
 
 /* ---- helpers ---- */
 
@@ -890,6 +891,27 @@ static void test_issue_10_fd_share(void **state)
         proxy_route_table_free(t);
 }
 
+/* The backend pool per backend: unset, no bound of its own (it grows with
+ * demand within the worker's descriptors, see test-upstream.c); a bound is
+ * kept, and one above the worker's connection limit is cut to it. */
+static void test_pool_bound_derived(void **state)
+{
+        struct proxy_config cfg = {.https_fd = 0, .http_fd = -1, .workers = 2};
+        struct proxy_config c;
+        unsigned fds;
+
+        cfg.max_fds = 2 * (PROXY_ENGINE_WORKER_FDS + 1000);
+        assert_int_equal(proxy_config_resolve(&cfg, &c, &fds), 0);
+        assert_int_equal(c.max_conns_per_worker, 500);
+        assert_int_equal(c.upstream_idle_max, 0);
+        cfg.upstream_idle_max = 20;
+        assert_int_equal(proxy_config_resolve(&cfg, &c, &fds), 0);
+        assert_int_equal(c.upstream_idle_max, 20);
+        cfg.upstream_idle_max = 1u << 30;
+        assert_int_equal(proxy_config_resolve(&cfg, &c, &fds), 0);
+        assert_int_equal(c.upstream_idle_max, 500);
+}
+
 static uint64_t cpu_us(void)
 {
         struct rusage ru;
@@ -1000,6 +1022,7 @@ int main(void)
                 cmocka_unit_test(test_big_transfer),
                 cmocka_unit_test(test_backpressure_slow_reader),
                 cmocka_unit_test(test_issue_10_fd_share),
+                cmocka_unit_test(test_pool_bound_derived),
                 cmocka_unit_test(test_issue_10_emfile_pauses_accept),
         };
 

@@ -225,6 +225,67 @@ static void test_bounds(void **state)
                 close(p[i]);
 }
 
+/* idle_max 0 (the engine's default): the pool keeps every connection a
+ * burst needed, far beyond the old fixed 64 per backend, bounded only by
+ * room(); unused, they go after the idle deadline. */
+#define BURST 150u
+static void test_grows_with_demand(void **state)
+{
+        struct upstream *u[BURST];
+        struct upstream_key k0;
+        struct fx f;
+        int p[BURST], q[BURST];
+        unsigned n;
+
+        fx_start(&f, 0, 1000, 300);
+        key(&f, 0, &k0);
+        /* BURST requests at once need BURST connections. */
+        for (unsigned i = 0; i < BURST; i++)
+                u[i] = dial(&f, 0, &p[i]);
+        for (unsigned i = 0; i < BURST; i++)
+                upstream_release(u[i], true);
+        assert_int_equal(f.pool.n_idle, BURST);
+        /* The next burst reuses all of them: not one new connection. */
+        for (n = 0; n < BURST; n++) {
+                u[n] = upstream_take(&f.pool, &k0, NULL);
+                assert_non_null(u[n]);
+                assert_true(u[n]->reused);
+        }
+        assert_null(upstream_take(&f.pool, &k0, NULL));
+        assert_int_equal(f.pool.n_open, BURST);
+        for (unsigned i = 0; i < BURST; i++)
+                upstream_release(u[i], true);
+        assert_int_equal(f.pool.n_idle, BURST);
+        /* Demand drops to one request at a time: LIFO keeps using the same
+         * connection, the rest idles out after 300 ms. */
+        for (unsigned round = 0; round < 20 && f.pool.n_idle > 1; round++) {
+                u[0] = upstream_take(&f.pool, &k0, NULL);
+                assert_non_null(u[0]);
+                upstream_release(u[0], true);
+                for (unsigned t = 0; t < 50; t++) {
+                        (void)uv_run(&f.loop, UV_RUN_NOWAIT);
+                        sleep_ms(1);
+                }
+        }
+        LOOP_UNTIL(&f.loop, f.pool.n_idle == 1);
+        assert_int_equal(f.pool.n_idle, 1);
+        /* And with no demand at all, the last one goes too. */
+        LOOP_UNTIL(&f.loop, f.pool.n_idle == 0);
+
+        /* The descriptor budget still bounds it: room() for 100. */
+        f.room = 100;
+        for (unsigned i = 0; i < BURST; i++)
+                u[i] = dial(&f, 1, &q[i]);
+        for (unsigned i = 0; i < BURST; i++)
+                upstream_release(u[i], true);
+        assert_int_equal(f.pool.n_idle, 100);
+        fx_stop(&f);
+        for (unsigned i = 0; i < BURST; i++) {
+                close(p[i]);
+                close(q[i]);
+        }
+}
+
 /* The backend closing an idle connection, or the idle deadline, closes it
  * from the pool. */
 static void test_idle_close(void **state)
@@ -323,9 +384,13 @@ static void test_closed_pool(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_reuse),           cmocka_unit_test(test_bounds),
-                cmocka_unit_test(test_idle_close),      cmocka_unit_test(test_routes_changed),
-                cmocka_unit_test(test_factory_failure), cmocka_unit_test(test_closed_pool),
+                cmocka_unit_test(test_reuse),
+                cmocka_unit_test(test_bounds),
+                cmocka_unit_test(test_idle_close),
+                cmocka_unit_test(test_routes_changed),
+                cmocka_unit_test(test_factory_failure),
+                cmocka_unit_test(test_closed_pool),
+                cmocka_unit_test(test_grows_with_demand),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
