@@ -654,23 +654,24 @@ def test_issue_11_timeouts_configurable(limits_node):
     """handshake_timeout (:80 idle before its first byte, :443 without a
     ClientHello), keepalive_timeout, upstream_response_timeout and the head
     limits, each set short in [limits]; their defaults are far longer."""
-    n = limits_node({"handshake_timeout": "1s", "keepalive_timeout": "1500ms",
+    n = limits_node({"handshake_timeout": "1s", "keepalive_timeout": "3s",
                      "upstream_response_timeout": "1s", "max_head_size": "2K",
                      "max_headers": "10"})
     a, b = n.connect(FLOODER), n.connect(FLOODER, L_HTTPS)
+    # Not the keep-alive deadline (3 s) for a :80 socket that never spoke.
     t = closed_within(a, scaled(5))
-    assert t is not None and 0.8 <= t < scaled(3), t
+    assert t is not None and 0.8 <= t < 2.2, t
     t = closed_within(b, scaled(5))
-    assert t is not None and t < scaled(3), t
+    assert t is not None and t < 2.2, t
     a.close()
     b.close()
     # Keep-alive: served, then idle past keepalive_timeout.
     s = n.connect(BYSTANDER)
     s.sendall(b"GET /small HTTP/1.1\r\nHost: %s\r\n\r\n" % HOST.encode())
     assert s.recv(4096).startswith(b"HTTP/1.1 200 ")
-    t = closed_within(s, scaled(6))
+    t = closed_within(s, scaled(8))
     s.close()
-    assert t is not None and 1.2 <= t < scaled(4), t
+    assert t is not None and 2.7 <= t < scaled(5), t
     # The backend sleeps past upstream_response_timeout: 504 after it.
     t0 = time.monotonic()
     assert n.get(BYSTANDER, "/sleep?s=4", timeout=10)[0] == 504
