@@ -419,6 +419,9 @@ static void on_async(uv_async_t *a)
 
         if (w->stopping)
                 return;
+        /* First: limits set just before a stop (a reload that also turns
+         * the proxy off) bring the drain deadline the stop uses. */
+        worker_take_limits(w);
         if (atomic_load_explicit(&w->stop_requested, memory_order_acquire))
                 return worker_begin_stop(w);
 
@@ -427,7 +430,6 @@ static void on_async(uv_async_t *a)
         uv_mutex_unlock(&w->lmutex);
         if (pending)
                 worker_replace_listeners(w);
-        worker_take_limits(w);
         proxy_worker_routes_changed(&w->pw);
 }
 
