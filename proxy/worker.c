@@ -97,6 +97,7 @@ void proxy_conn_add(struct proxy_worker *w, struct proxy_conn *c, const struct p
         /* The accept path admitted it (climits_admit()): the connection
          * holds that count until it is freed. */
         c->climit = w->admit_handle;
+        c->climit_held = w->admitted;
         w->admit_handle = 0;
         w->admitted = false;
         LIST_PREPEND(w->conns, c);
@@ -115,6 +116,7 @@ void proxy_conn_switch(struct proxy_conn *from, struct proxy_conn *to,
         to->w = w;
         to->ops = ops;
         to->climit = from->climit;
+        to->climit_held = from->climit_held;
         LIST_PREPEND(w->conns, to);
 }
 
@@ -124,7 +126,7 @@ void proxy_conn_freed(struct proxy_conn *c, enum proxy_close_reason reason)
 
         LIST_REMOVE(w->conns, c);
         w->n_conns--;
-        if (w->climits)
+        if (c->climit_held)
                 climits_release(w->climits, c->climit);
         atomic_fetch_sub_explicit(&w->stats.active, 1, memory_order_relaxed);
         proxy_stat_add(&w->stats.closed[reason], 1);

@@ -97,7 +97,8 @@ struct proxy_conn {
         struct proxy_conn *prev, *next; /* in w->conns */
         const struct proxy_conn_ops *ops;
         struct proxy_worker *w;
-        uint32_t climit; /* climits_admit()'s handle, released when freed */
+        uint32_t climit;  /* climits_admit()'s handle, released when freed */
+        bool climit_held; /* counted by climits_admit() (the accept path) */
 };
 
 struct proxy_worker {
