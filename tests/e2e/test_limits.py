@@ -308,7 +308,34 @@ class Backend(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def setup(self):
+        super().setup()
+        with self.lock:
+            self.stats["open"] += 1
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            with self.lock:
+                self.stats["open"] -= 1
+
     def do_GET(self):
+        if self.path.startswith("/ws"):
+            # A WebSocket upgrade; then the tunnel is held open and idle.
+            self.send_response(101)
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", "x")
+            self.end_headers()
+            self.wfile.flush()
+            try:
+                while self.rfile.read(1):
+                    pass
+            except OSError:
+                pass
+            self.close_connection = True
+            return
         if self.path.startswith("/big"):
             n = int(self.path.split("n=")[1])
             self.send_response(200)
@@ -385,8 +412,8 @@ class LimitsNode:
             grid.configure_uplinks(timeout=15)
             for a in (FLOODER, BYSTANDER):
                 gridnode.ip("addr", "replace", a + "/24", "dev", grid.pub_host, ns=grid.node_ns)
-            self.stats = {"big_cut": 0, "post_cut": 0}
-            handler = type("H", (Backend,), {"stats": self.stats})
+            self.stats = {"big_cut": 0, "post_cut": 0, "open": 0}
+            handler = type("H", (Backend,), {"stats": self.stats, "lock": threading.Lock()})
             self.srv = in_netns(grid.node_ns, BackendServer, (NODE_ADDR, 0), handler)
             threading.Thread(target=self.srv.serve_forever, daemon=True).start()
             backend = "http://%s:%d" % (NODE_ADDR, self.srv.server_address[1])
@@ -736,8 +763,64 @@ def test_issue_11_limits_reload(env, limits_node):
     t = closed_within(s, scaled(5))
     s.close()
     assert t is not None and t < scaled(3), t
+    # A restart-only key: applied at the next start, the reload says so.
+    mark = n.daemon.mark()
+    env.reload(dict(cfg, limits={"handshake_timeout": "1s", "max_headers": "50"}))
+    n.daemon.wait_log(r"take effect at the next start of the proxy", timeout=10, since=mark)
+    env.daemon.write_config(env.make_config(bad))
     p = subprocess.run([str(GATEWAYD), "--check-config", "--config", str(env.daemon.config_path)],
                        capture_output=True, text=True)
     assert p.returncode == 1
     assert "[limits] max_headers: 0 is out of range (1 to 4096)" in p.stderr
     assert "[limits] drain_timeout: invalid duration 'soon'" in p.stderr
+
+
+@pytest.mark.timeout_s(90)
+def test_issue_11_tunnel_idle_and_pool_size(limits_node):
+    """tunnel_idle_timeout closes a WebSocket tunnel with no byte either
+    way; pool_size bounds the idle backend connections kept per backend
+    (one worker here): three concurrent requests leave one pooled."""
+    n = limits_node({"tunnel_idle_timeout": "1s", "pool_size": "1"}, proxy={"workers": "1"})
+    with n.connect(BYSTANDER) as s:
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                  % HOST.encode())
+        assert s.recv(4096).startswith(b"HTTP/1.1 101 ")
+        t = closed_within(s, scaled(6))
+    assert t is not None and 0.8 <= t < scaled(3), t
+    dl = Deadline(5, "the backend connections to settle")
+    while n.stats["open"] > 1:  # the readiness probe's, if pooled
+        dl.check("(%d open)" % n.stats["open"])
+        time.sleep(0.05)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(n.get(BYSTANDER, "/sleep?s=0.5")[0]))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(scaled(10))
+    assert results == [200, 200, 200], results
+    dl = Deadline(5, "the pool to keep one backend connection")
+    while n.stats["open"] != 1:
+        dl.check("(%d open)" % n.stats["open"])
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert n.stats["open"] == 1
+
+
+@pytest.mark.timeout_s(90)
+def test_issue_11_drain_timeout(limits_node):
+    """SIGTERM with a request in flight whose backend takes longer than
+    drain_timeout: the request is cut at the deadline and the daemon exits
+    cleanly, well before the 30 s default."""
+    n = limits_node({"drain_timeout": "1s"})
+    s = n.connect(BYSTANDER, timeout=20)
+    s.sendall(b"GET /sleep?s=15 HTTP/1.1\r\nHost: %s\r\n\r\n" % HOST.encode())
+    time.sleep(0.3)  # the request reached the backend
+    t0 = time.monotonic()
+    n.daemon.signal(signal.SIGTERM)
+    assert n.daemon.wait_exit(10) == 0
+    took = time.monotonic() - t0
+    assert 0.8 <= took < scaled(5), took
+    assert read_response(s)[0] in (0, 502, 503, 504)
+    s.close()
