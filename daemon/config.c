@@ -1202,7 +1202,7 @@ static const struct config_key config_keys[] = {
          .min = 0, .max = 1000 * 1000},
         {"limits", "new_connections_per_second", parse_uint, OFF(limits.new_connections_per_sec),
          .min = 0, .max = 1000 * 1000},
-        {"limits", "pool_size", parse_uint, OFF(limits.pool_size), .min = 1, .max = 65536},
+        {"limits", "pool_size", parse_uint, OFF(limits.pool_size), .min = 0, .max = 65536},
 
         {"metrics", "listen", parse_metrics_listen, 0, .allow_empty = true},
 
@@ -1900,7 +1900,7 @@ int gw_config_init(struct gw_config *c)
                                 .max_connections = 0,
                                 .connections_per_client = 1024,
                                 .new_connections_per_sec = 256,
-                                .pool_size = 64,
+                                .pool_size = 0,
                         },
         };
         /* [proxy] address = "::" (dual-stack), [metrics] listen = 127.0.0.1:8082. */

@@ -72,7 +72,8 @@ struct gw_limits {
         unsigned max_connections;         /* 0: from the open-file limit */
         unsigned connections_per_client;  /* 1024 per port; 0: off */
         unsigned new_connections_per_sec; /* 256; 0: off */
-        unsigned pool_size;               /* 64 idle per backend per worker (restart) */
+        unsigned pool_size;               /* idle per backend per worker; 0: the proxy's own
+                                           * policy (restart) */
 };
 
 struct gw_config {

@@ -764,6 +764,10 @@ int proxy_engine_set_limits(struct proxy_engine *e, const struct proxy_config *c
         if (r < 0)
                 return r;
         climits_set(&e->climits, c.max_connections, c.max_conns_per_client, c.new_conns_per_sec);
+        /* The owner thread's own reads of the configuration (a stop's
+         * deadline) see the new drain deadline too; workers never read this
+         * field of e->cfg (they have their copies). */
+        e->cfg.stop_timeout_ms = c.stop_timeout_ms;
         if (!e->started || e->stopped)
                 return 0;
         for (unsigned i = 0; i < e->n_workers; i++)

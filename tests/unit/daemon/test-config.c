@@ -1041,7 +1041,7 @@ static void test_issue_11_limits(void **state)
                 assert_int_equal(c.limits.max_connections, 0);
                 assert_int_equal(c.limits.connections_per_client, 1024);
                 assert_int_equal(c.limits.new_connections_per_sec, 256);
-                assert_int_equal(c.limits.pool_size, 64);
+                assert_int_equal(c.limits.pool_size, 0);
         }
         {
                 _cleanup_config_ struct gw_config c = {};
@@ -1105,7 +1105,7 @@ static void test_issue_11_limits(void **state)
                   "invalid number '-1' (expected 0 to 1000000)");
         key_fails("limits", "new_connections_per_second", "1000001", NULL,
                   "1000001 is out of range (0 to 1000000)");
-        key_fails("limits", "pool_size", "0", NULL, "0 is out of range (1 to 65536)");
+        key_fails("limits", "pool_size", "65537", NULL, "65537 is out of range (0 to 65536)");
         key_fails("limits", "max_connections", "many", NULL,
                   "invalid number 'many' (expected 0 to 100000000)");
         /* Unknown keys get a suggestion; several errors are all reported. */
