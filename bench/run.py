@@ -512,6 +512,24 @@ def _redis(wd, name):
     return sock
 
 
+# The benchmark's load comes from one address: the per-client limits
+# ([limits], issue 11) are off for it. A binary older than [limits] refuses
+# the section, so it is written only for one that accepts it.
+BENCH_LIMITS = "[limits]\nconnections_per_client = 0\nnew_connections_per_second = 0\n"
+_limits_known = {}
+
+
+def _knows_limits(binary):
+    if binary not in _limits_known:
+        with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
+            f.write(BENCH_LIMITS)
+            f.flush()
+            p = subprocess.run([binary, "--check-config", "--config", f.name],
+                               capture_output=True, text=True)
+            _limits_known[binary] = p.returncode == 0
+    return _limits_known[binary]
+
+
 def _gatewayd_instance(env, name, https_port, http_port, backend, passthrough, reuse=False,
                        binary=None, access_log=False):
     wd = env["wd"]
@@ -525,6 +543,7 @@ def _gatewayd_instance(env, name, https_port, http_port, backend, passthrough, r
                 "[names]\nvalidation = off\n"
                 f"[proxy]\naddress = 127.0.0.1\nhttps_port = {https_port}\nhttp_port = {http_port}\n"
                 "workers = 1\nhttp_plain = yes\n"
+                + (BENCH_LIMITS if _knows_limits(binary or GATEWAYD_BIN) else "") +
                 "[metrics]\nlisten =\n[log]\nlevel = warning\n" + alog)
     state = os.path.join(wd, name + "-state")
     proc = spawn("gatewayd-" + name, ["taskset", "-c", PROXY_CPU, binary or GATEWAYD_BIN,

@@ -52,6 +52,30 @@ struct gw_overlay_config {
         struct in6_addr router; /* next hop for the overlay's prefix */
 };
 
+/* [limits]: timeouts and client limits of the proxy (docs/configuration.md
+ * has each default and why). Durations in ms; a 0 rate or per-client limit
+ * is "off". Applied on SIGHUP, except the three marked "restart". */
+struct gw_limits {
+        unsigned handshake_timeout_ms;    /* 10 s: accept -> TLS done; :80 first request */
+        unsigned request_head_timeout_ms; /* 30 s: first byte -> complete head */
+        unsigned body_timeout_ms;         /* 30 s: the period of body_min_rate */
+        unsigned body_min_rate;           /* 256 B/s over body_timeout; 0: any byte */
+        unsigned send_timeout_ms;         /* 60 s: the period of send_min_rate */
+        unsigned send_min_rate;           /* 256 B/s over send_timeout; 0: any byte */
+        unsigned keepalive_timeout_ms;    /* 60 s: idle between requests */
+        unsigned connect_timeout_ms;      /* 5 s: per backend attempt */
+        unsigned response_timeout_ms;     /* 60 s: request sent -> response head */
+        unsigned tunnel_idle_timeout_ms;  /* 300 s: tunnels, passthrough, response stalls */
+        unsigned drain_timeout_ms;        /* 30 s: SIGTERM -> in-flight work cut */
+        unsigned max_head_size;           /* 16 KiB (restart) */
+        unsigned max_headers;             /* 100 (restart) */
+        unsigned max_connections;         /* 0: from the open-file limit */
+        unsigned connections_per_client;  /* 1024 per port; 0: off */
+        unsigned new_connections_per_sec; /* 256; 0: off */
+        unsigned pool_size;               /* idle per backend per worker; 0: the proxy's own
+                                           * policy (restart) */
+};
+
 struct gw_config {
         char *path; /* file it was read from */
 
@@ -95,6 +119,9 @@ struct gw_config {
         struct sockaddr_storage proxy_address; /* listen address, port 0; default "::" */
         socklen_t proxy_address_len;
         bool http_plain; /* :80 proxies terminated names instead of 308 (bench/); default no */
+
+        /* [limits] */
+        struct gw_limits limits;
 
         /* [metrics] */
         struct sockaddr_storage metrics_listen; /* Prometheus text; default 127.0.0.1:8082 */

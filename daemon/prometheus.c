@@ -596,6 +596,17 @@ static int render_engine(struct gw_daemon *d, struct strbuf *b, size_t n_routes)
         if (r >= 0)
                 r = strbuf_puts(b, "\"} 1\n");
         if (r >= 0)
+                r = put_family(b, "gatewayd_limit_rejections_total", "counter",
+                               "Connections closed at accept for a client limit ([limits]), by "
+                               "entry point and reason.");
+        for (unsigned p = 0; p < 2 && r >= 0; p++)
+                for (unsigned i = 0; i < _PROXY_LIMIT_MAX && r >= 0; i++)
+                        r = strbuf_printf(b,
+                                          "gatewayd_limit_rejections_total{entrypoint=\"%s\","
+                                          "reason=\"%s\"} %" PRIu64 "\n",
+                                          p == 0 ? "https" : "http", proxy_limit_reason_str(i),
+                                          st.limit_rejections[p][i]);
+        if (r >= 0)
                 r = render_sockpool(d, b);
         if (r >= 0)
                 r = put_family(b, "gatewayd_http_requests_total", "counter",

@@ -129,6 +129,7 @@ struct gw_proxy {
         uint64_t dying_ms;           /* ... within this deadline */
         uv_work_t stop_work;
         struct proxy_engine_stats base; /* totals of engines already freed */
+        struct gw_limits limits;        /* [limits] last given to @engine */
 
         /* Listener requests. */
         uint64_t gen;            /* of the current batch; bumped to cancel */
@@ -506,6 +507,11 @@ static void stats_add(struct proxy_engine_stats *to, const struct proxy_engine_s
         to->accept_backoffs += s->accept_backoffs;
         for (size_t i = 0; i < ELEMENTSOF(s->closed); i++)
                 to->closed[i] += s->closed[i];
+        for (size_t p = 0; p < ELEMENTSOF(s->limit_rejections); p++)
+                for (size_t i = 0; i < ELEMENTSOF(s->limit_rejections[p]); i++)
+                        to->limit_rejections[p][i] += s->limit_rejections[p][i];
+        to->limit_untracked += s->limit_untracked;
+        to->open_connections += s->open_connections;
 }
 
 bool gw_proxy_stats(struct gw_daemon *d, struct proxy_engine_stats *ret, unsigned *ret_workers)
@@ -520,6 +526,7 @@ bool gw_proxy_stats(struct gw_daemon *d, struct proxy_engine_stats *ret, unsigne
         *ret = gp->base;
         ret->active = 0;
         ret->open[0] = ret->open[1] = 0;
+        ret->open_connections = 0;
         if (gp->engine) {
                 proxy_engine_stats(gp->engine, &s);
                 stats_add(ret, &s);
@@ -670,6 +677,57 @@ static uint64_t nofile_limit(void)
         return rl.rlim_cur == RLIM_INFINITY ? UINT_MAX : MIN(rl.rlim_cur, UINT_MAX);
 }
 
+/* [limits] into the engine's configuration: a rate or per-client limit of 0
+ * ("off" in the file) is PROXY_LIMIT_OFF there (its 0 is "the default"). */
+static void limits_to_config(const struct gw_limits *l, struct proxy_config *c)
+{
+        c->handshake_timeout_ms = l->handshake_timeout_ms;
+        c->request_timeout_ms = l->request_head_timeout_ms;
+        c->body_timeout_ms = l->body_timeout_ms;
+        c->body_min_rate = l->body_min_rate ? l->body_min_rate : PROXY_LIMIT_OFF;
+        c->send_timeout_ms = l->send_timeout_ms;
+        c->send_min_rate = l->send_min_rate ? l->send_min_rate : PROXY_LIMIT_OFF;
+        c->keepalive_timeout_ms = l->keepalive_timeout_ms;
+        c->connect_timeout_ms = l->connect_timeout_ms;
+        c->upstream_timeout_ms = l->response_timeout_ms;
+        c->idle_timeout_ms = l->tunnel_idle_timeout_ms;
+        c->stop_timeout_ms = l->drain_timeout_ms;
+        c->max_head = l->max_head_size;
+        c->max_headers = l->max_headers;
+        c->max_connections = l->max_connections;
+        c->max_conns_per_client =
+                l->connections_per_client ? l->connections_per_client : PROXY_LIMIT_OFF;
+        c->new_conns_per_sec =
+                l->new_connections_per_sec ? l->new_connections_per_sec : PROXY_LIMIT_OFF;
+        c->upstream_idle_max = l->pool_size;
+}
+
+/* SIGHUP: the limits the engine can take live go to it now; the ones its
+ * buffers and pool were sized with wait for its next start. */
+static void apply_limits(struct gw_proxy *gp)
+{
+        const struct gw_limits *l = &gp->d->cfg.limits;
+        struct proxy_config cfg = {};
+        int r;
+
+        if (!gp->engine || memcmp(&gp->limits, l, sizeof(*l)) == 0)
+                return;
+        limits_to_config(l, &cfg);
+        r = proxy_engine_set_limits(gp->engine, &cfg);
+        if (r < 0) {
+                log_error_errno(r, "Failed to apply [limits] to the proxy: %m");
+                return;
+        }
+        if (gp->limits.max_head_size != l->max_head_size ||
+            gp->limits.max_headers != l->max_headers || gp->limits.pool_size != l->pool_size)
+                log_notice("[limits] max_head_size, max_headers and pool_size take effect at the "
+                           "next start of the proxy (restart gatewayd)");
+        else
+                log_info("[limits] applied");
+        /* Asked for: the next engine starts with all of it. */
+        gp->limits = *l;
+}
+
 /* The fds of a complete batch: start the engine or swap its listeners. */
 static int engine_take_fds(struct gw_proxy *gp, char **reterr)
 {
@@ -695,6 +753,8 @@ static int engine_take_fds(struct gw_proxy *gp, char **reterr)
                         *reterr = NULL;
                 return r;
         }
+        limits_to_config(&gp->d->cfg.limits, &cfg);
+        gp->limits = gp->d->cfg.limits;
         /* 0 would mean "the engine's own default": never pass it. */
         cfg.max_fds = limit > gw_fd_reserve() ? (unsigned)(limit - gw_fd_reserve()) : 0;
         r = cfg.max_fds ? proxy_engine_new(&cfg, gp->table, &gp->engine) : -EMFILE;
@@ -1011,6 +1071,7 @@ void gw_proxy_apply(struct gw_daemon *d)
                 (void)routes_load(gp);
         }
         gp->retry_ms = RETRY_MIN_MS;
+        apply_limits(gp);
         proxy_apply(gp);
 }
 

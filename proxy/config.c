@@ -33,6 +33,13 @@
 #define DEFAULT_CHECK_MIN_MS 1000u
 #define DEFAULT_CHECK_MAX_MS 10000u
 #define MAX_CHECK_MS         3600000u
+#define DEFAULT_PER_CLIENT   1024u
+#define DEFAULT_CONN_RATE    256u
+#define DEFAULT_BODY_MS      30000u
+#define DEFAULT_BODY_RATE    256u
+#define DEFAULT_SEND_MS      60000u
+#define DEFAULT_SEND_RATE    256u
+#define MAX_TIMEOUT_MS       (7ull * 24 * 3600 * 1000) /* a week: beyond, a typo */
 
 static const char *const close_reason_names[_PROXY_CLOSE_MAX] = {
         [PROXY_CLOSE_DONE] = "done",
@@ -54,7 +61,22 @@ static const char *const close_reason_names[_PROXY_CLOSE_MAX] = {
         [PROXY_CLOSE_KEEPALIVE_DONE] = "keepalive-done",
         [PROXY_CLOSE_REQUEST_TIMEOUT] = "request-timeout",
         [PROXY_CLOSE_BAD_RESPONSE] = "bad-response",
+        [PROXY_CLOSE_BODY_TOO_SLOW] = "body-too-slow",
+        [PROXY_CLOSE_SEND_TOO_SLOW] = "send-too-slow",
 };
+
+static const char *const limit_reason_names[_PROXY_LIMIT_MAX] = {
+        [PROXY_LIMIT_PER_CLIENT] = "per_client",
+        [PROXY_LIMIT_RATE] = "rate",
+        [PROXY_LIMIT_TOTAL] = "total",
+};
+
+const char *proxy_limit_reason_str(enum proxy_limit_reason r)
+{
+        if ((unsigned)r >= _PROXY_LIMIT_MAX)
+                return NULL;
+        return limit_reason_names[r];
+}
 
 const char *proxy_close_reason_str(enum proxy_close_reason r)
 {
@@ -86,6 +108,52 @@ static int resolve_fds(struct proxy_config *c, unsigned *ret_worker_fds)
         if (!c->max_conns_per_worker || c->max_conns_per_worker > worker_fds / 2)
                 c->max_conns_per_worker = worker_fds / 2;
         *ret_worker_fds = worker_fds;
+        return 0;
+}
+
+/* The most max_connections may be. With several workers, one less than
+ * their shares together: while the total is at its cap at least one worker
+ * still has room to accept, and refuses at once (a worker at its own share
+ * stops accepting instead, issue 10). With one worker, its share: at the
+ * cap it stops accepting, and connections wait in the kernel's queue. */
+static unsigned max_total(const struct proxy_config *c)
+{
+        uint64_t n = (uint64_t)c->workers * c->max_conns_per_worker;
+
+        if (c->workers > 1)
+                n--;
+        return n > UINT_MAX - 1 ? UINT_MAX - 1 : (unsigned)n;
+}
+
+int proxy_config_resolve_live(const struct proxy_config *in, struct proxy_config *c)
+{
+        const uint64_t timeouts[] = {
+                in->handshake_timeout_ms, in->connect_timeout_ms, in->idle_timeout_ms,
+                in->stop_timeout_ms,      in->request_timeout_ms, in->keepalive_timeout_ms,
+                in->upstream_timeout_ms,  in->body_timeout_ms,    in->send_timeout_ms,
+        };
+
+        for (unsigned i = 0; i < ELEMENTSOF(timeouts); i++)
+                if (timeouts[i] > MAX_TIMEOUT_MS)
+                        return -EINVAL;
+        if (in->new_conns_per_sec > 1000000u && in->new_conns_per_sec != PROXY_LIMIT_OFF)
+                return -EINVAL;
+        c->handshake_timeout_ms = in->handshake_timeout_ms ?: DEFAULT_HANDSHAKE_MS;
+        c->connect_timeout_ms = in->connect_timeout_ms ?: DEFAULT_CONNECT_MS;
+        c->idle_timeout_ms = in->idle_timeout_ms ?: DEFAULT_IDLE_MS;
+        c->stop_timeout_ms = in->stop_timeout_ms ?: DEFAULT_STOP_MS;
+        c->request_timeout_ms = in->request_timeout_ms ?: DEFAULT_REQUEST_MS;
+        c->keepalive_timeout_ms = in->keepalive_timeout_ms ?: DEFAULT_KEEPALIVE_MS;
+        c->upstream_timeout_ms = in->upstream_timeout_ms ?: DEFAULT_UPSTREAM_MS;
+        c->body_timeout_ms = in->body_timeout_ms ?: DEFAULT_BODY_MS;
+        c->body_min_rate = in->body_min_rate ?: DEFAULT_BODY_RATE;
+        c->send_timeout_ms = in->send_timeout_ms ?: DEFAULT_SEND_MS;
+        c->send_min_rate = in->send_min_rate ?: DEFAULT_SEND_RATE;
+        c->max_conns_per_client = in->max_conns_per_client ?: DEFAULT_PER_CLIENT;
+        c->new_conns_per_sec = in->new_conns_per_sec ?: DEFAULT_CONN_RATE;
+        c->max_connections = in->max_connections && in->max_connections < max_total(c)
+                                     ? in->max_connections
+                                     : max_total(c);
         return 0;
 }
 
@@ -123,14 +191,6 @@ int proxy_config_resolve(const struct proxy_config *cfg, struct proxy_config *re
                 c.upstream_idle_timeout_ms = DEFAULT_POOL_IDLE_MS;
         if (!c.hello_max)
                 c.hello_max = PROXY_TLS_HELLO_MAX_DEFAULT;
-        if (!c.handshake_timeout_ms)
-                c.handshake_timeout_ms = DEFAULT_HANDSHAKE_MS;
-        if (!c.connect_timeout_ms)
-                c.connect_timeout_ms = DEFAULT_CONNECT_MS;
-        if (!c.idle_timeout_ms)
-                c.idle_timeout_ms = DEFAULT_IDLE_MS;
-        if (!c.stop_timeout_ms)
-                c.stop_timeout_ms = DEFAULT_STOP_MS;
         if (!c.relay_buf_size)
                 c.relay_buf_size = DEFAULT_RELAY_BUF;
         if (!c.socket_factory)
@@ -157,6 +217,10 @@ int proxy_config_resolve(const struct proxy_config *cfg, struct proxy_config *re
          * bound above that total would never bind. */
         if (c.upstream_idle_max > c.max_conns_per_worker)
                 c.upstream_idle_max = c.max_conns_per_worker;
+        /* After the descriptors: max_connections is bounded by them. */
+        r = proxy_config_resolve_live(cfg, &c);
+        if (r < 0)
+                return r;
         *ret = c;
         return 0;
 }

@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/macros.h"
+#include "proxy/climits.h"
 #include "proxy/ev.h"
 #include "proxy/h1-server.h"
 #include "proxy/proxy.h"
@@ -49,7 +50,9 @@ struct listener {
 };
 
 struct worker {
-        struct proxy_worker pw; /* its connections, epoll set, pool (worker.h) */
+        struct proxy_worker pw;  /* its connections, epoll set, pool (worker.h) */
+        struct proxy_config cfg; /* the worker's own copy (pw.cfg): live limits change it */
+        unsigned live_gen;       /* of the live limits in @cfg */
         struct proxy_engine *e;
         unsigned idx;
         uv_thread_t thread;
@@ -75,6 +78,13 @@ struct worker {
 struct proxy_engine {
         struct proxy_config cfg; /* defaults resolved */
         unsigned worker_fds;     /* each worker's share of max_fds for its connections */
+        struct climits climits;  /* per-client and total connection limits, all workers */
+        bool climits_init;
+        /* proxy_engine_set_limits(): the live fields for the workers. */
+        uv_mutex_t live_mutex; /* guards @live */
+        bool live_mutex_init;
+        struct proxy_config live;
+        atomic_uint live_gen;
         struct proxy_route_table *routes;
         bool started;
         bool stopped;
@@ -159,6 +169,39 @@ static int worker_accept(struct worker *w, int fd, const struct sockaddr_storage
         return r == -ENOMEM ? r : 0;
 }
 
+static const char resp_429[] = "HTTP/1.1 429 Too Many Requests\r\n"
+                               "Content-Type: text/plain\r\n"
+                               "Content-Length: 22\r\n"
+                               "Retry-After: 1\r\n"
+                               "Connection: close\r\n"
+                               "\r\n"
+                               "429 Too Many Requests\n";
+static const char resp_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                               "Content-Type: text/plain\r\n"
+                               "Content-Length: 24\r\n"
+                               "Retry-After: 1\r\n"
+                               "Connection: close\r\n"
+                               "\r\n"
+                               "503 Service Unavailable\n";
+
+/* @fd is over a client limit: close it at once, never reading more than
+ * one buffer, never waiting. On :80 a request may already be there: read
+ * it (so that close() sends a FIN, not a reset) and answer 429 (503 for
+ * the total), which fits any socket buffer. On :443 nothing can be said
+ * before a handshake, which is what the limit saves. */
+static void worker_refuse(struct worker *w, int fd, bool https, enum climit_verdict v)
+{
+        proxy_stat_add(&w->pw.stats.limit_rejections[https ? 0 : 1][v], 1);
+        if (!https) {
+                const char *resp = v == CLIMIT_TOTAL ? resp_503 : resp_429;
+                size_t len = v == CLIMIT_TOTAL ? sizeof(resp_503) - 1 : sizeof(resp_429) - 1;
+
+                (void)recv(fd, w->pw.scratch, PROXY_SCRATCH_SIZE, MSG_DONTWAIT);
+                (void)send(fd, resp, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+        safe_close(fd);
+}
+
 /* accept4() in a bounded batch. */
 static void on_listener(struct ev_handle *h, unsigned events)
 {
@@ -174,7 +217,8 @@ static void on_listener(struct ev_handle *h, unsigned events)
         for (unsigned i = 0; i < ACCEPT_BATCH; i++) {
                 struct sockaddr_storage peer;
                 socklen_t len = sizeof(peer);
-                int fd;
+                enum climit_verdict v;
+                int fd, r;
 
                 if (worker_full(w)) {
                         l->full = true;
@@ -206,8 +250,22 @@ static void on_listener(struct ev_handle *h, unsigned events)
                         }
                 }
                 proxy_stat_add(&w->pw.stats.accepted, 1);
+                v = climits_admit(&w->e->climits, &peer, l->https ? CLIMIT_HTTPS : CLIMIT_HTTP,
+                                  uv_hrtime() / 1000, &w->pw.admit_handle);
+                if (v != CLIMIT_ADMIT) {
+                        worker_refuse(w, fd, l->https, v);
+                        continue;
+                }
+                w->pw.admitted = true;
                 worker_make_room(w);
-                if (worker_accept(w, fd, &peer, l->https) == -ENOMEM)
+                r = worker_accept(w, fd, &peer, l->https);
+                if (w->pw.admitted) {
+                        /* No connection object took the count. */
+                        climits_release(&w->e->climits, w->pw.admit_handle);
+                        w->pw.admit_handle = 0;
+                        w->pw.admitted = false;
+                }
+                if (r == -ENOMEM)
                         return listener_backoff(l);
         }
 }
@@ -339,6 +397,22 @@ static void worker_replace_listeners(struct worker *w)
                 log_debug("proxy: worker %u: cannot listen on the new :80 socket", w->idx);
 }
 
+/* proxy_engine_set_limits() published new live limits: take them into the
+ * worker's own copy of the configuration (only this thread reads it). */
+static void worker_take_limits(struct worker *w)
+{
+        struct proxy_engine *e = w->e;
+        unsigned gen = atomic_load_explicit(&e->live_gen, memory_order_acquire);
+
+        if (gen == w->live_gen)
+                return;
+        uv_mutex_lock(&e->live_mutex);
+        w->live_gen = atomic_load_explicit(&e->live_gen, memory_order_relaxed);
+        (void)proxy_config_resolve_live(&e->live, &w->cfg);
+        uv_mutex_unlock(&e->live_mutex);
+        proxy_worker_apply_limits(&w->pw, &w->cfg);
+}
+
 static void on_async(uv_async_t *a)
 {
         struct worker *w = a->data;
@@ -346,6 +420,9 @@ static void on_async(uv_async_t *a)
 
         if (w->stopping)
                 return;
+        /* First: limits set just before a stop (a reload that also turns
+         * the proxy off) bring the drain deadline the stop uses. */
+        worker_take_limits(w);
         if (atomic_load_explicit(&w->stop_requested, memory_order_acquire))
                 return worker_begin_stop(w);
 
@@ -406,6 +483,13 @@ static int worker_init(struct worker *w)
 
         w->new_https_fd = w->new_http_fd = -1;
         w->pw.idx = w->idx;
+        /* Live limits set before the start are in e->live already. */
+        w->cfg = w->e->cfg;
+        uv_mutex_lock(&w->e->live_mutex);
+        w->live_gen = atomic_load_explicit(&w->e->live_gen, memory_order_relaxed);
+        (void)proxy_config_resolve_live(&w->e->live, &w->cfg);
+        uv_mutex_unlock(&w->e->live_mutex);
+        w->pw.climits = &w->e->climits;
         r = uv_mutex_init(&w->lmutex);
         if (r < 0)
                 return r;
@@ -424,7 +508,8 @@ static int worker_init(struct worker *w)
                 return r;
         w->stop_timer.data = w;
         w->stop_timer_init = true;
-        r = proxy_worker_init(&w->pw, &w->loop, cfg, w->e->routes, w->e->worker_fds, on_conn_freed);
+        r = proxy_worker_init(&w->pw, &w->loop, &w->cfg, w->e->routes, w->e->worker_fds,
+                              on_conn_freed);
         if (r < 0)
                 return r;
 
@@ -470,6 +555,21 @@ int proxy_engine_new(const struct proxy_config *cfg, struct proxy_route_table *r
         e->worker_fds = worker_fds;
         e->routes = routes;
         e->n_workers = n;
+        e->live = c;
+        atomic_init(&e->live_gen, 0);
+        r = uv_mutex_init(&e->live_mutex);
+        if (r < 0) {
+                free(e);
+                return r;
+        }
+        e->live_mutex_init = true;
+        r = climits_init(&e->climits, c.max_connections, c.max_conns_per_client,
+                         c.new_conns_per_sec);
+        if (r < 0) {
+                proxy_engine_free(e);
+                return r;
+        }
+        e->climits_init = true;
         for (unsigned i = 0; i < n; i++) {
                 e->workers[i].e = e;
                 e->workers[i].idx = i;
@@ -607,6 +707,10 @@ struct proxy_engine *proxy_engine_free(struct proxy_engine *e)
         if (!e)
                 return NULL;
         (void)proxy_engine_stop(e);
+        if (e->climits_init)
+                climits_done(&e->climits);
+        if (e->live_mutex_init)
+                uv_mutex_destroy(&e->live_mutex);
         free(e);
         return NULL;
 }
@@ -641,7 +745,46 @@ void proxy_engine_stats(const struct proxy_engine *e, struct proxy_engine_stats 
                         atomic_load_explicit(&h->upstream_reused, memory_order_relaxed);
                 for (unsigned k = 0; k < _PROXY_CLOSE_MAX; k++)
                         ret->closed[k] += atomic_load_explicit(&h->closed[k], memory_order_relaxed);
+                for (unsigned p = 0; p < 2; p++)
+                        for (unsigned k = 0; k < _PROXY_LIMIT_MAX; k++)
+                                ret->limit_rejections[p][k] += atomic_load_explicit(
+                                        &h->limit_rejections[p][k], memory_order_relaxed);
         }
+        if (e->climits_init) {
+                ret->limit_untracked =
+                        atomic_load_explicit(&e->climits.untracked, memory_order_relaxed);
+                ret->open_connections =
+                        atomic_load_explicit(&e->climits.total, memory_order_relaxed);
+        }
+}
+
+int proxy_engine_set_limits(struct proxy_engine *e, const struct proxy_config *cfg)
+{
+        struct proxy_config c;
+        int r;
+
+        assert(e && cfg);
+        uv_mutex_lock(&e->live_mutex);
+        c = e->live;
+        r = proxy_config_resolve_live(cfg, &c);
+        if (r >= 0) {
+                e->live = c;
+                atomic_fetch_add_explicit(&e->live_gen, 1, memory_order_release);
+        }
+        uv_mutex_unlock(&e->live_mutex);
+        if (r < 0)
+                return r;
+        climits_set(&e->climits, c.max_connections, c.max_conns_per_client, c.new_conns_per_sec);
+        /* The owner thread's own reads of the configuration (a stop's
+         * deadline) see the new drain deadline too; workers never read this
+         * field of e->cfg (they have their copies). */
+        e->cfg.stop_timeout_ms = c.stop_timeout_ms;
+        if (!e->started || e->stopped)
+                return 0;
+        for (unsigned i = 0; i < e->n_workers; i++)
+                if (e->workers[i].thread_started)
+                        (void)uv_async_send(&e->workers[i].async);
+        return 0;
 }
 
 unsigned proxy_engine_workers(const struct proxy_engine *e)

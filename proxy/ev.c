@@ -149,6 +149,29 @@ void ev__deadline(struct ev *ev, struct ev_handle *h, unsigned tq)
                 tq_arm(q, q->dur);
 }
 
+void ev_tq_set_dur(struct ev *ev, unsigned tq, uint64_t dur)
+{
+        struct ev_tq *q;
+        struct ev_link *l;
+        uint64_t now;
+
+        assert(tq < ev->n_tq);
+        q = &ev->tq[tq];
+        q->dur = dur ? dur : 1;
+        /* Every deadline in the queue moves by the same amount, so the FIFO
+         * stays sorted; only the timer for its head must be set anew. */
+        if (q->armed) {
+                (void)uv_timer_stop(&q->timer);
+                q->armed = false;
+        }
+        l = q->head.next;
+        if (l == &q->head)
+                return;
+        now = ev_now(ev);
+        tq_arm(q,
+               ev_handle_of(l)->since + q->dur > now ? ev_handle_of(l)->since + q->dur - now : 0);
+}
+
 static void on_tq_timer(uv_timer_t *t)
 {
         struct ev_tq *q = container_of(t, struct ev_tq, timer);

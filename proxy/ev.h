@@ -37,7 +37,7 @@
 #define EV_WRITE   (1u << 1) /* writable (a connect completed or failed) */
 #define EV_TIMEOUT (1u << 2) /* the handle's deadline passed (it left its queue) */
 
-#define EV_TQ_MAX  12u   /* deadline queues per loop */
+#define EV_TQ_MAX  16u   /* deadline queues per loop */
 #define EV_TQ_NONE 0xffu /* ev_handle.tq when not queued */
 
 struct ev;
@@ -138,6 +138,11 @@ static inline void ev_deadline(struct ev *ev, struct ev_handle *h, unsigned tq)
                 return;
         ev__deadline(ev, h, tq);
 }
+
+/* Give queue @tq the duration @dur ms (0 counts as 1) from now on: the
+ * deadlines of the handles in it move by the difference (a live change of
+ * a timeout). */
+void ev_tq_set_dur(struct ev *ev, unsigned tq, uint64_t dur);
 
 /* No more callbacks for @h; @free runs from the reap, on a later loop
  * iteration. The fd is the owner's to close (close() takes it out of the

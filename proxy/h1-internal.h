@@ -79,6 +79,8 @@ struct xb {
         struct exch ex;     /* the backend side: connection, request queue, response */
         struct relay relay; /* TUNNEL: the bytes after a 101, through in and ex.uin */
         struct hreq e;
+        uint64_t rx_bytes;  /* bytes read from the client while the block is held */
+        uint64_t rate_mark; /* BODY/SEND deadline: rx_bytes/e.resp_bytes when it was set */
 };
 
 struct hconn {
@@ -91,6 +93,8 @@ struct hconn {
         uint32_t linger_bytes;
         uint8_t state;
         uint8_t reason;   /* enum proxy_close_reason, once CLOSING */
+        uint8_t tq;       /* the deadline queue h1__step() put the client socket in */
+        bool served;      /* a request head was received: idle is keep-alive now */
         bool ev_timeout;  /* the deadline passed */
         bool timer_reset; /* state entered: restart the deadline */
         bool progress;    /* bytes moved during this step */

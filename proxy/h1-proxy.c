@@ -328,7 +328,16 @@ void h1__step_proxy(struct hconn *c)
         int r;
 
         if (c->ev_timeout || ex->ev_timeout) {
+                bool client = c->ev_timeout;
+
                 c->ev_timeout = ex->ev_timeout = false;
+                if (client && c->tq == PROXY_TQ_BODY)
+                        /* Below body_min_rate: nothing of the answer went
+                         * out yet (interim aside), so it can say why. */
+                        return ex->interim ? h1__close(c, PROXY_CLOSE_BODY_TOO_SLOW)
+                                           : h1__respond(c, 408, PROXY_CLOSE_BODY_TOO_SLOW, NULL);
+                if (client && c->tq == PROXY_TQ_SEND)
+                        return h1__close(c, PROXY_CLOSE_SEND_TOO_SLOW);
                 if (ex->resp_head || ex->interim || ex->upgrade)
                         return h1__close(c, PROXY_CLOSE_IDLE_TIMEOUT);
                 if (!ex->reqp.done)

@@ -88,6 +88,7 @@ static struct xb *xb_get(struct h1_ctx *ctx, bool tls)
         }
         x->next_free = NULL;
         x->in_off = x->in_len = x->in_fill = 0;
+        x->rx_bytes = x->rate_mark = 0;
         iovq_reset(&x->cq);
         return x;
 }
@@ -122,8 +123,11 @@ static ssize_t hc_read(struct hconn *c, uint8_t *p, size_t n)
 {
         ssize_t k = sock_read(c->s, p, n);
 
-        if (k > 0)
+        if (k > 0) {
                 c->progress = true;
+                if (c->x)
+                        c->x->rx_bytes += (uint64_t)k;
+        }
         return k;
 }
 
@@ -311,12 +315,19 @@ void h1__begin_request(struct hconn *c)
 
 /* ---- steps (CONNECT, PROXY, TUNNEL: h1-proxy.c) ---- */
 
+/* Why an idle connection whose deadline passed ends: a connection that
+ * never sent a request had the handshake-class deadline. */
+static enum proxy_close_reason idle_reason(const struct hconn *c)
+{
+        return c->served ? PROXY_CLOSE_KEEPALIVE_DONE : PROXY_CLOSE_REQUEST_TIMEOUT;
+}
+
 static void step_idle(struct hconn *c)
 {
         struct xb *x;
 
         if (c->ev_timeout)
-                return h1__close(c, PROXY_CLOSE_KEEPALIVE_DONE);
+                return h1__close(c, idle_reason(c));
         if (c->s->err)
                 return h1__close(c, PROXY_CLOSE_CLIENT_ERROR);
         if (!h1__can_read(c))
@@ -371,7 +382,7 @@ static void step_head(struct hconn *c)
         if (c->ev_timeout) {
                 c->ev_timeout = false;
                 if (x->in_len == 0)
-                        return h1__close(c, PROXY_CLOSE_KEEPALIVE_DONE);
+                        return h1__close(c, idle_reason(c));
                 return h1__respond(c, 408, PROXY_CLOSE_REQUEST_TIMEOUT, NULL);
         }
         if (c->s->err)
@@ -379,8 +390,10 @@ static void step_head(struct hconn *c)
         for (;;) {
                 if (x->in_len > 0) {
                         r = proxy_h1_req_parse(&x->req, x->in, x->in_len);
-                        if (r >= 0)
+                        if (r >= 0) {
+                                c->served = true;
                                 return h1__dispatch(c, r);
+                        }
                         if (r != -EAGAIN)
                                 return h1__bad_request(c, proxy_h1_err_status(x->req.h.err));
                         if (x->in_len == hc_ctx(c)->in_cap)
@@ -409,7 +422,8 @@ static void step_respond(struct hconn *c)
         int r;
 
         if (c->ev_timeout)
-                return h1__close(c, PROXY_CLOSE_IDLE_TIMEOUT);
+                return h1__close(c, c->tq == PROXY_TQ_SEND ? PROXY_CLOSE_SEND_TOO_SLOW
+                                                           : PROXY_CLOSE_IDLE_TIMEOUT);
         if (c->s->err)
                 return h1__close(c, PROXY_CLOSE_CLIENT_ERROR);
         r = h1__flush(c, &x->cq, &x->e.resp_bytes);
@@ -426,6 +440,16 @@ static void step_respond(struct hconn *c)
 
 /* ---- the step driver ---- */
 
+/* The queue of a connection that owes the client bytes: SEND while the
+ * client does not take them (a write is blocked), so that it must take
+ * send_min_rate; IDLE while the bytes are waiting on the backend. */
+static unsigned hc_owed_kind(const struct hconn *c)
+{
+        return c->x->cq.left > 0 && c->s->wr_blocked ? PROXY_TQ_SEND : PROXY_TQ_IDLE;
+}
+
+/* The deadline queue for @c's state; *refresh: progress moves the
+ * deadline (for BODY and SEND only enough progress, see h1__step()). */
 static unsigned hc_timeout_kind(const struct hconn *c, bool *refresh)
 {
         const struct xb *x = c->x;
@@ -433,24 +457,40 @@ static unsigned hc_timeout_kind(const struct hconn *c, bool *refresh)
         *refresh = false;
         switch (c->state) {
         case HC_IDLE:
-                return PROXY_TQ_KEEPALIVE;
+                /* A :80 connection that never sent a request gets no more
+                 * time than a TLS handshake would (issue 11): idle sockets
+                 * are what a flood of connections is made of. */
+                return c->served || c->s->ssl ? PROXY_TQ_KEEPALIVE : PROXY_TQ_HANDSHAKE;
         case HC_HEAD:
-                return x && x->in_len > 0 ? PROXY_TQ_REQUEST : PROXY_TQ_KEEPALIVE;
+                if (x && x->in_len > 0)
+                        return PROXY_TQ_REQUEST;
+                return c->served || c->s->ssl ? PROXY_TQ_KEEPALIVE : PROXY_TQ_HANDSHAKE;
         case HC_CONNECT:
                 /* The backend socket has the connect deadline. */
                 return EV_TQ_NONE;
         case HC_PROXY:
-                if (!x->ex.resp_head && !x->ex.interim && !x->ex.upgrade) {
+                if (!x->ex.resp_head && !x->ex.upgrade) {
+                        *refresh = true;
+                        /* The body is due from the client at its minimum
+                         * rate, unless our buffer is full (the backend is
+                         * not taking it: that is not the client's fault). */
+                        if (!x->ex.reqp.done && x->in_len < hc_ctx(c)->in_cap)
+                                return PROXY_TQ_BODY;
+                        if (x->ex.interim)
+                                return hc_owed_kind(c);
                         /* Once sent, the backend socket has the
                          * response-head deadline. */
-                        if (x->ex.req_sent_all)
+                        if (x->ex.req_sent_all) {
+                                *refresh = false;
                                 return EV_TQ_NONE;
-                        *refresh = true;
+                        }
                         return PROXY_TQ_REQUEST;
                 }
                 *refresh = true;
-                return PROXY_TQ_IDLE;
+                return hc_owed_kind(c);
         case HC_RESPOND:
+                *refresh = true;
+                return hc_owed_kind(c);
         case HC_TUNNEL:
                 *refresh = true;
                 return PROXY_TQ_IDLE;
@@ -459,6 +499,23 @@ static unsigned hc_timeout_kind(const struct hconn *c, bool *refresh)
         default:
                 return EV_TQ_NONE;
         }
+}
+
+/* For a BODY or SEND deadline: the bytes that count as progress (read from
+ * the client, written to it) and how many make enough per period; 0: any
+ * progress moves the deadline. */
+static uint64_t hc_rate_counter(const struct hconn *c, unsigned kind, uint64_t *quota)
+{
+        const struct proxy_config *cfg = c->base.w->cfg;
+        uint32_t rate = kind == PROXY_TQ_BODY ? cfg->body_min_rate : cfg->send_min_rate;
+        uint64_t period = kind == PROXY_TQ_BODY ? cfg->body_timeout_ms : cfg->send_timeout_ms;
+
+        *quota = 0;
+        if (kind != PROXY_TQ_BODY && kind != PROXY_TQ_SEND)
+                return 0;
+        if (rate != PROXY_LIMIT_OFF)
+                *quota = MAX((uint64_t)rate * period / 1000, 1);
+        return kind == PROXY_TQ_BODY ? c->x->rx_bytes : c->x->e.resp_bytes;
 }
 
 /* Whether the client socket should be read (write interest is the
@@ -489,6 +546,7 @@ static bool hc_want_read(const struct hconn *c)
 
 void h1__step(struct hconn *c)
 {
+        uint64_t quota;
         unsigned kind;
         bool refresh;
         int r;
@@ -537,8 +595,23 @@ void h1__step(struct hconn *c)
         }
 
         kind = hc_timeout_kind(c, &refresh);
-        if (kind != c->s->h.tq || c->timer_reset || (refresh && c->progress))
+        if (kind != c->s->h.tq || c->timer_reset) {
                 sock_deadline(c->s, kind);
+                if (c->x)
+                        c->x->rate_mark = hc_rate_counter(c, kind, &quota);
+        } else if (refresh && c->progress) {
+                /* A minimum rate: the deadline moves only once a period's
+                 * worth of bytes moved since it was set (nginx's
+                 * client_body_timeout restarts on every byte, so one byte
+                 * per period holds a backend connection forever). */
+                uint64_t n = hc_rate_counter(c, kind, &quota);
+
+                if (!quota || n - c->x->rate_mark >= quota) {
+                        sock_deadline(c->s, kind);
+                        c->x->rate_mark = n;
+                }
+        }
+        c->tq = (uint8_t)kind;
         c->timer_reset = false;
         c->progress = false;
 

@@ -84,6 +84,9 @@ struct proxy_access_sink; /* proxy/access-log.h */
  * worker itself and 8 connections. */
 #define PROXY_ENGINE_MIN_WORKER_FDS (PROXY_ENGINE_WORKER_FDS + 16u)
 
+/* A per-client limit or minimum rate that is not applied. */
+#define PROXY_LIMIT_OFF UINT32_MAX
+
 /* Zero means "the default" for every numeric field. */
 struct proxy_config {
         unsigned workers;                        /* worker threads; 0: one per CPU */
@@ -123,6 +126,28 @@ struct proxy_config {
         uint64_t upstream_idle_timeout_ms; /* a pooled connection unused this long closes;
                                             * 0: 30 s */
 
+        /* Client limits (docs/internals/proxy.md, "Client limits"); the
+         * per-client ones take PROXY_LIMIT_OFF for "no limit". */
+        unsigned max_connections;      /* client connections of all workers together,
+                                        * over it closed at once; 0 or more than the
+                                        * descriptors allow: workers x
+                                        * max_conns_per_worker (- 1 with several
+                                        * workers, so one still accepts to refuse) */
+        unsigned max_conns_per_client; /* per client address (IPv6: /64) per port;
+                                        * 0: 1024 */
+        unsigned new_conns_per_sec;    /* new connections per second per client address
+                                        * (a burst of one second's worth); 0: 256 */
+        uint64_t body_timeout_ms;      /* request body: the period of its minimum rate;
+                                        * 0: 30 s */
+        uint32_t body_min_rate;        /* request body bytes per second, averaged over
+                                        * body_timeout_ms; 0: 256; PROXY_LIMIT_OFF: any
+                                        * byte counts as progress (an idle timeout) */
+        uint64_t send_timeout_ms;      /* response to a client that does not read: the
+                                        * period of its minimum rate; 0: 60 s */
+        uint32_t send_min_rate;        /* bytes per second the client must take while
+                                        * it is owed some, over send_timeout_ms; 0: 256;
+                                        * PROXY_LIMIT_OFF: any byte is progress */
+
         /* The access log (proxy/access-log.h): borrowed, outlives the
          * engine; NULL: no access log. */
         struct proxy_access_sink *access_log;
@@ -158,6 +183,9 @@ enum proxy_close_reason {
                                       * keep-alive timeout, Connection: close, 421/308/404 */
         PROXY_CLOSE_REQUEST_TIMEOUT, /* HTTP: request head or body stalled */
         PROXY_CLOSE_BAD_RESPONSE,    /* HTTP: backend response malformed or cut short */
+        PROXY_CLOSE_BODY_TOO_SLOW,   /* HTTP: request body below body_min_rate (408) */
+        PROXY_CLOSE_SEND_TOO_SLOW,   /* HTTP: the client took less than send_min_rate of
+                                      * the response owed to it */
         _PROXY_CLOSE_MAX,
 };
 
@@ -177,6 +205,17 @@ enum proxy_conn_state {
 
 const char *proxy_conn_state_str(enum proxy_conn_state s);
 
+/* Why an accepted connection was closed at once (over a client limit). */
+enum proxy_limit_reason {
+        PROXY_LIMIT_PER_CLIENT, /* max_conns_per_client on that port */
+        PROXY_LIMIT_RATE,       /* new_conns_per_sec */
+        PROXY_LIMIT_TOTAL,      /* max_connections */
+        _PROXY_LIMIT_MAX,
+};
+
+/* "per_client", "rate", "total"; NULL for other values. */
+const char *proxy_limit_reason_str(enum proxy_limit_reason r);
+
 struct proxy_engine_stats {
         uint64_t accepted;                 /* connections accepted (:443 and :80) */
         uint64_t tls_handshakes;           /* completed TLS handshakes (terminated) */
@@ -191,6 +230,9 @@ struct proxy_engine_stats {
         uint64_t accept_backoffs;          /* a listener paused after EMFILE, ENFILE, ENOMEM,
                                             * ENOBUFS (or another accept4() error) */
         uint64_t closed[_PROXY_CLOSE_MAX]; /* freed connections by reason */
+        uint64_t limit_rejections[2][_PROXY_LIMIT_MAX]; /* [0] :443, [1] :80, by reason */
+        uint64_t limit_untracked;  /* admitted without a per-client slot (bucket full) */
+        uint64_t open_connections; /* client connections counted against max_connections */
 };
 
 /* Validate @cfg (copied) and allocate the engine; @routes is borrowed and
@@ -237,6 +279,17 @@ static inline void proxy_engine_freep(struct proxy_engine **e)
 {
         proxy_engine_free(*e);
 }
+
+/* Apply the live limits of @cfg to a started or new engine: every
+ * timeout, the drain deadline (stop_timeout_ms), max_connections,
+ * max_conns_per_client, new_conns_per_sec and the minimum rates; other
+ * fields of @cfg are ignored (they need a new engine: max_head,
+ * max_headers, upstream_idle_max, workers, ...). Deadlines already running
+ * move by the difference; connections over a lowered cap stay. Returns 0
+ * or -EINVAL (the same bounds as proxy_engine_new()); nothing changes on
+ * error. Called from the engine's owner thread; the workers pick the new
+ * values up asynchronously. */
+int proxy_engine_set_limits(struct proxy_engine *e, const struct proxy_config *cfg);
 
 /* Sum of all workers' counters (relaxed reads: each field is exact, the set
  * is not a snapshot). */

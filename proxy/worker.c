@@ -7,6 +7,7 @@
 
 #include "common/list.h"
 #include "common/macros.h"
+#include "proxy/climits.h"
 #include "proxy/h1-server.h"
 #include "proxy/routes.h"
 #include "proxy/svcstats.h"
@@ -42,6 +43,8 @@ int proxy_worker_init(struct proxy_worker *w, uv_loop_t *loop, const struct prox
                 [PROXY_TQ_LINGER] = PROXY_LINGER_MS,
                 [PROXY_TQ_POOL] = cfg->upstream_idle_timeout_ms,
                 [PROXY_TQ_BACKOFF] = PROXY_BACKOFF_MS,
+                [PROXY_TQ_BODY] = cfg->body_timeout_ms,
+                [PROXY_TQ_SEND] = cfg->send_timeout_ms,
         };
         int r;
 
@@ -110,6 +113,12 @@ void proxy_conn_add(struct proxy_worker *w, struct proxy_conn *c, const struct p
         c->w = w;
         c->ops = ops;
         c->https = https;
+        /* The accept path admitted it (climits_admit()): the connection
+         * holds that count until it is freed. */
+        c->climit = w->admit_handle;
+        c->climit_held = w->admitted;
+        w->admit_handle = 0;
+        w->admitted = false;
         LIST_PREPEND(w->conns, c);
         w->n_conns++;
         atomic_fetch_add_explicit(&w->stats.active, 1, memory_order_relaxed);
@@ -127,6 +136,8 @@ void proxy_conn_switch(struct proxy_conn *from, struct proxy_conn *to,
         to->w = w;
         to->ops = ops;
         to->https = from->https;
+        to->climit = from->climit;
+        to->climit_held = from->climit_held;
         LIST_PREPEND(w->conns, to);
 }
 
@@ -136,6 +147,8 @@ void proxy_conn_freed(struct proxy_conn *c, enum proxy_close_reason reason)
 
         LIST_REMOVE(w->conns, c);
         w->n_conns--;
+        if (c->climit_held)
+                climits_release(w->climits, c->climit);
         atomic_fetch_sub_explicit(&w->stats.active, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&w->stats.open[!c->https], 1, memory_order_relaxed);
         proxy_stat_add(&w->stats.closed[reason], 1);
@@ -169,6 +182,23 @@ unsigned proxy_worker_pool_room(const struct proxy_worker *w)
         unsigned claimed = 2 * w->n_conns;
 
         return claimed < w->fds ? w->fds - claimed : 0;
+}
+
+void proxy_worker_apply_limits(struct proxy_worker *w, const struct proxy_config *cfg)
+{
+        static const unsigned tqs[] = {
+                PROXY_TQ_HANDSHAKE, PROXY_TQ_REQUEST, PROXY_TQ_KEEPALIVE, PROXY_TQ_CONNECT,
+                PROXY_TQ_UPSTREAM,  PROXY_TQ_IDLE,    PROXY_TQ_BODY,      PROXY_TQ_SEND,
+        };
+        const uint64_t durs[] = {
+                cfg->handshake_timeout_ms, cfg->request_timeout_ms,  cfg->keepalive_timeout_ms,
+                cfg->connect_timeout_ms,   cfg->upstream_timeout_ms, cfg->idle_timeout_ms,
+                cfg->body_timeout_ms,      cfg->send_timeout_ms,
+        };
+
+        for (unsigned i = 0; i < ELEMENTSOF(tqs); i++)
+                if (w->ev.tq[tqs[i]].dur != durs[i])
+                        ev_tq_set_dur(&w->ev, tqs[i], durs[i]);
 }
 
 /* ---- route changes and stop ---- */

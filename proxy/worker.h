@@ -39,6 +39,7 @@ struct proxy_route;
 struct proxy_route_table;
 struct proxy_routes;
 struct h1_ctx;
+struct climits;
 
 /* The worker's deadline queues; each has one fixed duration. */
 enum proxy_tq {
@@ -51,6 +52,8 @@ enum proxy_tq {
         PROXY_TQ_LINGER,    /* answered and half-closed: waiting for the client's EOF */
         PROXY_TQ_POOL,      /* idle pooled backend connection */
         PROXY_TQ_BACKOFF,   /* a listener paused after accept4() failed */
+        PROXY_TQ_BODY,      /* request body: body_min_rate per body_timeout_ms */
+        PROXY_TQ_SEND,      /* response owed to a client that does not take it */
         _PROXY_TQ_MAX,
 };
 
@@ -72,6 +75,7 @@ struct proxy_worker_stats {
         atomic_uint_least64_t upstream_reused;
         atomic_uint_least64_t connect_errors;
         atomic_uint_least64_t closed[_PROXY_CLOSE_MAX];
+        atomic_uint_least64_t limit_rejections[2][_PROXY_LIMIT_MAX]; /* [0] :443, [1] :80 */
 };
 
 static inline void proxy_stat_add(atomic_uint_least64_t *a, uint64_t n)
@@ -98,6 +102,8 @@ struct proxy_conn {
         const struct proxy_conn_ops *ops;
         struct proxy_worker *w;
         bool https; /* accepted on :443 (kept across a protocol switch) */
+        uint32_t climit;  /* climits_admit()'s handle, released when freed */
+        bool climit_held; /* counted by climits_admit() (the accept path) */
 };
 
 struct proxy_worker {
@@ -112,13 +118,16 @@ struct proxy_worker {
         struct h1_ctx *h1;                /* the HTTP/1.1 server's shared state */
         struct proxy_conn *conns;         /* client connections, closing ones included */
         unsigned n_conns;                 /* */
-        unsigned fds;     /* descriptors for connections: two per client, one per pooled */
-        uint8_t *rbuf;    /* the relay's shared read buffer, cfg->relay_buf_size */
-        uint8_t *scratch; /* PROXY_SCRATCH_SIZE: linger drains, ACME answers */
-        bool ev_init;     /* */
-        bool stopping;    /* begin_stop: no new requests, nothing pooled */
-        bool ev_stopping; /* the last connection went: the event layer closes */
-        bool finished;    /* ... and closed: the loop can end */
+        unsigned fds;            /* descriptors for connections: two per client, one per pooled */
+        uint8_t *rbuf;           /* the relay's shared read buffer, cfg->relay_buf_size */
+        uint8_t *scratch;        /* PROXY_SCRATCH_SIZE: linger drains, ACME answers */
+        struct climits *climits; /* the engine's client limits; NULL: none (tests) */
+        uint32_t admit_handle;   /* climits handle of the connection being accepted */
+        bool admitted;           /* ... which the next proxy_conn_add() takes */
+        bool ev_init;            /* */
+        bool stopping;           /* begin_stop: no new requests, nothing pooled */
+        bool ev_stopping;        /* the last connection went: the event layer closes */
+        bool finished;           /* ... and closed: the loop can end */
         /* A connection was freed, or the worker finished (the engine resumes
          * accepting, or ends the loop). */
         void (*conn_freed)(struct proxy_worker *w);
@@ -130,6 +139,11 @@ struct proxy_worker {
  * (-EMFILE when that leaves too few, see proxy.h). (config.c) */
 int proxy_config_resolve(const struct proxy_config *cfg, struct proxy_config *ret,
                          unsigned *ret_worker_fds);
+/* The fields that may change live (proxy_engine_set_limits()): check
+ * @in's and write them, defaults filled in, into @c, which is resolved
+ * already (workers, max_conns_per_worker). Returns 0 or -EINVAL (@c is
+ * untouched then). (config.c) */
+int proxy_config_resolve_live(const struct proxy_config *in, struct proxy_config *c);
 
 /* Set up @w on @loop (its thread's), with @fds descriptors for client and
  * backend connections. Returns 0 or -errno; on failure proxy_worker_done()
@@ -190,6 +204,11 @@ void proxy_access_emit(struct proxy_worker *w, struct proxy_access_record *rec);
 /* Idle pooled connections the descriptors allow now: @fds minus two per
  * client connection. */
 unsigned proxy_worker_pool_room(const struct proxy_worker *w);
+
+/* The live limits changed: @cfg (the worker's own copy, updated by the
+ * caller on the worker's thread) gives the deadline queues their new
+ * durations. */
+void proxy_worker_apply_limits(struct proxy_worker *w, const struct proxy_config *cfg);
 
 /* The route table published a snapshot: refresh, ask every connection,
  * prune the pool. */

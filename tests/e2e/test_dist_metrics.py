@@ -2,8 +2,7 @@
 """The shipped Grafana dashboard (dist/grafana/gatewayd.json) and alerting
 rules (dist/prometheus/alerts.yml) against a live daemon: both parse, every
 gatewayd_* and traefik_* metric they name is a family of a real scrape (a
-daemon serving a workload that had traffic), except the ones listed in
-dist/pending-metrics.txt, which must then be absent; and, with Prometheus'
+daemon serving a workload that had traffic); and, with Prometheus'
 promtool, every rule and every dashboard query is valid PromQL."""
 
 import json
@@ -25,7 +24,6 @@ pytestmark = needs_gatewayd
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "dist" / "grafana" / "gatewayd.json"
 ALERTS = REPO / "dist" / "prometheus" / "alerts.yml"
-PENDING = REPO / "dist" / "pending-metrics.txt"
 FQDN = "app.example.org"
 
 # Series Prometheus makes itself for every target, never in a scrape.
@@ -63,13 +61,6 @@ def families(text):
         elif line and not line.startswith("#"):
             out.add(re.match(r"^(\w+)", line).group(1))
     return out
-
-
-def pending():
-    if not PENDING.exists():
-        return set()
-    return {l.strip() for l in PENDING.read_text().splitlines()
-            if l.strip() and not l.startswith("#")}
 
 
 def dashboard_exprs(doc):
@@ -158,9 +149,4 @@ def test_every_metric_named_exists_in_a_live_scrape(private_net, env, backend): 
         named_metrics(yaml.safe_load(ALERTS.read_text()))
     assert "traefik_service_request_duration_seconds_bucket" in named
     missing = named - exposed - SYNTHETIC
-    later = pending()
-    assert missing <= later, "named but not exported: %s" % sorted(missing - later)
-    exported = later & exposed
-    assert not exported, ("%s now exported: remove from %s (or delete it)"
-                          % (sorted(exported), PENDING.relative_to(REPO)))
-    assert later <= named, "pending but unused: %s" % sorted(later - named)
+    assert not missing, "named but not exported: %s" % sorted(missing)

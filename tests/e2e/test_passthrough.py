@@ -215,7 +215,10 @@ def test_capability_switch_stops_and_restarts_serving(gw, backends):
     gw.deploy(backends)
     c = gw.connect(FQDN)
     c.echo(b"x")
-    gw.env.reload({"gateway": {"enabled": "no"}, "proxy": {"http_port": "0"}})
+    # The open connection is relayed until [limits] drain_timeout (30 s by
+    # default), set short here with the same reload.
+    gw.env.reload({"gateway": {"enabled": "no"}, "proxy": {"http_port": "0"},
+                   "limits": {"drain_timeout": "1s"}})
     # The listener goes away and open connections end (the engine stops).
     dl = Deadline(10, "the proxy to stop listening")
     while True:

@@ -1018,6 +1018,103 @@ static void test_proxy(void **state)
                    "t.conf:2: [proxy] https_port: is the same port as http_port (80)");
 }
 
+/* Issue 11: [limits], each key with its default, bounds and "off". */
+static void test_issue_11_limits(void **state)
+{
+        {
+                _cleanup_config_ struct gw_config c = {};
+
+                load_ok("", &c);
+                assert_int_equal(c.limits.handshake_timeout_ms, 10000);
+                assert_int_equal(c.limits.request_head_timeout_ms, 30000);
+                assert_int_equal(c.limits.body_timeout_ms, 30000);
+                assert_int_equal(c.limits.body_min_rate, 256);
+                assert_int_equal(c.limits.send_timeout_ms, 60000);
+                assert_int_equal(c.limits.send_min_rate, 256);
+                assert_int_equal(c.limits.keepalive_timeout_ms, 60000);
+                assert_int_equal(c.limits.connect_timeout_ms, 5000);
+                assert_int_equal(c.limits.response_timeout_ms, 60000);
+                assert_int_equal(c.limits.tunnel_idle_timeout_ms, 300000);
+                assert_int_equal(c.limits.drain_timeout_ms, 30000);
+                assert_int_equal(c.limits.max_head_size, 16384);
+                assert_int_equal(c.limits.max_headers, 100);
+                assert_int_equal(c.limits.max_connections, 0);
+                assert_int_equal(c.limits.connections_per_client, 1024);
+                assert_int_equal(c.limits.new_connections_per_sec, 256);
+                assert_int_equal(c.limits.pool_size, 0);
+        }
+        {
+                _cleanup_config_ struct gw_config c = {};
+
+                load_ok("[limits]\n"
+                        "handshake_timeout = 2s\n"
+                        "request_head_timeout = 1500ms\n"
+                        "body_timeout = 3s\n"
+                        "body_min_rate = 1K\n"
+                        "send_timeout = 4s\n"
+                        "send_min_rate = 0\n"
+                        "keepalive_timeout = 5s\n"
+                        "upstream_connect_timeout = 700ms\n"
+                        "upstream_response_timeout = 2m\n"
+                        "tunnel_idle_timeout = 1h\n"
+                        "drain_timeout = 45s\n"
+                        "max_head_size = 32K\n"
+                        "max_headers = 50\n"
+                        "max_connections = 5000\n"
+                        "connections_per_client = 0\n"
+                        "new_connections_per_second = 10\n"
+                        "pool_size = 128\n",
+                        &c);
+                assert_int_equal(c.limits.handshake_timeout_ms, 2000);
+                assert_int_equal(c.limits.request_head_timeout_ms, 1500);
+                assert_int_equal(c.limits.body_timeout_ms, 3000);
+                assert_int_equal(c.limits.body_min_rate, 1024);
+                assert_int_equal(c.limits.send_timeout_ms, 4000);
+                assert_int_equal(c.limits.send_min_rate, 0);
+                assert_int_equal(c.limits.keepalive_timeout_ms, 5000);
+                assert_int_equal(c.limits.connect_timeout_ms, 700);
+                assert_int_equal(c.limits.response_timeout_ms, 120000);
+                assert_int_equal(c.limits.tunnel_idle_timeout_ms, 3600000);
+                assert_int_equal(c.limits.drain_timeout_ms, 45000);
+                assert_int_equal(c.limits.max_head_size, 32768);
+                assert_int_equal(c.limits.max_headers, 50);
+                assert_int_equal(c.limits.max_connections, 5000);
+                assert_int_equal(c.limits.connections_per_client, 0);
+                assert_int_equal(c.limits.new_connections_per_sec, 10);
+                assert_int_equal(c.limits.pool_size, 128);
+        }
+        key_fails("limits", "handshake_timeout", "50ms", NULL,
+                  "duration '50ms' is out of range (100ms to 10m)");
+        key_fails("limits", "handshake_timeout", "soon", NULL,
+                  "invalid duration 'soon' (expected a number with an optional unit ms, s, m, h or "
+                  "d)");
+        key_fails("limits", "request_head_timeout", "2h", NULL,
+                  "duration '2h' is out of range (100ms to 1h)");
+        key_fails("limits", "upstream_response_timeout", "2d", NULL,
+                  "duration '2d' is out of range (100ms to 1d)");
+        key_fails("limits", "drain_timeout", "0", NULL,
+                  "duration '0' is out of range (100ms to 1h)");
+        key_fails("limits", "max_head_size", "512", NULL, "size '512' is out of range (1K to 1M)");
+        key_fails("limits", "max_head_size", "2M", NULL, "size '2M' is out of range (1K to 1M)");
+        key_fails("limits", "body_min_rate", "fast", NULL,
+                  "invalid size 'fast' (expected a number of bytes with an optional suffix K, M or "
+                  "G)");
+        key_fails("limits", "max_headers", "0", NULL, "0 is out of range (1 to 4096)");
+        key_fails("limits", "max_headers", "5000", NULL, "5000 is out of range (1 to 4096)");
+        key_fails("limits", "connections_per_client", "-1", NULL,
+                  "invalid number '-1' (expected 0 to 1000000)");
+        key_fails("limits", "new_connections_per_second", "1000001", NULL,
+                  "1000001 is out of range (0 to 1000000)");
+        key_fails("limits", "pool_size", "65537", NULL, "65537 is out of range (0 to 65536)");
+        key_fails("limits", "max_connections", "many", NULL,
+                  "invalid number 'many' (expected 0 to 100000000)");
+        /* Unknown keys get a suggestion; several errors are all reported. */
+        load_fails("[limits]\nhandshake_timeot = 1s\nmax_headers = 0\n",
+                   "t.conf:2: [limits] handshake_timeot: unknown key (did you mean "
+                   "'handshake_timeout'?)\n"
+                   "t.conf:3: [limits] max_headers: 0 is out of range (1 to 4096)");
+}
+
 static void test_metrics(void **state)
 {
         static const struct {
@@ -1123,16 +1220,16 @@ static void test_unknown_section(void **state)
         /* Its keys are not reported one by one. */
         load_fails(
                 "[gateway]\nenabled = no\n[proxies]\nlisten = 443\nport = 80\n",
-                "t.conf:3: [proxies]: unknown section (expected gateway, names, dns, acme, bus, namespace, proxy, metrics or log)");
+                "t.conf:3: [proxies]: unknown section (expected gateway, names, dns, acme, bus, namespace, proxy, limits, metrics or log)");
         load_fails(
                 "[gateway]\nenabled = no\n[cache]\nsize = 1\n",
-                "t.conf:3: [cache]: unknown section (expected gateway, names, dns, acme, bus, namespace, proxy, metrics or log)");
+                "t.conf:3: [cache]: unknown section (expected gateway, names, dns, acme, bus, namespace, proxy, limits, metrics or log)");
         /* Even without keys in it. */
         load_fails("[gateway]\nenabled = no\n\n[Gateway]\n",
                    "t.conf:4: [Gateway]: unknown section (did you mean [gateway]?)");
         load_fails(
                 "[]\n",
-                "t.conf:1: []: unknown section (expected gateway, names, dns, acme, bus, namespace, proxy, metrics or log)");
+                "t.conf:1: []: unknown section (expected gateway, names, dns, acme, bus, namespace, proxy, limits, metrics or log)");
 }
 
 static void test_unknown_key(void **state)
@@ -1202,7 +1299,7 @@ static void test_issue_11_every_error(void **state)
                 "[gateway]\nnonsense\nenabled = perhaps\n[foo]\n",
                 "t.conf:2: syntax error: expected 'key = value'\n"
                 "t.conf:3: [gateway] enabled: invalid boolean 'perhaps' (expected yes/no, true/false, on/off or 1/0)\n"
-                "t.conf:4: [foo]: unknown section (expected gateway, names, dns, acme, bus, namespace, proxy, metrics or log)");
+                "t.conf:4: [foo]: unknown section (expected gateway, names, dns, acme, bus, namespace, proxy, limits, metrics or log)");
         /* Errors of every kind in one file, and a check across keys that still applies. */
         load_fails(
                 "[gateway]\n"
@@ -1678,6 +1775,7 @@ int main(void)
                 cmocka_unit_test(test_namespace),
                 cmocka_unit_test(test_issue_12_mycelium),
                 cmocka_unit_test(test_proxy),
+                cmocka_unit_test(test_issue_11_limits),
                 cmocka_unit_test(test_metrics),
                 cmocka_unit_test(test_access_log),
                 cmocka_unit_test(test_unknown_section),

@@ -241,6 +241,49 @@ static void test_deadlines(void **state)
                 assert_true(freed[i]);
 }
 
+/* Issue 11: a queue's duration changed live moves the deadlines already
+ * queued (shorter: they fire sooner; longer: later), in their order. */
+static void test_issue_11_set_duration(void **state)
+{
+        uv_loop_t loop;
+        struct ev ev;
+        bool freed[3] = {0};
+        struct obj *o[3];
+        uint64_t t0;
+
+        ev_setup(&loop, &ev, 10000);
+        timeout_seq = 0;
+        for (unsigned i = 0; i < 3; i++)
+                o[i] = obj_new(&ev, -1, &freed[i]);
+        t0 = uv_now(&loop);
+        ev_deadline(&ev, &o[0]->h, 0);
+        ev_deadline(&ev, &o[1]->h, 0);
+        ev_deadline(&ev, &o[2]->h, 1); /* 20 s */
+        /* 10 s -> 50 ms: the two in queue 0 fire now, in order. */
+        ev_tq_set_dur(&ev, 0, 50);
+        LOOP_UNTIL(&loop, timeout_seq >= 2);
+        assert_int_equal(o[0]->order, 1);
+        assert_int_equal(o[1]->order, 2);
+        assert_true(uv_now(&loop) - t0 < 2000);
+        assert_int_equal(o[2]->n_timeout, 0);
+        /* Queue 1 longer, then shorter than what already passed: fires at
+         * once. */
+        ev_tq_set_dur(&ev, 1, 60000);
+        ev_tq_set_dur(&ev, 1, 1);
+        LOOP_UNTIL(&loop, timeout_seq >= 3);
+        assert_int_equal(o[2]->order, 3);
+        /* An empty queue takes a duration for what comes next. */
+        ev_tq_set_dur(&ev, 0, 20);
+        ev_deadline(&ev, &o[0]->h, 0);
+        LOOP_UNTIL(&loop, timeout_seq >= 4);
+        assert_int_equal(o[0]->n_timeout, 2);
+        for (unsigned i = 0; i < 3; i++)
+                ev_close(&ev, &o[i]->h, on_freed);
+        ev_teardown(&loop, &ev);
+        for (unsigned i = 0; i < 3; i++)
+                assert_true(freed[i]);
+}
+
 /* A handle closed while queued leaves its queue (no timeout after). */
 static void test_close_unqueues(void **state)
 {
@@ -281,7 +324,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_readiness),   cmocka_unit_test(test_close_with_pending_event),
                 cmocka_unit_test(test_deadlines),   cmocka_unit_test(test_close_unqueues),
-                cmocka_unit_test(test_init_bounds),
+                cmocka_unit_test(test_init_bounds), cmocka_unit_test(test_issue_11_set_duration),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

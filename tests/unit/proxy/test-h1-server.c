@@ -2185,6 +2185,305 @@ static void test_teardown_no_fd_leak(void **state)
         assert_int_equal(after, before);
 }
 
+/* ---- issue 11: client limits and minimum rates ---- */
+
+/* A client connection from source address @src (any 127/8 address is
+ * local) to @port. */
+static struct rd *client_from(const char *src, uint16_t port)
+{
+        struct sockaddr_in a = {.sin_family = AF_INET},
+                           b = {.sin_family = AF_INET, .sin_port = htons(port)};
+        struct timeval tv = {.tv_sec = 10};
+        struct rd *r = calloc(1, sizeof(*r));
+
+        assert_int_equal(inet_pton(AF_INET, src, &a.sin_addr), 1);
+        b.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        r->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(r->fd >= 0);
+        assert_int_equal(bind(r->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(connect(r->fd, (struct sockaddr *)&b, sizeof(b)), 0);
+        assert_int_equal(setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+        return r;
+}
+
+/* A TLS client from @src; the handshake must succeed. */
+static struct rd *tls_client_from(struct fx *f, const char *src, const char *sni)
+{
+        struct rd *r = client_from(src, f->https_port);
+
+        r->ssl = SSL_new(f->cctx);
+        assert_true(SSL_set_tlsext_host_name(r->ssl, sni));
+        assert_true(SSL_set_fd(r->ssl, r->fd));
+        assert_int_equal(SSL_connect(r->ssl), 1);
+        return r;
+}
+
+/* The engine refused @r at accept: on :80 a 429 (or 503) then EOF. */
+static void expect_refused_http(struct rd *r, unsigned status)
+{
+        struct msg m;
+
+        send_str(r, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        assert_true(rd_response(r, &m, false));
+        assert_int_equal(m.status, status);
+        assert_true(m.close);
+        assert_true(rd_fill(r) <= 0);
+}
+
+static void test_issue_11_per_client_cap(void **state)
+{
+        struct proxy_config cfg = {.max_conns_per_client = 2, .new_conns_per_sec = PROXY_LIMIT_OFF};
+        struct rd *a[2], *x, *other, *t;
+        struct proxy_engine_stats st;
+        struct msg m;
+        struct fx f;
+
+        fx_start(&f, &cfg);
+        fx_routes(&f);
+        /* Two idle :80 connections from 127.0.0.5: its share on :80. */
+        a[0] = client_from("127.0.0.5", f.http_port);
+        a[1] = client_from("127.0.0.5", f.http_port);
+        wait_accepted(&f, 2);
+        x = client_from("127.0.0.5", f.http_port);
+        expect_refused_http(x, 429);
+        client_free(x);
+        /* Another address is served, and so is :443 from the same one. */
+        other = client_from("127.0.0.6", f.http_port);
+        get(other, "a.test", "/", &m);
+        assert_int_equal(m.status, 308);
+        client_free(other);
+        t = tls_client_from(&f, "127.0.0.5", "a.test");
+        get(t, "a.test", "/", &m);
+        assert_int_equal(m.status, 200);
+        client_free(t);
+        st = stats(&f);
+        assert_int_equal(st.limit_rejections[1][PROXY_LIMIT_PER_CLIENT], 1);
+        assert_int_equal(st.limit_rejections[0][PROXY_LIMIT_PER_CLIENT], 0);
+        /* One leaves: the address has room again. */
+        client_free(a[0]);
+        for (uint64_t end = now_ms() + WAIT_MS; stats(&f).active != 1;)
+                assert_true(now_ms() < end);
+        x = client_from("127.0.0.5", f.http_port);
+        get(x, "a.test", "/", &m);
+        assert_int_equal(m.status, 308);
+        client_free(x);
+        client_free(a[1]);
+        wait_idle(&f);
+        assert_int_equal(stats(&f).open_connections, 0);
+        fx_stop(&f);
+}
+
+static void test_issue_11_conn_rate(void **state)
+{
+        struct proxy_config cfg = {.new_conns_per_sec = 5};
+        struct rd *c;
+        struct msg m;
+        struct fx f;
+
+        fx_start(&f, &cfg);
+        fx_routes(&f);
+        /* A burst of one second's worth passes... */
+        for (unsigned i = 0; i < 5; i++) {
+                c = client_from("127.0.0.7", f.http_port);
+                get(c, "a.test", "/", &m);
+                assert_int_equal(m.status, 308);
+                client_free(c);
+        }
+        /* ... the next within that second is refused, another address not. */
+        c = client_from("127.0.0.7", f.http_port);
+        expect_refused_http(c, 429);
+        client_free(c);
+        c = client_from("127.0.0.8", f.http_port);
+        get(c, "a.test", "/", &m);
+        assert_int_equal(m.status, 308);
+        client_free(c);
+        /* :443 is metered with the same budget: closed before a handshake. */
+        c = client_from("127.0.0.7", f.https_port);
+        assert_true(rd_fill(c) <= 0);
+        client_free(c);
+        assert_int_equal(stats(&f).limit_rejections[1][PROXY_LIMIT_RATE], 1);
+        assert_int_equal(stats(&f).limit_rejections[0][PROXY_LIMIT_RATE], 1);
+        /* 200 ms of credit later: one more. */
+        sleep_ms(450);
+        c = client_from("127.0.0.7", f.http_port);
+        get(c, "a.test", "/", &m);
+        assert_int_equal(m.status, 308);
+        client_free(c);
+        wait_idle(&f);
+        fx_stop(&f);
+}
+
+static void test_issue_11_total_cap(void **state)
+{
+        struct proxy_config cfg = {.max_connections = 2,
+                                   .max_conns_per_client = PROXY_LIMIT_OFF,
+                                   .new_conns_per_sec = PROXY_LIMIT_OFF};
+        struct rd *a, *b, *x;
+        struct fx f;
+
+        fx_start(&f, &cfg);
+        fx_routes(&f);
+        a = client_from("127.0.0.9", f.http_port);
+        b = client_from("127.0.0.10", f.https_port);
+        wait_accepted(&f, 2);
+        x = client_from("127.0.0.11", f.http_port);
+        expect_refused_http(x, 503);
+        client_free(x);
+        assert_int_equal(stats(&f).limit_rejections[1][PROXY_LIMIT_TOTAL], 1);
+        assert_int_equal(stats(&f).open_connections, 2);
+        client_free(a);
+        client_free(b);
+        wait_idle(&f);
+        fx_stop(&f);
+}
+
+/* A :80 connection that never sends a byte has the handshake deadline, not
+ * the keep-alive one; after a request it has the keep-alive one. */
+static void test_issue_11_idle_plain_first_request(void **state)
+{
+        struct proxy_config cfg = {
+                .http_plain = true, .handshake_timeout_ms = 300, .keepalive_timeout_ms = 5000};
+        struct msg m;
+        struct fx f;
+        struct rd *c, *d;
+        uint64_t t0;
+
+        fx_start(&f, &cfg);
+        fx_routes(&f);
+        d = plain_client(&f);
+        get(d, "a.test", "/x", &m);
+        t0 = now_ms();
+        c = plain_client(&f);
+        assert_true(rd_fill(c) <= 0);
+        note("idle first connection closed after %llu ms\n", (unsigned long long)(now_ms() - t0));
+        assert_true(now_ms() - t0 < 2000);
+        client_free(c);
+        /* Past the handshake deadline, the served one still works. */
+        sleep_ms(200);
+        get(d, "a.test", "/y", &m);
+        assert_int_equal(m.status, 200);
+        client_free(d);
+        wait_idle(&f);
+        assert_int_equal(stats(&f).closed[PROXY_CLOSE_REQUEST_TIMEOUT], 1);
+        fx_stop(&f);
+}
+
+/* A request body that trickles is cut once it falls below body_min_rate
+ * for a body period, although every byte would have restarted an idle
+ * timer; a body at speed passes. */
+static void test_issue_11_slow_body(void **state)
+{
+        struct proxy_config cfg = {
+                .http_plain = true, .body_timeout_ms = 500, .body_min_rate = 1000};
+        static uint8_t body[100000];
+        struct msg m;
+        struct fx f;
+        struct rd *c;
+        uint64_t t0;
+        bool answered = false;
+
+        fx_start(&f, &cfg);
+        fx_routes(&f);
+        c = plain_client(&f);
+        send_str(c, "POST /up HTTP/1.1\r\nHost: a.test\r\nContent-Length: 100000\r\n\r\n");
+        rd_write(c, body, sizeof(body));
+        assert_true(rd_response(c, &m, false));
+        assert_int_equal(m.status, 200);
+        assert_non_null(strstr(m.head, "X-Body-Len: 100000"));
+        client_free(c);
+
+        c = plain_client(&f);
+        t0 = now_ms();
+        send_str(c, "POST /up HTTP/1.1\r\nHost: a.test\r\nContent-Length: 100000\r\n\r\n");
+        /* 5 bytes every 100 ms: 50 B/s, each byte "progress". */
+        for (unsigned i = 0; i < 40 && !answered; i++) {
+                struct pollfd p = {.fd = c->fd, .events = POLLIN};
+
+                if (write(c->fd, "xxxxx", 5) != 5)
+                        break;
+                answered = poll(&p, 1, 100) == 1;
+        }
+        assert_true(rd_response(c, &m, false));
+        note("slow body answered %u after %llu ms\n", m.status,
+             (unsigned long long)(now_ms() - t0));
+        assert_int_equal(m.status, 408);
+        assert_true(now_ms() - t0 < 3000);
+        client_free(c);
+        wait_idle(&f);
+        assert_int_equal(stats(&f).closed[PROXY_CLOSE_BODY_TOO_SLOW], 1);
+        fx_stop(&f);
+}
+
+/* A client that does not read its response is cut once it took less than
+ * send_min_rate for a send period (the backend connection goes with it). */
+static void test_issue_11_slow_reader(void **state)
+{
+        struct proxy_config cfg = {
+                .http_plain = true, .send_timeout_ms = 400, .send_min_rate = 100000};
+        int small = 4096;
+        struct fx f;
+        struct rd *c;
+        uint64_t t0;
+
+        fx_start(&f, &cfg);
+        fx_routes(&f);
+        c = calloc(1, sizeof(*c));
+        c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_int_equal(setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+        {
+                struct sockaddr_in a = {.sin_family = AF_INET,
+                                        .sin_port = htons(f.http_port),
+                                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+                assert_int_equal(connect(c->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        }
+        t0 = now_ms();
+        send_str(c, "GET /gen?n=200000000&seed=3 HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        for (uint64_t end = now_ms() + WAIT_MS; stats(&f).closed[PROXY_CLOSE_SEND_TOO_SLOW] == 0;) {
+                assert_true(now_ms() < end);
+                sleep_ms(10);
+        }
+        note("slow reader cut after %llu ms\n", (unsigned long long)(now_ms() - t0));
+        client_free(c);
+        wait_idle(&f);
+        fx_stop(&f);
+}
+
+/* proxy_engine_set_limits(): a live change reaches deadlines already
+ * running; a bad value changes nothing. */
+static void test_issue_11_set_limits_live(void **state)
+{
+        struct proxy_config cfg = {.handshake_timeout_ms = 20000, .max_conns_per_client = 4};
+        struct proxy_config bad = {.handshake_timeout_ms = 8ull * 24 * 3600 * 1000};
+        struct proxy_config live = {.handshake_timeout_ms = 300,
+                                    .max_conns_per_client = 1,
+                                    .new_conns_per_sec = PROXY_LIMIT_OFF};
+        struct rd *c, *x;
+        struct fx f;
+        uint64_t t0;
+
+        fx_start(&f, &cfg);
+        fx_routes(&f);
+        c = client_from("127.0.0.12", f.http_port);
+        wait_accepted(&f, 1);
+        assert_int_equal(proxy_engine_set_limits(f.engine, &bad), -EINVAL);
+        t0 = now_ms();
+        assert_int_equal(proxy_engine_set_limits(f.engine, &live), 0);
+        /* The connection idle since before the change goes at once. */
+        assert_true(rd_fill(c) <= 0);
+        assert_true(now_ms() - t0 < 2000);
+        client_free(c);
+        wait_idle(&f);
+        c = client_from("127.0.0.12", f.http_port);
+        wait_accepted(&f, 2);
+        x = client_from("127.0.0.12", f.http_port);
+        expect_refused_http(x, 429);
+        client_free(x);
+        client_free(c);
+        wait_idle(&f);
+        fx_stop(&f);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -2213,6 +2512,13 @@ int main(void)
                 cmocka_unit_test(test_chunked_upload_backpressure),
                 cmocka_unit_test(test_pool_total_bound),
                 cmocka_unit_test(test_issue_10_pool_yields_to_clients),
+                cmocka_unit_test(test_issue_11_per_client_cap),
+                cmocka_unit_test(test_issue_11_conn_rate),
+                cmocka_unit_test(test_issue_11_total_cap),
+                cmocka_unit_test(test_issue_11_idle_plain_first_request),
+                cmocka_unit_test(test_issue_11_slow_body),
+                cmocka_unit_test(test_issue_11_slow_reader),
+                cmocka_unit_test(test_issue_11_set_limits_live),
                 cmocka_unit_test(test_teardown_no_fd_leak),
         };
 
