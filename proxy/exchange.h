@@ -84,6 +84,7 @@ struct exch {
         unsigned first_backend; /* the route's round-robin cursor value */
         unsigned attempt;       /* backends tried */
         uint16_t dial_port;     /* non-zero: dial this port instead (ACME on :80) */
+        uint8_t http_version;   /* the client side's: 10, 11 (HTTP/1.x), 20 (HTTP/2) */
         bool head_req;          /* method HEAD: the response has no body */
         bool req_sent_all;      /* the whole request reached the backend */
         bool resp_any;          /* the backend sent at least one byte */

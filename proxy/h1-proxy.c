@@ -53,6 +53,7 @@ void h1__proxy_begin(struct hconn *c, struct proxy_route *route, uint16_t port)
         if (r < 0)
                 return h1__bad_request(c, r == -ENOBUFS ? 431 : 400);
         x->e.proxied = true;
+        x->ex.http_version = x->e.client10 ? 10 : 11;
         x->e.websocket = (req->flags & PROXY_H1_REQ_WEBSOCKET) != 0;
         exch_begin(&x->ex, route, port, x->hout, (uint32_t)r, req->h.body, req->h.content_length,
                    x->e.head_req);
