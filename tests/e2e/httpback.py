@@ -130,6 +130,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # An HTTP/2 client's 100 concurrent streams are 100 backend connections
+    # at once: socketserver's default backlog of 5 would drop SYNs.
+    request_queue_size = 256
 
 
 class _Server6(_Server):
