@@ -1134,7 +1134,10 @@ static int h2_session_new(struct h2c *c)
         nghttp2_option_set_max_outbound_ack(opt, H2_MAX_OUTBOUND_ACK);
         nghttp2_option_set_max_settings(opt, H2_MAX_SETTINGS);
         nghttp2_option_set_stream_reset_rate_limit(opt, H2_RESET_BURST, H2_RESET_RATE);
-        nghttp2_option_set_max_continuations(opt, H2_MAX_CONTINUATIONS);
+        /* A header list of max_head bytes fits in HEADERS and one
+         * CONTINUATION of the default frame size; two more for clients
+         * that split differently (nghttp2's own default is 8). */
+        nghttp2_option_set_max_continuations(opt, cfg->max_head / 16384 + 2);
         r = nghttp2_session_server_new2(&c->ng, cb, c, opt);
         nghttp2_option_del(opt);
         nghttp2_session_callbacks_del(cb);
