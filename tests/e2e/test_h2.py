@@ -90,7 +90,10 @@ class Raw:
                         if f.stream_id:
                             self.recv[f.stream_id] = self.recv.get(f.stream_id, 0) + 9 + n
                         if isinstance(f, SettingsFrame) and "ACK" not in f.flags:
-                            self.s.sendall(SettingsFrame(0, flags=["ACK"]).serialize())
+                            try:
+                                self.s.sendall(SettingsFrame(0, flags=["ACK"]).serialize())
+                            except OSError:
+                                pass
                         return f
                 d = self.s.recv(65536)
                 if not d:
@@ -125,9 +128,12 @@ class Raw:
                 if f.stream_id in out:
                     out[f.stream_id][2] += f.data
                 if ack_data and f.flow_controlled_length:
-                    self.s.sendall(WindowUpdateFrame(0, f.flow_controlled_length).serialize())
-                    if "END_STREAM" not in f.flags:
-                        self.send(WindowUpdateFrame(f.stream_id, f.flow_controlled_length))
+                    try:
+                        self.s.sendall(WindowUpdateFrame(0, f.flow_controlled_length).serialize())
+                        if "END_STREAM" not in f.flags:
+                            self.send(WindowUpdateFrame(f.stream_id, f.flow_controlled_length))
+                    except OSError:
+                        pass  # the server may close once its last stream ended (GOAWAY)
             elif isinstance(f, RstStreamFrame):
                 if f.stream_id in out and f.stream_id in left:
                     if out[f.stream_id][0] is None:
