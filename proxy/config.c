@@ -29,7 +29,7 @@
 #define DEFAULT_REQUEST_MS   30000u
 #define DEFAULT_KEEPALIVE_MS 60000u
 #define DEFAULT_UPSTREAM_MS  60000u
-#define DEFAULT_POOL_MAX     64u
+#define DEFAULT_POOL_MAX     512u
 #define DEFAULT_POOL_IDLE_MS 30000u
 
 static const char *const close_reason_names[_PROXY_CLOSE_MAX] = {

@@ -115,7 +115,7 @@ struct proxy_config {
         uint64_t keepalive_timeout_ms;     /* idle client between requests; 0: 60 s */
         uint64_t upstream_timeout_ms;      /* request sent -> response head (504); 0: 60 s */
         unsigned upstream_idle_max;        /* idle pooled connections per backend per worker;
-                                            * 0: 64 */
+                                            * 0: 512 */
         uint64_t upstream_idle_timeout_ms; /* a pooled connection unused this long closes;
                                             * 0: 30 s */
 
