@@ -473,3 +473,49 @@ def test_max_requests_per_connection(gw, backend):
         pass
     assert c.until_goaway() is None and c.eof
     c.close()
+
+
+def test_padded_upload_keeps_window(gw, backend):
+    """Request DATA is acknowledged only once the backend took it (no
+    automatic window updates); padding carries no data for the backend but
+    counts against the window, so it must be given back too, or a client
+    that pads stalls once it padded a window's worth."""
+    gw.env.deploy_fqdn("37-1-app", FQDN, [backend.url])
+    c = Raw(gw.https)
+    assert isinstance(c.frame(), SettingsFrame)
+    chunk, pad, n = pattern(1000, seed=5), 250, 400  # 100 KB of padding: beyond one window
+    f = HeadersFrame(1, c.hblock("/upload", method="POST", extra=[("content-length", str(n * len(chunk)))]))
+    f.flags.add("END_HEADERS")
+    c.send(f)
+    conn_win = stream_win = 65535
+    sent = 0
+    deadline = Deadline(20, "padded upload")
+    while sent < n:
+        cost = len(chunk) + pad + 1
+        if min(conn_win, stream_win) < cost:
+            fr = c.frame(timeout=scaled(5))
+            deadline.check("window stuck at conn %d stream %d after %d frames" % (conn_win, stream_win, sent))
+            if isinstance(fr, WindowUpdateFrame):
+                if fr.stream_id == 0:
+                    conn_win += fr.window_increment
+                elif fr.stream_id == 1:
+                    stream_win += fr.window_increment
+            elif isinstance(fr, SettingsFrame) and "ACK" not in fr.flags:
+                w = fr.settings.get(SettingsFrame.INITIAL_WINDOW_SIZE)
+                if w is not None:
+                    stream_win += w - 65535
+            continue
+        d = DataFrame(1, chunk)
+        d.flags.add("PADDED")
+        d.pad_length = pad
+        sent += 1
+        if sent == n:
+            d.flags.add("END_STREAM")
+        c.send(d)
+        conn_win -= cost
+        stream_win -= cost
+    r = c.responses([1])
+    body = pattern(1000, seed=5) * n
+    assert r[1][0] == 200 and json.loads(r[1][2]) == {"length": len(body),
+                                                      "sha256": hashlib.sha256(body).hexdigest()}
+    c.close()
