@@ -217,7 +217,8 @@ static void fx_start(struct fx *f)
 
 static void fx_stop(struct fx *f)
 {
-        f->engine = engine_stop_free(f->engine);
+        if (f->engine)
+                f->engine = engine_stop_free(f->engine);
         proxy_route_table_free(f->table);
         proxy_cert_unref(f->cert);
         proxy_tls_free(f->tls);
@@ -565,6 +566,93 @@ static void test_keepalive_deadline(void **state)
         fx_stop(&f);
 }
 
+/* A route removed under an open connection: the connection, whose
+ * certificate was the route's, ends. */
+static void test_route_removed(void **state)
+{
+        struct fx f;
+        struct cl *c;
+        struct frame *fr = malloc(sizeof(*fr));
+        uint8_t hb[256];
+        size_t n;
+        uint64_t t0;
+
+        (void)state;
+        fx_start(&f);
+        c = cl_new(&f, -1);
+        n = hp_request(hb, "GET", "/n/10");
+        cl_frame(c, F_HEADERS, END_HEADERS | END_STREAM, 1, hb, n);
+        while (cl_next(c, fr))
+                if (fr->sid == 1 && (fr->flags & END_STREAM))
+                        break;
+        t0 = now_ms();
+        table_remove(f.table, "wa");
+        while (cl_next(c, fr))
+                ;
+        assert_true(now_ms() - t0 < 3000); /* EOF, not the client's receive timeout */
+        wait_idle_engine(f.engine);
+        cl_free(c);
+        free(fr);
+        fx_stop(&f);
+}
+
+static void *stop_main(void *arg)
+{
+        return (void *)(intptr_t)proxy_engine_stop(arg);
+}
+
+/* A graceful stop: an idle h2 connection gets GOAWAY and is closed, a
+ * stream in flight first finishes. */
+static void test_stop_goaway(void **state)
+{
+        struct fx f;
+        struct cl *c, *c2;
+        struct frame *fr = malloc(sizeof(*fr));
+        uint8_t hb[256], wu[4] = {0, 0x01, 0x86, 0xa0}; /* 100000 */
+        size_t n, body = 0;
+        bool goaway = false, ended = false;
+        pthread_t t;
+        void *ret;
+
+        (void)state;
+        fx_start(&f);
+        c = cl_new(&f, -1);
+        /* c2: a response in flight, held by a window of 0. */
+        c2 = cl_new(&f, 0);
+        n = hp_request(hb, "GET", "/n/100000");
+        cl_frame(c2, F_HEADERS, END_HEADERS | END_STREAM, 1, hb, n);
+        do
+                assert_true(cl_next(c2, fr));
+        while (!(fr->sid == 1 && fr->type == F_HEADERS));
+        assert_int_equal(pthread_create(&t, NULL, stop_main, f.engine), 0);
+        while (cl_next(c, fr))
+                if (fr->type == F_GOAWAY)
+                        goaway = true;
+        assert_true(goaway);
+        /* c2's stream completes before its connection goes. */
+        goaway = false;
+        cl_frame(c2, F_WU, 0, 0, wu, 4);
+        cl_frame(c2, F_WU, 0, 1, wu, 4);
+        while (cl_next(c2, fr)) {
+                if (fr->type == F_GOAWAY)
+                        goaway = true;
+                if (fr->sid == 1 && fr->type == F_DATA) {
+                        body += fr->len;
+                        ended = fr->flags & END_STREAM;
+                }
+        }
+        assert_true(goaway && ended);
+        assert_int_equal(body, 100000);
+        assert_int_equal(pthread_join(t, &ret), 0);
+        assert_int_equal((intptr_t)ret, 0);
+        assert_int_equal(engine_stats(f.engine).active, 0);
+        f.engine = proxy_engine_free(f.engine);
+        cl_free(c);
+        cl_free(c2);
+        free(fr);
+        fx_stop(&f);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -573,6 +661,8 @@ int main(void)
                 cmocka_unit_test(test_header_block_deadline),
                 cmocka_unit_test(test_request_body_stall),
                 cmocka_unit_test(test_keepalive_deadline),
+                cmocka_unit_test(test_route_removed),
+                cmocka_unit_test(test_stop_goaway),
         };
 
         signal(SIGPIPE, SIG_IGN);
