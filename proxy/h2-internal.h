@@ -18,10 +18,11 @@
 
 /* Design notes (docs/internals/proxy.md, "HTTP/2", has the long form):
  *
- *  - One step driver per connection (h2_step): read what the socket has
+ *  - One step driver per connection (h2__step): read what the socket has
  *    into the worker's scratch buffer and feed it to nghttp2 (which takes
  *    all of it: flow control guarantees every DATA byte fits its stream's
- *    buffer), step every stream (its exchange with the backend), then let
+ *    buffer), step every stream marked dirty (its exchange with the
+ *    backend), then let
  *    nghttp2 produce frames while the socket takes them. nghttp2 callbacks
  *    only record; nothing inside them closes the connection.
  *  - A stream's memory (head buffers, the exchange's response buffer,
