@@ -204,6 +204,9 @@ def test_alpn_h2_and_http11_only_clients(gw, backend):
     assert h["x-forwarded-host"] == ["%s:%d" % (FQDN, gw.https)]
     assert h["x-custom"] == ["kept"]
     assert h["cookie"] == ["a=1; b=2"]
+    # HEAD: the length of the GET, no body (END_STREAM on the HEADERS).
+    r = curl(gw, "/bytes/1234", args=["-I"])
+    assert r.stdout.startswith(b"HTTP/2 200") and b"content-length: 1234" in r.stdout.lower(), r.stdout
 
 
 def test_misdirected_and_connect_refused(gw, backend):
