@@ -8,6 +8,7 @@ The network set-up (a namespace of the test's own, backends on a veth) is
 test_http_proxy.py's; its fixtures are imported."""
 
 import hashlib
+import os
 import json
 import socket
 import subprocess
@@ -522,3 +523,37 @@ def test_padded_upload_keeps_window(gw, backend):
     assert r[1][0] == 200 and json.loads(r[1][2]) == {"length": len(body),
                                                       "sha256": hashlib.sha256(body).hexdigest()}
     c.close()
+
+
+def test_random_frames_never_crash(gw, backend):
+    """Seeded garbage after a valid preface: random frame types, flags,
+    stream IDs and payloads (some on open streams), on 150 connections. The
+    daemon must answer each with a clean end (GOAWAY, reset, EOF) and keep
+    serving."""
+    import random
+    gw.env.deploy_fqdn("37-1-app", FQDN, [backend.url])
+    rnd = random.Random(int(os.environ.get("H2_FUZZ_SEED", "9")))
+    for _ in range(150):
+        c = Raw(gw.https)
+        blob = b""
+        if rnd.random() < 0.5:
+            f = HeadersFrame(1, c.hblock("/slow/100/50"))
+            f.flags.add("END_HEADERS")
+            blob += f.serialize()
+        for _ in range(rnd.randint(1, 40)):
+            n = rnd.choice([0, 1, 4, 5, 8, 9, 13, 64, 300, 17000])
+            payload = bytes(rnd.getrandbits(8) for _ in range(n))
+            typ = rnd.choice([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0x20])
+            sid = rnd.choice([0, 1, 1, 3, 2, 0x7FFFFFFF])
+            hd = bytes([n >> 16 & 0xFF, n >> 8 & 0xFF, n & 0xFF, typ, rnd.getrandbits(8)]) + sid.to_bytes(4, "big")
+            blob += hd + payload
+        try:
+            c.s.sendall(blob)
+        except OSError:
+            pass
+        for _ in range(200):
+            if c.frame(timeout=scaled(2)) is None:
+                break
+        c.close()
+    assert gw.env.daemon.running
+    assert curl(gw, "/bytes/5").stdout == pattern(5)
