@@ -125,6 +125,7 @@ struct h2c {
         bool closing;
         bool fatal;       /* a callback decided the connection ends (no GOAWAY) */
         bool calm;        /* GOAWAY ENHANCE_YOUR_CALM submitted */
+        bool proto_err;   /* a GOAWAY with an error code went out */
         bool ev_timeout;  /* the socket's deadline passed */
         bool timer_reset; /* restart the socket's deadline */
         bool progress;    /* bytes moved on the socket during this step */

@@ -114,6 +114,10 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *
         if (frame->hd.type == NGHTTP2_RST_STREAM &&
             frame->rst_stream.error_code != NGHTTP2_NO_ERROR)
                 h2__glitch(c);
+        if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR)
+                /* A connection error (ours: glitches; nghttp2's: rapid
+                 * reset, a protocol error): the close is the client's. */
+                c->proto_err = true;
         if (!st)
                 return 0;
         st->resp_bytes += H2_FRAME_HD + frame->hd.length;
@@ -343,7 +347,8 @@ void h2__step(struct h2c *c)
         }
         if (!nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng) &&
             c->oq.left == 0)
-                return h2_close(c, c->calm ? PROXY_CLOSE_BAD_REQUEST : PROXY_CLOSE_KEEPALIVE_DONE);
+                return h2_close(c, c->proto_err ? PROXY_CLOSE_BAD_REQUEST
+                                                : PROXY_CLOSE_KEEPALIVE_DONE);
 
         /* Deadlines: between streams the keep-alive one; while streams are
          * open each has its own, and the socket none. */
