@@ -76,14 +76,16 @@ struct h2s {
         bool progress;       /* DATA moved for this stream since its deadline was set */
         bool head_req;       /* method HEAD */
         bool dirty;          /* something happened: step it (else skipped) */
+        bool trailers;       /* a trailer block came (in hb[0, tl_len)) */
+        bool trailers_bad;   /* ... too large: dropped */
         unsigned status;
         uint64_t req_bytes, resp_bytes; /* frames of this stream as they crossed the wire */
         uint32_t n_fields, dec_bytes;   /* decoded header fields and their bytes */
 
         /* The HTTP/1.1 head built from HEADERS (hb) and its pseudo-header
          * values and cookie crumbs on the way (pv, in hout's memory). */
-        uint8_t *hb;
-        uint32_t hb_len;
+        uint8_t *hb; /* after the dispatch: the request's trailer fields */
+        uint32_t hb_len, tl_len;
         uint8_t *hout;
         uint32_t pv_len;
         struct proxy_h1_span method, path, authority, cookie;

@@ -66,6 +66,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *
         (void)ng;
         if (!st)
                 return 0;
+        if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_HEADERS)
+                st->trailers = true;
         if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
             (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
                 st->req_eof = true;

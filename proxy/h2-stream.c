@@ -317,6 +317,50 @@ static bool put_request_line(struct h2s *st)
                  hb_put(st, "\r\n", 2)));
 }
 
+/* A field of the request's trailer block: kept (bounded like the head)
+ * for a body chunked towards the backend, which carries it after the
+ * last chunk (RFC 9112 §7.1.2); dropped for one with Content-Length (no
+ * place for it in HTTP/1.1) and after our own answer. Fields that must not
+ * be trailers (RFC 9110 §6.5.1: framing, routing, connection) are
+ * dropped. */
+static int on_trailer(struct h2s *st, const nghttp2_frame *frame, const uint8_t *name, size_t nl,
+                      const uint8_t *value, size_t vl)
+{
+        static const char *const no[] = {"content-length", "host",    "authorization", "cookie",
+                                         "set-cookie",     "trailer", "expect"};
+        struct h2c *c = st->c;
+
+        if (frame->headers.cat != NGHTTP2_HCAT_HEADERS || st->trailers_bad ||
+            st->ex.reqp.src != PROXY_H1_BODY_CLOSE || st->state == ST_ANSWERED)
+                return 0;
+        st->dec_bytes += (uint32_t)MIN(nl + vl, (size_t)UINT32_MAX / 2);
+        if (st->dec_bytes > c->req_limits.max_head - H2_HEAD_SLACK) {
+                st->trailers_bad = true;
+                st->tl_len = 0;
+                h2__glitch(c);
+                return 0;
+        }
+        if (is_hop_field(name, nl))
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(no); i++)
+                if (strlen(no[i]) == nl && memcmp(no[i], name, nl) == 0)
+                        return 0;
+        if (nl + vl + 4 > c->hb_cap - st->tl_len) {
+                st->trailers_bad = true;
+                st->tl_len = 0;
+                return 0;
+        }
+        memcpy(st->hb + st->tl_len, name, nl);
+        st->tl_len += (uint32_t)nl;
+        memcpy(st->hb + st->tl_len, ": ", 2);
+        st->tl_len += 2;
+        memcpy(st->hb + st->tl_len, value, vl);
+        st->tl_len += (uint32_t)vl;
+        memcpy(st->hb + st->tl_len, "\r\n", 2);
+        st->tl_len += 2;
+        return 0;
+}
+
 int h2__on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name, size_t nl,
                   const uint8_t *value, size_t vl, uint8_t flags, void *ud)
 {
@@ -325,8 +369,10 @@ int h2__on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t
 
         (void)ng;
         (void)flags;
-        if (!st || st->state != ST_HEADERS)
-                return 0; /* trailers: dropped */
+        if (!st)
+                return 0;
+        if (st->state != ST_HEADERS)
+                return on_trailer(st, frame, name, nl, value, vl);
         if (st->hdr_bad)
                 return 0;
         st->n_fields++;
@@ -488,7 +534,19 @@ static void stream_proxy(struct h2s *st)
         if (!ex->req_sent_all && ex->up) {
                 uint32_t pos = st->bfill;
 
-                r = exch_req_fill(ex, st->body, &pos, st->blen, st->req_eof);
+                /* With trailers, the last chunk is ours: "0", the fields,
+                 * the empty line. */
+                bool own_last =
+                        st->trailers && st->tl_len > 0 && ex->reqp.src == PROXY_H1_BODY_CLOSE;
+
+                r = exch_req_fill(ex, st->body, &pos, st->blen, st->req_eof && !own_last);
+                if (r >= 0 && own_last && st->req_eof && pos == st->blen && !ex->reqp.done &&
+                    (unsigned)ex->uq.n + 3 <= IOVQ_MAX) {
+                        iovq_add(&ex->uq, "0\r\n", 3);
+                        iovq_add(&ex->uq, st->hb, st->tl_len);
+                        iovq_add(&ex->uq, "\r\n", 2);
+                        ex->reqp.done = ex->reqp.last_queued = true;
+                }
                 if (r < 0)
                         return stream_answer(st, 400);
                 st->bfill = pos;

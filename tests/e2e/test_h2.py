@@ -306,16 +306,29 @@ def test_request_trailers_and_backend_failure(gw, backend):
     gw.env.deploy_fqdn("37-1-app", FQDN, [backend.url])
     c = Raw(gw.https)
     # A body without content-length, ended by trailers: chunked to the
-    # backend; the trailers are dropped.
+    # backend, the trailers after the last chunk (a field that must not be
+    # a trailer, authorization, is dropped; nghttp2 itself refuses
+    # content-length and pseudo-fields there).
     f = HeadersFrame(1, c.hblock("/upload", method="POST"))
     f.flags.add("END_HEADERS")
-    t = HeadersFrame(1, c.enc.encode([("x-checksum", "abc")]))
+    t = HeadersFrame(1, c.enc.encode([("x-checksum", "abc"), ("authorization", "x"), ("x-two", "2")]))
     t.flags.add("END_HEADERS")
     t.flags.add("END_STREAM")
     c.send(f, DataFrame(1, b"hello "), DataFrame(1, b"world"), t)
     r = c.responses([1])
     assert r[1][0] == 200 and json.loads(r[1][2]) == {
-        "length": 11, "sha256": hashlib.sha256(b"hello world").hexdigest()}
+        "length": 11, "sha256": hashlib.sha256(b"hello world").hexdigest(),
+        "trailers": ["x-checksum: abc", "x-two: 2"]}
+    # With content-length, HTTP/1.1 has no place for them: dropped.
+    f = HeadersFrame(3, c.hblock("/upload", method="POST", extra=[("content-length", "5")]))
+    f.flags.add("END_HEADERS")
+    t = HeadersFrame(3, c.enc.encode([("x-checksum", "abc")]))
+    t.flags.add("END_HEADERS")
+    t.flags.add("END_STREAM")
+    c.send(f, DataFrame(3, b"hello"), t)
+    r = c.responses([3])
+    assert r[3][0] == 200 and json.loads(r[3][2]) == {
+        "length": 5, "sha256": hashlib.sha256(b"hello").hexdigest()}
     c.close()
     dead = Backend("dead").start(BACKEND_IP)
     url = dead.url
