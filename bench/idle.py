@@ -32,6 +32,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--tls", action="store_true")
+    ap.add_argument("--h2", action="store_true", help="ALPN h2 (with --tls), one request (python3-h2)")
     ap.add_argument("--sni", default="localhost")
     ap.add_argument("--path", default="/64")
     ap.add_argument("--pids", required=True, help="comma-separated proxy PIDs to sum VmRSS over")
@@ -57,7 +58,7 @@ def main():
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-        ctx.set_alpn_protocols(["http/1.1"])
+        ctx.set_alpn_protocols(["h2"] if a.h2 else ["http/1.1"])
     req = (f"GET {a.path} HTTP/1.1\r\nHost: {a.sni}\r\n\r\n").encode()
     t_end = time.monotonic() + a.deadline
     socks = []
@@ -90,6 +91,45 @@ def main():
         if not head.startswith(b"HTTP/1.1 200"):
             raise ConnectionError(head.split(b"\r\n")[0].decode(errors="replace"))
         return s
+
+    def open_one_h2():
+        import h2.config
+        import h2.connection
+        import h2.events
+        s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s = ctx.wrap_socket(s, server_hostname=a.sni)
+        if s.selected_alpn_protocol() != "h2":
+            raise ConnectionError("no h2 in ALPN")
+        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+        c.initiate_connection()
+        c.send_headers(1, [(":method", "GET"), (":path", a.path), (":scheme", "https"),
+                           (":authority", a.sni)], end_stream=True)
+        s.sendall(c.data_to_send())
+        status, done = None, False
+        while not done:
+            d = s.recv(65536)
+            if not d:
+                raise ConnectionError("closed before response")
+            for ev in c.receive_data(d):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    status = dict(ev.headers).get(b":status")
+                elif isinstance(ev, h2.events.DataReceived):
+                    c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                    done = True
+            out = c.data_to_send()
+            if out:
+                s.sendall(out)
+        if status != b"200":
+            raise ConnectionError("status %r" % status)
+        s._h2 = c  # keep the state with the socket
+        return s
+
+    if a.h2:
+        if ctx is None:
+            sys.exit("idle.py: --h2 needs --tls")
+        open_one = open_one_h2  # noqa: F811
 
     def open_many(k):
         nonlocal errors

@@ -67,10 +67,16 @@ CASES = [
      dict(port="passthrough", path="/64", conns=32)),
     ("sni_keepalive", "SNI passthrough, keep-alive (µs/req)", "wrk",
      dict(port="passthrough", path="/64", conns=64, tls=True)),
+    ("h2_64", "HTTP/2 over TLS, 4 conns × 100 streams, 64 B (µs/req)", "h2load",
+     dict(port="https", path="/64", conns=4, streams=100)),
+    ("h2_16k", "HTTP/2 over TLS, 4 conns × 100 streams, 16 KiB (µs/req)", "h2load",
+     dict(port="https", path="/16k", conns=4, streams=100)),
     ("idle_plain", "idle keep-alive connection, plain (bytes RSS)", "idle",
      dict(port="http", tls=False)),
     ("idle_tls", "idle keep-alive connection, TLS (bytes RSS)", "idle",
      dict(port="https", tls=True)),
+    ("idle_h2", "idle HTTP/2 connection after one request (bytes RSS)", "idle",
+     dict(port="https", tls=True, h2=True)),
     ("route_update", "bus call → route live, 100k routes loaded", "route",
      dict(what="update_latency")),
     ("route_memory", "memory per configured route", "route",
@@ -88,8 +94,11 @@ DOC_BASELINE = {
     "tls_handshake": ("520–600", "560–620", "≤ 260"),
     "sni_handshake": ("–", "192", "≤ 150"),
     "sni_keepalive": ("–", "15", "≤ 12"),
+    "h2_64": ("–", "–", "–"),
+    "h2_16k": ("–", "–", "–"),
     "idle_plain": ("540–550", "~1000", "≤ 550"),
     "idle_tls": ("14.7 k", "15.3 k", "≤ 7 k"),
+    "idle_h2": ("–", "–", "–"),
     "route_update": ("–", "–", "< 1 ms"),
     "route_memory": ("–", "–", "< 2 KiB"),
 }
@@ -349,13 +358,14 @@ def nginx_proxy_conf(wd, ports, key, crt):
     body = f"""
     upstream origin {{
         server {ORIGIN_IP}:{ports['origin_http']};
-        keepalive 64;
+        keepalive 512;  # as gatewayd's pool (HTTP/2: one backend connection per stream)
         keepalive_requests 10000000;
         keepalive_timeout 300s;
     }}
     server {{
         listen 127.0.0.1:{ports['nginx_http']} backlog=4096;
-        listen 127.0.0.1:{ports['nginx_https']} ssl backlog=4096;
+        listen 127.0.0.1:{ports['nginx_https']} ssl http2 backlog=4096;
+        http2_max_concurrent_streams 100;
         location / {{
             proxy_pass http://origin;
             proxy_http_version 1.1;
@@ -393,7 +403,7 @@ defaults
 
 frontend fe_http
     bind 127.0.0.1:{ports['haproxy_http']}
-    bind 127.0.0.1:{ports['haproxy_https']} ssl crt {pem} alpn http/1.1
+    bind 127.0.0.1:{ports['haproxy_https']} ssl crt {pem} alpn h2,http/1.1
     default_backend be_origin
 
 backend be_origin
@@ -798,17 +808,75 @@ def hs_cmd(target, opts, secs, hsload):
             "-P", opts["path"]]
 
 
+# Requests per h2load connection: gatewayd and nginx end an HTTP/2 connection
+# with GOAWAY after 1000 streams (nginx's keepalive_requests), and h2load -D
+# does not reconnect. So each slice runs h2load -n conns*1000 back to back
+# until the slice's time is up: every connection serves 1000 requests, and
+# a new one (TLS handshake) follows, as a browser would.
+H2_REQS_PER_CONN = 1000
+
+
+def h2load_cmd(target, opts, secs):
+    # TLS (ALPN h2); the name resolves to 127.0.0.1 in the run's /etc/hosts.
+    return ["taskset", "-c", LOAD_CPU, "h2load", "-t", "1", "-c", str(opts["conns"]),
+            "-m", str(opts["streams"]), "-n", str(opts["conns"] * H2_REQS_PER_CONN),
+            f"https://{SNI}:{target.ports[opts['port']]}{opts['path']}"]
+
+
+def run_h2load(argv, secs):
+    """h2load runs back to back for @secs; their outputs' sums as one."""
+    ops = errors = 0
+    means, maxes = [], []
+    end = time.monotonic() + secs
+    t0 = time.monotonic()
+    while time.monotonic() < end:
+        r = parse_h2load(run_bounded("h2load", argv, timeout=secs + 20))
+        ops += r["ops"]
+        errors += r["errors"]
+        if r["p50_us"] is not None:
+            means.append(r["p50_us"])
+            maxes.append(r["p99_us"])
+    wall = time.monotonic() - t0
+    return {"ops": ops, "errors": errors, "rate": ops / wall if wall else 0.0,
+            "p50_us": statistics.median(means) if means else None,
+            "p99_us": max(maxes) if maxes else None}
+
+
+def parse_h2load(out):
+    res = {}
+    m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", out)
+    res["ops"] = int(m.group(4))
+    res["errors"] = int(m.group(5)) + int(m.group(6)) + int(m.group(7))
+    m = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    res["rate"] = float(m.group(1))
+    # h2load reports min/max/mean per request, no percentiles.
+    m = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", out)
+    res["p50_us"] = _dur_us(m.group(3)) if m else None  # the mean, in the p50 column
+    res["p99_us"] = _dur_us(m.group(2)) if m else None  # the max, in the p99 column
+    m = re.search(r"status codes: (\d+) 2xx", out)
+    if m and int(m.group(1)) < res["ops"]:
+        res["errors"] += res["ops"] - int(m.group(1))
+    return res
+
+
 def measure_load(target, case, secs, env):
     cid, _, kind, opts = case
     if kind == "wrk":
         argv, parse = wrk_cmd(target, opts, secs), parse_wrk
+    elif kind == "h2load":
+        argv, parse = h2load_cmd(target, opts, secs), None
     else:
         argv, parse = hs_cmd(target, opts, secs, env["hsload"]), parse_hs
     pids = target.pids()
     c0, b0, t0 = cpu_ticks(pids), core_busy(), time.monotonic()
-    out = run_bounded(argv[3], argv, timeout=secs + 20)
+    if kind == "h2load":
+        res = run_h2load(argv, secs)
+    else:
+        out = run_bounded(argv[3], argv, timeout=secs + 20)
     c1, b1, t1 = cpu_ticks(pids), core_busy(), time.monotonic()
-    res = parse(out)
+    if kind != "h2load":
+        res = parse(out)
     cpu_s = (c1 - c0) / CLK_TCK
     res["proxy_cpu_s"] = round(cpu_s, 3)
     res["wall_s"] = round(t1 - t0, 3)
@@ -829,6 +897,8 @@ def measure_idle(target, case, env, n, prime):
             "--deadline", "150", "--sni", SNI]  # the Host (and SNI) gatewayd routes by
     if opts.get("tls"):
         argv += ["--tls"]
+    if opts.get("h2"):
+        argv += ["--h2"]
     out = run_bounded("idle.py", argv, timeout=180)
     res = json.loads(out.strip().splitlines()[-1])
     res["value"] = res["bytes_per_conn"]
@@ -948,7 +1018,7 @@ def markdown(results, meta, case_ids):
                  "| core 1 busy | errors / ops |")
     lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for cid in case_ids:
-        if CASE_BY_ID[cid][2] not in ("wrk", "hs"):
+        if CASE_BY_ID[cid][2] not in ("wrk", "hs", "h2load"):
             continue
         for t in cols:
             r = results.get(cid, {}).get(t)

@@ -169,6 +169,11 @@ static const uint8_t h1_methods[_PROXY_H1_METHOD_MAX] = {
         [PROXY_H1_METHOD_PATCH] = PROXY_METHOD_PATCH,
 };
 
+uint8_t proxy_h1_method_stat(unsigned method_id)
+{
+        return method_id < ELEMENTSOF(h1_methods) ? h1_methods[method_id] : PROXY_METHOD_OTHER;
+}
+
 void h1__dispatch(struct hconn *c, int head_len)
 {
         struct h1_ctx *ctx = hc_ctx(c);
@@ -188,7 +193,7 @@ void h1__dispatch(struct hconn *c, int head_len)
         x->e.head_req = req->method_id == PROXY_H1_METHOD_HEAD;
         x->e.client10 = req->h.minor == 0;
         x->e.start_us = uv_hrtime() / 1000u;
-        x->e.method = h1_methods[req->method_id];
+        x->e.method = proxy_h1_method_stat(req->method_id);
         x->e.version = x->e.client10 ? PROXY_HTTP_1_0 : PROXY_HTTP_1_1;
         r = proxy_h1_req_analyze(req, x->in);
         if (r < 0)

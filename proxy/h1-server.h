@@ -34,6 +34,10 @@ struct proxy_route;
 struct sock;
 struct h1_ctx;
 
+/* The statistics' method (enum proxy_method, svcstats.h) of the parser's
+ * PROXY_H1_METHOD_* @method_id: the HTTP/2 server counts the same way. */
+uint8_t proxy_h1_method_stat(unsigned method_id);
+
 /* The server's state shared by a worker's connections (exchange blocks,
  * limits). Returns 0 or -ENOMEM. */
 int h1_ctx_new(struct proxy_worker *w, struct h1_ctx **ret);

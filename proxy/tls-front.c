@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/macros.h"
 #include "proxy/h1-server.h"
+#include "proxy/h2-server.h"
 #include "proxy/relay.h"
 #include "proxy/routes.h"
 #include "proxy/sock.h"
@@ -399,14 +400,18 @@ static void step_relay(struct front *c)
 
 /* ---- the step driver ---- */
 
-/* HTTP/1.1 takes the connection (its socket, its place on the list); this
- * object goes. The last thing a step does: nothing may touch @c after. */
+/* HTTP/2 (ALPN h2) or HTTP/1.1 takes the connection (its socket, its place
+ * on the list); this object goes. The last thing a step does: nothing may
+ * touch @c after. */
 static void hand_to_h1(struct front *c)
 {
         struct proxy_route *route = TAKE_PTR(c->route);
         int r;
 
-        r = h1_conn_start(c->base.w, c->s, route, &c->base);
+        if (proxy_tls_alpn_h2(c->s->ssl))
+                r = h2_conn_start(c->base.w, c->s, route, &c->base);
+        else
+                r = h1_conn_start(c->base.w, c->s, route, &c->base);
         if (r < 0) {
                 c->route = route;
                 c->handed = false;

@@ -331,28 +331,53 @@ const CRYPTO_BUFFER *proxy_cert_chain(const struct proxy_cert *c, size_t i)
 
 /* ---- the server context ---- */
 
+static const uint8_t alpn_h2[] = {2, 'h', '2'};
 static const uint8_t alpn_http11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
 
-static int alpn_select(SSL *ssl, const uint8_t **out, uint8_t *out_len, const uint8_t *in,
-                       unsigned in_len, void *arg)
+static bool alpn_offered(const uint8_t *in, unsigned in_len, const uint8_t *want,
+                         const uint8_t **out, uint8_t *out_len, bool *bad)
 {
         CBS protos, proto;
 
-        (void)ssl;
-        (void)arg;
         CBS_init(&protos, in, in_len);
         while (CBS_len(&protos) > 0) {
-                if (!CBS_get_u8_length_prefixed(&protos, &proto))
-                        return SSL_TLSEXT_ERR_NOACK;
-                if (CBS_len(&proto) == sizeof(alpn_http11) - 1 &&
-                    memcmp(CBS_data(&proto), alpn_http11 + 1, sizeof(alpn_http11) - 1) == 0) {
+                if (!CBS_get_u8_length_prefixed(&protos, &proto)) {
+                        *bad = true;
+                        return false;
+                }
+                if (CBS_len(&proto) == want[0] &&
+                    memcmp(CBS_data(&proto), want + 1, want[0]) == 0) {
                         *out = CBS_data(&proto);
                         *out_len = (uint8_t)CBS_len(&proto);
-                        return SSL_TLSEXT_ERR_OK;
+                        return true;
                 }
         }
-        /* Only h2 (or something else) offered: no ALPN, still HTTP/1.1. */
+        return false;
+}
+
+/* Our preference, whatever the client's order: h2, then http/1.1. */
+static int alpn_select(SSL *ssl, const uint8_t **out, uint8_t *out_len, const uint8_t *in,
+                       unsigned in_len, void *arg)
+{
+        bool bad = false;
+
+        (void)ssl;
+        (void)arg;
+        if (alpn_offered(in, in_len, alpn_h2, out, out_len, &bad))
+                return SSL_TLSEXT_ERR_OK;
+        if (!bad && alpn_offered(in, in_len, alpn_http11, out, out_len, &bad))
+                return SSL_TLSEXT_ERR_OK;
+        /* Neither offered: no ALPN, HTTP/1.1. */
         return SSL_TLSEXT_ERR_NOACK;
+}
+
+bool proxy_tls_alpn_h2(const SSL *ssl)
+{
+        const uint8_t *p;
+        unsigned len;
+
+        SSL_get0_alpn_selected(ssl, &p, &len);
+        return len == alpn_h2[0] && memcmp(p, alpn_h2 + 1, len) == 0;
 }
 
 /* TLS 1.2 suites: ECDHE with AEADs only, ECDSA first. TLS 1.3's suites are

@@ -12,8 +12,8 @@
  *     check.
  *   - struct proxy_tls: the shared SSL_CTX: TLS 1.2 and 1.3 only, ECDHE
  *     with AEAD suites only (AES-GCM, ChaCha20-Poly1305), X25519 and P-256,
- *     ALPN "http/1.1" (a client offering only h2 gets no ALPN, not a
- *     failure), stateless session tickets whose keys BoringSSL rotates
+ *     ALPN "h2" preferred, then "http/1.1" (a client offering neither gets
+ *     no ALPN, not a failure: HTTP/1.1), stateless session tickets whose keys BoringSSL rotates
  *     itself (SSL_DEFAULT_TICKET_KEY_ROTATION_INTERVAL, keeping the previous
  *     key so tickets stay valid across one rotation), no session cache,
  *     buffers released when idle, handshake config shed after the
@@ -75,3 +75,6 @@ int proxy_tls_new_ssl(struct proxy_tls *t, const struct proxy_cert *cert, SSL **
 
 /* The SSL_CTX, for tests and for the engine's own tuning. Borrowed. */
 SSL_CTX *proxy_tls_ctx(struct proxy_tls *t);
+
+/* The handshake chose ALPN "h2" on @ssl. */
+bool proxy_tls_alpn_h2(const SSL *ssl);

@@ -51,6 +51,7 @@ LIBRARIES = {
     "c-ares": ["ares.h", "ares_*.h"],
     "inih": ["ini.h"],
     "libsystemd": ["systemd/"],
+    "libnghttp2": ["nghttp2/"],
 }
 
 # libc (glibc, POSIX) and the kernel's UAPI headers.

@@ -8,6 +8,7 @@ PACKAGES=(
         meson ninja-build pkg-config gcc clang libclang-rt-14-dev llvm-14
         libuv1-dev android-libboringssl-dev libnl-3-dev libnl-route-3-dev libmsgpack-dev
         libsystemd-dev libhiredis-dev libinih-dev libjansson-dev libc-ares-dev libcmocka-dev
+        libnghttp2-dev nghttp2-client python3-h2
         redis-server python3 python3-pytest python3-redis python3-msgpack python3-dnslib
         python3-cryptography python3-yaml bind9-dnsutils prometheus
         clang-format-16 iproute2 curl openssl procps yggdrasil

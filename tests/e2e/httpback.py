@@ -7,7 +7,8 @@ Paths:
   /chunked/<n>        200, n deterministic bytes, chunked, in 7-KiB chunks
   /slow/<n>/<ms>      200, n bytes (Content-Length) in 16-KiB pieces, ms between pieces
   /upload             (POST/PUT) 200, JSON: length and sha256 of the body
-                      (Content-Length or chunked request bodies)
+                      (Content-Length or chunked request bodies), and the
+                      trailer fields of a chunked one, if any ("trailers")
   /status/<code>      that status, short body
   /.well-known/acme-challenge/<t>  200, "backend-token:<t>"
 Every request is recorded in .requests (method, path, headers).
@@ -50,6 +51,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _read_body(self):
+        self.trailers = []
         h = hashlib.sha256()
         n = 0
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -57,8 +59,11 @@ class _Handler(BaseHTTPRequestHandler):
                 line = self.rfile.readline(1024)
                 size = int(line.split(b";")[0].strip(), 16)
                 if size == 0:
-                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                        pass
+                    while True:
+                        t = self.rfile.readline(1024)
+                        if t in (b"\r\n", b"\n", b""):
+                            break
+                        self.trailers.append(t.decode().rstrip("\r\n"))
                     break
                 left = size
                 while left:
@@ -116,8 +121,10 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         if parts[0] == "upload":
             n, digest = self._read_body()
-            return self._send(200, json.dumps({"length": n, "sha256": digest}).encode(),
-                              "application/json")
+            j = {"length": n, "sha256": digest}
+            if self.trailers:
+                j["trailers"] = self.trailers
+            return self._send(200, json.dumps(j).encode(), "application/json")
         if parts[0] == "status":
             return self._send(int(parts[1]), b"status %s\n" % parts[1].encode(), "text/plain")
         if p.startswith("/.well-known/acme-challenge/"):
@@ -130,6 +137,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # An HTTP/2 client's 100 concurrent streams are 100 backend connections
+    # at once: socketserver's default backlog of 5 would drop SYNs.
+    request_queue_size = 256
 
 
 class _Server6(_Server):

@@ -32,7 +32,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 FQDN = "app.example.org"
 FQDN2 = "other.example.org"
-CURL = ["curl", "-sS", "--max-time", str(int(scaled(20)))]
+# HTTP/1.1 on purpose: this file tests the HTTP/1.1 server (test_h2.py the h2 one).
+CURL = ["curl", "--http1.1", "-sS", "--max-time", str(int(scaled(20)))]
 
 
 class Gw:

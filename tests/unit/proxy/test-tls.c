@@ -767,6 +767,10 @@ static void alpn_h2_http11(SSL *ssl)
 {
         set_alpn(ssl, "\x02h2\x08http/1.1", 12);
 }
+static void alpn_http11_h2(SSL *ssl)
+{
+        set_alpn(ssl, "\x08http/1.1\x02h2", 12);
+}
 static void alpn_h2(SSL *ssl)
 {
         set_alpn(ssl, "\x02h2", 3);
@@ -900,16 +904,21 @@ static void test_alpn(void **state)
         struct hs_result r;
 
         for (size_t i = 0; i < ELEMENTSOF(ctxs); i++) {
+                /* h2 whenever offered (our preference, whatever the
+                 * client's order), else http/1.1. */
                 r = handshake(t, c, ctxs[i], NULL, alpn_h2_http11);
                 assert_true(r.ok);
-                assert_string_equal(r.alpn, "http/1.1");
+                assert_string_equal(r.alpn, "h2");
+                r = handshake(t, c, ctxs[i], NULL, alpn_http11_h2);
+                assert_true(r.ok);
+                assert_string_equal(r.alpn, "h2");
                 r = handshake(t, c, ctxs[i], NULL, alpn_http11);
                 assert_true(r.ok);
                 assert_string_equal(r.alpn, "http/1.1");
-                /* Only h2 (or only unknown protocols): no ALPN, no failure. */
                 r = handshake(t, c, ctxs[i], NULL, alpn_h2);
                 assert_true(r.ok);
-                assert_string_equal(r.alpn, "");
+                assert_string_equal(r.alpn, "h2");
+                /* Only unknown protocols: no ALPN, no failure. */
                 r = handshake(t, c, ctxs[i], NULL, alpn_other);
                 assert_true(r.ok);
                 assert_string_equal(r.alpn, "");
