@@ -79,7 +79,14 @@ struct h2s {
         bool trailers;       /* a trailer block came (in hb[0, tl_len)) */
         bool trailers_bad;   /* ... too large: dropped */
         unsigned status;
-        uint8_t method_stat;            /* enum proxy_method, for the statistics */
+        uint8_t method_stat; /* enum proxy_method, for the statistics */
+        /* The access log (times 0 while it is off): the stream's first
+         * HEADERS, the exchange's start and its response head; @log_req
+         * holds copies of method, host and path (one allocation, only with
+         * the log on; NULL: the request never reached routing, no line). */
+        uint64_t log_start_ns, log_up_ns, log_up_head_ns;
+        char *log_req;
+        uint16_t log_ml, log_hl, log_pl;
         uint64_t start_us;              /* request head complete (routed), for the duration */
         uint64_t req_bytes, resp_bytes; /* frames of this stream as they crossed the wire */
         uint32_t n_fields, dec_bytes;   /* decoded header fields and their bytes */

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/ssl.h>
+
 #include "common/log.h"
 #include "common/macros.h"
 #include "common/siphash.h"
@@ -32,11 +34,13 @@ static void on_stream_freed(struct ev_handle *h)
 {
         struct h2s *st = container_of(h, struct h2s, h);
 
+        free(st->log_req);
         free(st->body);
         free(st);
 }
 
 static const struct exch_ops h2_exch_ops;
+static void stream_log(struct h2s *st);
 
 struct h2s *h2__stream_new(struct h2c *c, int32_t id)
 {
@@ -62,6 +66,7 @@ struct h2s *h2__stream_new(struct h2c *c, int32_t id)
         st->c = c;
         st->id = id;
         st->state = ST_HEADERS;
+        st->log_start_ns = proxy_access_clock(c->base.w);
         ev_handle_init(&st->h, -1, on_stream_timeout);
         st->next = c->streams;
         if (c->streams)
@@ -88,6 +93,7 @@ void h2__stream_finish(struct h2s *st, bool session_alive)
         };
 
         proxy_request_done(c->base.w, st->proxied ? st->route : NULL, &ri);
+        stream_log(st);
         if (st->ex.up) {
                 if (st->resp_eof && st->q.left == 0)
                         exch_end(&st->ex);
@@ -136,6 +142,77 @@ static ssize_t on_read_answer(nghttp2_session *ng, int32_t id, uint8_t *buf, siz
                 st->resp_eof = true;
         }
         return (ssize_t)n;
+}
+
+/* With the log on: copy the request's method, :authority and :path (still
+ * in hout, where the pseudo-header values wait) for the stream's line. */
+static void stream_log_request(struct h2s *st)
+{
+        size_t ml, hl, pl;
+
+        if (!st->log_start_ns || st->log_req)
+                return;
+        /* At most the line's budgets (and one byte more, so the line still
+         * says it was cut). */
+        ml = MIN((size_t)st->method.len, (size_t)PROXY_ACCESS_METHOD_MAX + 1);
+        hl = st->authority.len;
+        /* The host routed on: the port goes ("name:443", "[v6]:443"). */
+        for (size_t i = hl; i > 0; i--) {
+                uint8_t ch = st->hout[st->authority.off + i - 1];
+
+                if (ch == ':') {
+                        if (i < hl)
+                                hl = i - 1;
+                        break;
+                }
+                if (ch < '0' || ch > '9')
+                        break;
+        }
+        hl = MIN(hl, (size_t)PROXY_ACCESS_HOST_MAX + 1);
+        pl = MIN((size_t)st->path.len, (size_t)PROXY_ACCESS_PATH_MAX + 1);
+        st->log_req = malloc(ml + hl + pl + 1);
+        if (!st->log_req)
+                return; /* no line for it */
+        memcpy(st->log_req, st->hout + st->method.off, ml);
+        memcpy(st->log_req + ml, st->hout + st->authority.off, hl);
+        memcpy(st->log_req + ml + hl, st->hout + st->path.off, pl);
+        st->log_ml = (uint16_t)ml;
+        st->log_hl = (uint16_t)hl;
+        st->log_pl = (uint16_t)pl;
+}
+
+/* The stream's access log line (issue 11), at its end. */
+static void stream_log(struct h2s *st)
+{
+        struct h2c *c = st->c;
+        struct proxy_worker *w = c->base.w;
+        struct proxy_access_record rec = {0};
+        struct sockaddr_storage cl, up;
+
+        if (!st->log_req)
+                return;
+        if (proxy_access_on(w)) {
+                rec.start_ns = st->log_start_ns;
+                rec.upstream_start_ns = st->log_up_ns;
+                rec.upstream_head_ns = st->log_up_head_ns;
+                rec.client = sock_peer_sockaddr(c->s, &cl);
+                if (st->proxied)
+                        rec.workload =
+                                (struct proxy_access_str){st->route->id, strlen(st->route->id)};
+                rec.method = (struct proxy_access_str){st->log_req, st->log_ml};
+                rec.host = (struct proxy_access_str){st->log_req + st->log_ml, st->log_hl};
+                rec.path = (struct proxy_access_str){st->log_req + st->log_ml + st->log_hl,
+                                                     st->log_pl};
+                rec.req_bytes = st->req_bytes;
+                rec.resp_bytes = st->resp_bytes;
+                rec.status = st->status;
+                if (st->proxied)
+                        rec.upstream = proxy_access_backend(st->ex.be, 0, &up);
+                rec.tls = (uint8_t)proxy_access_tls_from_wire((uint16_t)SSL_version(c->s->ssl));
+                rec.proto = PROXY_ACCESS_PROTO_HTTP2;
+                proxy_access_emit(w, &rec);
+        }
+        st->log_req = mfree(st->log_req);
 }
 
 /* Answer the stream ourselves (no backend, or the backend failed before
@@ -279,6 +356,8 @@ static void stream_resp_head(struct h2s *st, int len)
                                         NGHTTP2_NV_FLAG_NONE};
         }
         st->status = resp->status;
+        if (st->log_start_ns)
+                st->log_up_head_ns = proxy_access_clock(c->base.w);
         r = exch_resp_head_taken(ex, len, true, PROXY_H1_BODY_CLOSE, &st->q);
         if (r < 0) {
                 free(nva);
@@ -452,6 +531,7 @@ void h2__stream_dispatch(struct h2s *st)
         size_t hl;
         int r;
 
+        stream_log_request(st);
         if (st->hdr_bad)
                 return stream_answer(st, 431);
         if (st->method.len == 7 && memcmp(st->hout + st->method.off, "CONNECT", 7) == 0)
@@ -507,6 +587,8 @@ void h2__stream_dispatch(struct h2s *st)
         st->route = proxy_route_ref(route);
         st->proxied = true;
         st->start_us = uv_hrtime() / 1000u;
+        if (st->log_start_ns)
+                st->log_up_ns = proxy_access_clock(w);
         exch_begin(&st->ex, route, 0, st->hout, (uint32_t)r, req->h.body, req->h.content_length,
                    st->head_req);
         if (req->h.body == PROXY_H1_BODY_CHUNKED)

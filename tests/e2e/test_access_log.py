@@ -368,6 +368,39 @@ def test_query_kept_when_asked(private_net, env, backend, tmp_path):  # noqa: F8
     assert j["path"] == "/bytes/3?a=1&b=%22"
 
 
+def test_http2_streams(private_net, env, backend, tmp_path):  # noqa: F811
+    """One line per HTTP/2 stream: curl --http2 sends two requests over one
+    connection (same client port), each line says HTTP/2 with its own path,
+    status and bytes; the response bytes hold at least the body; the
+    statistics count them as version 2."""
+    log = tmp_path / "access.log"
+    env.start_daemon({"proxy": {"workers": "1"}, "log": {"access": str(log)}})
+    env.deploy_fqdn(WL, FQDN, [backend.url])
+    base = "https://%s:%d" % (FQDN, env.https_port)
+    t0 = time.time()
+    r = subprocess.run(["curl", "--http2", "-sS", "-k", "--max-time", str(int(scaled(20))), "--resolve",
+                        "%s:%d:127.0.0.1" % (FQDN, env.https_port), "-o", "/dev/null", "-o", "/dev/null",
+                        "-w", "%{local_port} %{http_version} %{http_code}\n",
+                        base + "/bytes/1234?q=1", base + "/status/404"],
+                       capture_output=True, text=True, timeout=scaled(30))
+    t1 = time.time()
+    assert r.returncode == 0, r.stderr
+    outs = [l.split() for l in r.stdout.splitlines()]
+    assert [o[1:] for o in outs] == [["2", "200"], ["2", "404"]], outs
+    assert outs[0][0] == outs[1][0], "curl did not reuse the connection: %s" % outs
+    a, b = wait_lines(log, 2)
+    for j, path, status in ((a, "/bytes/1234", 200), (b, "/status/404", 404)):
+        check_line(j, t0, t1, client="127.0.0.1", client_port=int(outs[0][0]), workload=WL, host=FQDN,
+                   method="GET", path=path, status=status, upstream=backend.url[len("http://"):],
+                   close=None, tls="TLSv1.3", proto="HTTP/2")
+        assert j["req_bytes"] > 0 and j["upstream_us"] is not None, j
+    assert a["resp_bytes"] >= 1234, a
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % env.metrics_port, timeout=scaled(10)) as m:
+        text = m.read().decode()
+    assert re.search(r'(?m)^gatewayd_service_requests_by_version_total\{service="%s",version="2"\} 2$' % WL,
+                     text), [l for l in text.splitlines() if "by_version" in l]
+
+
 def test_stderr_target(private_net, env, backend):  # noqa: F811
     env.start_daemon({"proxy": {"workers": "1"}, "log": {"access": "stderr"}})
     env.deploy_fqdn(WL, FQDN, [backend.url])
