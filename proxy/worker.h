@@ -101,7 +101,7 @@ struct proxy_conn {
         struct proxy_conn *prev, *next; /* in w->conns */
         const struct proxy_conn_ops *ops;
         struct proxy_worker *w;
-        bool https; /* accepted on :443 (kept across a protocol switch) */
+        bool https;       /* accepted on :443 (kept across a protocol switch) */
         uint32_t climit;  /* climits_admit()'s handle, released when freed */
         bool climit_held; /* counted by climits_admit() (the accept path) */
 };

@@ -338,6 +338,7 @@ struct breq {
         char head[16384];
         uint64_t body_len;
         uint8_t body_md5[16];
+        atomic_bool done; /* the fields above are written (release) */
 };
 
 struct backend {
@@ -425,6 +426,7 @@ static void *be_conn_main(void *arg)
                         snprintf(b->reqs[idx].head, sizeof(b->reqs[idx].head), "%s", m->head);
                         b->reqs[idx].body_len = m->body_len;
                         memcpy(b->reqs[idx].body_md5, m->md5, 16);
+                        atomic_store_explicit(&b->reqs[idx].done, true, memory_order_release);
                         pthread_mutex_unlock(&b->mu);
                 }
                 bool head_req = streq(method, "HEAD");
@@ -567,7 +569,9 @@ static const char *be_req(struct backend *b, unsigned i)
 {
         uint64_t end = now_ms() + WAIT_MS;
 
-        while (atomic_load(&b->n_reqs) <= i) {
+        /* n_reqs counts a request before its head is copied: wait for the
+         * copy itself (what ThreadSanitizer can see). */
+        while (!atomic_load_explicit(&b->reqs[i].done, memory_order_acquire)) {
                 assert_true(now_ms() < end);
                 sleep_ms(2);
         }
