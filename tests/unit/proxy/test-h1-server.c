@@ -30,14 +30,8 @@
 #include <cmocka.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
-#include <openssl/ec_key.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/nid.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include "common/macros.h"
 #include "common/md5.h"
@@ -574,67 +568,6 @@ static const char *be_req(struct backend *b, unsigned i)
         return b->reqs[i].head;
 }
 
-/* ---- certificates ---- */
-
-static char *bio_to_str(BIO *b)
-{
-        const uint8_t *p;
-        size_t n;
-        char *s;
-
-        assert_true(BIO_mem_contents(b, &p, &n));
-        s = malloc(n + 1);
-        memcpy(s, p, n);
-        s[n] = 0;
-        return s;
-}
-
-/* A self-signed ECDSA P-256 certificate for @names (comma-separated). */
-static struct proxy_cert *make_cert(const char *cn, const char *names)
-{
-        EC_KEY *ec = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
-        EVP_PKEY *pk = EVP_PKEY_new();
-        X509 *x = X509_new();
-        X509_NAME *nm = X509_NAME_new();
-        X509_EXTENSION *ext;
-        X509V3_CTX v3;
-        BIO *bc = BIO_new(BIO_s_mem()), *bk = BIO_new(BIO_s_mem());
-        struct proxy_cert *c = NULL;
-        char *cp, *kp, *err = NULL;
-
-        assert_true(EC_KEY_generate_key(ec));
-        assert_true(EVP_PKEY_assign_EC_KEY(pk, ec));
-        assert_true(X509_set_version(x, X509_VERSION_3));
-        assert_true(ASN1_INTEGER_set(X509_get_serialNumber(x), (long)(now_ms() & 0xffffff)));
-        assert_true(
-                X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const uint8_t *)cn, -1, -1, 0));
-        assert_true(X509_set_subject_name(x, nm));
-        assert_true(X509_set_issuer_name(x, nm));
-        assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -3600));
-        assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 86400));
-        assert_true(X509_set_pubkey(x, pk));
-        X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-        ext = X509V3_EXT_nconf_nid(NULL, &v3, NID_subject_alt_name, names);
-        assert_non_null(ext);
-        assert_true(X509_add_ext(x, ext, -1));
-        X509_EXTENSION_free(ext);
-        assert_true(X509_sign(x, pk, EVP_sha256()));
-        assert_true(PEM_write_bio_X509(bc, x));
-        assert_true(PEM_write_bio_PrivateKey(bk, pk, NULL, NULL, 0, NULL, NULL));
-        cp = bio_to_str(bc);
-        kp = bio_to_str(bk);
-        assert_int_equal(proxy_cert_new_pem(cp, strlen(cp), kp, strlen(kp), &c, &err), 0);
-        free(err);
-        free(cp);
-        free(kp);
-        BIO_free(bc);
-        BIO_free(bk);
-        X509_NAME_free(nm);
-        X509_free(x);
-        EVP_PKEY_free(pk);
-        return c;
-}
-
 /* ---- routes ---- */
 
 static void table_put(struct proxy_route_table *t, const char *id, const char *host,
@@ -684,8 +617,8 @@ static void fx_start(struct fx *f, const struct proxy_config *extra)
         f->be = backend_start();
         assert_int_equal(proxy_route_table_new(&f->table), 0);
         assert_int_equal(proxy_tls_new(&f->tls), 0);
-        f->cert_a = make_cert("a.test", "DNS:a.test,DNS:*.wild.test");
-        f->cert_b = make_cert("b.test", "DNS:b.test");
+        f->cert_a = make_cert("a.test", "DNS:a.test,DNS:*.wild.test", (long)(now_ms() & 0xffffff));
+        f->cert_b = make_cert("b.test", "DNS:b.test", (long)(now_ms() & 0xffffff));
         l443 = listen_on(INADDR_LOOPBACK, 0, &f->https_port);
         l80 = listen_on(INADDR_LOOPBACK, 0, &f->http_port);
         if (!cfg.workers)
