@@ -747,6 +747,21 @@ static void get(struct rd *r, const char *host, const char *path, struct msg *m)
         assert_true(rd_response(r, m, false));
 }
 
+/* @n times: GET @path of @host on a new TLS connection (SNI @host), answered
+ * 200. */
+static void tls_get_ok(struct fx *f, const char *host, const char *path, unsigned n)
+{
+        struct msg m;
+
+        for (unsigned i = 0; i < n; i++) {
+                struct rd *c = tls_client(f, host);
+
+                get(c, host, path, &m);
+                assert_int_equal(m.status, 200);
+                client_free(c);
+        }
+}
+
 static void check_counters(struct proxy_counters *c, uint64_t requests, uint64_t req_bytes,
                            uint64_t resp_bytes, unsigned status_class, uint64_t n_class)
 {
@@ -1225,12 +1240,7 @@ static void test_backend_failures(void **state)
         ports[0] = dead;
         ports[1] = f.be->port;
         table_put(f.table, "wa", "a.test", PROXY_ROUTE_TERMINATE, ports, 2, f.cert_a);
-        for (unsigned i = 0; i < 2; i++) {
-                c = tls_client(&f, "a.test");
-                get(c, "a.test", "/f", &m);
-                assert_int_equal(m.status, 200);
-                client_free(c);
-        }
+        tls_get_ok(&f, "a.test", "/f", 2);
         wait_idle(&f);
         assert_int_equal(stats(&f).connect_errors, 1);
 
@@ -1266,6 +1276,17 @@ static bool backend_is_down(struct fx *f, const char *id, size_t i)
         return atomic_load(&r->backends[i].health->down);
 }
 
+/* Until backend @i of workload @id is up again (bounded by WAIT_MS). */
+static void wait_backend_up(struct fx *f, const char *id, size_t i)
+{
+        uint64_t end = now_ms() + WAIT_MS;
+
+        while (backend_is_down(f, id, i)) {
+                assert_true(now_ms() < end);
+                sleep_ms(5);
+        }
+}
+
 static uint64_t backend_failures(struct fx *f, const char *id, enum proxy_backend_failure why)
 {
         _cleanup_(proxy_routes_unrefp) struct proxy_routes *s = proxy_routes_acquire(f->table);
@@ -1286,10 +1307,7 @@ static void test_backend_health_passive_active(void **state)
         struct proxy_config cfg = {.backend_check_min_ms = 50, .backend_check_max_ms = 200};
         struct backend *back;
         uint16_t ports[3], dead;
-        uint64_t end;
-        struct msg m;
         struct fx f;
-        struct rd *c;
         int fd;
 
         fd = listen_on(INADDR_LOOPBACK, 0, &dead);
@@ -1298,12 +1316,7 @@ static void test_backend_health_passive_active(void **state)
         ports[0] = dead;
         ports[1] = f.be->port;
         table_put(f.table, "wh", "a.test", PROXY_ROUTE_TERMINATE, ports, 2, f.cert_a);
-        for (unsigned i = 0; i < 8; i++) {
-                c = tls_client(&f, "a.test");
-                get(c, "a.test", "/f", &m);
-                assert_int_equal(m.status, 200);
-                client_free(c);
-        }
+        tls_get_ok(&f, "a.test", "/f", 8);
         wait_idle(&f);
         assert_int_equal(stats(&f).connect_errors, 1);
         assert_int_equal(backend_failures(&f, "wh", PROXY_BACKEND_FAIL_CONNECT), 1);
@@ -1316,31 +1329,17 @@ static void test_backend_health_passive_active(void **state)
         ports[1] = dead;
         table_put(f.table, "wh", "a.test", PROXY_ROUTE_TERMINATE, ports, 2, f.cert_a);
         assert_true(backend_is_down(&f, "wh", 1));
-        for (unsigned i = 0; i < 4; i++) {
-                c = tls_client(&f, "a.test");
-                get(c, "a.test", "/f", &m);
-                assert_int_equal(m.status, 200);
-                client_free(c);
-        }
+        tls_get_ok(&f, "a.test", "/f", 4);
         wait_idle(&f);
         assert_int_equal(stats(&f).connect_errors, 1);
 
         /* It comes back: only the checks talk to it until it is up. */
         back = backend_start_on(INADDR_LOOPBACK, dead);
         assert_non_null(back);
-        end = now_ms() + WAIT_MS;
-        while (backend_is_down(&f, "wh", 1)) {
-                assert_true(now_ms() < end);
-                sleep_ms(5);
-        }
+        wait_backend_up(&f, "wh", 1);
         assert_true(strncmp(be_req(back, 0), "HEAD / HTTP/1.1\r\n", 17) == 0);
         assert_non_null(strstr(be_req(back, 0), "Host: a.test\r\n"));
-        for (unsigned i = 0; i < 4; i++) {
-                c = tls_client(&f, "a.test");
-                get(c, "a.test", "/f", &m);
-                assert_int_equal(m.status, 200);
-                client_free(c);
-        }
+        tls_get_ok(&f, "a.test", "/f", 4);
         wait_idle(&f);
         assert_true(atomic_load(&back->n_reqs) >= 2); /* the check and a request */
 
@@ -1356,17 +1355,8 @@ static void test_backend_health_passive_active(void **state)
                 atomic_store(&h->down, true);
         }
         /* Two: round robin starts one of them at the down backend. */
-        for (unsigned i = 0; i < 2; i++) {
-                c = tls_client(&f, "a.test");
-                get(c, "a.test", "/f", &m);
-                assert_int_equal(m.status, 200);
-                client_free(c);
-        }
-        end = now_ms() + WAIT_MS;
-        while (backend_is_down(&f, "wh", 1)) {
-                assert_true(now_ms() < end);
-                sleep_ms(5);
-        }
+        tls_get_ok(&f, "a.test", "/f", 2);
+        wait_backend_up(&f, "wh", 1);
         fx_stop(&f);
         backend_stop(back);
 }

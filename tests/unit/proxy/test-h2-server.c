@@ -328,6 +328,23 @@ static size_t hp_request(uint8_t *out, const char *method, const char *path)
 #define END_STREAM  0x1
 #define END_HEADERS 0x4
 
+/* A GET of @path on stream 1, the whole request in one HEADERS frame. */
+static void cl_get(struct cl *c, const char *path)
+{
+        uint8_t hb[256];
+        size_t n = hp_request(hb, "GET", path);
+
+        cl_frame(c, F_HEADERS, END_HEADERS | END_STREAM, 1, hb, n);
+}
+
+/* Read frames until stream 1 has ended, or EOF. */
+static void cl_until_end1(struct cl *c, struct frame *fr)
+{
+        while (cl_next(c, fr))
+                if (fr->sid == 1 && (fr->flags & END_STREAM))
+                        break;
+}
+
 /* ---- tests ---- */
 
 /* A GET over h2: 200 and the body; the route's counters are the bytes of
@@ -339,16 +356,14 @@ static void test_get_and_counters(void **state)
         struct frame *fr = malloc(sizeof(*fr));
         struct proxy_counters *ctr;
         struct proxy_counters_values v;
-        uint8_t hb[256];
-        size_t n, body = 0;
+        size_t body = 0;
         bool headers = false, done = false;
         uint64_t end;
 
         (void)state;
         fx_start(&f);
         c = cl_new(&f, -1);
-        n = hp_request(hb, "GET", "/n/20000");
-        cl_frame(c, F_HEADERS, END_HEADERS | END_STREAM, 1, hb, n);
+        cl_get(c, "/n/20000");
         while (!done && cl_next(c, fr)) {
                 if (fr->sid != 1)
                         continue;
@@ -482,19 +497,14 @@ static void test_keepalive_deadline(void **state)
         struct fx f;
         struct cl *c;
         struct frame *fr = malloc(sizeof(*fr));
-        uint8_t hb[256];
-        size_t n;
         uint64_t t0;
         bool goaway = false;
 
         (void)state;
         fx_start(&f);
         c = cl_new(&f, -1);
-        n = hp_request(hb, "GET", "/n/10");
-        cl_frame(c, F_HEADERS, END_HEADERS | END_STREAM, 1, hb, n);
-        while (cl_next(c, fr))
-                if (fr->sid == 1 && (fr->flags & END_STREAM))
-                        break;
+        cl_get(c, "/n/10");
+        cl_until_end1(c, fr);
         t0 = now_ms();
         while (cl_next(c, fr))
                 if (fr->type == F_GOAWAY) {
@@ -517,18 +527,13 @@ static void test_route_removed(void **state)
         struct fx f;
         struct cl *c;
         struct frame *fr = malloc(sizeof(*fr));
-        uint8_t hb[256];
-        size_t n;
         uint64_t t0;
 
         (void)state;
         fx_start(&f);
         c = cl_new(&f, -1);
-        n = hp_request(hb, "GET", "/n/10");
-        cl_frame(c, F_HEADERS, END_HEADERS | END_STREAM, 1, hb, n);
-        while (cl_next(c, fr))
-                if (fr->sid == 1 && (fr->flags & END_STREAM))
-                        break;
+        cl_get(c, "/n/10");
+        cl_until_end1(c, fr);
         t0 = now_ms();
         table_remove(f.table, "wa");
         while (cl_next(c, fr))
@@ -618,8 +623,8 @@ static void test_stop_goaway(void **state)
         struct fx f;
         struct cl *c, *c2;
         struct frame *fr = malloc(sizeof(*fr));
-        uint8_t hb[256], wu[4] = {0, 0x01, 0x86, 0xa0}; /* 100000 */
-        size_t n, body = 0;
+        uint8_t wu[4] = {0, 0x01, 0x86, 0xa0}; /* 100000 */
+        size_t body = 0;
         bool goaway = false, ended = false;
         pthread_t t;
         void *ret;
@@ -629,8 +634,7 @@ static void test_stop_goaway(void **state)
         c = cl_new(&f, -1);
         /* c2: a response in flight, held by a window of 0. */
         c2 = cl_new(&f, 0);
-        n = hp_request(hb, "GET", "/n/100000");
-        cl_frame(c2, F_HEADERS, END_HEADERS | END_STREAM, 1, hb, n);
+        cl_get(c2, "/n/100000");
         do
                 assert_true(cl_next(c2, fr));
         while (!(fr->sid == 1 && fr->type == F_HEADERS));
