@@ -566,3 +566,24 @@ def node(env):
     """env + gatewayd started with the default configuration."""
     env.start_daemon()
     return env
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    """A grid node (node.py's GridNode: namespaces, Yggdrasil, the workload's
+    HTTP servers), up for one test module and down at its end. Module scope
+    in a conftest still means one node per module: pytest tears it down when
+    the module's last test has run, and the next module that asks builds its
+    own, so what one module does to its node never reaches another. Skips
+    where the machine cannot build one (node.have_prerequisites())."""
+    import node as gridnode  # here, not at the top: node.py imports this file
+
+    why = gridnode.have_prerequisites()
+    if why:
+        pytest.skip(why)
+    g = gridnode.GridNode(tmp_path_factory.mktemp("gridnode"))
+    try:
+        g.up()
+        yield g
+    finally:
+        g.down()

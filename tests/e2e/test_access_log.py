@@ -48,9 +48,9 @@ def backend(private_net):  # noqa: F811
     b.stop()
 
 
-class WsEcho:
-    """A WebSocket backend: answers the upgrade with 101, then echoes every
-    byte until the client's EOF (frames pass through the gateway as bytes)."""
+class TcpServer:
+    """A listening socket on @host (an ephemeral port) whose accept loop
+    hands each connection to _serve() on a thread of its own."""
 
     def __init__(self, host):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -67,6 +67,17 @@ class WsEcho:
             except OSError:
                 return
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        raise NotImplementedError
+
+    def stop(self):
+        self.sock.close()
+
+
+class WsEcho(TcpServer):
+    """A WebSocket backend: answers the upgrade with 101, then echoes every
+    byte until the client's EOF (frames pass through the gateway as bytes)."""
 
     def _serve(self, c):
         try:
@@ -93,28 +104,10 @@ class WsEcho:
         finally:
             c.close()
 
-    def stop(self):
-        self.sock.close()
 
-
-class FastBackend:
+class FastBackend(TcpServer):
     """Answers every request head with an empty 204 at once (pipelining
     too): a backend that is never the bottleneck."""
-
-    def __init__(self, host):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind((host, 0))
-        self.sock.listen(8)
-        self.url = "http://%s:%d" % (host, self.sock.getsockname()[1])
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     @staticmethod
     def _serve(c):
@@ -133,9 +126,6 @@ class FastBackend:
             pass
         finally:
             c.close()
-
-    def stop(self):
-        self.sock.close()
 
 
 def ws_frame(payload):

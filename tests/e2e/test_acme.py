@@ -29,7 +29,7 @@ import pytest
 import acme_env
 import node as gridnode
 from conftest import GATEWAYCTL, Deadline, scaled
-from node import GridNode, LineProc, in_ns, nsenter_argv
+from node import LineProc, in_ns, nsenter_argv
 
 _why_not = gridnode.have_prerequisites() or acme_env.have_prerequisites()
 pytestmark = pytest.mark.skipif(_why_not is not None, reason=_why_not or "")
@@ -38,16 +38,6 @@ HTTPBACK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "httpback.py
 DOMAIN = "gw1.example.net"  # node.py's gateway domain
 PUBLIC_V4 = gridnode.PUBLIC_V4.split("/")[0]
 PUBLIC_V6 = gridnode.PUBLIC_V6.split("/")[0]
-
-
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory):
-    g = GridNode(tmp_path_factory.mktemp("gridnode"))
-    try:
-        g.up()
-        yield g
-    finally:
-        g.down()
 
 
 @pytest.fixture(scope="module")

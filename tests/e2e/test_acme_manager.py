@@ -21,21 +21,11 @@ import pytest
 import acme_env
 import node as gridnode
 from conftest import Deadline, scaled
-from node import GridNode, in_ns
+from node import in_ns
 from test_acme import DOMAIN, PUBLIC_V4, PUBLIC_V6, backend, certs, curl, scrape, served_serial, wait_cert  # noqa: F401
 
 _why_not = gridnode.have_prerequisites() or acme_env.have_prerequisites()
 pytestmark = pytest.mark.skipif(_why_not is not None, reason=_why_not or "")
-
-
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory):
-    g = GridNode(tmp_path_factory.mktemp("gridnode"))
-    try:
-        g.up()
-        yield g
-    finally:
-        g.down()
 
 
 def new_acme(grid, tmp, names=(), **pebble):

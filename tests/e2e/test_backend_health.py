@@ -30,7 +30,7 @@ import pytest
 
 import node as gridnode
 from conftest import GATEWAYCTL, Deadline, needs_gatewayctl, scaled
-from node import PYTHON, GridNode, LineProc, in_ns, ip, nsenter_argv
+from node import PYTHON, LineProc, in_ns, ip, nsenter_argv
 
 _why_not = gridnode.have_prerequisites()
 pytestmark = [pytest.mark.skipif(_why_not is not None, reason=_why_not or ""), needs_gatewayctl]
@@ -128,16 +128,6 @@ for t in ts:
     t.join()
 print(json.dumps(res), flush=True)
 """
-
-
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory):
-    g = GridNode(tmp_path_factory.mktemp("gridnode"))
-    try:
-        g.up()
-        yield g
-    finally:
-        g.down()
 
 
 class Backends:

@@ -20,7 +20,7 @@ import pytest
 
 import node as gridnode
 from conftest import Deadline, scaled
-from node import GridNode, LineProc, in_ns, nsenter_argv
+from node import LineProc, in_ns, nsenter_argv
 from tlsback import CA
 
 _why_not = gridnode.have_prerequisites()
@@ -32,16 +32,6 @@ FQDN = NAME + ".gw1.example.net"  # a name workload: the fake DNS is not reachab
 WLID = "37-7-grid"
 HTTPS_PORT = 8443  # inside the gateway namespace: nothing else listens there
 PUBLIC_ADDR = gridnode.PUBLIC_V4.split("/")[0]
-
-
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory):
-    g = GridNode(tmp_path_factory.mktemp("gridnode"))
-    try:
-        g.up()
-        yield g
-    finally:
-        g.down()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 
 import node as gridnode
 from conftest import GATEWAYCTL, Deadline, scaled
-from node import GridNode, LineProc, in_ns, ip, nsenter_argv
+from node import LineProc, in_ns, ip, nsenter_argv
 
 _why_not = gridnode.have_prerequisites()
 pytestmark = pytest.mark.skipif(_why_not is not None, reason=_why_not or "")
@@ -33,16 +33,6 @@ s.listen(1)
 print("LISTENING", flush=True)
 time.sleep(600)
 """
-
-
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory):
-    g = GridNode(tmp_path_factory.mktemp("gridnode"))
-    try:
-        g.up()
-        yield g
-    finally:
-        g.down()
 
 
 def get(env, grid, path):

@@ -381,19 +381,6 @@ class BackendServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory):
-    why = gridnode.have_prerequisites()
-    if why:
-        pytest.skip(why)
-    g = gridnode.GridNode(tmp_path_factory.mktemp("limits-node"))
-    try:
-        g.up()
-        yield g
-    finally:
-        g.down()
-
-
 class LimitsNode:
     """One daemon on the grid node with [limits] @limits, the backend, and
     the two client addresses."""
@@ -490,6 +477,17 @@ def read_response(s):
         return 0, b""
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), body
+
+
+def status_within(s, seconds):
+    """The status of the response @s starts to receive within @seconds (0:
+    EOF), None when nothing came by then."""
+    s.settimeout(seconds)
+    try:
+        data = s.recv(4096)
+    except socket.timeout:
+        return None
+    return int(data.split(b" ", 2)[1]) if data else 0
 
 
 def closed_within(s, seconds):
@@ -628,13 +626,9 @@ def test_issue_11_slowloris(limits_node):
             break
         if i % 5 == 4:
             assert n.get(BYSTANDER, "/small")[0] == 200
-        s.settimeout(0.1)
-        try:
-            data = s.recv(4096)
-            status = int(data.split(b" ", 2)[1]) if data else 0
+        status = status_within(s, 0.1)
+        if status is not None:
             break
-        except socket.timeout:
-            pass
     elapsed = time.monotonic() - t0
     s.close()
     assert status == 408, status
@@ -661,13 +655,9 @@ def test_issue_11_slow_post(limits_node):
             s.sendall(b"z")
         except OSError:
             break
-        s.settimeout(0.2)
-        try:
-            data = s.recv(4096)
-            status = int(data.split(b" ", 2)[1]) if data else 0
+        status = status_within(s, 0.2)
+        if status is not None:
             break
-        except socket.timeout:
-            pass
         assert n.get(BYSTANDER, "/small")[0] == 200
     elapsed = time.monotonic() - t0
     s.close()

@@ -24,7 +24,7 @@ import pytest
 
 from conftest import REPO, Deadline, scaled
 import node as gridnode
-from node import GridNode, in_ns, ip, ip_json, link_exists, netns_exists, snapshot, sysctl, wait_until
+from node import in_ns, ip, ip_json, link_exists, netns_exists, snapshot, sysctl, wait_until
 
 _why_not = gridnode.have_prerequisites()
 pytestmark = pytest.mark.skipif(_why_not is not None, reason=_why_not or "")
@@ -41,16 +41,6 @@ PORT_SYSCTLS = {"net.ipv4.ip_local_port_range": "10000 65535", "net.ipv4.tcp_tw_
 
 # ---------------------------------------------------------------------------
 # Fixtures
-
-
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory):
-    g = GridNode(tmp_path_factory.mktemp("gridnode"))
-    try:
-        g.up()
-        yield g
-    finally:
-        g.down()
 
 
 class Gateway:

@@ -23,7 +23,7 @@ import pytest
 
 import node as gridnode
 from conftest import Deadline, scaled
-from node import GridNode, in_ns, ip, link_exists, wait_until
+from node import in_ns, ip, link_exists, wait_until
 
 _why_not = gridnode.have_prerequisites()
 pytestmark = pytest.mark.skipif(_why_not is not None, reason=_why_not or "")
@@ -34,16 +34,6 @@ PUBLIC_ADDR = gridnode.PUBLIC_V4.split("/")[0]
 HOST = "web.gw1.example.net"
 WLID = "37-8-web"
 PERIODIC_CHECK = 3  # seconds between the daemon's own namespace checks (daemon/gwns.c)
-
-
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory):
-    g = GridNode(tmp_path_factory.mktemp("gridnode"))
-    try:
-        g.up()
-        yield g
-    finally:
-        g.down()
 
 
 def listening_ports(ns):

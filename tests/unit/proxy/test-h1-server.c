@@ -30,14 +30,8 @@
 #include <cmocka.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
-#include <openssl/ec_key.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/nid.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include "common/macros.h"
 #include "common/md5.h"
@@ -578,67 +572,6 @@ static const char *be_req(struct backend *b, unsigned i)
         return b->reqs[i].head;
 }
 
-/* ---- certificates ---- */
-
-static char *bio_to_str(BIO *b)
-{
-        const uint8_t *p;
-        size_t n;
-        char *s;
-
-        assert_true(BIO_mem_contents(b, &p, &n));
-        s = malloc(n + 1);
-        memcpy(s, p, n);
-        s[n] = 0;
-        return s;
-}
-
-/* A self-signed ECDSA P-256 certificate for @names (comma-separated). */
-static struct proxy_cert *make_cert(const char *cn, const char *names)
-{
-        EC_KEY *ec = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
-        EVP_PKEY *pk = EVP_PKEY_new();
-        X509 *x = X509_new();
-        X509_NAME *nm = X509_NAME_new();
-        X509_EXTENSION *ext;
-        X509V3_CTX v3;
-        BIO *bc = BIO_new(BIO_s_mem()), *bk = BIO_new(BIO_s_mem());
-        struct proxy_cert *c = NULL;
-        char *cp, *kp, *err = NULL;
-
-        assert_true(EC_KEY_generate_key(ec));
-        assert_true(EVP_PKEY_assign_EC_KEY(pk, ec));
-        assert_true(X509_set_version(x, X509_VERSION_3));
-        assert_true(ASN1_INTEGER_set(X509_get_serialNumber(x), (long)(now_ms() & 0xffffff)));
-        assert_true(
-                X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const uint8_t *)cn, -1, -1, 0));
-        assert_true(X509_set_subject_name(x, nm));
-        assert_true(X509_set_issuer_name(x, nm));
-        assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -3600));
-        assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 86400));
-        assert_true(X509_set_pubkey(x, pk));
-        X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-        ext = X509V3_EXT_nconf_nid(NULL, &v3, NID_subject_alt_name, names);
-        assert_non_null(ext);
-        assert_true(X509_add_ext(x, ext, -1));
-        X509_EXTENSION_free(ext);
-        assert_true(X509_sign(x, pk, EVP_sha256()));
-        assert_true(PEM_write_bio_X509(bc, x));
-        assert_true(PEM_write_bio_PrivateKey(bk, pk, NULL, NULL, 0, NULL, NULL));
-        cp = bio_to_str(bc);
-        kp = bio_to_str(bk);
-        assert_int_equal(proxy_cert_new_pem(cp, strlen(cp), kp, strlen(kp), &c, &err), 0);
-        free(err);
-        free(cp);
-        free(kp);
-        BIO_free(bc);
-        BIO_free(bk);
-        X509_NAME_free(nm);
-        X509_free(x);
-        EVP_PKEY_free(pk);
-        return c;
-}
-
 /* ---- routes ---- */
 
 static void table_put(struct proxy_route_table *t, const char *id, const char *host,
@@ -688,8 +621,8 @@ static void fx_start(struct fx *f, const struct proxy_config *extra)
         f->be = backend_start();
         assert_int_equal(proxy_route_table_new(&f->table), 0);
         assert_int_equal(proxy_tls_new(&f->tls), 0);
-        f->cert_a = make_cert("a.test", "DNS:a.test,DNS:*.wild.test");
-        f->cert_b = make_cert("b.test", "DNS:b.test");
+        f->cert_a = make_cert("a.test", "DNS:a.test,DNS:*.wild.test", (long)(now_ms() & 0xffffff));
+        f->cert_b = make_cert("b.test", "DNS:b.test", (long)(now_ms() & 0xffffff));
         l443 = listen_on(INADDR_LOOPBACK, 0, &f->https_port);
         l80 = listen_on(INADDR_LOOPBACK, 0, &f->http_port);
         if (!cfg.workers)
@@ -816,6 +749,21 @@ static void get(struct rd *r, const char *host, const char *path, struct msg *m)
         snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, host);
         send_str(r, req);
         assert_true(rd_response(r, m, false));
+}
+
+/* @n times: GET @path of @host on a new TLS connection (SNI @host), answered
+ * 200. */
+static void tls_get_ok(struct fx *f, const char *host, const char *path, unsigned n)
+{
+        struct msg m;
+
+        for (unsigned i = 0; i < n; i++) {
+                struct rd *c = tls_client(f, host);
+
+                get(c, host, path, &m);
+                assert_int_equal(m.status, 200);
+                client_free(c);
+        }
 }
 
 static void check_counters(struct proxy_counters *c, uint64_t requests, uint64_t req_bytes,
@@ -1296,12 +1244,7 @@ static void test_backend_failures(void **state)
         ports[0] = dead;
         ports[1] = f.be->port;
         table_put(f.table, "wa", "a.test", PROXY_ROUTE_TERMINATE, ports, 2, f.cert_a);
-        for (unsigned i = 0; i < 2; i++) {
-                c = tls_client(&f, "a.test");
-                get(c, "a.test", "/f", &m);
-                assert_int_equal(m.status, 200);
-                client_free(c);
-        }
+        tls_get_ok(&f, "a.test", "/f", 2);
         wait_idle(&f);
         assert_int_equal(stats(&f).connect_errors, 1);
 
@@ -1337,6 +1280,17 @@ static bool backend_is_down(struct fx *f, const char *id, size_t i)
         return atomic_load(&r->backends[i].health->down);
 }
 
+/* Until backend @i of workload @id is up again (bounded by WAIT_MS). */
+static void wait_backend_up(struct fx *f, const char *id, size_t i)
+{
+        uint64_t end = now_ms() + WAIT_MS;
+
+        while (backend_is_down(f, id, i)) {
+                assert_true(now_ms() < end);
+                sleep_ms(5);
+        }
+}
+
 static uint64_t backend_failures(struct fx *f, const char *id, enum proxy_backend_failure why)
 {
         _cleanup_(proxy_routes_unrefp) struct proxy_routes *s = proxy_routes_acquire(f->table);
@@ -1357,10 +1311,7 @@ static void test_backend_health_passive_active(void **state)
         struct proxy_config cfg = {.backend_check_min_ms = 50, .backend_check_max_ms = 200};
         struct backend *back;
         uint16_t ports[3], dead;
-        uint64_t end;
-        struct msg m;
         struct fx f;
-        struct rd *c;
         int fd;
 
         fd = listen_on(INADDR_LOOPBACK, 0, &dead);
@@ -1369,12 +1320,7 @@ static void test_backend_health_passive_active(void **state)
         ports[0] = dead;
         ports[1] = f.be->port;
         table_put(f.table, "wh", "a.test", PROXY_ROUTE_TERMINATE, ports, 2, f.cert_a);
-        for (unsigned i = 0; i < 8; i++) {
-                c = tls_client(&f, "a.test");
-                get(c, "a.test", "/f", &m);
-                assert_int_equal(m.status, 200);
-                client_free(c);
-        }
+        tls_get_ok(&f, "a.test", "/f", 8);
         wait_idle(&f);
         assert_int_equal(stats(&f).connect_errors, 1);
         assert_int_equal(backend_failures(&f, "wh", PROXY_BACKEND_FAIL_CONNECT), 1);
@@ -1387,31 +1333,17 @@ static void test_backend_health_passive_active(void **state)
         ports[1] = dead;
         table_put(f.table, "wh", "a.test", PROXY_ROUTE_TERMINATE, ports, 2, f.cert_a);
         assert_true(backend_is_down(&f, "wh", 1));
-        for (unsigned i = 0; i < 4; i++) {
-                c = tls_client(&f, "a.test");
-                get(c, "a.test", "/f", &m);
-                assert_int_equal(m.status, 200);
-                client_free(c);
-        }
+        tls_get_ok(&f, "a.test", "/f", 4);
         wait_idle(&f);
         assert_int_equal(stats(&f).connect_errors, 1);
 
         /* It comes back: only the checks talk to it until it is up. */
         back = backend_start_on(INADDR_LOOPBACK, dead);
         assert_non_null(back);
-        end = now_ms() + WAIT_MS;
-        while (backend_is_down(&f, "wh", 1)) {
-                assert_true(now_ms() < end);
-                sleep_ms(5);
-        }
+        wait_backend_up(&f, "wh", 1);
         assert_true(strncmp(be_req(back, 0), "HEAD / HTTP/1.1\r\n", 17) == 0);
         assert_non_null(strstr(be_req(back, 0), "Host: a.test\r\n"));
-        for (unsigned i = 0; i < 4; i++) {
-                c = tls_client(&f, "a.test");
-                get(c, "a.test", "/f", &m);
-                assert_int_equal(m.status, 200);
-                client_free(c);
-        }
+        tls_get_ok(&f, "a.test", "/f", 4);
         wait_idle(&f);
         assert_true(atomic_load(&back->n_reqs) >= 2); /* the check and a request */
 
@@ -1427,17 +1359,8 @@ static void test_backend_health_passive_active(void **state)
                 atomic_store(&h->down, true);
         }
         /* Two: round robin starts one of them at the down backend. */
-        for (unsigned i = 0; i < 2; i++) {
-                c = tls_client(&f, "a.test");
-                get(c, "a.test", "/f", &m);
-                assert_int_equal(m.status, 200);
-                client_free(c);
-        }
-        end = now_ms() + WAIT_MS;
-        while (backend_is_down(&f, "wh", 1)) {
-                assert_true(now_ms() < end);
-                sleep_ms(5);
-        }
+        tls_get_ok(&f, "a.test", "/f", 2);
+        wait_backend_up(&f, "wh", 1);
         fx_stop(&f);
         backend_stop(back);
 }

@@ -23,15 +23,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <openssl/bio.h>
-#include <openssl/ec_key.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/nid.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include "common/macros.h"
 #include "proxy-test.h"
@@ -117,66 +110,6 @@ static void *be_main(void *arg)
         }
 }
 
-/* ---- certificate ---- */
-
-static char *bio_to_str(BIO *b)
-{
-        const uint8_t *p;
-        size_t n;
-        char *s;
-
-        assert_true(BIO_mem_contents(b, &p, &n));
-        s = malloc(n + 1);
-        memcpy(s, p, n);
-        s[n] = 0;
-        return s;
-}
-
-static struct proxy_cert *make_cert(const char *cn, const char *names)
-{
-        EC_KEY *ec = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
-        EVP_PKEY *pk = EVP_PKEY_new();
-        X509 *x = X509_new();
-        X509_NAME *nm = X509_NAME_new();
-        X509_EXTENSION *ext;
-        X509V3_CTX v3;
-        BIO *bc = BIO_new(BIO_s_mem()), *bk = BIO_new(BIO_s_mem());
-        struct proxy_cert *c = NULL;
-        char *cp, *kp, *err = NULL;
-
-        assert_true(EC_KEY_generate_key(ec));
-        assert_true(EVP_PKEY_assign_EC_KEY(pk, ec));
-        assert_true(X509_set_version(x, X509_VERSION_3));
-        assert_true(ASN1_INTEGER_set(X509_get_serialNumber(x), 1));
-        assert_true(
-                X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const uint8_t *)cn, -1, -1, 0));
-        assert_true(X509_set_subject_name(x, nm));
-        assert_true(X509_set_issuer_name(x, nm));
-        assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -3600));
-        assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 86400));
-        assert_true(X509_set_pubkey(x, pk));
-        X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-        ext = X509V3_EXT_nconf_nid(NULL, &v3, NID_subject_alt_name, names);
-        assert_non_null(ext);
-        assert_true(X509_add_ext(x, ext, -1));
-        X509_EXTENSION_free(ext);
-        assert_true(X509_sign(x, pk, EVP_sha256()));
-        assert_true(PEM_write_bio_X509(bc, x));
-        assert_true(PEM_write_bio_PrivateKey(bk, pk, NULL, NULL, 0, NULL, NULL));
-        cp = bio_to_str(bc);
-        kp = bio_to_str(bk);
-        assert_int_equal(proxy_cert_new_pem(cp, strlen(cp), kp, strlen(kp), &c, &err), 0);
-        free(err);
-        free(cp);
-        free(kp);
-        BIO_free(bc);
-        BIO_free(bk);
-        X509_NAME_free(nm);
-        X509_free(x);
-        EVP_PKEY_free(pk);
-        return c;
-}
-
 /* ---- fixture ---- */
 
 struct fx {
@@ -210,7 +143,7 @@ static void fx_start(struct fx *f)
         assert_int_equal(pthread_create(&f->be.thr, NULL, be_main, &f->be), 0);
         assert_int_equal(proxy_route_table_new(&f->table), 0);
         assert_int_equal(proxy_tls_new(&f->tls), 0);
-        f->cert = make_cert("a.test", "DNS:a.test");
+        f->cert = make_cert("a.test", "DNS:a.test", 1);
         table_put_ip(f->table, "wa", "a.test", PROXY_ROUTE_TERMINATE, INADDR_LOOPBACK, &f->be.port,
                      1, f->cert);
         l443 = listen_loopback(&f->https_port);
@@ -395,6 +328,23 @@ static size_t hp_request(uint8_t *out, const char *method, const char *path)
 #define END_STREAM  0x1
 #define END_HEADERS 0x4
 
+/* A GET of @path on stream 1, the whole request in one HEADERS frame. */
+static void cl_get(struct cl *c, const char *path)
+{
+        uint8_t hb[256];
+        size_t n = hp_request(hb, "GET", path);
+
+        cl_frame(c, F_HEADERS, END_HEADERS | END_STREAM, 1, hb, n);
+}
+
+/* Read frames until stream 1 has ended, or EOF. */
+static void cl_until_end1(struct cl *c, struct frame *fr)
+{
+        while (cl_next(c, fr))
+                if (fr->sid == 1 && (fr->flags & END_STREAM))
+                        break;
+}
+
 /* ---- tests ---- */
 
 /* A GET over h2: 200 and the body; the route's counters are the bytes of
@@ -406,16 +356,14 @@ static void test_get_and_counters(void **state)
         struct frame *fr = malloc(sizeof(*fr));
         struct proxy_counters *ctr;
         struct proxy_counters_values v;
-        uint8_t hb[256];
-        size_t n, body = 0;
+        size_t body = 0;
         bool headers = false, done = false;
         uint64_t end;
 
         (void)state;
         fx_start(&f);
         c = cl_new(&f, -1);
-        n = hp_request(hb, "GET", "/n/20000");
-        cl_frame(c, F_HEADERS, END_HEADERS | END_STREAM, 1, hb, n);
+        cl_get(c, "/n/20000");
         while (!done && cl_next(c, fr)) {
                 if (fr->sid != 1)
                         continue;
@@ -549,19 +497,14 @@ static void test_keepalive_deadline(void **state)
         struct fx f;
         struct cl *c;
         struct frame *fr = malloc(sizeof(*fr));
-        uint8_t hb[256];
-        size_t n;
         uint64_t t0;
         bool goaway = false;
 
         (void)state;
         fx_start(&f);
         c = cl_new(&f, -1);
-        n = hp_request(hb, "GET", "/n/10");
-        cl_frame(c, F_HEADERS, END_HEADERS | END_STREAM, 1, hb, n);
-        while (cl_next(c, fr))
-                if (fr->sid == 1 && (fr->flags & END_STREAM))
-                        break;
+        cl_get(c, "/n/10");
+        cl_until_end1(c, fr);
         t0 = now_ms();
         while (cl_next(c, fr))
                 if (fr->type == F_GOAWAY) {
@@ -584,18 +527,13 @@ static void test_route_removed(void **state)
         struct fx f;
         struct cl *c;
         struct frame *fr = malloc(sizeof(*fr));
-        uint8_t hb[256];
-        size_t n;
         uint64_t t0;
 
         (void)state;
         fx_start(&f);
         c = cl_new(&f, -1);
-        n = hp_request(hb, "GET", "/n/10");
-        cl_frame(c, F_HEADERS, END_HEADERS | END_STREAM, 1, hb, n);
-        while (cl_next(c, fr))
-                if (fr->sid == 1 && (fr->flags & END_STREAM))
-                        break;
+        cl_get(c, "/n/10");
+        cl_until_end1(c, fr);
         t0 = now_ms();
         table_remove(f.table, "wa");
         while (cl_next(c, fr))
@@ -685,8 +623,8 @@ static void test_stop_goaway(void **state)
         struct fx f;
         struct cl *c, *c2;
         struct frame *fr = malloc(sizeof(*fr));
-        uint8_t hb[256], wu[4] = {0, 0x01, 0x86, 0xa0}; /* 100000 */
-        size_t n, body = 0;
+        uint8_t wu[4] = {0, 0x01, 0x86, 0xa0}; /* 100000 */
+        size_t body = 0;
         bool goaway = false, ended = false;
         pthread_t t;
         void *ret;
@@ -696,8 +634,7 @@ static void test_stop_goaway(void **state)
         c = cl_new(&f, -1);
         /* c2: a response in flight, held by a window of 0. */
         c2 = cl_new(&f, 0);
-        n = hp_request(hb, "GET", "/n/100000");
-        cl_frame(c2, F_HEADERS, END_HEADERS | END_STREAM, 1, hb, n);
+        cl_get(c2, "/n/100000");
         do
                 assert_true(cl_next(c2, fr));
         while (!(fr->sid == 1 && fr->type == F_HEADERS));

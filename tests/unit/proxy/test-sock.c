@@ -19,11 +19,11 @@
 
 #include <cmocka.h>
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <uv.h>
 
 #include "common/macros.h"
+#include "proxy-test.h"
 #include "proxy/ev.h"
 #include "proxy/sock.h"
 #include "proxy/tls.h"
@@ -161,56 +161,6 @@ static void test_write_backpressure(void **state)
 
 /* ---- TLS ---- */
 
-static char *bio_str(BIO *b)
-{
-        const uint8_t *p;
-        size_t n;
-        char *s;
-
-        assert_true(BIO_mem_contents(b, &p, &n));
-        s = malloc(n + 1);
-        assert_non_null(s);
-        memcpy(s, p, n);
-        s[n] = 0;
-        return s;
-}
-
-static struct proxy_cert *make_cert(void)
-{
-        _cleanup_(EVP_PKEY_freep) EVP_PKEY *pk = EVP_PKEY_new();
-        _cleanup_(X509_freep) X509 *x = X509_new();
-        _cleanup_(X509_NAME_freep) X509_NAME *nm = X509_NAME_new();
-        _cleanup_(X509_EXTENSION_freep) X509_EXTENSION *ext = NULL;
-        _cleanup_(BIO_freep) BIO *bc = BIO_new(BIO_s_mem()), *bk = BIO_new(BIO_s_mem());
-        _cleanup_free_ char *cp = NULL, *kp = NULL, *err = NULL;
-        EC_KEY *ec = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
-        struct proxy_cert *c = NULL;
-        X509V3_CTX v3;
-
-        assert_true(EC_KEY_generate_key(ec));
-        assert_true(EVP_PKEY_assign_EC_KEY(pk, ec));
-        assert_true(X509_set_version(x, X509_VERSION_3));
-        assert_true(ASN1_INTEGER_set(X509_get_serialNumber(x), 1));
-        assert_true(X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const uint8_t *)"s.test",
-                                               -1, -1, 0));
-        assert_true(X509_set_subject_name(x, nm));
-        assert_true(X509_set_issuer_name(x, nm));
-        assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -3600));
-        assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 86400));
-        assert_true(X509_set_pubkey(x, pk));
-        X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-        ext = X509V3_EXT_nconf_nid(NULL, &v3, NID_subject_alt_name, "DNS:s.test");
-        assert_non_null(ext);
-        assert_true(X509_add_ext(x, ext, -1));
-        assert_true(X509_sign(x, pk, EVP_sha256()));
-        assert_true(PEM_write_bio_X509(bc, x));
-        assert_true(PEM_write_bio_PrivateKey(bk, pk, NULL, NULL, 0, NULL, NULL));
-        cp = bio_str(bc);
-        kp = bio_str(bk);
-        assert_int_equal(proxy_cert_new_pem(cp, strlen(cp), kp, strlen(kp), &c, &err), 0);
-        return c;
-}
-
 /* Step the client and the loop until @done(client) or a bound. */
 static bool pump(struct fx *f, struct sock *s, SSL *cl, bool (*done)(SSL *cl, struct sock *s))
 {
@@ -245,7 +195,7 @@ static bool both_done(SSL *cl, struct sock *s)
 static void test_tls_replayed_hello(void **state)
 {
         _cleanup_(proxy_tls_freep) struct proxy_tls *t = NULL;
-        _cleanup_(proxy_cert_unrefp) struct proxy_cert *cert = make_cert();
+        _cleanup_(proxy_cert_unrefp) struct proxy_cert *cert = make_cert("s.test", "DNS:s.test", 1);
         _cleanup_(SSL_CTX_freep) SSL_CTX *cctx = SSL_CTX_new(TLS_method());
         _cleanup_(SSL_freep) SSL *cl = NULL;
         static uint8_t rin[SOCK_TLS_RIN_CAP], tx[SOCK_TLS_TX_CAP];
@@ -307,7 +257,7 @@ static void test_tls_replayed_hello(void **state)
 static void test_tls_garbage(void **state)
 {
         _cleanup_(proxy_tls_freep) struct proxy_tls *t = NULL;
-        _cleanup_(proxy_cert_unrefp) struct proxy_cert *cert = make_cert();
+        _cleanup_(proxy_cert_unrefp) struct proxy_cert *cert = make_cert("s.test", "DNS:s.test", 1);
         struct fx f;
         struct sock *s;
         SSL *ssl;
