@@ -487,7 +487,7 @@ tail -n +$((UNBOUND_MARK + 1)) "$UNBOUND_LOG" | grep -E ' TXT IN$' | sed -E 's/^
 printf '\n$ grep Obtained gatewayd.log\n'
 grep -h "Obtained the certificate" "$WORK/gatewayd.log"
 
-log "TLS termination with the trusted certificates: myapp.$DOMAIN and $FQDN" \
+log "TLS termination with the trusted certificates (HTTP/1.1 and HTTP/2): myapp.$DOMAIN and $FQDN" \
         "to the HTTP workload on Yggdrasil"
 # The names resolve through the farmer's records (myapp.$DOMAIN by the wildcard CNAME); curl
 # connects to the same address and verifies the chain against pebble's root: no -k.
@@ -502,6 +502,13 @@ for host in "myapp.$DOMAIN" "$FQDN"; do
                         die "the reply for $host is not the HTTP workload's answer to the gateway"
         done
 done
+CURL=(curl -sS --max-time 10 --cacert "$PEBBLE_ROOT" --resolve "myapp.$DOMAIN:443:$PUBLIC_IP" -o /dev/null
+      -w 'HTTP/%{http_version} %{http_code}\n' "https://myapp.$DOMAIN/")
+printf '\n$ %s\n' "${CURL[*]}"
+reply=$(in_node "${CURL[@]}" 2>&1) || die "curl failed: $reply"
+printf '%s\n' "$reply"
+[[ $reply == "HTTP/2 200" ]] || die "curl did not get HTTP/2 (ALPN h2): $reply"
+echo "(curl chose HTTP/2 by ALPN; an HTTP/1.1-only client gets HTTP/1.1)"
 for host in "myapp.$DOMAIN" "$FQDN"; do
         printf '\n$ openssl s_client -connect %s:443 -servername %s | %s\n' "$PUBLIC_IP" "$host" \
                 "openssl x509 -noout -subject -issuer -ext subjectAltName"
