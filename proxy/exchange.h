@@ -93,7 +93,6 @@ struct exch {
         unsigned attempt;       /* backends tried (or skipped as down) */
         unsigned cur;           /* the index of the backend of @up */
         uint16_t dial_port;     /* non-zero: dial this port instead (ACME on :80) */
-        uint8_t http_version;   /* the client side's: 10, 11 (HTTP/1.x), 20 (HTTP/2) */
         bool head_req;          /* method HEAD: the response has no body */
         bool idempotent;        /* set by the owner after exch_begin(): the method is
                                  * idempotent (RFC 9110 9.2.2), see exch_retry() */

@@ -72,7 +72,6 @@ void h1__proxy_begin(struct hconn *c, struct proxy_route *route, uint16_t port)
         x->e.proxied = x->e.routed = true;
         if (x->e.start_ns)
                 x->e.up_start_ns = proxy_access_clock(ctx->w);
-        x->ex.http_version = x->e.client10 ? 10 : 11;
         x->e.websocket = (req->flags & PROXY_H1_REQ_WEBSOCKET) != 0;
         exch_begin(&x->ex, route, port, x->hout, (uint32_t)r, req->h.body, req->h.content_length,
                    x->e.head_req);

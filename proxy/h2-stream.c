@@ -58,7 +58,6 @@ struct h2s *h2__stream_new(struct h2c *c, int32_t id)
         p += hdrs;
         exch_init(&st->ex, &c->exch_env, &h2_exch_ops, st, p + rhdrs + c->hb_cap + c->hout_cap,
                   c->uin_cap, (struct proxy_h1_header *)p, c->resp_limits.max_headers);
-        st->ex.http_version = 20;
         p += rhdrs;
         st->hb = p;
         p += c->hb_cap;
