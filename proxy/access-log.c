@@ -350,6 +350,17 @@ static char *fmt_u_escape(char *p, uint32_t v)
         return p;
 }
 
+/* "@s" for one of our own names (close reasons, TLS versions, protocols:
+ * nothing to escape), or null for NULL. */
+static void put_name(struct out *o, const char *s)
+{
+        if (!s)
+                return PUTS(o, "null");
+        PUTS(o, "\"");
+        put(o, s, strlen(s));
+        PUTS(o, "\"");
+}
+
 /* "…" with every byte of @s escaped (see access-log.h), at most @budget
  * output bytes between the quotes; an escape that would not fit is left
  * out with everything after it, and *truncated is set. NULL @s is null. */
@@ -428,7 +439,6 @@ int proxy_access_format(const struct proxy_access_record *rec, unsigned flags, c
         struct proxy_access_str path = rec->path;
         uint64_t dur = rec->end_ns > rec->start_ns ? rec->end_ns - rec->start_ns : 0;
         bool truncated = false;
-        const char *s;
         unsigned port;
 
         if (path.p && !(flags & PROXY_ACCESS_KEEP_QUERY)) {
@@ -474,32 +484,11 @@ int proxy_access_format(const struct proxy_access_record *rec, unsigned flags, c
         else
                 PUTS(&o, "null");
         PUTS(&o, ",\"close\":");
-        s = rec->closed ? proxy_close_reason_str(rec->close) : NULL;
-        if (s) {
-                PUTS(&o, "\"");
-                put(&o, s, strlen(s));
-                PUTS(&o, "\"");
-        } else {
-                PUTS(&o, "null");
-        }
+        put_name(&o, rec->closed ? proxy_close_reason_str(rec->close) : NULL);
         PUTS(&o, ",\"tls\":");
-        s = proxy_access_tls_str(rec->tls);
-        if (s) {
-                PUTS(&o, "\"");
-                put(&o, s, strlen(s));
-                PUTS(&o, "\"");
-        } else {
-                PUTS(&o, "null");
-        }
+        put_name(&o, proxy_access_tls_str(rec->tls));
         PUTS(&o, ",\"proto\":");
-        s = proxy_access_proto_str(rec->proto);
-        if (s) {
-                PUTS(&o, "\"");
-                put(&o, s, strlen(s));
-                PUTS(&o, "\"");
-        } else {
-                PUTS(&o, "null");
-        }
+        put_name(&o, proxy_access_proto_str(rec->proto));
         if (truncated)
                 PUTS(&o, ",\"truncated\":true");
         PUTS(&o, "}\n");
