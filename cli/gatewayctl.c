@@ -742,6 +742,28 @@ static int parse_options(struct ctl *ctl, int argc, char **argv, const struct op
 
 static const struct option plain_options[] = {COMMON_OPTIONS, {}};
 
+/* A command that takes no argument and makes one call without inputs:
+ * parse its options, call @method into @ret, and with --json print Data
+ * (@json_nil when it is nil). Returns -1 when the caller goes on with
+ * @ret, else the exit status. */
+static int call_no_args(struct ctl *ctl, int argc, char **argv, const char *cmd, const char *help,
+                        const char *method, const char *json_nil, struct proto_response *ret)
+{
+        int k;
+
+        k = parse_options(ctl, argc, argv, plain_options, false, help, NULL, NULL);
+        if (k >= 0)
+                return k;
+        if (argc - optind != 0)
+                return usage_error("%s: unexpected argument '%s'", cmd, argv[optind]);
+        k = call_manager(ctl, method, NULL, 0, ret);
+        if (k != CTL_EXIT_OK)
+                return k;
+        if (ctl->json)
+                return emit_data_json(ctl, method, ret, json_nil);
+        return -1;
+}
+
 struct deploy_opts {
         bool passthrough;
         const char *network;
@@ -863,17 +885,10 @@ static int cmd_list(struct ctl *ctl, int argc, char **argv)
         uint32_t count = 0;
         int k;
 
-        k = parse_options(ctl, argc, argv, plain_options, false, list_help, NULL, NULL);
+        /* A Go nil slice arrives as nil: scripts get [] either way. */
+        k = call_no_args(ctl, argc, argv, "list", list_help, "ListProxies", "[]", &resp);
         if (k >= 0)
                 return k;
-        if (argc - optind != 0)
-                return usage_error("list: unexpected argument '%s'", argv[optind]);
-        k = call_manager(ctl, "ListProxies", NULL, 0, &resp);
-        if (k != CTL_EXIT_OK)
-                return k;
-        /* A Go nil slice arrives as nil: scripts get [] either way. */
-        if (ctl->json)
-                return emit_data_json(ctl, "ListProxies", &resp, "[]");
 
         t = cli_table_new(headers, ELEMENTSOF(headers), 1u << 5 | 1u << 6);
         if (!t)
@@ -981,16 +996,9 @@ static int cmd_certs(struct ctl *ctl, int argc, char **argv)
         uint32_t count = 0;
         int k;
 
-        k = parse_options(ctl, argc, argv, plain_options, false, certs_help, NULL, NULL);
+        k = call_no_args(ctl, argc, argv, "certs", certs_help, "ListCertificates", "[]", &resp);
         if (k >= 0)
                 return k;
-        if (argc - optind != 0)
-                return usage_error("certs: unexpected argument '%s'", argv[optind]);
-        k = call_manager(ctl, "ListCertificates", NULL, 0, &resp);
-        if (k != CTL_EXIT_OK)
-                return k;
-        if (ctl->json)
-                return emit_data_json(ctl, "ListCertificates", &resp, "[]");
 
         t = cli_table_new(headers, ELEMENTSOF(headers), 1u << 6);
         if (!t)
@@ -1169,16 +1177,9 @@ static int cmd_metrics(struct ctl *ctl, int argc, char **argv)
         _cleanup_(cli_table_freep) struct cli_table *t = NULL;
         int k;
 
-        k = parse_options(ctl, argc, argv, plain_options, false, metrics_help, NULL, NULL);
+        k = call_no_args(ctl, argc, argv, "metrics", metrics_help, "Metrics", "null", &resp);
         if (k >= 0)
                 return k;
-        if (argc - optind != 0)
-                return usage_error("metrics: unexpected argument '%s'", argv[optind]);
-        k = call_manager(ctl, "Metrics", NULL, 0, &resp);
-        if (k != CTL_EXIT_OK)
-                return k;
-        if (ctl->json)
-                return emit_data_json(ctl, "Metrics", &resp, "null");
 
         if (resp.has_data) {
                 k = proto_metrics_decode(resp.data.s, resp.data.n, on_metric, &m);
@@ -1731,17 +1732,10 @@ static int cmd_reload(struct ctl *ctl, int argc, char **argv)
         struct mp_reader r;
         int k;
 
-        k = parse_options(ctl, argc, argv, plain_options, false, reload_help, NULL, NULL);
+        /* A refusal comes back as the method's error: printed verbatim, exit status 1. */
+        k = call_no_args(ctl, argc, argv, "reload", reload_help, "Reload", "null", &resp);
         if (k >= 0)
                 return k;
-        if (argc - optind != 0)
-                return usage_error("reload: unexpected argument '%s'", argv[optind]);
-        /* A refusal comes back as the method's error: printed verbatim, exit status 1. */
-        k = call_manager(ctl, "Reload", NULL, 0, &resp);
-        if (k != CTL_EXIT_OK)
-                return k;
-        if (ctl->json)
-                return emit_data_json(ctl, "Reload", &resp, "null");
         if (!resp.has_data)
                 return invalid_reply(ctl, "Reload", -EDOM);
         mp_reader_init(&r, resp.data.s, resp.data.n);
