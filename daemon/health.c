@@ -206,6 +206,18 @@ static int encode_time(struct strbuf *out, const char *key, uint64_t usec)
                                  (uint32_t)(usec % 1000000u) * 1000u);
 }
 
+/* The three keys every check's map ends with: "Error", "LastError", "Since". */
+static int encode_check_state(struct strbuf *out, const struct gw_health_check *k)
+{
+        int r = proto_encode_key_str(out, "Error", strempty(k->error));
+
+        if (r >= 0)
+                r = proto_encode_key_str(out, "LastError", strempty(k->last_error));
+        if (r >= 0)
+                r = encode_time(out, "Since", k->since_usec);
+        return r;
+}
+
 static int encode_check_map(struct strbuf *out, enum gw_check c, const struct gw_health_check *k,
                             bool named)
 {
@@ -221,11 +233,7 @@ static int encode_check_map(struct strbuf *out, enum gw_check c, const struct gw
         if (r >= 0)
                 r = proto_encode_key_str(out, checks[c].where_key, strempty(k->where));
         if (r >= 0)
-                r = proto_encode_key_str(out, "Error", strempty(k->error));
-        if (r >= 0)
-                r = proto_encode_key_str(out, "LastError", strempty(k->last_error));
-        if (r >= 0)
-                r = encode_time(out, "Since", k->since_usec);
+                r = encode_check_state(out, k);
         return r;
 }
 
@@ -254,11 +262,7 @@ static int encode_overlay_map(struct strbuf *out, const struct gw_config *cfg, e
         if (r >= 0)
                 r = proto_encode_key_str(out, "Router", k->wanted ? router : "");
         if (r >= 0)
-                r = proto_encode_key_str(out, "Error", strempty(k->error));
-        if (r >= 0)
-                r = proto_encode_key_str(out, "LastError", strempty(k->last_error));
-        if (r >= 0)
-                r = encode_time(out, "Since", k->since_usec);
+                r = encode_check_state(out, k);
         return r;
 }
 
