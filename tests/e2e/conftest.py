@@ -13,6 +13,7 @@ Binaries: $GATEWAYD (default <repo>/build/daemon/gatewayd) and $GATEWAYCTL
 """
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -216,10 +217,38 @@ DEFAULT_CONFIG = {
 }
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_handed_out = set()  # never the same port twice in one run
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port nothing listens on now (the kernel's pick; a race with
-    other processes is possible but harmless: the daemon logs and retries)."""
+    """A TCP port nothing uses now, below the kernel's ephemeral range: a
+    port the kernel picks itself (bind to 0) can be handed out again at
+    once as the local port of some outgoing connection, which then holds
+    it when the daemon binds (CI saw the metrics listener lose its port
+    that way). Ports below the range are only ever taken on purpose."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    lo, _ = _ephemeral_range()
+    first, last = (10000, lo - 1) if lo > 12000 else (lo, 65535)
+    for _ in range(200):
+        port = random.randint(first, last)
+        if port in _handed_out:
+            continue
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
     with socket.socket(fam, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
