@@ -21,7 +21,6 @@
 #include "proxy/worker.h"
 
 #define H1_UIN_EXTRA       16384u /* response buffer beyond max_head */
-#define H1_LINGER_MAX      (256u * 1024u)
 #define H1_BLOCK_CACHE_MAX 16u
 #define H1_HOUT_SLACK      1024u /* forwarding fields we add to a request head */
 #define H1_COUT_SLACK      1024u /* our own fields (Location, framing) on a response head */

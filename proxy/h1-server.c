@@ -278,21 +278,9 @@ void h1__linger(struct hconn *c, enum proxy_close_reason reason)
 
 static void step_linger(struct hconn *c)
 {
-        if (c->ev_timeout || c->s->err)
-                return h1__close(c, c->reason);
-        while (c->s->rd_ready) {
-                ssize_t k = sock_drain(c->s, c->base.w->scratch, PROXY_SCRATCH_SIZE);
-
-                if (k > 0) {
-                        c->linger_bytes += (uint32_t)k;
-                        if (c->linger_bytes > H1_LINGER_MAX)
-                                return h1__close(c, c->reason);
-                        continue;
-                }
-                if (k == -EAGAIN)
-                        return;
-                return h1__close(c, c->reason);
-        }
+        if (c->ev_timeout || sock_linger(c->s, c->base.w->scratch, PROXY_SCRATCH_SIZE,
+                                         &c->linger_bytes, PROXY_LINGER_MAX) == 0)
+                h1__close(c, c->reason);
 }
 
 /* ---- starting and ending requests ---- */

@@ -132,7 +132,8 @@ struct h2c {
         size_t pend_len;
         struct iovq oq;         /* obuf + pend on their way to the client */
         struct sock_tlsbuf *tb; /* lent to the socket while busy (TLS read-ahead, gathering) */
-        uint8_t reason;         /* enum proxy_close_reason, once closing */
+        uint8_t reason;         /* enum proxy_close_reason, once lingering or closing */
+        bool lingering;         /* write side shut, draining the client until EOF */
         bool closing;
         bool fatal;       /* a callback decided the connection ends (no GOAWAY) */
         bool calm;        /* GOAWAY ENHANCE_YOUR_CALM submitted */
@@ -141,6 +142,7 @@ struct h2c {
         bool timer_reset; /* restart the socket's deadline */
         bool progress;    /* bytes moved on the socket during this step */
         uint32_t hb_cap, hout_cap, uin_cap;
+        uint32_t linger_bytes;
         struct proxy_h1_limits req_limits, resp_limits;
         struct exch_env exch_env;
 };

@@ -194,6 +194,15 @@ static void tls_unlend(struct h2c *c, bool closing)
         c->tb = mfree(c->tb);
 }
 
+static void h2_end_session(struct h2c *c)
+{
+        while (c->streams)
+                h2__stream_finish(c->streams, false);
+        nghttp2_session_del(c->ng);
+        c->ng = NULL;
+        tls_unlend(c, true);
+}
+
 static void h2_close(struct h2c *c, enum proxy_close_reason reason)
 {
         if (c->closing)
@@ -201,15 +210,39 @@ static void h2_close(struct h2c *c, enum proxy_close_reason reason)
         log_debug("proxy: h2 %p: closing: %s", (void *)c, proxy_close_reason_str(reason));
         c->closing = true;
         c->reason = (uint8_t)reason;
-        while (c->streams)
-                h2__stream_finish(c->streams, false);
-        nghttp2_session_del(c->ng);
-        c->ng = NULL;
-        tls_unlend(c, true);
+        h2_end_session(c);
         sock_close(c->s,
                    reason == PROXY_CLOSE_DONE || reason == PROXY_CLOSE_KEEPALIVE_DONE ||
                            reason == PROXY_CLOSE_IDLE_TIMEOUT || reason == PROXY_CLOSE_STOP,
                    on_h2_freed);
+}
+
+/* The session ended with everything written (GOAWAY last): half-close and
+ * wait (bounded) for the client's EOF. Frames it sent meanwhile (a
+ * WINDOW_UPDATE, a PING) are unread; closing now would make the kernel
+ * reset the connection and drop the tail of the last response. */
+static void h2_linger(struct h2c *c, enum proxy_close_reason reason)
+{
+        if (c->closing || c->lingering)
+                return;
+        if (c->s->eof || c->s->err || c->oq.left > 0)
+                return h2_close(c, reason);
+        log_debug("proxy: h2 %p: lingering: %s", (void *)c, proxy_close_reason_str(reason));
+        h2_end_session(c);
+        sock_shutdown(c->s);
+        c->lingering = true;
+        c->reason = (uint8_t)reason;
+        c->linger_bytes = 0;
+        sock_deadline(c->s, PROXY_TQ_LINGER);
+        if (sock_want(c->s, true) < 0)
+                h2_close(c, reason);
+}
+
+static void step_linger(struct h2c *c)
+{
+        if (c->ev_timeout || sock_linger(c->s, c->base.w->scratch, PROXY_SCRATCH_SIZE,
+                                         &c->linger_bytes, PROXY_LINGER_MAX) == 0)
+                h2_close(c, (enum proxy_close_reason)c->reason);
 }
 
 /* Let nghttp2 produce frames while the socket takes them. Returns 0
@@ -298,10 +331,13 @@ static int h2_recv(struct h2c *c)
                 if (rv < 0 || c->fatal) {
                         log_debug("proxy: h2 %p: %s", (void *)c,
                                   rv < 0 ? nghttp2_strerror((int)rv) : "deadline");
+                        if (c->fatal) {
+                                h2_close(c, (enum proxy_close_reason)c->reason);
+                                return -1;
+                        }
                         /* A protocol error left a GOAWAY queued: try it. */
                         (void)h2_send(c);
-                        h2_close(c, c->fatal ? (enum proxy_close_reason)c->reason
-                                             : PROXY_CLOSE_BAD_REQUEST);
+                        h2_linger(c, PROXY_CLOSE_BAD_REQUEST);
                         return -1;
                 }
         }
@@ -313,7 +349,7 @@ void h2__step(struct h2c *c)
         unsigned tq;
         int r;
 
-        if (c->closing)
+        if (c->closing || c->lingering)
                 return;
         tls_lend(c);
         for (;;) {
@@ -326,7 +362,7 @@ void h2__step(struct h2c *c)
                                         nghttp2_session_get_last_proc_stream_id(c->ng),
                                         NGHTTP2_NO_ERROR, NULL, 0);
                                 (void)h2_send(c);
-                                return h2_close(c, PROXY_CLOSE_KEEPALIVE_DONE);
+                                return h2_linger(c, PROXY_CLOSE_KEEPALIVE_DONE);
                         }
                 }
                 if (c->s->err)
@@ -349,8 +385,8 @@ void h2__step(struct h2c *c)
         }
         if (!nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng) &&
             c->oq.left == 0)
-                return h2_close(c, c->proto_err ? PROXY_CLOSE_BAD_REQUEST
-                                                : PROXY_CLOSE_KEEPALIVE_DONE);
+                return h2_linger(c, c->proto_err ? PROXY_CLOSE_BAD_REQUEST
+                                                 : PROXY_CLOSE_KEEPALIVE_DONE);
 
         /* Deadlines: between streams the keep-alive one; while streams are
          * open each has its own, and the socket none. */
@@ -376,6 +412,8 @@ static void on_h2_event(struct sock *s, unsigned events)
                 return;
         if (events & EV_TIMEOUT)
                 c->ev_timeout = true;
+        if (c->lingering)
+                return step_linger(c);
         h2__step(c);
 }
 
@@ -386,7 +424,7 @@ static void on_routes_changed(struct proxy_conn *pc)
         struct h2c *c = container_of(pc, struct h2c, base);
         const struct proxy_routes *snap = c->base.w->snap;
 
-        if (c->closing)
+        if (c->closing || c->lingering)
                 return;
         if (!proxy_route_still_current(snap, c->sni_route))
                 return h2_close(c, PROXY_CLOSE_ROUTE_REMOVED);
@@ -402,7 +440,7 @@ static void on_stop(struct proxy_conn *pc, bool now)
 
         if (c->closing)
                 return;
-        if (now)
+        if (now || c->lingering)
                 return h2_close(c, PROXY_CLOSE_STOP);
         /* Streams begun finish; no new ones (RFC 9113 §6.8). */
         (void)nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE,

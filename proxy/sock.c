@@ -420,9 +420,20 @@ ssize_t sock_read(struct sock *s, void *p, size_t n)
         }
 }
 
-ssize_t sock_drain(struct sock *s, void *scratch, size_t n)
+int sock_linger(struct sock *s, void *scratch, size_t n, uint32_t *drained, uint32_t max)
 {
-        return recv_fd(s, scratch, n);
+        if (s->err)
+                return 0;
+        while (s->rd_ready) {
+                ssize_t k = recv_fd(s, scratch, n);
+
+                if (k == -EAGAIN)
+                        return 1;
+                if (k <= 0 || (uint64_t)*drained + (uint64_t)k > max)
+                        return 0;
+                *drained += (uint32_t)k;
+        }
+        return 1;
 }
 
 int sock_write(struct sock *s, struct iovq *q, uint64_t *counted)

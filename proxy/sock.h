@@ -194,9 +194,12 @@ static inline bool sock_can_read(const struct sock *s)
  * (rd_ready cleared; or TLS wants to write: wr_blocked set), or another
  * -errno (-EPROTO for a TLS error). */
 ssize_t sock_read(struct sock *s, void *p, size_t n);
-/* Read and discard what the peer sent, raw (past TLS: the connection is
- * ending). Same returns as sock_read(). */
-ssize_t sock_drain(struct sock *s, void *scratch, size_t n);
+/* Lingering after sock_shutdown(): read and discard (raw, past TLS) what
+ * the peer still sends while it is readable, *@drained counting. Returns 1
+ * to wait for more, 0 once it ended (EOF, an error, or more than @max bytes
+ * in all): then close. Closing with unread bytes instead would make the
+ * kernel reset the connection and drop what it had not yet sent. */
+int sock_linger(struct sock *s, void *scratch, size_t n, uint32_t *drained, uint32_t max);
 
 /* Write what @q holds (advanced past what went out; the bytes are added to
  * *counted if not NULL). Returns 0, possibly with bytes left (then

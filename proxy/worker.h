@@ -57,8 +57,9 @@ enum proxy_tq {
         _PROXY_TQ_MAX,
 };
 
-#define PROXY_LINGER_MS    2000u /* PROXY_TQ_LINGER */
-#define PROXY_BACKOFF_MS   100u  /* PROXY_TQ_BACKOFF */
+#define PROXY_LINGER_MS    2000u          /* PROXY_TQ_LINGER */
+#define PROXY_LINGER_MAX   (256u * 1024u) /* bytes drained while lingering, then close */
+#define PROXY_BACKOFF_MS   100u           /* PROXY_TQ_BACKOFF */
 #define PROXY_SCRATCH_SIZE 16384u
 
 /* Written by the worker only, read by any thread. */

@@ -45,8 +45,8 @@ class Raw:
     reads frames back; counts the bytes of every frame of a stream (9-byte
     header + payload) both ways, as the gateway's counters do."""
 
-    def __init__(self, port, sni=FQDN, settings=None):
-        self.s = tls_conn(port, sni, alpn=("h2", "http/1.1"))
+    def __init__(self, port, sni=FQDN, settings=None, rcvbuf=None):
+        self.s = tls_conn(port, sni, alpn=("h2", "http/1.1"), rcvbuf=rcvbuf)
         assert self.s.selected_alpn_protocol() == "h2"
         self.enc = Encoder()
         self.buf = b""
@@ -488,6 +488,34 @@ def test_max_requests_per_connection(gw, backend):
         c.get(2001, "/bytes/1")
     except OSError:
         pass
+    assert c.until_goaway() is None and c.eof
+    c.close()
+
+
+def test_last_response_survives_unread_client_frames(gw, backend):
+    """The connection ends after its last stream (here the 1000th, past
+    GOAWAY); a frame the client sent meanwhile (a PING, a WINDOW_UPDATE) is
+    not read by then. Closing with unread bytes makes the kernel reset the
+    connection and drop what it had not yet sent: the tail of the last
+    response. The gateway half-closes and drains instead (as HTTP/1.1's
+    linger does), so the response arrives whole and then EOF."""
+    gw.env.deploy_fqdn("37-1-app", FQDN, [backend.url])
+    big = 8 << 20
+    c = Raw(gw.https, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 2**31 - 1}, rcvbuf=4096)
+    c.send(WindowUpdateFrame(0, 2**31 - 1 - 65535))
+    sid = 1
+    for batch in range(10):
+        sids = [sid + 2 * i for i in range(100 if batch < 9 else 99)]
+        for s in sids:
+            c.get(s, "/bytes/1")
+        sid = sids[-1] + 2
+        assert all(v[0] == 200 for v in c.responses(sids, ack_data=False).values())
+    c.get(sid, "/bytes/%d" % big)
+    time.sleep(scaled(1))  # the response fills the socket buffers; the gateway stops reading
+    c.send(PingFrame(0, b"12345678"))
+    r = c.responses([sid], ack_data=False)
+    assert r[sid][0] == 200 and len(r[sid][2]) == big and r[sid][2] == pattern(big)
+    assert any(isinstance(f, GoAwayFrame) and f.last_stream_id == sid for f in c.others), c.others
     assert c.until_goaway() is None and c.eof
     c.close()
 

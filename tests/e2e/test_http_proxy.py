@@ -100,13 +100,19 @@ def backend(private_net):
     b.stop()
 
 
-def tls_conn(port, sni, alpn=("http/1.1",)):
+def tls_conn(port, sni, alpn=("http/1.1",), rcvbuf=None):
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     if alpn:
         ctx.set_alpn_protocols(list(alpn))
-    s = socket.create_connection(("127.0.0.1", port), timeout=scaled(10))
+    if rcvbuf:  # set before connecting: the window scale is chosen in the handshake
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.settimeout(scaled(10))
+        s.connect(("127.0.0.1", port))
+    else:
+        s = socket.create_connection(("127.0.0.1", port), timeout=scaled(10))
     return ctx.wrap_socket(s, server_hostname=sni)
 
 
