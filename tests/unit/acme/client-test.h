@@ -166,7 +166,7 @@ static inline int h_order(struct harness *h, const char *const *names, size_t n,
 static inline void h_print_errors(const struct harness *h)
 {
         for (unsigned i = 0; i < h->f->n_errors; i++)
-                print_message("fake: %s\n", h->f->errors[i]);
+                print_message("# fake: %s\n", h->f->errors[i]);
 }
 
 /* Free everything; the loop must close cleanly (no handle left). */

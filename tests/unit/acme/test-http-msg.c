@@ -494,7 +494,7 @@ static void test_links(void **state)
         };
 
         for (size_t i = 0; i < n; i++)
-                print_message("link %zu: %s %s\n", i, l[i].rel, l[i].url);
+                print_message("# link %zu: %s %s\n", i, l[i].rel, l[i].url);
         assert_int_equal(n, ELEMENTSOF(want));
         for (size_t i = 0; i < n; i++) {
                 assert_string_equal(l[i].url, want[i][0]);

@@ -785,7 +785,7 @@ static void run_mutated(enum fake_mutation m, unsigned at, unsigned member, unsi
         h.f->mutate_value = value;
         assert_int_equal(h_order(&h, names, 2, ACME_CHALLENGE_DNS01, "p", CERT_ID), 0);
         if (h.done_calls != 1 || h.installs != h.removes || h.f->n_pub != 0)
-                print_message("mutation %d at %u member %u value %u: done %u, installs %u, "
+                print_message("# mutation %d at %u member %u value %u: done %u, installs %u, "
                               "removes %u\n",
                               m, at, member, value, h.done_calls, h.installs, h.removes);
         assert_int_equal(h.done_calls, 1);
@@ -833,7 +833,7 @@ static void test_malformed_answers_everywhere(void **state)
                                 break;
                 }
         }
-        print_message("%u mutated orders over %u requests, %u failed cleanly, the rest "
+        print_message("# %u mutated orders over %u requests, %u failed cleanly, the rest "
                       "succeeded\n",
                       runs, base.requests, failures);
 }

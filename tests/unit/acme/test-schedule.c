@@ -95,7 +95,7 @@ static void test_thundering_herd(void **state)
                 per_second[at - lo]++;
                 max = MAX(max, per_second[at - lo]);
         }
-        print_message("most renewals in one second: %u of %d\n", max, N);
+        print_message("# most renewals in one second: %u of %d\n", max, N);
         assert_true(max <= 4);
         free(per_second);
 
@@ -111,7 +111,7 @@ static void test_thundering_herd(void **state)
                 per_second[at - now]++;
                 max = MAX(max, per_second[at - now]);
         }
-        print_message("most overdue renewals in one second: %u of %d\n", max, N);
+        print_message("# most overdue renewals in one second: %u of %d\n", max, N);
         assert_true(max <= 16);
         free(per_second);
 }
@@ -203,7 +203,7 @@ static void test_backoff(void **state)
                         lo = MIN(lo, x);
                         hi = MAX(hi, x);
                 }
-                print_message("failure %u: %llu..%llu s\n", f, (unsigned long long)lo,
+                print_message("# failure %u: %llu..%llu s\n", f, (unsigned long long)lo,
                               (unsigned long long)hi);
                 assert_true(hi <= d && hi >= d - d / 100);
                 assert_true(lo >= d - d / 4 && lo <= d - d / 4 + d / 100);
