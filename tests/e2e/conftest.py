@@ -87,6 +87,21 @@ def scaled(seconds):
     return seconds * MULT
 
 
+def wait_refused(port, what="the port to be closed", seconds=5, host="127.0.0.1"):
+    """Poll until a connection to @port is refused. A listener is closed
+    by each proxy worker when it picks the change up (its own copy of the
+    socket), so the port still accepts for a moment after the daemon logged
+    the change."""
+    dl = Deadline(seconds, "%s (%s:%d)" % (what, host, port))
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=scaled(1)).close()
+        except ConnectionRefusedError:
+            return
+        dl.check()
+        time.sleep(0.02)
+
+
 class TestTimeout(BaseException):
     """Raised by SIGALRM; BaseException so that helper code cannot swallow it."""
 

@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 
-from conftest import GATEWAYCTL, Deadline, free_port, needs_gatewayctl, needs_gatewayd, scaled
+from conftest import GATEWAYCTL, Deadline, free_port, needs_gatewayctl, needs_gatewayd, scaled, wait_refused
 
 pytestmark = [needs_gatewayd, needs_gatewayctl]
 
@@ -221,12 +221,4 @@ def test_reload_changes_one_port(env):
     assert by["https"]["Address"] == "127.0.0.1:%d" % new and by["https"]["Bound"], by
     for port in (new, env.http_port):
         socket.create_connection(("127.0.0.1", port), timeout=scaled(5)).close()
-    # The workers close the old socket when they pick the new ones up.
-    dl = Deadline(5, "the old https port %d to be closed" % env.https_port)
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", env.https_port), timeout=scaled(5)).close()
-        except ConnectionRefusedError:
-            break
-        dl.check()
-        time.sleep(0.02)
+    wait_refused(env.https_port, "the old https port to be closed")

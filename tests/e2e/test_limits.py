@@ -352,6 +352,8 @@ class Backend(BaseHTTPRequestHandler):
                 self.close_connection = True
             return
         if self.path.startswith("/sleep"):
+            with self.lock:
+                self.stats["sleeping"] += 1
             time.sleep(float(self.path.split("s=")[1]))
         self._send(200, b"ok\n")
 
@@ -399,7 +401,7 @@ class LimitsNode:
             grid.configure_uplinks(timeout=15)
             for a in (FLOODER, BYSTANDER):
                 gridnode.ip("addr", "replace", a + "/24", "dev", grid.pub_host, ns=grid.node_ns)
-            self.stats = {"big_cut": 0, "post_cut": 0, "open": 0}
+            self.stats = {"big_cut": 0, "post_cut": 0, "open": 0, "sleeping": 0}
             handler = type("H", (Backend,), {"stats": self.stats, "lock": threading.Lock()})
             self.srv = in_netns(grid.node_ns, BackendServer, (NODE_ADDR, 0), handler)
             threading.Thread(target=self.srv.serve_forever, daemon=True).start()
@@ -451,6 +453,29 @@ class LimitsNode:
                                         timeout=5) as r:
                 return r.read().decode()
         return in_netns(self.grid.node_ns, fetch)
+
+    def plain(self, name):
+        """A metric without labels."""
+        m = re.search(r"(?m)^%s (\d+)$" % re.escape(name), self.metrics())
+        return int(m.group(1)) if m else None
+
+    def active(self):
+        return self.plain("gatewayd_connections_active")
+
+    def wait_metric(self, want, name, **labels):
+        """Poll until @name{labels} == @want: a connection is counted once
+        the worker freed it (after its linger), not when the client saw its
+        end."""
+        dl = Deadline(5, "%s%r == %r" % (name, labels, want))
+        while (self.metric(name, **labels) or 0) != want:
+            dl.check("(%r)" % self.metric(name, **labels))
+            time.sleep(0.05)
+
+    def wait_active(self, want):
+        dl = Deadline(5, "%d connections active" % want)
+        while self.active() != want:
+            dl.check("(%r)" % self.active())
+            time.sleep(0.05)
 
     def metric(self, name, **labels):
         want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
@@ -530,18 +555,22 @@ def test_issue_11_per_client_cap(limits_node):
         for _ in range(60):
             s = n.connect(FLOODER)
             flood.append(s)
-        time.sleep(0.5)
-        # Refused ones have their answer (or EOF) by now; the admitted
-        # ones wait for their first byte (handshake_timeout: 10 s).
-        readable = select.select(flood, [], [], 0.5)[0]
-        for s in readable:
-            try:
-                data = s.recv(4096)
-            except OSError:
-                data = b""
-            assert data.startswith(b"HTTP/1.1 429 ") or data == b"", data
-            refused += 1
-        assert refused == 40, refused
+        # Refused ones get their answer (or EOF); the admitted ones wait
+        # for their first byte (handshake_timeout: 10 s).
+        dl = Deadline(5, "40 refusals")
+        waiting = list(flood)
+        while refused < 40:
+            dl.check("(%d)" % refused)
+            for s in select.select(waiting, [], [], 0.1)[0]:
+                try:
+                    data = s.recv(4096)
+                except OSError:
+                    data = b""
+                assert data.startswith(b"HTTP/1.1 429 ") or data == b"", data
+                refused += 1
+                waiting.remove(s)
+        time.sleep(0.3)
+        assert not select.select(waiting, [], [], 0)[0], "more than 40 refused"
         assert n.get(BYSTANDER, "/small")[0] == 200
         # The flooder is capped on :80 only.
         with n.connect(FLOODER, L_HTTPS) as t:
@@ -584,18 +613,31 @@ def test_issue_11_new_connection_rate(limits_node):
             socks.append(s)
         return socks, time.monotonic() - t0
 
-    socks, took = in_netns(n.grid.node_ns, burst)
+    accepted = n.plain("gatewayd_connections_accepted_total")
+    t0 = time.monotonic()
+    socks, _ = in_netns(n.grid.node_ns, burst)
     try:
-        time.sleep(0.3)
-        refused = []
-        for s in select.select(socks, [], [], 0.5)[0]:
-            s.settimeout(1)
-            try:
-                data = s.recv(4096)
-            except OSError:
-                data = b""
-            assert data.startswith(b"HTTP/1.1 429 ") or data == b"", data
-            refused.append(s)
+        # The tokens refill by the daemon's clock at accept: its span is
+        # at most until all 30 were counted (a refusal is answered then).
+        dl = Deadline(5, "30 connections accepted")
+        while n.plain("gatewayd_connections_accepted_total") < accepted + 30:
+            dl.check()
+            time.sleep(0.02)
+        took = time.monotonic() - t0
+        refused, waiting = [], list(socks)
+        while True:
+            ready = select.select(waiting, [], [], 0.3)[0]
+            if not ready:
+                break
+            for s in ready:
+                s.settimeout(1)
+                try:
+                    data = s.recv(4096)
+                except OSError:
+                    data = b""
+                assert data.startswith(b"HTTP/1.1 429 ") or data == b"", data
+                refused.append(s)
+                waiting.remove(s)
     finally:
         for s in socks:
             s.close()
@@ -667,7 +709,7 @@ def test_issue_11_slow_post(limits_node):
     while n.stats["post_cut"] < 1:
         dl.check()
         time.sleep(0.05)
-    assert n.metric("gatewayd_connections_closed_total", reason="body-too-slow") == 1
+    n.wait_metric(1, "gatewayd_connections_closed_total", reason="body-too-slow")
 
 
 @pytest.mark.timeout_s(90)
@@ -743,9 +785,10 @@ def test_issue_11_connect_timeout_and_total(limits_node):
         status = read_response(s)[0]
     assert status in (502, 503), status
     assert 0.8 <= time.monotonic() - t0 < scaled(3.5)
+    n.wait_active(0)  # that connection's slot is free once the worker freed it
     held = [n.connect(FLOODER) for _ in range(4)]
     try:
-        time.sleep(0.3)
+        n.wait_active(4)
         with n.connect(BYSTANDER) as s:
             s.sendall(b"GET /small HTTP/1.1\r\nHost: %s\r\n\r\n" % HOST.encode())
             assert read_response(s)[0] == 503
@@ -833,7 +876,10 @@ def test_issue_11_drain_timeout(limits_node):
     n = limits_node({"drain_timeout": "1s"})
     s = n.connect(BYSTANDER, timeout=20)
     s.sendall(b"GET /sleep?s=15 HTTP/1.1\r\nHost: %s\r\n\r\n" % HOST.encode())
-    time.sleep(0.3)  # the request reached the backend
+    dl = Deadline(5, "the request reached the backend")
+    while n.stats["sleeping"] < 1:
+        dl.check()
+        time.sleep(0.02)
     t0 = time.monotonic()
     n.daemon.signal(signal.SIGTERM)
     assert n.daemon.wait_exit(10) == 0

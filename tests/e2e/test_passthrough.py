@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from conftest import DOMAIN, Deadline, free_port, needs_gatewayd, scaled
+from conftest import DOMAIN, Deadline, free_port, needs_gatewayd, scaled, wait_refused
 from tlsback import CA, Client, EchoServer
 
 pytestmark = needs_gatewayd
@@ -220,14 +220,7 @@ def test_capability_switch_stops_and_restarts_serving(gw, backends):
     gw.env.reload({"gateway": {"enabled": "no"}, "proxy": {"http_port": "0"},
                    "limits": {"drain_timeout": "1s"}})
     # The listener goes away and open connections end (the engine stops).
-    dl = Deadline(10, "the proxy to stop listening")
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", gw.port), timeout=1).close()
-        except ConnectionRefusedError:
-            break
-        dl.check()
-        time.sleep(0.05)
+    wait_refused(gw.port, "the proxy to stop listening", seconds=10)
     assert c.wait_closed()
     gw.env.reload({"gateway": {"enabled": "yes"}, "proxy": {"http_port": "0"}})
     gw.wait_serving()
@@ -303,8 +296,7 @@ def test_sighup_moves_the_listener_and_keeps_connections(env, gw, backends):
     d.echo(b"on the new port")
     d.finish()
     # The old port is closed; the connection accepted there is untouched.
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", old), timeout=scaled(5)).close()
+    wait_refused(old, "the old port to be closed")
     c.echo(b"still relayed")
     c.finish()
     gw.wait_metrics({WL1: (c.sent + d.sent, c.received + d.received)})

@@ -588,11 +588,12 @@ static void test_concurrent(void **state)
 /* per_stack, max_pooled, max_namespaces (LRU) and idle_ms. */
 static void test_limits(void **state)
 {
-        struct netns_sockpool_limits l = {.per_stack = 4,
-                                          .max_pooled = 6,
-                                          .max_namespaces = 2,
-                                          .idle_ms = 300,
-                                          .check_ms = 50};
+        struct netns_sockpool_limits l = {
+                .per_stack = 4,
+                .max_pooled = 6,
+                .max_namespaces = 2,
+                .idle_ms = 1000, /* well past the steps below, even on a loaded machine */
+                .check_ms = 50};
         const char *paths[] = {PATH_A, PATH_B, PATH_C};
         struct netns_sockpool *p;
         struct netns_sockpool_stats s;
