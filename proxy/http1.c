@@ -1158,9 +1158,24 @@ void proxy_h1_chunked_init(struct proxy_h1_chunked *c, uint32_t max_line, uint32
         };
 }
 
+void proxy_h1_chunked_keep_trailers(struct proxy_h1_chunked *c)
+{
+        assert(c && c->st == CH_SIZE_BEGIN);
+        c->keep = true;
+}
+
 bool proxy_h1_chunked_done(const struct proxy_h1_chunked *c)
 {
         return c->st == CH_DONE;
+}
+
+void proxy_h1_chunked_trailers(const struct proxy_h1_chunked *c, int r, size_t *ret_off,
+                               size_t *ret_len)
+{
+        assert(c->keep && c->st == CH_DONE && c->trailer_bytes >= 2 &&
+               (size_t)r >= c->trailer_bytes);
+        *ret_off = (size_t)r - c->trailer_bytes;
+        *ret_len = c->trailer_bytes - 2;
 }
 
 static int chunk_fail(struct proxy_h1_chunked *c, enum proxy_h1_err e)
@@ -1173,7 +1188,9 @@ static int chunk_fail(struct proxy_h1_chunked *c, enum proxy_h1_err e)
 int proxy_h1_chunked_decode(struct proxy_h1_chunked *c, const uint8_t *p, size_t n,
                             size_t *ret_data_len)
 {
-        size_t i;
+        /* A call that begins in the trailer section begins at its start
+         * (what was consumed before it was handed out). */
+        size_t i = 0, tr_start = 0;
 
         assert(c && ret_data_len);
         assert(p || n == 0);
@@ -1181,8 +1198,13 @@ int proxy_h1_chunked_decode(struct proxy_h1_chunked *c, const uint8_t *p, size_t
         n = MIN(n, (size_t)INT32_MAX);
         if (c->st == CH_ERROR)
                 return err_errno(c->err);
+        if (c->tr_held > 0) {
+                /* The kept section so far is at @p again: go on after it. */
+                assert(n >= c->tr_held);
+                i = c->tr_held;
+        }
 
-        for (i = 0; i < n && c->st != CH_DONE; i++) {
+        for (; i < n && c->st != CH_DONE; i++) {
                 uint8_t b = p[i];
                 int d;
 
@@ -1240,6 +1262,7 @@ int proxy_h1_chunked_decode(struct proxy_h1_chunked *c, const uint8_t *p, size_t
                         c->line_len = 0;
                         if (c->size == 0) {
                                 c->st = CH_TR_BEGIN;
+                                tr_start = i + 1;
                         } else {
                                 c->remaining = c->size;
                                 c->size = 0;
@@ -1306,7 +1329,107 @@ int proxy_h1_chunked_decode(struct proxy_h1_chunked *c, const uint8_t *p, size_t
                         assert(false);
                 }
         }
+        if (c->keep && c->st >= CH_TR_BEGIN && c->st <= CH_END_LF) {
+                /* An incomplete kept section: the caller holds it. */
+                c->tr_held = (uint32_t)(i - tr_start);
+                return (int)tr_start;
+        }
+        c->tr_held = 0;
         return (int)i;
+}
+
+/* RFC 9110 §6.5.1: framing, routing, request modifiers (controls and
+ * conditionals, §7.6-7.8, §13), authentication (§11), response control
+ * data (§10.2, caching), how to process the content (§8), state
+ * management (cookies), and the hop-by-hop fields (§7.6.1). */
+static const char *const trailer_forbidden[] = {
+        "te",
+        "age",
+        "host",
+        "vary",
+        "range",
+        "cookie",
+        "expect",
+        "pragma",
+        "expires",
+        "trailer",
+        "upgrade",
+        "warning",
+        "if-match",
+        "if-range",
+        "location",
+        "keep-alive",
+        "connection",
+        "set-cookie",
+        "retry-after",
+        "max-forwards",
+        "content-type",
+        "authorization",
+        "cache-control",
+        "content-range",
+        "if-none-match",
+        "content-length",
+        "http2-settings",
+        "content-encoding",
+        "proxy-connection",
+        "www-authenticate",
+        "transfer-encoding",
+        "if-modified-since",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "if-unmodified-since",
+        "authentication-info",
+        "proxy-authentication-info",
+};
+
+bool proxy_h1_trailer_allowed(const uint8_t *name, size_t len)
+{
+        for (size_t i = 0; i < ELEMENTSOF(trailer_forbidden); i++)
+                if (span_caseeq(name, len, trailer_forbidden[i]))
+                        return false;
+        return true;
+}
+
+size_t proxy_h1_trailers_filter(uint8_t *p, size_t len)
+{
+        size_t pos = 0, out = 0;
+
+        while (pos < len) {
+                const uint8_t *colon = memchr(p + pos, ':', len - pos);
+                const uint8_t *lf = memchr(p + pos, '\n', len - pos);
+                size_t ll;
+
+                assert(colon && lf && colon < lf);
+                ll = (size_t)(lf - (p + pos)) + 1;
+                if (proxy_h1_trailer_allowed(p + pos, (size_t)(colon - (p + pos)))) {
+                        if (out != pos)
+                                memmove(p + out, p + pos, ll);
+                        out += ll;
+                }
+                pos += ll;
+        }
+        return out;
+}
+
+bool proxy_h1_trailer_next(const uint8_t *p, size_t len, size_t *pos,
+                           struct proxy_h1_span *ret_name, struct proxy_h1_span *ret_value)
+{
+        size_t s = *pos, c, v, e;
+
+        if (s >= len)
+                return false;
+        for (c = s; p[c] != ':'; c++)
+                ;
+        for (v = c + 1; is_ws(p[v]); v++)
+                ;
+        for (e = v; p[e] != '\r'; e++)
+                ;
+        *pos = e + 2;
+        while (e > v && is_ws(p[e - 1]))
+                e--;
+        *ret_name = mkspan(s, c - s);
+        *ret_value = mkspan(v, e - v);
+        return true;
 }
 
 size_t proxy_h1_chunk_head(uint8_t out[PROXY_H1_CHUNK_HEAD_MAX], uint64_t n)

@@ -14,7 +14,9 @@
  *     that decide the framing (RFC 9112 §6), Host, Connection, Upgrade and
  *     Expect, and mark hop-by-hop fields.
  *   - proxy_h1_chunked_decode(): a streaming chunked decoder (no buffering
- *     needed by the caller) and proxy_h1_chunk_*() to frame chunks.
+ *     needed by the caller, except for a trailer section it is asked to
+ *     keep) and proxy_h1_chunk_*() to frame chunks; proxy_h1_trailer_*()
+ *     to filter and read a kept trailer section.
  *   - proxy_h1_req_serialize()/proxy_h1_resp_serialize(): rebuild the head
  *     for the other side: hop-by-hop fields removed, other fields byte-exact,
  *     our framing, X-Forwarded-* and X-Real-IP added.
@@ -260,7 +262,9 @@ struct proxy_h1_chunked {
         uint32_t max_line;      /* limit on a chunk-size line (size and extensions) */
         uint32_t max_trailer;   /* limit on the trailer section, bytes */
         uint32_t max_trailers;  /* limit on trailer fields */
+        uint32_t tr_held;       /* keep: trailer bytes looked at, not yet consumed */
         uint8_t st;             /* state */
+        bool keep;              /* keep the trailer section (proxy_h1_chunked_keep_trailers()) */
         enum proxy_h1_err err;
 };
 
@@ -268,15 +272,49 @@ struct proxy_h1_chunked {
  * @max_trailer the trailer section in bytes and @max_trailers its fields. */
 void proxy_h1_chunked_init(struct proxy_h1_chunked *c, uint32_t max_line, uint32_t max_trailer,
                            uint32_t max_trailers);
+/* Keep the trailer section instead of dropping it (after init): the
+ * decoder then consumes no byte of it until its final CRLF, so the caller
+ * holds it (at most max_trailer bytes) and presents it again, from its
+ * first byte at @p, with the bytes that follow; once complete, the whole
+ * section is consumed at once and proxy_h1_chunked_trailers() locates its
+ * fields in the bytes just consumed. Nothing is copied. */
+void proxy_h1_chunked_keep_trailers(struct proxy_h1_chunked *c);
 /* Decode from @p[0..n). Returns the bytes consumed (the caller drops them;
- * nothing needs to be kept) or -EBADMSG / -EMSGSIZE with c->err set. If the
- * consumed bytes end with body data, *ret_data_len > 0 and the data is
- * @p[r - *ret_data_len .. r): forward it before calling again. Stops after
- * the final CRLF (proxy_h1_chunked_done()); later bytes are not consumed
- * (the next pipelined message). Trailer fields are checked and dropped. */
+ * nothing needs to be kept but a kept trailer section) or -EBADMSG /
+ * -EMSGSIZE with c->err set. If the consumed bytes end with body data,
+ * *ret_data_len > 0 and the data is @p[r - *ret_data_len .. r): forward it
+ * before calling again. Stops after the final CRLF
+ * (proxy_h1_chunked_done()); later bytes are not consumed (the next
+ * pipelined message). Trailer fields are checked, then dropped unless kept. */
 int proxy_h1_chunked_decode(struct proxy_h1_chunked *c, const uint8_t *p, size_t n,
                             size_t *ret_data_len);
 bool proxy_h1_chunked_done(const struct proxy_h1_chunked *c);
+/* Bytes of a kept trailer section the caller holds (not yet consumed). */
+static inline uint32_t proxy_h1_chunked_held(const struct proxy_h1_chunked *c)
+{
+        return c->tr_held;
+}
+/* After the call to proxy_h1_chunked_decode() that returned @r and made a
+ * decoder with kept trailers done: the trailer field lines (each
+ * "name:OWS value OWS CRLF", validated; the final CRLF excluded) are the
+ * @*ret_len bytes at @p + @*ret_off, @p as given to that call. */
+void proxy_h1_chunked_trailers(const struct proxy_h1_chunked *c, int r, size_t *ret_off,
+                               size_t *ret_len);
+
+/* Whether a field may be passed on as a trailer (case-insensitive @name):
+ * not one that frames, routes, modifies the request, authenticates,
+ * controls caching or says how to process the content, nor a hop-by-hop
+ * one (RFC 9110 §6.5.1, §7.6.1). Used for trailers in both directions. */
+bool proxy_h1_trailer_allowed(const uint8_t *name, size_t len);
+/* Drop, in place, the lines of validated trailer field lines @p[0, len)
+ * (see proxy_h1_chunked_trailers()) whose field must not be a trailer.
+ * Returns the length left; the lines kept are byte-exact and in order. */
+size_t proxy_h1_trailers_filter(uint8_t *p, size_t len);
+/* The field at *pos of validated trailer field lines @p[0, len): its
+ * name and its value without OWS (offsets into @p); *pos moves to the next
+ * line. Returns false at the end. */
+bool proxy_h1_trailer_next(const uint8_t *p, size_t len, size_t *pos,
+                           struct proxy_h1_span *ret_name, struct proxy_h1_span *ret_value);
 
 #define PROXY_H1_CHUNK_HEAD_MAX 18          /* 16 hex digits + CRLF */
 #define PROXY_H1_CHUNK_END      "\r\n"      /* after each chunk's data */

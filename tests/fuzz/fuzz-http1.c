@@ -223,6 +223,80 @@ static void fuzz_chunked(const uint8_t *data, size_t size, uint8_t opts)
         check(bl2 == bl && memcmp(body, body2, bl) == 0);
 }
 
+/* One pass of the chunked decoder over @data in pieces; with @keep the
+ * trailer section is kept (the caller presents the held bytes again).
+ * Returns the error, or the bytes consumed; the body goes to @body. */
+static int chunked_pass(const uint8_t *data, size_t size, uint8_t opts, bool keep,
+                        struct proxy_h1_chunked *c, uint8_t *body, size_t *ret_bl)
+{
+        uint32_t seed = opts * 7u;
+        size_t pos = 0, bl = 0, dl;
+
+        proxy_h1_chunked_init(c, 256, 1024, 16);
+        if (keep)
+                proxy_h1_chunked_keep_trailers(c);
+        while (pos < size && !proxy_h1_chunked_done(c)) {
+                size_t n = proxy_h1_chunked_held(c) + next_split(&seed);
+                int r;
+
+                if (n > size - pos)
+                        n = size - pos;
+                r = proxy_h1_chunked_decode(c, data + pos, n, &dl);
+                if (r < 0)
+                        return r;
+                check((size_t)r <= n && dl <= (size_t)r && (r > 0 || keep));
+                check(proxy_h1_chunked_held(c) <= 1024 && (keep || !proxy_h1_chunked_held(c)));
+                memcpy(body + bl, data + pos + (size_t)r - dl, dl);
+                bl += dl;
+                pos += (size_t)r;
+                if (proxy_h1_chunked_done(c) && keep) {
+                        static uint8_t tr[1024];
+                        struct proxy_h1_span nm, v;
+                        size_t off, tl, k = 0, fields = 0;
+
+                        proxy_h1_chunked_trailers(c, r, &off, &tl);
+                        check(tl <= 1024 && off + tl + 2 == (size_t)r);
+                        check(memcmp(data + pos - 2, "\r\n", 2) == 0);
+                        memcpy(tr, data + pos - r + off, tl);
+                        tl = proxy_h1_trailers_filter(tr, tl);
+                        while (proxy_h1_trailer_next(tr, tl, &k, &nm, &v)) {
+                                check(nm.len > 0 && proxy_h1_trailer_allowed(tr + nm.off, nm.len));
+                                check(v.off >= nm.off + nm.len + 1 && v.off + v.len <= tl);
+                                fields++;
+                        }
+                        check(k == tl && fields <= 16);
+                }
+                if (r == 0 && n == size - pos)
+                        break; /* all of it held */
+        }
+        *ret_bl = bl;
+        return (int)pos;
+}
+
+/* Keeping the trailer section changes nothing else: the same outcome, the
+ * same body, the same bytes consumed once done. */
+static void fuzz_chunked_keep(const uint8_t *data, size_t size, uint8_t opts)
+{
+        static uint8_t b1[70000], b2[70000];
+        struct proxy_h1_chunked c1, c2;
+        size_t l1 = 0, l2 = 0;
+        int r1, r2;
+
+        if (size > sizeof(b1))
+                return;
+        r1 = chunked_pass(data, size, opts, false, &c1, b1, &l1);
+        r2 = chunked_pass(data, size, opts, true, &c2, b2, &l2);
+        check((r1 < 0) == (r2 < 0));
+        if (r1 < 0) {
+                check(r1 == r2 && c1.err == c2.err);
+                return;
+        }
+        check(proxy_h1_chunked_done(&c1) == proxy_h1_chunked_done(&c2));
+        check(l1 == l2 && memcmp(b1, b2, l1) == 0);
+        if (proxy_h1_chunked_done(&c1))
+                check(r1 == r2);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -236,5 +310,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_request(data, size, opts);
         fuzz_response(data, size, opts);
         fuzz_chunked(data, size, opts);
+        fuzz_chunked_keep(data, size, opts);
         return 0;
 }

@@ -957,6 +957,196 @@ static void test_chunked_rejects(void **state)
                 }
 }
 
+/* Decode @in with the trailer section kept, handed over in two pieces
+ * split at @k: the caller presents the held bytes again, as the engine's
+ * buffer does. Returns the last result; the trailer fields' offset in @in
+ * and their length in *ret_off, *ret_len once done. */
+static int keep_run(const char *in, size_t n, size_t k, uint32_t max_trailer, char *out,
+                    size_t *out_len, size_t *ret_off, size_t *ret_len, struct proxy_h1_chunked *c)
+{
+        size_t pos = 0, dl;
+        int r = 0;
+
+        proxy_h1_chunked_init(c, 64, max_trailer, 4);
+        proxy_h1_chunked_keep_trailers(c);
+        *out_len = 0;
+        for (int part = 0; part < 2 && !proxy_h1_chunked_done(c); part++) {
+                size_t lim = part == 0 ? k : n;
+
+                while (pos < lim && !proxy_h1_chunked_done(c)) {
+                        r = proxy_h1_chunked_decode(c, (const uint8_t *)in + pos, lim - pos, &dl);
+                        if (r < 0)
+                                return r;
+                        memcpy(out + *out_len, in + pos + r - dl, dl);
+                        *out_len += dl;
+                        if (proxy_h1_chunked_done(c)) {
+                                proxy_h1_chunked_trailers(c, r, ret_off, ret_len);
+                                *ret_off += pos;
+                        }
+                        pos += (size_t)r;
+                        if (r == 0) {
+                                /* Everything given is held: the section so
+                                 * far, from its first byte. */
+                                assert_int_equal(proxy_h1_chunked_held(c), lim - pos);
+                                break;
+                        }
+                }
+        }
+        return (int)pos;
+}
+
+static void test_chunked_keep_trailers(void **state)
+{
+        const char *in = "5\r\nhello\r\n"
+                         "0\r\nX-Trailer: t \r\nGrpc-Status:0\r\nContent-Length: 5\r\nY:\r\n\r\n"
+                         "NEXT";
+        const char *fields = "X-Trailer: t \r\nGrpc-Status:0\r\nContent-Length: 5\r\nY:\r\n";
+        size_t n = strlen(in), tail = 4, fl = strlen(fields);
+
+        for (size_t k = 0; k <= n; k++) {
+                struct proxy_h1_chunked c;
+                struct proxy_h1_span nm, v;
+                char out[64];
+                uint8_t tr[128];
+                size_t ol, off = 0, len = 0, pos = 0;
+                int r = keep_run(in, n, k, 128, out, &ol, &off, &len, &c);
+
+                assert_int_equal(r, (int)(n - tail));
+                assert_true(proxy_h1_chunked_done(&c));
+                assert_int_equal(proxy_h1_chunked_held(&c), 0);
+                assert_int_equal(ol, 5);
+                assert_memory_equal(out, "hello", 5);
+                assert_int_equal(len, fl);
+                assert_memory_equal(in + off, fields, fl);
+                /* Content-Length must not be a trailer: dropped, the other
+                 * lines byte-exact. */
+                memcpy(tr, in + off, len);
+                len = proxy_h1_trailers_filter(tr, len);
+                assert_int_equal(len, strlen("X-Trailer: t \r\nGrpc-Status:0\r\nY:\r\n"));
+                assert_memory_equal(tr, "X-Trailer: t \r\nGrpc-Status:0\r\nY:\r\n", len);
+                assert_true(proxy_h1_trailer_next(tr, len, &pos, &nm, &v));
+                assert_memory_equal(tr + nm.off, "X-Trailer", nm.len);
+                assert_int_equal(nm.len, 9);
+                assert_int_equal(v.len, 1);
+                assert_memory_equal(tr + v.off, "t", 1);
+                assert_true(proxy_h1_trailer_next(tr, len, &pos, &nm, &v));
+                assert_int_equal(nm.len, 11);
+                assert_int_equal(v.len, 1);
+                assert_memory_equal(tr + v.off, "0", 1);
+                assert_true(proxy_h1_trailer_next(tr, len, &pos, &nm, &v));
+                assert_int_equal(nm.len, 1);
+                assert_int_equal(v.len, 0);
+                assert_false(proxy_h1_trailer_next(tr, len, &pos, &nm, &v));
+        }
+
+        /* Byte by byte: only the section is held, never the data before. */
+        {
+                struct proxy_h1_chunked c;
+                size_t pos = 0, dl, lim;
+
+                proxy_h1_chunked_init(&c, 64, 128, 4);
+                proxy_h1_chunked_keep_trailers(&c);
+                for (lim = 1; lim <= n && !proxy_h1_chunked_done(&c); lim++) {
+                        int r = proxy_h1_chunked_decode(&c, (const uint8_t *)in + pos, lim - pos,
+                                                        &dl);
+
+                        assert_true(r >= 0);
+                        pos += (size_t)r;
+                        if (!proxy_h1_chunked_done(&c))
+                                assert_true(pos <= 13 && proxy_h1_chunked_held(&c) == lim - pos);
+                }
+                assert_true(proxy_h1_chunked_done(&c));
+                assert_int_equal(pos, n - tail);
+        }
+
+        /* No trailers: an empty field section. */
+        {
+                struct proxy_h1_chunked c;
+                char out[8];
+                size_t ol, off = 99, len = 99;
+
+                for (size_t k = 0; k <= 10; k++) {
+                        assert_int_equal(keep_run("1\r\na\r\n0\r\n\r\n", 11, k, 128, out, &ol, &off,
+                                                  &len, &c),
+                                         11);
+                        assert_int_equal(len, 0);
+                        assert_int_equal(off, 9);
+                }
+        }
+}
+
+/* The limits hold for a kept section, which is not counted twice however
+ * it is split: exactly max_trailer bytes pass, one more is refused. */
+static void test_chunked_keep_limits(void **state)
+{
+        char in[256], out[64];
+        size_t ol, off, len;
+
+        for (size_t extra = 0; extra < 2; extra++) {
+                /* Section: "A: " value CRLF CRLF = 128 (+1) bytes. */
+                size_t vl = 128 - 7 + extra, n = 0;
+
+                n += (size_t)sprintf(in, "0\r\nA: ");
+                memset(in + n, 'v', vl);
+                n += vl;
+                n += (size_t)sprintf(in + n, "\r\n\r\n");
+                for (size_t k = 0; k <= n; k++) {
+                        struct proxy_h1_chunked c;
+                        int r = keep_run(in, n, k, 128, out, &ol, &off, &len, &c);
+
+                        if (extra) {
+                                assert_int_equal(r, -EMSGSIZE);
+                                assert_int_equal(c.err, PROXY_H1_E_TRAILER_TOO_LARGE);
+                        } else {
+                                assert_int_equal(r, (int)n);
+                                assert_int_equal(len, 128 - 2);
+                        }
+                }
+        }
+        /* Fields: at most 4. */
+        for (size_t k = 0; k < 30; k++) {
+                static const char many[] = "0\r\nA:1\r\nB:2\r\nC:3\r\nD:4\r\nE:5\r\n\r\n";
+                struct proxy_h1_chunked c;
+
+                assert_int_equal(keep_run(many, sizeof(many) - 1, k, 128, out, &ol, &off, &len, &c),
+                                 -EMSGSIZE);
+                assert_int_equal(c.err, PROXY_H1_E_TRAILER_TOO_LARGE);
+        }
+        /* Syntax errors as without keeping. */
+        {
+                struct proxy_h1_chunked c;
+
+                assert_int_equal(
+                        keep_run("0\r\nX : a\r\n\r\n", 12, 5, 128, out, &ol, &off, &len, &c),
+                        -EBADMSG);
+                assert_int_equal(c.err, PROXY_H1_E_WS_BEFORE_COLON);
+        }
+}
+
+static void test_trailer_allowed(void **state)
+{
+        static const char *const no[] = {
+                "Content-Length", "transfer-encoding",
+                "HOST",           "connection",
+                "keep-alive",     "te",
+                "trailer",        "upgrade",
+                "content-type",   "content-encoding",
+                "content-range",  "authorization",
+                "set-cookie",     "cookie",
+                "cache-control",  "proxy-authorization",
+                "expect",         "if-none-match",
+                "range",          "age",
+        };
+        static const char *const yes[] = {
+                "grpc-status", "grpc-message", "x-checksum", "server-timing",
+                "digest",      "etag-x",       "t",          "tee"};
+
+        for (size_t i = 0; i < ELEMENTSOF(no); i++)
+                assert_false(proxy_h1_trailer_allowed((const uint8_t *)no[i], strlen(no[i])));
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++)
+                assert_true(proxy_h1_trailer_allowed((const uint8_t *)yes[i], strlen(yes[i])));
+}
+
 static void test_chunk_encode(void **state)
 {
         uint8_t h[PROXY_H1_CHUNK_HEAD_MAX], out[64];
@@ -1269,6 +1459,9 @@ int main(void)
                 cmocka_unit_test(test_resp_framing),
                 cmocka_unit_test(test_resp_rejects),
                 cmocka_unit_test(test_chunked_decode),
+                cmocka_unit_test(test_chunked_keep_trailers),
+                cmocka_unit_test(test_chunked_keep_limits),
+                cmocka_unit_test(test_trailer_allowed),
                 cmocka_unit_test(test_chunked_sizes),
                 cmocka_unit_test(test_chunked_rejects),
                 cmocka_unit_test(test_chunk_encode),
