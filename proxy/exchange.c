@@ -256,6 +256,10 @@ int exch_resp_head_taken(struct exch *x, int len, bool final, enum proxy_h1_body
         }
         x->resp_head = true;
         h1_pump_init(&x->respp, x->resp.h.body, dst, x->resp.h.content_length, x->env->limits);
+        /* Response trailers are passed on (a chunked client response, an
+         * HTTP/2 stream): the section waits in @uin until complete, which
+         * its limit (max_head) lets it do: ucap is larger. */
+        h1_pump_keep_trailers(&x->respp);
         /* The body bytes that came with the head go out in the same write. */
         r = h1_pump_fill(&x->respp, x->uin, &pos, x->ulen, x->up && x->up->s->eof, q);
         x->ufill = pos;

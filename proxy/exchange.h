@@ -23,7 +23,9 @@
  *     the backend;
  *   - the response: read into the caller's buffer, the head parsed
  *     (proxy_h1_resp), the body decoded by an h1_pump into the caller's
- *     output queue; the caller releases what it wrote;
+ *     output queue; the caller releases what it wrote; the trailer
+ *     section of a chunked body is kept (h1_pump_keep_trailers()): into
+ *     the last chunk of a chunked queue, else at respp.tr_off/tr_len;
  *   - the end: the backend connection back to the pool when it was used
  *     to the end and may be reused, closed otherwise;
  *   - deadlines on the backend socket: connect_timeout per attempt while
@@ -146,8 +148,7 @@ bool exch_retry(struct exch *x);
 /* Queue request body from @buf[*pos, len) (advancing *pos); @eof ends a
  * close-delimited source. Returns 0 or -EBADMSG/-EMSGSIZE (bad chunked
  * framing from the client). */
-static inline int exch_req_fill(struct exch *x, const uint8_t *buf, uint32_t *pos, uint32_t len,
-                                bool eof)
+static inline int exch_req_fill(struct exch *x, uint8_t *buf, uint32_t *pos, uint32_t len, bool eof)
 {
         return h1_pump_finished(&x->reqp) ? 0 : h1_pump_fill(&x->reqp, buf, pos, len, eof, &x->uq);
 }

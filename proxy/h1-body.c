@@ -15,11 +15,12 @@ void h1_pump_init(struct h1_pump *p, enum proxy_h1_body src, enum proxy_h1_body 
         /* A zero-length chunked body still needs its last-chunk. */
         p->last_queued = false;
         p->n_heads = 0;
+        p->tr_off = p->tr_len = 0;
         if (src == PROXY_H1_BODY_CHUNKED)
                 proxy_h1_chunked_init(&p->ch, CHUNK_LINE_MAX, lim->max_head, lim->max_headers);
 }
 
-int h1_pump_fill(struct h1_pump *p, const uint8_t *buf, uint32_t *pos, uint32_t len, bool eof,
+int h1_pump_fill(struct h1_pump *p, uint8_t *buf, uint32_t *pos, uint32_t len, bool eof,
                  struct iovq *q)
 {
         if (q->n == 0)
@@ -41,8 +42,15 @@ int h1_pump_fill(struct h1_pump *p, const uint8_t *buf, uint32_t *pos, uint32_t 
                         if (r < 0)
                                 return r;
                         data = buf + *pos + (size_t)r - dl;
-                        *pos += (uint32_t)r;
                         p->done = proxy_h1_chunked_done(&p->ch);
+                        if (p->done && p->ch.keep) {
+                                size_t off, tl;
+
+                                proxy_h1_chunked_trailers(&p->ch, r, &off, &tl);
+                                p->tr_off = *pos + (uint32_t)off;
+                                p->tr_len = (uint32_t)proxy_h1_trailers_filter(buf + p->tr_off, tl);
+                        }
+                        *pos += (uint32_t)r;
                         if (r == 0)
                                 return 0;
                         break;
@@ -71,9 +79,18 @@ int h1_pump_fill(struct h1_pump *p, const uint8_t *buf, uint32_t *pos, uint32_t 
         }
         if (p->src == PROXY_H1_BODY_CLOSE && eof && *pos == len)
                 p->done = true;
-        if (p->done && p->dst == PROXY_H1_BODY_CHUNKED && !p->last_queued && q->n < IOVQ_MAX) {
-                iovq_add(q, PROXY_H1_CHUNK_LAST, sizeof(PROXY_H1_CHUNK_LAST) - 1);
-                p->last_queued = true;
+        if (p->done && p->dst == PROXY_H1_BODY_CHUNKED && !p->last_queued) {
+                if (p->tr_len == 0 && q->n < IOVQ_MAX) {
+                        iovq_add(q, PROXY_H1_CHUNK_LAST, sizeof(PROXY_H1_CHUNK_LAST) - 1);
+                        p->last_queued = true;
+                } else if (p->tr_len > 0 && q->n + 3u <= IOVQ_MAX) {
+                        /* RFC 9112 §7.1.2; the fields stay in @buf, which
+                         * the caller keeps until @q is written. */
+                        iovq_add(q, "0\r\n", 3);
+                        iovq_add(q, buf + p->tr_off, p->tr_len);
+                        iovq_add(q, PROXY_H1_CHUNK_END, 2);
+                        p->last_queued = true;
+                }
         }
         return 0;
 }

@@ -26,6 +26,8 @@ struct h1_pump {
         bool done;        /* the source body ended: all of it is queued */
         bool last_queued; /* dst CHUNKED: the last-chunk is queued */
         uint8_t n_heads;  /* heads[] referenced by the queue (since it was last empty) */
+        uint32_t tr_off;  /* kept trailers: the fields passed on, buf[tr_off, +tr_len) once done */
+        uint32_t tr_len;  /* ... 0: none (or none allowed) */
         uint8_t heads[H1_PUMP_CHUNKS][PROXY_H1_CHUNK_HEAD_MAX];
 };
 
@@ -33,6 +35,27 @@ struct h1_pump {
  * framed @dst; @lim bounds a chunked source's lines and trailers. */
 void h1_pump_init(struct h1_pump *p, enum proxy_h1_body src, enum proxy_h1_body dst, uint64_t len,
                   const struct proxy_h1_limits *lim);
+
+/* Keep a chunked source's trailer section (call after init; nothing for
+ * another source). The source buffer then holds an incomplete section (at
+ * most the limit's max_head bytes) at *pos until it is complete; then the
+ * fields that may be trailers (proxy_h1_trailer_allowed()) are moved
+ * together in place, at buf[tr_off, tr_off + tr_len), and go into the
+ * last-chunk for a chunked destination ("0", the fields, the empty line).
+ * For another destination they are the owner's to pass on (HTTP/2) or
+ * drop. */
+static inline void h1_pump_keep_trailers(struct h1_pump *p)
+{
+        if (p->src == PROXY_H1_BODY_CHUNKED)
+                proxy_h1_chunked_keep_trailers(&p->ch);
+}
+
+/* Source bytes at *pos the pump looked at but holds (a kept trailer
+ * section not yet complete). */
+static inline uint32_t h1_pump_held(const struct h1_pump *p)
+{
+        return p->src == PROXY_H1_BODY_CHUNKED ? proxy_h1_chunked_held(&p->ch) : 0;
+}
 
 /* Everything, the last-chunk included, is queued. */
 static inline bool h1_pump_finished(const struct h1_pump *p)
@@ -44,6 +67,7 @@ static inline bool h1_pump_finished(const struct h1_pump *p)
  * was queued (the caller releases it once @q is written). @q may still hold
  * earlier batches: the chunk heads they point to are not reused until it
  * is empty. @eof: the source reached its end (ends a close-delimited
- * body). Returns 0 or -EBADMSG/-EMSGSIZE for a malformed chunked source. */
-int h1_pump_fill(struct h1_pump *p, const uint8_t *buf, uint32_t *pos, uint32_t len, bool eof,
+ * body). @buf is written only to filter a kept trailer section. Returns 0 or -EBADMSG/-EMSGSIZE for
+ * a malformed chunked source. */
+int h1_pump_fill(struct h1_pump *p, uint8_t *buf, uint32_t *pos, uint32_t len, bool eof,
                  struct iovq *q);

@@ -312,8 +312,10 @@ read:
                                 return true;
                         }
                 }
+                /* The body cut short (a trailer section the pump holds
+                 * will not be completed either). */
                 if (ex->resp_head && !ex->respp.done && ex->respp.src != PROXY_H1_BODY_CLOSE &&
-                    ex->uoff == ex->ulen && x->cq.left == 0) {
+                    ex->ulen - ex->uoff == h1_pump_held(&ex->respp) && x->cq.left == 0) {
                         h1__close(c, PROXY_CLOSE_BAD_RESPONSE);
                         return true;
                 }

@@ -684,12 +684,15 @@ static void stream_proxy(struct h2s *st)
         }
         if (u && u->s->err)
                 return h2__stream_reset(st, NGHTTP2_INTERNAL_ERROR);
-        if (st->deferred && (r > 0 || ex->ulen > ex->uoff || (u && u->s->eof))) {
+        /* Bytes the pump holds (a trailer section not yet complete) are
+         * no news. */
+        if (st->deferred &&
+            (r > 0 || ex->ulen - ex->uoff > h1_pump_held(&ex->respp) || (u && u->s->eof))) {
                 st->deferred = false;
                 (void)nghttp2_session_resume_data(c->ng, st->id);
         }
         if (u && u->s->eof && !ex->respp.done && ex->respp.src != PROXY_H1_BODY_CLOSE &&
-            ex->uoff == ex->ulen && st->q.left == 0)
+            ex->ulen - ex->uoff == h1_pump_held(&ex->respp) && st->q.left == 0)
                 /* The body was cut short. */
                 return h2__stream_reset(st, NGHTTP2_INTERNAL_ERROR);
 done:

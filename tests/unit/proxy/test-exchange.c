@@ -174,8 +174,7 @@ static void run_exchange(struct fx *f, int be, const char *body, const char *res
         size_t got = 0;
         int r;
 
-        assert_int_equal(
-                exch_req_fill(x, (const uint8_t *)body, &pos, (uint32_t)strlen(body), false), 0);
+        assert_int_equal(exch_req_fill(x, (uint8_t *)body, &pos, (uint32_t)strlen(body), false), 0);
         assert_int_equal(pos, strlen(body));
         assert_int_equal(exch_req_flush(x), 0);
         assert_true(x->req_sent_all);
