@@ -260,6 +260,37 @@ static void stream_upstream_failed(struct h2s *st)
         stream_answer(st, 502);
 }
 
+/* The backend's trailer fields, those that may be trailers (the pump kept
+ * them in the response buffer, which no read touches once the body is
+ * complete), as the stream's trailing HEADERS (names lower-cased in
+ * place; nghttp2 copies the fields). Returns 0, or -ENOMEM/-EPROTO: then
+ * the trailers are dropped and the last DATA ends the stream. */
+static int stream_submit_trailers(struct h2s *st)
+{
+        struct exch *ex = &st->ex;
+        uint8_t *p = ex->uin + ex->respp.tr_off;
+        size_t len = ex->respp.tr_len, pos = 0, n = 0;
+        struct proxy_h1_span name, value;
+        nghttp2_nv *nva;
+        int r;
+
+        while (proxy_h1_trailer_next(p, len, &pos, &name, &value))
+                n++;
+        nva = malloc(n * sizeof(*nva));
+        if (!nva)
+                return -ENOMEM;
+        pos = n = 0;
+        while (proxy_h1_trailer_next(p, len, &pos, &name, &value)) {
+                for (uint32_t j = 0; j < name.len; j++)
+                        p[name.off + j] = ascii_tolower(p[name.off + j]);
+                nva[n++] = (nghttp2_nv){p + name.off, p + value.off, name.len, value.len,
+                                        NGHTTP2_NV_FLAG_NONE};
+        }
+        r = nghttp2_submit_trailer(st->c->ng, st->id, nva, n);
+        free(nva);
+        return r < 0 ? -EPROTO : 0;
+}
+
 static ssize_t on_read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
                             uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
@@ -292,6 +323,9 @@ static ssize_t on_read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
         st->dirty = true; /* room in the response buffer: read the backend */
         if (st->q.left == 0 && h1_pump_finished(&ex->respp)) {
                 *flags |= NGHTTP2_DATA_FLAG_EOF;
+                /* Trailers: END_STREAM goes on their HEADERS instead. */
+                if (ex->respp.tr_len > 0 && stream_submit_trailers(st) == 0)
+                        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
                 st->resp_eof = true;
                 return (ssize_t)n;
         }
@@ -410,13 +444,12 @@ static bool put_request_line(struct h2s *st)
  * for a body chunked towards the backend, which carries it after the
  * last chunk (RFC 9112 §7.1.2); dropped for one with Content-Length (no
  * place for it in HTTP/1.1) and after our own answer. Fields that must not
- * be trailers (RFC 9110 §6.5.1: framing, routing, connection) are
- * dropped. */
+ * be trailers (RFC 9110 §6.5.1: framing, routing, authentication,
+ * connection; proxy_h1_trailer_allowed(), the list response trailers go
+ * through too) are dropped. */
 static int on_trailer(struct h2s *st, const nghttp2_frame *frame, const uint8_t *name, size_t nl,
                       const uint8_t *value, size_t vl)
 {
-        static const char *const no[] = {"content-length", "host",    "authorization", "cookie",
-                                         "set-cookie",     "trailer", "expect"};
         struct h2c *c = st->c;
 
         if (frame->headers.cat != NGHTTP2_HCAT_HEADERS || st->trailers_bad ||
@@ -429,11 +462,8 @@ static int on_trailer(struct h2s *st, const nghttp2_frame *frame, const uint8_t 
                 h2__glitch(c);
                 return 0;
         }
-        if (is_hop_field(name, nl))
+        if (!proxy_h1_trailer_allowed(name, nl))
                 return 0;
-        for (size_t i = 0; i < ELEMENTSOF(no); i++)
-                if (strlen(no[i]) == nl && memcmp(no[i], name, nl) == 0)
-                        return 0;
         if (nl + vl + 4 > c->hb_cap - st->tl_len) {
                 st->trailers_bad = true;
                 st->tl_len = 0;

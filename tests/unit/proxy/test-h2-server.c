@@ -8,6 +8,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -34,8 +36,18 @@
 
 #define T_MS 300u /* request, keep-alive and idle deadlines of the engine */
 
-/* ---- a blocking HTTP/1.1 backend: GET /n/<N> answers N bytes, a POST
- * nothing ---- */
+/* ---- a blocking HTTP/1.1 backend: GET /n/<N> answers N bytes, GET /t a
+ * chunked body with trailers (the section in pieces), a POST nothing ---- */
+
+/* GET /t: "hello", then trailer fields, two of them that must not be
+ * trailers; the trailer section reaches the proxy in several reads. */
+static const char *const be_trailers[] = {
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        "0\r\nGrpc-Sta",
+        "tus: 0\r\nSet-Cookie: s",
+        "=1\r\nX-Sum:  abc \r\nContent-Length: 3\r",
+        "\n\r\n",
+};
 
 struct backend {
         int lfd;
@@ -74,6 +86,21 @@ static void *be_conn_main(void *arg)
                         break;
                 }
                 (void)sscanf(buf, "GET /n/%lu", &n);
+                if (strncmp(buf, "GET /t ", 7) == 0) {
+                        int one = 1;
+
+                        memmove(buf, end + 4, len - (size_t)(end + 4 - buf));
+                        len -= (size_t)(end + 4 - buf);
+                        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                        for (size_t i = 0; i < ELEMENTSOF(be_trailers); i++) {
+                                size_t l = strlen(be_trailers[i]);
+
+                                if (write(fd, be_trailers[i], l) != (ssize_t)l)
+                                        goto out;
+                                sleep_ms(20);
+                        }
+                        continue;
+                }
                 memmove(buf, end + 4, len - (size_t)(end + 4 - buf));
                 len -= (size_t)(end + 4 - buf);
                 k = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: %lu\r\n\r\n",
@@ -394,6 +421,95 @@ static void test_get_and_counters(void **state)
         fx_stop(&f);
 }
 
+/* Decode a header block into "name: value\n" lines appended to @out. */
+static void hp_decode(nghttp2_hd_inflater *inf, const uint8_t *p, size_t n, char *out, size_t size)
+{
+        for (;;) {
+                nghttp2_nv nv;
+                int fl = 0;
+                ssize_t k = nghttp2_hd_inflate_hd2(inf, &nv, &fl, p, n, 1);
+
+                assert_true(k >= 0);
+                p += k;
+                n -= (size_t)k;
+                if (fl & NGHTTP2_HD_INFLATE_EMIT) {
+                        size_t ol = strlen(out);
+
+                        assert_true(ol + nv.namelen + nv.valuelen + 3 < size);
+                        (void)snprintf(out + ol, size - ol, "%.*s: %.*s\n", (int)nv.namelen,
+                                       nv.name, (int)nv.valuelen, nv.value);
+                }
+                if (fl & NGHTTP2_HD_INFLATE_FINAL) {
+                        nghttp2_hd_inflate_end_headers(inf);
+                        return;
+                }
+                assert_true(k > 0 || (fl & NGHTTP2_HD_INFLATE_EMIT));
+        }
+}
+
+/* A backend's chunked response with trailers (the section split across
+ * reads): DATA without END_STREAM, then a trailing HEADERS with
+ * END_STREAM and the fields that may be trailers (lower-cased, OWS gone);
+ * the route's counters include that frame. */
+static void test_response_trailers(void **state)
+{
+        struct fx f;
+        struct cl *c;
+        struct frame *fr = malloc(sizeof(*fr));
+        struct proxy_counters *ctr;
+        struct proxy_counters_values v;
+        nghttp2_hd_inflater *inf;
+        char body[64] = "", head[512] = "", trailers[512] = "";
+        size_t bl = 0;
+        unsigned n_headers = 0;
+        bool done = false;
+        uint64_t end;
+
+        (void)state;
+        assert_int_equal(nghttp2_hd_inflate_new(&inf), 0);
+        fx_start(&f);
+        c = cl_new(&f, -1);
+        cl_get(c, "/t");
+        while (!done && cl_next(c, fr)) {
+                if (fr->sid != 1)
+                        continue;
+                done = fr->flags & END_STREAM;
+                if (fr->type == F_HEADERS) {
+                        assert_true(fr->flags & END_HEADERS);
+                        n_headers++;
+                        hp_decode(inf, fr->p, fr->len, n_headers == 1 ? head : trailers,
+                                  sizeof(head));
+                        assert_int_equal(!!done, n_headers == 2);
+                } else {
+                        assert_int_equal(fr->type, F_DATA);
+                        assert_false(done);
+                        assert_true(bl + fr->len < sizeof(body));
+                        memcpy(body + bl, fr->p, fr->len);
+                        bl += fr->len;
+                }
+        }
+        assert_true(done);
+        assert_int_equal(n_headers, 2);
+        assert_string_equal(body, "hello");
+        assert_non_null(strstr(head, ":status: 200\n"));
+        assert_string_equal(trailers, "grpc-status: 0\nx-sum: abc\n");
+        ctr = route_counters(f.table, "wa");
+        end = now_ms() + WAIT_MS;
+        do {
+                proxy_counters_read(ctr, &v);
+                if (v.requests == 1)
+                        break;
+                assert_true(now_ms() < end);
+                sleep_ms(2);
+        } while (true);
+        check_traffic(ctr, 1, c->sent1, c->recv1, &v);
+        proxy_counters_unref(ctr);
+        nghttp2_hd_inflate_del(inf);
+        cl_free(c);
+        free(fr);
+        fx_stop(&f);
+}
+
 /* A client whose window stays 0 gets HEADERS and no DATA; the stream is
  * reset (CANCEL) once idle_timeout_ms passed without progress. */
 static void test_zero_window_stall(void **state)
@@ -673,6 +789,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_get_and_counters),
+                cmocka_unit_test(test_response_trailers),
                 cmocka_unit_test(test_zero_window_stall),
                 cmocka_unit_test(test_header_block_deadline),
                 cmocka_unit_test(test_request_body_stall),
