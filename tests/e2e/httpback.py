@@ -10,6 +10,11 @@ Paths:
                       (Content-Length or chunked request bodies), and the
                       trailer fields of a chunked one, if any ("trailers")
   /status/<code>      that status, short body
+  /trailers[/<kind>]  200, "hello world" chunked, then trailer fields: grpc-status,
+                      grpc-message, x-sum (with OWS) and two that must not be
+                      trailers (set-cookie, content-type); kind "drip": the
+                      trailer section written a few bytes at a time; kind
+                      "forbidden": only fields that must not be trailers
   /.well-known/acme-challenge/<t>  200, "backend-token:<t>"
 Every request is recorded in .requests (method, path, headers).
 """
@@ -107,6 +112,25 @@ class _Handler(BaseHTTPRequestHandler):
                 c = data[i:i + 7 * 1024]
                 self.wfile.write(b"%x\r\n" % len(c) + c + b"\r\n")
             self.wfile.write(b"0\r\n\r\n")
+            return None
+        if parts[0] == "trailers":
+            kind = parts[1] if len(parts) > 1 else ""
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Trailer", "grpc-status")
+            self.end_headers()
+            self.wfile.write(b"6\r\nhello \r\n5\r\nworld\r\n")
+            if kind == "forbidden":
+                tr = b"0\r\nContent-Length: 3\r\nSet-Cookie: s=1\r\n\r\n"
+            else:
+                tr = (b"0\r\nGrpc-Status: 0\r\nSet-Cookie: s=1\r\nGrpc-Message: all good\r\n"
+                      b"Content-Type: text/x\r\nX-Sum:  abc \r\n\r\n")
+            if kind == "drip":
+                for i in range(0, len(tr), 7):
+                    self.wfile.write(tr[i:i + 7])
+                    time.sleep(0.01)
+            else:
+                self.wfile.write(tr)
             return None
         if parts[0] == "slow":
             n, ms = int(parts[1]), int(parts[2])

@@ -340,6 +340,71 @@ def test_request_trailers_and_backend_failure(gw, backend):
     c.close()
 
 
+def _stream_frames(c, sid):
+    """Frames of stream @sid until its END_STREAM (or a reset): [(frame, decoded fields or None)]."""
+    from hpack import Decoder
+    dec = getattr(c, "dec", None) or Decoder()
+    c.dec = dec
+    out = []
+    while True:
+        f = c.frame()
+        assert f is not None, "connection ended in stream %d" % sid
+        if f.stream_id != sid:
+            continue
+        fields = None
+        if isinstance(f, HeadersFrame):
+            fields = [(k.decode(), v.decode()) for k, v in dec.decode(f.data, raw=True)]
+        out.append((f, fields))
+        if "END_STREAM" in f.flags or isinstance(f, RstStreamFrame):
+            return out
+
+
+def test_response_trailers(gw, backend, tmp_path):
+    gw.env.deploy_fqdn("37-1-app", FQDN, [backend.url])
+    want = [("grpc-status", "0"), ("grpc-message", "all good"), ("x-sum", "abc")]
+    c = Raw(gw.https)
+    # A chunked backend response with trailers: the last DATA does not end
+    # the stream, a trailing HEADERS does, with the fields that may be
+    # trailers (lower-cased, OWS gone); set-cookie and content-type dropped.
+    # "drip": the trailer section reaches the gateway in 7-byte pieces.
+    for sid, path in ((1, "/trailers"), (3, "/trailers/drip"), (5, "/trailers/forbidden")):
+        c.get(sid, path)
+        fr = _stream_frames(c, sid)
+        assert isinstance(fr[0][0], HeadersFrame) and dict(fr[0][1])[":status"] == "200"
+        assert "END_STREAM" not in fr[0][0].flags
+        body = b"".join(f.data for f, _ in fr if isinstance(f, DataFrame))
+        assert body == b"hello world", (sid, body)
+        datas = [f for f, _ in fr if isinstance(f, DataFrame)]
+        if path.endswith("forbidden"):
+            # Nothing may be passed on: END_STREAM on the DATA, as without trailers.
+            assert isinstance(fr[-1][0], DataFrame) and "END_STREAM" in fr[-1][0].flags, fr
+            assert [f for f, _ in fr[1:] if isinstance(f, HeadersFrame)] == []
+            continue
+        last, fields = fr[-1]
+        assert isinstance(last, HeadersFrame), fr
+        assert "END_STREAM" in last.flags and "END_HEADERS" in last.flags
+        assert fields == want, fields
+        assert all("END_STREAM" not in f.flags for f in datas)
+    c.close()
+    # The trailing HEADERS frames count among the stream's bytes (as they
+    # crossed the wire), exactly.
+    wait_counters(gw, "37-1-app", sent=sum(c.sent.values()), recv=sum(c.recv.values()))
+    # A real client: nghttp shows the trailing HEADERS and its fields.
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n127.0.0.1 %s\n" % FQDN)
+    p = subprocess.run(["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec nghttp -v "$@"',
+                        str(hosts), "https://%s:%d/trailers" % (FQDN, gw.https)],
+                       capture_output=True, timeout=scaled(60))
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.decode()
+    assert "hello world" in out and "grpc-status: 0" in out and "x-sum: abc" in out, out
+    assert "set-cookie" not in out, out
+    # nghttp prints each field as it is decoded, then the frame: the one
+    # after the trailer fields is a HEADERS frame that ends the stream.
+    j = out.index("recv HEADERS frame", out.index("grpc-status: 0"))
+    assert "END_STREAM" in out[j:out.index("\n", out.index("\n", j) + 1)], out
+
+
 # ---- defences (each fails without its limit) ----
 
 def test_max_concurrent_streams_100(gw, backend):

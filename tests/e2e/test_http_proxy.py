@@ -294,6 +294,91 @@ def test_keepalive_pipelining_and_exact_counters(gw, backend):
         time.sleep(0.1)
 
 
+def read_chunked(sock, buf=b""):
+    """Read one chunked response; returns (head, body, trailer lines, raw bytes, rest)."""
+    def more():
+        d = sock.recv(65536)
+        if not d:
+            raise ConnectionError("closed in the response: %r" % buf)
+        return d
+    while b"\r\n\r\n" not in buf:
+        buf += more()
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    raw, body, pos = head + b"\r\n\r\n", b"", 0
+    while True:
+        while b"\r\n" not in rest[pos:]:
+            rest += more()
+        end = rest.index(b"\r\n", pos)
+        n = int(rest[pos:end].split(b";")[0], 16)
+        pos = end + 2
+        if n == 0:
+            break
+        while len(rest) < pos + n + 2:
+            rest += more()
+        assert rest[pos + n:pos + n + 2] == b"\r\n"
+        body += rest[pos:pos + n]
+        pos += n + 2
+    trailers = []
+    while True:
+        while b"\r\n" not in rest[pos:]:
+            rest += more()
+        end = rest.index(b"\r\n", pos)
+        line, pos = rest[pos:end], end + 2
+        if not line:
+            break
+        trailers.append(line)
+    return head, body, trailers, raw + rest[:pos], rest[pos:]
+
+
+def test_response_trailers_in_last_chunk(gw, backend):
+    gw.env.deploy_fqdn("37-1-app", FQDN, [backend.url])
+    s = tls_conn(gw.https, FQDN)
+    sent = recv = 0
+    buf = b""
+    # A backend's trailer fields go into the last chunk to an HTTP/1.1
+    # client, byte-exact, those that must not be trailers (Set-Cookie,
+    # Content-Type, Content-Length) dropped; also when the section reaches
+    # the gateway in pieces ("drip").
+    for path, want in (("/trailers", [b"Grpc-Status: 0", b"Grpc-Message: all good", b"X-Sum:  abc "]),
+                       ("/trailers/drip", [b"Grpc-Status: 0", b"Grpc-Message: all good", b"X-Sum:  abc "]),
+                       ("/trailers/forbidden", [])):
+        req = b"GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path.encode(), FQDN.encode())
+        s.sendall(req)
+        sent += len(req)
+        head, body, trailers, raw, buf = read_chunked(s, buf)
+        assert head.startswith(b"HTTP/1.1 200 ") and b"transfer-encoding: chunked" in head.lower()
+        assert body == b"hello world" and trailers == want, (path, trailers)
+        recv += len(raw)
+    assert buf == b""
+    s.close()
+    # An HTTP/1.0 client gets the body delimited by the close: no trailers.
+    s = tls_conn(gw.https, FQDN)
+    req = b"GET /trailers HTTP/1.0\r\nHost: %s\r\n\r\n" % FQDN.encode()
+    s.sendall(req)
+    sent += len(req)
+    d = b""
+    while True:
+        try:
+            x = s.recv(65536)
+        except (ssl.SSLEOFError, ConnectionResetError):
+            break
+        if not x:
+            break
+        d += x
+    s.close()
+    recv += len(d)
+    assert d.split(b"\r\n\r\n", 1)[1] == b"hello world", d
+    # The counters are the bytes as written.
+    deadline = Deadline(10, "counters")
+    while True:
+        m = gw.env.bus.metrics().data
+        if (m.get("Request") or {}).get("37-1-app") == sent and \
+           (m.get("Response") or {}).get("37-1-app") == recv:
+            break
+        deadline.check("Metrics %r, expected request %d response %d" % (m, sent, recv))
+        time.sleep(0.1)
+
+
 def test_route_changes_do_not_disturb_other_streams(gw, backend):
     gw.env.deploy_fqdn("37-1-app", FQDN, [backend.url])
     gw.env.deploy_name("37-6-gone", "gone", [backend.url])
