@@ -67,7 +67,7 @@ static inline bool h1_pump_finished(const struct h1_pump *p)
  * was queued (the caller releases it once @q is written). @q may still hold
  * earlier batches: the chunk heads they point to are not reused until it
  * is empty. @eof: the source reached its end (ends a close-delimited
- * body). @buf is written only to filter a kept trailer section. Returns 0 or -EBADMSG/-EMSGSIZE for
- * a malformed chunked source. */
+ * body). @buf is written only to filter a kept trailer section. Returns 0
+ * or -EBADMSG/-EMSGSIZE for a malformed chunked source. */
 int h1_pump_fill(struct h1_pump *p, uint8_t *buf, uint32_t *pos, uint32_t len, bool eof,
                  struct iovq *q);
