@@ -41,6 +41,28 @@ int ev__set(struct ev *ev, struct ev_handle *h, unsigned events)
         return 0;
 }
 
+/* Take @h off the deferred list's head. */
+static struct ev_handle *defer_pop(struct ev *ev)
+{
+        struct ev_handle *h = ev->defer;
+
+        ev->defer = h->dnext == h ? NULL : h->dnext;
+        h->dnext = NULL;
+        return h;
+}
+
+/* After a batch: the handles ev_defer()ed during it. Their callbacks act at
+ * once (dispatching is off), so none is deferred again. */
+static void run_deferred(struct ev *ev)
+{
+        while (ev->defer && !ev->stopping) {
+                struct ev_handle *h = defer_pop(ev);
+
+                if (!h->closing)
+                        h->cb(h, EV_DEFER);
+        }
+}
+
 /* The worker's loop saw the epoll set readable: dispatch what is ready. A
  * few rounds at most, so a busy set cannot starve the loop's timers. */
 static void on_epoll(uv_poll_t *p, int status, int events)
@@ -51,6 +73,7 @@ static void on_epoll(uv_poll_t *p, int status, int events)
         for (unsigned round = 0; round < EP_ROUNDS; round++) {
                 int n = epoll_wait(ev->epfd, evs, (int)ELEMENTSOF(evs), 0);
 
+                ev->dispatching = true;
                 for (int i = 0; i < n; i++) {
                         struct ev_handle *h = evs[i].data.ptr;
                         uint32_t e = evs[i].events;
@@ -69,6 +92,8 @@ static void on_epoll(uv_poll_t *p, int status, int events)
                         if (what)
                                 h->cb(h, what);
                 }
+                ev->dispatching = false;
+                run_deferred(ev);
                 if (n < (int)ELEMENTSOF(evs))
                         return;
         }
@@ -249,6 +274,9 @@ void ev_stop(struct ev *ev, void (*stopped)(struct ev *ev, void *ud), void *ud)
         ev->stopping = true;
         ev->stopped = stopped;
         ev->stopped_ud = ud;
+        /* Deferred callbacks are not run any more. */
+        while (ev->defer)
+                (void)defer_pop(ev);
         /* Frees still waiting run now (the reap timer is about to close).
          * The caller may itself be a free callback of the reap, called
          * when the last handle went: this nested run takes the rest of the

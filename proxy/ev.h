@@ -36,6 +36,7 @@
 #define EV_READ    (1u << 0) /* readable, or EOF/an error to collect */
 #define EV_WRITE   (1u << 1) /* writable (a connect completed or failed) */
 #define EV_TIMEOUT (1u << 2) /* the handle's deadline passed (it left its queue) */
+#define EV_DEFER   (1u << 3) /* ev_defer() asked for it: the batch of events is done */
 
 #define EV_TQ_MAX  16u   /* deadline queues per loop */
 #define EV_TQ_NONE 0xffu /* ev_handle.tq when not queued */
@@ -68,7 +69,8 @@ struct ev_handle {
                 struct ev_link tl;      /* in queue @tq */
                 struct ev_handle *reap; /* once closing: the reap list */
         };
-        uint64_t since; /* ev_now() when queued; the deadline is since + the duration */
+        uint64_t since;          /* ev_now() when queued; the deadline is since + the duration */
+        struct ev_handle *dnext; /* in ev->defer (the last one points to itself); NULL: not */
 };
 
 struct ev_tq {
@@ -87,8 +89,10 @@ struct ev {
         struct ev_handle *reap;
         struct ev_tq tq[EV_TQ_MAX];
         unsigned n_tq;
-        unsigned n_uv; /* libuv handles not yet through their close callback */
-        bool stopping; /* ev_stop() called: no timer is started any more */
+        unsigned n_uv;           /* libuv handles not yet through their close callback */
+        struct ev_handle *defer; /* ev_defer()ed handles, called back after the batch */
+        bool dispatching;        /* inside on_epoll()'s batch: ev_defer() works */
+        bool stopping;           /* ev_stop() called: no timer is started any more */
         void (*stopped)(struct ev *ev, void *ud);
         void *stopped_ud;
 };
@@ -137,6 +141,24 @@ static inline void ev_deadline(struct ev *ev, struct ev_handle *h, unsigned tq)
         if (tq == EV_TQ_NONE && h->tq == EV_TQ_NONE)
                 return;
         ev__deadline(ev, h, tq);
+}
+
+/* Called back once with EV_DEFER when the current batch of events has been
+ * dispatched, however many times it was asked during it: an owner woken by
+ * several sockets in one batch (an HTTP/2 connection by the backends of its
+ * streams) does its work once for all of them. Works only while an event
+ * of the epoll set is being dispatched: otherwise (deadlines, outside the
+ * loop) returns false and the caller acts at once. A closed handle gets no
+ * callback. Returns true when deferred. */
+static inline bool ev_defer(struct ev *ev, struct ev_handle *h)
+{
+        if (!ev->dispatching || ev->stopping || h->closing)
+                return false;
+        if (!h->dnext) {
+                h->dnext = ev->defer ? ev->defer : h;
+                ev->defer = h;
+        }
+        return true;
 }
 
 /* Give queue @tq the duration @dur ms (0 counts as 1) from now on: the

@@ -141,6 +141,7 @@ struct h2c {
         bool ev_timeout;  /* the socket's deadline passed */
         bool timer_reset; /* restart the socket's deadline */
         bool progress;    /* bytes moved on the socket during this step */
+        bool woken;       /* a stream's backend had news: a step is due (deferred) */
         uint32_t hb_cap, hout_cap, uin_cap;
         uint32_t linger_bytes;
         struct proxy_h1_limits req_limits, resp_limits;

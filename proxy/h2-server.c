@@ -351,6 +351,7 @@ void h2__step(struct h2c *c)
 
         if (c->closing || c->lingering)
                 return;
+        c->woken = false;
         tls_lend(c);
         for (;;) {
                 c->progress = false;
@@ -409,6 +410,10 @@ static void on_h2_event(struct sock *s, unsigned events)
         struct h2c *c = s->data;
 
         if (c->closing)
+                return;
+        /* A stream's backend woke us during the batch (on_exch_wake), and
+         * no step since took care of it. */
+        if (events == EV_DEFER && (!c->woken || c->lingering))
                 return;
         if (events & EV_TIMEOUT)
                 c->ev_timeout = true;

@@ -633,10 +633,17 @@ void h2__stream_dispatch(struct h2s *st)
 static void on_exch_wake(void *owner)
 {
         struct h2s *st = owner;
+        struct h2c *c = st->c;
 
         st->dirty = true;
-        if (!st->c->closing)
-                h2__step(st->c);
+        if (c->closing)
+                return;
+        /* The backends of many streams answer in one batch of events: one
+         * step after it serves them all (one TLS record, one write to the
+         * client, one pass over the streams' deadlines). */
+        c->woken = true;
+        if (!sock_defer(c->s))
+                h2__step(c);
 }
 
 static const struct exch_ops h2_exch_ops = {

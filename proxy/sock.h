@@ -214,6 +214,13 @@ static inline int sock_want(struct sock *s, bool rd)
                       (rd ? EV_READ : 0) | (s->wr_blocked || s->connecting ? EV_WRITE : 0));
 }
 
+/* The socket's callback once more, with EV_DEFER, after the current batch
+ * of events (ev_defer()). Returns false when that cannot be: act now. */
+static inline bool sock_defer(struct sock *s)
+{
+        return ev_defer(s->ev, &s->h);
+}
+
 /* Put the socket at the tail of deadline queue @tq (EV_TQ_NONE: none). */
 static inline void sock_deadline(struct sock *s, unsigned tq)
 {

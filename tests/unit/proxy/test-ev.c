@@ -26,6 +26,10 @@ struct obj {
         unsigned n_read, n_write, n_timeout;
         unsigned order;          /* when it timed out: 1, 2, ... */
         struct obj *close_other; /* closed from our callback */
+        struct obj *defer;       /* ev_defer()ed from our read callback */
+        unsigned n_defer;        /* EV_DEFER callbacks */
+        unsigned reads_at_defer; /* total_reads at the last one */
+        bool deferred;           /* what ev_defer() said */
         bool *freed;             /* set by the free callback */
 };
 
@@ -57,6 +61,15 @@ static void on_event(struct ev_handle *h, unsigned events)
                 o->n_write++;
         if (events & EV_TIMEOUT)
                 o->order = ++timeout_seq, o->n_timeout++;
+        if (events & EV_DEFER) {
+                assert_int_equal(events, EV_DEFER);
+                o->n_defer++;
+                o->reads_at_defer = total_reads;
+                /* Not inside a batch any more: callers act at once. */
+                assert_false(ev_defer(o->ev, h));
+        }
+        if ((events & EV_READ) && o->defer)
+                o->deferred = ev_defer(o->ev, &o->defer->h);
         if (o->close_other) {
                 ev_close(o->ev, &o->close_other->h, on_freed);
                 /* Deferred: still there for the rest of the batch. */
@@ -182,6 +195,59 @@ static void test_close_with_pending_event(void **state)
         close(a[1]);
         close(b[1]);
         ev_teardown(&loop, &ev);
+}
+
+/* ev_defer(): asked by several handles of one batch, the callback comes
+ * once, after the whole batch; outside a batch it refuses; a handle closed
+ * after it was deferred gets no callback. */
+static void test_defer(void **state)
+{
+        uv_loop_t loop;
+        struct ev ev;
+        bool freed[4] = {0};
+        int sp[3][2];
+        struct obj *o[3], *sink;
+
+        ev_setup(&loop, &ev, 50);
+        total_reads = 0;
+        sink = obj_new(&ev, -1, &freed[3]);
+        assert_false(ev_defer(&ev, &sink->h));
+        for (unsigned i = 0; i < 3; i++) {
+                assert_int_equal(
+                        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp[i]),
+                        0);
+                o[i] = obj_new(&ev, sp[i][0], &freed[i]);
+                o[i]->defer = sink;
+                assert_int_equal(ev_set(&ev, &o[i]->h, EV_READ), 0);
+                assert_int_equal(write(sp[i][1], "x", 1), 1);
+        }
+        (void)uv_run(&loop, UV_RUN_NOWAIT);
+        assert_int_equal(total_reads, 3);
+        for (unsigned i = 0; i < 3; i++)
+                assert_true(o[i]->deferred);
+        assert_int_equal(sink->n_defer, 1);
+        assert_int_equal(sink->reads_at_defer, 3);
+        assert_null(sink->h.dnext);
+        assert_null(ev.defer);
+        /* Nothing more without events. */
+        (void)uv_run(&loop, UV_RUN_NOWAIT);
+        assert_int_equal(sink->n_defer, 1);
+
+        /* Deferred, then closed in the same batch: no callback. */
+        o[1]->defer = o[2]->defer = NULL;
+        o[1]->close_other = sink;
+        assert_int_equal(write(sp[0][1], "x", 1), 1);
+        assert_int_equal(write(sp[1][1], "x", 1), 1);
+        (void)uv_run(&loop, UV_RUN_NOWAIT);
+        assert_int_equal(total_reads, 5);
+        assert_int_equal(sink->n_defer, 1);
+        for (unsigned i = 0; i < 3; i++) {
+                ev_close(&ev, &o[i]->h, on_freed);
+                close(sp[i][1]);
+        }
+        ev_teardown(&loop, &ev);
+        for (unsigned i = 0; i < 4; i++)
+                assert_true(freed[i]);
 }
 
 /* FIFO per queue: the entry queued (or re-queued) first expires first,
@@ -325,6 +391,7 @@ int main(void)
                 cmocka_unit_test(test_readiness),   cmocka_unit_test(test_close_with_pending_event),
                 cmocka_unit_test(test_deadlines),   cmocka_unit_test(test_close_unqueues),
                 cmocka_unit_test(test_init_bounds), cmocka_unit_test(test_issue_11_set_duration),
+                cmocka_unit_test(test_defer),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
