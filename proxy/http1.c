@@ -215,27 +215,35 @@ const char *proxy_h1_method_to_string(enum proxy_h1_method m)
         return method_names[m];
 }
 
-static const char *const hdr_names[_PROXY_H1_HDR_MAX] = {
-        [PROXY_H1_HDR_OTHER] = "other",
-        [PROXY_H1_HDR_HOST] = "host",
-        [PROXY_H1_HDR_CONTENT_LENGTH] = "content-length",
-        [PROXY_H1_HDR_TRANSFER_ENCODING] = "transfer-encoding",
-        [PROXY_H1_HDR_CONNECTION] = "connection",
-        [PROXY_H1_HDR_KEEP_ALIVE] = "keep-alive",
-        [PROXY_H1_HDR_PROXY_CONNECTION] = "proxy-connection",
-        [PROXY_H1_HDR_TE] = "te",
-        [PROXY_H1_HDR_TRAILER] = "trailer",
-        [PROXY_H1_HDR_UPGRADE] = "upgrade",
-        [PROXY_H1_HDR_PROXY_AUTHORIZATION] = "proxy-authorization",
-        [PROXY_H1_HDR_PROXY_AUTHENTICATE] = "proxy-authenticate",
-        [PROXY_H1_HDR_HTTP2_SETTINGS] = "http2-settings",
-        [PROXY_H1_HDR_EXPECT] = "expect",
-        [PROXY_H1_HDR_X_FORWARDED_FOR] = "x-forwarded-for",
-        [PROXY_H1_HDR_X_FORWARDED_PROTO] = "x-forwarded-proto",
-        [PROXY_H1_HDR_X_FORWARDED_HOST] = "x-forwarded-host",
-        [PROXY_H1_HDR_X_REAL_IP] = "x-real-ip",
-        [PROXY_H1_HDR_FRAMING_LOOKALIKE] = "framing-lookalike",
-};
+#define HDR_NAMES(X)                                                                               \
+        X(PROXY_H1_HDR_OTHER, "other")                                                             \
+        X(PROXY_H1_HDR_HOST, "host")                                                               \
+        X(PROXY_H1_HDR_CONTENT_LENGTH, "content-length")                                           \
+        X(PROXY_H1_HDR_TRANSFER_ENCODING, "transfer-encoding")                                     \
+        X(PROXY_H1_HDR_CONNECTION, "connection")                                                   \
+        X(PROXY_H1_HDR_KEEP_ALIVE, "keep-alive")                                                   \
+        X(PROXY_H1_HDR_PROXY_CONNECTION, "proxy-connection")                                       \
+        X(PROXY_H1_HDR_TE, "te")                                                                   \
+        X(PROXY_H1_HDR_TRAILER, "trailer")                                                         \
+        X(PROXY_H1_HDR_UPGRADE, "upgrade")                                                         \
+        X(PROXY_H1_HDR_PROXY_AUTHORIZATION, "proxy-authorization")                                 \
+        X(PROXY_H1_HDR_PROXY_AUTHENTICATE, "proxy-authenticate")                                   \
+        X(PROXY_H1_HDR_HTTP2_SETTINGS, "http2-settings")                                           \
+        X(PROXY_H1_HDR_EXPECT, "expect")                                                           \
+        X(PROXY_H1_HDR_X_FORWARDED_FOR, "x-forwarded-for")                                         \
+        X(PROXY_H1_HDR_X_FORWARDED_PROTO, "x-forwarded-proto")                                     \
+        X(PROXY_H1_HDR_X_FORWARDED_HOST, "x-forwarded-host")                                       \
+        X(PROXY_H1_HDR_X_REAL_IP, "x-real-ip")                                                     \
+        X(PROXY_H1_HDR_FRAMING_LOOKALIKE, "framing-lookalike")
+
+#define HDR_NAME(id, s) [id] = s,
+#define HDR_LEN(id, s)  [id] = sizeof(s) - 1,
+static const char *const hdr_names[_PROXY_H1_HDR_MAX] = {HDR_NAMES(HDR_NAME)};
+/* Their lengths: a name is compared only with those of its length (this
+ * runs for every field of every head). */
+static const uint8_t hdr_name_lens[_PROXY_H1_HDR_MAX] = {HDR_NAMES(HDR_LEN)};
+#undef HDR_NAME
+#undef HDR_LEN
 
 const char *proxy_h1_hdr_to_string(enum proxy_h1_hdr h)
 {
@@ -253,8 +261,10 @@ static enum proxy_h1_hdr classify_name(const uint8_t *p, size_t n)
         static const char *const lookalikes[] = {"content_length", "transfer_encoding"};
 
         for (unsigned i = PROXY_H1_HDR_HOST; i < PROXY_H1_HDR_FRAMING_LOOKALIKE; i++)
-                if (span_caseeq(p, n, hdr_names[i]))
+                if (hdr_name_lens[i] == n && strncasecmp((const char *)p, hdr_names[i], n) == 0)
                         return i;
+        if (n != sizeof("content_length") - 1 && n != sizeof("transfer_encoding") - 1)
+                return PROXY_H1_HDR_OTHER;
         for (size_t i = 0; i < ELEMENTSOF(lookalikes); i++) {
                 const char *s = lookalikes[i];
                 bool underscore = false;
