@@ -1402,21 +1402,15 @@ bool proxy_h1_trailer_allowed(const uint8_t *name, size_t len)
 
 size_t proxy_h1_trailers_filter(uint8_t *p, size_t len)
 {
-        size_t pos = 0, out = 0;
+        struct proxy_h1_span name, value;
+        size_t start = 0, pos = 0, out = 0;
 
-        while (pos < len) {
-                const uint8_t *colon = memchr(p + pos, ':', len - pos);
-                const uint8_t *lf = memchr(p + pos, '\n', len - pos);
-                size_t ll;
-
-                assert(colon && lf && colon < lf);
-                ll = (size_t)(lf - (p + pos)) + 1;
-                if (proxy_h1_trailer_allowed(p + pos, (size_t)(colon - (p + pos)))) {
-                        if (out != pos)
-                                memmove(p + out, p + pos, ll);
-                        out += ll;
-                }
-                pos += ll;
+        for (; proxy_h1_trailer_next(p, len, &pos, &name, &value); start = pos) {
+                if (!proxy_h1_trailer_allowed(p + name.off, name.len))
+                        continue;
+                if (out != start)
+                        memmove(p + out, p + start, pos - start);
+                out += pos - start;
         }
         return out;
 }
