@@ -21,7 +21,8 @@ from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame, 
 
 from conftest import Deadline, needs_gatewayd, scaled
 from httpback import Backend, pattern
-from test_http_proxy import BACKEND_IP, FQDN, backend, gw, private_net, tls_conn  # noqa: F401 (fixtures)
+from test_http_proxy import (BACKEND_IP, FQDN, backend, gw, private_net, tls_conn,  # noqa: F401 (fixtures)
+                             wait_counters)
 
 pytestmark = needs_gatewayd
 
@@ -158,17 +159,6 @@ class Raw:
 
     def close(self):
         self.s.close()
-
-
-def wait_counters(gw, wl, requests=None, sent=None, recv=None):
-    deadline = Deadline(10, "counters")
-    while True:
-        m = gw.env.bus.metrics().data
-        got = ((m.get("Request") or {}).get(wl), (m.get("Response") or {}).get(wl))
-        if got == (sent, recv):
-            return
-        deadline.check("Metrics %r, expected request %r response %r" % (m, sent, recv))
-        time.sleep(0.1)
 
 
 # ---- ALPN and the normal paths ----

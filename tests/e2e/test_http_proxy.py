@@ -116,6 +116,19 @@ def tls_conn(port, sni, alpn=("http/1.1",), rcvbuf=None):
     return ctx.wrap_socket(s, server_hostname=sni)
 
 
+def wait_counters(gw, wl, sent, recv):
+    """Poll the bus until workload @wl's counters are @sent request and
+    @recv response bytes."""
+    deadline = Deadline(10, "counters")
+    while True:
+        m = gw.env.bus.metrics().data
+        got = ((m.get("Request") or {}).get(wl), (m.get("Response") or {}).get(wl))
+        if got == (sent, recv):
+            return
+        deadline.check("Metrics %r, expected request %r response %r" % (m, sent, recv))
+        time.sleep(0.1)
+
+
 def read_response(sock, buf=b""):
     """Read one Content-Length response; returns (status, headers, body, raw bytes, rest)."""
     while b"\r\n\r\n" not in buf:
@@ -284,14 +297,7 @@ def test_keepalive_pipelining_and_exact_counters(gw, backend):
     assert st == 200 and json.loads(b)["length"] == 5000
     recv += len(raw)
     s.close()
-    deadline = Deadline(10, "counters")
-    while True:
-        m = gw.env.bus.metrics().data
-        if (m.get("Request") or {}).get("37-1-app") == sent and \
-           (m.get("Response") or {}).get("37-1-app") == recv:
-            break
-        deadline.check("Metrics %r, expected request %d response %d" % (m, sent, recv))
-        time.sleep(0.1)
+    wait_counters(gw, "37-1-app", sent, recv)
 
 
 def read_chunked(sock, buf=b""):
@@ -369,14 +375,7 @@ def test_response_trailers_in_last_chunk(gw, backend):
     recv += len(d)
     assert d.split(b"\r\n\r\n", 1)[1] == b"hello world", d
     # The counters are the bytes as written.
-    deadline = Deadline(10, "counters")
-    while True:
-        m = gw.env.bus.metrics().data
-        if (m.get("Request") or {}).get("37-1-app") == sent and \
-           (m.get("Response") or {}).get("37-1-app") == recv:
-            break
-        deadline.check("Metrics %r, expected request %d response %d" % (m, sent, recv))
-        time.sleep(0.1)
+    wait_counters(gw, "37-1-app", sent, recv)
 
 
 def test_route_changes_do_not_disturb_other_streams(gw, backend):

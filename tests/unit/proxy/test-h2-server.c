@@ -376,16 +376,32 @@ static void cl_until_end1(struct cl *c, struct frame *fr)
 
 /* A GET over h2: 200 and the body; the route's counters are the bytes of
  * the stream's frames as they crossed the client side. */
+/* The stream's counters once the worker counted it: one request, its
+ * bytes as client stream 1 sent and received them. */
+static void check_one_stream_counted(struct fx *f, struct cl *c)
+{
+        struct proxy_counters *ctr = route_counters(f->table, "wa");
+        struct proxy_counters_values v;
+        uint64_t end = now_ms() + WAIT_MS;
+
+        do {
+                proxy_counters_read(ctr, &v);
+                if (v.requests == 1)
+                        break;
+                assert_true(now_ms() < end);
+                sleep_ms(2);
+        } while (true);
+        check_traffic(ctr, 1, c->sent1, c->recv1, &v);
+        proxy_counters_unref(ctr);
+}
+
 static void test_get_and_counters(void **state)
 {
         struct fx f;
         struct cl *c;
         struct frame *fr = malloc(sizeof(*fr));
-        struct proxy_counters *ctr;
-        struct proxy_counters_values v;
         size_t body = 0;
         bool headers = false, done = false;
-        uint64_t end;
 
         (void)state;
         fx_start(&f);
@@ -405,17 +421,7 @@ static void test_get_and_counters(void **state)
         }
         assert_true(headers && done);
         assert_int_equal(body, 20000);
-        ctr = route_counters(f.table, "wa");
-        end = now_ms() + WAIT_MS;
-        do {
-                proxy_counters_read(ctr, &v);
-                if (v.requests == 1)
-                        break;
-                assert_true(now_ms() < end);
-                sleep_ms(2);
-        } while (true);
-        check_traffic(ctr, 1, c->sent1, c->recv1, &v);
-        proxy_counters_unref(ctr);
+        check_one_stream_counted(&f, c);
         cl_free(c);
         free(fr);
         fx_stop(&f);
@@ -456,14 +462,11 @@ static void test_response_trailers(void **state)
         struct fx f;
         struct cl *c;
         struct frame *fr = malloc(sizeof(*fr));
-        struct proxy_counters *ctr;
-        struct proxy_counters_values v;
         nghttp2_hd_inflater *inf;
         char body[64] = "", head[512] = "", trailers[512] = "";
         size_t bl = 0;
         unsigned n_headers = 0;
         bool done = false;
-        uint64_t end;
 
         (void)state;
         assert_int_equal(nghttp2_hd_inflate_new(&inf), 0);
@@ -493,17 +496,7 @@ static void test_response_trailers(void **state)
         assert_string_equal(body, "hello");
         assert_non_null(strstr(head, ":status: 200\n"));
         assert_string_equal(trailers, "grpc-status: 0\nx-sum: abc\n");
-        ctr = route_counters(f.table, "wa");
-        end = now_ms() + WAIT_MS;
-        do {
-                proxy_counters_read(ctr, &v);
-                if (v.requests == 1)
-                        break;
-                assert_true(now_ms() < end);
-                sleep_ms(2);
-        } while (true);
-        check_traffic(ctr, 1, c->sent1, c->recv1, &v);
-        proxy_counters_unref(ctr);
+        check_one_stream_counted(&f, c);
         nghttp2_hd_inflate_del(inf);
         cl_free(c);
         free(fr);
